@@ -1,0 +1,17 @@
+//! Data side of limner: build a packed `.limner` dataset from a folder or zip of
+//! portraits ([`build_dataset`]), read it back memory-mapped ([`PackedDataset`]),
+//! and the image I/O helpers the rest of limner uses ([`imageio`]).
+//!
+//! The file format is described in `FORMAT.md` next to this crate's `Cargo.toml`.
+
+mod build;
+mod format;
+mod phash;
+mod skip;
+mod source;
+
+pub mod imageio;
+
+pub use build::{build_dataset, BuildOptions, BuildReport};
+pub use format::{DatasetMeta, PackedDataset, FORMAT_VERSION, MAGIC};
+pub use skip::{Oversize, SkipReason};

@@ -1,0 +1,161 @@
+//! The StyleGAN2 residual discriminator with minibatch standard deviation.
+
+use burn::tensor::{Device, Tensor};
+
+use crate::config::DiscriminatorConfig;
+use crate::layers::{fir_buffer, Activation, Conv2dLayer, FullyConnectedLayer};
+use crate::params::{join, ParamKind, ParamVisitor, Params};
+
+const SQRT_HALF: f64 = std::f64::consts::FRAC_1_SQRT_2;
+
+/// One resnet block `bR`: R -> R/2.
+#[derive(Clone, Debug)]
+pub struct DiscriminatorBlock {
+    pub resolution: usize,
+    /// image -> features, first (highest-resolution) block only
+    pub fromrgb: Option<Conv2dLayer>,
+    pub conv0: Conv2dLayer,
+    /// stride-2 3x3 after FIR
+    pub conv1: Conv2dLayer,
+    /// FIR downsample + 1x1, no bias, gain sqrt(0.5)
+    pub skip: Conv2dLayer,
+    pub resample_filter: Tensor<2>,
+}
+
+impl DiscriminatorBlock {
+    /// `(x [N, C, R, R] | None, img [N, 3, R, R])` -> `[N, C', R/2, R/2]`
+    pub fn forward(&self, x: Option<Tensor<4>>, img: Tensor<4>) -> Tensor<4> {
+        let x = match (&self.fromrgb, x) {
+            (Some(f), _) => f.forward(img), // [N, tmp, R, R]
+            (None, Some(x)) => x,
+            (None, None) => panic!("block b{} needs an input", self.resolution),
+        };
+        let y = self.skip.forward(x.clone()); // [N, out, R/2, R/2]
+        let x = self.conv0.forward(x); // [N, tmp, R, R]
+        let x = self.conv1.forward(x); // [N, out, R/2, R/2]
+        y + x
+    }
+}
+
+impl Params for DiscriminatorBlock {
+    fn visit_params<V: ParamVisitor>(&mut self, prefix: &str, v: &mut V) {
+        v.visit(&join(prefix, "resample_filter"), &mut self.resample_filter, ParamKind::Buffer);
+        if let Some(f) = &mut self.fromrgb {
+            f.visit_params(&join(prefix, "fromrgb"), v);
+        }
+        self.conv0.visit_params(&join(prefix, "conv0"), v);
+        self.conv1.visit_params(&join(prefix, "conv1"), v);
+        self.skip.visit_params(&join(prefix, "skip"), v);
+    }
+}
+
+/// Minibatch standard deviation (`MinibatchStdLayer`): appends `num_channels` feature maps
+/// holding the std of each group of `group_size` samples. Groups are strided: sample k
+/// belongs to group `k % (N / G)`.
+pub fn minibatch_std(x: Tensor<4>, group_size: usize, num_channels: usize) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    let g = group_size.min(n);
+    assert!(n % g == 0, "batch {n} is not divisible by the minibatch-std group size {g}");
+    let f = num_channels;
+    let y = x.clone().reshape([g, n / g, f, (c / f) * h * w]); // [G, M, F, c*H*W]
+    let y = y.clone() - y.mean_dim(0); // [G, M, F, c*H*W]
+    let y = y.square().mean_dim(0); // [1, M, F, c*H*W]
+    let y = (y + 1e-8).sqrt(); // [1, M, F, c*H*W]
+    let y = y.mean_dim(3); // [1, M, F, 1]
+    let y = y.reshape([n / g, f, 1, 1]).repeat_dim(0, g); // [N, F, 1, 1]
+    let y = y.repeat_dim(2, h).repeat_dim(3, w); // [N, F, H, W]
+    Tensor::cat(vec![x, y], 1) // [N, C+F, H, W]
+}
+
+/// The 4x4 epilogue: mbstd, conv, fc, out -> one raw logit per image.
+#[derive(Clone, Debug)]
+pub struct DiscriminatorEpilogue {
+    pub mbstd_group_size: usize,
+    pub mbstd_num_channels: usize,
+    pub conv: Conv2dLayer,
+    pub fc: FullyConnectedLayer,
+    pub out: FullyConnectedLayer,
+}
+
+impl DiscriminatorEpilogue {
+    /// `[N, C, 4, 4]` -> `[N, 1]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = minibatch_std(x, self.mbstd_group_size, self.mbstd_num_channels); // [N, C+1, 4, 4]
+        let x = self.conv.forward(x); // [N, C, 4, 4]
+        let [n, c, h, w] = x.dims();
+        let x = self.fc.forward(x.reshape([n, c * h * w])); // [N, C]
+        self.out.forward(x) // [N, 1]
+    }
+}
+
+impl Params for DiscriminatorEpilogue {
+    fn visit_params<V: ParamVisitor>(&mut self, prefix: &str, v: &mut V) {
+        self.conv.visit_params(&join(prefix, "conv"), v);
+        self.fc.visit_params(&join(prefix, "fc"), v);
+        self.out.visit_params(&join(prefix, "out"), v);
+    }
+}
+
+/// Image -> realness logit.
+#[derive(Clone, Debug)]
+pub struct Discriminator {
+    pub config: DiscriminatorConfig,
+    pub blocks: Vec<DiscriminatorBlock>,
+    pub b4: DiscriminatorEpilogue,
+}
+
+impl Discriminator {
+    pub fn new(cfg: &DiscriminatorConfig, device: &Device) -> Self {
+        let mut blocks = vec![];
+        let mut res = cfg.img_resolution;
+        while res > 4 {
+            let tmp = cfg.channels(res);
+            let out = cfg.channels(res / 2);
+            let first = res == cfg.img_resolution;
+            blocks.push(DiscriminatorBlock {
+                resolution: res,
+                fromrgb: first
+                    .then(|| Conv2dLayer::new(cfg.img_channels, tmp, 1, true, Activation::Lrelu, false, 1.0, device)),
+                conv0: Conv2dLayer::new(tmp, tmp, 3, true, Activation::Lrelu, false, 1.0, device),
+                conv1: Conv2dLayer::new(tmp, out, 3, true, Activation::Lrelu, true, SQRT_HALF, device),
+                skip: Conv2dLayer::new(tmp, out, 1, false, Activation::Linear, true, SQRT_HALF, device),
+                resample_filter: fir_buffer(device),
+            });
+            res /= 2;
+        }
+        let c = cfg.channels(4);
+        let f = cfg.mbstd_num_channels;
+        let b4 = DiscriminatorEpilogue {
+            mbstd_group_size: cfg.mbstd_group_size,
+            mbstd_num_channels: f,
+            conv: Conv2dLayer::new(c + f, c, 3, true, Activation::Lrelu, false, 1.0, device),
+            fc: FullyConnectedLayer::new(c * 16, c, Activation::Lrelu, 1.0, 0.0, device),
+            out: FullyConnectedLayer::new(c, 1, Activation::Linear, 1.0, 0.0, device),
+        };
+        Self { config: cfg.clone(), blocks, b4 }
+    }
+
+    /// `img [N, 3, R, R]` -> logits `[N, 1]`
+    pub fn forward(&self, img: Tensor<4>) -> Tensor<2> {
+        self.b4.forward(self.features(img))
+    }
+
+    /// The blocks alone: `img [N, 3, R, R]` -> `[N, C, 4, 4]` (the epilogue's input).
+    pub fn features(&self, img: Tensor<4>) -> Tensor<4> {
+        let mut x = None;
+        for b in &self.blocks {
+            x = Some(b.forward(x, img.clone()));
+        }
+        x.expect("resolution >= 8")
+    }
+}
+
+impl Params for Discriminator {
+    fn visit_params<V: ParamVisitor>(&mut self, prefix: &str, v: &mut V) {
+        for b in &mut self.blocks {
+            let name = format!("b{}", b.resolution);
+            b.visit_params(&join(prefix, &name), v);
+        }
+        self.b4.visit_params(&join(prefix, "b4"), v);
+    }
+}

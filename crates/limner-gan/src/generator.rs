@@ -1,0 +1,244 @@
+//! The StyleGAN2 generator: mapping network z -> w, and the "skip" synthesis network that
+//! turns one w per layer into an image (Karras et al., "Analyzing and Improving the Image
+//! Quality of StyleGAN", 2020).
+
+use burn::tensor::{Device, Distribution, Tensor};
+
+use crate::config::GeneratorConfig;
+use crate::layers::{fir_buffer, upsample2d, Activation, FullyConnectedLayer, NoiseMode, SynthesisLayer, ToRGBLayer};
+use crate::params::{join, ParamKind, ParamVisitor, Params};
+
+/// `z * rsqrt(mean(z^2) + 1e-8)` per sample.
+pub fn normalize_2nd_moment(z: Tensor<2>) -> Tensor<2> {
+    let ms = z.clone().square().mean_dim(1); // [N, 1]
+    z * (ms + 1e-8).sqrt().recip()
+}
+
+/// z -> w: a stack of equalised-lr fully connected layers with lr multiplier 0.01.
+#[derive(Clone, Debug)]
+pub struct MappingNetwork {
+    pub fcs: Vec<FullyConnectedLayer>,
+    /// `[w_dim]` running average of w, the centre of truncation
+    pub w_avg: Tensor<1>,
+    pub num_ws: usize,
+    pub w_avg_beta: f64,
+}
+
+impl MappingNetwork {
+    pub fn new(cfg: &GeneratorConfig, device: &Device) -> Self {
+        let fcs = (0..cfg.mapping_layers)
+            .map(|i| {
+                let fin = if i == 0 { cfg.z_dim } else { cfg.w_dim };
+                FullyConnectedLayer::new(fin, cfg.w_dim, Activation::Lrelu, cfg.mapping_lr_multiplier, 0.0, device)
+            })
+            .collect();
+        Self { fcs, w_avg: Tensor::zeros([cfg.w_dim], device), num_ws: cfg.num_ws(), w_avg_beta: cfg.w_avg_beta }
+    }
+
+    /// `z [N, z_dim]` -> `w [N, w_dim]` (one w per sample, before broadcast/truncation).
+    pub fn forward_w(&self, z: Tensor<2>) -> Tensor<2> {
+        let mut x = normalize_2nd_moment(z);
+        for fc in &self.fcs {
+            x = fc.forward(x); // [N, w_dim]
+        }
+        x
+    }
+
+    /// `z [N, z_dim]` -> `ws [N, num_ws, w_dim]` with truncation `psi` applied to the first
+    /// `cutoff` rows (all rows when `None`).
+    pub fn forward(&self, z: Tensor<2>, psi: f32, cutoff: Option<usize>) -> Tensor<3> {
+        let w = self.forward_w(z);
+        self.broadcast_truncate(w, psi, cutoff)
+    }
+
+    /// Broadcast `w [N, w_dim]` to `[N, num_ws, w_dim]` and truncate towards `w_avg`.
+    pub fn broadcast_truncate(&self, w: Tensor<2>, psi: f32, cutoff: Option<usize>) -> Tensor<3> {
+        let [n, wd] = w.dims();
+        let ws = w.unsqueeze_dim::<3>(1).repeat_dim(1, self.num_ws); // [N, num_ws, w_dim]
+        if psi == 1.0 {
+            return ws;
+        }
+        let avg = self.w_avg.clone().reshape([1, 1, wd]);
+        let truncated = avg.clone() + (ws.clone() - avg) * psi; // lerp(w_avg, ws, psi)
+        match cutoff {
+            Some(c) if c < self.num_ws => {
+                let head = truncated.slice([0..n, 0..c, 0..wd]);
+                let tail = ws.slice([0..n, c..self.num_ws, 0..wd]);
+                Tensor::cat(vec![head, tail], 1)
+            }
+            _ => truncated,
+        }
+    }
+
+    /// Truncation of arbitrary ws `[N, num_ws, w_dim]` with one psi per layer.
+    pub fn truncate_per_layer(&self, ws: Tensor<3>, psis: &[f32]) -> Tensor<3> {
+        let [_, nw, wd] = ws.dims();
+        assert_eq!(psis.len(), nw, "one psi per w row");
+        let device = ws.device();
+        let p = crate::params::tensor_from(psis.to_vec(), [1, nw, 1], &device);
+        let avg = self.w_avg.clone().reshape([1, 1, wd]);
+        avg.clone() + (ws - avg) * p
+    }
+
+    /// Training-time update `w_avg <- lerp(mean(w), w_avg, beta)` (no gradient).
+    pub fn update_w_avg(&mut self, w: &Tensor<2>) {
+        let mean = w.clone().inner().detach().mean_dim(0).squeeze_dim::<1>(0); // [w_dim]
+        let avg = self.w_avg.clone().inner();
+        self.w_avg = mean.clone() + (avg - mean) * self.w_avg_beta;
+    }
+}
+
+impl Params for MappingNetwork {
+    fn visit_params<V: ParamVisitor>(&mut self, prefix: &str, v: &mut V) {
+        v.visit(&join(prefix, "w_avg"), &mut self.w_avg, ParamKind::Buffer);
+        for (i, fc) in self.fcs.iter_mut().enumerate() {
+            fc.visit_params(&join(prefix, &format!("fc{i}")), v);
+        }
+    }
+}
+
+/// One resolution of the synthesis network (`SynthesisBlock`, skip architecture).
+#[derive(Clone, Debug)]
+pub struct SynthesisBlock {
+    pub resolution: usize,
+    /// `[C, 4, 4]` learned constant input (b4 only)
+    pub constant: Option<Tensor<3>>,
+    /// upsampling modulated conv (b8 and up)
+    pub conv0: Option<SynthesisLayer>,
+    pub conv1: SynthesisLayer,
+    pub torgb: ToRGBLayer,
+    pub resample_filter: Tensor<2>,
+}
+
+impl SynthesisBlock {
+    pub fn num_conv(&self) -> usize {
+        if self.conv0.is_some() { 2 } else { 1 }
+    }
+}
+
+impl Params for SynthesisBlock {
+    fn visit_params<V: ParamVisitor>(&mut self, prefix: &str, v: &mut V) {
+        if let Some(c) = &mut self.constant {
+            v.visit(&join(prefix, "const"), c, ParamKind::Trainable);
+        }
+        v.visit(&join(prefix, "resample_filter"), &mut self.resample_filter, ParamKind::Buffer);
+        if let Some(c0) = &mut self.conv0 {
+            c0.visit_params(&join(prefix, "conv0"), v);
+        }
+        self.conv1.visit_params(&join(prefix, "conv1"), v);
+        self.torgb.visit_params(&join(prefix, "torgb"), v);
+    }
+}
+
+/// ws -> image.
+#[derive(Clone, Debug)]
+pub struct SynthesisNetwork {
+    pub blocks: Vec<SynthesisBlock>,
+    pub num_ws: usize,
+}
+
+impl SynthesisNetwork {
+    pub fn new(cfg: &GeneratorConfig, device: &Device) -> Self {
+        let blocks = cfg
+            .block_resolutions()
+            .into_iter()
+            .map(|res| {
+                let out_ch = cfg.channels(res);
+                let (constant, conv0, in_ch) = if res == 4 {
+                    (Some(Tensor::random([out_ch, 4, 4], Distribution::Normal(0.0, 1.0), device)), None, out_ch)
+                } else {
+                    let in_ch = cfg.channels(res / 2);
+                    (None, Some(SynthesisLayer::new(in_ch, out_ch, cfg.w_dim, res, true, device)), out_ch)
+                };
+                SynthesisBlock {
+                    resolution: res,
+                    constant,
+                    conv0,
+                    conv1: SynthesisLayer::new(in_ch, out_ch, cfg.w_dim, res, false, device),
+                    torgb: ToRGBLayer::new(out_ch, cfg.img_channels, cfg.w_dim, device),
+                    resample_filter: fir_buffer(device),
+                }
+            })
+            .collect();
+        Self { blocks, num_ws: cfg.num_ws() }
+    }
+
+    /// `ws [N, num_ws, w_dim]` -> image `[N, 3, R, R]` (roughly in [-1, 1]; not clamped).
+    pub fn forward(&self, ws: Tensor<3>, noise: &mut NoiseMode) -> Tensor<4> {
+        let [n, nw, wd] = ws.dims();
+        assert_eq!(nw, self.num_ws, "synthesis expects {} ws, got {nw}", self.num_ws);
+        let w_at = |j: usize| ws.clone().narrow(1, j, 1).reshape([n, wd]); // [N, w_dim]
+        let mut x: Option<Tensor<4>> = None;
+        let mut img: Option<Tensor<4>> = None;
+        let mut k = 0;
+        for block in &self.blocks {
+            let mut h = match (&block.constant, x.take()) {
+                (Some(c), _) => {
+                    let [ch, _, _] = c.dims();
+                    c.clone().reshape([1, ch, 4, 4]).repeat_dim(0, n) // [N, C, 4, 4]
+                }
+                (None, Some(prev)) => prev,
+                (None, None) => unreachable!("b4 comes first"),
+            };
+            let mut j = k;
+            if let Some(c0) = &block.conv0 {
+                h = c0.forward(h, w_at(j), noise); // [N, C, 2H, 2W]
+                j += 1;
+            }
+            h = block.conv1.forward(h, w_at(j), noise); // [N, C, R, R]
+            j += 1;
+            let y = block.torgb.forward(h.clone(), w_at(j)); // [N, 3, R, R]
+            img = Some(match img.take() {
+                Some(prev) => upsample2d(prev) + y,
+                None => y,
+            });
+            x = Some(h);
+            k += block.num_conv();
+        }
+        img.expect("at least one block")
+    }
+}
+
+impl Params for SynthesisNetwork {
+    fn visit_params<V: ParamVisitor>(&mut self, prefix: &str, v: &mut V) {
+        for b in &mut self.blocks {
+            let name = format!("b{}", b.resolution);
+            b.visit_params(&join(prefix, &name), v);
+        }
+    }
+}
+
+/// Mapping + synthesis.
+#[derive(Clone, Debug)]
+pub struct Generator {
+    pub config: GeneratorConfig,
+    pub mapping: MappingNetwork,
+    pub synthesis: SynthesisNetwork,
+}
+
+impl Generator {
+    pub fn new(config: &GeneratorConfig, device: &Device) -> Self {
+        Self {
+            config: config.clone(),
+            mapping: MappingNetwork::new(config, device),
+            synthesis: SynthesisNetwork::new(config, device),
+        }
+    }
+
+    /// `z [N, z_dim]` -> image `[N, 3, R, R]`.
+    pub fn forward(&self, z: Tensor<2>, psi: f32, noise: &mut NoiseMode) -> Tensor<4> {
+        let ws = self.mapping.forward(z, psi, None);
+        self.synthesis.forward(ws, noise)
+    }
+
+    pub fn num_ws(&self) -> usize {
+        self.synthesis.num_ws
+    }
+}
+
+impl Params for Generator {
+    fn visit_params<V: ParamVisitor>(&mut self, prefix: &str, v: &mut V) {
+        self.synthesis.visit_params(&join(prefix, "synthesis"), v);
+        self.mapping.visit_params(&join(prefix, "mapping"), v);
+    }
+}

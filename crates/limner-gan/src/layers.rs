@@ -1,0 +1,350 @@
+//! The building blocks of StyleGAN2-ADA (Karras et al. 2020), named as in the official
+//! `networks.py`: equalised-learning-rate fully connected and conv layers, FIR resampling,
+//! the modulated/demodulated convolution and ToRGB.
+//!
+//! Layout is NCHW everywhere. Tensors are created on whatever burn device the caller picks,
+//! so the same code runs on flex (CPU), CUDA, ROCm or Metal.
+
+use burn::tensor::activation::leaky_relu;
+use burn::tensor::module::{conv2d, conv_transpose2d};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::{Device, Distribution, Tensor};
+
+use crate::params::{join, tensor_from, ParamKind, ParamVisitor, Params};
+
+/// `sqrt(2)`: the gain that keeps leaky-ReLU activations at unit variance.
+pub const LRELU_GAIN: f64 = std::f64::consts::SQRT_2;
+
+/// The activation that follows a bias in `bias_act`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    Linear,
+    /// `leaky_relu(x, 0.2) * sqrt(2)`.
+    Lrelu,
+}
+
+/// `act(x + b) * gain`, the official `bias_act` (bias broadcast over channel dim 1).
+pub fn bias_act<const D: usize>(x: Tensor<D>, b: Option<Tensor<1>>, act: Activation, gain: f64) -> Tensor<D> {
+    let x = match b {
+        Some(b) => {
+            let c = b.dims()[0];
+            let mut shape = [1usize; D];
+            shape[1] = c;
+            x + b.reshape(shape)
+        }
+        None => x,
+    };
+    match act {
+        Activation::Linear if gain == 1.0 => x,
+        Activation::Linear => x.mul_scalar(gain),
+        Activation::Lrelu => leaky_relu(x, 0.2).mul_scalar(LRELU_GAIN * gain),
+    }
+}
+
+/// The separable FIR filter `[1,3,3,1]`, as the 4x4 `outer(k,k)/64` (sum 1).
+pub fn fir_filter_2d() -> [f32; 16] {
+    let k = [1.0f32, 3.0, 3.0, 1.0];
+    let mut f = [0.0f32; 16];
+    for y in 0..4 {
+        for x in 0..4 {
+            f[y * 4 + x] = k[y] * k[x] / 64.0;
+        }
+    }
+    f
+}
+
+/// The `resample_filter` buffer the official networks store (`[4, 4]`).
+pub fn fir_buffer(device: &Device) -> Tensor<2> {
+    tensor_from(fir_filter_2d().to_vec(), [4, 4], device)
+}
+
+/// The FIR filter as a depthwise kernel `[C, 1, 4, 4]` times `gain`.
+fn fir_depthwise(channels: usize, gain: f32, device: &Device) -> Tensor<4> {
+    let f = fir_filter_2d();
+    let data: Vec<f32> = (0..channels).flat_map(|_| f.iter().map(move |v| v * gain)).collect();
+    tensor_from(data, [channels, 1, 4, 4], device)
+}
+
+/// `upfirdn2d.upsample2d`: zero-insert to 2H x 2W, pad 2 before / 1 after, filter with FIR*4.
+///
+/// Written as one depthwise transposed convolution (stride 2, padding 1), which is the
+/// same sum: `out[j] = sum_i x[i] * f[j + 1 - 2i]` with the symmetric 4-tap filter.
+pub fn upsample2d(x: Tensor<4>) -> Tensor<4> {
+    let [_, c, _, _] = x.dims();
+    let f = fir_depthwise(c, 4.0, &x.device());
+    // [N, C, H, W] -> [N, C, 2H, 2W]
+    conv_transpose2d(x, f, None, ConvTransposeOptions::new([2, 2], [1, 1], [0, 0], [1, 1], c))
+}
+
+/// FIR-filter with symmetric zero padding `pad` and gain (no resampling).
+pub fn fir_filter(x: Tensor<4>, pad: usize, gain: f32) -> Tensor<4> {
+    let [_, c, _, _] = x.dims();
+    let f = fir_depthwise(c, gain, &x.device());
+    conv2d(x, f, None, ConvOptions::new([1, 1], [pad, pad], [1, 1], c))
+}
+
+/// `upfirdn2d.downsample2d`: pad 1, FIR filter, keep every second sample from 0.
+pub fn downsample2d(x: Tensor<4>) -> Tensor<4> {
+    let [_, c, _, _] = x.dims();
+    let f = fir_depthwise(c, 1.0, &x.device());
+    // [N, C, H, W] -> [N, C, H/2, W/2]
+    conv2d(x, f, None, ConvOptions::new([2, 2], [1, 1], [1, 1], c))
+}
+
+/// Equalised-learning-rate fully connected layer (`FullyConnectedLayer`).
+///
+/// The stored weight is N(0,1)/lr_multiplier; the forward pass scales it by
+/// `lr_multiplier / sqrt(in)` and the bias by `lr_multiplier`.
+#[derive(Clone, Debug)]
+pub struct FullyConnectedLayer {
+    /// `[out, in]`
+    pub weight: Tensor<2>,
+    /// `[out]`
+    pub bias: Tensor<1>,
+    pub activation: Activation,
+    pub weight_gain: f64,
+    pub bias_gain: f64,
+}
+
+impl FullyConnectedLayer {
+    pub fn new(
+        in_features: usize,
+        out_features: usize,
+        activation: Activation,
+        lr_multiplier: f64,
+        bias_init: f32,
+        device: &Device,
+    ) -> Self {
+        let weight = Tensor::random([out_features, in_features], Distribution::Normal(0.0, 1.0), device)
+            .div_scalar(lr_multiplier);
+        let bias = Tensor::full([out_features], bias_init, device);
+        Self {
+            weight,
+            bias,
+            activation,
+            weight_gain: lr_multiplier / (in_features as f64).sqrt(),
+            bias_gain: lr_multiplier,
+        }
+    }
+
+    /// `[N, in] -> [N, out]`
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let w = self.weight.clone().mul_scalar(self.weight_gain); // [out, in]
+        let y = x.matmul(w.transpose()); // [N, out]
+        let b = self.bias.clone().mul_scalar(self.bias_gain);
+        bias_act(y, Some(b), self.activation, 1.0)
+    }
+}
+
+impl Params for FullyConnectedLayer {
+    fn visit_params<V: ParamVisitor>(&mut self, prefix: &str, v: &mut V) {
+        v.visit(&join(prefix, "weight"), &mut self.weight, ParamKind::Trainable);
+        v.visit(&join(prefix, "bias"), &mut self.bias, ParamKind::Trainable);
+    }
+}
+
+/// Equalised-learning-rate conv layer of the discriminator (`Conv2dLayer`), optionally
+/// followed by a factor-2 FIR downsampling.
+#[derive(Clone, Debug)]
+pub struct Conv2dLayer {
+    /// `[out, in, k, k]`
+    pub weight: Tensor<4>,
+    /// `[out]`, absent for the resnet skip
+    pub bias: Option<Tensor<1>>,
+    pub activation: Activation,
+    /// extra gain after the activation (`sqrt(0.5)` in resnet branches)
+    pub act_gain: f64,
+    pub down: bool,
+    pub kernel: usize,
+    /// `[4, 4]` buffer, kept for state-dict fidelity (always the `[1,3,3,1]` filter)
+    pub resample_filter: Tensor<2>,
+}
+
+impl Conv2dLayer {
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        bias: bool,
+        activation: Activation,
+        down: bool,
+        act_gain: f64,
+        device: &Device,
+    ) -> Self {
+        Self {
+            weight: Tensor::random([out_channels, in_channels, kernel, kernel], Distribution::Normal(0.0, 1.0), device),
+            bias: bias.then(|| Tensor::zeros([out_channels], device)),
+            activation,
+            act_gain,
+            down,
+            kernel,
+            resample_filter: fir_buffer(device),
+        }
+    }
+
+    /// `[N, in, H, W] -> [N, out, H or H/2, W or W/2]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [_, cin, _, _] = self.weight.dims();
+        let w = self.weight.clone().mul_scalar(1.0 / ((cin * self.kernel * self.kernel) as f64).sqrt());
+        let y = match (self.down, self.kernel) {
+            (false, k) => conv2d(x, w, None, ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], 1)),
+            // 1x1 after a FIR downsample (resnet skip)
+            (true, 1) => conv2d(downsample2d(x), w, None, ConvOptions::new([1, 1], [0, 0], [1, 1], 1)),
+            // pad 2 + FIR (H -> H+1), then a stride-2 3x3 conv without padding (-> H/2)
+            (true, _) => {
+                let x = fir_filter(x, 2, 1.0);
+                conv2d(x, w, None, ConvOptions::new([2, 2], [0, 0], [1, 1], 1))
+            }
+        };
+        bias_act(y, self.bias.clone(), self.activation, self.act_gain)
+    }
+}
+
+impl Params for Conv2dLayer {
+    fn visit_params<V: ParamVisitor>(&mut self, prefix: &str, v: &mut V) {
+        v.visit(&join(prefix, "weight"), &mut self.weight, ParamKind::Trainable);
+        if let Some(b) = &mut self.bias {
+            v.visit(&join(prefix, "bias"), b, ParamKind::Trainable);
+        }
+        v.visit(&join(prefix, "resample_filter"), &mut self.resample_filter, ParamKind::Buffer);
+    }
+}
+
+/// How a synthesis layer gets its per-pixel noise.
+pub enum NoiseMode<'a> {
+    /// The layer's fixed `noise_const` buffer (reproducible images).
+    Const,
+    /// No noise.
+    None,
+    /// Fresh N(0,1) noise `[N,1,H,W]` drawn from the caller's RNG on the host, so that
+    /// training is bit-exact on resume. `scale` multiplies it (the "noise" slider).
+    Random { rng: &'a mut rand_chacha::ChaCha8Rng, scale: f32 },
+}
+
+/// Draws `n` standard normal numbers from `rng`.
+pub fn randn_host(rng: &mut rand_chacha::ChaCha8Rng, n: usize) -> Vec<f32> {
+    use rand_distr::{Distribution as _, StandardNormal};
+    (0..n).map(|_| StandardNormal.sample(rng)).collect()
+}
+
+/// The modulated 3x3 convolution with demodulation, noise, bias and lrelu
+/// (`SynthesisLayer`). `up` makes it the upsampling conv0 of a block.
+#[derive(Clone, Debug)]
+pub struct SynthesisLayer {
+    /// w -> styles `s` (`[N, w_dim] -> [N, in]`), bias initialised to 1
+    pub affine: FullyConnectedLayer,
+    /// `[out, in, 3, 3]` (no equalised-lr gain: demodulation removes it)
+    pub weight: Tensor<4>,
+    /// `[out]`
+    pub bias: Tensor<1>,
+    /// scalar stored as `[1]` (0-d in the official state dict)
+    pub noise_strength: Tensor<1>,
+    /// `[R, R]` buffer
+    pub noise_const: Tensor<2>,
+    /// `[4, 4]` buffer (state-dict fidelity)
+    pub resample_filter: Tensor<2>,
+    pub up: bool,
+    pub resolution: usize,
+}
+
+impl SynthesisLayer {
+    pub fn new(in_channels: usize, out_channels: usize, w_dim: usize, resolution: usize, up: bool, device: &Device) -> Self {
+        Self {
+            affine: FullyConnectedLayer::new(w_dim, in_channels, Activation::Linear, 1.0, 1.0, device),
+            weight: Tensor::random([out_channels, in_channels, 3, 3], Distribution::Normal(0.0, 1.0), device),
+            bias: Tensor::zeros([out_channels], device),
+            noise_strength: Tensor::zeros([1], device),
+            noise_const: Tensor::random([resolution, resolution], Distribution::Normal(0.0, 1.0), device),
+            resample_filter: fir_buffer(device),
+            up,
+            resolution,
+        }
+    }
+
+    /// `x [N, in, H, W]`, `w [N, w_dim]` -> `[N, out, R, R]` (R = 2H if `up`).
+    ///
+    /// Computed the "non-fused" way of the official training path: scale the input
+    /// channels by the styles, run one ordinary conv shared by the whole batch, then scale
+    /// the output channels by the demodulation coefficients. This equals the per-sample
+    /// weight form `W'[n,o,i] = W[o,i] s[n,i] d[n,o]` exactly in real arithmetic (the test
+    /// `modulated_conv_matches_per_sample_reference` checks it in float).
+    pub fn forward(&self, x: Tensor<4>, w: Tensor<2>, noise: &mut NoiseMode) -> Tensor<4> {
+        let [n, cin, _, _] = x.dims();
+        let [cout, _, _, _] = self.weight.dims();
+        let styles = self.affine.forward(w); // [N, in]
+        // d[n,o] = rsqrt(sum_i s[n,i]^2 * sum_k W[o,i,k]^2 + 1e-8)
+        let w_sq = self.weight.clone().square().sum_dims_squeeze::<2, _>(&[2, 3]); // [out, in]
+        let dcoefs = (styles.clone().square().matmul(w_sq.transpose()) + 1e-8).sqrt().recip(); // [N, out]
+        let x = x * styles.reshape([n, cin, 1, 1]); // [N, in, H, W]
+        let x = if self.up {
+            // conv_transpose2d(stride 2, weight [in, out, 3, 3]): [N, out, 2H+1, 2W+1]
+            let wt = self.weight.clone().swap_dims(0, 1);
+            let x = conv_transpose2d(x, wt, None, ConvTransposeOptions::new([2, 2], [0, 0], [0, 0], [1, 1], 1));
+            fir_filter(x, 1, 4.0) // [N, out, 2H, 2W]
+        } else {
+            conv2d(x, self.weight.clone(), None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1)) // [N, out, H, W]
+        };
+        let x = x * dcoefs.reshape([n, cout, 1, 1]);
+        let r = self.resolution;
+        let x = match noise {
+            NoiseMode::None => x,
+            NoiseMode::Const => {
+                x + (self.noise_const.clone().reshape([1, 1, r, r]) * self.noise_strength.clone().reshape([1, 1, 1, 1]))
+            }
+            NoiseMode::Random { rng, scale } => {
+                let z = randn_host(rng, n * r * r);
+                let z = tensor_from(z, [n, 1, r, r], &x.device()).mul_scalar(*scale);
+                x + z * self.noise_strength.clone().reshape([1, 1, 1, 1])
+            }
+        };
+        bias_act(x, Some(self.bias.clone()), Activation::Lrelu, 1.0)
+    }
+}
+
+impl Params for SynthesisLayer {
+    fn visit_params<V: ParamVisitor>(&mut self, prefix: &str, v: &mut V) {
+        v.visit(&join(prefix, "weight"), &mut self.weight, ParamKind::Trainable);
+        v.visit(&join(prefix, "noise_strength"), &mut self.noise_strength, ParamKind::Trainable);
+        v.visit(&join(prefix, "bias"), &mut self.bias, ParamKind::Trainable);
+        v.visit(&join(prefix, "resample_filter"), &mut self.resample_filter, ParamKind::Buffer);
+        v.visit(&join(prefix, "noise_const"), &mut self.noise_const, ParamKind::Buffer);
+        self.affine.visit_params(&join(prefix, "affine"), v);
+    }
+}
+
+/// 1x1 modulated conv to RGB without demodulation (`ToRGBLayer`).
+#[derive(Clone, Debug)]
+pub struct ToRGBLayer {
+    pub affine: FullyConnectedLayer,
+    /// `[3, in, 1, 1]`
+    pub weight: Tensor<4>,
+    /// `[3]`
+    pub bias: Tensor<1>,
+}
+
+impl ToRGBLayer {
+    pub fn new(in_channels: usize, out_channels: usize, w_dim: usize, device: &Device) -> Self {
+        Self {
+            affine: FullyConnectedLayer::new(w_dim, in_channels, Activation::Linear, 1.0, 1.0, device),
+            weight: Tensor::random([out_channels, in_channels, 1, 1], Distribution::Normal(0.0, 1.0), device),
+            bias: Tensor::zeros([out_channels], device),
+        }
+    }
+
+    /// `x [N, in, H, W]`, `w [N, w_dim]` -> `[N, 3, H, W]`
+    pub fn forward(&self, x: Tensor<4>, w: Tensor<2>) -> Tensor<4> {
+        let [n, cin, _, _] = x.dims();
+        let styles = self.affine.forward(w).mul_scalar(1.0 / (cin as f64).sqrt()); // [N, in]
+        let x = x * styles.reshape([n, cin, 1, 1]);
+        let y = conv2d(x, self.weight.clone(), None, ConvOptions::new([1, 1], [0, 0], [1, 1], 1)); // [N, 3, H, W]
+        bias_act(y, Some(self.bias.clone()), Activation::Linear, 1.0)
+    }
+}
+
+impl Params for ToRGBLayer {
+    fn visit_params<V: ParamVisitor>(&mut self, prefix: &str, v: &mut V) {
+        v.visit(&join(prefix, "weight"), &mut self.weight, ParamKind::Trainable);
+        v.visit(&join(prefix, "bias"), &mut self.bias, ParamKind::Trainable);
+        self.affine.visit_params(&join(prefix, "affine"), v);
+    }
+}

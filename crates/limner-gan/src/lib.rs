@@ -1,0 +1,12 @@
+//! limner-gan: StyleGAN2-ADA networks on burn, their training loop and generation.
+
+pub mod config;
+pub mod discriminator;
+pub mod generator;
+pub mod import;
+pub mod layers;
+pub mod params;
+
+pub use config::{DiscriminatorConfig, GeneratorConfig};
+pub use discriminator::Discriminator;
+pub use generator::Generator;
