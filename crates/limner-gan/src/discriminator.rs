@@ -78,9 +78,15 @@ pub struct DiscriminatorEpilogue {
 }
 
 impl DiscriminatorEpilogue {
-    /// `[N, C, 4, 4]` -> `[N, 1]`
+    /// `[N, C, 4, 4]` -> `[N, 1]`, minibatch-std groups of `min(group_size, N)`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = minibatch_std(x, self.mbstd_group_size, self.mbstd_num_channels); // [N, C+1, 4, 4]
+        let g = self.mbstd_group_size.min(x.dims()[0]);
+        self.forward_grouped(x, g)
+    }
+
+    /// As [`forward`](Self::forward) with an explicit minibatch-std group size.
+    pub fn forward_grouped(&self, x: Tensor<4>, group_size: usize) -> Tensor<2> {
+        let x = minibatch_std(x, group_size, self.mbstd_num_channels); // [N, C+1, 4, 4]
         let x = self.conv.forward(x); // [N, C, 4, 4]
         let [n, c, h, w] = x.dims();
         let x = self.fc.forward(x.reshape([n, c * h * w])); // [N, C]
@@ -138,6 +144,25 @@ impl Discriminator {
     /// `img [N, 3, R, R]` -> logits `[N, 1]`
     pub fn forward(&self, img: Tensor<4>) -> Tensor<2> {
         self.b4.forward(self.features(img))
+    }
+
+    /// Logits of several equally sized batches in ONE forward pass, each batch keeping
+    /// exactly the minibatch-std groups it would have on its own.
+    ///
+    /// The batches are interleaved as `[G, K * N/G]` so that every group holds members of one
+    /// batch only. One pass means every parameter takes a single gradient contribution,
+    /// which keeps training bit-for-bit reproducible (burn sums several contributions in an
+    /// order that varies from run to run) and uses larger, faster GEMMs.
+    pub fn forward_parts(&self, parts: Vec<Tensor<4>>) -> Vec<Tensor<2>> {
+        let k = parts.len();
+        let [n, c, h, w] = parts[0].dims();
+        let g = self.b4.mbstd_group_size.min(n);
+        assert!(n % g == 0, "batch {n} is not divisible by the minibatch-std group size {g}");
+        let stacked: Vec<Tensor<5>> = parts.into_iter().map(|p| p.reshape([g, n / g, c, h, w])).collect();
+        let x = Tensor::cat(stacked, 1).reshape([k * n, c, h, w]); // [K*N, C, H, W]
+        let logits = self.b4.forward_grouped(self.features(x), g); // [K*N, 1]
+        let logits = logits.reshape([g, k, n / g]);
+        (0..k).map(|i| logits.clone().narrow(1, i, 1).reshape([n, 1])).collect()
     }
 
     /// The blocks alone: `img [N, 3, R, R]` -> `[N, C, 4, 4]` (the epilogue's input).

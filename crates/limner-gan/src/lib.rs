@@ -1,11 +1,14 @@
 //! limner-gan: StyleGAN2-ADA networks on burn, their training loop and generation.
 
+pub mod augment;
 pub mod config;
 pub mod discriminator;
 pub mod generator;
 pub mod import;
 pub mod layers;
 pub mod params;
+pub mod plot;
+pub mod train;
 
 pub use config::{DiscriminatorConfig, GeneratorConfig};
 pub use discriminator::Discriminator;
