@@ -49,7 +49,13 @@ fn data_offset(json_len: u64) -> u64 {
 
 /// Writes a `.limner` file atomically; `pixels` yields the whole pixel block and
 /// `checksum` is its xxh3-64.
-pub(crate) fn write_packed(path: &Path, meta: &DatasetMeta, res: u32, pixels: &mut impl Read, checksum: u64) -> Result<()> {
+pub(crate) fn write_packed(
+    path: &Path,
+    meta: &DatasetMeta,
+    res: u32,
+    pixels: &mut impl Read,
+    checksum: u64,
+) -> Result<()> {
     let json = serde_json::to_vec(meta)?;
     let count = meta.names.len() as u64;
     let block_len = count * u64::from(res) * u64::from(res) * u64::from(CHANNELS);
@@ -62,10 +68,16 @@ pub(crate) fn write_packed(path: &Path, meta: &DatasetMeta, res: u32, pixels: &m
         out.write_all(&count.to_le_bytes())?;
         out.write_all(&json_len.to_le_bytes())?;
         out.write_all(&json)?;
-        out.write_all(&vec![0u8; (data_offset(json_len) - FIXED_HEADER_LEN - json_len) as usize])?;
+        out.write_all(&vec![
+            0u8;
+            (data_offset(json_len) - FIXED_HEADER_LEN - json_len)
+                as usize
+        ])?;
         let copied = io::copy(pixels, out)?;
         if copied != block_len {
-            return Err(io::Error::other(format!("pixel block has {copied} bytes, expected {block_len}")));
+            return Err(io::Error::other(format!(
+                "pixel block has {copied} bytes, expected {block_len}"
+            )));
         }
         out.write_all(&checksum.to_le_bytes())
     })
@@ -104,18 +116,25 @@ impl PackedDataset {
         );
         let u32_at = |at: usize| u32::from_le_bytes(head[at..at + 4].try_into().unwrap());
         let u64_at = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().unwrap());
-        let (version, res, channels, count, json_len) = (u32_at(8), u32_at(12), u32_at(16), u64_at(20), u64_at(28));
+        let (version, res, channels, count, json_len) =
+            (u32_at(8), u32_at(12), u32_at(16), u64_at(20), u64_at(28));
         ensure!(
             version == FORMAT_VERSION,
             "{name} has format version {version}; this limner reads version {FORMAT_VERSION}"
         );
-        ensure!(channels == CHANNELS, "{name} has {channels} channels; only RGB (3) is supported");
+        ensure!(
+            channels == CHANNELS,
+            "{name} has {channels} channels; only RGB (3) is supported"
+        );
         ensure!(
             res.is_power_of_two() && (8..=4096).contains(&res),
             "{name} has a corrupt header: resolution {res}"
         );
         if json_len > size - FIXED_HEADER_LEN {
-            bail!("{name} is truncated: {size} bytes, but the header alone declares {}", FIXED_HEADER_LEN + json_len);
+            bail!(
+                "{name} is truncated: {size} bytes, but the header alone declares {}",
+                FIXED_HEADER_LEN + json_len
+            );
         }
 
         let data_offset = data_offset(json_len);
@@ -125,14 +144,18 @@ impl PackedDataset {
             .and_then(|block| block.checked_add(data_offset + TRAILER_LEN))
             .with_context(|| format!("{name} has a corrupt header: {count} images"))?;
         ensure!(size >= expected, "{name} is truncated: {size} bytes, expected {expected} ({count} images of {res}x{res})");
-        ensure!(size == expected, "{name} has {} unexpected bytes after the data (expected {expected} bytes)", size - expected);
+        ensure!(
+            size == expected,
+            "{name} has {} unexpected bytes after the data (expected {expected} bytes)",
+            size - expected
+        );
 
         // SAFETY: the file is only ever replaced by rename, never modified in place,
         // so the mapped pages do not change under us.
         let map = unsafe { Mmap::map(&file) }.with_context(|| format!("cannot map {name}"))?;
         let json = &map[FIXED_HEADER_LEN as usize..(FIXED_HEADER_LEN + json_len) as usize];
-        let meta: DatasetMeta =
-            serde_json::from_slice(json).with_context(|| format!("{name} has a corrupt JSON header"))?;
+        let meta: DatasetMeta = serde_json::from_slice(json)
+            .with_context(|| format!("{name} has a corrupt JSON header"))?;
         ensure!(
             meta.names.len() as u64 == count,
             "{name} has a corrupt header: {count} images but {} names",
@@ -151,7 +174,11 @@ impl PackedDataset {
     /// Checks the pixel block against the trailer checksum (reads the whole file).
     pub fn verify(&self) -> Result<()> {
         let block = &self.map[self.data_offset..self.map.len() - TRAILER_LEN as usize];
-        let stored = u64::from_le_bytes(self.map[self.map.len() - TRAILER_LEN as usize..].try_into().unwrap());
+        let stored = u64::from_le_bytes(
+            self.map[self.map.len() - TRAILER_LEN as usize..]
+                .try_into()
+                .unwrap(),
+        );
         let actual = xxh3_64(block);
         ensure!(
             stored == actual,
@@ -188,7 +215,11 @@ impl PackedDataset {
 
     /// Image `i` as HWC RGB8, `res * res * 3` bytes. Panics if `i >= len()`.
     pub fn image(&self, i: usize) -> &[u8] {
-        assert!(i < self.count, "image index {i} out of range (dataset has {})", self.count);
+        assert!(
+            i < self.count,
+            "image index {i} out of range (dataset has {})",
+            self.count
+        );
         let len = self.res as usize * self.res as usize * CHANNELS as usize;
         let start = self.data_offset + i * len;
         &self.map[start..start + len]
@@ -212,7 +243,11 @@ impl PackedDataset {
         let plane = res * res;
         out.clear();
         out.resize(indices.len() * 3 * plane, 0.0);
-        for (k, (&i, dst)) in indices.iter().zip(out.chunks_exact_mut(3 * plane)).enumerate() {
+        for (k, (&i, dst)) in indices
+            .iter()
+            .zip(out.chunks_exact_mut(3 * plane))
+            .enumerate()
+        {
             let src = self.image(i);
             let flipped = flip(k);
             for (y, row) in src.chunks_exact(res * 3).enumerate() {

@@ -57,7 +57,11 @@ pub fn save_png_rgb(path: &Path, w: u32, h: u32, rgb: &[u8]) -> Result<()> {
 /// Panics if `data.len() != n * 3 * h * w`.
 pub fn nchw_to_rgb8(data: &[f32], n: usize, h: usize, w: usize) -> Vec<Vec<u8>> {
     let plane = h * w;
-    assert_eq!(data.len(), n * 3 * plane, "nchw_to_rgb8: data is not {n}x3x{h}x{w}");
+    assert_eq!(
+        data.len(),
+        n * 3 * plane,
+        "nchw_to_rgb8: data is not {n}x3x{h}x{w}"
+    );
     (0..n)
         .map(|i| {
             let img = &data[i * 3 * plane..(i + 1) * 3 * plane];
@@ -88,7 +92,11 @@ pub fn make_grid(images: &[Vec<u8>], res: u32, cols: u32, pad: u32) -> (u32, u32
     let row_bytes = res as usize * 3;
     let mut out = vec![0u8; w as usize * h as usize * 3];
     for (i, img) in images.iter().enumerate() {
-        assert_eq!(img.len(), row_bytes * res as usize, "make_grid: image {i} is not {res}x{res} RGB");
+        assert_eq!(
+            img.len(),
+            row_bytes * res as usize,
+            "make_grid: image {i} is not {res}x{res} RGB"
+        );
         let x0 = pad + (i as u32 % cols) * (res + pad);
         let y0 = pad + (i as u32 / cols) * (res + pad);
         for (y, src) in img.chunks_exact(row_bytes).enumerate() {
@@ -108,8 +116,10 @@ pub(crate) fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, Skip
     if is_truncated(format, bytes) {
         return Err(SkipReason::Truncated);
     }
-    panic::catch_unwind(AssertUnwindSafe(|| decode_checked(bytes, format, max_pixels)))
-        .unwrap_or_else(|_| Err(SkipReason::Corrupt("the decoder panicked".into())))
+    panic::catch_unwind(AssertUnwindSafe(|| {
+        decode_checked(bytes, format, max_pixels)
+    }))
+    .unwrap_or_else(|_| Err(SkipReason::Corrupt("the decoder panicked".into())))
 }
 
 /// Identifies the format from the content (file extensions are not trusted).
@@ -125,22 +135,35 @@ fn sniff_format(bytes: &[u8]) -> Result<ImageFormat, SkipReason> {
 /// HEIF/HEIC (iPhone photos): an ISO-BMFF `ftyp` box with a HEIF brand.
 fn is_heif(bytes: &[u8]) -> bool {
     bytes.get(4..8) == Some(b"ftyp")
-        && matches!(bytes.get(8..12), Some(b"heic" | b"heix" | b"heim" | b"heis" | b"mif1" | b"msf1"))
+        && matches!(
+            bytes.get(8..12),
+            Some(b"heic" | b"heix" | b"heim" | b"heis" | b"mif1" | b"msf1")
+        )
 }
 
 /// Decodes after checking the declared size against `max_pixels`.
-fn decode_checked(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Result<RgbImage, SkipReason> {
+fn decode_checked(
+    bytes: &[u8],
+    format: ImageFormat,
+    max_pixels: u64,
+) -> Result<RgbImage, SkipReason> {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     // Only headers are read here; the declared size is checked before decoding.
     reader.no_limits();
     let mut decoder = reader.into_decoder().map_err(classify)?;
     let (w, h) = decoder.dimensions();
-    let too_large = SkipReason::TooLarge(Oversize::Pixels { w, h, max: max_pixels });
+    let too_large = SkipReason::TooLarge(Oversize::Pixels {
+        w,
+        h,
+        max: max_pixels,
+    });
     if u64::from(w) * u64::from(h) > max_pixels {
         return Err(too_large);
     }
     if w == 0 || h == 0 {
-        return Err(SkipReason::Corrupt(format!("image declares a {w}x{h} size")));
+        return Err(SkipReason::Corrupt(format!(
+            "image declares a {w}x{h} size"
+        )));
     }
     let mut limits = Limits::default();
     // Worst case is 16-bit RGBA (8 bytes per pixel), plus room for decoder state.
@@ -158,7 +181,9 @@ fn decode_checked(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Result<
 /// Maps a decoder error to a skip reason.
 fn classify(e: ImageError) -> SkipReason {
     match &e {
-        ImageError::IoError(io) if io.kind() == io::ErrorKind::UnexpectedEof => SkipReason::Truncated,
+        ImageError::IoError(io) if io.kind() == io::ErrorKind::UnexpectedEof => {
+            SkipReason::Truncated
+        }
         _ if e.to_string().to_lowercase().contains("eof") => SkipReason::Truncated,
         _ => SkipReason::Corrupt(e.to_string()),
     }
@@ -189,7 +214,9 @@ fn is_truncated(format: ImageFormat, b: &[u8]) -> bool {
         ImageFormat::Jpeg => jpeg_truncated(b),
         ImageFormat::Png => png_truncated(b),
         ImageFormat::WebP => match b.get(4..8) {
-            Some(size) => u64::from(u32::from_le_bytes(size.try_into().unwrap())) + 8 > b.len() as u64,
+            Some(size) => {
+                u64::from(u32::from_le_bytes(size.try_into().unwrap())) + 8 > b.len() as u64
+            }
             None => true,
         },
         _ => false,
@@ -213,7 +240,9 @@ fn jpeg_truncated(b: &[u8]) -> bool {
                     0x01 | 0xD0..=0xD7 => {}
                     0xDA => return !b[pos..].windows(2).any(|w| w == [0xFF, 0xD9]),
                     _ => {
-                        let Some(len) = b.get(pos..pos + 2) else { return true };
+                        let Some(len) = b.get(pos..pos + 2) else {
+                            return true;
+                        };
                         let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
                         if len < 2 {
                             return false;
@@ -231,7 +260,9 @@ fn jpeg_truncated(b: &[u8]) -> bool {
 fn png_truncated(b: &[u8]) -> bool {
     let mut pos = 8; // after the signature
     loop {
-        let Some(head) = b.get(pos..pos + 8) else { return true };
+        let Some(head) = b.get(pos..pos + 8) else {
+            return true;
+        };
         let len = u32::from_be_bytes(head[..4].try_into().unwrap()) as usize;
         pos += 12 + len; // length, type, data, CRC
         if pos > b.len() {

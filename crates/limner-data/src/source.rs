@@ -12,7 +12,10 @@ use crate::skip::{Oversize, SkipReason};
 /// Files to build from, sorted by name (relative path with `/` separators).
 pub(crate) enum Source {
     Dir(Vec<(String, PathBuf)>),
-    Zip { archive: ZipArchive<File>, entries: Vec<(String, usize)> },
+    Zip {
+        archive: ZipArchive<File>,
+        entries: Vec<(String, usize)>,
+    },
 }
 
 impl Source {
@@ -25,18 +28,24 @@ impl Source {
             return Ok(Source::Dir(files));
         }
         if !input.is_file() {
-            bail!("input {} does not exist (expected a directory or a .zip file)", input.display());
+            bail!(
+                "input {} does not exist (expected a directory or a .zip file)",
+                input.display()
+            );
         }
         let mut magic = [0u8; 4];
         let is_zip = File::open(input)
             .and_then(|mut f| f.read_exact(&mut magic))
             .is_ok_and(|_| &magic == b"PK\x03\x04" || &magic == b"PK\x05\x06");
         if !is_zip {
-            bail!("input {} is neither a directory nor a .zip file", input.display());
+            bail!(
+                "input {} is neither a directory nor a .zip file",
+                input.display()
+            );
         }
         let file = File::open(input)?;
-        let mut archive =
-            ZipArchive::new(file).with_context(|| format!("cannot read zip file {}", input.display()))?;
+        let mut archive = ZipArchive::new(file)
+            .with_context(|| format!("cannot read zip file {}", input.display()))?;
         let mut entries = Vec::new();
         for index in 0..archive.len() {
             let entry = archive
@@ -91,7 +100,10 @@ pub(crate) fn read_bounded(reader: impl Read, len: u64, max: u64) -> Result<Vec<
         return Err(SkipReason::TooLarge(Oversize::Bytes { len, max }));
     }
     let mut bytes = Vec::with_capacity(len as usize);
-    reader.take(max.saturating_add(1)).read_to_end(&mut bytes).map_err(read_error)?;
+    reader
+        .take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
     match bytes.len() as u64 {
         0 => Err(SkipReason::Empty),
         n if n > max => Err(SkipReason::TooLarge(Oversize::Bytes { len: n, max })),
@@ -110,7 +122,11 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) -> Result<()
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let rel = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+        let rel = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
         let kind = entry.file_type()?;
         let path = entry.path();
         if kind.is_dir() {

@@ -4,7 +4,9 @@ mod common;
 
 use common::*;
 use image::DynamicImage;
-use limner_data::imageio::{load_image_rgb, make_grid, nchw_to_rgb8, save_png_rgb, DEFAULT_MAX_PIXELS};
+use limner_data::imageio::{
+    load_image_rgb, make_grid, nchw_to_rgb8, save_png_rgb, DEFAULT_MAX_PIXELS,
+};
 
 #[test]
 fn png_save_and_load_round_trip() {
@@ -23,12 +25,24 @@ fn png_save_and_load_round_trip() {
 fn load_applies_exif_rotation_and_flattens_modes() {
     let dir = tempfile::tempdir().unwrap();
     let rotated = dir.path().join("r.jpg");
-    std::fs::write(&rotated, with_exif_orientation(&jpeg_bytes(&red_left_blue_right(), 95), 6)).unwrap();
+    std::fs::write(
+        &rotated,
+        with_exif_orientation(&jpeg_bytes(&red_left_blue_right(), 95), 6),
+    )
+    .unwrap();
     let (w, h, px) = load_image_rgb(&rotated, DEFAULT_MAX_PIXELS).unwrap();
     assert_eq!((w, h), (40, 80));
     let at = |x: u32, y: u32| &px[((y * w + x) * 3) as usize..][..3];
-    assert!(at(20, 10)[0] > 180 && at(20, 10)[2] < 70, "top should be red: {:?}", at(20, 10));
-    assert!(at(20, 70)[2] > 180 && at(20, 70)[0] < 70, "bottom should be blue: {:?}", at(20, 70));
+    assert!(
+        at(20, 10)[0] > 180 && at(20, 10)[2] < 70,
+        "top should be red: {:?}",
+        at(20, 10)
+    );
+    assert!(
+        at(20, 70)[2] > 180 && at(20, 70)[0] < 70,
+        "bottom should be blue: {:?}",
+        at(20, 70)
+    );
 
     let grey = dir.path().join("g.png");
     std::fs::write(&grey, png_bytes(&grey16())).unwrap();
@@ -41,30 +55,51 @@ fn load_applies_exif_rotation_and_flattens_modes() {
     std::fs::write(&rgba, png_bytes(&gradient_rgba())).unwrap();
     let (_, _, px) = load_image_rgb(&rgba, DEFAULT_MAX_PIXELS).unwrap();
     assert_eq!(&px[..3], &[255, 255, 255], "transparent over white");
-    assert_eq!(&px[(64 * 10 + 20) * 3..][..3], &[80, 40, 215], "opaque pixel unchanged");
+    assert_eq!(
+        &px[(64 * 10 + 20) * 3..][..3],
+        &[80, 40, 215],
+        "opaque pixel unchanged"
+    );
 
     let small_limit = load_image_rgb(&grey, 1000).unwrap_err().to_string();
-    assert!(small_limit.contains("g.png") && small_limit.contains("too large"), "{small_limit}");
+    assert!(
+        small_limit.contains("g.png") && small_limit.contains("too large"),
+        "{small_limit}"
+    );
     let text = dir.path().join("t.png");
     std::fs::write(&text, "plain text").unwrap();
-    assert!(load_image_rgb(&text, DEFAULT_MAX_PIXELS).unwrap_err().to_string().contains("not an image"));
+    assert!(load_image_rgb(&text, DEFAULT_MAX_PIXELS)
+        .unwrap_err()
+        .to_string()
+        .contains("not an image"));
 }
 
 #[test]
 fn truncated_and_corrupt_files_do_not_panic() {
     let dir = tempfile::tempdir().unwrap();
     let files: [(&str, Vec<u8>); 4] = [
-        ("cut.png", png_bytes(&DynamicImage::ImageRgb8(noise(60, 60, 4)))),
+        (
+            "cut.png",
+            png_bytes(&DynamicImage::ImageRgb8(noise(60, 60, 4))),
+        ),
         ("cut.jpg", jpeg_bytes(&noise(60, 60, 4), 90)),
         ("cut.webp", webp_bytes(&noise(60, 60, 4))),
-        ("garbage.jpg", [&[0xFF, 0xD8, 0xFF][..], &[0x17; 500]].concat()),
+        (
+            "garbage.jpg",
+            [&[0xFF, 0xD8, 0xFF][..], &[0x17; 500]].concat(),
+        ),
     ];
     for (name, bytes) in files {
         let path = dir.path().join(name);
         for cut in [bytes.len() / 3, bytes.len() / 2, bytes.len() - 1] {
             std::fs::write(&path, &bytes[..cut]).unwrap();
-            let err = load_image_rgb(&path, DEFAULT_MAX_PIXELS).unwrap_err().to_string();
-            assert!(err.contains("truncated") || err.contains("corrupt"), "{name} cut at {cut}: {err}");
+            let err = load_image_rgb(&path, DEFAULT_MAX_PIXELS)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("truncated") || err.contains("corrupt"),
+                "{name} cut at {cut}: {err}"
+            );
         }
     }
 }
@@ -73,7 +108,10 @@ fn truncated_and_corrupt_files_do_not_panic() {
 fn nchw_to_rgb8_rounds_and_clamps() {
     // One 1x2 image: channel planes R = [-1, 1], G = [0, 2], B = [-3, NaN].
     let data = [-1.0, 1.0, 0.0, 2.0, -3.0, f32::NAN];
-    assert_eq!(nchw_to_rgb8(&data, 1, 1, 2), vec![vec![0, 128, 0, 255, 255, 0]]);
+    assert_eq!(
+        nchw_to_rgb8(&data, 1, 1, 2),
+        vec![vec![0, 128, 0, 255, 255, 0]]
+    );
     let values = [-0.996, 0.004, 0.5];
     let planes: Vec<f32> = (0..3).flat_map(|_| values).collect(); // three grey pixels
     let out = nchw_to_rgb8(&planes, 1, 1, 3);
@@ -89,7 +127,15 @@ fn grid_places_images_in_rows_with_padding() {
     let at = |x: u32, y: u32| px[((y * w + x) * 3) as usize];
     assert_eq!((at(0, 0), at(1, 1), at(2, 2), at(3, 1)), (0, 10, 10, 0));
     assert_eq!((at(4, 1), at(5, 2), at(6, 1)), (20, 20, 0));
-    assert_eq!((at(1, 4), at(2, 5), at(4, 4)), (30, 30, 0), "last row: one image, then padding");
+    assert_eq!(
+        (at(1, 4), at(2, 5), at(4, 4)),
+        (30, 30, 0),
+        "last row: one image, then padding"
+    );
     assert_eq!(make_grid(&[], 2, 2, 1), (0, 0, Vec::new()));
-    assert_eq!(make_grid(&[tile(5)], 2, 8, 0), (2, 2, tile(5)), "cols beyond the image count shrink");
+    assert_eq!(
+        make_grid(&[tile(5)], 2, 8, 0),
+        (2, 2, tile(5)),
+        "cols beyond the image count shrink"
+    );
 }

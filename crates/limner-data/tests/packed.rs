@@ -15,13 +15,23 @@ const RES: usize = 16;
 /// happens and the stored pixels must equal the source pixels exactly.
 fn build(dir: &Path) -> (PathBuf, Vec<Vec<u8>>) {
     let input = dir.join("in");
-    let sources: Vec<Vec<u8>> = (0..3).map(|seed| noise(RES as u32, RES as u32, seed).into_raw()).collect();
+    let sources: Vec<Vec<u8>> = (0..3)
+        .map(|seed| noise(RES as u32, RES as u32, seed).into_raw())
+        .collect();
     for (i, px) in sources.iter().enumerate() {
         let img = image::RgbImage::from_raw(RES as u32, RES as u32, px.clone()).unwrap();
-        write(&input, &format!("img{i}.png"), &png_bytes(&DynamicImage::ImageRgb8(img)));
+        write(
+            &input,
+            &format!("img{i}.png"),
+            &png_bytes(&DynamicImage::ImageRgb8(img)),
+        );
     }
     let out = dir.join("d.limner");
-    let opts = BuildOptions { res: RES as u32, out: out.clone(), ..BuildOptions::default() };
+    let opts = BuildOptions {
+        res: RES as u32,
+        out: out.clone(),
+        ..BuildOptions::default()
+    };
     assert_eq!(build_dataset(&input, &opts, &|_, _| {}).unwrap().kept, 3);
     (out, sources)
 }
@@ -62,7 +72,11 @@ fn batches_are_nchw_in_minus_one_to_one_and_flips_mirror() {
             for y in 0..RES {
                 for x in 0..RES {
                     let want = f32::from(sources[i][(y * RES + x) * 3 + c]) / 127.5 - 1.0;
-                    assert_eq!(batch[k * 3 * plane + c * plane + y * RES + x], want, "k={k} c={c} y={y} x={x}");
+                    assert_eq!(
+                        batch[k * 3 * plane + c * plane + y * RES + x],
+                        want,
+                        "k={k} c={c} y={y} x={x}"
+                    );
                 }
             }
         }
@@ -75,12 +89,20 @@ fn batches_are_nchw_in_minus_one_to_one_and_flips_mirror() {
 
     let mut flipped = Vec::new();
     ds.fill_batch_nchw_flip(&indices, &[true, false, false], &mut flipped);
-    assert_eq!(flipped[3 * plane..], batch[3 * plane..], "unflagged samples are untouched");
+    assert_eq!(
+        flipped[3 * plane..],
+        batch[3 * plane..],
+        "unflagged samples are untouched"
+    );
     for c in 0..3 {
         for y in 0..RES {
             for x in 0..RES {
                 let at = |b: &[f32], x: usize| b[c * plane + y * RES + x];
-                assert_eq!(at(&flipped, x), at(&batch, RES - 1 - x), "c={c} y={y} x={x}");
+                assert_eq!(
+                    at(&flipped, x),
+                    at(&batch, RES - 1 - x),
+                    "c={c} y={y} x={x}"
+                );
             }
         }
     }
@@ -99,17 +121,26 @@ fn damaged_files_give_clear_errors() {
 
     std::fs::write(&damaged, &good[..good.len() - 100]).unwrap();
     let err = open_err(&damaged);
-    assert!(err.contains("damaged.limner") && err.contains("truncated"), "{err}");
+    assert!(
+        err.contains("damaged.limner") && err.contains("truncated"),
+        "{err}"
+    );
 
     std::fs::write(&damaged, &good[..20]).unwrap();
     let err = open_err(&damaged);
-    assert!(err.contains("damaged.limner") && err.contains("truncated"), "{err}");
+    assert!(
+        err.contains("damaged.limner") && err.contains("truncated"),
+        "{err}"
+    );
 
     let mut bad_magic = good.clone();
     bad_magic[..8].copy_from_slice(b"NOTADATA");
     std::fs::write(&damaged, &bad_magic).unwrap();
     let err = open_err(&damaged);
-    assert!(err.contains("damaged.limner") && err.contains("not a limner dataset"), "{err}");
+    assert!(
+        err.contains("damaged.limner") && err.contains("not a limner dataset"),
+        "{err}"
+    );
 
     std::fs::write(&damaged, b"").unwrap();
     assert!(open_err(&damaged).contains("not a limner dataset"));
@@ -125,7 +156,10 @@ fn damaged_files_give_clear_errors() {
     std::fs::write(&damaged, &flipped_bit).unwrap();
     let ds = PackedDataset::open(&damaged).unwrap();
     let err = format!("{:#}", ds.verify().unwrap_err());
-    assert!(err.contains("damaged.limner") && err.contains("checksum"), "{err}");
+    assert!(
+        err.contains("damaged.limner") && err.contains("checksum"),
+        "{err}"
+    );
 
     let mut newer = good.clone();
     newer[8..12].copy_from_slice(&2u32.to_le_bytes());

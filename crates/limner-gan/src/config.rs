@@ -29,7 +29,7 @@ impl GeneratorConfig {
             mapping_layers: 4,
             img_resolution: res,
             img_channels: 3,
-            channel_base: 8192,
+            channel_base: 1024,
             channel_max: 128,
             mapping_lr_multiplier: 0.01,
             w_avg_beta: 0.995,
@@ -75,7 +75,7 @@ impl DiscriminatorConfig {
         Self {
             img_resolution: res,
             img_channels: 3,
-            channel_base: 8192,
+            channel_base: 1024,
             channel_max: 128,
             mbstd_group_size: 4,
             mbstd_num_channels: 1,

@@ -219,6 +219,8 @@ pub enum NoiseMode<'a> {
     /// Fresh N(0,1) noise `[N,1,H,W]` drawn from the caller's RNG on the host, so that
     /// training is bit-exact on resume. `scale` multiplies it (the "noise" slider).
     Random { rng: &'a mut rand_chacha::ChaCha8Rng, scale: f32 },
+    /// One RNG per sample, so each image's noise depends only on its own seed.
+    PerSample { rngs: Vec<rand_chacha::ChaCha8Rng>, scale: f32 },
 }
 
 /// Draws `n` standard normal numbers from `rng`.
@@ -293,6 +295,12 @@ impl SynthesisLayer {
             }
             NoiseMode::Random { rng, scale } => {
                 let z = randn_host(rng, n * r * r);
+                let z = tensor_from(z, [n, 1, r, r], &x.device()).mul_scalar(*scale);
+                x + z * self.noise_strength.clone().reshape([1, 1, 1, 1])
+            }
+            NoiseMode::PerSample { rngs, scale } => {
+                assert_eq!(rngs.len(), n, "one noise RNG per sample");
+                let z: Vec<f32> = rngs.iter_mut().flat_map(|r| randn_host(r, self.resolution * self.resolution)).collect();
                 let z = tensor_from(z, [n, 1, r, r], &x.device()).mul_scalar(*scale);
                 x + z * self.noise_strength.clone().reshape([1, 1, 1, 1])
             }

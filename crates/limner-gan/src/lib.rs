@@ -3,11 +3,13 @@
 pub mod augment;
 pub mod config;
 pub mod discriminator;
+pub mod generate;
 pub mod generator;
 pub mod import;
 pub mod layers;
 pub mod params;
 pub mod plot;
+pub mod run;
 pub mod train;
 
 pub use config::{DiscriminatorConfig, GeneratorConfig};

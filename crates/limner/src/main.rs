@@ -1,1 +1,382 @@
-fn main() {}
+//! The `limner` command line: argument parsing and progress bars over the library crates.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use burn::tensor::Device;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use limner_data::imageio::{make_grid, nchw_to_rgb8, save_png_rgb};
+use limner_gan::augment::DiffAugment;
+use limner_gan::config::{DiscriminatorConfig, GeneratorConfig};
+use limner_gan::generate::{generate_seeds, load_generator_file, parse_seeds, save_generator, GenerateOptions, GeneratorInfo};
+use limner_gan::params::Precision;
+use limner_gan::run::{run_training, RunEnd, RunOptions};
+use limner_gan::train::{DataSource, TrainConfig, Trainer};
+
+#[derive(Parser)]
+#[command(name = "limner", version, about = "limner: an AI portrait studio. Train portrait GANs on a CPU and make new faces.")]
+struct Cli {
+    /// worker threads for the tensor kernels (default: all cores)
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build and inspect training datasets
+    #[command(subcommand)]
+    Dataset(DatasetCmd),
+    /// Train a StyleGAN2-ADA portrait GAN (resumable)
+    Train(TrainArgs),
+    /// Generate new faces from seeds
+    Generate(GenerateArgs),
+    /// Import, export and list models
+    #[command(subcommand)]
+    Models(ModelsCmd),
+}
+
+#[derive(Subcommand)]
+enum DatasetCmd {
+    /// Decode, crop, resize and deduplicate a folder or .zip of photos into a .limner file
+    Build {
+        /// a folder (searched recursively) or a .zip of JPEG/PNG/WebP images
+        input: PathBuf,
+        /// output resolution (a power of two, 8 to 1024)
+        #[arg(long, default_value_t = 64)]
+        res: u32,
+        #[arg(long)]
+        out: PathBuf,
+        /// skip files whose name matches this glob (repeatable), e.g. '*0.jpg'
+        #[arg(long)]
+        exclude: Vec<String>,
+        /// near-duplicate threshold: Hamming distance of perceptual hashes (0 = exact only)
+        #[arg(long, default_value_t = 4)]
+        near_dup: u32,
+    },
+    /// Show a packed dataset's header and verify its checksum
+    Info { path: PathBuf },
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// packed dataset from `limner dataset build`
+    #[arg(long)]
+    data: PathBuf,
+    /// run folder (checkpoints, grids, metrics)
+    #[arg(long)]
+    out: PathBuf,
+    /// continue from OUT/latest.safetensors (exactly where it stopped)
+    #[arg(long)]
+    resume: bool,
+    /// total length of training in thousands of images
+    #[arg(long, default_value_t = 1000.0)]
+    kimg: f64,
+    /// snapshot (checkpoint, grid, metrics) every this many kimg
+    #[arg(long, default_value_t = 2.0)]
+    snap_kimg: f64,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    #[arg(long, default_value_t = 0.0025)]
+    g_lr: f64,
+    #[arg(long, default_value_t = 0.0025)]
+    d_lr: f64,
+    /// EMA half-life in kimg
+    #[arg(long, default_value_t = 10.0)]
+    ema_kimg: f64,
+    /// R1 weight (0 turns it off)
+    #[arg(long, default_value_t = 0.05)]
+    r1_gamma: f64,
+    /// DiffAugment policy: any of color,translation,cutout, or none
+    #[arg(long, default_value = "color,translation,cutout")]
+    diffaugment: String,
+    #[arg(long, default_value_t = 0.9)]
+    style_mixing: f64,
+    #[arg(long)]
+    no_xflip: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 128)]
+    z_dim: usize,
+    #[arg(long, default_value_t = 128)]
+    w_dim: usize,
+    #[arg(long, default_value_t = 4)]
+    mapping_layers: usize,
+    /// channels at resolution R are min(channel_base / R, channel_max)
+    #[arg(long, default_value_t = 1024)]
+    channel_base: usize,
+    #[arg(long, default_value_t = 128)]
+    channel_max: usize,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// a generator or checkpoint (.safetensors); a run folder uses its generator
+    #[arg(long)]
+    model: PathBuf,
+    /// seeds, e.g. 0-63 or 1,5,9
+    #[arg(long, default_value = "0-15")]
+    seeds: String,
+    /// truncation psi ("temperature"): 1 = full variety, 0 = the average face
+    #[arg(long, default_value_t = 0.7)]
+    psi: f32,
+    /// per-pixel noise scale (0 = none)
+    #[arg(long, default_value_t = 1.0)]
+    noise: f32,
+    /// folder for one PNG per seed
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// also write all images as one grid PNG
+    #[arg(long)]
+    grid: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ModelsCmd {
+    /// Import an official StyleGAN2-ADA generator state dict (safetensors, PyTorch names)
+    Import {
+        #[arg(long, value_name = "G.safetensors")]
+        stylegan2: PathBuf,
+        /// config JSON (z_dim, w_dim, img_resolution, mapping_layers, channel_base, channel_max); inferred from the shapes if omitted
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Export a limner generator under the official StyleGAN2-ADA state-dict names
+    Export {
+        #[arg(long)]
+        model: PathBuf,
+        /// export in the official StyleGAN2-ADA naming (the only format for now)
+        #[arg(long)]
+        stylegan2: bool,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+            eprintln!("warning: could not set {n} threads: {e}");
+        }
+    }
+    if let Err(e) = run(cli.command) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Dataset(DatasetCmd::Build { input, res, out, exclude, near_dup }) => dataset_build(&input, res, out, exclude, near_dup),
+        Command::Dataset(DatasetCmd::Info { path }) => {
+            let ds = limner_data::PackedDataset::open(&path)?;
+            ds.verify()?;
+            println!("{}: {} images, {}px, checksum ok", path.display(), ds.len(), ds.res());
+            println!("source: {}\nbuilt by: {}\nmean RGB: {:?}", ds.meta().source, ds.meta().created_by, ds.meta().mean_rgb);
+            Ok(())
+        }
+        Command::Train(a) => train(a),
+        Command::Generate(a) => generate(a),
+        Command::Models(ModelsCmd::Import { stylegan2, config, out }) => {
+            let device = Device::flex();
+            let cfg = config.as_deref().map(limner_gan::import::read_config_json).transpose()?.map(|c| c.0);
+            let mut g = limner_gan::import::load_generator(&stylegan2, cfg.as_ref(), &device)?;
+            let info = GeneratorInfo { notes: Some(format!("imported from {}", stylegan2.display())), ..Default::default() };
+            save_generator(&out, &mut g, &info, Precision::F32)?;
+            println!("imported {}px generator ({} ws) -> {}", g.config.img_resolution, g.num_ws(), out.display());
+            Ok(())
+        }
+        Command::Models(ModelsCmd::Export { model, stylegan2, out }) => {
+            if !stylegan2 {
+                bail!("choose an export format: --stylegan2");
+            }
+            let device = Device::flex();
+            let (mut g, info) = load_generator_file(&resolve_model(&model)?, &device)?;
+            let sd = limner_gan::params::state_dict(&mut g, false);
+            limner_gan::params::write_safetensors(&out, &sd, &Default::default(), Precision::F32)?;
+            println!("exported {} tensors (official StyleGAN2-ADA names) -> {}", sd.len(), out.display());
+            if let Some(c) = info.config {
+                println!("config: {}", serde_json::to_string(&c)?);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn dataset_build(input: &Path, res: u32, out: PathBuf, exclude: Vec<String>, near_dup: u32) -> Result<()> {
+    let opts = limner_data::BuildOptions { res, out: out.clone(), exclude, near_dup_threshold: near_dup, ..Default::default() };
+    let pb = ProgressBar::new(0);
+    pb.set_style(ProgressStyle::with_template("{spinner} decoding {pos}/{len} [{bar:40}] {per_sec} eta {eta}").unwrap());
+    let report = limner_data::build_dataset(input, &opts, &|done, total| {
+        pb.set_length(total as u64);
+        pb.set_position(done as u64);
+    });
+    pb.finish_and_clear();
+    let report = report?;
+    println!("{report}");
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// Adapts a packed dataset to the trainer.
+struct Packed(limner_data::PackedDataset);
+
+impl DataSource for Packed {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn resolution(&self) -> usize {
+        self.0.res() as usize
+    }
+    fn fill_batch(&self, indices: &[usize], flips: &[bool], out: &mut Vec<f32>) {
+        self.0.fill_batch_nchw_flip(indices, flips, out)
+    }
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    let device = Device::flex();
+    let data = Packed(limner_data::PackedDataset::open(&a.data)?);
+    let res = data.resolution();
+    let ckpt = a.out.join("latest.safetensors");
+    let mut trainer = if a.resume {
+        if !ckpt.exists() {
+            bail!("--resume: {} does not exist (start without --resume)", ckpt.display());
+        }
+        let t = Trainer::load(&ckpt, &device)?;
+        eprintln!("resuming {} at {:.1} kimg (step {})", ckpt.display(), t.kimg(), t.step);
+        t
+    } else {
+        if ckpt.exists() {
+            bail!("{} already holds a run: pass --resume to continue it, or choose another --out", a.out.display());
+        }
+        let mut g = GeneratorConfig::limner_default(res);
+        g.z_dim = a.z_dim;
+        g.w_dim = a.w_dim;
+        g.mapping_layers = a.mapping_layers;
+        g.channel_base = a.channel_base;
+        g.channel_max = a.channel_max;
+        let mut d = DiscriminatorConfig::limner_default(res);
+        d.channel_base = a.channel_base;
+        d.channel_max = a.channel_max;
+        let tc = TrainConfig {
+            batch: a.batch,
+            g_lr: a.g_lr,
+            d_lr: a.d_lr,
+            ema_kimg: a.ema_kimg,
+            r1_gamma: a.r1_gamma,
+            style_mixing: a.style_mixing,
+            diffaugment: DiffAugment::parse(&a.diffaugment)?,
+            xflip: !a.no_xflip,
+            seed: a.seed,
+            ..Default::default()
+        };
+        Trainer::new(tc, &g, &d, &device)?
+    };
+    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    let run_json = serde_json::json!({
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "data": a.data, "images": data.len(), "resolution": res,
+        "train": trainer.train, "generator": trainer.g.config, "discriminator": trainer.d.config,
+    });
+    limner_gan::params::write_atomic(&a.out.join("run.json"), serde_json::to_string_pretty(&run_json)?.as_bytes())?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                eprintln!("\nsecond Ctrl-C: exiting without a checkpoint");
+                std::process::exit(130);
+            }
+            eprintln!("\nCtrl-C: finishing the step and saving a checkpoint (Ctrl-C again to abort)");
+        })?;
+    }
+    let opts = RunOptions { out: a.out.clone(), total_kimg: a.kimg, snap_kimg: a.snap_kimg, grid_seeds: (0..64).collect(), grid_psi: 0.7 };
+    let pb = ProgressBar::new((a.kimg * 1000.0) as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg} eta {eta}")
+            .unwrap()
+            .progress_chars("=> "),
+    );
+    pb.enable_steady_tick(Duration::from_millis(500));
+    let end = run_training(&mut trainer, &data, &opts, &stop, &mut |t, s, ips| {
+        pb.set_position(t.images_seen);
+        pb.set_message(format!(
+            "{:.2}/{} kimg  {:.1} img/s  G {:.3}  D {:.3}",
+            t.kimg(),
+            a.kimg,
+            ips,
+            s.loss_g,
+            s.loss_d
+        ));
+    })?;
+    pb.finish_and_clear();
+    match end {
+        RunEnd::Finished => println!("finished {:.1} kimg; generator: {}", trainer.kimg(), a.out.join("generator.safetensors").display()),
+        RunEnd::Interrupted => println!("stopped at {:.2} kimg; checkpoint saved: resume with --resume", trainer.kimg()),
+    }
+    Ok(())
+}
+
+/// A model path: a file, or a run folder (its generator.safetensors).
+fn resolve_model(p: &Path) -> Result<PathBuf> {
+    if p.is_dir() {
+        let g = p.join("generator.safetensors");
+        if g.exists() {
+            return Ok(g);
+        }
+        bail!("{} is a folder without generator.safetensors", p.display());
+    }
+    if p.exists() {
+        return Ok(p.to_path_buf());
+    }
+    let with_ext = p.with_extension("safetensors");
+    if with_ext.exists() {
+        return Ok(with_ext);
+    }
+    bail!("model {} not found", p.display())
+}
+
+fn generate(a: GenerateArgs) -> Result<()> {
+    if a.out.is_none() && a.grid.is_none() {
+        bail!("nothing to write: give --out DIR and/or --grid FILE.png");
+    }
+    if !a.psi.is_finite() || !a.noise.is_finite() {
+        bail!("--psi and --noise must be finite numbers");
+    }
+    let device = Device::flex();
+    let seeds = parse_seeds(&a.seeds)?;
+    let (g, _) = load_generator_file(&resolve_model(&a.model)?, &device)?;
+    let res = g.config.img_resolution;
+    let pb = ProgressBar::new(seeds.len() as u64);
+    let opts = GenerateOptions { psi: a.psi, noise: a.noise, batch: 16 };
+    let mut rgb = Vec::with_capacity(seeds.len());
+    for chunk in seeds.chunks(16) {
+        let imgs = generate_seeds(&g, chunk, &opts);
+        rgb.extend(nchw_to_rgb8(&imgs, chunk.len(), res, res));
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    if let Some(dir) = &a.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for (s, px) in seeds.iter().zip(&rgb) {
+            save_png_rgb(&dir.join(format!("seed{s:04}.png")), res as u32, res as u32, px)?;
+        }
+        println!("wrote {} images to {}", seeds.len(), dir.display());
+    }
+    if let Some(grid) = &a.grid {
+        let cols = (seeds.len() as f64).sqrt().ceil() as u32;
+        let (w, h, px) = make_grid(&rgb, res as u32, cols, 2);
+        save_png_rgb(grid, w, h, &px)?;
+        println!("wrote grid {}", grid.display());
+    }
+    Ok(())
+}
