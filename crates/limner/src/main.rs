@@ -116,9 +116,9 @@ struct TrainArgs {
 
 #[derive(Args)]
 struct GenerateArgs {
-    /// a generator or checkpoint (.safetensors); a run folder uses its generator
-    #[arg(long)]
-    model: PathBuf,
+    /// `default` (the embedded model), a generator or checkpoint (.safetensors), a run folder, or a name from `limner models list`
+    #[arg(long, default_value = "default")]
+    model: String,
     /// seeds, e.g. 0-63 or 1,5,9
     #[arg(long, default_value = "0-15")]
     seeds: String,
@@ -148,10 +148,25 @@ enum ModelsCmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// List the embedded default model and imported ones
+    List,
+    /// Freeze a training run's EMA generator into a compact half-precision file, with a
+    /// sample grid and reference images (this is how models/default is made)
+    Freeze {
+        /// run folder or checkpoint
+        #[arg(long)]
+        run: PathBuf,
+        /// output folder (generator.safetensors, grid.png, reference/)
+        #[arg(long)]
+        out: PathBuf,
+        /// provenance recorded in the file (data, command)
+        #[arg(long)]
+        notes: Option<String>,
+    },
     /// Export a limner generator under the official StyleGAN2-ADA state-dict names
     Export {
-        #[arg(long)]
-        model: PathBuf,
+        #[arg(long, default_value = "default")]
+        model: String,
         /// export in the official StyleGAN2-ADA naming (the only format for now)
         #[arg(long)]
         stylegan2: bool,
@@ -194,12 +209,24 @@ fn run(cmd: Command) -> Result<()> {
             println!("imported {}px generator ({} ws) -> {}", g.config.img_resolution, g.num_ws(), out.display());
             Ok(())
         }
+        Command::Models(ModelsCmd::List) => {
+            let device = Device::flex();
+            println!("{:<16} {:>5} {:>9}  {:<40} licence", "name", "res", "kimg", "location");
+            for m in limner_models::list(&device) {
+                let res = m.resolution.map(|r| format!("{r}px")).unwrap_or_else(|| "?".into());
+                let kimg = m.kimg.map(|k| format!("{k:.1}")).unwrap_or_else(|| "-".into());
+                println!("{:<16} {:>5} {:>9}  {:<40} {}", m.name, res, kimg, m.location, m.licence);
+            }
+            println!("(imported models live in {})", limner_models::models_dir().display());
+            Ok(())
+        }
+        Command::Models(ModelsCmd::Freeze { run, out, notes }) => freeze(&run, &out, notes),
         Command::Models(ModelsCmd::Export { model, stylegan2, out }) => {
             if !stylegan2 {
                 bail!("choose an export format: --stylegan2");
             }
             let device = Device::flex();
-            let (mut g, info) = load_generator_file(&resolve_model(&model)?, &device)?;
+            let (mut g, info) = limner_models::load(Some(&model), &device)?;
             let sd = limner_gan::params::state_dict(&mut g, false);
             limner_gan::params::write_safetensors(&out, &sd, &Default::default(), Precision::F32)?;
             println!("exported {} tensors (official StyleGAN2-ADA names) -> {}", sd.len(), out.display());
@@ -307,7 +334,13 @@ fn train(a: TrainArgs) -> Result<()> {
             .progress_chars("=> "),
     );
     pb.enable_steady_tick(Duration::from_millis(500));
+    let mut last_line = trainer.kimg();
     let end = run_training(&mut trainer, &data, &opts, &stop, &mut |t, s, ips| {
+        if pb.is_hidden() && t.kimg() - last_line >= 1.0 {
+            // not a terminal (a log file): one plain line per kimg instead of a bar
+            last_line = t.kimg();
+            eprintln!("kimg {:.2}  step {}  {:.1} img/s  G {:.3}  D {:.3}", t.kimg(), t.step, ips, s.loss_g, s.loss_d);
+        }
         pb.set_position(t.images_seen);
         pb.set_message(format!(
             "{:.2}/{} kimg  {:.1} img/s  G {:.3}  D {:.3}",
@@ -326,25 +359,6 @@ fn train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// A model path: a file, or a run folder (its generator.safetensors).
-fn resolve_model(p: &Path) -> Result<PathBuf> {
-    if p.is_dir() {
-        let g = p.join("generator.safetensors");
-        if g.exists() {
-            return Ok(g);
-        }
-        bail!("{} is a folder without generator.safetensors", p.display());
-    }
-    if p.exists() {
-        return Ok(p.to_path_buf());
-    }
-    let with_ext = p.with_extension("safetensors");
-    if with_ext.exists() {
-        return Ok(with_ext);
-    }
-    bail!("model {} not found", p.display())
-}
-
 fn generate(a: GenerateArgs) -> Result<()> {
     if a.out.is_none() && a.grid.is_none() {
         bail!("nothing to write: give --out DIR and/or --grid FILE.png");
@@ -354,7 +368,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
     }
     let device = Device::flex();
     let seeds = parse_seeds(&a.seeds)?;
-    let (g, _) = load_generator_file(&resolve_model(&a.model)?, &device)?;
+    let (g, _) = limner_models::load(Some(&a.model), &device)?;
     let res = g.config.img_resolution;
     let pb = ProgressBar::new(seeds.len() as u64);
     let opts = GenerateOptions { psi: a.psi, noise: a.noise, batch: 16 };
@@ -378,5 +392,32 @@ fn generate(a: GenerateArgs) -> Result<()> {
         save_png_rgb(grid, w, h, &px)?;
         println!("wrote grid {}", grid.display());
     }
+    Ok(())
+}
+
+/// Seeds of the reference images stored with a frozen model (checked by a regression test).
+const REFERENCE_SEEDS: [u64; 4] = [0, 1, 2, 3];
+
+fn freeze(run: &Path, out: &Path, notes: Option<String>) -> Result<()> {
+    let device = Device::flex();
+    let src = if run.is_dir() { run.join("latest.safetensors") } else { run.to_path_buf() };
+    let (mut g, info) = load_generator_file(&src, &device)?;
+    std::fs::create_dir_all(out.join("reference")).with_context(|| format!("cannot create {}", out.display()))?;
+    let file = out.join("generator.safetensors");
+    let info = GeneratorInfo { notes: notes.or(info.notes), ..info };
+    save_generator(&file, &mut g, &info, Precision::F16)?;
+    // everything below is made from the half-precision file, exactly as users will load it
+    let (g, info) = load_generator_file(&file, &device)?;
+    let res = g.config.img_resolution;
+    let opts = GenerateOptions { psi: 0.7, noise: 1.0, batch: 16 };
+    let seeds: Vec<u64> = (0..64).collect();
+    let rgb = nchw_to_rgb8(&generate_seeds(&g, &seeds, &opts), 64, res, res);
+    let (w, h, px) = make_grid(&rgb, res as u32, 8, 2);
+    save_png_rgb(&out.join("grid.png"), w, h, &px)?;
+    for (s, px) in REFERENCE_SEEDS.iter().zip(&rgb) {
+        save_png_rgb(&out.join(format!("reference/seed{s:04}.png")), res as u32, res as u32, px)?;
+    }
+    let bytes = std::fs::metadata(&file)?.len();
+    println!("froze {:.1} kimg, {res}px, {:.2} MB -> {}", info.kimg.unwrap_or(0.0), bytes as f64 / 1e6, file.display());
     Ok(())
 }

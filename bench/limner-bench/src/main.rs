@@ -1,0 +1,393 @@
+//! limner-bench: times limner's StyleGAN2 on burn's CPU `flex` backend.
+//!
+//! Every measurement prints one machine-readable line
+//! `RESULT limner <name> key=value ...` that `bench/run.sh` pairs with the identical line
+//! printed by the PyTorch port `bench/torch_ref.py`.
+//!
+//! Usage: limner-bench [all|train-step|gen|modconv|parts]... [--quick] [--cfg default|fixture|both]
+//!
+//! GFLOP are counted analytically (2 FLOP per multiply-add of every conv / linear layer,
+//! FIR filters included, transposed convs counted at their input resolution; elementwise
+//! ops not counted), so both sides divide by the same number.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use burn::tensor::{Device, Distribution, Tensor};
+use limner_gan::layers::{NoiseMode, SynthesisLayer};
+use limner_gan::params::{ParamKind, ParamVisitor, Params};
+use limner_gan::train::{DataSource, TrainConfig, Trainer};
+use limner_gan::{Discriminator, DiscriminatorConfig, Generator, GeneratorConfig};
+
+/// fp32 peak of the benchmark machine: 2 cores x 2 FMA units x 16 lanes x 2 FLOP x ~2.3 GHz.
+const PEAK_GFLOPS: f64 = 294.0;
+const RES: usize = 64;
+const BATCH: usize = 32;
+
+struct Opts {
+    quick: bool,
+    cfgs: Vec<&'static str>,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let cfg_arg = args.windows(2).find(|w| w[0] == "--cfg").map(|w| w[1].clone()).unwrap_or_else(|| "both".into());
+    let cfgs = match cfg_arg.as_str() {
+        "default" => vec!["default"],
+        "fixture" => vec!["fixture"],
+        _ => vec!["default", "fixture"],
+    };
+    let mut what: Vec<String> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| !a.starts_with("--") && !(*i > 0 && args[i - 1] == "--cfg"))
+        .map(|(_, a)| a.clone())
+        .collect();
+    if what.is_empty() || what.iter().any(|w| w == "all") {
+        what = vec!["modconv".into(), "gen".into(), "train-step".into(), "parts".into()];
+    }
+    let opts = Opts { quick, cfgs };
+    let dev = Device::flex();
+    dev.seed(0);
+    println!(
+        "# limner-bench: burn 0.22.1 flex, {} threads available, quick={}, loadavg at start: {}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        quick,
+        loadavg()
+    );
+    for w in &what {
+        match w.as_str() {
+            "modconv" => bench_modconv(&dev, &opts),
+            "gen" => bench_gen(&dev, &opts),
+            "train-step" => bench_train(&dev, &opts),
+            "parts" => bench_parts(&dev, &opts),
+            other => {
+                eprintln!("unknown measurement `{other}` (use all, train-step, gen, modconv, parts)");
+                std::process::exit(2);
+            }
+        }
+    }
+    println!("# limner-bench done, loadavg at end: {}", loadavg());
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+// ---------------------------------------------------------------- configs and FLOPs
+
+fn gcfg(name: &str) -> GeneratorConfig {
+    match name {
+        "default" => GeneratorConfig::limner_default(RES),
+        // /work/shared/fixtures/stylegan2-ref/res64/config.json
+        "fixture" => GeneratorConfig { z_dim: 64, w_dim: 64, mapping_layers: 8, ..GeneratorConfig::limner_default(RES) },
+        _ => unreachable!(),
+    }
+}
+
+fn dcfg(_name: &str) -> DiscriminatorConfig {
+    // the res64 fixture D (channel_base 1024, channel_max 128, mbstd 4/1) equals limner's default D
+    DiscriminatorConfig::limner_default(RES)
+}
+
+/// Multiply-adds of one generator forward, per image (mapping + synthesis).
+fn g_macs(c: &GeneratorConfig) -> f64 {
+    let (z, w) = (c.z_dim as f64, c.w_dim as f64);
+    let mut m = z * w + (c.mapping_layers as f64 - 1.0) * w * w;
+    for r in c.block_resolutions() {
+        let co = c.channels(r) as f64;
+        let rr = (r * r) as f64;
+        if r == 4 {
+            m += w * co + co * co + co * co * 9.0 * rr; // conv1: affine, demod, conv
+        } else {
+            let ci = c.channels(r / 2) as f64;
+            let hin = ((r / 2) * (r / 2)) as f64;
+            m += w * ci + ci * co + ci * co * 9.0 * hin + co * 16.0 * rr; // conv0: affine, demod, convT, FIR
+            m += w * co + co * co + co * co * 9.0 * rr; // conv1
+            m += 3.0 * 16.0 * hin; // upsample2d of the image (depthwise transposed, input res)
+        }
+        m += w * co + 3.0 * co * rr; // torgb: affine, 1x1
+    }
+    m
+}
+
+/// Multiply-adds of one discriminator forward, per image.
+fn d_macs(c: &DiscriminatorConfig) -> f64 {
+    let mut m = 0.0;
+    let mut r = c.img_resolution;
+    while r > 4 {
+        let (t, o) = (c.channels(r) as f64, c.channels(r / 2) as f64);
+        let (rr, hh) = ((r * r) as f64, ((r / 2) * (r / 2)) as f64);
+        if r == c.img_resolution {
+            m += 3.0 * t * rr; // fromrgb
+        }
+        m += t * 16.0 * hh + t * o * hh; // skip: FIR down + 1x1
+        m += t * t * 9.0 * rr; // conv0
+        m += t * 16.0 * ((r + 1) * (r + 1)) as f64 + t * o * 9.0 * hh; // conv1: FIR + stride-2 3x3
+        r /= 2;
+    }
+    let ch = c.channels(4) as f64;
+    m += (ch + 1.0) * ch * 9.0 * 16.0 + 16.0 * ch * ch + ch;
+    m
+}
+
+/// GFLOP of one training step: G fwd (D step) + 3 x G fwd (G step) + 3 x D fwd x images
+/// through D (fake + real in the D step, 2 R1 batches when R1 runs, fake in the G step).
+fn train_gflop(g: &GeneratorConfig, d: &DiscriminatorConfig, n: usize, r1_batches: f64) -> f64 {
+    let n = n as f64;
+    let gf = g_macs(g) * n;
+    let df = d_macs(d);
+    2.0 * (gf + 3.0 * gf + 3.0 * df * (2.0 * n + r1_batches * n + n)) / 1e9
+}
+
+fn modconv_gflop(n: usize, c: usize, r: usize, w_dim: usize) -> f64 {
+    let (n, c, rr, w) = (n as f64, c as f64, (r * r) as f64, w_dim as f64);
+    2.0 * n * (w * c + c * c + c * c * 9.0 * rr) / 1e9
+}
+
+// ---------------------------------------------------------------- timing
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+}
+
+fn time_it<F: FnMut()>(dev: &Device, warm: usize, iters: usize, mut f: F) -> Vec<f64> {
+    for _ in 0..warm {
+        f();
+        dev.sync().unwrap();
+    }
+    (0..iters)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            dev.sync().unwrap();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect()
+}
+
+fn report(name: &str, tags: &str, ts: &[f64], gflop: f64) {
+    let m = median(ts);
+    let min = ts.iter().cloned().fold(f64::INFINITY, f64::min);
+    let gflops = gflop / (m / 1e3);
+    println!(
+        "RESULT limner {name} {tags} n={} median_ms={m:.2} min_ms={min:.2} gflop={gflop:.4} gflops={gflops:.2} pct_peak={:.2}",
+        ts.len(),
+        100.0 * gflops / PEAK_GFLOPS
+    );
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// Copy of a network on the autodiff device; trainable tensors tracked when `track`.
+fn lift<P: Params + Clone>(net: &P, track: bool) -> P {
+    struct Lift(bool);
+    impl ParamVisitor for Lift {
+        fn visit<const D: usize>(&mut self, _: &str, t: &mut Tensor<D>, kind: ParamKind) {
+            let a = t.clone().autodiff();
+            *t = if self.0 && kind == ParamKind::Trainable { a.require_grad() } else { a };
+        }
+    }
+    let mut n = net.clone();
+    n.visit_params("", &mut Lift(track));
+    n
+}
+
+/// Reads every gradient of a lifted network (forces them to be materialised).
+fn touch_grads<P: Params>(net: &mut P, grads: &burn::tensor::Gradients) {
+    struct G<'a>(&'a burn::tensor::Gradients);
+    impl ParamVisitor for G<'_> {
+        fn visit<const D: usize>(&mut self, _: &str, t: &mut Tensor<D>, kind: ParamKind) {
+            if kind == ParamKind::Trainable {
+                black_box(t.grad(self.0));
+            }
+        }
+    }
+    net.visit_params("", &mut G(grads));
+}
+
+fn randn<const D: usize>(shape: [usize; D], dev: &Device) -> Tensor<D> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), dev)
+}
+
+/// A fixed set of random images in [-1, 1] (xorshift, deterministic).
+struct Synthetic {
+    n: usize,
+    res: usize,
+    data: Vec<f32>,
+}
+
+impl Synthetic {
+    fn new(n: usize, res: usize) -> Self {
+        let mut s = 0x9E37_79B9_7F4A_7C15u64;
+        let data = (0..n * 3 * res * res)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect();
+        Self { n, res, data }
+    }
+}
+
+impl DataSource for Synthetic {
+    fn len(&self) -> usize {
+        self.n
+    }
+    fn resolution(&self) -> usize {
+        self.res
+    }
+    fn fill_batch(&self, indices: &[usize], flips: &[bool], out: &mut Vec<f32>) {
+        let r = self.res;
+        let per = 3 * r * r;
+        out.clear();
+        out.reserve(indices.len() * per);
+        for (&i, &f) in indices.iter().zip(flips) {
+            let img = &self.data[i * per..(i + 1) * per];
+            if !f {
+                out.extend_from_slice(img);
+            } else {
+                for row in img.chunks_exact(r) {
+                    out.extend(row.iter().rev());
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- measurements
+
+fn bench_modconv(dev: &Device, o: &Opts) {
+    let (n, c, r, wd) = (BATCH, 128, 32, 128);
+    let (warm, iters) = if o.quick { (1, 3) } else { (2, 7) };
+    let layer = SynthesisLayer::new(c, c, wd, r, false, dev);
+    let gf = modconv_gflop(n, c, r, wd);
+    let tags = format!("cin={c} cout={c} res={r} batch={n}");
+    let x = randn([n, c, r, r], dev);
+    let w = randn([n, wd], dev);
+    let ts = time_it(dev, warm, iters, || {
+        black_box(layer.forward(x.clone(), w.clone(), &mut NoiseMode::Const));
+    });
+    report("modconv_fwd", &tags, &ts, gf);
+
+    let mut la = lift(&layer, true);
+    let xa = x.clone().autodiff().require_grad();
+    let wa = w.clone().autodiff();
+    let gout = randn([n, c, r, r], dev).autodiff();
+    let ts = time_it(dev, warm, iters, || {
+        let y = la.forward(xa.clone(), wa.clone(), &mut NoiseMode::Const);
+        let grads = (y * gout.clone()).sum().backward();
+        black_box(xa.grad(&grads));
+        touch_grads(&mut la, &grads);
+    });
+    report("modconv_fwd_bwd", &tags, &ts, 3.0 * gf);
+}
+
+fn bench_gen(dev: &Device, o: &Opts) {
+    let images = 64;
+    let (warm, iters) = if o.quick { (1, 3) } else { (1, 5) };
+    for &cfg in &o.cfgs {
+        let gc = gcfg(cfg);
+        let g = Generator::new(&gc, dev);
+        let gf = 2.0 * g_macs(&gc) * images as f64 / 1e9;
+        for b in [1usize, 8] {
+            let zs: Vec<Tensor<2>> = (0..images / b).map(|_| randn([b, gc.z_dim], dev)).collect();
+            let ts = time_it(dev, warm, iters, || {
+                for z in &zs {
+                    black_box(g.forward(z.clone(), 1.0, &mut NoiseMode::Const));
+                }
+            });
+            report("gen", &format!("cfg={cfg} res={RES} batch={b} images={images}"), &ts, gf);
+        }
+    }
+}
+
+fn bench_train(dev: &Device, o: &Opts) {
+    let (warm, iters) = if o.quick { (1, 3) } else { (2, 6) };
+    let data = Synthetic::new(256, RES);
+    for &cfg in &o.cfgs {
+        let (gc, dc) = (gcfg(cfg), dcfg(cfg));
+        let tags = format!("cfg={cfg} res={RES} batch={BATCH}");
+        let mut med = [0.0f64; 2];
+        for (vi, r1) in [false, true].into_iter().enumerate() {
+            let tc = TrainConfig { batch: BATCH, r1_gamma: if r1 { 0.05 } else { 0.0 }, ..TrainConfig::default() };
+            let mut t = Trainer::new(tc, &gc, &dc, dev).expect("trainer");
+            let mut k = 0u64;
+            let ts = time_it(dev, warm, iters, || {
+                if r1 {
+                    // make this step one of the lazy-R1 steps (step % r1_interval == 0)
+                    t.step = 16 * k;
+                    k += 1;
+                }
+                black_box(t.step(&data).expect("step"));
+            });
+            let (name, gf) = if r1 {
+                ("train_step_r1", train_gflop(&gc, &dc, BATCH, 2.0))
+            } else {
+                ("train_step_nor1", train_gflop(&gc, &dc, BATCH, 0.0))
+            };
+            report(name, &tags, &ts, gf);
+            med[vi] = median(&ts);
+        }
+        // amortised over one R1 interval: 15 plain steps + 1 step with R1
+        let am = (15.0 * med[0] + med[1]) / 16.0;
+        let gf = train_gflop(&gc, &dc, BATCH, 2.0 / 16.0);
+        let gflops = gf / (am / 1e3);
+        println!(
+            "RESULT limner train_step {tags} n=derived median_ms={am:.2} min_ms={am:.2} gflop={gf:.4} gflops={gflops:.2} pct_peak={:.2}",
+            100.0 * gflops / PEAK_GFLOPS
+        );
+    }
+}
+
+/// Sub-parts of a training step (default config, batch 32), for the per-op picture.
+fn bench_parts(dev: &Device, o: &Opts) {
+    let (warm, iters) = if o.quick { (1, 3) } else { (1, 5) };
+    let (gc, dc) = (gcfg("default"), dcfg("default"));
+    let g = Generator::new(&gc, dev);
+    let d = Discriminator::new(&dc, dev);
+    let n = BATCH;
+    let gfwd = 2.0 * g_macs(&gc) * n as f64 / 1e9;
+    let dfwd = 2.0 * d_macs(&dc) * n as f64 / 1e9;
+    let tags = "cfg=default res=64 batch=32";
+
+    let z = randn([n, gc.z_dim], dev);
+    let ts = time_it(dev, warm, iters, || {
+        black_box(g.forward(z.clone(), 1.0, &mut NoiseMode::Const));
+    });
+    report("part_g_fwd", tags, &ts, gfwd);
+
+    let x2 = randn([2 * n, 3, RES, RES], dev);
+    let ts = time_it(dev, warm, iters, || {
+        black_box(d.forward(x2.clone()));
+    });
+    report("part_d_fwd_2n", tags, &ts, 2.0 * dfwd);
+
+    // D step core: D on 2N images with weight gradients
+    let ts = time_it(dev, warm, iters, || {
+        let mut da = lift(&d, true);
+        let l = da.forward(x2.clone().autodiff()).mean();
+        let grads = l.backward();
+        touch_grads(&mut da, &grads);
+    });
+    report("part_d_fwd_bwd_2n", tags, &ts, 3.0 * 2.0 * dfwd);
+
+    // G step core: G fwd (tracked) -> D (constant) -> backward into G
+    let ts = time_it(dev, warm, iters, || {
+        let mut ga = lift(&g, true);
+        let dc_ = lift(&d, false);
+        let img = ga.forward(z.clone().autodiff(), 1.0, &mut NoiseMode::Const);
+        let l = dc_.forward(img).mean();
+        let grads = l.backward();
+        touch_grads(&mut ga, &grads);
+    });
+    report("part_g_step_fwd_bwd", tags, &ts, 3.0 * (gfwd + dfwd));
+}

@@ -1,0 +1,103 @@
+//! The model registry: the default generator embedded in the binary, and the models a user
+//! trained or imported (run folders and files under the model directory).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use burn::tensor::Device;
+use limner_gan::generate::{load_generator_bytes, load_generator_file, GeneratorInfo};
+use limner_gan::Generator;
+
+/// The default generator, trained by limner on the shared faces (half precision).
+pub static DEFAULT_GENERATOR: &[u8] = include_bytes!("../../../models/default/generator.safetensors");
+
+/// The default model's card.
+pub static DEFAULT_MODEL_CARD: &str = include_str!("../../../models/default/MODEL_CARD.md");
+
+/// The name that selects the embedded model.
+pub const DEFAULT_NAME: &str = "default";
+
+/// Where imported models live: `$LIMNER_HOME/models`, else `~/.cache/limner/models`.
+pub fn models_dir() -> PathBuf {
+    if let Ok(h) = std::env::var("LIMNER_HOME") {
+        return PathBuf::from(h).join("models");
+    }
+    let home = std::env::var("HOME").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("."));
+    home.join(".cache/limner/models")
+}
+
+/// Loads the embedded default generator.
+pub fn load_default(device: &Device) -> Result<(Generator, GeneratorInfo)> {
+    load_generator_bytes(DEFAULT_GENERATOR, device)
+}
+
+/// Resolves a model name or path: `default` (embedded), a file, a run folder (its
+/// `generator.safetensors`), a path without `.safetensors`, or a name in [`models_dir`].
+pub fn resolve(name: &str) -> Result<Option<PathBuf>> {
+    if name == DEFAULT_NAME {
+        return Ok(None);
+    }
+    let p = Path::new(name);
+    if p.is_dir() {
+        let g = p.join("generator.safetensors");
+        if g.exists() {
+            return Ok(Some(g));
+        }
+        bail!("{} is a folder without generator.safetensors (is it a training run that has not snapshotted yet?)", p.display());
+    }
+    for cand in [p.to_path_buf(), p.with_extension("safetensors"), models_dir().join(name), models_dir().join(format!("{name}.safetensors"))] {
+        if cand.is_file() {
+            return Ok(Some(cand));
+        }
+    }
+    bail!("model `{name}` not found: give a .safetensors file, a run folder, `default`, or a name from `limner models list`")
+}
+
+/// Loads a generator by name or path (`None` or `default` = the embedded model).
+pub fn load(name: Option<&str>, device: &Device) -> Result<(Generator, GeneratorInfo)> {
+    match resolve(name.unwrap_or(DEFAULT_NAME))? {
+        None => load_default(device),
+        Some(p) => load_generator_file(&p, device),
+    }
+}
+
+/// One row of `limner models list`.
+#[derive(Clone, Debug)]
+pub struct ModelEntry {
+    pub name: String,
+    pub location: String,
+    pub resolution: Option<usize>,
+    pub kimg: Option<f64>,
+    pub licence: String,
+}
+
+/// The embedded default plus every `.safetensors` generator in [`models_dir`].
+pub fn list(device: &Device) -> Vec<ModelEntry> {
+    let mut v = vec![];
+    let (res, kimg) = load_default(device).map(|(g, i)| (Some(g.config.img_resolution), i.kimg)).unwrap_or((None, None));
+    v.push(ModelEntry {
+        name: DEFAULT_NAME.into(),
+        location: "embedded in the binary".into(),
+        resolution: res,
+        kimg,
+        licence: "non-commercial (trained on faces rendered by an FFHQ-lineage StyleGAN)".into(),
+    });
+    if let Ok(rd) = std::fs::read_dir(models_dir()) {
+        let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
+        files.sort();
+        for p in files {
+            let (res, kimg, notes) = match load_generator_file(&p, device) {
+                Ok((g, i)) => (Some(g.config.img_resolution), i.kimg, i.notes),
+                Err(_) => (None, None, Some("unreadable".into())),
+            };
+            v.push(ModelEntry {
+                name: p.file_stem().unwrap_or_default().to_string_lossy().into(),
+                location: p.display().to_string(),
+                resolution: res,
+                kimg,
+                licence: notes.unwrap_or_else(|| "as its source".into()),
+            });
+        }
+    }
+    v
+}

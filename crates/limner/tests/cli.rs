@@ -1,0 +1,115 @@
+//! The `limner` binary end to end, as a user runs it: a real process, real files.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn limner(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_limner")).args(args).output().expect("run limner")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = limner(args);
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "limner {args:?} failed:\n{text}");
+    text
+}
+
+fn fails(args: &[&str]) -> String {
+    let o = limner(args);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success(), "limner {args:?} should have failed");
+    assert!(err.starts_with("error: "), "unclear error for {args:?}: {err}");
+    assert!(!err.contains("panicked"), "limner panicked: {err}");
+    err
+}
+
+/// Writes `n` distinct 24x24 PNG faces-to-be: coloured blobs on varied backgrounds.
+fn write_photos(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        let mut px = vec![0u8; 24 * 24 * 3];
+        for y in 0..24 {
+            for x in 0..24 {
+                let inside = (x as i32 - 12 + (i % 5) as i32 - 2).pow(2) + (y as i32 - 12).pow(2) < 40 + (i * 7 % 30) as i32;
+                let p = (y * 24 + x) * 3;
+                let c = if inside { [(i * 37 % 256) as u8, (i * 91 % 256) as u8, (255 - i * 53 % 256) as u8] } else { [(x * 10) as u8, 40, (y * 10) as u8] };
+                px[p..p + 3].copy_from_slice(&c);
+            }
+        }
+        limner_data::imageio::save_png_rgb(&dir.join(format!("{i:03}.png")), 24, 24, &px).unwrap();
+    }
+}
+
+#[test]
+fn dataset_train_resume_generate_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let s = |p: &str| t.join(p).to_string_lossy().to_string();
+    write_photos(&t.join("photos"), 40);
+    let out = ok(&["dataset", "build", &s("photos"), "--res", "16", "--out", &s("d.limner"), "--near-dup", "0"]);
+    assert!(out.contains("kept"), "{out}");
+    ok(&["dataset", "info", &s("d.limner")]);
+
+    let small = ["--batch", "8", "--z-dim", "16", "--w-dim", "16", "--mapping-layers", "2", "--channel-base", "256", "--channel-max", "32"];
+    let (d, r) = (s("d.limner"), s("run"));
+    let mut args = vec!["train", "--data", &d, "--out", &r, "--kimg", "0.048", "--snap-kimg", "0.024"];
+    args.extend(small);
+    ok(&args);
+    for f in ["latest.safetensors", "generator.safetensors", "grid-latest.png", "metrics.csv", "loss.png", "run.json"] {
+        assert!(t.join("run").join(f).exists(), "{f} missing after training");
+    }
+    let metrics = std::fs::read_to_string(t.join("run/metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 3, "header + 2 snapshots:\n{metrics}");
+
+    // a second start on the same folder without --resume refuses to overwrite
+    let err = fails(&args);
+    assert!(err.contains("--resume"), "{err}");
+    // resume continues to a longer total
+    ok(&["train", "--data", &d, "--out", &r, "--kimg", "0.072", "--snap-kimg", "0.024", "--resume"]);
+    let metrics = std::fs::read_to_string(t.join("run/metrics.csv")).unwrap();
+    assert!(metrics.lines().last().unwrap().starts_with("0.072"), "{metrics}");
+
+    // same seed, same settings: byte-identical images
+    ok(&["generate", "--model", &r, "--seeds", "0-3", "--psi", "0.7", "--out", &s("g1"), "--grid", &s("grid.png")]);
+    ok(&["generate", "--model", &s("run/generator.safetensors"), "--seeds", "3,0-2", "--psi", "0.7", "--out", &s("g2")]);
+    for i in 0..4 {
+        let f = format!("seed{i:04}.png");
+        assert_eq!(std::fs::read(t.join("g1").join(&f)).unwrap(), std::fs::read(t.join("g2").join(&f)).unwrap(), "{f} differs");
+    }
+    assert_ne!(std::fs::read(t.join("g1/seed0000.png")).unwrap(), std::fs::read(t.join("g1/seed0001.png")).unwrap());
+    assert!(t.join("grid.png").exists());
+
+    // export under official names, re-import, same pixels
+    ok(&["models", "export", "--stylegan2", "--model", &r, "--out", &s("official.safetensors")]);
+    ok(&["models", "import", "--stylegan2", &s("official.safetensors"), "--out", &s("imported.safetensors")]);
+    ok(&["generate", "--model", &s("imported.safetensors"), "--seeds", "0", "--out", &s("g3")]);
+    assert_eq!(std::fs::read(t.join("g1/seed0000.png")).unwrap(), std::fs::read(t.join("g3/seed0000.png")).unwrap());
+}
+
+#[test]
+fn bad_inputs_give_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let s = |p: &str| t.join(p).to_string_lossy().to_string();
+    std::fs::create_dir_all(t.join("texts")).unwrap();
+    for i in 0..3 {
+        std::fs::write(t.join(format!("texts/{i}.txt")), "not a picture").unwrap();
+    }
+    let err = fails(&["dataset", "build", &s("texts"), "--out", &s("x.limner")]);
+    assert!(err.contains("no decodable images") || err.contains("not an image"), "{err}");
+    assert!(!t.join("x.limner").exists());
+
+    // a truncated dataset and a checkpoint that is not one
+    std::fs::write(t.join("bad.limner"), b"LIMNERDS\x01\x00").unwrap();
+    let err = fails(&["train", "--data", &s("bad.limner"), "--out", &s("run")]);
+    assert!(err.contains("bad.limner"), "{err}");
+    std::fs::write(t.join("bad.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":").unwrap();
+    let err = fails(&["generate", "--model", &s("bad.safetensors"), "--seeds", "0", "--out", &s("o")]);
+    assert!(err.contains("bad.safetensors"), "{err}");
+    let err = fails(&["generate", "--model", &s("missing.safetensors"), "--seeds", "0", "--out", &s("o")]);
+    assert!(err.contains("not found"), "{err}");
+    let err = fails(&["generate", "--model", &s("bad.safetensors"), "--seeds", "9-1", "--out", &s("o")]);
+    assert!(err.contains("backwards"), "{err}");
+    let err = fails(&["train", "--data", &s("bad.limner"), "--out", &s("run"), "--resume"]);
+    assert!(err.contains("bad.limner") || err.contains("--resume"), "{err}");
+}
