@@ -3,6 +3,7 @@
 use burn::tensor::{Device, Tensor};
 
 use crate::config::DiscriminatorConfig;
+use crate::generator::{record, Trace};
 use crate::layers::{fir_buffer, Activation, Conv2dLayer, FullyConnectedLayer};
 use crate::params::{join, ParamKind, ParamVisitor, Params};
 
@@ -24,16 +25,26 @@ pub struct DiscriminatorBlock {
 
 impl DiscriminatorBlock {
     /// `(x [N, C, R, R] | None, img [N, 3, R, R])` -> `[N, C', R/2, R/2]`
-    pub fn forward(&self, x: Option<Tensor<4>>, img: Tensor<4>) -> Tensor<4> {
+    pub fn forward(&self, x: Option<Tensor<4>>, img: Tensor<4>, trace: &mut Trace) -> Tensor<4> {
+        let name = format!("D.b{}", self.resolution);
         let x = match (&self.fromrgb, x) {
-            (Some(f), _) => f.forward(img), // [N, tmp, R, R]
+            (Some(f), _) => {
+                let x = f.forward(img); // [N, tmp, R, R]
+                record(trace, &format!("{name}.fromrgb"), &x);
+                x
+            }
             (None, Some(x)) => x,
             (None, None) => panic!("block b{} needs an input", self.resolution),
         };
         let y = self.skip.forward(x.clone()); // [N, out, R/2, R/2]
+        record(trace, &format!("{name}.skip"), &y);
         let x = self.conv0.forward(x); // [N, tmp, R, R]
+        record(trace, &format!("{name}.conv0"), &x);
         let x = self.conv1.forward(x); // [N, out, R/2, R/2]
-        y + x
+        record(trace, &format!("{name}.conv1"), &x);
+        let x = y + x;
+        record(trace, &format!("{name}.x"), &x);
+        x
     }
 }
 
@@ -86,11 +97,21 @@ impl DiscriminatorEpilogue {
 
     /// As [`forward`](Self::forward) with an explicit minibatch-std group size.
     pub fn forward_grouped(&self, x: Tensor<4>, group_size: usize) -> Tensor<2> {
+        self.forward_traced(x, group_size, &mut None)
+    }
+
+    /// As [`forward_grouped`](Self::forward_grouped), reporting `D.b4.mbstd/conv/fc/out`.
+    pub fn forward_traced(&self, x: Tensor<4>, group_size: usize, trace: &mut Trace) -> Tensor<2> {
         let x = minibatch_std(x, group_size, self.mbstd_num_channels); // [N, C+1, 4, 4]
+        record(trace, "D.b4.mbstd", &x);
         let x = self.conv.forward(x); // [N, C, 4, 4]
+        record(trace, "D.b4.conv", &x);
         let [n, c, h, w] = x.dims();
         let x = self.fc.forward(x.reshape([n, c * h * w])); // [N, C]
-        self.out.forward(x) // [N, 1]
+        record(trace, "D.b4.fc", &x);
+        let x = self.out.forward(x); // [N, 1]
+        record(trace, "D.b4.out", &x);
+        x
     }
 }
 
@@ -167,11 +188,22 @@ impl Discriminator {
 
     /// The blocks alone: `img [N, 3, R, R]` -> `[N, C, 4, 4]` (the epilogue's input).
     pub fn features(&self, img: Tensor<4>) -> Tensor<4> {
+        self.features_traced(img, &mut None)
+    }
+
+    fn features_traced(&self, img: Tensor<4>, trace: &mut Trace) -> Tensor<4> {
         let mut x = None;
         for b in &self.blocks {
-            x = Some(b.forward(x, img.clone()));
+            x = Some(b.forward(x, img.clone(), trace));
         }
         x.expect("resolution >= 8")
+    }
+
+    /// The whole discriminator, reporting every module's output under the official names.
+    pub fn forward_traced(&self, img: Tensor<4>, trace: &mut Trace) -> Tensor<2> {
+        let g = self.b4.mbstd_group_size.min(img.dims()[0]);
+        let x = self.features_traced(img, trace);
+        self.b4.forward_traced(x, g, trace)
     }
 }
 

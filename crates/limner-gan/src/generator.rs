@@ -8,6 +8,16 @@ use crate::config::GeneratorConfig;
 use crate::layers::{fir_buffer, upsample2d, Activation, FullyConnectedLayer, NoiseMode, SynthesisLayer, ToRGBLayer};
 use crate::params::{join, ParamKind, ParamVisitor, Params};
 
+/// A debugging hook that receives `(module name, output values)`; `None` costs nothing.
+pub type Trace<'a> = Option<&'a mut dyn FnMut(&str, Vec<f32>)>;
+
+/// Sends a tensor to the trace, if there is one.
+pub fn record<const D: usize>(trace: &mut Trace, name: &str, t: &Tensor<D>) {
+    if let Some(f) = trace {
+        f(name, crate::params::to_vec(t));
+    }
+}
+
 /// `z * rsqrt(mean(z^2) + 1e-8)` per sample.
 pub fn normalize_2nd_moment(z: Tensor<2>) -> Tensor<2> {
     let ms = z.clone().square().mean_dim(1); // [N, 1]
@@ -37,9 +47,17 @@ impl MappingNetwork {
 
     /// `z [N, z_dim]` -> `w [N, w_dim]` (one w per sample, before broadcast/truncation).
     pub fn forward_w(&self, z: Tensor<2>) -> Tensor<2> {
-        let mut x = normalize_2nd_moment(z);
-        for fc in &self.fcs {
+        self.forward_w_traced(z, &mut None)
+    }
+
+    /// As [`forward_w`](Self::forward_w), reporting each module's output to `trace`
+    /// (`G.mapping.normalized_z`, `G.mapping.fcI`), for debugging against reference runs.
+    pub fn forward_w_traced(&self, z: Tensor<2>, trace: &mut Trace) -> Tensor<2> {
+        let mut x = normalize_2nd_moment(z); // [N, z_dim]
+        record(trace, "G.mapping.normalized_z", &x);
+        for (i, fc) in self.fcs.iter().enumerate() {
             x = fc.forward(x); // [N, w_dim]
+            record(trace, &format!("G.mapping.fc{i}"), &x);
         }
         x
     }
@@ -165,6 +183,12 @@ impl SynthesisNetwork {
 
     /// `ws [N, num_ws, w_dim]` -> image `[N, 3, R, R]` (roughly in [-1, 1]; not clamped).
     pub fn forward(&self, ws: Tensor<3>, noise: &mut NoiseMode) -> Tensor<4> {
+        self.forward_traced(ws, noise, &mut None)
+    }
+
+    /// As [`forward`](Self::forward), reporting every module's output to `trace` under the
+    /// official module names (`G.synthesis.bR.convK`, `.affine`, `.torgb`, `.x`, `.img`).
+    pub fn forward_traced(&self, ws: Tensor<3>, noise: &mut NoiseMode, trace: &mut Trace) -> Tensor<4> {
         let [n, nw, wd] = ws.dims();
         assert_eq!(nw, self.num_ws, "synthesis expects {} ws, got {nw}", self.num_ws);
         let w_at = |j: usize| ws.clone().narrow(1, j, 1).reshape([n, wd]); // [N, w_dim]
@@ -181,17 +205,34 @@ impl SynthesisNetwork {
                 (None, None) => unreachable!("b4 comes first"),
             };
             let mut j = k;
+            let name = format!("G.synthesis.b{}", block.resolution);
             if let Some(c0) = &block.conv0 {
+                if trace.is_some() {
+                    record(trace, &format!("{name}.conv0.affine"), &c0.affine.forward(w_at(j)));
+                }
                 h = c0.forward(h, w_at(j), noise); // [N, C, 2H, 2W]
+                record(trace, &format!("{name}.conv0"), &h);
                 j += 1;
             }
+            if trace.is_some() {
+                record(trace, &format!("{name}.conv1.affine"), &block.conv1.affine.forward(w_at(j)));
+            }
             h = block.conv1.forward(h, w_at(j), noise); // [N, C, R, R]
+            record(trace, &format!("{name}.conv1"), &h);
             j += 1;
+            if trace.is_some() {
+                record(trace, &format!("{name}.torgb.affine"), &block.torgb.affine.forward(w_at(j)));
+            }
             let y = block.torgb.forward(h.clone(), w_at(j)); // [N, 3, R, R]
+            record(trace, &format!("{name}.torgb"), &y);
             img = Some(match img.take() {
                 Some(prev) => upsample2d(prev) + y,
                 None => y,
             });
+            record(trace, &format!("{name}.x"), &h);
+            if let Some(i) = &img {
+                record(trace, &format!("{name}.img"), i);
+            }
             x = Some(h);
             k += block.num_conv();
         }

@@ -105,3 +105,49 @@ pub fn load_discriminator(path: &Path, cfg: &DiscriminatorConfig, device: &Devic
     load_state_dict(&mut d, &sd, device).with_context(|| format!("loading {}", path.display()))?;
     Ok(d)
 }
+
+/// One row of [`compare_intermediates`]: a module, its largest absolute difference from the
+/// reference, and the largest reference value (for scale).
+#[derive(Clone, Debug)]
+pub struct ModuleDiff {
+    pub name: String,
+    pub max_abs_diff: f32,
+    pub max_abs_ref: f32,
+}
+
+/// Runs the fixture's generator (`w_psi1`, const noise) and discriminator (`x_real`) with a
+/// trace and compares every module's output with `intermediates.safetensors`, in execution
+/// order, so a broken layer shows up as the first row that deviates.
+pub fn compare_intermediates(dir: &Path, device: &Device) -> Result<Vec<ModuleDiff>> {
+    use crate::layers::NoiseMode;
+    use crate::params::{tensor_from, HostTensor};
+    let (gcfg, dcfg) = read_config_json(&dir.join("config.json"))?;
+    let g = load_generator(&dir.join("G.safetensors"), Some(&gcfg), device)?;
+    let d = load_discriminator(&dir.join("D.safetensors"), &dcfg, device)?;
+    let (io, _) = read_safetensors(&dir.join("io.safetensors"))?;
+    let (refs, _) = read_safetensors(&dir.join("intermediates.safetensors"))?;
+    let get = |k: &str| -> Result<&HostTensor> { io.get(k).with_context(|| format!("io.safetensors has no `{k}`")) };
+    let mut seen: Vec<(String, Vec<f32>)> = vec![];
+    {
+        let mut rec = |name: &str, v: Vec<f32>| seen.push((name.to_string(), v));
+        let z = get("z")?;
+        g.mapping.forward_w_traced(tensor_from(z.data.clone(), [z.shape[0], z.shape[1]], device), &mut Some(&mut rec));
+        let w = get("w_psi1")?;
+        let ws = tensor_from(w.data.clone(), [w.shape[0], w.shape[1], w.shape[2]], device);
+        g.synthesis.forward_traced(ws, &mut NoiseMode::Const, &mut Some(&mut rec));
+        let x = get("x_real")?;
+        let x = tensor_from(x.data.clone(), [x.shape[0], x.shape[1], x.shape[2], x.shape[3]], device);
+        d.forward_traced(x, &mut Some(&mut rec));
+    }
+    let mut rows = vec![];
+    for (name, got) in seen {
+        let Some(want) = refs.get(&name) else { continue };
+        if want.data.len() != got.len() {
+            bail!("module `{name}`: {} values, the reference has {}", got.len(), want.data.len());
+        }
+        let max_abs_diff = got.iter().zip(&want.data).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let max_abs_ref = want.data.iter().map(|v| v.abs()).fold(0.0, f32::max);
+        rows.push(ModuleDiff { name, max_abs_diff, max_abs_ref });
+    }
+    Ok(rows)
+}

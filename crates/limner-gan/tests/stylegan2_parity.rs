@@ -131,3 +131,24 @@ fn bad_state_dicts_are_rejected_by_name() {
     let err = limner_gan::params::load_state_dict(&mut g2, &sd, &device).unwrap_err().to_string();
     assert!(err.contains("has shape"), "{err}");
 }
+
+/// The debug aid: every module's output against the official per-module intermediates
+/// (tiny fixture, read from the shared fixtures). Prints the table; the first module past
+/// the tolerance is the broken one.
+#[test]
+fn per_module_outputs_match_intermediates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/stylegan2-ref");
+    if !dir.join("intermediates.safetensors").exists() {
+        assert!(std::env::var("CI").is_err(), "CI: {} is missing", dir.display());
+        eprintln!("note: {} not found; the per-module check did not run", dir.display());
+        return;
+    }
+    let rows = limner_gan::import::compare_intermediates(&dir, &Device::flex()).unwrap();
+    assert!(rows.len() >= 40, "only {} modules compared", rows.len());
+    for r in &rows {
+        eprintln!("{:<32} max |diff| {:.2e}  (max |ref| {:.2})", r.name, r.max_abs_diff, r.max_abs_ref);
+    }
+    if let Some(bad) = rows.iter().find(|r| r.max_abs_diff > 1e-4) {
+        panic!("first module off the official output: {} (max |diff| {})", bad.name, bad.max_abs_diff);
+    }
+}
