@@ -390,4 +390,17 @@ fn bench_parts(dev: &Device, o: &Opts) {
         touch_grads(&mut ga, &grads);
     });
     report("part_g_step_fwd_bwd", tags, &ts, 3.0 * (gfwd + dfwd));
+
+    // DiffAugment (color, translation, cutout) on N images, forward + backward to the input,
+    // as in the G step (no conv/linear FLOPs)
+    let aug = limner_gan::augment::DiffAugment::all();
+    let mut rng = limner_gan::generate::noise_rng_for_seed(0);
+    let x1 = randn([n, 3, RES, RES], dev);
+    let g1 = randn([n, 3, RES, RES], dev).autodiff();
+    let ts = time_it(dev, warm, iters, || {
+        let xa = x1.clone().autodiff().require_grad();
+        let grads = (aug.apply(xa.clone(), &mut rng) * g1.clone()).sum().backward();
+        black_box(xa.grad(&grads));
+    });
+    report("part_augment_fwd_bwd", tags, &ts, 0.0);
 }
