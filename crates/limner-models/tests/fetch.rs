@@ -1,0 +1,43 @@
+//! `limner models fetch` without the network: error messages, pins and --from imports.
+
+use limner_models::fetch::{fetch, net_path, nets_dir, source, FetchOptions, SOURCES};
+
+/// One test (it sets LIMNER_HOME for the whole process).
+#[test]
+fn missing_corrupt_and_mismatched_files_give_clear_errors() {
+    let home = std::env::temp_dir().join(format!("limner-fetch-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    std::env::set_var("LIMNER_HOME", &home);
+    assert_eq!(nets_dir(), home.join("nets"));
+
+    // every source is pinned and names its licence
+    for s in SOURCES {
+        assert_eq!(s.sha256.len(), 64, "{} is not pinned", s.name);
+        assert!(!s.licence.is_empty() && !s.nets.is_empty());
+    }
+    assert!(source("nope").err().unwrap().to_string().contains("inception-v3"));
+
+    // missing: one line that says what to run
+    let e = net_path("inception-v3").unwrap_err().to_string();
+    assert!(e.contains("limner models fetch --only inception-v3") && !e.contains('\n'), "{e}");
+    assert!(net_path("pool3").unwrap_err().to_string().contains("inception-v3"));
+
+    // corrupt converted file: says so and how to fix it
+    let p = home.join("nets/inception-v3/inception-v3.safetensors");
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":").unwrap();
+    let e = net_path("inception-v3").unwrap_err().to_string();
+    assert!(e.contains("corrupt") && e.contains("limner models fetch --only inception-v3") && !e.contains('\n'), "{e}");
+
+    // --from: a missing file and a file with the wrong hash are errors, and nothing is written
+    let from = home.join("downloads");
+    std::fs::create_dir_all(&from).unwrap();
+    let opts = FetchOptions { only: Some("inception-v3".into()), from: Some(from.clone()), force: false };
+    let e = format!("{:#}", fetch(&opts, &mut |_| {}).unwrap_err());
+    assert!(e.contains("nsfwjs-4.3.0.tgz"), "{e}");
+    std::fs::write(from.join("nsfwjs-4.3.0.tgz"), b"not the package").unwrap();
+    let e = format!("{:#}", fetch(&opts, &mut |_| {}).unwrap_err());
+    assert!(e.contains("sha256") && e.contains(SOURCES[0].sha256), "{e}");
+    assert!(!home.join("nets/inception-v3/source.json").exists());
+    let _ = std::fs::remove_dir_all(&home);
+}

