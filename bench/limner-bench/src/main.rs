@@ -4,7 +4,10 @@
 //! `RESULT limner <name> key=value ...` that `bench/run.sh` pairs with the identical line
 //! printed by the PyTorch port `bench/torch_ref.py`.
 //!
-//! Usage: limner-bench [all|train-step|gen|modconv|parts]... [--quick] [--cfg default|fixture|both]
+//! Usage: limner-bench [all|train-step|gen|modconv|parts|kernels|ab]... [--quick] [--cfg default|fixture|both]
+//!
+//! `kernels` and `ab` (not part of `all`) compare burn's flex convs with limner-kernels in one
+//! process: per conv layer (fwd / input grad / weight grad), and the whole training step.
 //!
 //! GFLOP are counted analytically (2 FLOP per multiply-add of every conv / linear layer,
 //! FIR filters included, transposed convs counted at their input resolution; elementwise
@@ -62,8 +65,10 @@ fn main() {
             "gen" => bench_gen(&dev, &opts),
             "train-step" => bench_train(&dev, &opts),
             "parts" => bench_parts(&dev, &opts),
+            "kernels" => bench_kernels(&dev, &opts),
+            "ab" => bench_ab(&dev, &opts),
             other => {
-                eprintln!("unknown measurement `{other}` (use all, train-step, gen, modconv, parts)");
+                eprintln!("unknown measurement `{other}` (use all, train-step, gen, modconv, parts, kernels, ab)");
                 std::process::exit(2);
             }
         }
@@ -268,7 +273,7 @@ impl DataSource for Synthetic {
 fn bench_modconv(dev: &Device, o: &Opts) {
     let (n, c, r, wd) = (BATCH, 128, 32, 128);
     let (warm, iters) = if o.quick { (1, 3) } else { (2, 7) };
-    let layer = SynthesisLayer::new(c, c, wd, r, false, dev);
+    let layer = SynthesisLayer::new(c, c, wd, r, false, &mut limner_gan::layers::Init::new(0, dev));
     let gf = modconv_gflop(n, c, r, wd);
     let tags = format!("cin={c} cout={c} res={r} batch={n}");
     let x = randn([n, c, r, r], dev);
@@ -403,4 +408,161 @@ fn bench_parts(dev: &Device, o: &Opts) {
         black_box(xa.grad(&grads));
     });
     report("part_augment_fwd_bwd", tags, &ts, 0.0);
+}
+
+// ---------------------------------------------------------------- kernels (limner-kernels A/B)
+
+/// One dense conv of the default 64px networks: (label, batch, cin, h, cout, k, stride, pad,
+/// transposed). Transposed entries are G's upsampling convs (`h` = their input size).
+type ConvShape = (&'static str, usize, usize, usize, usize, usize, usize, usize, bool);
+
+fn conv_shapes() -> Vec<ConvShape> {
+    let d = 2 * BATCH; // the D step runs D on real + fake
+    let g = BATCH;
+    vec![
+        ("D.b64.fromrgb", d, 3, 64, 16, 1, 1, 0, false),
+        ("D.b64.conv0", d, 16, 64, 16, 3, 1, 1, false),
+        ("D.b64.conv1", d, 16, 65, 32, 3, 2, 0, false),
+        ("D.b64.skip", d, 16, 32, 32, 1, 1, 0, false),
+        ("D.b32.conv0", d, 32, 32, 32, 3, 1, 1, false),
+        ("D.b32.conv1", d, 32, 33, 64, 3, 2, 0, false),
+        ("D.b32.skip", d, 32, 16, 64, 1, 1, 0, false),
+        ("D.b16.conv0", d, 64, 16, 64, 3, 1, 1, false),
+        ("D.b16.conv1", d, 64, 17, 128, 3, 2, 0, false),
+        ("D.b16.skip", d, 64, 8, 128, 1, 1, 0, false),
+        ("D.b8.conv0", d, 128, 8, 128, 3, 1, 1, false),
+        ("D.b8.conv1", d, 128, 9, 128, 3, 2, 0, false),
+        ("D.b8.skip", d, 128, 4, 128, 1, 1, 0, false),
+        ("D.b4.conv", d, 129, 4, 128, 3, 1, 1, false),
+        ("G.b4.conv1", g, 128, 4, 128, 3, 1, 1, false),
+        ("G.b8.conv0_up", g, 128, 4, 128, 3, 2, 0, true),
+        ("G.b8.conv1", g, 128, 8, 128, 3, 1, 1, false),
+        ("G.b16.conv0_up", g, 128, 8, 64, 3, 2, 0, true),
+        ("G.b16.conv1", g, 64, 16, 64, 3, 1, 1, false),
+        ("G.b32.conv0_up", g, 64, 16, 32, 3, 2, 0, true),
+        ("G.b32.conv1", g, 32, 32, 32, 3, 1, 1, false),
+        ("G.b64.conv0_up", g, 32, 32, 16, 3, 2, 0, true),
+        ("G.b64.conv1", g, 16, 64, 16, 3, 1, 1, false),
+        ("G.b64.torgb", g, 16, 64, 3, 1, 1, 0, false),
+        ("modconv128@32", g, 128, 32, 128, 3, 1, 1, false),
+    ]
+}
+
+/// Per-layer A/B of burn's flex conv against limner-kernels, interleaved in one process:
+/// forward (no tape), input-gradient and weight-gradient passes, each timed separately
+/// (median of `iters`). Prints `RESULT limner kconv ...` lines and a summary.
+fn bench_kernels(dev: &Device, o: &Opts) {
+    use burn::tensor::module;
+    use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+    let iters = if o.quick { 5 } else { 9 };
+    let ad = dev.clone().autodiff();
+    let mut tot = [[0.0f64; 3]; 2];
+    println!("# kconv: per layer, ms (median of {iters}); pass = fwd | xgrad | wgrad; impl = burn | fast");
+    for (label, n, cin, h, cout, k, s, p, tr) in conv_shapes() {
+        let x = randn([n, cin, h, h], dev);
+        let w = if tr { randn([cin, cout, k, k], dev) } else { randn([cout, cin, k, k], dev) };
+        let run = |fast: bool, x: Tensor<4>, w: Tensor<4>| -> Tensor<4> {
+            match (tr, fast) {
+                (false, false) => module::conv2d(x, w, None, ConvOptions::new([s, s], [p, p], [1, 1], 1)),
+                (false, true) => limner_kernels::conv2d(x, w, None, ConvOptions::new([s, s], [p, p], [1, 1], 1)),
+                (true, false) => module::conv_transpose2d(x, w, None, ConvTransposeOptions::new([s, s], [p, p], [0, 0], [1, 1], 1)),
+                (true, true) => limner_kernels::conv_transpose2d(x, w, None, ConvTransposeOptions::new([s, s], [p, p], [0, 0], [1, 1], 1)),
+            }
+        };
+        let y0 = run(false, x.clone(), w.clone());
+        let gy = randn(y0.dims(), dev).autodiff();
+        let flop = 2.0 * (n * cout * cin * k * k) as f64
+            * if tr { (h * h) as f64 } else { (y0.dims()[2] * y0.dims()[3]) as f64 };
+        let mut res = [[Vec::new(), Vec::new(), Vec::new()], [Vec::new(), Vec::new(), Vec::new()]];
+        for it in 0..iters + 1 {
+            for fast in [false, true] {
+                let f = usize::from(fast);
+                // forward, no tape
+                let t = Instant::now();
+                black_box(run(fast, x.clone(), w.clone()).into_data());
+                let tf = t.elapsed().as_secs_f64() * 1e3;
+                // input gradient only (weight constant)
+                let xa = x.clone().autodiff().require_grad();
+                let y = run(fast, xa.clone(), w.clone().autodiff());
+                let t = Instant::now();
+                let gr = (y * gy.clone()).sum().backward();
+                black_box(xa.grad(&gr).map(|g| g.into_data()));
+                let tx = t.elapsed().as_secs_f64() * 1e3;
+                // weight gradient only (input constant)
+                let wa = w.clone().autodiff().require_grad();
+                let y = run(fast, x.clone().autodiff(), wa.clone());
+                let t = Instant::now();
+                let gr = (y * gy.clone()).sum().backward();
+                black_box(wa.grad(&gr).map(|g| g.into_data()));
+                let tw = t.elapsed().as_secs_f64() * 1e3;
+                if it > 0 {
+                    res[f][0].push(tf);
+                    res[f][1].push(tx);
+                    res[f][2].push(tw);
+                }
+            }
+        }
+        let m: Vec<[f64; 3]> = (0..2).map(|f| [median(&res[f][0]), median(&res[f][1]), median(&res[f][2])]).collect();
+        for f in 0..2 {
+            for q in 0..3 {
+                tot[f][q] += m[f][q];
+            }
+        }
+        let _ = &ad;
+        println!(
+            "RESULT limner kconv {label} n={n} cin={cin} h={h} cout={cout} k={k} s={s} tr={tr} gflop={:.3} \
+             burn_fwd={:.2} fast_fwd={:.2} burn_xgrad={:.2} fast_xgrad={:.2} burn_wgrad={:.2} fast_wgrad={:.2} \
+             fast_fwd_gflops={:.1} burn_fwd_gflops={:.1}",
+            flop / 1e9, m[0][0], m[1][0], m[0][1], m[1][1], m[0][2], m[1][2],
+            flop / 1e6 / m[1][0], flop / 1e6 / m[0][0]
+        );
+    }
+    println!(
+        "RESULT limner kconv_total burn_fwd={:.1} fast_fwd={:.1} burn_xgrad={:.1} fast_xgrad={:.1} burn_wgrad={:.1} fast_wgrad={:.1}",
+        tot[0][0], tot[1][0], tot[0][1], tot[1][1], tot[0][2], tot[1][2]
+    );
+}
+
+/// Training step and step parts with the fast convs off and on, alternating in one process
+/// (A/B under the same background load). Medians.
+fn bench_ab(dev: &Device, o: &Opts) {
+    let iters = if o.quick { 3 } else { 5 };
+    let data = Synthetic::new(256, RES);
+    let (gc, dc) = (gcfg("default"), dcfg("default"));
+    let tc = TrainConfig { batch: BATCH, r1_gamma: 0.0, ..TrainConfig::default() };
+    let mut t = [
+        Trainer::new(tc.clone(), &gc, &dc, dev).expect("trainer"),
+        Trainer::new(tc, &gc, &dc, dev).expect("trainer"),
+    ];
+    let g = Generator::new(&gc, dev);
+    let z = randn([BATCH, gc.z_dim], dev);
+    let mut ts = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
+    for it in 0..iters + 1 {
+        for fast in [false, true] {
+            limner_kernels::set_enabled(fast);
+            let f = usize::from(fast);
+            let s = Instant::now();
+            black_box(t[f].step(&data).expect("step"));
+            dev.sync().unwrap();
+            let a = s.elapsed().as_secs_f64() * 1e3;
+            let s = Instant::now();
+            black_box(g.forward(z.clone(), 1.0, &mut NoiseMode::Const).into_data());
+            let b = s.elapsed().as_secs_f64() * 1e3;
+            if it > 0 {
+                ts[f][0].push(a);
+                ts[f][1].push(b);
+            }
+        }
+    }
+    limner_kernels::set_enabled(true);
+    for (q, name) in ["ab_train_step_nor1", "ab_g_fwd_batch32"].into_iter().enumerate() {
+        println!(
+            "RESULT limner {name} cfg=default batch={BATCH} n={iters} burn_ms={:.1} fast_ms={:.1} speedup={:.2} burn_all={:?} fast_all={:?}",
+            median(&ts[0][q]),
+            median(&ts[1][q]),
+            median(&ts[0][q]) / median(&ts[1][q]),
+            ts[0][q].iter().map(|v| v.round()).collect::<Vec<_>>(),
+            ts[1][q].iter().map(|v| v.round()).collect::<Vec<_>>()
+        );
+    }
 }

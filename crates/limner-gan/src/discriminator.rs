@@ -4,7 +4,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::config::DiscriminatorConfig;
 use crate::generator::{record, Trace};
-use crate::layers::{fir_buffer, Activation, Conv2dLayer, FullyConnectedLayer};
+use crate::layers::{fir_buffer, Activation, Conv2dLayer, FullyConnectedLayer, Init};
 use crate::params::{join, ParamKind, ParamVisitor, Params};
 
 const SQRT_HALF: f64 = std::f64::consts::FRAC_1_SQRT_2;
@@ -132,7 +132,14 @@ pub struct Discriminator {
 }
 
 impl Discriminator {
+    /// A discriminator with weights drawn from a fixed seed (0).
     pub fn new(cfg: &DiscriminatorConfig, device: &Device) -> Self {
+        Self::init(cfg, &mut Init::new(0, device))
+    }
+
+    /// A freshly initialised discriminator drawn from `init`.
+    pub fn init(cfg: &DiscriminatorConfig, init: &mut Init) -> Self {
+        let device = &init.device().clone();
         let mut blocks = vec![];
         let mut res = cfg.img_resolution;
         while res > 4 {
@@ -142,10 +149,10 @@ impl Discriminator {
             blocks.push(DiscriminatorBlock {
                 resolution: res,
                 fromrgb: first
-                    .then(|| Conv2dLayer::new(cfg.img_channels, tmp, 1, true, Activation::Lrelu, false, 1.0, device)),
-                conv0: Conv2dLayer::new(tmp, tmp, 3, true, Activation::Lrelu, false, 1.0, device),
-                conv1: Conv2dLayer::new(tmp, out, 3, true, Activation::Lrelu, true, SQRT_HALF, device),
-                skip: Conv2dLayer::new(tmp, out, 1, false, Activation::Linear, true, SQRT_HALF, device),
+                    .then(|| Conv2dLayer::new(cfg.img_channels, tmp, 1, true, Activation::Lrelu, false, 1.0, init)),
+                conv0: Conv2dLayer::new(tmp, tmp, 3, true, Activation::Lrelu, false, 1.0, init),
+                conv1: Conv2dLayer::new(tmp, out, 3, true, Activation::Lrelu, true, SQRT_HALF, init),
+                skip: Conv2dLayer::new(tmp, out, 1, false, Activation::Linear, true, SQRT_HALF, init),
                 resample_filter: fir_buffer(device),
             });
             res /= 2;
@@ -155,9 +162,9 @@ impl Discriminator {
         let b4 = DiscriminatorEpilogue {
             mbstd_group_size: cfg.mbstd_group_size,
             mbstd_num_channels: f,
-            conv: Conv2dLayer::new(c + f, c, 3, true, Activation::Lrelu, false, 1.0, device),
-            fc: FullyConnectedLayer::new(c * 16, c, Activation::Lrelu, 1.0, 0.0, device),
-            out: FullyConnectedLayer::new(c, 1, Activation::Linear, 1.0, 0.0, device),
+            conv: Conv2dLayer::new(c + f, c, 3, true, Activation::Lrelu, false, 1.0, init),
+            fc: FullyConnectedLayer::new(c * 16, c, Activation::Lrelu, 1.0, 0.0, init),
+            out: FullyConnectedLayer::new(c, 1, Activation::Linear, 1.0, 0.0, init),
         };
         Self { config: cfg.clone(), blocks, b4 }
     }

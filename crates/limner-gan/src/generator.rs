@@ -2,10 +2,10 @@
 //! turns one w per layer into an image (Karras et al., "Analyzing and Improving the Image
 //! Quality of StyleGAN", 2020).
 
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Tensor};
 
 use crate::config::GeneratorConfig;
-use crate::layers::{fir_buffer, upsample2d, Activation, FullyConnectedLayer, NoiseMode, SynthesisLayer, ToRGBLayer};
+use crate::layers::{fir_buffer, upsample2d, Activation, FullyConnectedLayer, Init, NoiseMode, SynthesisLayer, ToRGBLayer};
 use crate::params::{join, ParamKind, ParamVisitor, Params};
 
 /// A debugging hook that receives `(module name, output values)`; `None` costs nothing.
@@ -35,11 +35,12 @@ pub struct MappingNetwork {
 }
 
 impl MappingNetwork {
-    pub fn new(cfg: &GeneratorConfig, device: &Device) -> Self {
+    pub fn new(cfg: &GeneratorConfig, init: &mut Init) -> Self {
+        let device = &init.device().clone();
         let fcs = (0..cfg.mapping_layers)
             .map(|i| {
                 let fin = if i == 0 { cfg.z_dim } else { cfg.w_dim };
-                FullyConnectedLayer::new(fin, cfg.w_dim, Activation::Lrelu, cfg.mapping_lr_multiplier, 0.0, device)
+                FullyConnectedLayer::new(fin, cfg.w_dim, Activation::Lrelu, cfg.mapping_lr_multiplier, 0.0, init)
             })
             .collect();
         Self { fcs, w_avg: Tensor::zeros([cfg.w_dim], device), num_ws: cfg.num_ws(), w_avg_beta: cfg.w_avg_beta }
@@ -156,24 +157,25 @@ pub struct SynthesisNetwork {
 }
 
 impl SynthesisNetwork {
-    pub fn new(cfg: &GeneratorConfig, device: &Device) -> Self {
+    pub fn new(cfg: &GeneratorConfig, init: &mut Init) -> Self {
+        let device = &init.device().clone();
         let blocks = cfg
             .block_resolutions()
             .into_iter()
             .map(|res| {
                 let out_ch = cfg.channels(res);
                 let (constant, conv0, in_ch) = if res == 4 {
-                    (Some(Tensor::random([out_ch, 4, 4], Distribution::Normal(0.0, 1.0), device)), None, out_ch)
+                    (Some(init.randn([out_ch, 4, 4])), None, out_ch)
                 } else {
                     let in_ch = cfg.channels(res / 2);
-                    (None, Some(SynthesisLayer::new(in_ch, out_ch, cfg.w_dim, res, true, device)), out_ch)
+                    (None, Some(SynthesisLayer::new(in_ch, out_ch, cfg.w_dim, res, true, init)), out_ch)
                 };
                 SynthesisBlock {
                     resolution: res,
                     constant,
                     conv0,
-                    conv1: SynthesisLayer::new(in_ch, out_ch, cfg.w_dim, res, false, device),
-                    torgb: ToRGBLayer::new(out_ch, cfg.img_channels, cfg.w_dim, device),
+                    conv1: SynthesisLayer::new(in_ch, out_ch, cfg.w_dim, res, false, init),
+                    torgb: ToRGBLayer::new(out_ch, cfg.img_channels, cfg.w_dim, init),
                     resample_filter: fir_buffer(device),
                 }
             })
@@ -258,11 +260,19 @@ pub struct Generator {
 }
 
 impl Generator {
+    /// A generator with weights drawn from a fixed seed (0); use [`Generator::init`] to pick
+    /// the seed, or load weights over it.
     pub fn new(config: &GeneratorConfig, device: &Device) -> Self {
+        Self::init(config, &mut Init::new(0, device))
+    }
+
+    /// A freshly initialised generator (the official initialisers: N(0,1) weights, zero
+    /// biases, style biases 1, zero noise strengths) drawn from `init`.
+    pub fn init(config: &GeneratorConfig, init: &mut Init) -> Self {
         Self {
             config: config.clone(),
-            mapping: MappingNetwork::new(config, device),
-            synthesis: SynthesisNetwork::new(config, device),
+            mapping: MappingNetwork::new(config, init),
+            synthesis: SynthesisNetwork::new(config, init),
         }
     }
 

@@ -6,9 +6,16 @@
 //! so the same code runs on flex (CPU), CUDA, ROCm or Metal.
 
 use burn::tensor::activation::leaky_relu;
-use burn::tensor::module::{conv2d, conv_transpose2d};
+// Convolution switch: every conv here goes through limner-kernels, whose `conv2d` /
+// `conv_transpose2d` have burn's signatures. On the flex CPU backend, dense convs (groups 1:
+// the layer convs, fromrgb/skip/torgb 1x1, the G upsampling transposed conv) run limner's
+// im2col + AVX-512 gemm kernels with hand-written backward passes (tested against burn in
+// crates/limner-kernels/tests/parity.rs); depthwise FIR convs, other dtypes and every other
+// backend (CUDA, ROCm, Metal) fall through to burn's own ops unchanged.
+// `LIMNER_FAST_CONV=0` switches the fast path off at run time.
+use limner_kernels::{conv2d, conv_transpose2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Tensor};
 
 use crate::params::{join, tensor_from, ParamKind, ParamVisitor, Params};
 
@@ -113,10 +120,10 @@ impl FullyConnectedLayer {
         activation: Activation,
         lr_multiplier: f64,
         bias_init: f32,
-        device: &Device,
+        init: &mut Init,
     ) -> Self {
-        let weight = Tensor::random([out_features, in_features], Distribution::Normal(0.0, 1.0), device)
-            .div_scalar(lr_multiplier);
+        let device = &init.device().clone();
+        let weight = init.randn([out_features, in_features]).div_scalar(lr_multiplier);
         let bias = Tensor::full([out_features], bias_init, device);
         Self {
             weight,
@@ -169,10 +176,11 @@ impl Conv2dLayer {
         activation: Activation,
         down: bool,
         act_gain: f64,
-        device: &Device,
+        init: &mut Init,
     ) -> Self {
+        let device = &init.device().clone();
         Self {
-            weight: Tensor::random([out_channels, in_channels, kernel, kernel], Distribution::Normal(0.0, 1.0), device),
+            weight: init.randn([out_channels, in_channels, kernel, kernel]),
             bias: bias.then(|| Tensor::zeros([out_channels], device)),
             activation,
             act_gain,
@@ -223,6 +231,28 @@ pub enum NoiseMode<'a> {
     PerSample { rngs: Vec<rand_chacha::ChaCha8Rng>, scale: f32 },
 }
 
+/// The source of initial weights: N(0, 1) values from a seeded ChaCha8 stream on the host,
+/// so a network's initialisation depends on its seed only (no global RNG state).
+pub struct Init {
+    rng: rand_chacha::ChaCha8Rng,
+    device: Device,
+}
+
+impl Init {
+    pub fn new(seed: u64, device: &Device) -> Self {
+        use rand::SeedableRng;
+        Self { rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed), device: device.clone() }
+    }
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+    /// A tensor of standard normal values.
+    pub fn randn<const D: usize>(&mut self, shape: [usize; D]) -> Tensor<D> {
+        let n = shape.iter().product();
+        tensor_from(randn_host(&mut self.rng, n), shape, &self.device)
+    }
+}
+
 /// Draws `n` standard normal numbers from `rng`.
 pub fn randn_host(rng: &mut rand_chacha::ChaCha8Rng, n: usize) -> Vec<f32> {
     use rand_distr::{Distribution as _, StandardNormal};
@@ -250,13 +280,14 @@ pub struct SynthesisLayer {
 }
 
 impl SynthesisLayer {
-    pub fn new(in_channels: usize, out_channels: usize, w_dim: usize, resolution: usize, up: bool, device: &Device) -> Self {
+    pub fn new(in_channels: usize, out_channels: usize, w_dim: usize, resolution: usize, up: bool, init: &mut Init) -> Self {
+        let device = &init.device().clone();
         Self {
-            affine: FullyConnectedLayer::new(w_dim, in_channels, Activation::Linear, 1.0, 1.0, device),
-            weight: Tensor::random([out_channels, in_channels, 3, 3], Distribution::Normal(0.0, 1.0), device),
+            affine: FullyConnectedLayer::new(w_dim, in_channels, Activation::Linear, 1.0, 1.0, init),
+            weight: init.randn([out_channels, in_channels, 3, 3]),
             bias: Tensor::zeros([out_channels], device),
             noise_strength: Tensor::zeros([1], device),
-            noise_const: Tensor::random([resolution, resolution], Distribution::Normal(0.0, 1.0), device),
+            noise_const: init.randn([resolution, resolution]),
             resample_filter: fir_buffer(device),
             up,
             resolution,
@@ -331,10 +362,11 @@ pub struct ToRGBLayer {
 }
 
 impl ToRGBLayer {
-    pub fn new(in_channels: usize, out_channels: usize, w_dim: usize, device: &Device) -> Self {
+    pub fn new(in_channels: usize, out_channels: usize, w_dim: usize, init: &mut Init) -> Self {
+        let device = &init.device().clone();
         Self {
-            affine: FullyConnectedLayer::new(w_dim, in_channels, Activation::Linear, 1.0, 1.0, device),
-            weight: Tensor::random([out_channels, in_channels, 1, 1], Distribution::Normal(0.0, 1.0), device),
+            affine: FullyConnectedLayer::new(w_dim, in_channels, Activation::Linear, 1.0, 1.0, init),
+            weight: init.randn([out_channels, in_channels, 1, 1]),
             bias: Tensor::zeros([out_channels], device),
         }
     }

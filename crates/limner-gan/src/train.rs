@@ -228,10 +228,10 @@ impl Trainer {
         if train.batch == 0 {
             bail!("batch must be at least 1");
         }
-        // network initialisation draws from burn's device RNG: seed it from the run seed
-        device.seed(train.seed);
-        let g = Generator::new(gcfg, device);
-        let d = Discriminator::new(dcfg, device);
+        // initial weights come from the run seed alone (no global RNG state)
+        let mut init = crate::layers::Init::new(train.seed.wrapping_add(0x5EED), device);
+        let g = Generator::init(gcfg, &mut init);
+        let d = Discriminator::init(dcfg, &mut init);
         let g_ema = g.clone();
         Ok(Self {
             rng: ChaCha8Rng::seed_from_u64(train.seed),

@@ -73,7 +73,7 @@ fn check_layer(up: bool, n: usize, cin: usize, cout: usize, h: usize) {
     let device = Device::flex();
     let wdim = 8;
     let res = if up { 2 * h } else { h };
-    let mut layer = SynthesisLayer::new(cin, cout, wdim, res, up, &device);
+    let mut layer = SynthesisLayer::new(cin, cout, wdim, res, up, &mut limner_gan::layers::Init::new(1, &device));
     layer.bias = Tensor::random([cout], Distribution::Normal(0.0, 0.3), &device);
     let x = Tensor::<4>::random([n, cin, h, h], Distribution::Normal(0.0, 1.0), &device);
     let w = Tensor::<2>::random([n, wdim], Distribution::Normal(0.0, 1.0), &device);
@@ -137,7 +137,7 @@ fn demodulation_keeps_unit_variance() {
     let device = Device::flex();
     let (n, cin, cout, h) = (8, 64, 64, 16);
     for style_scale in [0.1f32, 1.0, 10.0] {
-        let mut layer = SynthesisLayer::new(cin, cout, 16, h, false, &device);
+        let mut layer = SynthesisLayer::new(cin, cout, 16, h, false, &mut limner_gan::layers::Init::new(2, &device));
         layer.affine.bias = layer.affine.bias.mul_scalar(style_scale);
         let x = Tensor::<4>::random([n, cin, h, h], Distribution::Normal(0.0, 1.0), &device);
         let w = tensor_from(vec![0.0; n * 16], [n, 16], &device).add(Tensor::random([n, 16], Distribution::Normal(0.0, 0.1), &device));
