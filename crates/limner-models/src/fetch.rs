@@ -94,6 +94,17 @@ pub static SOURCES: &[Source] = &[Source {
     nets: &["inception-v3"],
     keep: &["package/dist/models/inception_v3/"],
     convert: convert_inception_v3,
+}, Source {
+    name: "random-face",
+    registry: Registry::PyPI,
+    package: "random-face",
+    version: "2021.7.21.1",
+    sha256: "e5d10e2be7df63f06123855ec591ca35dcb1d059eba47ddcb175d7d26b4019b5",
+    licence: limner_photoreal::LICENCE,
+    what: "MobileStyleGAN 1024px faces (mapping + synthesis, OpenVINO IR v10), for `generate --model random-face`",
+    nets: &["random-face"],
+    keep: &[RANDOM_FACE_DATA],
+    convert: convert_random_face,
 }];
 
 /// A source by name, or an error listing the names.
@@ -316,7 +327,20 @@ fn download(src: &Source, dir: &Path) -> Result<PathBuf> {
         ),
         Registry::PyPI => (
             "python3",
-            vec!["-m".into(), "pip".into(), "download".into(), "--no-deps".into(), "--quiet".into(), "-d".into(), dir.display().to_string(), format!("{}=={}", src.package, src.version)],
+            // wheels only (an sdist would run its setup.py), no prompts, no version nag
+            vec![
+                "-m".into(),
+                "pip".into(),
+                "download".into(),
+                "--no-deps".into(),
+                "--only-binary=:all:".into(),
+                "--no-input".into(),
+                "--disable-pip-version-check".into(),
+                "--quiet".into(),
+                "-d".into(),
+                dir.display().to_string(),
+                format!("{}=={}", src.package, src.version),
+            ],
         ),
     };
     let out = Command::new(prog)
@@ -367,6 +391,42 @@ fn open_archive(path: &Path, bytes: &[u8]) -> Result<Archive> {
         bail!("{} is neither a .tgz nor a .whl", path.display());
     }
     Ok(Archive { files })
+}
+
+// ---------------------------------------------------------------------------------------
+// random-face (PyPI random-face==2021.7.21.1)
+
+/// Where the wheel keeps the IR; kept as is under `nets/random-face/` for the OpenVINO parity test.
+pub const RANDOM_FACE_DATA: &str = "random_face/data/";
+
+/// The kept IR folder of a fetched random-face (`MappingNetwork.xml` etc.), if present.
+pub fn random_face_ir_dir() -> Option<PathBuf> {
+    let d = nets_dir().join("random-face").join(RANDOM_FACE_DATA);
+    ["MappingNetwork.xml", "MappingNetwork.bin", "SynthesisNetwork.xml", "SynthesisNetwork.bin"]
+        .iter()
+        .all(|f| d.join(f).is_file())
+        .then_some(d)
+}
+
+/// random-face's two IRs → one `random-face.safetensors` by [`limner_photoreal::convert_random_face`]
+/// (which also stores `mapping.w_avg`, the mean w over 4096 fixed-seed latents).
+fn convert_random_face(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
+    let tmp = std::env::temp_dir().join(format!("limner-random-face-convert-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let result = (|| -> Result<Vec<u8>> {
+        std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        for stem in ["MappingNetwork", "SynthesisNetwork"] {
+            for ext in ["xml", "bin"] {
+                let name = format!("{stem}.{ext}");
+                std::fs::write(tmp.join(&name), archive.file(&format!("{RANDOM_FACE_DATA}{name}"))?)?;
+            }
+        }
+        let out = tmp.join("random-face.safetensors");
+        limner_photoreal::convert_random_face(&tmp, &out)?;
+        Ok(std::fs::read(&out)?)
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(vec![("random-face".into(), result?)])
 }
 
 // ---------------------------------------------------------------------------------------

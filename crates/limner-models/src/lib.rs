@@ -74,7 +74,8 @@ pub struct ModelEntry {
     pub licence: String,
 }
 
-/// The embedded default plus every `.safetensors` generator in [`models_dir`].
+/// The embedded default, the fetched random-face (if fetched), and every `.safetensors`
+/// generator in [`models_dir`].
 pub fn list(device: &Device) -> Vec<ModelEntry> {
     let mut v = vec![];
     let (res, kimg) = load_default(device).map(|(g, i)| (Some(g.config.img_resolution), i.kimg)).unwrap_or((None, None));
@@ -85,6 +86,16 @@ pub fn list(device: &Device) -> Vec<ModelEntry> {
         kimg,
         licence: "non-commercial (trained on faces rendered by an FFHQ-lineage StyleGAN)".into(),
     });
+    // pretrained generators fetched by `limner models fetch` (listed only when present)
+    if let Ok(p) = fetch::net_path(limner_photoreal::MODEL_NAME) {
+        v.push(ModelEntry {
+            name: limner_photoreal::MODEL_NAME.into(),
+            location: p.display().to_string(),
+            resolution: Some(limner_photoreal::NATIVE_SIZE),
+            kimg: None,
+            licence: limner_photoreal::LICENCE.into(),
+        });
+    }
     if let Ok(rd) = std::fs::read_dir(models_dir()) {
         let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
         files.sort();

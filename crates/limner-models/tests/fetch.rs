@@ -39,5 +39,29 @@ fn missing_corrupt_and_mismatched_files_give_clear_errors() {
     let e = format!("{:#}", fetch(&opts, &mut |_| {}).unwrap_err());
     assert!(e.contains("sha256") && e.contains(SOURCES[0].sha256), "{e}");
     assert!(!home.join("nets/inception-v3/source.json").exists());
+
+    // random-face: the PyPI wheel is pinned to its exact version and hash, keeps the IR for the
+    // OpenVINO parity test, and names its licence lineage
+    let rf = source("random-face").unwrap();
+    assert_eq!(rf.registry, limner_models::fetch::Registry::PyPI);
+    assert_eq!((rf.package, rf.version), ("random-face", "2021.7.21.1"));
+    assert_eq!(rf.sha256, "e5d10e2be7df63f06123855ec591ca35dcb1d059eba47ddcb175d7d26b4019b5");
+    assert_eq!(rf.nets, ["random-face"]);
+    assert_eq!(rf.keep, ["random_face/data/"]);
+    assert!(rf.licence.contains("Apache-2.0") && rf.licence.contains("FFHQ") && rf.licence.contains("non-commercial"), "{}", rf.licence);
+    assert_eq!(rf.download_name(), "random_face-2021.7.21.1-");
+    let e = net_path("random-face").unwrap_err().to_string();
+    assert!(e.contains("limner models fetch --only random-face") && !e.contains('\n'), "{e}");
+    assert!(limner_models::fetch::random_face_ir_dir().is_none());
+    // a wheel of the right name but other bytes is refused, naming the pin; nothing is written
+    let opts = FetchOptions { only: Some("random-face".into()), from: Some(from.clone()), force: false };
+    let e = format!("{:#}", fetch(&opts, &mut |_| {}).unwrap_err());
+    assert!(e.contains("random_face-2021.7.21.1-*"), "{e}");
+    std::fs::write(from.join("random_face-2021.7.21.1-py3-none-any.whl"), b"PK not the wheel").unwrap();
+    let e = format!("{:#}", fetch(&opts, &mut |_| {}).unwrap_err());
+    assert!(e.contains("sha256") && e.contains(rf.sha256) && e.contains("random-face@2021.7.21.1"), "{e}");
+    assert!(!home.join("nets/random-face").exists() || !home.join("nets/random-face/source.json").exists());
+    // `models list` shows random-face only once fetched
+    assert!(!limner_models::list(&burn::tensor::Device::flex()).iter().any(|m| m.name == "random-face"));
     let _ = std::fs::remove_dir_all(&home);
 }

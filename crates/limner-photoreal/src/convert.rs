@@ -20,10 +20,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use limner_gan::params::{write_safetensors, HostTensor, Precision, StateDict};
+use limner_gan::layers::randn_host;
+use limner_gan::params::{tensor_from, to_vec, write_safetensors, HostTensor, Precision, StateDict};
 
 use crate::ir::{Graph, Layer};
-use crate::model::{check_mapping, check_synthesis};
+use crate::model::{check_mapping, check_synthesis, MappingNetwork, W_DIM};
 
 /// Which network an IR holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,11 +70,51 @@ pub fn convert_random_face(data_dir: &Path, out_safetensors: &Path) -> Result<()
         let (_, sd) = read_ir(&data_dir.join(format!("{stem}.xml")), &data_dir.join(format!("{stem}.bin")))?;
         all.extend(sd);
     }
+    let w_avg = mean_w(&all, W_AVG_SAMPLES, W_AVG_SEED)?;
+    all.insert("mapping.w_avg".into(), HostTensor { shape: vec![W_DIM], data: w_avg });
     let mut meta = metadata(Part::Synthesis);
     meta.insert("part".into(), "mapping+synthesis".into());
+    meta.insert(
+        "w_avg".into(),
+        format!("mapping.w_avg: mean of map(z) over {W_AVG_SAMPLES} z ~ N(0, I) drawn from ChaCha8 seeded with {W_AVG_SEED}"),
+    );
     meta.insert("source".into(), "random_face/data/{Mapping,Synthesis}Network.{xml,bin}".into());
     write_safetensors(out_safetensors, &all, &meta, Precision::F32)
         .with_context(|| format!("cannot write {}", out_safetensors.display()))
+}
+
+/// How many latents `mapping.w_avg` averages (random-face's `get_style_mean(n=4096)`).
+pub const W_AVG_SAMPLES: usize = 4096;
+/// The ChaCha8 seed of those latents (random-face draws them unseeded; limner fixes them so the
+/// converted file is reproducible).
+pub const W_AVG_SEED: u64 = 0x5EED_A1E5;
+
+/// `mean over n z ~ N(0, I) of map(z)`, in f64, with the z drawn from ChaCha8(`seed`) (512 per z,
+/// one after another). `sd` must hold the mapping tensors.
+pub fn mean_w(sd: &StateDict, n: usize, seed: u64) -> Result<Vec<f32>> {
+    use rand::SeedableRng;
+    let device = burn::tensor::Device::flex();
+    let mapping = MappingNetwork::from_state_dict(sd, &device)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut sum = vec![0f64; W_DIM];
+    let chunk = 512;
+    let mut done = 0;
+    while done < n {
+        let b = chunk.min(n - done);
+        let z = randn_host(&mut rng, b * W_DIM);
+        let w = to_vec(&mapping.forward(tensor_from(z, [b, W_DIM], &device)));
+        for row in w.chunks_exact(W_DIM) {
+            for (s, &v) in sum.iter_mut().zip(row) {
+                *s += v as f64;
+            }
+        }
+        done += b;
+    }
+    let avg: Vec<f32> = sum.iter().map(|s| (s / n as f64) as f32).collect();
+    if avg.iter().any(|v| !v.is_finite()) {
+        bail!("the mapping network gives non-finite w");
+    }
+    Ok(avg)
 }
 
 /// Reads an IR into limner's named tensors, validated.

@@ -46,6 +46,8 @@
 //! Weights: NVIDIA FFHQ lineage, non-commercial use only ([`convert::WEIGHTS_LICENSE`]).
 
 pub mod convert;
+pub mod distill;
+pub mod faces;
 pub mod ir;
 pub mod model;
 
@@ -56,7 +58,15 @@ use burn::tensor::{Device, Tensor};
 use limner_gan::params::{read_safetensors, StateDict};
 
 pub use convert::{convert_ir, convert_random_face, Part};
+pub use distill::{distill, DistillOptions, DistillReport};
+pub use faces::{box_downsample, generate_seeds, save_seeds, NATIVE_SIZE};
 pub use model::{MappingNetwork, Noise, Synthesis, W_DIM};
+
+/// The model name `limner generate --model` and `limner dataset distill --model` take.
+pub const MODEL_NAME: &str = "random-face";
+
+/// The licence lineage of random-face, for users (model lists, manifests).
+pub const LICENCE: &str = "random-face code: Apache-2.0; MobileStyleGAN weights distilled from NVIDIA's FFHQ StyleGAN2: non-commercial use only (so are the images it makes)";
 
 /// The random-face generator: mapping z → w and synthesis ws → 1024² RGB.
 #[derive(Clone, Debug)]
@@ -79,11 +89,26 @@ impl MobileStyleGan {
         Self::from_state_dict(&sd, device)
     }
 
+    /// Builds the networks; a file without `mapping.w_avg` gets it computed here (about a
+    /// second: [`convert::mean_w`] over [`convert::W_AVG_SAMPLES`] latents).
     pub fn from_state_dict(sd: &StateDict, device: &Device) -> Result<Self> {
-        Ok(Self {
-            mapping: MappingNetwork::from_state_dict(sd, device)?,
-            synthesis: Synthesis::from_state_dict(sd, device)?,
-        })
+        let mut mapping = MappingNetwork::from_state_dict(sd, device)?;
+        if mapping.w_avg.is_none() {
+            let avg = convert::mean_w(sd, convert::W_AVG_SAMPLES, convert::W_AVG_SEED)?;
+            mapping.w_avg = Some(limner_gan::params::tensor_from(avg, [1, W_DIM], device));
+        }
+        Ok(Self { mapping, synthesis: Synthesis::from_state_dict(sd, device)? })
+    }
+
+    /// The average w, `[1, 512]`, that truncation pulls towards.
+    pub fn w_avg(&self) -> Tensor<2> {
+        self.mapping.w_avg.clone().expect("set by from_state_dict")
+    }
+
+    /// Truncation: `w_avg + psi (w - w_avg)` (random-face's `truncate(style, alpha)`).
+    pub fn truncate(&self, w: Tensor<2>, psi: f32) -> Tensor<2> {
+        let avg = self.w_avg();
+        avg.clone() + (w - avg).mul_scalar(psi)
     }
 
     /// `z [N, 512] -> w [N, 512]`

@@ -96,6 +96,10 @@ pub fn check_mapping(sd: &StateDict) -> Result<usize> {
         c.errors.push("missing tensor `mapping.fc0.weight` (no mapping layers)".into());
     }
     c.want("mapping.pixel_norm_eps", &[1]);
+    if sd.contains_key("mapping.w_avg") {
+        // optional: stored by `convert_random_face` (see `crate::convert::W_AVG_SAMPLES`)
+        c.want("mapping.w_avg", &[W_DIM]);
+    }
     for k in 0..layers {
         c.want(&format!("mapping.fc{k}.weight"), &[W_DIM, W_DIM]);
         c.want(&format!("mapping.fc{k}.bias"), &[W_DIM]);
@@ -198,6 +202,8 @@ pub struct MappingLayer {
 pub struct MappingNetwork {
     pub pixel_norm_eps: f64,
     pub layers: Vec<MappingLayer>,
+    /// The average w (`[1, 512]`) for truncation, when the file stores `mapping.w_avg`.
+    pub w_avg: Option<Tensor<2>>,
 }
 
 impl MappingNetwork {
@@ -214,7 +220,8 @@ impl MappingNetwork {
                 }
             })
             .collect();
-        Ok(Self { pixel_norm_eps: scalar(sd, "mapping.pixel_norm_eps"), layers })
+        let w_avg = sd.contains_key("mapping.w_avg").then(|| t2(sd, "mapping.w_avg", [1, W_DIM], device));
+        Ok(Self { pixel_norm_eps: scalar(sd, "mapping.pixel_norm_eps"), layers, w_avg })
     }
 
     /// `z [N, 512] -> w [N, 512]`

@@ -1,27 +1,21 @@
 //! limner's MobileStyleGAN port vs OpenVINO running the original random-face IR, on fixed inputs.
-//! Needs the model (see tests/common/mod.rs) and makes the OpenVINO reference on first run.
+//! Needs the model (`limner models fetch --only random-face`, see tests/common/mod.rs) and makes
+//! the OpenVINO reference on first run (a venv with OpenVINO, created if missing).
 
 mod common;
 
 use burn::tensor::{Device, Tensor};
 use limner_gan::params::{tensor_from, to_vec};
-use limner_photoreal::{convert_random_face, MobileStyleGan, Noise};
+use limner_photoreal::Noise;
 
 const TOL: f64 = 1e-3;
-
-fn load(model: &std::path::Path) -> MobileStyleGan {
-    let tmp = tempfile::tempdir().unwrap();
-    let st = tmp.path().join("random-face.safetensors");
-    convert_random_face(model, &st).unwrap();
-    MobileStyleGan::load(&st, &Device::flex()).unwrap()
-}
 
 #[test]
 fn mapping_and_synthesis_match_openvino() {
     let Some(model) = common::model_dir() else { return };
     let Some(refdir) = common::reference(&model) else { return };
+    let Some(g) = common::model() else { return };
     let device = Device::flex();
-    let g = load(&model);
     assert_eq!(g.num_ws(), 23);
 
     // mapping: z -> w
@@ -55,9 +49,8 @@ fn mapping_and_synthesis_match_openvino() {
 /// batch path (per-sample kernels) equals running the faces one by one.
 #[test]
 fn per_layer_styles_and_batching() {
-    let Some(model) = common::model_dir() else { return };
+    let Some(g) = common::model() else { return };
     let device = Device::flex();
-    let g = load(&model);
     let z = Tensor::<2>::from_data(
         burn::tensor::TensorData::new((0..1024).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect::<Vec<_>>(), [2, 512]),
         &device,

@@ -1,6 +1,7 @@
 //! The `limner` command line: argument parsing and progress bars over the library crates.
 
 mod nets_cmd;
+mod photoreal_cmd;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,6 +66,8 @@ enum DatasetCmd {
     },
     /// Show a packed dataset's header and verify its checksum
     Info { path: PathBuf },
+    /// Render a folder of seeded faces from a pretrained model (random-face), with a manifest (resumable)
+    Distill(photoreal_cmd::DistillArgs),
 }
 
 #[derive(Args)]
@@ -120,9 +123,12 @@ struct TrainArgs {
 
 #[derive(Args)]
 struct GenerateArgs {
-    /// `default` (the embedded model), a generator or checkpoint (.safetensors), a run folder, or a name from `limner models list`
+    /// `default` (the embedded model), `random-face` (1024px photoreal, after `limner models fetch --only random-face`), a generator or checkpoint (.safetensors), a run folder, or a name from `limner models list`
     #[arg(long, default_value = "default")]
     model: String,
+    /// output size (random-face only: 1024, or 512, 256, ... box-downsampled from 1024)
+    #[arg(long)]
+    size: Option<usize>,
     /// seeds, e.g. 0-63 or 1,5,9
     #[arg(long, default_value = "0-15")]
     seeds: String,
@@ -197,6 +203,7 @@ fn main() {
 fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Dataset(DatasetCmd::Build { input, res, out, exclude, near_dup }) => dataset_build(&input, res, out, exclude, near_dup),
+        Command::Dataset(DatasetCmd::Distill(a)) => photoreal_cmd::distill(a),
         Command::Dataset(DatasetCmd::Info { path }) => {
             let ds = limner_data::PackedDataset::open(&path)?;
             ds.verify()?;
@@ -374,10 +381,16 @@ fn generate(a: GenerateArgs) -> Result<()> {
     if !a.psi.is_finite() || !a.noise.is_finite() {
         bail!("--psi and --noise must be finite numbers");
     }
-    let device = Device::flex();
     let seeds = parse_seeds(&a.seeds)?;
+    if a.model == limner_photoreal::MODEL_NAME {
+        return photoreal_cmd::generate(&seeds, a.psi, a.noise, a.size, a.out.as_deref(), a.grid.as_deref());
+    }
+    let device = Device::flex();
     let (g, _) = limner_models::load(Some(&a.model), &device)?;
     let res = g.config.img_resolution;
+    if let Some(size) = a.size.filter(|&s| s != res) {
+        bail!("--size {size}: model `{}` makes {res}px images (--size resizes only `{}`)", a.model, limner_photoreal::MODEL_NAME);
+    }
     let pb = ProgressBar::new(seeds.len() as u64);
     let opts = GenerateOptions { psi: a.psi, noise: a.noise, batch: 16 };
     let mut rgb = Vec::with_capacity(seeds.len());

@@ -1,13 +1,10 @@
 //! Locating the random-face model and the OpenVINO reference for the tests.
 //!
-//! Model: `$LIMNER_RANDOM_FACE_DIR` (the folder holding `MappingNetwork.xml` etc., i.e.
-//! `random_face/data` of the wheel), else `~/.cache/limner-random-face/random_face/data`. Get it with
-//!
-//! ```sh
-//! pip download --no-deps -d /tmp/rf random-face==2021.7.21.1
-//! mkdir -p ~/.cache/limner-random-face && cd ~/.cache/limner-random-face
-//! python3 -m zipfile -e /tmp/rf/random_face-2021.7.21.1-py3-none-any.whl .
-//! ```
+//! Model: `$LIMNER_RANDOM_FACE_DIR` (a folder holding `MappingNetwork.xml` etc., i.e.
+//! `random_face/data` of the wheel; converted into a tempdir by the test), else the registry:
+//! `limner models fetch --only random-face` puts the converted file at
+//! `limner_models::fetch::net_path("random-face")` and keeps the original IR next to it
+//! (`limner_models::fetch::random_face_ir_dir()`), which the OpenVINO parity test runs.
 //!
 //! Under `CI=true` a missing model or reference fails the test; otherwise the test prints a note
 //! and passes.
@@ -34,22 +31,46 @@ pub fn missing<T>(what: &str) -> Option<T> {
     None
 }
 
-/// The random-face `data` folder, if present.
+const IR_FILES: [&str; 4] = ["MappingNetwork.xml", "MappingNetwork.bin", "SynthesisNetwork.xml", "SynthesisNetwork.bin"];
+
+/// The random-face IR folder (`random_face/data`): `$LIMNER_RANDOM_FACE_DIR`, else the one kept
+/// by `limner models fetch --only random-face`.
 pub fn model_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("LIMNER_RANDOM_FACE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home().join(".cache/limner-random-face/random_face/data"));
-    if ["MappingNetwork.xml", "MappingNetwork.bin", "SynthesisNetwork.xml", "SynthesisNetwork.bin"]
-        .iter()
-        .all(|f| dir.join(f).is_file())
-    {
-        Some(dir)
-    } else {
-        missing(&format!(
-            "random-face model not found in {} (set LIMNER_RANDOM_FACE_DIR; see tests/common/mod.rs)",
-            dir.display()
-        ))
+    if let Some(dir) = std::env::var_os("LIMNER_RANDOM_FACE_DIR").map(PathBuf::from) {
+        if IR_FILES.iter().all(|f| dir.join(f).is_file()) {
+            return Some(dir);
+        }
+        return missing(&format!("LIMNER_RANDOM_FACE_DIR={} lacks the random-face IR ({})", dir.display(), IR_FILES.join(", ")));
     }
+    match limner_models::fetch::random_face_ir_dir() {
+        Some(d) => Some(d),
+        None => missing(&format!(
+            "random-face IR not in {}: run `limner models fetch --only random-face` (or set LIMNER_RANDOM_FACE_DIR)",
+            limner_models::fetch::nets_dir().display()
+        )),
+    }
+}
+
+/// The converted model file: converted from `$LIMNER_RANDOM_FACE_DIR` into a tempdir (kept alive
+/// by the returned guard) when that is set, else the registry's `random-face.safetensors`.
+pub fn model_file() -> Option<(PathBuf, Option<tempfile::TempDir>)> {
+    if std::env::var_os("LIMNER_RANDOM_FACE_DIR").is_some() {
+        let dir = model_dir()?;
+        let tmp = tempfile::tempdir().unwrap();
+        let st = tmp.path().join("random-face.safetensors");
+        limner_photoreal::convert_random_face(&dir, &st).unwrap();
+        return Some((st, Some(tmp)));
+    }
+    match limner_models::fetch::net_path("random-face") {
+        Ok(p) => Some((p, None)),
+        Err(e) => missing(&format!("{e:#}")),
+    }
+}
+
+/// The loaded model (see [`model_file`]).
+pub fn model() -> Option<limner_photoreal::MobileStyleGan> {
+    let (p, _guard) = model_file()?;
+    Some(limner_photoreal::MobileStyleGan::load(&p, &burn::tensor::Device::flex()).unwrap())
 }
 
 fn repo_root() -> PathBuf {

@@ -1,0 +1,97 @@
+//! CLI glue for the photoreal random-face model: `limner generate --model random-face` and
+//! `limner dataset distill` (argument structs, progress bars and printing only; the work is in
+//! `limner_photoreal`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use burn::tensor::Device;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use limner_data::imageio::{make_grid, save_png_rgb};
+use limner_photoreal::{faces, DistillOptions, MobileStyleGan, MODEL_NAME, NATIVE_SIZE};
+
+/// Loads the fetched random-face (the error says how to fetch it).
+pub fn load_model() -> Result<MobileStyleGan> {
+    let path = limner_models::fetch::net_path(MODEL_NAME)?;
+    MobileStyleGan::load(&path, &Device::flex())
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(ProgressStyle::with_template("{msg} {pos}/{len} [{bar:40}] {elapsed_precise} eta {eta}").unwrap().progress_chars("=> "));
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// `limner generate --model random-face ...`
+pub fn generate(seeds: &[u64], psi: f32, noise: f32, size: Option<usize>, out: Option<&Path>, grid: Option<&Path>) -> Result<()> {
+    let size = size.unwrap_or(NATIVE_SIZE);
+    faces::check_size(size)?;
+    let g = load_model()?;
+    let pb = bar(seeds.len() as u64, "random-face");
+    let rgb = faces::generate_seeds_with_progress(&g, seeds, psi, noise, size, &mut |done| pb.set_position(done as u64))?;
+    pb.finish_and_clear();
+    if let Some(dir) = out {
+        faces::save_seeds(dir, seeds, &rgb, size)?;
+        println!("wrote {} {size}px images to {}", seeds.len(), dir.display());
+    }
+    if let Some(grid) = grid {
+        let cols = (seeds.len() as f64).sqrt().ceil() as u32;
+        let (w, h, px) = make_grid(&rgb, size as u32, cols, 2);
+        save_png_rgb(grid, w, h, &px)?;
+        println!("wrote grid {}", grid.display());
+    }
+    println!("licence: {}", limner_photoreal::LICENCE);
+    Ok(())
+}
+
+/// `limner dataset distill`
+#[derive(Args)]
+pub struct DistillArgs {
+    /// the teacher model (only `random-face` for now; fetch it with `limner models fetch --only random-face`)
+    #[arg(long, default_value = "random-face")]
+    pub model: String,
+    /// number of images (seeds SEED_START .. SEED_START + COUNT)
+    #[arg(long)]
+    pub count: u64,
+    /// output size: 1024 box-downsampled to this power of two
+    #[arg(long, default_value_t = 128)]
+    pub res: usize,
+    /// truncation psi: 1 = full variety, 0 = the average face
+    #[arg(long, default_value_t = 0.9)]
+    pub psi: f32,
+    /// per-pixel noise scale (0 = none)
+    #[arg(long, default_value_t = 1.0)]
+    pub noise: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed_start: u64,
+    /// output folder (PNGs + manifest.json); rerun the same command to resume
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn distill(a: DistillArgs) -> Result<()> {
+    if a.model != MODEL_NAME {
+        bail!("dataset distill supports --model {MODEL_NAME} only (got `{}`)", a.model);
+    }
+    faces::check_size(a.res)?;
+    let g = load_model()?;
+    let o = DistillOptions { out: a.out.clone(), count: a.count, res: a.res, psi: a.psi, noise: a.noise, seed_start: a.seed_start };
+    let pb = bar(a.count, "distilling random-face");
+    let report = limner_photoreal::distill(&g, &o, &mut |done, _| pb.set_position(done));
+    pb.finish_and_clear();
+    let report = report.with_context(|| format!("distilling into {}", a.out.display()))?;
+    println!(
+        "{} images in {} ({} written, {} already there), {}px, psi {}; manifest {}",
+        report.written + report.skipped,
+        a.out.display(),
+        report.written,
+        report.skipped,
+        a.res,
+        a.psi,
+        report.manifest.display()
+    );
+    println!("licence: {}", limner_photoreal::LICENCE);
+    Ok(())
+}
