@@ -31,7 +31,12 @@ pub struct RunOptions {
     /// seeds of the sample grid
     pub grid_seeds: Vec<u64>,
     pub grid_psi: f32,
+    /// compute the FID-like score every this many kimg (needs a scorer)
+    pub score_every: Option<f64>,
 }
+
+/// Scores the EMA generator (lower is better), e.g. the FID-like score of limner-nets.
+pub type Scorer<'a> = &'a mut dyn FnMut(&crate::Generator) -> Result<f64>;
 
 /// Running means of the step statistics between two snapshots.
 #[derive(Default)]
@@ -69,7 +74,7 @@ pub enum RunEnd {
     Interrupted,
 }
 
-const CSV_HEADER: &str = "kimg,step,seconds,images_per_s,loss_g,loss_d,d_real,d_fake,r1";
+const CSV_HEADER: &str = "kimg,step,seconds,images_per_s,loss_g,loss_d,d_real,d_fake,r1,fid_like";
 
 /// Trains until `total_kimg` or until `stop` is set, snapshotting every `snap_kimg` and at
 /// the end. `on_step` sees every step (for a progress bar).
@@ -79,6 +84,7 @@ pub fn run_training(
     opts: &RunOptions,
     stop: &AtomicBool,
     on_step: &mut dyn FnMut(&Trainer, &StepStats, f64),
+    mut scorer: Option<Scorer>,
 ) -> Result<RunEnd> {
     std::fs::create_dir_all(opts.out.join("grids")).with_context(|| format!("cannot create {}", opts.out.display()))?;
     truncate_metrics(&opts.out.join("metrics.csv"), t.kimg())?;
@@ -86,8 +92,9 @@ pub fn run_training(
     let mut next_snap = (t.kimg() / opts.snap_kimg).floor() * opts.snap_kimg + opts.snap_kimg;
     let mut clock = Instant::now();
     let mut images_since = 0u64;
+    let mut next_score = opts.score_every.map(|e| (t.kimg() / e).floor() * e + e);
     if t.step == 0 {
-        snapshot(t, opts, &acc, 0.0, 0.0)?;
+        snapshot(t, opts, &acc, 0.0, 0.0, None)?;
     }
     let end = loop {
         if stop.load(Ordering::SeqCst) {
@@ -102,7 +109,14 @@ pub fn run_training(
         let secs = clock.elapsed().as_secs_f64();
         on_step(t, &s, images_since as f64 / secs.max(1e-9));
         if t.kimg() >= next_snap {
-            snapshot(t, opts, &acc, secs, images_since as f64 / secs.max(1e-9))?;
+            let mut score = None;
+            if let (Some(ns), Some(sc)) = (next_score.as_mut(), scorer.as_mut()) {
+                if t.kimg() >= *ns {
+                    score = Some(sc(&t.g_ema)?);
+                    *ns += opts.score_every.unwrap_or(f64::INFINITY);
+                }
+            }
+            snapshot(t, opts, &acc, secs, images_since as f64 / secs.max(1e-9), score)?;
             acc = Accum::default();
             clock = Instant::now();
             images_since = 0;
@@ -111,20 +125,20 @@ pub fn run_training(
     };
     let secs = clock.elapsed().as_secs_f64();
     if acc.n > 0 || end == RunEnd::Interrupted {
-        snapshot(t, opts, &acc, secs, images_since as f64 / secs.max(1e-9))?;
+        snapshot(t, opts, &acc, secs, images_since as f64 / secs.max(1e-9), None)?;
     }
     Ok(end)
 }
 
 /// Writes the checkpoint, the EMA generator, a grid, a metrics row and the plot.
-pub fn snapshot(t: &mut Trainer, opts: &RunOptions, acc: &Accum, secs: f64, ips: f64) -> Result<()> {
+pub fn snapshot(t: &mut Trainer, opts: &RunOptions, acc: &Accum, secs: f64, ips: f64, score: Option<f64>) -> Result<()> {
     t.save(&opts.out.join("latest.safetensors"))?;
     let info = GeneratorInfo { config: None, kimg: Some(t.kimg()), notes: None };
     save_generator(&opts.out.join("generator.safetensors"), &mut t.g_ema, &info, Precision::F32)?;
     write_grid(t, opts)?;
     if acc.n > 0 {
         let row = format!(
-            "{:.3},{},{:.1},{:.2},{:.5},{:.5},{:.5},{:.5},{}",
+            "{:.3},{},{:.1},{:.2},{:.5},{:.5},{:.5},{:.5},{},{}",
             t.kimg(),
             t.step,
             secs,
@@ -133,7 +147,8 @@ pub fn snapshot(t: &mut Trainer, opts: &RunOptions, acc: &Accum, secs: f64, ips:
             acc.mean(acc.loss_d),
             acc.mean(acc.d_real),
             acc.mean(acc.d_fake),
-            if acc.r1_n > 0 { format!("{:.5}", acc.r1 / acc.r1_n as f64) } else { String::new() }
+            if acc.r1_n > 0 { format!("{:.5}", acc.r1 / acc.r1_n as f64) } else { String::new() },
+            score.map(|s| format!("{s:.3}")).unwrap_or_default()
         );
         append_metrics(&opts.out.join("metrics.csv"), &row)?;
         write_loss_plot(&opts.out)?;
@@ -167,6 +182,7 @@ fn truncate_metrics(path: &Path, kimg: f64) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
     let kept: Vec<&str> = text
         .lines()
+        .map(|l| if l.starts_with("kimg") { CSV_HEADER } else { l }) // upgrade an older header
         .filter(|l| l.starts_with("kimg") || l.split(',').next().and_then(|k| k.parse::<f64>().ok()).is_some_and(|k| k <= kimg + 1e-9))
         .collect();
     write_atomic(path, format!("{}\n", kept.join("\n")).as_bytes())

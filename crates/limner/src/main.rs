@@ -119,6 +119,16 @@ struct TrainArgs {
     channel_base: usize,
     #[arg(long, default_value_t = 128)]
     channel_max: usize,
+    /// log the FID-like score (InceptionV3 mixed5; needs `limner models fetch`) every this many kimg
+    #[arg(long)]
+    score_every: Option<f64>,
+    /// images per side for --score-every
+    #[arg(long, default_value_t = 500)]
+    score_n: usize,
+    /// start G (and its EMA) from this generator file instead of random weights (a new run
+    /// from a committed EMA generator; D and the optimiser start fresh)
+    #[arg(long)]
+    init_generator: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -320,7 +330,17 @@ fn train(a: TrainArgs) -> Result<()> {
             seed: a.seed,
             ..Default::default()
         };
-        Trainer::new(tc, &g, &d, &device)?
+        let mut t = Trainer::new(tc, &g, &d, &device)?;
+        if let Some(p) = &a.init_generator {
+            let (src, _) = load_generator_file(p, &device)?;
+            if src.config != t.g.config {
+                bail!("{} is a {:?} generator; this run is {:?} (match --z-dim/--w-dim/--channel-* and the data's resolution)", p.display(), src.config, t.g.config);
+            }
+            t.g = src.clone();
+            t.g_ema = src;
+            eprintln!("G and its EMA start from {}", p.display());
+        }
+        t
     };
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
     let run_json = serde_json::json!({
@@ -341,7 +361,19 @@ fn train(a: TrainArgs) -> Result<()> {
             eprintln!("\nCtrl-C: finishing the step and saving a checkpoint (Ctrl-C again to abort)");
         })?;
     }
-    let opts = RunOptions { out: a.out.clone(), total_kimg: a.kimg, snap_kimg: a.snap_kimg, grid_seeds: (0..64).collect(), grid_psi: 0.7 };
+    let scorer = match a.score_every {
+        Some(_) => Some(nets_cmd::TrainScorer::new(&data.0, a.score_n, &device)?),
+        None => None,
+    };
+    let mut score_fn = |g: &limner_gan::Generator| scorer.as_ref().expect("scorer").score(g);
+    let opts = RunOptions {
+        out: a.out.clone(),
+        total_kimg: a.kimg,
+        snap_kimg: a.snap_kimg,
+        grid_seeds: (0..64).collect(),
+        grid_psi: 0.7,
+        score_every: a.score_every,
+    };
     let pb = ProgressBar::new((a.kimg * 1000.0) as u64);
     pb.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg} eta {eta}")
@@ -365,7 +397,7 @@ fn train(a: TrainArgs) -> Result<()> {
             s.loss_g,
             s.loss_d
         ));
-    })?;
+    }, a.score_every.map(|_| &mut score_fn as limner_gan::run::Scorer))?;
     pb.finish_and_clear();
     match end {
         RunEnd::Finished => println!("finished {:.1} kimg; generator: {}", trainer.kimg(), a.out.join("generator.safetensors").display()),

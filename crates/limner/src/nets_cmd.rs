@@ -99,17 +99,59 @@ fn features_of(net: &InceptionV3, spec: &str, n: usize, psi: f32, device: &Devic
         }
     } else {
         let (g, _) = limner_models::load(Some(spec), device)?;
-        let res = g.config.img_resolution;
-        let opts = limner_gan::generate::GenerateOptions { psi, noise: 1.0, batch: 16 };
-        let seeds: Vec<u64> = (0..n as u64).collect();
-        for chunk in seeds.chunks(32) {
-            let imgs = limner_gan::generate::generate_seeds(&g, chunk, &opts);
-            push(limner_data::imageio::nchw_to_rgb8(&imgs, chunk.len(), res, res), res);
-        }
+        out = generator_features(net, &g, n, psi, &mut |k| pb.inc(k as u64));
     }
     pb.finish_and_clear();
     if out.len() < 2 {
         bail!("{spec} gave {} image(s); the score needs at least 2", out.len());
     }
     Ok(out)
+}
+
+/// Pooled mixed5 features of the generator's images for seeds `0..n`.
+pub fn generator_features(net: &InceptionV3, g: &limner_gan::Generator, n: usize, psi: f32, progress: &mut dyn FnMut(usize)) -> Vec<[f32; FEATURE_DIM]> {
+    let device = g.mapping.w_avg.device();
+    let res = g.config.img_resolution;
+    let opts = limner_gan::generate::GenerateOptions { psi, noise: 1.0, batch: 16 };
+    let seeds: Vec<u64> = (0..n as u64).collect();
+    let mut out = Vec::with_capacity(n);
+    for chunk in seeds.chunks(32) {
+        let imgs = limner_gan::generate::generate_seeds(g, chunk, &opts);
+        // NCHW in [-1, 1] -> [0, 1], clamped like the 8-bit images users see
+        let x = Tensor::<4>::from_data(TensorData::new(imgs, [chunk.len(), 3, res, res]), &device);
+        let x = x.add_scalar(1.0).mul_scalar(0.5).clamp(0.0, 1.0);
+        out.extend(net.pooled_features(resize(x, FEATURE_SIZE)));
+        progress(chunk.len());
+    }
+    out
+}
+
+/// The FID-like score during training: the dataset's features are computed once, the EMA
+/// generator's (seeds 0..n, psi 1) at every scoring.
+pub struct TrainScorer {
+    net: InceptionV3,
+    real: Vec<[f32; FEATURE_DIM]>,
+    n: usize,
+}
+
+impl TrainScorer {
+    pub fn new(data: &limner_data::PackedDataset, n: usize, device: &Device) -> Result<Self> {
+        let net = InceptionV3::load_fetched(device)?;
+        let take = n.min(data.len());
+        anyhow::ensure!(take >= 2, "the dataset is too small to score");
+        let idx: Vec<usize> = (0..take).map(|i| i * data.len() / take).collect();
+        let res = data.res() as usize;
+        let mut real = Vec::with_capacity(take);
+        for chunk in idx.chunks(32) {
+            let px: Vec<f32> = chunk.iter().flat_map(|&i| data.image(i).iter().map(|&v| v as f32 / 255.0)).collect();
+            let x = Tensor::<4>::from_data(TensorData::new(px, [chunk.len(), res, res, 3]), device).permute([0, 3, 1, 2]);
+            real.extend(net.pooled_features(resize(x, FEATURE_SIZE)));
+        }
+        Ok(Self { net, real, n: take })
+    }
+
+    pub fn score(&self, g: &limner_gan::Generator) -> Result<f64> {
+        let fake = generator_features(&self.net, g, self.n, 1.0, &mut |_| {});
+        fid_like(&self.real, &fake)
+    }
 }
