@@ -416,6 +416,30 @@ fn bench_parts(dev: &Device, o: &Opts) {
 /// transposed). Transposed entries are G's upsampling convs (`h` = their input size).
 type ConvShape = (&'static str, usize, usize, usize, usize, usize, usize, usize, bool);
 
+/// Depthwise FIR convs of the default 64px networks: (label, batch, channels, h, k, stride,
+/// pad, transposed).
+type DwShape = (&'static str, usize, usize, usize, usize, usize, usize, bool);
+
+fn dw_shapes() -> Vec<DwShape> {
+    let d = 2 * BATCH;
+    let g = BATCH;
+    vec![
+        ("D.b64.conv1_fir", d, 16, 64, 4, 1, 2, false),
+        ("D.b32.conv1_fir", d, 32, 32, 4, 1, 2, false),
+        ("D.b16.conv1_fir", d, 64, 16, 4, 1, 2, false),
+        ("D.b8.conv1_fir", d, 128, 8, 4, 1, 2, false),
+        ("D.b64.skip_down", d, 16, 64, 4, 2, 1, false),
+        ("D.b32.skip_down", d, 32, 32, 4, 2, 1, false),
+        ("D.b16.skip_down", d, 64, 16, 4, 2, 1, false),
+        ("D.b8.skip_down", d, 128, 8, 4, 2, 1, false),
+        ("G.b8.up_fir", g, 128, 9, 4, 1, 1, false),
+        ("G.b16.up_fir", g, 64, 17, 4, 1, 1, false),
+        ("G.b32.up_fir", g, 32, 33, 4, 1, 1, false),
+        ("G.b64.up_fir", g, 16, 65, 4, 1, 1, false),
+        ("G.b64.img_up", g, 3, 32, 4, 2, 1, true),
+    ]
+}
+
 fn conv_shapes() -> Vec<ConvShape> {
     let d = 2 * BATCH; // the D step runs D on real + fake
     let g = BATCH;
@@ -457,8 +481,10 @@ fn bench_kernels(dev: &Device, o: &Opts) {
     let iters = if o.quick { 5 } else { 9 };
     let ad = dev.clone().autodiff();
     let mut tot = [[0.0f64; 3]; 2];
+    let mut dwtot = [[0.0f64; 2]; 2];
     println!("# kconv: per layer, ms (median of {iters}); pass = fwd | xgrad | wgrad; impl = burn | fast");
-    for (label, n, cin, h, cout, k, s, p, tr) in conv_shapes() {
+    let only_dw = std::env::var("KCONV_ONLY_DW").is_ok();
+    for (label, n, cin, h, cout, k, s, p, tr) in conv_shapes().into_iter().filter(|_| !only_dw) {
         let x = randn([n, cin, h, h], dev);
         let w = if tr { randn([cin, cout, k, k], dev) } else { randn([cout, cin, k, k], dev) };
         let run = |fast: bool, x: Tensor<4>, w: Tensor<4>| -> Tensor<4> {
@@ -517,52 +543,100 @@ fn bench_kernels(dev: &Device, o: &Opts) {
             flop / 1e6 / m[1][0], flop / 1e6 / m[0][0]
         );
     }
+    for (label, n, c, h, k, s, p, tr) in dw_shapes() {
+        let x = randn([n, c, h, h], dev);
+        let w = randn([c, 1, k, k], dev);
+        let run = |fast: bool, x: Tensor<4>, w: Tensor<4>| -> Tensor<4> {
+            match (tr, fast) {
+                (false, false) => module::conv2d(x, w, None, ConvOptions::new([s, s], [p, p], [1, 1], c)),
+                (false, true) => limner_kernels::conv2d(x, w, None, ConvOptions::new([s, s], [p, p], [1, 1], c)),
+                (true, false) => module::conv_transpose2d(x, w, None, ConvTransposeOptions::new([s, s], [p, p], [0, 0], [1, 1], c)),
+                (true, true) => limner_kernels::conv_transpose2d(x, w, None, ConvTransposeOptions::new([s, s], [p, p], [0, 0], [1, 1], c)),
+            }
+        };
+        let gy = randn(run(false, x.clone(), w.clone()).dims(), dev).autodiff();
+        let mut res = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
+        for it in 0..iters + 1 {
+            for fast in [false, true] {
+                let f = usize::from(fast);
+                let t = Instant::now();
+                black_box(run(fast, x.clone(), w.clone()).into_data());
+                let tf = t.elapsed().as_secs_f64() * 1e3;
+                // input gradient (the FIR weight is a constant in the networks)
+                let xa = x.clone().autodiff().require_grad();
+                let y = run(fast, xa.clone(), w.clone().autodiff());
+                let t = Instant::now();
+                let gr = (y * gy.clone()).sum().backward();
+                black_box(xa.grad(&gr).map(|g| g.into_data()));
+                let tx = t.elapsed().as_secs_f64() * 1e3;
+                if it > 0 {
+                    res[f][0].push(tf);
+                    res[f][1].push(tx);
+                }
+            }
+        }
+        let m: Vec<[f64; 2]> = (0..2).map(|f| [median(&res[f][0]), median(&res[f][1])]).collect();
+        for f in 0..2 {
+            for q in 0..2 {
+                dwtot[f][q] += m[f][q];
+            }
+        }
+        println!(
+            "RESULT limner kdw {label} n={n} c={c} h={h} k={k} s={s} p={p} tr={tr} burn_fwd={:.2} fast_fwd={:.2} burn_xgrad={:.2} fast_xgrad={:.2}",
+            m[0][0], m[1][0], m[0][1], m[1][1]
+        );
+    }
+    println!(
+        "RESULT limner kdw_total burn_fwd={:.1} fast_fwd={:.1} burn_xgrad={:.1} fast_xgrad={:.1}",
+        dwtot[0][0], dwtot[1][0], dwtot[0][1], dwtot[1][1]
+    );
     println!(
         "RESULT limner kconv_total burn_fwd={:.1} fast_fwd={:.1} burn_xgrad={:.1} fast_xgrad={:.1} burn_wgrad={:.1} fast_wgrad={:.1}",
         tot[0][0], tot[1][0], tot[0][1], tot[1][1], tot[0][2], tot[1][2]
     );
 }
 
-/// Training step and step parts with the fast convs off and on, alternating in one process
-/// (A/B under the same background load). Medians.
+/// Training step and G forward with the fast convs off, dense-only (depthwise FIR convs on
+/// burn's op) and fully on, rotating through the three in one process (A/B/C under the same
+/// background load). Medians.
 fn bench_ab(dev: &Device, o: &Opts) {
     let iters = if o.quick { 3 } else { 5 };
     let data = Synthetic::new(256, RES);
     let (gc, dc) = (gcfg("default"), dcfg("default"));
     let tc = TrainConfig { batch: BATCH, r1_gamma: 0.0, ..TrainConfig::default() };
-    let mut t = [
-        Trainer::new(tc.clone(), &gc, &dc, dev).expect("trainer"),
-        Trainer::new(tc, &gc, &dc, dev).expect("trainer"),
-    ];
+    let mut t: Vec<Trainer> = (0..3).map(|_| Trainer::new(tc.clone(), &gc, &dc, dev).expect("trainer")).collect();
     let g = Generator::new(&gc, dev);
     let z = randn([BATCH, gc.z_dim], dev);
-    let mut ts = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
+    let mut ts = vec![[Vec::new(), Vec::new()]; 3];
     for it in 0..iters + 1 {
-        for fast in [false, true] {
-            limner_kernels::set_enabled(fast);
-            let f = usize::from(fast);
+        for v in 0..3 {
+            limner_kernels::set_enabled(v > 0);
+            limner_kernels::set_dw_enabled(v > 1);
             let s = Instant::now();
-            black_box(t[f].step(&data).expect("step"));
+            black_box(t[v].step(&data).expect("step"));
             dev.sync().unwrap();
             let a = s.elapsed().as_secs_f64() * 1e3;
             let s = Instant::now();
             black_box(g.forward(z.clone(), 1.0, &mut NoiseMode::Const).into_data());
             let b = s.elapsed().as_secs_f64() * 1e3;
             if it > 0 {
-                ts[f][0].push(a);
-                ts[f][1].push(b);
+                ts[v][0].push(a);
+                ts[v][1].push(b);
             }
         }
     }
     limner_kernels::set_enabled(true);
+    limner_kernels::set_dw_enabled(true);
     for (q, name) in ["ab_train_step_nor1", "ab_g_fwd_batch32"].into_iter().enumerate() {
         println!(
-            "RESULT limner {name} cfg=default batch={BATCH} n={iters} burn_ms={:.1} fast_ms={:.1} speedup={:.2} burn_all={:?} fast_all={:?}",
+            "RESULT limner {name} cfg=default batch={BATCH} n={iters} burn_ms={:.1} dense_only_ms={:.1} fast_ms={:.1} speedup={:.2} burn_all={:?} dense_only_all={:?} fast_all={:?}",
             median(&ts[0][q]),
             median(&ts[1][q]),
-            median(&ts[0][q]) / median(&ts[1][q]),
+            median(&ts[2][q]),
+            median(&ts[0][q]) / median(&ts[2][q]),
             ts[0][q].iter().map(|v| v.round()).collect::<Vec<_>>(),
-            ts[1][q].iter().map(|v| v.round()).collect::<Vec<_>>()
+            ts[1][q].iter().map(|v| v.round()).collect::<Vec<_>>(),
+            ts[2][q].iter().map(|v| v.round()).collect::<Vec<_>>()
         );
     }
 }

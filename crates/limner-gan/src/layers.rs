@@ -10,8 +10,9 @@ use burn::tensor::activation::leaky_relu;
 // `conv_transpose2d` have burn's signatures. On the flex CPU backend, dense convs (groups 1:
 // the layer convs, fromrgb/skip/torgb 1x1, the G upsampling transposed conv) run limner's
 // im2col + AVX-512 gemm kernels with hand-written backward passes (tested against burn in
-// crates/limner-kernels/tests/parity.rs); depthwise FIR convs, other dtypes and every other
-// backend (CUDA, ROCm, Metal) fall through to burn's own ops unchanged.
+// crates/limner-kernels/tests/parity.rs); the depthwise FIR convs (fir_filter, downsample2d,
+// upsample2d) get limner's backward (burn's forward); other dtypes and every other backend
+// (CUDA, ROCm, Metal) fall through to burn's own ops unchanged.
 // `LIMNER_FAST_CONV=0` switches the fast path off at run time.
 use limner_kernels::{conv2d, conv_transpose2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};

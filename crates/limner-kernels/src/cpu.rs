@@ -56,36 +56,139 @@ fn threads() -> usize {
     rayon::current_num_threads().max(1)
 }
 
-/// `col[(ci, kh, kw), (oh, ow)] = x[ci, oh*s + kh - p, ow*s + kw - p]` (zero outside).
-fn im2col(g: &Geom, x: &[f32], col: &mut [f32]) {
-    let (ho, wo) = (g.ho(), g.wo());
-    let hw = ho * wo;
-    for ci in 0..g.cin {
-        let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
-        for kh in 0..g.k {
-            for kw in 0..g.k {
-                let row = &mut col[((ci * g.k + kh) * g.k + kw) * hw..][..hw];
-                for oh in 0..ho {
-                    let dst = &mut row[oh * wo..(oh + 1) * wo];
-                    let ih = (oh * g.s + kh) as isize - g.p as isize;
-                    if ih < 0 || ih >= g.h as isize {
-                        dst.fill(0.0);
+/// A `Vec<f32>` of length `n` whose contents are unspecified (the caller overwrites every
+/// element before reading any): skips the memset of `vec![0.0; n]` for outputs gemm writes.
+#[allow(clippy::uninit_vec)]
+fn out_vec(n: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    // SAFETY: f32 has no invalid bit patterns; every caller writes all `n` elements before
+    // any read (gemm with beta = 0 / full-plane loops).
+    unsafe { v.set_len(n) };
+    v
+}
+
+thread_local! {
+    /// Per-thread scratch (im2col tiles, phase planes), reused across calls: no page faults
+    /// and no memset per conv.
+    static SCRATCH: std::cell::RefCell<[Vec<f32>; 2]> = const { std::cell::RefCell::new([Vec::new(), Vec::new()]) };
+}
+
+/// Runs `f(a, b)` with this thread's two scratch buffers resized to `na` and `nb`
+/// (contents unspecified).
+fn with_scratch<R>(na: usize, nb: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        let [a, b] = &mut *s;
+        if a.len() < na {
+            a.resize(na, 0.0);
+        }
+        if b.len() < nb {
+            b.resize(nb, 0.0);
+        }
+        f(&mut a[..na], &mut b[..nb])
+    })
+}
+
+/// Phase-split padded planes: for stride `s`, the zero-padded input plane
+/// `xp[i, j] = x[i - p, j - p]` is stored as `s * s` planes
+/// `ph[(rh, rw)][i', j'] = xp[i' * s + rh, j' * s + rw]`, each `hq x wq`.
+/// Then every tap `(kh, kw)` of output row `oh` reads the contiguous run
+/// `ph[(kh % s, kw % s)][oh + kh / s][kw / s ..][.. wo]`: im2col, depthwise convs and their
+/// adjoints become contiguous copies / axpys without bounds checks.
+#[derive(Clone, Copy, Debug)]
+struct Phases {
+    s: usize,
+    p: usize,
+    h: usize,
+    w: usize,
+    hq: usize,
+    wq: usize,
+}
+
+impl Phases {
+    fn new(h: usize, w: usize, s: usize, p: usize) -> Self {
+        Self { s, p, h, w, hq: (h + 2 * p).div_ceil(s), wq: (w + 2 * p).div_ceil(s) }
+    }
+    /// floats per input channel
+    fn len(&self) -> usize {
+        self.s * self.s * self.hq * self.wq
+    }
+    /// offset of row `r` of the phase plane for tap `(kh, kw)` plus column `kw / s`
+    #[inline]
+    fn tap(&self, kh: usize, kw: usize, r: usize) -> usize {
+        let s = self.s;
+        (((kh % s) * s + (kw % s)) * self.hq + r + kh / s) * self.wq + kw / s
+    }
+    /// Fills `ph` (one channel, `self.len()`) from plane `x` (`h x w`).
+    fn split(&self, x: &[f32], ph: &mut [f32]) {
+        let (s, p, wq) = (self.s, self.p, self.wq);
+        if s == 1 {
+            ph[..p * wq].fill(0.0);
+            for i in 0..self.h {
+                let row = &mut ph[(i + p) * wq..(i + p + 1) * wq];
+                row[..p].fill(0.0);
+                row[p..p + self.w].copy_from_slice(&x[i * self.w..(i + 1) * self.w]);
+                row[p + self.w..].fill(0.0);
+            }
+            ph[(self.h + p) * wq..].fill(0.0);
+            return;
+        }
+        for rh in 0..s {
+            for rw in 0..s {
+                let plane = &mut ph[(rh * s + rw) * self.hq * wq..][..self.hq * wq];
+                // valid columns j: 0 <= j*s + rw - p < w
+                let jlo = if rw >= p { 0 } else { (p - rw).div_ceil(s) };
+                let jhi = if self.w + p > rw { ((self.w + p - rw - 1) / s + 1).min(wq) } else { 0 }.max(jlo);
+                for i in 0..self.hq {
+                    let row = &mut plane[i * wq..(i + 1) * wq];
+                    let ih = (i * s + rh) as isize - p as isize;
+                    if ih < 0 || ih >= self.h as isize {
+                        row.fill(0.0);
                         continue;
                     }
-                    let src = &plane[ih as usize * g.w..(ih as usize + 1) * g.w];
-                    // valid ow: 0 <= ow*s + kw - p < w
-                    let lo = if kw >= g.p { 0 } else { (g.p - kw).div_ceil(g.s) };
-                    let hi = if g.w + g.p > kw { ((g.w + g.p - kw - 1) / g.s + 1).min(wo) } else { 0 };
-                    let hi = hi.max(lo);
-                    dst[..lo].fill(0.0);
-                    dst[hi..].fill(0.0);
-                    if g.s == 1 {
-                        let start = lo + kw - g.p;
-                        dst[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+                    let src = &x[ih as usize * self.w..(ih as usize + 1) * self.w];
+                    row[..jlo].fill(0.0);
+                    row[jhi..].fill(0.0);
+                    let base = jlo * s + rw - p;
+                    for (d, v) in row[jlo..jhi].iter_mut().zip(src[base..].iter().step_by(s)) {
+                        *d = *v;
+                    }
+                }
+            }
+        }
+    }
+    /// `x[i, j] (= or +=) ph[..]` for the unpadded region: the adjoint of [`split`] (the
+    /// padding entries are dropped).
+    fn merge(&self, ph: &[f32], x: &mut [f32], add: bool) {
+        let (s, p, wq) = (self.s, self.p, self.wq);
+        for i in 0..self.h {
+            let dst = &mut x[i * self.w..(i + 1) * self.w];
+            let ip = i + p;
+            if s == 1 {
+                let src = &ph[ip * wq + p..][..self.w];
+                if add {
+                    for (d, v) in dst.iter_mut().zip(src) {
+                        *d += *v;
+                    }
+                } else {
+                    dst.copy_from_slice(src);
+                }
+                continue;
+            }
+            let (qi, rh) = (ip / s, ip % s);
+            for rw in 0..s {
+                // columns j with (j + p) % s == rw: j = j0, j0 + s, ...; phase column (j + p) / s
+                let j0 = (rw + s - p % s) % s;
+                if j0 >= self.w {
+                    continue;
+                }
+                let q0 = (j0 + p) / s;
+                let src = &ph[((rh * s + rw) * self.hq + qi) * wq + q0..];
+                for (d, v) in dst[j0..].iter_mut().step_by(s).zip(src) {
+                    if add {
+                        *d += *v;
                     } else {
-                        for ow in lo..hi {
-                            dst[ow] = src[ow * g.s + kw - g.p];
-                        }
+                        *d = *v;
                     }
                 }
             }
@@ -93,39 +196,52 @@ fn im2col(g: &Geom, x: &[f32], col: &mut [f32]) {
     }
 }
 
-/// `dx[ci, ih, iw] += col[(ci, kh, kw), (oh, ow)]`, the adjoint of [`im2col`]
-/// (`dx` must be zeroed first). Fixed loop order: deterministic.
-fn col2im(g: &Geom, col: &[f32], dx: &mut [f32]) {
-    let (ho, wo) = (g.ho(), g.wo());
-    let hw = ho * wo;
+/// im2col of output rows `oh0..oh1` from the phase planes of all input channels:
+/// `col[(ci, kh, kw), (oh - oh0, ow)] = x[ci, oh*s + kh - p, ow*s + kw - p]`.
+fn im2col_tile(g: &Geom, ps: &Phases, ph: &[f32], oh0: usize, oh1: usize, col: &mut [f32]) {
+    let wo = g.wo();
+    let tn = (oh1 - oh0) * wo;
+    let pl = ps.len();
     for ci in 0..g.cin {
-        let plane = &mut dx[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+        let src = &ph[ci * pl..(ci + 1) * pl];
         for kh in 0..g.k {
             for kw in 0..g.k {
-                let row = &col[((ci * g.k + kh) * g.k + kw) * hw..][..hw];
-                let lo = if kw >= g.p { 0 } else { (g.p - kw).div_ceil(g.s) };
-                let hi = if g.w + g.p > kw { ((g.w + g.p - kw - 1) / g.s + 1).min(wo) } else { 0 };
-                for oh in 0..ho {
-                    let ih = (oh * g.s + kh) as isize - g.p as isize;
-                    if ih < 0 || ih >= g.h as isize || hi <= lo {
-                        continue;
-                    }
-                    let src = &row[oh * wo..(oh + 1) * wo];
-                    let dst = &mut plane[ih as usize * g.w..(ih as usize + 1) * g.w];
-                    if g.s == 1 {
-                        let start = lo + kw - g.p;
-                        for (d, s) in dst[start..start + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
-                            *d += *s;
-                        }
-                    } else {
-                        for ow in lo..hi {
-                            dst[ow * g.s + kw - g.p] += src[ow];
-                        }
+                let row = &mut col[((ci * g.k + kh) * g.k + kw) * tn..][..tn];
+                for oh in oh0..oh1 {
+                    let o = ps.tap(kh, kw, oh);
+                    row[(oh - oh0) * wo..(oh - oh0 + 1) * wo].copy_from_slice(&src[o..o + wo]);
+                }
+            }
+        }
+    }
+}
+
+/// `ph[..] += col[..]`: the adjoint of [`im2col_tile`] (fixed loop order: deterministic).
+fn col2im_tile(g: &Geom, ps: &Phases, col: &[f32], oh0: usize, oh1: usize, ph: &mut [f32]) {
+    let wo = g.wo();
+    let tn = (oh1 - oh0) * wo;
+    let pl = ps.len();
+    for ci in 0..g.cin {
+        let dst = &mut ph[ci * pl..(ci + 1) * pl];
+        for kh in 0..g.k {
+            for kw in 0..g.k {
+                let row = &col[((ci * g.k + kh) * g.k + kw) * tn..][..tn];
+                for oh in oh0..oh1 {
+                    let o = ps.tap(kh, kw, oh);
+                    for (d, v) in dst[o..o + wo].iter_mut().zip(&row[(oh - oh0) * wo..(oh - oh0 + 1) * wo]) {
+                        *d += *v;
                     }
                 }
             }
         }
     }
+}
+
+/// Output rows per im2col tile: keeps a `ckk x tile` block around 512 KiB (in L2).
+fn tile_rows(g: &Geom) -> usize {
+    let wo = g.wo().max(1);
+    let cols = (128 * 1024 / g.ckk().max(1)).max(wo);
+    (cols / wo).clamp(1, g.ho().max(1))
 }
 
 /// `dst[m, n] (= or +=) lhs[m, k] * rhs[k, n]` with explicit (column, row) strides.
@@ -170,15 +286,22 @@ fn ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-/// Runs `f(sample range, its slice of out)` on contiguous sample chunks, one per thread;
-/// returns the gemm parallelism each chunk should use.
+/// Chunks per thread for the batch-parallel kernels: more than one, so that rayon's work
+/// stealing balances the load when a core is shared with another process (with exactly one
+/// chunk per thread, the thread on the busy core finishes last and everyone waits for it).
+const CHUNKS_PER_THREAD: usize = 8;
+
+/// Runs `f(sample range, its slice of out)` on contiguous sample chunks (rayon tasks, a
+/// single-threaded gemm inside each); when the batch is smaller than the pool, one call
+/// with a parallel gemm instead. The chunking never changes the results: every output
+/// element is computed by one task in a fixed order.
 fn per_sample_chunks<F>(n: usize, out: &mut [f32], per_sample: usize, f: F)
 where
     F: Fn(std::ops::Range<usize>, &mut [f32], gemm::Parallelism) + Sync,
 {
     let t = threads();
     if n >= t && t > 1 {
-        let rs = ranges(n, t);
+        let rs = ranges(n, t * CHUNKS_PER_THREAD);
         let mut slices: Vec<(std::ops::Range<usize>, &mut [f32])> = Vec::with_capacity(rs.len());
         let mut rest = out;
         for r in rs {
@@ -186,33 +309,84 @@ where
             slices.push((r, a));
             rest = b;
         }
-        slices.into_par_iter().for_each(|(r, o)| f(r, o, gemm::Parallelism::None));
+        slices.into_par_iter().with_max_len(1).for_each(|(r, o)| f(r, o, gemm::Parallelism::None));
     } else {
         let par = if t > 1 { gemm::Parallelism::Rayon(t) } else { gemm::Parallelism::None };
         f(0..n, out, par);
     }
 }
 
+/// Reduction lengths up to this use the direct pointwise loop instead of gemm (a gemm with
+/// K = 3..16 is dominated by packing; the direct loop streams each row once per output).
+pub const SMALL_K: usize = 16;
+
+/// `dst[o, :] = sum_i wt(o, i) * src[i, :]` for rows of length `hw`, `i` in fixed order.
+fn pointwise_direct(m: usize, k: usize, hw: usize, wt: impl Fn(usize, usize) -> f32, src: &[f32], dst: &mut [f32]) {
+    for o in 0..m {
+        let d = &mut dst[o * hw..(o + 1) * hw];
+        let a = wt(o, 0);
+        for (d, s) in d.iter_mut().zip(&src[..hw]) {
+            *d = a * *s;
+        }
+        for i in 1..k {
+            let a = wt(o, i);
+            for (d, s) in d.iter_mut().zip(&src[i * hw..(i + 1) * hw]) {
+                *d += a * *s;
+            }
+        }
+    }
+}
+
+/// Takes this thread's scratch when it is free (else fresh buffers, e.g. if a rayon
+/// worker re-entered while waiting inside a parallel gemm).
+fn scratch<R>(na: usize, nb: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    let busy = SCRATCH.with(|s| s.try_borrow_mut().is_err());
+    if busy {
+        let (mut a, mut b) = (vec![0.0f32; na], vec![0.0f32; nb]);
+        f(&mut a, &mut b)
+    } else {
+        with_scratch(na, nb, f)
+    }
+}
+
+/// One sample of the forward conv: `yb = W * im2col(xb)`, tiled over output rows.
+fn fwd_sample(g: &Geom, xb: &[f32], w: &[f32], yb: &mut [f32], par: gemm::Parallelism) {
+    let (ho, wo, ckk) = (g.ho(), g.wo(), g.ckk());
+    let hw = ho * wo;
+    if g.is_pointwise() {
+        if g.cin <= SMALL_K {
+            pointwise_direct(g.cout, g.cin, hw, |o, i| w[o * g.cin + i], xb, yb);
+        } else {
+            unsafe { mm(g.cout, hw, g.cin, yb.as_mut_ptr(), hw as isize, false, w.as_ptr(), 1, g.cin as isize, xb.as_ptr(), 1, hw as isize, par) };
+        }
+        return;
+    }
+    let ps = Phases::new(g.h, g.w, g.s, g.p);
+    let (pl, tr) = (ps.len(), tile_rows(g));
+    scratch(g.cin * pl, ckk * tr * wo, |ph, col| {
+        for ci in 0..g.cin {
+            ps.split(&xb[ci * g.h * g.w..(ci + 1) * g.h * g.w], &mut ph[ci * pl..(ci + 1) * pl]);
+        }
+        for oh0 in (0..ho).step_by(tr) {
+            let oh1 = (oh0 + tr).min(ho);
+            let tn = (oh1 - oh0) * wo;
+            im2col_tile(g, &ps, ph, oh0, oh1, col);
+            unsafe {
+                mm(g.cout, tn, ckk, yb[oh0 * wo..].as_mut_ptr(), hw as isize, false, w.as_ptr(), 1, ckk as isize, col.as_ptr(), 1, tn as isize, par);
+            }
+        }
+    });
+}
+
 /// Forward: `y[b] = W[cout, ckk] * im2col(x[b])`. `w` is `[cout, cin, k, k]` contiguous.
 pub fn conv_fwd(g: &Geom, x: &[f32], w: &[f32]) -> Vec<f32> {
-    let (hw, ckk, in_len, out_len) = (g.ho() * g.wo(), g.ckk(), g.in_len(), g.out_len());
+    let (in_len, out_len) = (g.in_len(), g.out_len());
     assert_eq!(x.len(), g.n * in_len);
-    assert_eq!(w.len(), g.cout * ckk);
-    let mut y = vec![0.0f32; g.n * out_len];
+    assert_eq!(w.len(), g.cout * g.ckk());
+    let mut y = out_vec(g.n * out_len);
     per_sample_chunks(g.n, &mut y, out_len, |r, out, par| {
-        let mut col = if g.is_pointwise() { Vec::new() } else { vec![0.0f32; ckk * hw] };
         for (i, b) in r.enumerate() {
-            let xb = &x[b * in_len..(b + 1) * in_len];
-            let rhs = if g.is_pointwise() {
-                xb
-            } else {
-                im2col(g, xb, &mut col);
-                &col
-            };
-            let yb = &mut out[i * out_len..(i + 1) * out_len];
-            unsafe {
-                mm(g.cout, hw, ckk, yb.as_mut_ptr(), hw as isize, false, w.as_ptr(), 1, ckk as isize, rhs.as_ptr(), 1, hw as isize, par);
-            }
+            fwd_sample(g, &x[b * in_len..(b + 1) * in_len], w, &mut out[i * out_len..(i + 1) * out_len], par);
         }
     });
     y
@@ -220,7 +394,8 @@ pub fn conv_fwd(g: &Geom, x: &[f32], w: &[f32]) -> Vec<f32> {
 
 /// Input gradient: `dx[b] = col2im(W^T * dy[b])`.
 pub fn conv_xgrad(g: &Geom, dy: &[f32], w: &[f32]) -> Vec<f32> {
-    let (hw, ckk, in_len, out_len) = (g.ho() * g.wo(), g.ckk(), g.in_len(), g.out_len());
+    let (ho, wo, ckk, in_len, out_len) = (g.ho(), g.wo(), g.ckk(), g.in_len(), g.out_len());
+    let hw = ho * wo;
     if g.s == 1 && g.k > 1 && g.p < g.k {
         // Stride 1: the input gradient is a forward conv of dy with the spatially flipped,
         // in/out-swapped kernel and padding k-1-p. Its gemm has K = cout*k*k instead of
@@ -242,20 +417,37 @@ pub fn conv_xgrad(g: &Geom, dy: &[f32], w: &[f32]) -> Vec<f32> {
     }
     assert_eq!(dy.len(), g.n * out_len);
     assert_eq!(w.len(), g.cout * ckk);
-    let mut dx = vec![0.0f32; g.n * in_len];
+    let mut dx = out_vec(g.n * in_len);
     per_sample_chunks(g.n, &mut dx, in_len, |r, out, par| {
-        let mut col = if g.is_pointwise() { Vec::new() } else { vec![0.0f32; ckk * hw] };
         for (i, b) in r.enumerate() {
             let dyb = &dy[b * out_len..(b + 1) * out_len];
             let dxb = &mut out[i * in_len..(i + 1) * in_len];
-            // lhs = W^T: element (row r, col o) at w[o * ckk + r]
-            let dst = if g.is_pointwise() { dxb.as_mut_ptr() } else { col.as_mut_ptr() };
-            unsafe {
-                mm(ckk, hw, g.cout, dst, hw as isize, false, w.as_ptr(), ckk as isize, 1, dyb.as_ptr(), 1, hw as isize, par);
+            if g.is_pointwise() {
+                if g.cout <= SMALL_K {
+                    pointwise_direct(g.cin, g.cout, hw, |ci, co| w[co * g.cin + ci], dyb, dxb);
+                } else {
+                    // lhs = W^T: element (row r, col o) at w[o * cin + r]
+                    unsafe { mm(g.cin, hw, g.cout, dxb.as_mut_ptr(), hw as isize, false, w.as_ptr(), g.cin as isize, 1, dyb.as_ptr(), 1, hw as isize, par) };
+                }
+                continue;
             }
-            if !g.is_pointwise() {
-                col2im(g, &col, dxb);
-            }
+            // col tile = W^T * dy[:, tile], scattered into zeroed phase planes, then merged
+            let ps = Phases::new(g.h, g.w, g.s, g.p);
+            let (pl, tr) = (ps.len(), tile_rows(g));
+            scratch(g.cin * pl, ckk * tr * wo, |ph, col| {
+                ph.fill(0.0);
+                for oh0 in (0..ho).step_by(tr) {
+                    let oh1 = (oh0 + tr).min(ho);
+                    let tn = (oh1 - oh0) * wo;
+                    unsafe {
+                        mm(ckk, tn, g.cout, col.as_mut_ptr(), tn as isize, false, w.as_ptr(), ckk as isize, 1, dyb[oh0 * wo..].as_ptr(), 1, hw as isize, par);
+                    }
+                    col2im_tile(g, &ps, col, oh0, oh1, ph);
+                }
+                for ci in 0..g.cin {
+                    ps.merge(&ph[ci * pl..(ci + 1) * pl], &mut dxb[ci * g.h * g.w..(ci + 1) * g.h * g.w], false);
+                }
+            });
         }
     });
     dx
@@ -263,7 +455,8 @@ pub fn conv_xgrad(g: &Geom, dy: &[f32], w: &[f32]) -> Vec<f32> {
 
 /// Weight gradient: `dW = sum_b dy[b] * im2col(x[b])^T`, summed in a fixed order.
 pub fn conv_wgrad(g: &Geom, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    let (hw, ckk, in_len, out_len) = (g.ho() * g.wo(), g.ckk(), g.in_len(), g.out_len());
+    let (ho, wo, ckk, in_len, out_len) = (g.ho(), g.wo(), g.ckk(), g.in_len(), g.out_len());
+    let hw = ho * wo;
     assert_eq!(x.len(), g.n * in_len);
     assert_eq!(dy.len(), g.n * out_len);
     let wlen = g.cout * ckk;
@@ -273,20 +466,32 @@ pub fn conv_wgrad(g: &Geom, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let par = if chunks.len() < t && t > 1 { gemm::Parallelism::Rayon(t) } else { gemm::Parallelism::None };
     let partial = |r: std::ops::Range<usize>| -> Vec<f32> {
         let mut dw = vec![0.0f32; wlen];
-        let mut col = if g.is_pointwise() { Vec::new() } else { vec![0.0f32; ckk * hw] };
-        for (i, b) in r.enumerate() {
+        for b in r {
             let xb = &x[b * in_len..(b + 1) * in_len];
-            let rhs = if g.is_pointwise() {
-                xb
-            } else {
-                im2col(g, xb, &mut col);
-                &col
-            };
             let dyb = &dy[b * out_len..(b + 1) * out_len];
-            // rhs = col^T: element (j, r) at col[r * hw + j]
-            unsafe {
-                mm(g.cout, ckk, hw, dw.as_mut_ptr(), ckk as isize, i > 0, dyb.as_ptr(), 1, hw as isize, rhs.as_ptr(), hw as isize, 1, par);
+            if g.is_pointwise() {
+                // rhs = x^T: element (j, c) at x[c * hw + j]
+                unsafe {
+                    mm(g.cout, g.cin, hw, dw.as_mut_ptr(), g.cin as isize, true, dyb.as_ptr(), 1, hw as isize, xb.as_ptr(), hw as isize, 1, par);
+                }
+                continue;
             }
+            let ps = Phases::new(g.h, g.w, g.s, g.p);
+            let (pl, tr) = (ps.len(), tile_rows(g));
+            scratch(g.cin * pl, ckk * tr * wo, |ph, col| {
+                for ci in 0..g.cin {
+                    ps.split(&xb[ci * g.h * g.w..(ci + 1) * g.h * g.w], &mut ph[ci * pl..(ci + 1) * pl]);
+                }
+                for oh0 in (0..ho).step_by(tr) {
+                    let oh1 = (oh0 + tr).min(ho);
+                    let tn = (oh1 - oh0) * wo;
+                    im2col_tile(g, &ps, ph, oh0, oh1, col);
+                    // rhs = col^T: element (j, r) at col[r * tn + j]
+                    unsafe {
+                        mm(g.cout, ckk, tn, dw.as_mut_ptr(), ckk as isize, true, dyb[oh0 * wo..].as_ptr(), 1, hw as isize, col.as_ptr(), tn as isize, 1, par);
+                    }
+                }
+            });
         }
         dw
     };
@@ -302,6 +507,124 @@ pub fn conv_wgrad(g: &Geom, x: &[f32], dy: &[f32]) -> Vec<f32> {
             *a += *b;
         }
     }
+    dw
+}
+
+// ------------------------------------------------------------------ depthwise convs
+//
+// `g.cin == g.cout == c` channels, weight `[c, 1, k, k]`: each (sample, channel) plane is
+// filtered independently (the FIR up/down-sampling filters of StyleGAN2). Direct loops over
+// phase-split planes: every tap is a contiguous axpy. Parallel over planes; each output
+// element is summed in a fixed tap order (deterministic, thread-count independent).
+
+/// Depthwise forward: `y[b, c] = sum_{kh, kw} w[c, kh, kw] * xpad[b, c][oh*s + kh, ow*s + kw]`.
+pub fn dw_fwd(g: &Geom, x: &[f32], w: &[f32]) -> Vec<f32> {
+    let c = g.cin;
+    assert_eq!(g.cout, c);
+    let (ho, wo, kk) = (g.ho(), g.wo(), g.k * g.k);
+    let (hw_in, hw) = (g.h * g.w, ho * wo);
+    assert_eq!(x.len(), g.n * c * hw_in);
+    assert_eq!(w.len(), c * kk);
+    let ps = Phases::new(g.h, g.w, g.s, g.p);
+    let mut y = out_vec(g.n * c * hw);
+    per_sample_chunks(g.n * c, &mut y, hw, |r, out, _| {
+        scratch(ps.len(), 0, |ph, _| {
+            for (i, pidx) in r.enumerate() {
+                ps.split(&x[pidx * hw_in..(pidx + 1) * hw_in], ph);
+                let wc = &w[(pidx % c) * kk..(pidx % c + 1) * kk];
+                let yp = &mut out[i * hw..(i + 1) * hw];
+                for oh in 0..ho {
+                    let row = &mut yp[oh * wo..(oh + 1) * wo];
+                    for kh in 0..g.k {
+                        for kw in 0..g.k {
+                            let a = wc[kh * g.k + kw];
+                            let o = ps.tap(kh, kw, oh);
+                            let src = &ph[o..o + wo];
+                            if kh == 0 && kw == 0 {
+                                for (d, s) in row.iter_mut().zip(src) {
+                                    *d = a * *s;
+                                }
+                            } else {
+                                for (d, s) in row.iter_mut().zip(src) {
+                                    *d += a * *s;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    });
+    y
+}
+
+/// Depthwise input gradient (= the depthwise transposed conv): the adjoint of [`dw_fwd`].
+pub fn dw_xgrad(g: &Geom, dy: &[f32], w: &[f32]) -> Vec<f32> {
+    let c = g.cin;
+    assert_eq!(g.cout, c);
+    let (ho, wo, kk) = (g.ho(), g.wo(), g.k * g.k);
+    let (hw_in, hw) = (g.h * g.w, ho * wo);
+    assert_eq!(dy.len(), g.n * c * hw);
+    assert_eq!(w.len(), c * kk);
+    let ps = Phases::new(g.h, g.w, g.s, g.p);
+    let mut dx = out_vec(g.n * c * hw_in);
+    per_sample_chunks(g.n * c, &mut dx, hw_in, |r, out, _| {
+        scratch(ps.len(), 0, |ph, _| {
+            for (i, pidx) in r.enumerate() {
+                ph.fill(0.0);
+                let wc = &w[(pidx % c) * kk..(pidx % c + 1) * kk];
+                let dyp = &dy[pidx * hw..(pidx + 1) * hw];
+                for oh in 0..ho {
+                    let src = &dyp[oh * wo..(oh + 1) * wo];
+                    for kh in 0..g.k {
+                        for kw in 0..g.k {
+                            let a = wc[kh * g.k + kw];
+                            let o = ps.tap(kh, kw, oh);
+                            for (d, s) in ph[o..o + wo].iter_mut().zip(src) {
+                                *d += a * *s;
+                            }
+                        }
+                    }
+                }
+                ps.merge(ph, &mut out[i * hw_in..(i + 1) * hw_in], false);
+            }
+        })
+    });
+    dx
+}
+
+/// Depthwise weight gradient `[c, 1, k, k]`: per channel, sums over samples and positions in
+/// a fixed order (per-tap row accumulators, then one ordered reduction).
+pub fn dw_wgrad(g: &Geom, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let c = g.cin;
+    let (ho, wo, kk) = (g.ho(), g.wo(), g.k * g.k);
+    let (hw_in, hw) = (g.h * g.w, ho * wo);
+    let ps = Phases::new(g.h, g.w, g.s, g.p);
+    let mut dw = vec![0.0f32; c * kk];
+    per_sample_chunks(c, &mut dw, kk, |r, out, _| {
+        let mut ph = vec![0.0f32; ps.len()];
+        let mut acc = vec![0.0f32; kk * wo];
+        for (i, ch) in r.enumerate() {
+            acc.fill(0.0);
+            for b in 0..g.n {
+                let pidx = b * c + ch;
+                ps.split(&x[pidx * hw_in..(pidx + 1) * hw_in], &mut ph);
+                let dyp = &dy[pidx * hw..(pidx + 1) * hw];
+                for oh in 0..ho {
+                    let d = &dyp[oh * wo..(oh + 1) * wo];
+                    for t in 0..kk {
+                        let o = ps.tap(t / g.k, t % g.k, oh);
+                        for ((a, s), v) in acc[t * wo..(t + 1) * wo].iter_mut().zip(&ph[o..o + wo]).zip(d) {
+                            *a += *s * *v;
+                        }
+                    }
+                }
+            }
+            for t in 0..kk {
+                out[i * kk + t] = acc[t * wo..(t + 1) * wo].iter().sum();
+            }
+        }
+    });
     dw
 }
 

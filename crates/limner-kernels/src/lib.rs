@@ -4,8 +4,12 @@
 //! / `conv_transpose2d`. On a flex device (plain or autodiff) with f32 data, groups 1,
 //! dilation 1, square kernels, equal strides and symmetric padding, they run limner's own
 //! kernels ([`cpu`]: per-sample im2col + AVX-512 `gemm`, batch-parallel, hand-written backward
-//! passes). Everything else (CUDA/ROCm/Metal devices, grouped / depthwise / dilated convs,
-//! other dtypes) goes to burn's own op unchanged.
+//! passes). Depthwise convs (groups == channels, weight `[c, 1, k, k]`: StyleGAN2's FIR
+//! filters) get their own autodiff node too: forward and stride-1 input gradient via burn
+//! flex's direct depthwise kernel (flipped kernel for the gradient), stride-2 ones and the
+//! weight gradient via [`cpu::dw_fwd`] / [`cpu::dw_xgrad`] / [`cpu::dw_wgrad`]. Everything else
+//! (CUDA/ROCm/Metal devices, other grouped or dilated convs, other dtypes) goes to burn's own
+//! op unchanged. `LIMNER_FAST_DWCONV=0` turns only the depthwise part off.
 //!
 //! The custom op is a burn backend extension ([`FastConv`]) implemented for `Flex` and for
 //! `Autodiff<Flex>`; the autodiff implementation records one graph node whose backward
@@ -25,6 +29,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
+use burn::backend::ops::ModuleOps;
 use burn::backend::{backend_extension, Autodiff, Backend, DispatchDevice, Flex};
 use burn::tensor::module;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
@@ -48,25 +53,51 @@ pub fn enabled() -> bool {
     }
 }
 
+static DW_ENABLED: AtomicU8 = AtomicU8::new(0);
+
+/// Whether depthwise convs (the FIR filters) use the fast path (default on;
+/// `LIMNER_FAST_DWCONV=0` turns only them off; [`enabled`] off turns them off too).
+pub fn dw_enabled() -> bool {
+    match DW_ENABLED.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let on = std::env::var("LIMNER_FAST_DWCONV").map(|v| v != "0").unwrap_or(true);
+            DW_ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+            on
+        }
+    }
+}
+
+/// Turns the depthwise fast path on or off for the whole process.
+pub fn set_dw_enabled(on: bool) {
+    DW_ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+}
+
 /// Turns the fast path on or off for the whole process.
 pub fn set_enabled(on: bool) {
     ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
 }
 
-/// The custom ops. `geom` packs `[n, cin, h, w, cout, k, stride, pad]` of the *forward
-/// convolution* (for the transposed conv: of the convolution it is the adjoint of).
+/// The custom ops. `geom` packs `[n, cin, h, w, cout, k, stride, pad, depthwise]` of the
+/// *forward convolution* (for the transposed conv: of the convolution it is the adjoint of);
+/// `depthwise = 1` means groups == cin == cout with weight `[c, 1, k, k]`.
 #[backend_extension(Flex, Autodiff)]
 pub trait FastConv: Backend {
     /// `conv2d(x [n,cin,h,w], w [cout,cin,k,k])` -> `[n, cout, ho, wo]`
-    fn fast_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, geom: [usize; 8]) -> FloatTensor<Self>;
+    fn fast_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, geom: [usize; 9]) -> FloatTensor<Self>;
     /// `conv_transpose2d(x [n,cout,ho,wo], w [cout,cin,k,k])` -> `[n, cin, h, w]`: the input
     /// gradient of the conv described by `geom` (burn's weight layout `[in, out, k, k]` of a
     /// transposed conv is exactly that conv's `[cout, cin, k, k]`).
-    fn fast_conv_transpose2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, geom: [usize; 8]) -> FloatTensor<Self>;
+    fn fast_conv_transpose2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, geom: [usize; 9]) -> FloatTensor<Self>;
 }
 
-fn geom_of(a: [usize; 8]) -> Geom {
+fn geom_of(a: [usize; 9]) -> Geom {
     Geom { n: a[0], cin: a[1], h: a[2], w: a[3], cout: a[4], k: a[5], s: a[6], p: a[7] }
+}
+
+fn is_dw(a: &[usize; 9]) -> bool {
+    a[8] == 1
 }
 
 /// A contiguous f32 view of a flex tensor's data.
@@ -86,22 +117,65 @@ fn flex_from(v: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(v, shape))
 }
 
-fn fwd(g: &Geom, x: &FlexTensor, w: &FlexTensor) -> FlexTensor {
-    flex_from(cpu::conv_fwd(g, &f32_data(x), &f32_data(w)), [g.n, g.cout, g.ho(), g.wo()])
+fn fwd(a: &[usize; 9], x: &FlexTensor, w: &FlexTensor) -> FlexTensor {
+    let g = geom_of(*a);
+    if is_dw(a) && !dw_fwd_own() {
+        // burn flex's own direct depthwise forward was as fast or faster than `cpu::dw_fwd`
+        // in `limner-bench kernels` (see bench/NOTES.md); only its backward is replaced.
+        let o = ConvOptions::new([g.s, g.s], [g.p, g.p], [1, 1], g.cin);
+        return <Flex as ModuleOps<Flex>>::conv2d(x.clone(), w.clone(), None, o);
+    }
+    if !is_dw(a) && g.k == 1 && g.s == 1 && g.p == 0 && g.cin <= cpu::SMALL_K && !dw_fwd_own() {
+        // 1x1 convs with few input channels (fromrgb 3->16, D skips 16->32 at 32²): burn
+        // flex's 1x1 forward beat both gemm-per-sample and `cpu`'s direct loop here
+        // (`limner-bench kernels`: 2.4 vs 5.7 ms, 2.3 vs 15 ms); see bench/NOTES.md.
+        let o = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        return <Flex as ModuleOps<Flex>>::conv2d(x.clone(), w.clone(), None, o);
+    }
+    let f = if is_dw(a) { cpu::dw_fwd } else { cpu::conv_fwd };
+    flex_from(f(&g, &f32_data(x), &f32_data(w)), [g.n, g.cout, g.ho(), g.wo()])
 }
-fn xgrad(g: &Geom, dy: &FlexTensor, w: &FlexTensor) -> FlexTensor {
-    flex_from(cpu::conv_xgrad(g, &f32_data(dy), &f32_data(w)), [g.n, g.cin, g.h, g.w])
+
+/// `LIMNER_OWN_DWFWD=1`: use `cpu::dw_fwd` / `cpu::conv_fwd` for the depthwise and small 1x1
+/// forwards instead of burn's.
+fn dw_fwd_own() -> bool {
+    static OWN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OWN.get_or_init(|| std::env::var("LIMNER_OWN_DWFWD").is_ok_and(|v| v == "1"))
 }
-fn wgrad(g: &Geom, x: &FlexTensor, dy: &FlexTensor) -> FlexTensor {
-    flex_from(cpu::conv_wgrad(g, &f32_data(x), &f32_data(dy)), [g.cout, g.cin, g.k, g.k])
+fn xgrad(a: &[usize; 9], dy: &FlexTensor, w: &FlexTensor) -> FlexTensor {
+    let g = geom_of(*a);
+    if is_dw(a) && g.s == 1 && g.p < g.k && !dw_fwd_own() {
+        // stride-1 depthwise input gradient = depthwise forward conv of dy with the flipped
+        // kernel and padding k-1-p: burn flex's direct depthwise forward (the FIR filters).
+        let k = g.k;
+        let wv = f32_data(w);
+        let mut wf = vec![0.0f32; wv.len()];
+        for c in 0..g.cin {
+            for t in 0..k * k {
+                wf[c * k * k + t] = wv[c * k * k + (k * k - 1 - t)];
+            }
+        }
+        let o = ConvOptions::new([1, 1], [k - 1 - g.p, k - 1 - g.p], [1, 1], g.cin);
+        return <Flex as ModuleOps<Flex>>::conv2d(dy.clone(), flex_from(wf, [g.cin, 1, k, k]), None, o);
+    }
+    let f = if is_dw(a) { cpu::dw_xgrad } else { cpu::conv_xgrad };
+    flex_from(f(&g, &f32_data(dy), &f32_data(w)), [g.n, g.cin, g.h, g.w])
+}
+fn wgrad(a: &[usize; 9], x: &FlexTensor, dy: &FlexTensor) -> FlexTensor {
+    let g = geom_of(*a);
+    if is_dw(a) {
+        flex_from(cpu::dw_wgrad(&g, &f32_data(x), &f32_data(dy)), [g.cout, 1, g.k, g.k])
+    } else {
+        flex_from(cpu::conv_wgrad(&g, &f32_data(x), &f32_data(dy)), [g.cout, g.cin, g.k, g.k])
+    }
 }
 
 impl FastConv for Flex {
-    fn fast_conv2d(x: FlexTensor, weight: FlexTensor, geom: [usize; 8]) -> FlexTensor {
-        fwd(&geom_of(geom), &x, &weight)
+    fn fast_conv2d(x: FlexTensor, weight: FlexTensor, geom: [usize; 9]) -> FlexTensor {
+        fwd(&geom, &x, &weight)
     }
-    fn fast_conv_transpose2d(x: FlexTensor, weight: FlexTensor, geom: [usize; 8]) -> FlexTensor {
-        xgrad(&geom_of(geom), &x, &weight)
+    fn fast_conv_transpose2d(x: FlexTensor, weight: FlexTensor, geom: [usize; 9]) -> FlexTensor {
+        xgrad(&geom, &x, &weight)
     }
 }
 
@@ -110,18 +184,17 @@ impl FastConv for Flex {
 struct ConvBackward;
 
 impl Backward<Flex, 2> for ConvBackward {
-    type State = (FlexTensor, FlexTensor, [usize; 8]);
+    type State = (FlexTensor, FlexTensor, [usize; 9]);
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_w] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node);
         let (x, w, geom) = ops.state;
-        let g = geom_of(geom);
         if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, xgrad(&g, &dy, &w));
+            grads.register::<Flex>(node.id, xgrad(&geom, &dy, &w));
         }
         if let Some(node) = node_w {
-            grads.register::<Flex>(node.id, wgrad(&g, &x, &dy));
+            grads.register::<Flex>(node.id, wgrad(&geom, &x, &dy));
         }
     }
 }
@@ -132,44 +205,43 @@ impl Backward<Flex, 2> for ConvBackward {
 struct ConvTransposeBackward;
 
 impl Backward<Flex, 2> for ConvTransposeBackward {
-    type State = (FlexTensor, FlexTensor, [usize; 8]);
+    type State = (FlexTensor, FlexTensor, [usize; 9]);
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_w] = ops.parents;
         let gy = grads.consume::<Flex>(&ops.node);
         let (x, w, geom) = ops.state;
-        let g = geom_of(geom);
         if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, fwd(&g, &gy, &w));
+            grads.register::<Flex>(node.id, fwd(&geom, &gy, &w));
         }
         if let Some(node) = node_w {
-            grads.register::<Flex>(node.id, wgrad(&g, &gy, &x));
+            grads.register::<Flex>(node.id, wgrad(&geom, &gy, &x));
         }
     }
 }
 
 impl<C: CheckpointStrategy> FastConv for Autodiff<Flex, C> {
-    fn fast_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, geom: [usize; 8]) -> FloatTensor<Self> {
+    fn fast_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, geom: [usize; 9]) -> FloatTensor<Self> {
         let (xp, xn) = x.into_parts();
         let (wp, wn) = weight.into_parts();
         match ConvBackward.prepare::<C>([xn, wn]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let y = fwd(&geom_of(geom), &xp, &wp);
+                let y = fwd(&geom, &xp, &wp);
                 prep.finish((xp, wp, geom), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(fwd(&geom_of(geom), &xp, &wp)),
+            OpsKind::UnTracked(prep) => prep.finish(fwd(&geom, &xp, &wp)),
         }
     }
 
-    fn fast_conv_transpose2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, geom: [usize; 8]) -> FloatTensor<Self> {
+    fn fast_conv_transpose2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, geom: [usize; 9]) -> FloatTensor<Self> {
         let (xp, xn) = x.into_parts();
         let (wp, wn) = weight.into_parts();
         match ConvTransposeBackward.prepare::<C>([xn, wn]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let y = xgrad(&geom_of(geom), &xp, &wp);
+                let y = xgrad(&geom, &xp, &wp);
                 prep.finish((xp, wp, geom), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(xgrad(&geom_of(geom), &xp, &wp)),
+            OpsKind::UnTracked(prep) => prep.finish(xgrad(&geom, &xp, &wp)),
         }
     }
 }
@@ -184,10 +256,19 @@ fn on_flex(t: &Tensor<4>) -> bool {
     }
 }
 
-fn fast_ok(x: &Tensor<4>, w: &Tensor<4>, stride: [usize; 2], dilation: [usize; 2], groups: usize) -> bool {
+/// Which fast kernel fits: `Some(false)` dense (groups 1), `Some(true)` depthwise
+/// (groups == channels, weight `[c, 1, k, k]`), `None` = use burn's op.
+/// `x_ch` = channels of `x`, `w_io` = the weight's (dim 0, dim 1).
+fn fast_kind(x: &Tensor<4>, w: &Tensor<4>, stride: [usize; 2], dilation: [usize; 2], groups: usize) -> Option<bool> {
+    let [_, x_ch, _, _] = x.dims();
+    let [w0, w1, _, _] = w.dims();
+    let dw = groups > 1 && groups == x_ch && w0 == x_ch && w1 == 1;
+    (fast_ok(x, w, stride, dilation) && (groups == 1 || (dw && dw_enabled()))).then_some(dw)
+}
+
+fn fast_ok(x: &Tensor<4>, w: &Tensor<4>, stride: [usize; 2], dilation: [usize; 2]) -> bool {
     let [_, _, kh, kw] = w.dims();
     enabled()
-        && groups == 1
         && dilation == [1, 1]
         && stride[0] == stride[1]
         && kh == kw
@@ -201,13 +282,16 @@ fn fast_ok(x: &Tensor<4>, w: &Tensor<4>, stride: [usize; 2], dilation: [usize; 2
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>) -> Tensor<4> {
     let pad = options.padding_begin();
     let symmetric = !options.is_asymmetric() && pad[0] == pad[1];
-    if !(symmetric && fast_ok(&x, &weight, options.stride, options.dilation, options.groups)) {
+    let kind = if symmetric { fast_kind(&x, &weight, options.stride, options.dilation, options.groups) } else { None };
+    let Some(dw) = kind else {
         return module::conv2d(x, weight, bias, options);
-    }
+    };
     let [n, cin, h, w] = x.dims();
     let [cout, cin_w, k, _] = weight.dims();
-    assert_eq!(cin, cin_w, "conv2d: input has {cin} channels, weight expects {cin_w}");
-    let geom = [n, cin, h, w, cout, k, options.stride[0], pad[0]];
+    if !dw {
+        assert_eq!(cin, cin_w, "conv2d: input has {cin} channels, weight expects {cin_w}");
+    }
+    let geom = [n, cin, h, w, cout, k, options.stride[0], pad[0], usize::from(dw)];
     let y = Tensor::<4>::from_dispatch(<burn::backend::Dispatch as FastConv>::fast_conv2d(
         x.into_dispatch(),
         weight.into_dispatch(),
@@ -231,19 +315,19 @@ pub fn conv_transpose2d(
     let s = options.stride[0];
     let p = options.padding[0];
     let po = options.padding_out;
-    let ok = options.padding[1] == p
-        && po[0] == po[1]
-        && po[0] < s
-        && fast_ok(&x, &weight, options.stride, options.dilation, options.groups);
-    if !ok {
+    let ok = options.padding[1] == p && po[0] == po[1] && po[0] < s;
+    let kind = if ok { fast_kind(&x, &weight, options.stride, options.dilation, options.groups) } else { None };
+    let Some(dw) = kind else {
         return module::conv_transpose2d(x, weight, bias, options);
-    }
+    };
     assert_eq!(cin_t, cin_w, "conv_transpose2d: input has {cin_t} channels, weight expects {cin_w}");
+    // depthwise: weight [c, 1, k, k], c output channels
+    let cout_t = if dw { cin_t } else { cout_t };
     // output size of the transposed conv = input size of the conv it is the adjoint of
     let h = (h_in - 1) * s + k + po[0] - 2 * p;
     let w = (w_in - 1) * s + k + po[1] - 2 * p;
     // conv: [n, cout_t, h, w] -> [n, cin_t, h_in, w_in] with weight [cin_t, cout_t, k, k]
-    let geom = [n, cout_t, h, w, cin_t, k, s, p];
+    let geom = [n, cout_t, h, w, cin_t, k, s, p, usize::from(dw)];
     let g = geom_of(geom);
     debug_assert_eq!((g.ho(), g.wo()), (h_in, w_in));
     let y = Tensor::<4>::from_dispatch(<burn::backend::Dispatch as FastConv>::fast_conv_transpose2d(

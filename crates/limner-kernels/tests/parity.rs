@@ -67,6 +67,11 @@ fn conv2d_matches_burn_forward_and_backward() {
         (2, 129, 4, 4, 128, 3, 1, 1), // epilogue (mbstd channel)
         (1, 4, 5, 7, 3, 3, 1, 2),     // non-square map, pad > k/2
         (9, 5, 4, 4, 3, 3, 1, 1),     // batch not a multiple of the chunks
+        (2, 16, 64, 64, 3, 1, 1, 0),  // torgb 1x1, 3 outputs (direct pointwise xgrad)
+        (2, 20, 8, 8, 24, 1, 1, 0),   // 1x1 with K > 16 (gemm path)
+        (2, 16, 65, 65, 32, 3, 2, 0), // D b64 conv1: several im2col row tiles
+        (2, 3, 9, 7, 4, 3, 2, 1),     // stride 2 with padding, non-square
+        (1, 3, 4, 4, 2, 1, 2, 0),     // 1x1 stride 2 (not pointwise)
     ];
     for (i, &(n, cin, h, w, cout, k, s, p)) in cases.iter().enumerate() {
         let opts = ConvOptions::new([s, s], [p, p], [1, 1], 1);
@@ -126,5 +131,69 @@ fn plain_device_and_bias_and_determinism() {
     let w1 = limner_kernels::cpu::conv_wgrad(&g, &xv, &dy);
     for _ in 0..3 {
         assert_eq!(w1, limner_kernels::cpu::conv_wgrad(&g, &xv, &dy));
+    }
+}
+
+#[test]
+fn depthwise_conv2d_matches_burn_forward_and_backward() {
+    // (n, c, h, w, k, stride, pad): groups = c, weight [c, 1, k, k]
+    let cases = [
+        (1, 3, 4, 4, 4, 1, 2),   // batch 1, 3 channels, 4x4 (FIR pad 2)
+        (2, 16, 33, 33, 4, 1, 2), // D conv1 FIR, odd map
+        (2, 5, 9, 9, 4, 2, 1),   // downsample2d (stride 2), odd map
+        (1, 3, 4, 4, 4, 2, 1),   // downsample2d, batch 1, 4x4
+        (3, 7, 6, 5, 3, 1, 1),   // 3x3, non-square
+        (2, 4, 17, 17, 4, 1, 1), // G up FIR (pad 1)
+    ];
+    for (i, &(n, c, h, w, k, s, p)) in cases.iter().enumerate() {
+        let opts = ConvOptions::new([s, s], [p, p], [1, 1], c);
+        let o2 = opts.clone();
+        let e = check(
+            [n, c, h, w],
+            [c, 1, k, k],
+            move |x, w| limner_kernels::conv2d(x, w, None, opts.clone()),
+            move |x, w| module::conv2d(x, w, None, o2.clone()),
+            200 + i as u64,
+        );
+        println!("depthwise conv2d n={n} c={c} {h}x{w} k={k} s={s} p={p}: rel err y {:.2e} dx {:.2e} dw {:.2e}", e[0], e[1], e[2]);
+        assert!(e.iter().all(|&v| v < TOL), "depthwise conv2d case {i}: {e:?}");
+    }
+}
+
+#[test]
+fn depthwise_conv_transpose2d_matches_burn_forward_and_backward() {
+    // (n, c, h, w, k, stride, pad, pad_out): groups = c, weight [c, 1, k, k]
+    let cases = [
+        (1, 3, 4, 4, 4, 2, 1, 0),  // upsample2d, batch 1, 3 channels, 4x4
+        (2, 16, 8, 8, 4, 2, 1, 0), // upsample2d
+        (2, 5, 5, 7, 4, 2, 1, 1),  // non-square, padding_out 1
+        (2, 3, 6, 6, 3, 1, 1, 0),  // stride 1
+    ];
+    for (i, &(n, c, h, w, k, s, p, po)) in cases.iter().enumerate() {
+        let opts = ConvTransposeOptions::new([s, s], [p, p], [po, po], [1, 1], c);
+        let o2 = opts.clone();
+        let e = check(
+            [n, c, h, w],
+            [c, 1, k, k],
+            move |x, w| limner_kernels::conv_transpose2d(x, w, None, opts.clone()),
+            move |x, w| module::conv_transpose2d(x, w, None, o2.clone()),
+            300 + i as u64,
+        );
+        println!("depthwise conv_transpose2d n={n} c={c} {h}x{w} k={k} s={s} p={p} po={po}: rel err y {:.2e} dx {:.2e} dw {:.2e}", e[0], e[1], e[2]);
+        assert!(e.iter().all(|&v| v < TOL), "depthwise conv_transpose2d case {i}: {e:?}");
+    }
+}
+
+#[test]
+fn depthwise_is_deterministic() {
+    let g = limner_kernels::Geom { n: 5, cin: 6, h: 13, w: 11, cout: 6, k: 4, s: 2, p: 1 };
+    let x: Vec<f32> = (0..g.n * g.in_len()).map(|i| ((i * 104729) % 17) as f32 * 0.37 - 3.0).collect();
+    let dy: Vec<f32> = (0..g.n * g.cin * g.ho() * g.wo()).map(|i| ((i * 7919) % 13) as f32 - 6.0).collect();
+    let w: Vec<f32> = (0..g.cin * 16).map(|i| (i % 5) as f32 * 0.1).collect();
+    let a = limner_kernels::cpu::dw_wgrad(&g, &x, &dy);
+    let b = limner_kernels::cpu::dw_xgrad(&g, &dy, &w);
+    for _ in 0..3 {
+        assert_eq!(a, limner_kernels::cpu::dw_wgrad(&g, &x, &dy));
+        assert_eq!(b, limner_kernels::cpu::dw_xgrad(&g, &dy, &w));
     }
 }
