@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use burn::tensor::{Device, Distribution, Tensor};
 use limner_gan::layers::{NoiseMode, SynthesisLayer};
-use limner_gan::params::{ParamKind, ParamVisitor, Params};
+use limner_gan::params::Params;
 use limner_gan::train::{DataSource, TrainConfig, Trainer};
 use limner_gan::{Discriminator, DiscriminatorConfig, Generator, GeneratorConfig};
 
@@ -190,31 +190,9 @@ fn report(name: &str, tags: &str, ts: &[f64], gflop: f64) {
 
 // ---------------------------------------------------------------- helpers
 
-/// Copy of a network on the autodiff device; trainable tensors tracked when `track`.
-fn lift<P: Params + Clone>(net: &P, track: bool) -> P {
-    struct Lift(bool);
-    impl ParamVisitor for Lift {
-        fn visit<const D: usize>(&mut self, _: &str, t: &mut Tensor<D>, kind: ParamKind) {
-            let a = t.clone().autodiff();
-            *t = if self.0 && kind == ParamKind::Trainable { a.require_grad() } else { a };
-        }
-    }
-    let mut n = net.clone();
-    n.visit_params("", &mut Lift(track));
-    n
-}
-
 /// Reads every gradient of a lifted network (forces them to be materialised).
 fn touch_grads<P: Params>(net: &mut P, grads: &burn::tensor::Gradients) {
-    struct G<'a>(&'a burn::tensor::Gradients);
-    impl ParamVisitor for G<'_> {
-        fn visit<const D: usize>(&mut self, _: &str, t: &mut Tensor<D>, kind: ParamKind) {
-            if kind == ParamKind::Trainable {
-                black_box(t.grad(self.0));
-            }
-        }
-    }
-    net.visit_params("", &mut G(grads));
+    black_box(limner_gan::train::grads_of(net, grads));
 }
 
 fn randn<const D: usize>(shape: [usize; D], dev: &Device) -> Tensor<D> {
@@ -283,7 +261,7 @@ fn bench_modconv(dev: &Device, o: &Opts) {
     });
     report("modconv_fwd", &tags, &ts, gf);
 
-    let mut la = lift(&layer, true);
+    let mut la = limner_gan::train::lift(&layer, true);
     let xa = x.clone().autodiff().require_grad();
     let wa = w.clone().autodiff();
     let gout = randn([n, c, r, r], dev).autodiff();
@@ -378,7 +356,7 @@ fn bench_parts(dev: &Device, o: &Opts) {
 
     // D step core: D on 2N images with weight gradients
     let ts = time_it(dev, warm, iters, || {
-        let mut da = lift(&d, true);
+        let mut da = limner_gan::train::lift(&d, true);
         let l = da.forward(x2.clone().autodiff()).mean();
         let grads = l.backward();
         touch_grads(&mut da, &grads);
@@ -387,8 +365,8 @@ fn bench_parts(dev: &Device, o: &Opts) {
 
     // G step core: G fwd (tracked) -> D (constant) -> backward into G
     let ts = time_it(dev, warm, iters, || {
-        let mut ga = lift(&g, true);
-        let dc_ = lift(&d, false);
+        let mut ga = limner_gan::train::lift(&g, true);
+        let dc_ = limner_gan::train::lift(&d, false);
         let img = ga.forward(z.clone().autodiff(), 1.0, &mut NoiseMode::Const);
         let l = dc_.forward(img).mean();
         let grads = l.backward();

@@ -93,7 +93,7 @@ pub struct Adam {
 
 /// Lifts a network onto the autodiff device; trainable tensors become tracked leaves when
 /// `track` is set, everything else is a constant.
-fn lift<P: Params + Clone>(net: &P, track: bool) -> P {
+pub fn lift<P: Params + Clone>(net: &P, track: bool) -> P {
     struct Lift(bool);
     impl ParamVisitor for Lift {
         fn visit<const D: usize>(&mut self, _: &str, t: &mut Tensor<D>, kind: ParamKind) {
@@ -107,7 +107,7 @@ fn lift<P: Params + Clone>(net: &P, track: bool) -> P {
 }
 
 /// Collects the gradients of a lifted network's trainable tensors, flattened.
-fn grads_of<P: Params>(net: &mut P, grads: &burn::tensor::Gradients) -> HashMap<String, Tensor<1>> {
+pub fn grads_of<P: Params>(net: &mut P, grads: &burn::tensor::Gradients) -> HashMap<String, Tensor<1>> {
     struct G<'a>(&'a burn::tensor::Gradients, HashMap<String, Tensor<1>>);
     impl ParamVisitor for G<'_> {
         fn visit<const D: usize>(&mut self, name: &str, t: &mut Tensor<D>, kind: ParamKind) {
