@@ -337,6 +337,26 @@ fn pointwise_direct(m: usize, k: usize, hw: usize, wt: impl Fn(usize, usize) -> 
     }
 }
 
+/// Splits one sample's input by stride phase, then hands `f(oh0, tn, col)` each im2col tile of
+/// output rows `oh0..oh0 + tn / wo` (`col` is `[ckk, tn]`), in order: the shared loop of the
+/// forward pass and the weight gradient.
+fn for_each_col_tile(g: &Geom, xb: &[f32], ckk: usize, mut f: impl FnMut(usize, usize, &[f32])) {
+    let (ho, wo) = (g.ho(), g.wo());
+    let ps = Phases::new(g.h, g.w, g.s, g.p);
+    let (pl, tr) = (ps.len(), tile_rows(g));
+    scratch(g.cin * pl, ckk * tr * wo, |ph, col| {
+        for ci in 0..g.cin {
+            ps.split(&xb[ci * g.h * g.w..(ci + 1) * g.h * g.w], &mut ph[ci * pl..(ci + 1) * pl]);
+        }
+        for oh0 in (0..ho).step_by(tr) {
+            let oh1 = (oh0 + tr).min(ho);
+            let tn = (oh1 - oh0) * wo;
+            im2col_tile(g, &ps, ph, oh0, oh1, col);
+            f(oh0, tn, col);
+        }
+    });
+}
+
 /// Takes this thread's scratch when it is free (else fresh buffers, e.g. if a rayon
 /// worker re-entered while waiting inside a parallel gemm).
 fn scratch<R>(na: usize, nb: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
@@ -361,20 +381,8 @@ fn fwd_sample(g: &Geom, xb: &[f32], w: &[f32], yb: &mut [f32], par: gemm::Parall
         }
         return;
     }
-    let ps = Phases::new(g.h, g.w, g.s, g.p);
-    let (pl, tr) = (ps.len(), tile_rows(g));
-    scratch(g.cin * pl, ckk * tr * wo, |ph, col| {
-        for ci in 0..g.cin {
-            ps.split(&xb[ci * g.h * g.w..(ci + 1) * g.h * g.w], &mut ph[ci * pl..(ci + 1) * pl]);
-        }
-        for oh0 in (0..ho).step_by(tr) {
-            let oh1 = (oh0 + tr).min(ho);
-            let tn = (oh1 - oh0) * wo;
-            im2col_tile(g, &ps, ph, oh0, oh1, col);
-            unsafe {
-                mm(g.cout, tn, ckk, yb[oh0 * wo..].as_mut_ptr(), hw as isize, false, w.as_ptr(), 1, ckk as isize, col.as_ptr(), 1, tn as isize, par);
-            }
-        }
+    for_each_col_tile(g, xb, ckk, |oh0, tn, col| unsafe {
+        mm(g.cout, tn, ckk, yb[oh0 * wo..].as_mut_ptr(), hw as isize, false, w.as_ptr(), 1, ckk as isize, col.as_ptr(), 1, tn as isize, par);
     });
 }
 
@@ -476,21 +484,9 @@ pub fn conv_wgrad(g: &Geom, x: &[f32], dy: &[f32]) -> Vec<f32> {
                 }
                 continue;
             }
-            let ps = Phases::new(g.h, g.w, g.s, g.p);
-            let (pl, tr) = (ps.len(), tile_rows(g));
-            scratch(g.cin * pl, ckk * tr * wo, |ph, col| {
-                for ci in 0..g.cin {
-                    ps.split(&xb[ci * g.h * g.w..(ci + 1) * g.h * g.w], &mut ph[ci * pl..(ci + 1) * pl]);
-                }
-                for oh0 in (0..ho).step_by(tr) {
-                    let oh1 = (oh0 + tr).min(ho);
-                    let tn = (oh1 - oh0) * wo;
-                    im2col_tile(g, &ps, ph, oh0, oh1, col);
-                    // rhs = col^T: element (j, r) at col[r * tn + j]
-                    unsafe {
-                        mm(g.cout, ckk, tn, dw.as_mut_ptr(), ckk as isize, true, dyb[oh0 * wo..].as_ptr(), 1, hw as isize, col.as_ptr(), tn as isize, 1, par);
-                    }
-                }
+            // rhs = col^T: element (j, r) at col[r * tn + j]
+            for_each_col_tile(g, xb, ckk, |oh0, tn, col| unsafe {
+                mm(g.cout, ckk, tn, dw.as_mut_ptr(), ckk as isize, true, dyb[oh0 * wo..].as_ptr(), 1, hw as isize, col.as_ptr(), tn as isize, 1, par);
             });
         }
         dw
