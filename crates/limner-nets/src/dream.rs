@@ -29,7 +29,8 @@ pub struct DreamConfig {
     pub jitter: usize,
     /// gradient steps per octave
     pub steps: usize,
-    /// step size: the mean absolute pixel change per step ([0, 1] range)
+    /// step size: the mean absolute pixel change per step ([0, 1] range; the notebook's 1.5 on
+    /// 0..255 pixels is 0.006)
     pub lr: f64,
     /// seeds the jitter
     pub seed: u64,
@@ -37,7 +38,7 @@ pub struct DreamConfig {
 
 impl Default for DreamConfig {
     fn default() -> Self {
-        Self { layers: vec!["mixed3".parse().expect("layer")], octaves: 4, octave_scale: 1.4, jitter: 32, steps: 10, lr: 0.01, seed: 0 }
+        Self { layers: vec!["mixed3".parse().expect("layer")], octaves: 4, octave_scale: 1.4, jitter: 32, steps: 10, lr: 0.006, seed: 0 }
     }
 }
 
@@ -118,8 +119,9 @@ pub fn objective(net: &InceptionV3, image: &Picture, layers: &[Tap]) -> f32 {
     feats.into_iter().map(|f| f.square().mean().into_scalar::<f32>()).sum()
 }
 
-/// The objective at planar `[3, h, w]` pixels `x` and its gradient.
-fn objective_and_grad(net_ad: &InceptionV3, x: &[f32], w: usize, h: usize, layers: &[Tap]) -> (f32, Vec<f32>) {
+/// The objective at planar `[3, h, w]` pixels `x` and its gradient (`net_ad`: the network's
+/// [`InceptionV3::autodiff`] copy).
+pub fn objective_and_grad(net_ad: &InceptionV3, x: &[f32], w: usize, h: usize, layers: &[Tap]) -> (f32, Vec<f32>) {
     let xt = Tensor::<4>::from_data(TensorData::new(x.to_vec(), [1, 3, h, w]), &net_ad.device()).require_grad(); // [1, 3, H, W]
     let objective: Tensor<1> = net_ad
         .forward_taps(xt.clone(), layers)

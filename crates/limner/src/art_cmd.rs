@@ -121,8 +121,8 @@ pub struct DreamArgs {
     /// gradient steps per octave
     #[arg(long, default_value_t = 10)]
     pub steps: usize,
-    /// mean pixel change per step (pixels in [0, 1])
-    #[arg(long, default_value_t = 0.01)]
+    /// mean pixel change per step (pixels in [0, 1]; 0.006 = the original notebook's 1.5/255)
+    #[arg(long, default_value_t = DreamConfig::default().lr)]
     pub lr: f64,
     /// longest side in px (default: the input file's size; 256 for seed:N)
     #[arg(long)]
