@@ -52,6 +52,11 @@ fn main() {
     bench("max_pool 3x3 s2 64x125x125", [1, 64, 125, 125], &|x| max_pool2d(x, MaxPoolOptions::new([3, 3]).with_stride([2, 2])));
     bench("max_pool 3x3 s2 192x60x60", [1, 192, 60, 60], &|x| max_pool2d(x, MaxPoolOptions::new([3, 3]).with_stride([2, 2])));
     bench("max_pool 3x3 s2 288x29x29 (mixed3)", [1, 288, 29, 29], &|x| max_pool2d(x, MaxPoolOptions::new([3, 3]).with_stride([2, 2])));
+    bench("fast max_pool 3x3 s2 64x125x125", [1, 64, 125, 125], &|x| limner_kernels::max_pool2d(x, MaxPoolOptions::new([3, 3]).with_stride([2, 2])));
+    bench("fast max_pool 3x3 s2 192x60x60", [1, 192, 60, 60], &|x| limner_kernels::max_pool2d(x, MaxPoolOptions::new([3, 3]).with_stride([2, 2])));
+    let fast_avg = |x| limner_kernels::avg_pool2d(x, AvgPoolOptions::new([3, 3]).with_stride([1, 1]).with_padding([1, 1]).with_count_include_pad(false));
+    bench("fast avg_pool 3x3 same 288x29x29", [1, 288, 29, 29], &fast_avg);
+    bench("fast avg_pool 3x3 same 768x14x14", [1, 768, 14, 14], &fast_avg);
     let avg = |x| avg_pool2d(x, AvgPoolOptions::new([3, 3]).with_stride([1, 1]).with_padding([1, 1]).with_count_include_pad(false));
     bench("avg_pool 3x3 same 288x29x29 (mixed1/2)", [1, 288, 29, 29], &avg);
     bench("avg_pool 3x3 same 768x14x14 (mixed4/5)", [1, 768, 14, 14], &avg);

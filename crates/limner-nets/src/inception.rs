@@ -17,8 +17,8 @@ use std::path::Path;
 use std::str::FromStr;
 
 use anyhow::{anyhow, bail, Context, Result};
-use burn::tensor::activation::relu;
-use burn::tensor::module::{avg_pool2d, interpolate, max_pool2d};
+use burn::tensor::module::interpolate;
+use limner_kernels::{avg_pool2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 use limner_gan::params::read_safetensors;
@@ -277,7 +277,7 @@ impl InceptionV3 {
 
     /// `conv2d_n` + folded batch norm + ReLU. Square kernels go through limner-kernels' fast
     /// CPU path (own im2col + gemm forward and input-gradient kernels); the factorised 1×7 / 7×1
-    /// kernels fall back to burn's conv.
+    /// kernels fall back to burn's conv. Bias and ReLU are one fused limner-kernels op.
     fn conv(&self, n: usize, x: Tensor<4>, taps: &Taps) -> Tensor<4> {
         let c = &self.convs[n - 1];
         let [_, _, kh, kw] = c.weight.dims();
@@ -286,7 +286,7 @@ impl InceptionV3 {
             None => (1, [kh / 2, kw / 2]),
         };
         let opts = ConvOptions::new([stride, stride], pad, [1, 1], 1);
-        let y = relu(limner_kernels::conv2d(x, c.weight.clone(), Some(c.bias.clone()), opts));
+        let y = limner_kernels::bias_relu(limner_kernels::conv2d(x, c.weight.clone(), None, opts), c.bias.clone());
         taps.record(Tap::Conv(n), &y);
         y
     }
@@ -410,12 +410,14 @@ pub fn resize(x: Tensor<4>, size: usize) -> Tensor<4> {
     interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(true).with_output_size([size, size]))
 }
 
-/// 3×3 max pool, stride 2, valid (`max_pooling2d_*`).
+/// 3×3 max pool, stride 2, valid (`max_pooling2d_*`); limner-kernels' pool (with its own
+/// backward) on the CPU.
 fn max_pool(x: Tensor<4>) -> Tensor<4> {
     max_pool2d(x, MaxPoolOptions::new([3, 3]).with_stride([2, 2]))
 }
 
-/// 3×3 average pool, stride 1, "same": Keras divides by the number of real (unpadded) inputs.
+/// 3×3 average pool, stride 1, "same": Keras divides by the number of real (unpadded) inputs;
+/// limner-kernels' pool (with its own backward) on the CPU.
 fn avg_pool_same(x: Tensor<4>) -> Tensor<4> {
     avg_pool2d(x, AvgPoolOptions::new([3, 3]).with_stride([1, 1]).with_padding([1, 1]).with_count_include_pad(false))
 }
