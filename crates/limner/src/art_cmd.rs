@@ -124,7 +124,7 @@ pub struct DreamArgs {
     /// mean pixel change per step (pixels in [0, 1]; 0.006 = the original notebook's 1.5/255)
     #[arg(long, default_value_t = DreamConfig::default().lr)]
     pub lr: f64,
-    /// longest side in px (default: the input file's size; 256 for seed:N)
+    /// longest side in px (default: the input file's size, at most 512; 256 for seed:N)
     #[arg(long)]
     pub size: Option<usize>,
     /// seeds the jitter
@@ -154,6 +154,10 @@ pub fn dream(args: &DreamArgs) -> Result<()> {
             let p = load_picture(Path::new(&args.input))?;
             match args.size {
                 Some(s) => p.fit_longest(s),
+                None if p.width.max(p.height) > 512 => {
+                    eprintln!("note: {} is {}x{}; dreaming at 512 px on the longer side (--size to choose)", args.input, p.width, p.height);
+                    p.fit_longest(512)
+                }
                 None => p,
             }
         }
