@@ -85,7 +85,7 @@ pub fn gatys(args: &GatysArgs) -> Result<()> {
     let out = limner_nets::gatys::stylize(&content, &style, &cfg, &mut |p: &GatysProgress| {
         let l = p.losses;
         pb.set_position(p.step as u64);
-        if pb.is_hidden() && (p.step % 20 == 0 || p.step == 1 || p.step == p.steps) {
+        if pb.is_hidden() && (p.step.is_multiple_of(20) || p.step == 1 || p.step == p.steps) {
             // not a terminal (a log file): a plain line every 20 steps instead of a bar
             eprintln!("step {}/{}  loss {:.4}  style {:.4}  content {:.4}  tv {:.5}", p.step, p.steps, l.total, l.style, l.content, l.tv);
         }
