@@ -49,22 +49,29 @@ pub struct GatysArgs {
     pub init_noise: bool,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// style layers (InceptionV3 names, comma-separated)
-    #[arg(long, value_delimiter = ',', default_value = "conv2d_2,conv2d_4,mixed0,mixed1,mixed2")]
-    pub style_layers: Vec<String>,
-    /// content layer
-    #[arg(long, default_value = "mixed3")]
-    pub content_layer: String,
+    /// style layers, InceptionV3 names, comma-separated [default: conv2d_2,conv2d_4,mixed0,mixed1,mixed2]
+    #[arg(long, value_delimiter = ',')]
+    pub style_layers: Option<Vec<String>>,
+    /// content layer [default: mixed3]
+    #[arg(long)]
+    pub content_layer: Option<String>,
 }
 
 impl GatysArgs {
     /// The library settings these arguments ask for (layer names checked).
     pub fn config(&self) -> Result<GatysConfig> {
+        let defaults = GatysConfig::default();
         Ok(GatysConfig {
             steps: self.steps,
             size: self.size,
-            style_layers: parse_layers(&self.style_layers)?,
-            content_layer: self.content_layer.parse()?,
+            style_layers: match &self.style_layers {
+                Some(names) => parse_layers(names)?,
+                None => defaults.style_layers,
+            },
+            content_layer: match &self.content_layer {
+                Some(name) => name.parse()?,
+                None => defaults.content_layer,
+            },
             style_weight: self.style_weight,
             content_weight: self.content_weight,
             tv_weight: self.tv_weight,
@@ -215,4 +222,34 @@ fn bar(len: u64, template: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(ProgressStyle::with_template(template).expect("template").progress_chars("=> "));
     pb
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        g: GatysArgs,
+    }
+
+    #[test]
+    fn gatys_defaults_are_the_library_defaults() {
+        let w = Wrap::try_parse_from(["t", "--content", "a.png", "--style", "b.png", "--out", "o.png"]).unwrap();
+        let cfg = w.g.config().unwrap();
+        let lib = GatysConfig::default();
+        assert_eq!(cfg.style_layers, lib.style_layers);
+        assert_eq!(cfg.content_layer, lib.content_layer);
+        assert_eq!((cfg.steps, cfg.size, cfg.lr, cfg.init), (lib.steps, lib.size, lib.lr, lib.init));
+        assert_eq!((cfg.style_weight, cfg.content_weight, cfg.tv_weight), (lib.style_weight, lib.content_weight, lib.tv_weight));
+        // the help text states the library's default layers
+        let help = Wrap::command().render_long_help().to_string();
+        let names: Vec<String> = lib.style_layers.iter().map(|t| t.to_string()).collect();
+        assert!(help.contains(&format!("[default: {}]", names.join(","))), "{help}");
+        assert!(help.contains(&format!("[default: {}]", lib.content_layer)), "{help}");
+        let bad = Wrap::try_parse_from(["t", "--content", "a", "--style", "b", "--out", "o", "--style-layers", "mixed0,nope"]).unwrap();
+        assert!(bad.g.config().unwrap_err().to_string().contains("nope"));
+    }
 }
