@@ -1,8 +1,8 @@
 //! Neural style transfer by image optimisation (Gatys, Ecker & Bethge 2016, "Image Style
 //! Transfer Using Convolutional Neural Networks"), on limner's InceptionV3 instead of VGG.
 //!
-//! The image `x` (pixels in [0, 1]) is optimised with Adam, projected back onto [0, 1] after
-//! every step, to minimise
+//! The image `x` (pixels in [0, 1]) is optimised with Adam (or L-BFGS), projected back onto
+//! [0, 1] after every step, to minimise
 //!
 //! ```text
 //! L(x) = style_weight   · mean_l ‖G_l(x) − G_l(s)‖² / ‖G_l(s)‖²      (Gram matrices, style layers)
@@ -38,6 +38,17 @@ pub enum Init {
     Noise,
 }
 
+/// How the pixels are optimised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Optimizer {
+    /// Adam with step size `lr` (pixel units), projected onto [0, 1] after each step
+    Adam,
+    /// L-BFGS (10 curvature pairs) with a backtracking Armijo line search on the projected
+    /// path `clamp(x + t·d, 0, 1)`; `lr` is the largest pixel change of the very first step.
+    /// Each step costs one or more forward + backward passes.
+    Lbfgs,
+}
+
 /// Settings of one transfer. The defaults are the CLI's (`limner gatys`).
 #[derive(Clone, Debug)]
 pub struct GatysConfig {
@@ -57,6 +68,7 @@ pub struct GatysConfig {
     /// transfer luminance only and keep the content's colours
     pub preserve_colour: bool,
     pub init: Init,
+    pub optimizer: Optimizer,
     /// seeds the noise of [`Init::Noise`] (the content start has no randomness)
     pub seed: u64,
 }
@@ -74,6 +86,7 @@ impl Default for GatysConfig {
             lr: 0.02,
             preserve_colour: false,
             init: Init::Content,
+            optimizer: Optimizer::Adam,
             seed: 0,
         }
     }
@@ -120,7 +133,7 @@ pub fn stylize_with(net: &InceptionV3, content: &Picture, style: &Picture, cfg: 
     check_size(&style, cfg, "style")?;
     if !cfg.preserve_colour {
         let objective = Objective::new(net, &content, &style, cfg);
-        return Ok(objective.optimise(start(&content, cfg), cfg, progress));
+        return Ok(objective.run(start(&content, cfg), cfg, progress));
     }
     // luminance-only transfer: match the style's luminance statistics to the content's
     let [yc, i, q] = content.to_yiq();
@@ -131,7 +144,7 @@ pub fn stylize_with(net: &InceptionV3, content: &Picture, style: &Picture, cfg: 
     let grey_content = Picture::grey(content.width, content.height, &yc);
     let grey_style = Picture::grey(style.width, style.height, &ys);
     let objective = Objective::new(net, &grey_content, &grey_style, cfg);
-    let out = objective.optimise(start(&grey_content, cfg), cfg, progress);
+    let out = objective.run(start(&grey_content, cfg), cfg, progress);
     let [yo, _, _] = out.to_yiq();
     Ok(Picture::from_yiq(content.width, content.height, &[yo, i, q]))
 }
@@ -275,8 +288,81 @@ impl Objective {
         (losses, grad)
     }
 
+    fn run(&self, x: Vec<f32>, cfg: &GatysConfig, progress: &mut dyn FnMut(&GatysProgress)) -> Picture {
+        let x = match cfg.optimizer {
+            Optimizer::Adam => self.adam(x, cfg, progress),
+            Optimizer::Lbfgs => self.lbfgs(x, cfg, progress),
+        };
+        let [_, _, height, width] = self.shape;
+        Picture { width, height, data: x }
+    }
+
+    /// L-BFGS (Nocedal & Wright, Algorithm 7.4: the two-loop recursion) with a projected
+    /// backtracking line search.
+    fn lbfgs(&self, mut x: Vec<f32>, cfg: &GatysConfig, progress: &mut dyn FnMut(&GatysProgress)) -> Vec<f32> {
+        const HISTORY: usize = 10;
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>();
+        let (mut losses, g) = self.evaluate(&x, true);
+        let mut g: Vec<f64> = g.expect("gradient").iter().map(|&v| v as f64).collect();
+        let mut pairs: std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)> = Default::default(); // (s, y, 1 / yᵀs)
+        for step in 1..=cfg.steps {
+            // d = −H g by the two-loop recursion
+            let mut q = g.clone();
+            let mut alphas = Vec::with_capacity(pairs.len());
+            for (s, y, rho) in pairs.iter().rev() {
+                let a = rho * dot(s, &q);
+                q.iter_mut().zip(y).for_each(|(qi, yi)| *qi -= a * yi);
+                alphas.push(a);
+            }
+            let gamma = match pairs.back() {
+                Some((s, y, _)) => dot(s, y) / dot(y, y),
+                // first step: the largest pixel change is `lr`
+                None => cfg.lr / g.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-12),
+            };
+            q.iter_mut().for_each(|v| *v *= gamma);
+            for ((s, y, rho), a) in pairs.iter().zip(alphas.iter().rev()) {
+                let b = rho * dot(y, &q);
+                q.iter_mut().zip(s).for_each(|(qi, si)| *qi += (a - b) * si);
+            }
+            let d: Vec<f64> = q.iter().map(|v| -v).collect();
+            // backtracking on the projected path until Armijo's sufficient decrease holds
+            let mut t = 1.0f64;
+            let mut accepted = None;
+            for _ in 0..10 {
+                let xn: Vec<f32> = x.iter().zip(&d).map(|(xi, di)| (*xi as f64 + t * di).clamp(0.0, 1.0) as f32).collect();
+                let decrease: f64 = xn.iter().zip(&x).zip(&g).map(|((a, b), gi)| (*a as f64 - *b as f64) * gi).sum();
+                let (ln, gn) = self.evaluate(&xn, true);
+                if (ln.total as f64) <= losses.total as f64 + 1e-4 * decrease && ln.total.is_finite() {
+                    accepted = Some((xn, ln, gn.expect("gradient")));
+                    break;
+                }
+                t *= 0.5;
+            }
+            let before = losses;
+            let Some((xn, ln, gn)) = accepted else {
+                // no decrease along this direction: forget the curvature and retry as gradient descent
+                pairs.clear();
+                progress(&GatysProgress { step, steps: cfg.steps, losses: before });
+                continue;
+            };
+            let gn: Vec<f64> = gn.iter().map(|&v| v as f64).collect();
+            let s: Vec<f64> = xn.iter().zip(&x).map(|(a, b)| *a as f64 - *b as f64).collect();
+            let y: Vec<f64> = gn.iter().zip(&g).map(|(a, b)| a - b).collect();
+            let ys = dot(&y, &s);
+            if ys > 1e-12 {
+                if pairs.len() == HISTORY {
+                    pairs.pop_front();
+                }
+                pairs.push_back((s, y, 1.0 / ys));
+            }
+            (x, g, losses) = (xn, gn, ln);
+            progress(&GatysProgress { step, steps: cfg.steps, losses: before });
+        }
+        x
+    }
+
     /// Adam on the pixels, projected onto [0, 1] after each step.
-    fn optimise(&self, mut x: Vec<f32>, cfg: &GatysConfig, progress: &mut dyn FnMut(&GatysProgress)) -> Picture {
+    fn adam(&self, mut x: Vec<f32>, cfg: &GatysConfig, progress: &mut dyn FnMut(&GatysProgress)) -> Vec<f32> {
         let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
         let mut m = vec![0.0f64; x.len()];
         let mut v = vec![0.0f64; x.len()];
@@ -293,7 +379,6 @@ impl Objective {
             }
             progress(&GatysProgress { step, steps: cfg.steps, losses });
         }
-        let [_, _, height, width] = self.shape;
-        Picture { width, height, data: x }
+        x
     }
 }

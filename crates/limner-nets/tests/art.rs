@@ -8,7 +8,7 @@
 
 use burn::tensor::Device;
 use limner_nets::dream::{self, DreamConfig};
-use limner_nets::gatys::{self, GatysConfig, Init};
+use limner_nets::gatys::{self, GatysConfig, Init, Optimizer};
 use limner_nets::{InceptionV3, Picture, Tap};
 
 fn net() -> Option<InceptionV3> {
@@ -86,6 +86,22 @@ fn gatys_lowers_the_style_distance_and_keeps_the_content() {
     eprintln!("the style image itself: {style_itself:?}");
     assert!(after.content > 1e-4 && after.content < 0.8 && after.content < 0.85 * style_itself.content, "content distance {} (style image: {})", after.content, style_itself.content);
     assert!(mean_abs_diff(&out.data, &c.data) > 0.01, "the image hardly changed");
+    assert!(out.data.iter().all(|v| (0.0..=1.0).contains(v)));
+}
+
+#[test]
+fn gatys_lbfgs_lowers_the_loss_too() {
+    let Some(net) = net() else { return };
+    let (c, s) = (content(64), style(64));
+    let cfg = GatysConfig { steps: 10, optimizer: Optimizer::Lbfgs, ..small_gatys() };
+    let before = gatys::losses(&net, &c, &c, &s, &cfg).unwrap();
+    let mut totals = vec![];
+    let out = gatys::stylize_with(&net, &c, &s, &cfg, &mut |p| totals.push(p.losses.total)).unwrap();
+    let after = gatys::losses(&net, &out, &c, &s, &cfg).unwrap();
+    eprintln!("L-BFGS: {before:?} -> {after:?}, per step {totals:?}");
+    assert!(after.style < 0.5 * before.style && after.total < 0.5 * before.total, "{before:?} -> {after:?}");
+    // the line search only accepts decreases
+    assert!(totals.windows(2).all(|w| w[1] <= w[0]), "{totals:?}");
     assert!(out.data.iter().all(|v| (0.0..=1.0).contains(v)));
 }
 

@@ -10,7 +10,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use limner_data::imageio::{load_image_rgb, save_png_rgb, DEFAULT_MAX_PIXELS};
 use limner_nets::dream::{DreamConfig, DreamProgress};
-use limner_nets::gatys::{GatysConfig, GatysProgress, Init};
+use limner_nets::gatys::{GatysConfig, GatysProgress, Init, Optimizer};
 use limner_nets::{InceptionV3, Picture, Tap};
 
 /// `limner style --method gatys` / `limner gatys`: style transfer by optimising the image.
@@ -44,6 +44,9 @@ pub struct GatysArgs {
     /// transfer luminance only: keep the content's colours
     #[arg(long, alias = "preserve-color")]
     pub preserve_colour: bool,
+    /// optimiser: adam, or lbfgs (fewer steps needed; each may cost several passes)
+    #[arg(long, default_value = "adam", value_parser = ["adam", "lbfgs"])]
+    pub optimizer: String,
     /// start from noise (seeded by --seed) instead of the content image
     #[arg(long)]
     pub init_noise: bool,
@@ -78,6 +81,7 @@ impl GatysArgs {
             lr: self.lr,
             preserve_colour: self.preserve_colour,
             init: if self.init_noise { Init::Noise } else { Init::Content },
+            optimizer: if self.optimizer == "lbfgs" { Optimizer::Lbfgs } else { Optimizer::Adam },
             seed: self.seed,
         })
     }
@@ -242,7 +246,7 @@ mod tests {
         let lib = GatysConfig::default();
         assert_eq!(cfg.style_layers, lib.style_layers);
         assert_eq!(cfg.content_layer, lib.content_layer);
-        assert_eq!((cfg.steps, cfg.size, cfg.lr, cfg.init), (lib.steps, lib.size, lib.lr, lib.init));
+        assert_eq!((cfg.steps, cfg.size, cfg.lr, cfg.init, cfg.optimizer), (lib.steps, lib.size, lib.lr, lib.init, lib.optimizer));
         assert_eq!((cfg.style_weight, cfg.content_weight, cfg.tv_weight), (lib.style_weight, lib.content_weight, lib.tv_weight));
         // the help text states the library's default layers
         let help = Wrap::command().render_long_help().to_string();

@@ -162,6 +162,9 @@ fn gatys_and_dream_end_to_end() {
     assert_eq!((w, h), (96, 80));
     let (_, _, c) = limner_data::imageio::load_image_rgb(&t.join("content.png"), 1 << 20).unwrap();
     assert_ne!(g, c, "gatys left the content unchanged");
+    ok(&["gatys", "--content", &s("content.png"), "--style", &s("style.png"), "--out", &s("g2.png"), "--size", "64", "--steps", "2", "--optimizer", "lbfgs", "--preserve-colour"]);
+    let (w, h, _) = limner_data::imageio::load_image_rgb(&t.join("g2.png"), 1 << 20).unwrap();
+    assert_eq!((w, h), (64, 53));
 
     ok(&["dream", "--in", &s("content.png"), "--layer", "mixed3,conv2d_4", "--octaves", "2", "--steps", "2", "--out", &s("d.png")]);
     let (w, h, d) = limner_data::imageio::load_image_rgb(&t.join("d.png"), 1 << 20).unwrap();
