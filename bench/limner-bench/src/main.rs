@@ -9,12 +9,17 @@
 //! `photoreal` (not part of `all`; needs `limner models fetch --only random-face`) times one
 //! 1024px random-face synthesis; `bench/photoreal.sh` pairs it with OpenVINO.
 //!
+//! `art-gatys [SIZE] [STEPS]` and `art-dream [SIZE] [REPS]` (not part of `all`; `bench/art.sh`
+//! runs them): Gatys style transfer and DeepDream on limner's InceptionV3, see `art.rs`.
+//!
 //! `kernels` and `ab` (not part of `all`) compare burn's flex convs with limner-kernels in one
 //! process: per conv layer (fwd / input grad / weight grad), and the whole training step.
 //!
 //! GFLOP are counted analytically (2 FLOP per multiply-add of every conv / linear layer,
 //! FIR filters included, transposed convs counted at their input resolution; elementwise
 //! ops not counted), so both sides divide by the same number.
+
+mod art;
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -54,6 +59,20 @@ fn main() {
         .collect();
     if what.is_empty() || what.iter().any(|w| w == "all") {
         what = vec!["modconv".into(), "gen".into(), "train-step".into(), "parts".into()];
+    }
+    if let Some(w) = what.first().filter(|w| w.starts_with("art-")) {
+        let num = |i: usize, d: usize| what.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
+        println!("# limner-bench {w}: loadavg at start: {}", loadavg());
+        match w.as_str() {
+            "art-gatys" => art::bench_gatys(num(1, 256), num(2, 20)),
+            "art-dream" => art::bench_dream(num(1, 256), num(2, 3)),
+            other => {
+                eprintln!("unknown measurement `{other}` (art-gatys, art-dream)");
+                std::process::exit(2);
+            }
+        }
+        println!("# limner-bench {w} done, loadavg at end: {}", loadavg());
+        return;
     }
     let opts = Opts { quick, cfgs };
     let dev = Device::flex();

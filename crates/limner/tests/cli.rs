@@ -113,3 +113,69 @@ fn bad_inputs_give_clear_errors() {
     let err = fails(&["train", "--data", &s("bad.limner"), "--out", &s("run"), "--resume"]);
     assert!(err.contains("bad.limner") || err.contains("--resume"), "{err}");
 }
+
+/// Whether the fetched InceptionV3 is there; under `CI=true` its absence fails the test.
+fn inception_fetched() -> bool {
+    match limner_models::fetch::net_path("inception-v3") {
+        Ok(_) => true,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true and the model is missing: {e:#}"),
+        Err(e) => {
+            eprintln!("skipped: run `limner models fetch --only inception-v3` ({e:#})");
+            false
+        }
+    }
+}
+
+/// Writes a `w`x`h` PNG whose pixels are `f(x, y)`.
+fn write_png(path: &Path, w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) {
+    let px: Vec<u8> = (0..h).flat_map(|y| (0..w).map(move |x| (x, y))).flat_map(|(x, y)| f(x, y)).collect();
+    limner_data::imageio::save_png_rgb(path, w, h, &px).unwrap();
+}
+
+#[test]
+fn gatys_and_dream_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let s = |p: &str| t.join(p).to_string_lossy().to_string();
+    // an unknown layer is refused before anything is loaded (no weights needed)
+    let err = fails(&["dream", "--in", &s("none.png"), "--layer", "mixed3,mixed9", "--out", &s("d.png")]);
+    assert!(err.contains("mixed9") && err.contains("valid: conv2d_1"), "{err}");
+    let err = fails(&["gatys", "--content", &s("a.png"), "--style", &s("b.png"), "--out", &s("o.png"), "--content-layer", "pool5"]);
+    assert!(err.contains("pool5") && err.contains("mixed5"), "{err}");
+    let err = fails(&["dream", "--in", "seed:x", "--out", &s("d.png")]);
+    assert!(err.contains("seed:"), "{err}");
+    if !inception_fetched() {
+        return;
+    }
+    // a 96x80 content image (not square) and a striped style image
+    write_png(&t.join("content.png"), 96, 80, |x, y| {
+        let inside = (x as i32 - 48).pow(2) + (y as i32 - 40).pow(2) < 600;
+        if inside { [220, 170, 140] } else { [40, (y * 2) as u8, 120] }
+    });
+    write_png(&t.join("style.png"), 64, 64, |x, y| if (x + 2 * y) % 8 < 4 { [240, 200, 30] } else { [20, 40, 160] });
+    let err = fails(&["gatys", "--content", &s("missing.png"), "--style", &s("style.png"), "--out", &s("o.png")]);
+    assert!(err.contains("missing.png"), "{err}");
+
+    let out = ok(&["gatys", "--content", &s("content.png"), "--style", &s("style.png"), "--out", &s("g.png"), "--size", "96", "--steps", "3"]);
+    assert!(out.contains("wrote"), "{out}");
+    let (w, h, g) = limner_data::imageio::load_image_rgb(&t.join("g.png"), 1 << 20).unwrap();
+    assert_eq!((w, h), (96, 80));
+    let (_, _, c) = limner_data::imageio::load_image_rgb(&t.join("content.png"), 1 << 20).unwrap();
+    assert_ne!(g, c, "gatys left the content unchanged");
+    ok(&["gatys", "--content", &s("content.png"), "--style", &s("style.png"), "--out", &s("g2.png"), "--size", "64", "--steps", "2", "--optimizer", "lbfgs", "--preserve-colour"]);
+    let (w, h, _) = limner_data::imageio::load_image_rgb(&t.join("g2.png"), 1 << 20).unwrap();
+    assert_eq!((w, h), (64, 53));
+
+    ok(&["dream", "--in", &s("content.png"), "--layer", "mixed3,conv2d_4", "--octaves", "2", "--steps", "2", "--out", &s("d.png")]);
+    let (w, h, d) = limner_data::imageio::load_image_rgb(&t.join("d.png"), 1 << 20).unwrap();
+    assert_eq!((w, h), (96, 80));
+    assert_ne!(d, c, "dream left the image unchanged");
+    // from a generated face, twice with the same seed: the same pixels
+    for f in ["s1.png", "s2.png"] {
+        ok(&["dream", "--in", "seed:3", "--size", "96", "--octaves", "2", "--steps", "2", "--out", &s(f)]);
+    }
+    assert_eq!(std::fs::read(t.join("s1.png")).unwrap(), std::fs::read(t.join("s2.png")).unwrap());
+    // too many octaves for the image: a clear error
+    let err = fails(&["dream", "--in", &s("content.png"), "--octaves", "6", "--out", &s("x.png")]);
+    assert!(err.contains("smallest octave"), "{err}");
+}

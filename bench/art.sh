@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Side-by-side CPU benchmark of the image-optimisation art tools: limner's Gatys style transfer
+# and DeepDream (crates/limner-nets, burn flex, limner-kernels convs) vs the same algorithms in
+# PyTorch on torchvision's InceptionV3 truncated at Mixed_6c (bench/torch_art.py), in ONE run.
+#
+#   bench/art.sh [--steps N] [--full] [--reps N] [--size PX]
+#
+# --steps N  timed Gatys steps per side (default 20, after 2 warm-up steps); the 200-step total
+#            is extrapolated from the median step (the output says `extrapolated=true`)
+# --full     time all 200 Gatys steps instead (about 2 x 2-3 minutes on 2 busy cores)
+# --reps N   DeepDream repetitions per side (default 3; 4 octaves x 10 steps each)
+# --size PX  image side (default 256)
+#
+# Needs the fetched InceptionV3 (`limner models fetch --only inception-v3`) and the bench venv
+# ($HOME/.cache/limner-bench-venv with torch; torchvision is installed into it if missing).
+# Writes bench/results/art.md and bench/results/art_raw.txt.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+STEPS=20
+REPS=3
+SIZE=256
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --steps) STEPS="$2"; shift ;;
+        --full) STEPS=200 ;;
+        --reps) REPS="$2"; shift ;;
+        --size) SIZE="$2"; shift ;;
+        -h|--help) sed -n 2,17p "$0"; exit 0 ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/limner-target}"
+VENV="${LIMNER_BENCH_VENV:-$HOME/.cache/limner-bench-venv}"
+PY="$VENV/bin/python"
+RESULTS="$HERE/results"
+mkdir -p "$RESULTS"
+
+echo "== building limner-bench (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)" >&2
+(cd "$ROOT" && cargo build --release -p limner-bench >&2)
+BIN="$CARGO_TARGET_DIR/release/limner-bench"
+if ! "$PY" -c "import torch, torchvision" 2>/dev/null; then
+    echo "== installing torchvision into $VENV" >&2
+    "$VENV/bin/pip" install torchvision >&2
+fi
+
+RAW="$RESULTS/art_raw.txt"
+: > "$RAW"
+{
+    echo "# date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
+    echo "# command: bench/art.sh --steps $STEPS --reps $REPS --size $SIZE"
+    echo "# PyTorch OpenMP wait policy: OMP_WAIT_POLICY=PASSIVE (see NOTES.md)"
+    echo "# busy processes at start (top, %CPU > 20):"
+    top -b -n1 | awk 'NR>7 && $9+0 > 20 {printf "#   pid %s %s%% %s\n", $1, $9, $12}'
+} | tee -a "$RAW"
+
+"$BIN" art-gatys "$SIZE" "$STEPS" | tee -a "$RAW"
+env OMP_WAIT_POLICY=PASSIVE "$PY" "$HERE/torch_art.py" gatys "$SIZE" "$STEPS" 2>&1 | tee -a "$RAW"
+"$BIN" art-dream "$SIZE" "$REPS" | tee -a "$RAW"
+env OMP_WAIT_POLICY=PASSIVE "$PY" "$HERE/torch_art.py" dream "$SIZE" "$REPS" 2>&1 | tee -a "$RAW"
+echo "# busy processes at end: $(top -b -n1 | awk 'NR>7 && $9+0 > 20 {printf "pid %s %s%% %s; ", $1, $9, $12}')" | tee -a "$RAW"
+
+python3 - "$RAW" "$RESULTS/art.md" <<'PYEOF'
+import sys
+raw, out = sys.argv[1], sys.argv[2]
+shapes, res, header = {"limner": {}, "torch": {}}, {}, []
+for line in open(raw):
+    p = line.split()
+    if line.startswith("SHAPE "):
+        shapes[p[1]][p[3]] = " ".join(p[4:])
+    elif line.startswith("RESULT "):
+        res.setdefault(p[2], {})[p[1]] = dict(kv.split("=", 1) for kv in p[3:] if "=" in kv)
+    elif line.startswith("# ") and not line.startswith("# busy processes at start"):
+        header.append(line[2:].rstrip())
+ok = shapes["limner"] == shapes["torch"] and len(shapes["limner"]) == 11
+L = ["# limner vs PyTorch: Gatys style transfer and DeepDream on InceptionV3 (CPU, fp32, 2 threads)\n", "```"]
+L += header
+L.append("```\n")
+L.append(f"Architecture check (activation shapes of conv2d_1..5 and mixed0..5 at the benchmark size, limner vs "
+         f"torchvision's truncated inception_v3): {'MATCH' if ok else 'MISMATCH'}\n")
+for k, v in shapes["limner"].items():
+    L.append(f"- {k}: limner {v}, torch {shapes['torch'].get(k, '-')}")
+L.append("")
+L.append("| measurement | limner | torch | limner/torch |")
+L.append("|---|---:|---:|---:|")
+g = res.get("gatys_step", {})
+if "limner" in g and "torch" in g:
+    l, t = g["limner"], g["torch"]
+    ex = " (extrapolated from the median step)" if l.get("extrapolated") == "true" else ""
+    L.append(f"| Gatys ms/step ({l['size']} px, median of {l['n']}) | {float(l['median_ms']):.1f} | {float(t['median_ms']):.1f} | {float(l['median_ms'])/float(t['median_ms']):.2f} |")
+    L.append(f"| Gatys 200 steps, s{ex} | {float(l['total200_s']):.1f} | {float(t['total200_s']):.1f} | {float(l['total200_s'])/float(t['total200_s']):.2f} |")
+d = res.get("dream_total", {})
+if "limner" in d and "torch" in d:
+    l, t = d["limner"], d["torch"]
+    L.append(f"| DeepDream total, s ({l['size']} px, 4 octaves x 10 steps, median of {l['n']}) | {float(l['median_ms'])/1e3:.2f} | {float(t['median_ms'])/1e3:.2f} | {float(l['median_ms'])/float(t['median_ms']):.2f} |")
+    L.append(f"| DeepDream ms/step (mean over the octaves) | {float(l['per_step_ms']):.1f} | {float(t['per_step_ms']):.1f} | {float(l['per_step_ms'])/float(t['per_step_ms']):.2f} |")
+text = "\n".join(L) + "\n"
+open(out, "w").write(text)
+print()
+print(text)
+if not ok:
+    sys.exit("activation shapes differ: the two networks are not the same architecture")
+PYEOF
+echo "table written to $RESULTS/art.md (raw log: $RAW)" >&2

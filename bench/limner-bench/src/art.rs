@@ -1,0 +1,105 @@
+//! `limner-bench art-gatys` / `art-dream`: Gatys style transfer and DeepDream on limner's
+//! InceptionV3 (the fetched nsfwjs weights), timed per step; `bench/torch_art.py` runs the same
+//! algorithms on torchvision's InceptionV3 truncated at `Mixed_6c` (= Keras `mixed5`).
+//!
+//! Lines: `SHAPE limner <tap> [..]` (the activation shapes at the benchmark size, which
+//! `bench/art.sh` compares with PyTorch's) and `RESULT limner <name> key=value ...`.
+
+use std::time::Instant;
+
+use burn::tensor::Device;
+use limner_nets::dream::{self, DreamConfig};
+use limner_nets::gatys::{self, GatysConfig};
+use limner_nets::{InceptionV3, Picture, Tap};
+
+/// A deterministic 256 px test image: smooth colour waves with some texture.
+pub fn test_picture(w: usize, h: usize, phase: f32) -> Picture {
+    let mut data = Vec::with_capacity(3 * w * h);
+    for c in 0..3 {
+        for y in 0..h {
+            for x in 0..w {
+                let (xf, yf, cf) = (x as f32, y as f32, c as f32);
+                let s = 0.5 + 0.4 * (0.05 * xf * (cf + 1.0) + 0.03 * yf + phase).sin() * (0.02 * yf * (2.0 - cf) + phase).cos();
+                let tex = if (x / 3 + y / 5) % 2 == 0 { 0.05 } else { -0.05 };
+                data.push((s + tex).clamp(0.0, 1.0));
+            }
+        }
+    }
+    Picture { width: w, height: h, data }
+}
+
+fn load() -> InceptionV3 {
+    InceptionV3::load_fetched(&Device::flex()).unwrap_or_else(|e| {
+        eprintln!("limner-bench art: {e:#}\n(run `limner models fetch --only inception-v3` first)");
+        std::process::exit(2)
+    })
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+}
+
+/// Prints the shape of every tap the benchmarks use, at `size` px (plus the padded Gatys input).
+fn print_shapes(net: &InceptionV3, size: usize) {
+    let names = ["conv2d_1", "conv2d_2", "conv2d_3", "conv2d_4", "conv2d_5", "mixed0", "mixed1", "mixed2", "mixed3", "mixed4", "mixed5"];
+    let taps: Vec<Tap> = names.iter().map(|n| n.parse().unwrap()).collect();
+    let x = test_picture(size, size, 0.0).to_tensor(&net.device());
+    for (n, a) in names.iter().zip(net.forward_taps(x, &taps)) {
+        println!("SHAPE limner size={size} {n} {:?}", a.dims());
+    }
+}
+
+/// Gatys at `size` px: `steps` timed steps (after 2 warm-up steps); the 200-step total is
+/// extrapolated from the median step unless `steps >= 200`.
+pub fn bench_gatys(size: usize, steps: usize) {
+    let net = load();
+    print_shapes(&net, size);
+    let content = test_picture(size, size, 0.0);
+    let style = test_picture(size, size, 2.0);
+    let cfg = GatysConfig { steps: steps + 2, size, ..Default::default() };
+    let mut times = Vec::with_capacity(steps + 2);
+    let mut last = Instant::now();
+    let t0 = Instant::now();
+    let mut final_loss = 0.0;
+    gatys::stylize_with(&net, &content, &style, &cfg, &mut |p| {
+        times.push(last.elapsed().as_secs_f64() * 1e3);
+        last = Instant::now();
+        final_loss = p.losses.total;
+    })
+    .expect("gatys");
+    let wall = t0.elapsed().as_secs_f64();
+    let mut timed: Vec<f64> = times[2..].to_vec();
+    let m = median(&mut timed);
+    let total_200 = if steps >= 200 { timed.iter().take(200).sum::<f64>() / 1e3 } else { m * 200.0 / 1e3 };
+    println!(
+        "RESULT limner gatys_step size={size} n={} median_ms={m:.2} min_ms={:.2} total200_s={total_200:.1} extrapolated={} wall_s={wall:.1} loss={final_loss:.4}",
+        timed.len(),
+        timed.iter().cloned().fold(f64::INFINITY, f64::min),
+        steps < 200
+    );
+}
+
+/// DeepDream at `size` px with the default settings (4 octaves x 10 steps, mixed3), timed whole.
+pub fn bench_dream(size: usize, reps: usize) {
+    let net = load();
+    let img = test_picture(size, size, 1.0);
+    let cfg = DreamConfig::default();
+    // warm-up: one step on the smallest octave
+    dream::dream_with(&net, &img, &DreamConfig { steps: 1, octaves: 1, ..cfg.clone() }, &mut |_| {}).expect("dream");
+    let mut totals = vec![];
+    for _ in 0..reps {
+        let t = Instant::now();
+        dream::dream_with(&net, &img, &cfg, &mut |_| {}).expect("dream");
+        totals.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let steps = cfg.octaves * cfg.steps;
+    let m = median(&mut totals);
+    println!(
+        "RESULT limner dream_total size={size} octaves={} steps={steps} n={reps} median_ms={m:.1} min_ms={:.1} per_step_ms={:.2}",
+        cfg.octaves,
+        totals.iter().cloned().fold(f64::INFINITY, f64::min),
+        m / steps as f64
+    );
+}

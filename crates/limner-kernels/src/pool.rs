@@ -1,0 +1,291 @@
+//! Max and average pooling for burn's flex backend, forward and input gradient, one rayon task
+//! per (sample, channel) plane. [`max_pool2d`] and [`avg_pool2d`] have burn's semantics
+//! (`burn::tensor::module::max_pool2d` / `avg_pool2d` with square windows, equal strides,
+//! symmetric padding, dilation 1, floor output size); InceptionV3's pools (3×3 stride 2
+//! "valid" max pools, 3×3 stride 1 "same" average pools that do not count the padding) ran
+//! 5–20× slower through burn 0.22's flex pools than their convolutions (bench/NOTES.md).
+//!
+//! The max pool's autodiff node stores the flat argmax of every output (the first maximum
+//! of its window, like burn and PyTorch); its backward scatters `dy` there. The average pool's
+//! backward spreads `dy / count` back over each window. Both sum in a fixed order, so results
+//! are bit-identical run to run. Off the fast path (other devices or dtypes, or
+//! `LIMNER_FAST_CONV=0`) burn's pools run unchanged.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Autodiff, Backend, Flex};
+use burn::tensor::module;
+use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
+use burn::tensor::{DType, Tensor};
+use rayon::prelude::*;
+
+use crate::{f32_data, flex_from, on_flex};
+
+/// Pool geometry: planes `n * c` of `h x w`, window `k`, stride `s`, padding `p`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolGeom {
+    pub planes: usize,
+    pub h: usize,
+    pub w: usize,
+    pub k: usize,
+    pub s: usize,
+    pub p: usize,
+}
+
+impl PoolGeom {
+    pub fn ho(&self) -> usize {
+        (self.h + 2 * self.p - self.k) / self.s + 1
+    }
+    pub fn wo(&self) -> usize {
+        (self.w + 2 * self.p - self.k) / self.s + 1
+    }
+    /// Input rows (or columns) covered by output row `o`: `[lo, hi)`, clipped to the image.
+    fn span(&self, o: usize, len: usize) -> (usize, usize) {
+        let start = (o * self.s) as isize - self.p as isize;
+        let lo = start.max(0) as usize;
+        let hi = ((start + self.k as isize).max(0) as usize).min(len);
+        (lo, hi)
+    }
+    fn pack(&self) -> [usize; 6] {
+        [self.planes, self.h, self.w, self.k, self.s, self.p]
+    }
+    fn unpack(a: [usize; 6]) -> Self {
+        Self { planes: a[0], h: a[1], w: a[2], k: a[3], s: a[4], p: a[5] }
+    }
+}
+
+/// Max pool forward: the outputs and, per output, the flat in-plane index of its maximum.
+pub fn max_fwd(g: &PoolGeom, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
+    let (ho, wo, plane) = (g.ho(), g.wo(), g.h * g.w);
+    let mut y = vec![0.0f32; g.planes * ho * wo];
+    let mut idx = vec![0u32; g.planes * ho * wo];
+    y.par_chunks_mut(ho * wo).zip(idx.par_chunks_mut(ho * wo)).enumerate().for_each(|(pl, (yp, ip))| {
+        let xp = &x[pl * plane..][..plane];
+        for oh in 0..ho {
+            let (r0, r1) = g.span(oh, g.h);
+            let (yr, ir) = (&mut yp[oh * wo..][..wo], &mut ip[oh * wo..][..wo]);
+            if g.p == 0 && g.k == 3 {
+                // InceptionV3's pools: every window lies inside; three rows, three taps each
+                let (a, b, c) = (&xp[r0 * g.w..][..g.w], &xp[(r0 + 1) * g.w..][..g.w], &xp[(r0 + 2) * g.w..][..g.w]);
+                for ow in 0..wo {
+                    let c0 = ow * g.s;
+                    let (mut best, mut at) = (a[c0], r0 * g.w + c0);
+                    for (dr, row) in [a, b, c].into_iter().enumerate() {
+                        for dc in 0..3 {
+                            let v = row[c0 + dc];
+                            if v > best {
+                                best = v;
+                                at = (r0 + dr) * g.w + c0 + dc;
+                            }
+                        }
+                    }
+                    yr[ow] = best;
+                    ir[ow] = at as u32;
+                }
+                continue;
+            }
+            for ow in 0..wo {
+                let (c0, c1) = g.span(ow, g.w);
+                let (mut best, mut at) = (f32::NEG_INFINITY, r0 * g.w + c0);
+                for r in r0..r1 {
+                    for (c, &v) in xp[r * g.w + c0..r * g.w + c1].iter().enumerate() {
+                        if v > best {
+                            best = v;
+                            at = r * g.w + c0 + c;
+                        }
+                    }
+                }
+                yr[ow] = best;
+                ir[ow] = at as u32;
+            }
+        }
+    });
+    (y, idx)
+}
+
+/// Max pool input gradient: `dx[argmax(o)] += dy[o]`.
+pub fn max_bwd(g: &PoolGeom, dy: &[f32], idx: &[u32]) -> Vec<f32> {
+    let (out, plane) = (g.ho() * g.wo(), g.h * g.w);
+    let mut dx = vec![0.0f32; g.planes * plane];
+    dx.par_chunks_mut(plane).enumerate().for_each(|(pl, dxp)| {
+        for (d, &i) in dy[pl * out..][..out].iter().zip(&idx[pl * out..][..out]) {
+            dxp[i as usize] += d;
+        }
+    });
+    dx
+}
+
+/// The number of window cells an average divides by.
+fn count(g: &PoolGeom, oh: usize, ow: usize, include_pad: bool) -> f32 {
+    if include_pad {
+        // burn / PyTorch: the window clipped to the padded image
+        let hi = |o: usize, len: usize| ((o * g.s + g.k).min(len + 2 * g.p) - o * g.s) as f32;
+        return hi(oh, g.h) * hi(ow, g.w);
+    }
+    let (r0, r1) = g.span(oh, g.h);
+    let (c0, c1) = g.span(ow, g.w);
+    ((r1 - r0) * (c1 - c0)) as f32
+}
+
+/// Average pool forward.
+pub fn avg_fwd(g: &PoolGeom, x: &[f32], include_pad: bool) -> Vec<f32> {
+    let (ho, wo, plane) = (g.ho(), g.wo(), g.h * g.w);
+    let mut y = vec![0.0f32; g.planes * ho * wo];
+    y.par_chunks_mut(ho * wo).enumerate().for_each(|(pl, yp)| {
+        let xp = &x[pl * plane..][..plane];
+        for oh in 0..ho {
+            let (r0, r1) = g.span(oh, g.h);
+            for ow in 0..wo {
+                let (c0, c1) = g.span(ow, g.w);
+                let mut sum = 0.0f32;
+                for r in r0..r1 {
+                    sum += xp[r * g.w + c0..r * g.w + c1].iter().sum::<f32>();
+                }
+                yp[oh * wo + ow] = sum / count(g, oh, ow, include_pad);
+            }
+        }
+    });
+    y
+}
+
+/// Average pool input gradient: every input cell gets `dy / count` of each window holding it.
+pub fn avg_bwd(g: &PoolGeom, dy: &[f32], include_pad: bool) -> Vec<f32> {
+    let (ho, wo, plane) = (g.ho(), g.wo(), g.h * g.w);
+    let mut dx = vec![0.0f32; g.planes * plane];
+    dx.par_chunks_mut(plane).enumerate().for_each(|(pl, dxp)| {
+        let dyp = &dy[pl * ho * wo..][..ho * wo];
+        for oh in 0..ho {
+            let (r0, r1) = g.span(oh, g.h);
+            for ow in 0..wo {
+                let (c0, c1) = g.span(ow, g.w);
+                let v = dyp[oh * wo + ow] / count(g, oh, ow, include_pad);
+                for r in r0..r1 {
+                    dxp[r * g.w + c0..r * g.w + c1].iter_mut().for_each(|d| *d += v);
+                }
+            }
+        }
+    });
+    dx
+}
+
+/// The pooling ops. `geom` = [`PoolGeom`] packed, `[n, c]` the leading dims of the output.
+#[backend_extension(Flex, Autodiff)]
+pub trait FastPool: Backend {
+    /// max pool `[n, c, h, w] -> [n, c, ho, wo]`
+    fn fast_max_pool2d(x: FloatTensor<Self>, geom: [usize; 6], nc: [usize; 2]) -> FloatTensor<Self>;
+    /// average pool `[n, c, h, w] -> [n, c, ho, wo]`; `include_pad` = 1 counts the padding
+    fn fast_avg_pool2d(x: FloatTensor<Self>, geom: [usize; 6], nc: [usize; 2], include_pad: usize) -> FloatTensor<Self>;
+}
+
+fn out_shape(g: &PoolGeom, nc: [usize; 2]) -> [usize; 4] {
+    [nc[0], nc[1], g.ho(), g.wo()]
+}
+
+impl FastPool for Flex {
+    fn fast_max_pool2d(x: FlexTensor, geom: [usize; 6], nc: [usize; 2]) -> FlexTensor {
+        let g = PoolGeom::unpack(geom);
+        flex_from(max_fwd(&g, &f32_data(&x)).0, out_shape(&g, nc))
+    }
+    fn fast_avg_pool2d(x: FlexTensor, geom: [usize; 6], nc: [usize; 2], include_pad: usize) -> FlexTensor {
+        let g = PoolGeom::unpack(geom);
+        flex_from(avg_fwd(&g, &f32_data(&x), include_pad == 1), out_shape(&g, nc))
+    }
+}
+
+#[derive(Debug)]
+struct MaxPoolBackward;
+
+impl Backward<Flex, 1> for MaxPoolBackward {
+    /// (argmax indices, geometry, input shape)
+    type State = (std::sync::Arc<Vec<u32>>, [usize; 6], [usize; 4]);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (idx, geom, shape) = ops.state;
+        if let Some(node) = node {
+            let g = PoolGeom::unpack(geom);
+            grads.register::<Flex>(node.id, flex_from(max_bwd(&g, &f32_data(&dy), &idx), shape));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct AvgPoolBackward;
+
+impl Backward<Flex, 1> for AvgPoolBackward {
+    /// (geometry, input shape, include_pad)
+    type State = ([usize; 6], [usize; 4], bool);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (geom, shape, include_pad) = ops.state;
+        if let Some(node) = node {
+            let g = PoolGeom::unpack(geom);
+            grads.register::<Flex>(node.id, flex_from(avg_bwd(&g, &f32_data(&dy), include_pad), shape));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> FastPool for Autodiff<Flex, C> {
+    fn fast_max_pool2d(x: FloatTensor<Self>, geom: [usize; 6], nc: [usize; 2]) -> FloatTensor<Self> {
+        let (xp, xn) = x.into_parts();
+        let g = PoolGeom::unpack(geom);
+        let (y, idx) = max_fwd(&g, &f32_data(&xp));
+        let y = flex_from(y, out_shape(&g, nc));
+        match MaxPoolBackward.prepare::<C>([xn]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((std::sync::Arc::new(idx), geom, [nc[0], nc[1], g.h, g.w]), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
+    fn fast_avg_pool2d(x: FloatTensor<Self>, geom: [usize; 6], nc: [usize; 2], include_pad: usize) -> FloatTensor<Self> {
+        let (xp, xn) = x.into_parts();
+        let g = PoolGeom::unpack(geom);
+        let y = flex_from(avg_fwd(&g, &f32_data(&xp), include_pad == 1), out_shape(&g, nc));
+        match AvgPoolBackward.prepare::<C>([xn]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((geom, [nc[0], nc[1], g.h, g.w], include_pad == 1), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+}
+
+/// Square window, equal strides and padding, dilation 1, f32 on flex, fast path on.
+fn fast_ok(x: &Tensor<4>, k: [usize; 2], s: [usize; 2], p: [usize; 2], dilation: [usize; 2], ceil_mode: bool) -> bool {
+    crate::enabled() && k[0] == k[1] && s[0] == s[1] && p[0] == p[1] && dilation == [1, 1] && !ceil_mode && x.dtype() == DType::F32 && on_flex(x)
+}
+
+fn geom_for(x: &Tensor<4>, k: usize, s: usize, p: usize) -> (PoolGeom, [usize; 2]) {
+    let [n, c, h, w] = x.dims();
+    (PoolGeom { planes: n * c, h, w, k, s, p }, [n, c])
+}
+
+/// Drop-in for `burn::tensor::module::max_pool2d`.
+pub fn max_pool2d(x: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
+    let pad = options.padding;
+    let symmetric = pad.iter().all(|&(a, b)| a == b);
+    let p = [pad[0].0, pad[1].0];
+    if !symmetric || !fast_ok(&x, options.kernel_size, options.stride, p, options.dilation, options.ceil_mode) {
+        return module::max_pool2d(x, options);
+    }
+    let (g, nc) = geom_for(&x, options.kernel_size[0], options.stride[0], p[0]);
+    Tensor::from_dispatch(<burn::backend::Dispatch as FastPool>::fast_max_pool2d(x.into_dispatch(), g.pack(), nc))
+}
+
+/// Drop-in for `burn::tensor::module::avg_pool2d`.
+pub fn avg_pool2d(x: Tensor<4>, options: AvgPoolOptions<2>) -> Tensor<4> {
+    let pad = options.padding;
+    let symmetric = pad.iter().all(|&(a, b)| a == b);
+    let p = [pad[0].0, pad[1].0];
+    if !symmetric || !fast_ok(&x, options.kernel_size, options.stride, p, [1, 1], options.ceil_mode) {
+        return module::avg_pool2d(x, options);
+    }
+    let (g, nc) = geom_for(&x, options.kernel_size[0], options.stride[0], p[0]);
+    let include = usize::from(options.count_include_pad);
+    Tensor::from_dispatch(<burn::backend::Dispatch as FastPool>::fast_avg_pool2d(x.into_dispatch(), g.pack(), nc, include))
+}
