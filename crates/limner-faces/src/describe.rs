@@ -1,0 +1,331 @@
+//! The whole face pipeline as face-api's `detectAllFaces(...).withFaceLandmarks()
+//! .withFaceExpressions().withAgeAndGender().withFaceDescriptors()` runs it, batched over
+//! images and faces, and a plain-words description of each face.
+//!
+//! Steps: the tiny detector on every image (one batch); each box cropped (clipped to the
+//! image) → 68 landmarks; the landmarks' bounding box padded by 20 % is the "aligned" box,
+//! cropped again → expression, age/gender and (optionally) the identity descriptor.
+//! What the models know is limited: apparent age, a binary gender guess with its
+//! probability, 7 expressions, a 128-d identity embedding. Nothing else is inferred.
+
+use anyhow::Result;
+use burn::tensor::Device;
+use serde::Serialize;
+
+use crate::age_gender::AgeGenderNet;
+use crate::expression::{FaceExpressionNet, EXPRESSIONS};
+use crate::image::{batch, Image};
+use crate::landmarks68::{self, FaceLandmark68Net, LandmarkModel, Landmarks, POINTS};
+use crate::recognition::{self, FaceRecognitionNet};
+use crate::tiny_face_detector::{TinyFaceDetector, TinyFaceDetectorConfig};
+
+/// Input side of the landmark, expression and age/gender networks.
+pub const FACE_SIZE: usize = 112;
+
+/// The canvas of the second look (see [`FaceAnalyzerConfig::zoom_out`]), in image sides.
+const ZOOM_OUT: usize = 3;
+
+/// Images per network call.
+const BATCH: usize = 16;
+
+/// Settings of [`FaceAnalyzer`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaceAnalyzerConfig {
+    pub detector: TinyFaceDetectorConfig,
+    pub landmarks: LandmarkModel,
+    /// Also compute the 128-d identity descriptor (loads the 22 MB recognition net).
+    pub descriptors: bool,
+    /// When an image yields no face, look again with the image shrunk to the middle third of
+    /// the detector's input: the tiny detector misses faces that fill the frame, as in
+    /// FFHQ-style portraits (not in face-api, which would report no face).
+    pub zoom_out: bool,
+}
+
+impl Default for FaceAnalyzerConfig {
+    fn default() -> Self {
+        Self { detector: TinyFaceDetectorConfig::default(), landmarks: LandmarkModel::Full, descriptors: false, zoom_out: true }
+    }
+}
+
+/// A box in image pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Rect {
+    pub x: f32,
+    pub y: f32,
+    pub width: f32,
+    pub height: f32,
+}
+
+/// What the attribute networks say about one face crop.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Attributes {
+    /// Apparent age in years (a regression; often off by several years).
+    pub age: f32,
+    /// Probability that the model reads the face as male (1 − this: female).
+    pub male_probability: f32,
+    /// Probabilities in [`EXPRESSIONS`] order.
+    pub expressions: [f32; 7],
+    /// The 128-d identity descriptor, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub descriptor: Option<Vec<f32>>,
+}
+
+impl Attributes {
+    /// "female" or "male", whichever the model finds more likely, and its probability.
+    pub fn gender(&self) -> (&'static str, f32) {
+        if self.male_probability > 0.5 {
+            ("male", self.male_probability)
+        } else {
+            ("female", 1.0 - self.male_probability)
+        }
+    }
+
+    /// The most likely expression and its probability.
+    pub fn expression(&self) -> (&'static str, f32) {
+        let (i, p) = self.expressions.iter().enumerate().fold((0, f32::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b });
+        (EXPRESSIONS[i], p)
+    }
+
+    /// A few plain words: "a smiling woman, about 30". The gender word is used only when
+    /// the model is at least 70 % sure ("person" otherwise); the expression only when it
+    /// is the most likely at 50 % or more and not "neutral".
+    pub fn sentence(&self) -> String {
+        let (gender, gp) = self.gender();
+        let age = self.age.round().max(1.0) as u32;
+        let noun = match (gp >= 0.7, gender, age < 13) {
+            (false, _, true) => "child",
+            (false, _, false) => "person",
+            (true, "female", true) => "girl",
+            (true, "female", false) => "woman",
+            (true, _, true) => "boy",
+            (true, _, false) => "man",
+        };
+        let (expr, ep) = self.expression();
+        let adjective = match expr {
+            _ if ep < 0.5 => None,
+            "happy" => Some("smiling"),
+            "sad" => Some("sad-looking"),
+            "angry" => Some("angry-looking"),
+            "fearful" => Some("fearful-looking"),
+            "disgusted" => Some("disgusted-looking"),
+            "surprised" => Some("surprised-looking"),
+            _ => None,
+        };
+        let phrase = match adjective {
+            Some(a) => format!("{a} {noun}"),
+            None => noun.to_string(),
+        };
+        let article = if phrase.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+        format!("{article} {phrase}, about {age}")
+    }
+}
+
+/// One face found in an image.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Face {
+    /// Detector score (0.5..1).
+    pub score: f32,
+    /// The detector's box.
+    #[serde(rename = "box")]
+    pub rect: Rect,
+    /// The 68 points in image pixels.
+    #[serde(serialize_with = "ser_points")]
+    pub landmarks: Landmarks,
+    /// The landmarks' bounding box padded by 20 %, from which the attributes were computed.
+    pub aligned: Rect,
+    #[serde(flatten)]
+    pub attributes: Attributes,
+}
+
+fn ser_points<S: serde::Serializer>(p: &Landmarks, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(p.iter())
+}
+
+impl Face {
+    /// The face as JSON: box, landmarks, age, gender with probability, expression
+    /// probabilities by name, and the one-line description.
+    pub fn to_json(&self) -> serde_json::Value {
+        let (gender, gp) = self.attributes.gender();
+        let mut v = serde_json::to_value(self).expect("serialisable");
+        v["gender"] = gender.into();
+        v["gender_probability"] = gp.into();
+        v["expressions"] = EXPRESSIONS.iter().zip(self.attributes.expressions).map(|(k, p)| (k.to_string(), serde_json::json!(p))).collect();
+        v["description"] = self.attributes.sentence().into();
+        v
+    }
+}
+
+/// All of face-api's networks that [`FaceAnalyzer::analyze`] needs.
+pub struct FaceAnalyzer {
+    pub detector: TinyFaceDetector,
+    pub landmarks: FaceLandmark68Net,
+    pub expression: FaceExpressionNet,
+    pub age_gender: AgeGenderNet,
+    pub recognition: Option<FaceRecognitionNet>,
+    pub config: FaceAnalyzerConfig,
+    device: Device,
+}
+
+impl FaceAnalyzer {
+    /// Loads the fetched networks (`limner models fetch --only face-api`).
+    pub fn load_fetched(config: FaceAnalyzerConfig, device: &Device) -> Result<Self> {
+        Ok(Self {
+            detector: TinyFaceDetector::load_fetched(device)?,
+            landmarks: FaceLandmark68Net::load_fetched(config.landmarks, device)?,
+            expression: FaceExpressionNet::load_fetched(device)?,
+            age_gender: AgeGenderNet::load_fetched(device)?,
+            recognition: if config.descriptors { Some(FaceRecognitionNet::load_fetched(device)?) } else { None },
+            config,
+            device: device.clone(),
+        })
+    }
+
+    /// Boxes of every face in every image (one detector batch per 16 images).
+    pub fn detect(&self, images: &[Image]) -> Vec<Vec<(f32, Rect)>> {
+        let mut out = self.detect_zoomed(images, 1);
+        if self.config.zoom_out {
+            let missed: Vec<usize> = (0..images.len()).filter(|&i| out[i].is_empty()).collect();
+            let again = self.detect_zoomed(&missed.iter().map(|&i| images[i].clone()).collect::<Vec<_>>(), ZOOM_OUT);
+            for (i, found) in missed.into_iter().zip(again) {
+                out[i] = found;
+            }
+        }
+        out
+    }
+
+    /// Detection with each image centred in a canvas `zoom` times its larger side (1: as
+    /// face-api does, the image padded at the end to a square).
+    fn detect_zoomed(&self, images: &[Image], zoom: usize) -> Vec<Vec<(f32, Rect)>> {
+        let cfg = &self.config.detector;
+        let mut out = Vec::with_capacity(images.len());
+        for chunk in images.chunks(BATCH) {
+            let (inputs, maps): (Vec<Image>, Vec<[f32; 4]>) = chunk
+                .iter()
+                .map(|im| if zoom == 1 { (im.detector_input(cfg.input_size), [0.0; 4]) } else { im.detector_input_zoomed_out(cfg.input_size, zoom) })
+                .unzip();
+            // zoomed out, boxes are decoded relative to the square canvas (size 1 × 1)
+            let sizes: Vec<(usize, usize)> = chunk.iter().map(|im| if zoom == 1 { (im.width, im.height) } else { (1, 1) }).collect();
+            for ((im, map), dets) in chunk.iter().zip(maps).zip(self.detector.detect(batch(&inputs, &self.device), &sizes, cfg)) {
+                let (w, h, s) = (im.width as f32, im.height as f32, cfg.input_size as f32);
+                let [x0, y0, sx, sy] = map;
+                let to_px = |r: &crate::tiny_face_detector::RelBox| {
+                    if zoom == 1 {
+                        Rect { x: r.x * w, y: r.y * h, width: r.width * w, height: r.height * h }
+                    } else {
+                        Rect { x: (r.x * s - x0) / sx, y: (r.y * s - y0) / sy, width: r.width * s / sx, height: r.height * s / sy }
+                    }
+                };
+                out.push(dets.iter().map(|d| (d.score, to_px(&d.rel_box))).collect());
+            }
+        }
+        out
+    }
+
+    /// The 68 points (image pixels) of each box; `None` where the box lies outside the image.
+    pub fn landmarks(&self, faces: &[(&Image, Rect)]) -> Vec<Option<Landmarks>> {
+        let crops: Vec<Option<Image>> = faces.iter().map(|(im, r)| im.crop(r.x, r.y, r.width, r.height)).collect();
+        let inputs: Vec<Image> = crops.iter().flatten().map(|c| c.face_input(FACE_SIZE)).collect();
+        let mut found = vec![];
+        for chunk in inputs.chunks(BATCH) {
+            found.extend(self.landmarks.landmarks(batch(chunk, &self.device)));
+        }
+        let mut found = found.into_iter();
+        crops
+            .iter()
+            .zip(faces)
+            .map(|(c, (_, r))| c.as_ref().map(|c| landmarks68::to_image(&found.next().expect("one per crop"), (c.width, c.height), (r.x, r.y))))
+            .collect()
+    }
+
+    /// Age, gender, expression (and descriptor, if configured) of face crops: each image is
+    /// taken as the face's box (padded to a centred square and resized, as face-api does).
+    /// Generated portraits, already framed on the face, can go here directly.
+    pub fn attributes(&self, crops: &[Image]) -> Vec<Attributes> {
+        self.attributes_with(crops, crops)
+    }
+
+    /// As [`Self::attributes`], with the descriptors computed from other crops (face-api
+    /// frames faces differently for identity: [`dlib_rect`]).
+    fn attributes_with(&self, crops: &[Image], identity_crops: &[Image]) -> Vec<Attributes> {
+        let descriptors = self.recognition.as_ref().map(|_| self.descriptors(identity_crops));
+        let mut out = Vec::with_capacity(crops.len());
+        for chunk in crops.chunks(BATCH) {
+            let x = batch(&chunk.iter().map(|c| c.face_input(FACE_SIZE)).collect::<Vec<_>>(), &self.device);
+            let expressions = self.expression.expressions(x.clone()); // [n][7]
+            let ag = self.age_gender.predict(x);
+            for (e, a) in expressions.into_iter().zip(ag) {
+                out.push(Attributes { age: a.age, male_probability: a.male, expressions: e, descriptor: None });
+            }
+        }
+        if let Some(d) = descriptors {
+            for (a, d) in out.iter_mut().zip(d) {
+                a.descriptor = Some(d.to_vec());
+            }
+        }
+        out
+    }
+
+    /// The 128-d identity descriptor of each face crop (needs `descriptors: true`; empty
+    /// otherwise).
+    pub fn descriptors(&self, crops: &[Image]) -> Vec<[f32; recognition::DESCRIPTOR]> {
+        let Some(r) = &self.recognition else { return vec![] };
+        let mut out = Vec::with_capacity(crops.len());
+        for chunk in crops.chunks(BATCH) {
+            out.extend(r.descriptors(batch(&chunk.iter().map(|c| c.face_input(recognition::INPUT_SIZE)).collect::<Vec<_>>(), &self.device)));
+        }
+        out
+    }
+
+    /// Every face in every image, with landmarks and attributes.
+    pub fn analyze(&self, images: &[Image]) -> Vec<Vec<Face>> {
+        let boxes = self.detect(images);
+        // (image index, score, box) of every face
+        let flat: Vec<(usize, f32, Rect)> = boxes.iter().enumerate().flat_map(|(i, b)| b.iter().map(move |&(s, r)| (i, s, r))).collect();
+        let landmarks = self.landmarks(&flat.iter().map(|&(i, _, r)| (&images[i], r)).collect::<Vec<_>>());
+        let (mut kept, mut crops, mut identity_crops) = (vec![], vec![], vec![]);
+        for (&(i, score, rect), lm) in flat.iter().zip(landmarks) {
+            let Some(lm) = lm else { continue };
+            let (_, _, cw, ch) = images[i].crop_rect(rect.x, rect.y, rect.width, rect.height).expect("landmarks come from a crop");
+            let aligned = aligned_rect(&lm);
+            let d = dlib_rect(&lm, (cw, ch));
+            let (Some(crop), Some(identity)) = (images[i].crop(aligned.x, aligned.y, aligned.width, aligned.height), images[i].crop(d.x, d.y, d.width, d.height)) else { continue };
+            kept.push((i, score, rect, lm, aligned));
+            crops.push(crop);
+            identity_crops.push(identity);
+        }
+        let attrs = self.attributes_with(&crops, &identity_crops);
+        let mut out: Vec<Vec<Face>> = vec![vec![]; images.len()];
+        for ((i, score, rect, landmarks, aligned), attributes) in kept.into_iter().zip(attrs) {
+            out[i].push(Face { score, rect, landmarks, aligned, attributes });
+        }
+        out
+    }
+}
+
+/// face-api's box for the identity network (`align(null, { useDlibAlignment: true })`): a
+/// square of side ⌊mean eye-to-mouth distance / 0.45⌋ around the mean of the two eye centres
+/// and the mouth centre (at 50 % across, 43 % down), floored and clipped at 0. face-api also
+/// caps the side at `crop + x` of the detection crop's size, reproduced here.
+pub fn dlib_rect(lm: &Landmarks, crop: (usize, usize)) -> Rect {
+    let [le, re, mouth] = [landmarks68::centre(lm, 36..42), landmarks68::centre(lm, 42..48), landmarks68::centre(lm, 48..68)];
+    let dist = |p: [f32; 2]| ((mouth[0] - p[0]).powi(2) + (mouth[1] - p[1]).powi(2)).sqrt();
+    let size = ((dist(le) + dist(re)) / 2.0 / 0.45).floor();
+    let refp = [(le[0] + re[0] + mouth[0]) / 3.0, (le[1] + re[1] + mouth[1]) / 3.0];
+    let x = (refp[0] - 0.5 * size).max(0.0).floor();
+    let y = (refp[1] - 0.43 * size).max(0.0).floor();
+    Rect { x, y, width: size.min(crop.0 as f32 + x), height: size.min(crop.1 as f32 + y) }
+}
+
+/// face-api's `alignedRect`: the landmarks' bounding box, padded by 20 % of its size (half on
+/// each side).
+pub fn aligned_rect(lm: &Landmarks) -> Rect {
+    let (mut x0, mut y0, mut x1, mut y1) = (f32::INFINITY, f32::INFINITY, 0.0f32, 0.0f32);
+    for p in lm.iter().take(POINTS) {
+        x0 = x0.min(p[0]);
+        y0 = y0.min(p[1]);
+        x1 = x1.max(p[0]);
+        y1 = y1.max(p[1]);
+    }
+    let (w, h) = (x1 - x0, y1 - y0);
+    Rect { x: x0 - w * 0.1, y: y0 - h * 0.1, width: w * 1.2, height: h * 1.2 }
+}
