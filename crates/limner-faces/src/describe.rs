@@ -302,6 +302,22 @@ impl FaceAnalyzer {
     }
 }
 
+impl FaceAnalyzer {
+    /// The most confident face of each image, FFHQ-aligned ([`crate::align`]) to `size`²;
+    /// `None` where no face was found.
+    pub fn align(&self, images: &[Image], size: usize) -> Vec<Option<Image>> {
+        let boxes = self.detect(images);
+        // detections come best first
+        let best: Vec<(usize, Rect)> = boxes.iter().enumerate().filter_map(|(i, b)| b.first().map(|&(_, r)| (i, r))).collect();
+        let landmarks = self.landmarks(&best.iter().map(|&(i, r)| (&images[i], r)).collect::<Vec<_>>());
+        let mut out = vec![None; images.len()];
+        for (&(i, _), lm) in best.iter().zip(landmarks) {
+            out[i] = lm.map(|lm| crate::align::align(&images[i], &lm, size));
+        }
+        out
+    }
+}
+
 /// face-api's box for the identity network (`align(null, { useDlibAlignment: true })`): a
 /// square of side ⌊mean eye-to-mouth distance / 0.45⌋ around the mean of the two eye centres
 /// and the mouth centre (at 50 % across, 43 % down), floored and clipped at 0. face-api also

@@ -14,6 +14,7 @@
 //! Every network takes `[N, 3, S, S]` RGB in 0..255 and runs a whole batch at once.
 
 pub mod age_gender;
+pub mod align;
 pub mod expression;
 pub mod face_feature_extractor;
 pub mod image;
@@ -26,3 +27,6 @@ pub use image::Image;
 pub mod describe;
 
 pub use describe::{Attributes, Face, FaceAnalyzer, FaceAnalyzerConfig};
+
+/// The licence line of the face networks, for reports and cards.
+pub const LICENCE: &str = "face-api (npm @vladmandic/face-api 1.7.15): MIT; age/gender trained on research-only data";
