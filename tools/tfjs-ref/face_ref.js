@@ -6,7 +6,7 @@
 // JOB.json: { "model_dir": face-api's model/ folder (limner keeps it under
 // ~/.cache/limner/nets/face-api/package/model), "input_size": the detector's input side,
 // "score_threshold": its threshold, "tensors": { NAME: { "file": F32 path, "shape": [N, H, W, 3] } }
-// with NAME in det (N×S×S×3), face112 (N×112×112×3), face150 (N×150×150×3), all RGB 0..255
+// with NAME in det (N×S×S×3), ssd (N×512×512×3, optional, with "ssd_min_confidence"), face112 (N×112×112×3), face150 (N×150×150×3), all RGB 0..255
 // already padded and resized, so that only the networks are compared; "images": [{ "file",
 // "shape": [H, W, 3] }] whole images for the end-to-end pipeline (face-api pads, resizes and
 // crops them itself) }. Writes NAME.f32 files (float32 little-endian, TF layouts) and
@@ -36,7 +36,7 @@ async function main() {
   await tf.setBackend('wasm');
   await tf.ready();
   const nets = faceapi.nets;
-  for (const n of ['tinyFaceDetector', 'faceLandmark68Net', 'faceLandmark68TinyNet', 'faceExpressionNet', 'ageGenderNet', 'faceRecognitionNet']) {
+  for (const n of ['tinyFaceDetector', 'ssdMobilenetv1', 'faceLandmark68Net', 'faceLandmark68TinyNet', 'faceExpressionNet', 'ageGenderNet', 'faceRecognitionNet']) {
     await nets[n].loadFromDisk(job.model_dir);
   }
   fs.mkdirSync(outDir, { recursive: true });
@@ -53,6 +53,17 @@ async function main() {
   for (const t of list(input.det)) {
     const dets = await nets.tinyFaceDetector.locateFaces(t, opts);
     results.detections.push(dets.map((d) => ({ score: d.score, box: rect(d.relativeBox) })));
+  }
+  if (input.ssd) {
+    const out = nets.ssdMobilenetv1.forwardInput(await faceapi.toNetInput(list(input.ssd)));
+    shapes.ssd_boxes = await write(outDir, 'ssd_boxes', tf.stack(out.boxes));
+    shapes.ssd_scores = await write(outDir, 'ssd_scores', tf.stack(out.scores));
+    const ssdOpts = new faceapi.SsdMobilenetv1Options({ minConfidence: job.ssd_min_confidence });
+    results.ssd_detections = [];
+    for (const t of list(input.ssd)) {
+      const dets = await nets.ssdMobilenetv1.locateFaces(t, ssdOpts);
+      results.ssd_detections.push(dets.map((d) => ({ score: d.score, box: rect(d.relativeBox) })));
+    }
   }
   shapes.landmarks = await write(outDir, 'landmarks', await nets.faceLandmark68Net.forward(list(input.face112)));
   shapes.landmarks_tiny = await write(outDir, 'landmarks_tiny', await nets.faceLandmark68TinyNet.forward(list(input.face112)));

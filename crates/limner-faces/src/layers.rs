@@ -126,6 +126,12 @@ fn pad_same(x: Tensor<4>, kernel: usize, stride: usize, value: f32) -> Tensor<4>
     x.pad([(top, bottom), (left, right)], PadMode::Constant(value))
 }
 
+/// A depthwise convolution (one group per channel); `weight` `[C, 1, kh, kw]`.
+pub fn grouped_conv(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, stride: usize, padding: Padding) -> Tensor<4> {
+    let c = weight.dims()[0];
+    conv(x, weight, bias, stride, padding, c)
+}
+
 /// A 2-d convolution with a bias; `weight` `[out, in / groups, kh, kw]`.
 fn conv(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, stride: usize, padding: Padding, groups: usize) -> Tensor<4> {
     let [_, _, kh, kw] = weight.dims();

@@ -7,6 +7,7 @@
 //! - [`expression`]: 7 expression probabilities (same backbone, its own weights),
 //! - [`age_gender`]: apparent age and gender (a small Xception),
 //! - [`recognition`]: the 128-d identity descriptor (dlib's ResNet),
+//! - [`ssd_mobilenet`]: the larger SSD-MobileNetV1 detector,
 //!
 //! plus [`image`] (face-api's padding, resizing and cropping), [`describe`] (the whole
 //! pipeline, batched, with a one-line description) and [`align`] (FFHQ-style alignment).
@@ -21,6 +22,7 @@ pub mod image;
 pub mod landmarks68;
 pub mod layers;
 pub mod recognition;
+pub mod ssd_mobilenet;
 pub mod tiny_face_detector;
 
 pub use image::Image;

@@ -2,7 +2,8 @@
 //! tools/tfjs-ref/face_ref.js), on real faces:
 //!
 //! 1. each network on the *same* preprocessed tensors (so only the networks are compared):
-//!    the detector's raw grid and its decoded, suppressed boxes; 68 landmarks (full, tiny);
+//!    the tiny detector's raw grid and its decoded, suppressed boxes; SSD-MobileNetV1's
+//!    decoded boxes, scores and detections; 68 landmarks (full, tiny);
 //!    expression probabilities; age and gender; the 128-d descriptor;
 //! 2. the whole pipeline on whole images (face-api pads, resizes and crops them itself; one
 //!    face sits off-centre in a larger, non-square canvas).
@@ -21,6 +22,7 @@ use limner_faces::image::batch;
 use limner_faces::landmarks68::{FaceLandmark68Net, LandmarkModel};
 use limner_faces::layers::to_vec;
 use limner_faces::recognition::FaceRecognitionNet;
+use limner_faces::ssd_mobilenet::{SsdMobilenetV1, SsdMobilenetV1Config};
 use limner_faces::tiny_face_detector::{TinyFaceDetector, TinyFaceDetectorConfig};
 use limner_faces::{FaceAnalyzer, FaceAnalyzerConfig, Image};
 use serde_json::{json, Value};
@@ -58,6 +60,8 @@ fn networks_and_pipeline_match_face_api_in_tfjs() {
     let cfg = TinyFaceDetectorConfig::default();
     let s = cfg.input_size;
     let det: Vec<Image> = faces.iter().map(|f| f.detector_input(s)).collect();
+    let ssd_cfg = SsdMobilenetV1Config::default();
+    let ssd_in: Vec<Image> = faces.iter().map(|f| f.detector_input(ssd_cfg.input_size)).collect();
     let f112: Vec<Image> = faces.iter().map(|f| f.face_input(112)).collect();
     let f150: Vec<Image> = faces.iter().map(|f| f.face_input(150)).collect();
     // portraits framed as tightly as FFHQ's are too close for the detector at 416 px: give them room
@@ -66,7 +70,7 @@ fn networks_and_pipeline_match_face_api_in_tfjs() {
     let tmp = std::env::temp_dir().join(format!("limner-faces-parity-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let mut tensors = serde_json::Map::new();
-    for (name, ims, side) in [("det", &det, s), ("face112", &f112, 112), ("face150", &f150, 150)] {
+    for (name, ims, side) in [("det", &det, s), ("ssd", &ssd_in, ssd_cfg.input_size), ("face112", &f112, 112), ("face150", &f150, 150)] {
         let p = tmp.join(format!("in_{name}.f32"));
         write_f32(&p, &stack_hwc(ims));
         tensors.insert(name.into(), json!({ "file": p, "shape": [n, side, side, 3] }));
@@ -78,7 +82,7 @@ fn networks_and_pipeline_match_face_api_in_tfjs() {
         images.push(json!({ "file": p, "shape": [im.height, im.width, 3] }));
     }
     let model_dir = limner_models::fetch::face_api_model_dir().expect("face-api's original model files: run `limner models fetch --only face-api --force`");
-    let job = json!({ "model_dir": model_dir, "input_size": s, "score_threshold": cfg.score_threshold, "tensors": tensors, "images": images });
+    let job = json!({ "model_dir": model_dir, "input_size": s, "score_threshold": cfg.score_threshold, "ssd_min_confidence": ssd_cfg.min_confidence, "tensors": tensors, "images": images });
     std::fs::write(tmp.join("job.json"), job.to_string()).unwrap();
     let out = Command::new("node").arg(tools_dir().join("face_ref.js")).arg(tmp.join("job.json")).arg(&tmp).output().expect("cannot run node");
     assert!(out.status.success(), "node failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -107,6 +111,28 @@ fn networks_and_pipeline_match_face_api_in_tfjs() {
     assert!(dets.iter().any(|d| !d.is_empty()), "no face found in any of the face images");
     eprintln!("detections: {:?} per image, worst relative box coordinate error {worst_box:.2e}", dets.iter().map(Vec::len).collect::<Vec<_>>());
     assert!(worst_box < 1e-4, "boxes differ by {worst_box}");
+
+    let ssd = SsdMobilenetV1::load_fetched(&device).unwrap();
+    let (boxes, scores) = ssd.forward(batch(&ssd_in, &device));
+    let (mb, rb) = errors(&to_vec(boxes), &read_f32(&tmp.join("ssd_boxes.f32")));
+    let (ms, rs) = errors(&to_vec(scores), &read_f32(&tmp.join("ssd_scores.f32")));
+    eprintln!("ssd-mobilenetv1: boxes max abs {mb:.2e} (rel L2 {rb:.2e}), scores max abs {ms:.2e} (rel L2 {rs:.2e})");
+    assert!(mb < 1e-4 && rb < 1e-4 && ms < 1e-4, "SSD outputs differ");
+    let ssd_dets = ssd.detect(batch(&ssd_in, &device), &vec![(ssd_cfg.input_size, ssd_cfg.input_size); n], &ssd_cfg);
+    let mut worst = 0.0f32;
+    for (i, (ours, theirs)) in ssd_dets.iter().zip(reference["ssd_detections"].as_array().unwrap()).enumerate() {
+        let theirs = theirs.as_array().unwrap();
+        assert_eq!(ours.len(), theirs.len(), "SSD image {i}: {} detections, face-api {}", ours.len(), theirs.len());
+        for (d, t) in ours.iter().zip(theirs) {
+            worst = worst.max((d.score - num(&t["score"])).abs());
+            for (a, k) in [(d.rel_box.x, "x"), (d.rel_box.y, "y"), (d.rel_box.width, "width"), (d.rel_box.height, "height")] {
+                worst = worst.max((a - num(&t["box"][k])).abs());
+            }
+        }
+    }
+    eprintln!("ssd detections: {:?} per image, worst score/box error {worst:.2e}", ssd_dets.iter().map(Vec::len).collect::<Vec<_>>());
+    assert!(ssd_dets.iter().all(|d| !d.is_empty()), "SSD found no face in a face image");
+    assert!(worst < 1e-4, "SSD detections differ by {worst}");
 
     let x112 = batch(&f112, &device);
     for (model, file) in [(LandmarkModel::Full, "landmarks"), (LandmarkModel::Tiny, "landmarks_tiny")] {
