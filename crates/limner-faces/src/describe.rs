@@ -9,7 +9,9 @@
 //! probability, 7 expressions, a 128-d identity embedding. Nothing else is inferred.
 
 use anyhow::Result;
-use burn::tensor::Device;
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use burn::tensor::{Device, Tensor};
 use serde::Serialize;
 
 use crate::age_gender::AgeGenderNet;
@@ -318,6 +320,36 @@ impl FaceAnalyzer {
     }
 }
 
+/// The attribute networks' outputs as tensors (see [`FaceAnalyzer::attribute_tensors`]).
+pub struct AttributeTensors {
+    /// `[N]` apparent age in years
+    pub age: Tensor<1>,
+    /// `[N]` probability of "male"
+    pub male: Tensor<1>,
+    /// `[N, 7]` expression probabilities in [`EXPRESSIONS`] order
+    pub expressions: Tensor<2>,
+}
+
+impl FaceAnalyzer {
+    /// Age, gender and expression of a batch of square face crops `[N, 3, H, W]`, RGB in
+    /// 0..255, resized to 112 px with burn's bilinear interpolation when needed. Only tensor
+    /// ops: on an autodiff device (networks loaded on it) gradients flow back to the images,
+    /// e.g. to steer a generator's latents along an attribute. Generated portraits are
+    /// already framed like face-api's aligned crops.
+    pub fn attribute_tensors(&self, x: Tensor<4>) -> AttributeTensors {
+        let [_, _, h, w] = x.dims();
+        let x = if (h, w) == (FACE_SIZE, FACE_SIZE) {
+            x
+        } else {
+            interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size([FACE_SIZE, FACE_SIZE])) // [N, 3, 112, 112]
+        };
+        let expressions = self.expression.forward(x.clone()); // [N, 7]
+        let (age, gender) = self.age_gender.forward(x); //       [N], [N, 2]
+        let n = gender.dims()[0];
+        AttributeTensors { age, male: gender.slice_dim(1, 0..1).reshape([n]), expressions }
+    }
+}
+
 /// face-api's box for the identity network (`align(null, { useDlibAlignment: true })`): a
 /// square of side ⌊mean eye-to-mouth distance / 0.45⌋ around the mean of the two eye centres
 /// and the mouth centre (at 50 % across, 43 % down), floored and clipped at 0. face-api also
@@ -343,5 +375,42 @@ pub fn aligned_rect(lm: &Landmarks) -> Rect {
         y1 = y1.max(p[1]);
     }
     let (w, h) = (x1 - x0, y1 - y0);
-    Rect { x: x0 - w * 0.1, y: y0 - h * 0.1, width: w * 1.2, height: h * 1.2 }
+    // as face-api's Box.pad(w · 0.2, h · 0.2)
+    let (px, py) = (w * 0.2, h * 0.2);
+    Rect { x: x0 - px / 2.0, y: y0 - py / 2.0, width: w + px, height: h + py }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(age: f32, male: f32, happy: f32) -> Attributes {
+        let mut expressions = [0.0; 7];
+        expressions[1] = happy;
+        expressions[0] = 1.0 - happy;
+        Attributes { age, male_probability: male, expressions, descriptor: None }
+    }
+
+    #[test]
+    fn sentences_say_only_what_the_models_are_sure_of() {
+        assert_eq!(attrs(30.2, 0.05, 0.9).sentence(), "a smiling woman, about 30");
+        assert_eq!(attrs(44.6, 0.97, 0.1).sentence(), "a man, about 45");
+        assert_eq!(attrs(7.0, 0.6, 0.2).sentence(), "a child, about 7");
+        assert_eq!(attrs(25.0, 0.45, 0.2).sentence(), "a person, about 25");
+        assert_eq!(attrs(9.0, 0.1, 0.7).sentence(), "a smiling girl, about 9");
+        let mut a = attrs(50.0, 0.9, 0.0);
+        a.expressions = [0.1, 0.0, 0.0, 0.8, 0.0, 0.0, 0.1];
+        assert_eq!(a.sentence(), "an angry-looking man, about 50");
+        assert_eq!(a.expression(), ("angry", 0.8));
+        assert_eq!(a.gender(), ("male", 0.9));
+    }
+
+    #[test]
+    fn aligned_rect_pads_the_landmark_box_by_a_fifth() {
+        let mut lm = [[50.0f32, 50.0]; POINTS];
+        lm[0] = [10.0, 20.0];
+        lm[1] = [110.0, 70.0];
+        let r = aligned_rect(&lm);
+        assert_eq!((r.x, r.y, r.width, r.height), (0.0, 15.0, 120.0, 60.0));
+    }
 }
