@@ -38,6 +38,7 @@ impl FaceFeatureExtractorConfig {
 
 /// The first conv of a block: a plain 3×3 conv in the first block, separable elsewhere.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // a handful per network
 enum FirstConv {
     Plain(Conv),
     Separable(SeparableConv),

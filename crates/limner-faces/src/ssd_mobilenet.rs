@@ -20,8 +20,8 @@ use crate::tiny_face_detector::{Detection, RelBox};
 /// Anchors of a 512 px input.
 pub const ANCHORS: usize = 5118;
 
-/// TF's batch-norm epsilon in this graph.
-const EPSILON: f32 = 0.0010000000474974513;
+/// TF's batch-norm epsilon in this graph (face-api writes the f32 value 0.0010000000474974513).
+const EPSILON: f32 = 0.001;
 
 /// Detection settings (face-api `SsdMobilenetv1Options`; the IoU threshold is fixed there).
 #[derive(Clone, Debug, PartialEq)]

@@ -31,7 +31,7 @@ pub struct DescribeArgs {
 }
 
 fn analyzer(detector_size: usize, min_score: f32, descriptors: bool) -> Result<FaceAnalyzer> {
-    if detector_size == 0 || detector_size % 32 != 0 {
+    if detector_size == 0 || !detector_size.is_multiple_of(32) {
         bail!("--detector-size must be a positive multiple of 32 (e.g. 160, 320, 416), got {detector_size}");
     }
     if !(min_score > 0.0 && min_score < 1.0) {
