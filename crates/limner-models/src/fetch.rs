@@ -111,7 +111,7 @@ pub static SOURCES: &[Source] = &[Source {
     package: "@vladmandic/face-api",
     version: "1.7.15",
     sha256: "0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031",
-    licence: "face-api package: MIT; the age/gender model was trained on research-only data (UTK/IMDB-WIKI lineage): not for commercial use",
+    licence: "face-api package: MIT; its age/gender model was trained on data licensed for research only: not for commercial use",
     what: "face-api's face networks: tiny face detector, SSD-MobileNetV1, 68 landmarks (+tiny), 128-d identity, age/gender, expression",
     nets: &FACE_API_NETS,
     keep: &[FACE_API_MODEL_DIR],
