@@ -19,7 +19,8 @@ use crate::expression::{FaceExpressionNet, EXPRESSIONS};
 use crate::image::{batch, Image};
 use crate::landmarks68::{self, FaceLandmark68Net, LandmarkModel, Landmarks, POINTS};
 use crate::recognition::{self, FaceRecognitionNet};
-use crate::tiny_face_detector::{TinyFaceDetector, TinyFaceDetectorConfig};
+use crate::ssd_mobilenet::{SsdMobilenetV1, SsdMobilenetV1Config};
+use crate::tiny_face_detector::{Detection, TinyFaceDetector, TinyFaceDetectorConfig};
 
 /// Input side of the landmark, expression and age/gender networks.
 pub const FACE_SIZE: usize = 112;
@@ -27,13 +28,16 @@ pub const FACE_SIZE: usize = 112;
 /// The canvas of the second look (see [`FaceAnalyzerConfig::zoom_out`]), in image sides.
 const ZOOM_OUT: usize = 3;
 
-/// Images per network call.
+/// Images per network call (also the detector's, whose 416–512 px inputs dominate memory).
 const BATCH: usize = 16;
 
 /// Settings of [`FaceAnalyzer`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaceAnalyzerConfig {
     pub detector: TinyFaceDetectorConfig,
+    /// Use the SSD-MobileNetV1 detector (more accurate, several times slower) with these
+    /// settings instead of the tiny one.
+    pub ssd: Option<SsdMobilenetV1Config>,
     pub landmarks: LandmarkModel,
     /// Also compute the 128-d identity descriptor (loads the 22 MB recognition net).
     pub descriptors: bool,
@@ -45,7 +49,7 @@ pub struct FaceAnalyzerConfig {
 
 impl Default for FaceAnalyzerConfig {
     fn default() -> Self {
-        Self { detector: TinyFaceDetectorConfig::default(), landmarks: LandmarkModel::Full, descriptors: false, zoom_out: true }
+        Self { detector: TinyFaceDetectorConfig::default(), ssd: None, landmarks: LandmarkModel::Full, descriptors: false, zoom_out: true }
     }
 }
 
@@ -157,9 +161,31 @@ impl Face {
     }
 }
 
+/// One of face-api's two face detectors.
+pub enum FaceDetector {
+    Tiny(TinyFaceDetector),
+    Ssd(SsdMobilenetV1),
+}
+
+impl FaceDetector {
+    fn input_size(&self, cfg: &FaceAnalyzerConfig) -> usize {
+        match (self, &cfg.ssd) {
+            (FaceDetector::Ssd(_), Some(c)) => c.input_size,
+            _ => cfg.detector.input_size,
+        }
+    }
+
+    fn detect(&self, x: Tensor<4>, sizes: &[(usize, usize)], cfg: &FaceAnalyzerConfig) -> Vec<Vec<Detection>> {
+        match self {
+            FaceDetector::Tiny(d) => d.detect(x, sizes, &cfg.detector),
+            FaceDetector::Ssd(d) => d.detect(x, sizes, &cfg.ssd.clone().unwrap_or_default()),
+        }
+    }
+}
+
 /// All of face-api's networks that [`FaceAnalyzer::analyze`] needs.
 pub struct FaceAnalyzer {
-    pub detector: TinyFaceDetector,
+    pub detector: FaceDetector,
     pub landmarks: FaceLandmark68Net,
     pub expression: FaceExpressionNet,
     pub age_gender: AgeGenderNet,
@@ -172,7 +198,7 @@ impl FaceAnalyzer {
     /// Loads the fetched networks (`limner models fetch --only face-api`).
     pub fn load_fetched(config: FaceAnalyzerConfig, device: &Device) -> Result<Self> {
         Ok(Self {
-            detector: TinyFaceDetector::load_fetched(device)?,
+            detector: if config.ssd.is_some() { FaceDetector::Ssd(SsdMobilenetV1::load_fetched(device)?) } else { FaceDetector::Tiny(TinyFaceDetector::load_fetched(device)?) },
             landmarks: FaceLandmark68Net::load_fetched(config.landmarks, device)?,
             expression: FaceExpressionNet::load_fetched(device)?,
             age_gender: AgeGenderNet::load_fetched(device)?,
@@ -198,17 +224,17 @@ impl FaceAnalyzer {
     /// Detection with each image centred in a canvas `zoom` times its larger side (1: as
     /// face-api does, the image padded at the end to a square).
     fn detect_zoomed(&self, images: &[Image], zoom: usize) -> Vec<Vec<(f32, Rect)>> {
-        let cfg = &self.config.detector;
+        let size = self.detector.input_size(&self.config);
         let mut out = Vec::with_capacity(images.len());
         for chunk in images.chunks(BATCH) {
             let (inputs, maps): (Vec<Image>, Vec<[f32; 4]>) = chunk
                 .iter()
-                .map(|im| if zoom == 1 { (im.detector_input(cfg.input_size), [0.0; 4]) } else { im.detector_input_zoomed_out(cfg.input_size, zoom) })
+                .map(|im| if zoom == 1 { (im.detector_input(size), [0.0; 4]) } else { im.detector_input_zoomed_out(size, zoom) })
                 .unzip();
             // zoomed out, boxes are decoded relative to the square canvas (size 1 × 1)
             let sizes: Vec<(usize, usize)> = chunk.iter().map(|im| if zoom == 1 { (im.width, im.height) } else { (1, 1) }).collect();
-            for ((im, map), dets) in chunk.iter().zip(maps).zip(self.detector.detect(batch(&inputs, &self.device), &sizes, cfg)) {
-                let (w, h, s) = (im.width as f32, im.height as f32, cfg.input_size as f32);
+            for ((im, map), dets) in chunk.iter().zip(maps).zip(self.detector.detect(batch(&inputs, &self.device), &sizes, &self.config)) {
+                let (w, h, s) = (im.width as f32, im.height as f32, size as f32);
                 let [x0, y0, sx, sy] = map;
                 let to_px = |r: &crate::tiny_face_detector::RelBox| {
                     if zoom == 1 {

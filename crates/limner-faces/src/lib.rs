@@ -28,7 +28,7 @@ pub mod tiny_face_detector;
 pub use image::Image;
 pub mod describe;
 
-pub use describe::{AttributeTensors, Attributes, Face, FaceAnalyzer, FaceAnalyzerConfig};
+pub use describe::{AttributeTensors, Attributes, Face, FaceAnalyzer, FaceAnalyzerConfig, FaceDetector};
 
 /// The licence line of the face networks, for reports and cards.
 pub const LICENCE: &str = "face-api (npm @vladmandic/face-api 1.7.15): MIT; age/gender trained on research-only data";

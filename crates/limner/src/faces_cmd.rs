@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 use burn::tensor::Device;
 use clap::Args;
 use limner_data::imageio::{load_image_rgb, DEFAULT_MAX_PIXELS};
+use limner_faces::ssd_mobilenet::SsdMobilenetV1Config;
 use limner_faces::tiny_face_detector::TinyFaceDetectorConfig;
 use limner_faces::{FaceAnalyzer, FaceAnalyzerConfig, Image};
 
@@ -22,7 +23,10 @@ pub struct DescribeArgs {
     /// also compute the 128-d identity descriptor (JSON only)
     #[arg(long)]
     pub descriptor: bool,
-    /// face detector input side (a multiple of 32; larger finds smaller faces, slower)
+    /// face detector: `tiny` (fast) or `ssd` (SSD-MobileNetV1 at 512 px: more accurate, slower)
+    #[arg(long, default_value = "tiny")]
+    pub detector: String,
+    /// tiny detector input side (a multiple of 32; larger finds smaller faces, slower)
     #[arg(long, default_value_t = 416)]
     pub detector_size: usize,
     /// minimum detector score (0..1)
@@ -30,19 +34,24 @@ pub struct DescribeArgs {
     pub min_score: f32,
 }
 
-fn analyzer(detector_size: usize, min_score: f32, descriptors: bool) -> Result<FaceAnalyzer> {
+fn analyzer(detector: &str, detector_size: usize, min_score: f32, descriptors: bool) -> Result<FaceAnalyzer> {
     if detector_size == 0 || !detector_size.is_multiple_of(32) {
         bail!("--detector-size must be a positive multiple of 32 (e.g. 160, 320, 416), got {detector_size}");
     }
     if !(min_score > 0.0 && min_score < 1.0) {
         bail!("--min-score must be between 0 and 1, got {min_score}");
     }
-    let detector = TinyFaceDetectorConfig { input_size: detector_size, score_threshold: min_score, ..Default::default() };
-    FaceAnalyzer::load_fetched(FaceAnalyzerConfig { detector, descriptors, ..Default::default() }, &Device::flex())
+    let ssd = match detector {
+        "tiny" => None,
+        "ssd" => Some(SsdMobilenetV1Config { min_confidence: min_score, ..Default::default() }),
+        other => bail!("unknown --detector `{other}`: use tiny or ssd"),
+    };
+    let tiny = TinyFaceDetectorConfig { input_size: detector_size, score_threshold: min_score, ..Default::default() };
+    FaceAnalyzer::load_fetched(FaceAnalyzerConfig { detector: tiny, ssd, descriptors, ..Default::default() }, &Device::flex())
 }
 
 pub fn describe(a: DescribeArgs) -> Result<()> {
-    let fa = analyzer(a.detector_size, a.min_score, a.descriptor)?;
+    let fa = analyzer(&a.detector, a.detector_size, a.min_score, a.descriptor)?;
     let mut images = vec![];
     for p in &a.images {
         let (w, h, rgb) = load_image_rgb(p, DEFAULT_MAX_PIXELS)?;
@@ -108,8 +117,8 @@ pub fn describe(a: DescribeArgs) -> Result<()> {
 }
 
 /// The `--align` framer of `limner dataset build`: the most confident face, FFHQ-aligned.
-pub fn face_framer(detector_size: usize) -> Result<Box<limner_data::Framer>> {
-    let fa = analyzer(detector_size, 0.5, false)?;
+pub fn face_framer(detector: &str, detector_size: usize) -> Result<Box<limner_data::Framer>> {
+    let fa = analyzer(detector, detector_size, 0.5, false)?;
     Ok(Box::new(move |img: &limner_data::RgbImage, res: u32| {
         let (w, h) = img.dimensions();
         let im = Image::from_rgb8(w as usize, h as usize, img.as_raw());

@@ -69,7 +69,10 @@ enum DatasetCmd {
         /// frame each image on its face, FFHQ-style (eyes level, same place); images without a face are skipped (needs `limner models fetch --only face-api`)
         #[arg(long)]
         align: bool,
-        /// face detector input side for --align (a multiple of 32)
+        /// face detector for --align: tiny (fast) or ssd (more accurate, slower)
+        #[arg(long, default_value = "tiny")]
+        detector: String,
+        /// tiny face detector input side for --align (a multiple of 32)
         #[arg(long, default_value_t = 416)]
         detector_size: usize,
     },
@@ -221,8 +224,8 @@ fn main() {
 
 fn run(cmd: Command) -> Result<()> {
     match cmd {
-        Command::Dataset(DatasetCmd::Build { input, res, out, exclude, near_dup, align, detector_size }) => {
-            dataset_build(&input, res, out, exclude, near_dup, align.then_some(detector_size))
+        Command::Dataset(DatasetCmd::Build { input, res, out, exclude, near_dup, align, detector, detector_size }) => {
+            dataset_build(&input, res, out, exclude, near_dup, align.then_some((detector, detector_size)))
         }
         Command::Describe(a) => faces_cmd::describe(a),
         Command::Dataset(DatasetCmd::Distill(a)) => photoreal_cmd::distill(a),
@@ -275,9 +278,9 @@ fn run(cmd: Command) -> Result<()> {
     }
 }
 
-fn dataset_build(input: &Path, res: u32, out: PathBuf, exclude: Vec<String>, near_dup: u32, align: Option<usize>) -> Result<()> {
+fn dataset_build(input: &Path, res: u32, out: PathBuf, exclude: Vec<String>, near_dup: u32, align: Option<(String, usize)>) -> Result<()> {
     let opts = limner_data::BuildOptions { res, out: out.clone(), exclude, near_dup_threshold: near_dup, align: align.is_some(), ..Default::default() };
-    let framer = align.map(faces_cmd::face_framer).transpose()?;
+    let framer = align.as_ref().map(|(d, s)| faces_cmd::face_framer(d, *s)).transpose()?;
     let pb = ProgressBar::new(0);
     let what = if align.is_some() { "aligning" } else { "decoding" };
     pb.set_style(ProgressStyle::with_template(&format!("{{spinner}} {what} {{pos}}/{{len}} [{{bar:40}}] {{per_sec}} eta {{eta}}")).unwrap());

@@ -75,6 +75,12 @@ fn describe_and_align_real_faces() {
     assert!(line.starts_with("a ") || line.starts_with("an "), "{text}");
     assert!(line.contains(", about ") && ["woman", "man", "girl", "boy", "person", "child"].iter().any(|w| line.contains(w)), "{text}");
 
+    // the SSD detector boxes the face differently, but the face is described alike
+    let ssd = ok(&["describe", "--detector", "ssd", face]);
+    let age_of = |l: &str| l.split(", about ").nth(1).and_then(|r| r.split(' ').next()).and_then(|a| a.parse::<f32>().ok()).unwrap();
+    let (words, ssd_words) = (line.split(", about").next().unwrap(), ssd.split(", about").next().unwrap());
+    assert!(words == ssd_words && (age_of(line) - age_of(&ssd)).abs() <= 5.0, "tiny: {line} / ssd: {ssd}");
+
     // JSON: box, 68 landmarks, age, gender with probability, 7 expression probabilities
     let v: Value = serde_json::from_str(&ok(&["describe", "--json", "--descriptor", face])).unwrap();
     let f = &v["faces"][0];
