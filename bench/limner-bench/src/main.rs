@@ -4,7 +4,10 @@
 //! `RESULT limner <name> key=value ...` that `bench/run.sh` pairs with the identical line
 //! printed by the PyTorch port `bench/torch_ref.py`.
 //!
-//! Usage: limner-bench [all|train-step|gen|modconv|parts|kernels|ab]... [--quick] [--cfg default|fixture|both]
+//! Usage: limner-bench [all|train-step|gen|modconv|parts|kernels|ab|photoreal]... [--quick] [--cfg default|fixture|both]
+//!
+//! `photoreal` (not part of `all`; needs `limner models fetch --only random-face`) times one
+//! 1024px random-face synthesis; `bench/photoreal.sh` pairs it with OpenVINO.
 //!
 //! `kernels` and `ab` (not part of `all`) compare burn's flex convs with limner-kernels in one
 //! process: per conv layer (fwd / input grad / weight grad), and the whole training step.
@@ -15,6 +18,8 @@
 
 use std::hint::black_box;
 use std::time::Instant;
+
+mod photoreal;
 
 use burn::tensor::{Device, Distribution, Tensor};
 use limner_gan::layers::{NoiseMode, SynthesisLayer};
@@ -67,8 +72,9 @@ fn main() {
             "parts" => bench_parts(&dev, &opts),
             "kernels" => bench_kernels(&dev, &opts),
             "ab" => bench_ab(&dev, &opts),
+            "photoreal" => photoreal::bench_photoreal(&dev, opts.quick),
             other => {
-                eprintln!("unknown measurement `{other}` (use all, train-step, gen, modconv, parts, kernels, ab)");
+                eprintln!("unknown measurement `{other}` (use all, train-step, gen, modconv, parts, kernels, ab, photoreal)");
                 std::process::exit(2);
             }
         }

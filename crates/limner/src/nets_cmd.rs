@@ -45,7 +45,7 @@ pub struct ScoreArgs {
     /// truncation for sets generated from a model
     #[arg(long, default_value_t = 1.0)]
     pub psi: f32,
-    /// KID subsets (of min(n, 1000) images each)
+    /// KID subsets (of min(1000, n/2) images each, so that subsets differ and the spread means something)
     #[arg(long, default_value_t = 100)]
     pub kid_subsets: usize,
 }
@@ -56,9 +56,11 @@ pub fn score(a: ScoreArgs) -> Result<()> {
     let fa = features_of(&net, &a.a, a.n, a.psi, &device)?;
     let fb = features_of(&net, &a.b, a.n, a.psi, &device)?;
     let fd = fid_like(&fa, &fb)?;
-    let k = kid(&fa, &fb, a.kid_subsets, 1000, 0)?;
+    // Subsets of the whole set would all be equal (zero spread): draw half-size subsets when n < 2000.
+    let subset = 1000.min(fa.len().min(fb.len()) / 2).max(2);
+    let k = kid(&fa, &fb, a.kid_subsets, subset, 0)?;
     println!("FID-like (InceptionV3 mixed5 pooled, {FEATURE_SIZE}px; not the published pool3 FID): {fd:.3}");
-    println!("KID (mixed5 pooled, {} subsets of {}): {:.5} ± {:.5} (standard error)", k.subsets, k.subset_size, k.mean, k.std_error);
+    println!("KID (mixed5 pooled, {} subsets of {}): {:.5} ± {:.5} (standard deviation over the subsets)", k.subsets, k.subset_size, k.mean, k.std);
     println!("images: {} vs {}", fa.len(), fb.len());
     Ok(())
 }
