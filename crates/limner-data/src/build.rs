@@ -52,7 +52,14 @@ pub struct BuildOptions {
     pub max_pixels: u64,
     /// Files with more bytes are skipped.
     pub max_file_bytes: u64,
+    /// Frame each image on its face (FFHQ-style alignment) instead of the centred square:
+    /// needs a [`Framer`] ([`build_dataset_with`]); images without a face are skipped.
+    pub align: bool,
 }
+
+/// Frames one decoded image as a `res`×`res` square (e.g. a face aligner); an `Err` skips the
+/// image with that reason (e.g. "no face found"). Called from several threads at once.
+pub type Framer = dyn Fn(&RgbImage, u32) -> std::result::Result<RgbImage, String> + Sync;
 
 impl Default for BuildOptions {
     fn default() -> Self {
@@ -64,6 +71,7 @@ impl Default for BuildOptions {
             near_dup_threshold: 4,
             max_pixels: DEFAULT_MAX_PIXELS,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            align: false,
         }
     }
 }
@@ -150,8 +158,24 @@ pub fn build_dataset(
     opts: &BuildOptions,
     progress: &dyn Fn(usize, usize),
 ) -> Result<BuildReport> {
+    build_dataset_with(input, opts, None, progress)
+}
+
+/// [`build_dataset`] with `framer` cutting each square instead of the centred crop (required
+/// when `opts.align` is set: limner-data knows no faces; the CLI passes limner-faces'
+/// aligner). The framer sees the full decoded image after the size check.
+pub fn build_dataset_with(
+    input: &Path,
+    opts: &BuildOptions,
+    framer: Option<&Framer>,
+    progress: &dyn Fn(usize, usize),
+) -> Result<BuildReport> {
     let start = Instant::now();
     opts.validate()?;
+    ensure!(
+        !opts.align || framer.is_some(),
+        "align needs a face aligner: use `limner dataset build --align` (limner-faces)"
+    );
     let exclude = compile_globs(&opts.exclude)?;
     let mut source = Source::open(input)?;
     let total = source.len();
@@ -191,7 +215,7 @@ pub fn build_dataset(
             .collect();
         let processed: Vec<(String, Result<Processed, SkipReason>)> = loaded
             .into_par_iter()
-            .map(|(name, bytes)| (name, bytes.and_then(|b| process(&b, opts))))
+            .map(|(name, bytes)| (name, bytes.and_then(|b| process(&b, opts, framer))))
             .collect();
         for (name, result) in processed {
             let outcome = result.and_then(|img| match dedup.find(&img) {
@@ -290,8 +314,8 @@ struct Processed {
     mean: [f32; 3],
 }
 
-/// Decodes, checks the size, crops to a centred square and resizes.
-fn process(bytes: &[u8], opts: &BuildOptions) -> Result<Processed, SkipReason> {
+/// Decodes, checks the size, crops to a centred square (or frames with `framer`) and resizes.
+fn process(bytes: &[u8], opts: &BuildOptions, framer: Option<&Framer>) -> Result<Processed, SkipReason> {
     let img = decode_rgb(bytes, opts.max_pixels)?;
     let (w, h) = img.dimensions();
     if w.min(h) < opts.min_size() {
@@ -302,7 +326,16 @@ fn process(bytes: &[u8], opts: &BuildOptions) -> Result<Processed, SkipReason> {
     sha.update(h.to_le_bytes());
     sha.update(img.as_raw());
 
-    let small = crop_and_resize(&img, opts.res);
+    let small = match framer {
+        Some(f) => {
+            let framed = f(&img, opts.res).map_err(SkipReason::NotFramed)?;
+            if framed.dimensions() != (opts.res, opts.res) {
+                return Err(SkipReason::NotFramed(format!("the framer returned {}x{}", framed.width(), framed.height())));
+            }
+            framed
+        }
+        None => crop_and_resize(&img, opts.res),
+    };
     let mut sums = [0u64; 3];
     for p in small.pixels() {
         for c in 0..3 {

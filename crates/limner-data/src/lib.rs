@@ -12,6 +12,8 @@ mod source;
 
 pub mod imageio;
 
-pub use build::{build_dataset, BuildOptions, BuildReport};
+pub use build::{build_dataset, build_dataset_with, BuildOptions, BuildReport, Framer};
+/// The decoded image type a [`Framer`] receives and returns.
+pub use image::RgbImage;
 pub use format::{DatasetMeta, PackedDataset, FORMAT_VERSION, MAGIC};
 pub use skip::{Oversize, SkipReason};

@@ -23,6 +23,8 @@ pub enum SkipReason {
     TooSmall { w: u32, h: u32 },
     /// Same or nearly the same picture as an earlier file (in sorted order), which was kept.
     Duplicate { of: String },
+    /// The framer (`--align`: the face aligner) could not frame it, e.g. no face was found.
+    NotFramed(String),
 }
 
 /// Which limit a [`SkipReason::TooLarge`] file broke.
@@ -47,6 +49,7 @@ impl SkipReason {
             SkipReason::TooLarge(_) => "too large",
             SkipReason::TooSmall { .. } => "too small",
             SkipReason::Duplicate { .. } => "duplicate",
+            SkipReason::NotFramed(_) => "not framed (no face)",
         }
     }
 }
@@ -70,6 +73,7 @@ impl fmt::Display for SkipReason {
             }
             SkipReason::TooSmall { w, h } => write!(f, "too small: {w}x{h}"),
             SkipReason::Duplicate { of } => write!(f, "duplicate of {of}"),
+            SkipReason::NotFramed(msg) => write!(f, "{msg}"),
         }
     }
 }

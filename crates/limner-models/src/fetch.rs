@@ -105,6 +105,17 @@ pub static SOURCES: &[Source] = &[Source {
     nets: &["random-face"],
     keep: &[RANDOM_FACE_DATA],
     convert: convert_random_face,
+}, Source {
+    name: "face-api",
+    registry: Registry::Npm,
+    package: "@vladmandic/face-api",
+    version: "1.7.15",
+    sha256: "0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031",
+    licence: "face-api package: MIT; its age/gender model was trained on data licensed for research only: not for commercial use",
+    what: "face-api's face networks: tiny face detector, SSD-MobileNetV1, 68 landmarks (+tiny), 128-d identity, age/gender, expression",
+    nets: &FACE_API_NETS,
+    keep: &[FACE_API_MODEL_DIR],
+    convert: convert_face_api,
 }];
 
 /// A source by name, or an error listing the names.
@@ -521,4 +532,97 @@ fn convert_inception_v3(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
     meta.insert("resize".into(), "bilinear, align_corners=true (as nsfwjs)".into());
     meta.insert("convs".into(), Value::Array(convs).to_string());
     Ok(vec![("inception-v3".into(), safetensors_bytes(&sd, &meta, Precision::F32)?)])
+}
+
+// ---------------------------------------------------------------------------------------
+// face-api (npm @vladmandic/face-api@1.7.15)
+
+/// Where the npm package keeps its TF.js weights; kept as is under `nets/face-api/` for the
+/// TF.js parity test.
+pub const FACE_API_MODEL_DIR: &str = "package/model/";
+
+/// limner's names of face-api's networks, with the stem of each weights manifest.
+pub const FACE_API_MODELS: [(&str, &str); 7] = [
+    ("tiny-face-detector", "tiny_face_detector_model"),
+    ("ssd-mobilenetv1", "ssd_mobilenetv1_model"),
+    ("face-landmark-68", "face_landmark_68_model"),
+    ("face-landmark-68-tiny", "face_landmark_68_tiny_model"),
+    ("face-recognition", "face_recognition_model"),
+    ("age-gender", "age_gender_model"),
+    ("face-expression", "face_expression_model"),
+];
+
+const FACE_API_NETS: [&str; 7] = {
+    let mut n = [""; 7];
+    let mut i = 0;
+    while i < 7 {
+        n[i] = FACE_API_MODELS[i].0;
+        i += 1;
+    }
+    n
+};
+
+/// The kept folder of face-api's original TF.js weights, if present.
+pub fn face_api_model_dir() -> Option<PathBuf> {
+    let d = nets_dir().join("face-api").join(FACE_API_MODEL_DIR);
+    FACE_API_MODELS.iter().all(|(_, stem)| d.join(format!("{stem}-weights_manifest.json")).is_file()).then_some(d)
+}
+
+/// face-api's weight maps → one safetensors file per network, under the manifest's own names
+/// (`conv0/filters`, `dense1/conv2/pointwise_filter`, `fc/age/weights`), dequantised to f32
+/// (`q · scale + min`, as tfjs does) and re-laid out for burn: every 4-d kernel
+/// `[kh, kw, in, out]` becomes `[out, in, kh, kw]`; depthwise kernels (`*depthwise_filter`,
+/// `*depthwise_weights`, `[kh, kw, c, 1]`) become `[c, 1, kh, kw]`. Everything else (biases,
+/// fully connected `[in, out]` matrices, scale layers, SSD constants) is kept as it is.
+fn convert_face_api(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut out = vec![];
+    for (net, stem) in FACE_API_MODELS {
+        let manifest = archive.text(&format!("{FACE_API_MODEL_DIR}{stem}-weights_manifest.json"))?;
+        let weights = tfjs::read_weights_manifest(manifest, |shard| Ok(archive.file(&format!("{FACE_API_MODEL_DIR}{shard}"))?.to_vec()))
+            .with_context(|| format!("reading {stem}"))?;
+        let mut sd = StateDict::new();
+        for (name, w) in weights {
+            let t = match w.shape[..] {
+                [kh, kw, cin, m] if name.ends_with("depthwise_filter") || name.ends_with("depthwise_weights") => {
+                    // [kh, kw, c, m] → [c·m, 1, kh, kw]
+                    let mut d = vec![0.0f32; w.data.len()];
+                    for y in 0..kh {
+                        for x in 0..kw {
+                            for c in 0..cin {
+                                for j in 0..m {
+                                    d[((c * m + j) * kh + y) * kw + x] = w.data[((y * kw + x) * cin + c) * m + j];
+                                }
+                            }
+                        }
+                    }
+                    HostTensor { shape: vec![cin * m, 1, kh, kw], data: d }
+                }
+                [kh, kw, cin, cout] => {
+                    // [kh, kw, in, out] → [out, in, kh, kw]
+                    let mut d = vec![0.0f32; w.data.len()];
+                    for y in 0..kh {
+                        for x in 0..kw {
+                            for i in 0..cin {
+                                for o in 0..cout {
+                                    d[((o * cin + i) * kh + y) * kw + x] = w.data[((y * kw + x) * cin + i) * cout + o];
+                                }
+                            }
+                        }
+                    }
+                    HostTensor { shape: vec![cout, cin, kh, kw], data: d }
+                }
+                _ => HostTensor { shape: w.shape, data: w.data },
+            };
+            if t.data.iter().any(|v| !v.is_finite()) {
+                bail!("{stem}: `{name}` has non-finite values");
+            }
+            sd.insert(name, t);
+        }
+        let mut meta = BTreeMap::new();
+        meta.insert("format".into(), format!("limner-faces/{net}/1"));
+        meta.insert("source".into(), format!("npm @vladmandic/face-api@1.7.15 model/{stem} (TF.js weights manifest, mostly 8-bit quantised)"));
+        meta.insert("layout".into(), "conv [out, in, kh, kw]; depthwise [c, 1, kh, kw]; fully connected [in, out] (as TF)".into());
+        out.push((net.to_string(), safetensors_bytes(&sd, &meta, Precision::F32)?));
+    }
+    Ok(out)
 }

@@ -83,8 +83,30 @@ fn shard_paths(model: &Value) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// Reads a bare weights manifest (face-api's `*-weights_manifest.json`: a JSON array of
+/// `{paths, weights}` groups, no topology) and its binary shards, looked up by file name,
+/// into named, dequantised tensors (`conv0/filters`, `fc/age/weights`, ...).
+pub fn read_weights_manifest(manifest_json: &str, mut shard: impl FnMut(&str) -> Result<Vec<u8>>) -> Result<BTreeMap<String, Weight>> {
+    let manifest: Value = serde_json::from_str(manifest_json).context("the weights manifest is not JSON")?;
+    if !manifest.is_array() {
+        bail!("the weights manifest is not a list of weight groups");
+    }
+    let model = serde_json::json!({ "weightsManifest": manifest });
+    let mut bytes = vec![];
+    for path in shard_paths(&model)? {
+        bytes.extend_from_slice(&shard(&path)?);
+    }
+    decode_weights(&model, &bytes)
+}
+
 /// Splits the concatenated shard bytes into dequantised tensors, following the manifest.
 fn decode_model(model: Value, bytes: &[u8]) -> Result<LayersModel> {
+    let weights = decode_weights(&model, bytes)?;
+    let topology = model.get("modelTopology").cloned().ok_or_else(|| anyhow!("no modelTopology"))?;
+    Ok(LayersModel { topology, weights })
+}
+
+fn decode_weights(model: &Value, bytes: &[u8]) -> Result<BTreeMap<String, Weight>> {
     let mut weights = BTreeMap::new();
     let mut off = 0usize;
     // tfjs concatenates every group's shards and reads each group's weights in order; with
@@ -102,17 +124,18 @@ fn decode_model(model: Value, bytes: &[u8]) -> Result<LayersModel> {
             let dtype = w["dtype"].as_str().unwrap_or("float32");
             let q = w.get("quantization");
             let (width, data): (usize, Box<dyn Fn(&[u8]) -> Vec<f32>>) = match (dtype, q.and_then(|q| q["dtype"].as_str())) {
-                ("float32", Some(qd @ ("uint8" | "uint16"))) => {
+                ("float32" | "int32", Some(qd @ ("uint8" | "uint16"))) => {
                     let q = q.unwrap();
                     let min = q["min"].as_f64().ok_or_else(|| anyhow!("`{name}`: quantisation without min"))?;
                     let scale = q["scale"].as_f64().ok_or_else(|| anyhow!("`{name}`: quantisation without scale"))?;
                     // tfjs: value = q * scale + min, computed in double, stored as float32
+                    // (int32 weights are rounded to the nearest integer)
+                    let int = dtype == "int32";
+                    let deq = move |v: f64| if int { (v * scale + min).round() as f32 } else { (v * scale + min) as f32 };
                     if qd == "uint8" {
-                        (1, Box::new(move |b: &[u8]| b.iter().map(|&v| (v as f64 * scale + min) as f32).collect()))
+                        (1, Box::new(move |b: &[u8]| b.iter().map(|&v| deq(v as f64)).collect()))
                     } else {
-                        (2, Box::new(move |b: &[u8]| {
-                            b.chunks_exact(2).map(|c| (u16::from_le_bytes([c[0], c[1]]) as f64 * scale + min) as f32).collect()
-                        }))
+                        (2, Box::new(move |b: &[u8]| b.chunks_exact(2).map(|c| deq(u16::from_le_bytes([c[0], c[1]]) as f64)).collect()))
                     }
                 }
                 ("float32", Some("float16")) => (2, Box::new(|b: &[u8]| {
@@ -137,8 +160,7 @@ fn decode_model(model: Value, bytes: &[u8]) -> Result<LayersModel> {
     if off != bytes.len() {
         bail!("the weight shards hold {} bytes, the manifest describes {off}", bytes.len());
     }
-    let topology = model.get("modelTopology").cloned().ok_or_else(|| anyhow!("no modelTopology"))?;
-    Ok(LayersModel { topology, weights })
+    Ok(weights)
 }
 
 /// The object literal assigned to `exports` in a bundled module (`...exports={...}`).
@@ -351,5 +373,26 @@ mod tests {
         // a short shard is an error, not garbage
         let short = format!("h.exports=\"{}\"", base64::engine::general_purpose::STANDARD.encode(&shard[..6]));
         assert!(read_min_js(js_model, |_| Ok(short.clone())).is_err());
+    }
+
+    #[test]
+    fn reads_bare_weights_manifests() {
+        let manifest = r#"[{"paths":["a.bin"],"weights":[
+            {"name":"conv0/filters","shape":[3],"dtype":"float32","quantization":{"dtype":"uint8","min":-0.5,"scale":0.25}},
+            {"name":"n","shape":[],"dtype":"int32","quantization":{"dtype":"uint8","min":0.4,"scale":1.0}},
+            {"name":"b","shape":[1],"dtype":"float32"}]}]"#;
+        let mut bin = vec![0u8, 2, 4, 3];
+        bin.extend_from_slice(&(-2.0f32).to_le_bytes());
+        let w = read_weights_manifest(manifest, |p| {
+            assert_eq!(p, "a.bin");
+            Ok(bin.clone())
+        })
+        .unwrap();
+        assert_eq!(w["conv0/filters"].data, vec![-0.5, 0.0, 0.5]);
+        assert_eq!(w["n"].data, vec![3.0], "int32 weights are rounded like tfjs");
+        assert!(w["n"].shape.is_empty());
+        assert_eq!(w["b"].data, vec![-2.0]);
+        assert!(read_weights_manifest(manifest, |_| Ok(bin[..5].to_vec())).is_err());
+        assert!(read_weights_manifest("{}", |_| Ok(vec![])).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! The `limner` command line: argument parsing and progress bars over the library crates.
 
 mod art_cmd;
+mod faces_cmd;
 mod nets_cmd;
 mod photoreal_cmd;
 
@@ -49,6 +50,8 @@ enum Command {
     Gatys(art_cmd::GatysArgs),
     /// DeepDream on a photo or a generated face (InceptionV3; needs `limner models fetch`)
     Dream(art_cmd::DreamArgs),
+    /// Describe the faces in images: box, 68 landmarks, apparent age, gender, expression (face-api's models)
+    Describe(faces_cmd::DescribeArgs),
 }
 
 #[derive(Subcommand)]
@@ -68,6 +71,15 @@ enum DatasetCmd {
         /// near-duplicate threshold: Hamming distance of perceptual hashes (0 = exact only)
         #[arg(long, default_value_t = 4)]
         near_dup: u32,
+        /// frame each image on its face, FFHQ-style (eyes level, same place); images without a face are skipped (needs `limner models fetch --only face-api`)
+        #[arg(long)]
+        align: bool,
+        /// face detector for --align: tiny (fast) or ssd (more accurate, slower)
+        #[arg(long, default_value = "tiny")]
+        detector: String,
+        /// tiny face detector input side for --align (a multiple of 32)
+        #[arg(long, default_value_t = 416)]
+        detector_size: usize,
     },
     /// Show a packed dataset's header and verify its checksum
     Info { path: PathBuf },
@@ -217,7 +229,10 @@ fn main() {
 
 fn run(cmd: Command) -> Result<()> {
     match cmd {
-        Command::Dataset(DatasetCmd::Build { input, res, out, exclude, near_dup }) => dataset_build(&input, res, out, exclude, near_dup),
+        Command::Dataset(DatasetCmd::Build { input, res, out, exclude, near_dup, align, detector, detector_size }) => {
+            dataset_build(&input, res, out, exclude, near_dup, align.then_some((detector, detector_size)))
+        }
+        Command::Describe(a) => faces_cmd::describe(a),
         Command::Dataset(DatasetCmd::Distill(a)) => photoreal_cmd::distill(a),
         Command::Dataset(DatasetCmd::Info { path }) => {
             let ds = limner_data::PackedDataset::open(&path)?;
@@ -270,11 +285,13 @@ fn run(cmd: Command) -> Result<()> {
     }
 }
 
-fn dataset_build(input: &Path, res: u32, out: PathBuf, exclude: Vec<String>, near_dup: u32) -> Result<()> {
-    let opts = limner_data::BuildOptions { res, out: out.clone(), exclude, near_dup_threshold: near_dup, ..Default::default() };
+fn dataset_build(input: &Path, res: u32, out: PathBuf, exclude: Vec<String>, near_dup: u32, align: Option<(String, usize)>) -> Result<()> {
+    let opts = limner_data::BuildOptions { res, out: out.clone(), exclude, near_dup_threshold: near_dup, align: align.is_some(), ..Default::default() };
+    let framer = align.as_ref().map(|(d, s)| faces_cmd::face_framer(d, *s)).transpose()?;
     let pb = ProgressBar::new(0);
-    pb.set_style(ProgressStyle::with_template("{spinner} decoding {pos}/{len} [{bar:40}] {per_sec} eta {eta}").unwrap());
-    let report = limner_data::build_dataset(input, &opts, &|done, total| {
+    let what = if align.is_some() { "aligning" } else { "decoding" };
+    pb.set_style(ProgressStyle::with_template(&format!("{{spinner}} {what} {{pos}}/{{len}} [{{bar:40}}] {{per_sec}} eta {{eta}}")).unwrap());
+    let report = limner_data::build_dataset_with(input, &opts, framer.as_deref(), &|done, total| {
         pb.set_length(total as u64);
         pb.set_position(done as u64);
     });

@@ -1,0 +1,393 @@
+//! `limner generate --prompt`: a prompt is parsed into attribute targets (gender, an age
+//! band or number, smiling or not), and each sample is moved along the named directions
+//! ([`crate::directions`]) until the attribute networks agree, by a per-sample line search
+//! with bounded steps. Only what the face networks can measure is understood; anything
+//! else is an error that lists the words the prompt understands.
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use crate::describe::{Attributes, Face, FaceAnalyzer};
+use crate::directions::{Directions, WGenerator};
+use crate::image::Image;
+use crate::landmarks68::Landmarks;
+
+/// An apparent-age target in years, inclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct AgeRange {
+    pub min: f32,
+    pub max: f32,
+}
+
+/// What a prompt asks for. `None`: not asked, left as the seed made it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Targets {
+    /// `Some(true)`: male
+    pub male: Option<bool>,
+    pub age: Option<AgeRange>,
+    /// `Some(true)`: smiling; `Some(false)`: not smiling
+    pub smiling: Option<bool>,
+}
+
+const GENDER_WORDS: [(&str, bool); 12] = [
+    ("man", true),
+    ("men", true),
+    ("male", true),
+    ("guy", true),
+    ("gentleman", true),
+    ("boy", true),
+    ("woman", false),
+    ("women", false),
+    ("female", false),
+    ("lady", false),
+    ("girl", false),
+    ("gal", false),
+];
+const AGE_WORDS: [(&str, f32, f32); 10] = [
+    ("young", 0.0, 29.0),
+    ("younger", 0.0, 29.0),
+    ("youthful", 0.0, 29.0),
+    ("child", 0.0, 12.0),
+    ("kid", 0.0, 12.0),
+    ("teenage", 13.0, 19.0),
+    ("teenager", 13.0, 19.0),
+    ("old", 50.0, 120.0),
+    ("elderly", 50.0, 120.0),
+    ("senior", 50.0, 120.0),
+];
+const SMILE_WORDS: [(&str, bool); 8] =
+    [("smiling", true), ("smile", true), ("smiles", true), ("happy", true), ("grinning", true), ("neutral", false), ("serious", false), ("unsmiling", false)];
+const FILLER: [&str; 20] = [
+    "a", "an", "the", "of", "with", "and", "person", "face", "portrait", "photo", "picture", "who", "is", "looking", "aged", "age", "years", "year", "old-looking", "in",
+];
+/// Words that are understood as asking for something no model here can measure.
+const UNMEASURABLE: [&str; 10] = ["glasses", "beard", "moustache", "mustache", "hat", "bald", "blonde", "hair", "makeup", "earrings"];
+
+/// Every word a prompt understands, for error messages.
+pub fn vocabulary() -> String {
+    let g: Vec<&str> = GENDER_WORDS.iter().map(|w| w.0).collect();
+    let a: Vec<&str> = AGE_WORDS.iter().map(|w| w.0).collect();
+    let s: Vec<&str> = SMILE_WORDS.iter().map(|w| w.0).collect();
+    format!(
+        "gender: {}; age: {}, middle-aged, a number (\"40\", \"40-year-old\", \"40s\", \"in his 40s\"); expression: {}; ignored: {}",
+        g.join(", "),
+        a.join(", "),
+        s.join(", "),
+        FILLER.join(", ")
+    )
+}
+
+/// Parses a prompt such as "a smiling old man" or "a 30-year-old woman, not smiling".
+pub fn parse(prompt: &str) -> Result<Targets> {
+    let mut t = Targets::default();
+    let lower = prompt.to_lowercase();
+    let words: Vec<String> = lower.split(|c: char| c.is_whitespace() || c == ',' || c == '.' || c == ';').filter(|w| !w.is_empty()).map(str::to_string).collect();
+    if words.is_empty() {
+        bail!("the prompt is empty; it understands {}", vocabulary());
+    }
+    let mut unknown = vec![];
+    let mut negate = false;
+    let set_age = |t: &mut Targets, r: AgeRange, w: &str| -> Result<()> {
+        if let Some(old) = t.age.filter(|o| *o != r) {
+            bail!("the prompt asks for two ages ({}–{} and `{w}`)", old.min, old.max);
+        }
+        t.age = Some(r);
+        Ok(())
+    };
+    for w in &words {
+        let w = w.as_str();
+        if matches!(w, "not" | "no" | "without") {
+            negate = true;
+            continue;
+        }
+        let neg = std::mem::take(&mut negate);
+        if let Some(&(_, male)) = GENDER_WORDS.iter().find(|g| g.0 == w) {
+            if t.male.is_some_and(|m| m != male) {
+                bail!("the prompt asks for both genders");
+            }
+            t.male = Some(male);
+            if matches!(w, "boy" | "girl") {
+                set_age(&mut t, AgeRange { min: 0.0, max: 12.0 }, w)?;
+            }
+        } else if w == "his" || w == "her" {
+            t.male = t.male.or(Some(w == "his"));
+        } else if let Some(&(_, lo, hi)) = AGE_WORDS.iter().find(|a| a.0 == w) {
+            set_age(&mut t, AgeRange { min: lo, max: hi }, w)?;
+        } else if w == "middle-aged" {
+            set_age(&mut t, AgeRange { min: 35.0, max: 55.0 }, w)?;
+        } else if let Some(r) = age_number(w) {
+            set_age(&mut t, r, w)?;
+        } else if let Some(&(_, s)) = SMILE_WORDS.iter().find(|s| s.0 == w) {
+            t.smiling = Some(s != neg);
+        } else if FILLER.contains(&w) {
+        } else if UNMEASURABLE.contains(&w) {
+            unknown.push(format!("`{w}` (no model here measures it)"));
+        } else {
+            unknown.push(format!("`{w}`"));
+        }
+    }
+    if !unknown.is_empty() {
+        bail!("the prompt has words it does not understand: {}. It understands {}", unknown.join(", "), vocabulary());
+    }
+    if t == Targets::default() {
+        bail!("the prompt asks for nothing measurable; it understands {}", vocabulary());
+    }
+    Ok(t)
+}
+
+/// "40", "40-year-old", "40s", "40-something": an age (±5 years) or a decade.
+fn age_number(w: &str) -> Option<AgeRange> {
+    let w = w.trim_end_matches("-year-old").trim_end_matches("-years-old").trim_end_matches("yo").trim_end_matches("-something");
+    if let Some(d) = w.strip_suffix("s").and_then(|d| d.parse::<u32>().ok()).filter(|d| d % 10 == 0 && *d <= 90) {
+        return Some(AgeRange { min: d as f32, max: d as f32 + 9.0 });
+    }
+    let n: f32 = w.parse::<u32>().ok().filter(|&n| (1..=100).contains(&n))? as f32;
+    Some(AgeRange { min: n - 5.0, max: n + 5.0 })
+}
+
+/// How far an attribute reading is from one target (0 when met; positive distances), and
+/// the sign of the step along its direction that would help.
+fn gaps(t: &Targets, a: &Attributes) -> [(f32, f32); 3] {
+    let gender = match t.male {
+        // the description says "man"/"woman" from 70 % on
+        Some(m) => {
+            let p = if m { a.male_probability } else { 1.0 - a.male_probability };
+            ((0.75 - p).max(0.0), if m { 1.0 } else { -1.0 })
+        }
+        None => (0.0, 0.0),
+    };
+    let age = match t.age {
+        Some(r) => {
+            let age = a.age.round();
+            if age < r.min {
+                ((r.min - age) / 10.0, 1.0)
+            } else if age > r.max {
+                ((age - r.max) / 10.0, -1.0)
+            } else {
+                (0.0, 0.0)
+            }
+        }
+        None => (0.0, 0.0),
+    };
+    let (e, p) = a.expression();
+    let smile = match t.smiling {
+        Some(true) => (if e == "happy" && p >= 0.55 { 0.0 } else { (0.6 - a.expressions[1]).max(0.01) }, 1.0),
+        Some(false) => (if e == "happy" && p >= 0.5 { a.expressions[1] } else { 0.0 }, -1.0),
+        None => (0.0, 0.0),
+    };
+    [gender, age, smile]
+}
+
+/// Whether a reading meets the targets as the one-line description would say it: "man" or
+/// "woman" (≥ 70 %), "about N" inside the age range, "smiling" (happy the most likely at
+/// ≥ 50 %) or not.
+pub fn satisfied(t: &Targets, a: &Attributes) -> bool {
+    let (g, gp) = a.gender();
+    let (e, ep) = a.expression();
+    let smiling = e == "happy" && ep >= 0.5;
+    t.male.is_none_or(|m| gp >= 0.7 && (g == "male") == m)
+        && t.age.is_none_or(|r| (r.min..=r.max).contains(&a.age.round().max(1.0)))
+        && t.smiling.is_none_or(|s| s == smiling)
+}
+
+/// Settings of the search.
+#[derive(Clone, Debug)]
+pub struct SteerConfig {
+    /// step sizes tried along a direction, in slider units (sigma), smallest first
+    pub steps: Vec<f32>,
+    /// the largest total move along one direction, in slider units
+    pub max_total: f32,
+    /// passes over the targets
+    pub rounds: usize,
+    pub psi: f32,
+    pub noise: f32,
+}
+
+impl Default for SteerConfig {
+    fn default() -> Self {
+        Self { steps: vec![0.5, 1.0, 1.5, 2.0, 3.0, 4.0], max_total: 5.0, rounds: 3, psi: 0.7, noise: 1.0 }
+    }
+}
+
+/// One steered seed.
+#[derive(Clone, Debug, Serialize)]
+pub struct Steered {
+    pub seed: u64,
+    /// slider values reached (gender, age, smile order of the directions)
+    pub sliders: Vec<(String, f32)>,
+    /// the steering model's reading of the final image (the whole image as the face crop)
+    pub steering: Attributes,
+    /// whether the steering reading meets the targets
+    pub steering_met: bool,
+    #[serde(skip)]
+    pub image: Image,
+}
+
+fn total_gap(g: &[(f32, f32); 3]) -> f32 {
+    g.iter().map(|x| x.0).sum()
+}
+
+/// Moves each seed's `w` along the directions until the attribute networks read the
+/// targets (or the step budget is spent). For every round and every direction whose target
+/// is unmet, all step sizes are tried at once (one batch over seeds × steps) and the
+/// smallest step that meets that target without undoing the others is kept, else the step
+/// that closes most of the total gap.
+pub fn steer(g: &dyn WGenerator, dirs: &Directions, fa: &FaceAnalyzer, seeds: &[u64], t: &Targets, cfg: &SteerConfig, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<Steered>> {
+    let names = ["gender", "age", "smile"];
+    let idx: Vec<usize> = names.iter().map(|n| dirs.index(n)).collect::<Result<_>>()?;
+    let base = g.ws(seeds, cfg.psi);
+    let mut sliders = vec![[0.0f32; 3]; seeds.len()];
+    let ws_of = |s: usize, v: &[f32; 3]| dirs.apply(&base[s], &[(idx[0], v[0]), (idx[1], v[1]), (idx[2], v[2])]);
+    let eval = |pairs: &[(usize, [f32; 3])]| -> Vec<(Image, Attributes)> {
+        let ws: Vec<Vec<f32>> = pairs.iter().map(|(s, v)| ws_of(*s, v)).collect();
+        let sd: Vec<u64> = pairs.iter().map(|(s, _)| seeds[*s]).collect();
+        let imgs = g.render(&ws, &sd, cfg.noise);
+        let at = fa.attributes(&imgs);
+        imgs.into_iter().zip(at).collect()
+    };
+    let mut current = eval(&(0..seeds.len()).map(|s| (s, [0.0; 3])).collect::<Vec<_>>());
+    let total_work = cfg.rounds * 3;
+    for round in 0..cfg.rounds {
+        for k in 0..3 {
+            progress(round * 3 + k, total_work);
+            // seeds whose target k is unmet
+            let todo: Vec<usize> = (0..seeds.len()).filter(|&s| gaps(t, &current[s].1)[k].0 > 0.0).collect();
+            if todo.is_empty() {
+                continue;
+            }
+            let mut pairs = vec![];
+            for &s in &todo {
+                let sign = gaps(t, &current[s].1)[k].1;
+                for &st in &cfg.steps {
+                    let mut v = sliders[s];
+                    v[k] = (v[k] + sign * st).clamp(-cfg.max_total, cfg.max_total);
+                    pairs.push((s, v));
+                }
+            }
+            let results = eval(&pairs);
+            let per = cfg.steps.len();
+            for (j, &s) in todo.iter().enumerate() {
+                let cands = &pairs[j * per..(j + 1) * per];
+                let res = &results[j * per..(j + 1) * per];
+                let now = total_gap(&gaps(t, &current[s].1));
+                // smallest step meeting target k without raising the other gaps
+                let pick = (0..per).find(|&c| {
+                    let gg = gaps(t, &res[c].1);
+                    gg[k].0 == 0.0 && total_gap(&gg) <= now
+                });
+                let pick = pick.or_else(|| {
+                    let best = (0..per).min_by(|&a, &b| total_gap(&gaps(t, &res[a].1)).total_cmp(&total_gap(&gaps(t, &res[b].1))))?;
+                    (total_gap(&gaps(t, &res[best].1)) < now).then_some(best)
+                });
+                if let Some(c) = pick {
+                    sliders[s] = cands[c].1;
+                    current[s] = res[c].clone();
+                }
+            }
+        }
+    }
+    progress(total_work, total_work);
+    Ok(seeds
+        .iter()
+        .enumerate()
+        .zip(current)
+        .map(|((s, &seed), (image, steering))| Steered {
+            seed,
+            sliders: names.iter().zip(sliders[s]).map(|(n, v)| (n.to_string(), v)).collect(),
+            steering_met: satisfied(t, &steering),
+            steering,
+            image,
+        })
+        .collect())
+}
+
+/// The side the judge works at: generated faces are upscaled to it before detection, so
+/// the landmark and attribute crops are not a handful of pixels.
+pub const JUDGE_SIZE: usize = 256;
+
+/// The judge's reading of one image: `limner describe`'s pipeline (detector, 68 landmarks,
+/// aligned crop, attributes) on the image upscaled to [`JUDGE_SIZE`], plus the mouth
+/// geometry from the landmarks.
+#[derive(Clone, Debug, Serialize)]
+pub struct Judged {
+    /// the most confident face; `None`: the detector found none
+    pub face: Option<Attributes>,
+    pub description: Option<String>,
+    /// describe's reading meets the targets
+    pub met: bool,
+    /// [`mouth_smile`] of the landmarks
+    pub mouth_smile: Option<f32>,
+}
+
+/// Judges images with the describe pipeline.
+pub fn judge(fa: &FaceAnalyzer, t: &Targets, images: &[Image]) -> Vec<Judged> {
+    let up: Vec<Image> = images.iter().map(|im| if im.width < JUDGE_SIZE { im.resize_bilinear(JUDGE_SIZE, JUDGE_SIZE) } else { im.clone() }).collect();
+    fa.analyze(&up)
+        .into_iter()
+        .map(|faces: Vec<Face>| match faces.into_iter().next() {
+            Some(f) => Judged {
+                met: satisfied(t, &f.attributes),
+                description: Some(f.attributes.sentence()),
+                mouth_smile: Some(mouth_smile(&f.landmarks)),
+                face: Some(f.attributes),
+            },
+            None => Judged { face: None, description: None, met: false, mouth_smile: None },
+        })
+        .collect()
+}
+
+/// A smile measure from mouth geometry alone (independent of the expression network):
+/// how far the mouth corners (points 48, 54) sit above the middle of the lips (mean of the
+/// inner-lip midpoints 62, 66), plus how wide the mouth is against the distance between the
+/// eye centres, each relative to that distance. Larger = more smile-shaped.
+pub fn mouth_smile(lm: &Landmarks) -> f32 {
+    let eye = |r: std::ops::Range<usize>| crate::landmarks68::centre(lm, r);
+    let (le, re) = (eye(36..42), eye(42..48));
+    let iod = ((re[0] - le[0]).powi(2) + (re[1] - le[1]).powi(2)).sqrt().max(1e-3);
+    let (l, r) = (lm[48], lm[54]);
+    let mid_y = (lm[62][1] + lm[66][1]) / 2.0;
+    let lift = (mid_y - (l[1] + r[1]) / 2.0) / iod;
+    let width = ((r[0] - l[0]).powi(2) + (r[1] - l[1]).powi(2)).sqrt() / iod;
+    lift + width
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_what_it_can_measure() {
+        let t = parse("a smiling old man").unwrap();
+        assert_eq!(t, Targets { male: Some(true), age: Some(AgeRange { min: 50.0, max: 120.0 }), smiling: Some(true) });
+        let t = parse("A 30-year-old woman, not smiling").unwrap();
+        assert_eq!(t, Targets { male: Some(false), age: Some(AgeRange { min: 25.0, max: 35.0 }), smiling: Some(false) });
+        assert_eq!(parse("a man in his 40s").unwrap().age, Some(AgeRange { min: 40.0, max: 49.0 }));
+        assert_eq!(parse("young woman").unwrap().male, Some(false));
+    }
+
+    #[test]
+    fn unknown_words_are_errors_that_list_the_vocabulary() {
+        let e = parse("an old man with glasses").unwrap_err().to_string();
+        assert!(e.contains("`glasses` (no model here measures it)") && e.contains("elderly") && e.contains("smiling"), "{e}");
+        let e = parse("a purple dragon").unwrap_err().to_string();
+        assert!(e.contains("`purple`") && e.contains("`dragon`"), "{e}");
+        assert!(parse("a man and a woman").is_err());
+        assert!(parse("young old").is_err());
+        assert!(parse("the").is_err());
+        assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn satisfied_matches_the_description() {
+        let mut e = [0.0; 7];
+        e[1] = 0.8;
+        e[0] = 0.2;
+        let a = Attributes { age: 61.4, male_probability: 0.9, expressions: e, descriptor: None };
+        assert_eq!(a.sentence(), "a smiling man, about 61");
+        assert!(satisfied(&parse("a smiling old man").unwrap(), &a));
+        assert!(!satisfied(&parse("a smiling young man").unwrap(), &a));
+        assert!(!satisfied(&parse("a neutral old man").unwrap(), &a));
+        assert!(!satisfied(&parse("old woman").unwrap(), &a));
+        assert_eq!(gaps(&parse("young").unwrap(), &a)[1].1, -1.0);
+    }
+}

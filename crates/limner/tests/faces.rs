@@ -1,0 +1,131 @@
+//! `limner describe` and `limner dataset build --align` end to end on real faces.
+//!
+//! Needs `limner models fetch --only face-api` (under CI=true a missing model fails the test;
+//! elsewhere it is skipped with a note). Faces: /work/shared/data/faces128 (or
+//! `$LIMNER_TEST_FACES`) when present, else rendered with `limner generate --model random-face`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn limner(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_limner")).args(args).output().expect("run limner")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = limner(args);
+    assert!(o.status.success(), "limner {args:?} failed:\n{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+fn face_api_fetched() -> bool {
+    match limner_models::fetch::net_path("tiny-face-detector") {
+        Ok(_) => true,
+        Err(e) if ci() => panic!("CI=true and face-api is not fetched: {e:#}"),
+        Err(e) => {
+            eprintln!("note: skipped: {e:#}");
+            false
+        }
+    }
+}
+
+/// Two real face images copied (or rendered) into `dir`.
+fn faces(dir: &Path) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    let shared = std::env::var_os("LIMNER_TEST_FACES").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/work/shared/data/faces128"));
+    let names = ["0001_00004.jpg", "0001_00013.jpg"];
+    if names.iter().all(|n| shared.join(n).is_file()) {
+        return names
+            .iter()
+            .map(|n| {
+                let p = dir.join(n);
+                std::fs::copy(shared.join(n), &p).unwrap();
+                p
+            })
+            .collect();
+    }
+    ok(&["generate", "--model", "random-face", "--size", "128", "--seeds", "11,12", "--out", dir.to_str().unwrap()]);
+    ["seed0011.png", "seed0012.png"].iter().map(|n| dir.join(n)).collect()
+}
+
+/// A 96×80 smooth colour ramp: no face.
+fn no_face(path: &Path) {
+    let (w, h) = (96u32, 80u32);
+    let px: Vec<u8> = (0..h).flat_map(|y| (0..w).flat_map(move |x| [(x * 2) as u8, (y * 3) as u8, 128])).collect();
+    limner_data::imageio::save_png_rgb(path, w, h, &px).unwrap();
+}
+
+#[test]
+fn describe_and_align_real_faces() {
+    if !face_api_fetched() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let faces = faces(&tmp.path().join("faces"));
+    let face = faces[0].to_str().unwrap();
+
+    // one line of plain words, plus the numbers behind them
+    let text = ok(&["describe", face]);
+    let line = text.lines().next().unwrap();
+    assert!(line.starts_with("a ") || line.starts_with("an "), "{text}");
+    assert!(line.contains(", about ") && ["woman", "man", "girl", "boy", "person", "child"].iter().any(|w| line.contains(w)), "{text}");
+
+    // the SSD detector boxes the face differently, but the face is described alike
+    let ssd = ok(&["describe", "--detector", "ssd", face]);
+    let age_of = |l: &str| l.split(", about ").nth(1).and_then(|r| r.split(' ').next()).and_then(|a| a.parse::<f32>().ok()).unwrap();
+    let (words, ssd_words) = (line.split(", about").next().unwrap(), ssd.split(", about").next().unwrap());
+    assert!(words == ssd_words && (age_of(line) - age_of(&ssd)).abs() <= 5.0, "tiny: {line} / ssd: {ssd}");
+
+    // JSON: box, 68 landmarks, age, gender with probability, 7 expression probabilities
+    let v: Value = serde_json::from_str(&ok(&["describe", "--json", "--descriptor", face])).unwrap();
+    let f = &v["faces"][0];
+    let b = &f["box"];
+    let (bx, by, bw, bh) = (b["x"].as_f64().unwrap(), b["y"].as_f64().unwrap(), b["width"].as_f64().unwrap(), b["height"].as_f64().unwrap());
+    assert!(bw > 30.0 && bh > 30.0 && bx > -20.0 && by > -20.0 && bx + bw < 150.0 && by + bh < 150.0, "box {b}");
+    let lm = f["landmarks"].as_array().unwrap();
+    assert_eq!(lm.len(), 68);
+    // the eyes (36–47) lie inside the box, above the mouth (48–67)
+    let y_of = |r: std::ops::Range<usize>| r.clone().map(|i| lm[i][1].as_f64().unwrap()).sum::<f64>() / r.len() as f64;
+    assert!(y_of(36..48) < y_of(48..68) && y_of(36..48) > by, "eyes below the mouth? {lm:?}");
+    let age = f["age"].as_f64().unwrap();
+    assert!((0.0..110.0).contains(&age), "age {age}");
+    assert!(["male", "female"].contains(&f["gender"].as_str().unwrap()));
+    let gp = f["gender_probability"].as_f64().unwrap();
+    assert!((0.5..=1.0).contains(&gp), "gender probability {gp}");
+    let ex = f["expressions"].as_object().unwrap();
+    assert_eq!(ex.len(), 7);
+    let sum: f64 = ex.values().map(|p| p.as_f64().unwrap()).sum();
+    assert!((sum - 1.0).abs() < 1e-3, "expression probabilities sum to {sum}");
+    assert_eq!(f["descriptor"].as_array().unwrap().len(), 128);
+    assert!(line.starts_with(f["description"].as_str().unwrap()), "text and JSON disagree: {line} / {}", f["description"]);
+
+    // no face: a clear message (an error in text mode, an empty list in JSON)
+    let blank = tmp.path().join("blank.png");
+    no_face(&blank);
+    let o = limner(&["describe", blank.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.starts_with("error: no face found in") && err.contains("blank.png"), "{err}");
+    let v: Value = serde_json::from_str(&ok(&["describe", "--json", blank.to_str().unwrap()])).unwrap();
+    assert_eq!(v["faces"].as_array().unwrap().len(), 0);
+    assert!(v["message"].as_str().unwrap().contains("no face found"));
+
+    // dataset build --align: faces kept (aligned), the blank reported
+    let input = tmp.path().join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    for p in &faces {
+        std::fs::copy(p, input.join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::copy(&blank, input.join("blank.png")).unwrap();
+    let out = tmp.path().join("aligned.limner");
+    let report = ok(&["dataset", "build", input.to_str().unwrap(), "--res", "64", "--out", out.to_str().unwrap(), "--align"]);
+    assert!(report.contains("kept 2 of 3"), "{report}");
+    assert!(report.contains("blank.png: no face found"), "{report}");
+    let ds = limner_data::PackedDataset::open(&out).unwrap();
+    assert_eq!((ds.len(), ds.res()), (2, 64));
+    assert!(ds.meta().options.align);
+}
