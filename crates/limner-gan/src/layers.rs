@@ -32,7 +32,15 @@ pub enum Activation {
 }
 
 /// `act(x + b) * gain`, the official `bias_act` (bias broadcast over channel dim 1).
+///
+/// With a bias and `Lrelu`, this is `limner_kernels::bias_lrelu`: on flex one fused pass
+/// forward and one backward (no mask tensor), burn's `leaky_relu(x + b) * gain` elsewhere
+/// (bit-identical forward; `LIMNER_FAST_BIAS_ACT=0` turns it off).
 pub fn bias_act<const D: usize>(x: Tensor<D>, b: Option<Tensor<1>>, act: Activation, gain: f64) -> Tensor<D> {
+    let b = match (b, act) {
+        (Some(b), Activation::Lrelu) => return limner_kernels::bias_lrelu(x, b, 0.2, LRELU_GAIN * gain),
+        (b, _) => b,
+    };
     let x = match b {
         Some(b) => {
             let c = b.dims()[0];

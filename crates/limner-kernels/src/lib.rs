@@ -19,6 +19,7 @@
 //! `LIMNER_FAST_CONV=0` in the environment (or [`set_enabled(false)`](set_enabled)) turns the
 //! fast path off at run time, for A/B comparisons.
 
+pub mod act;
 pub mod cpu;
 
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -72,6 +73,27 @@ pub fn dw_enabled() -> bool {
 /// Turns the depthwise fast path on or off for the whole process.
 pub fn set_dw_enabled(on: bool) {
     DW_ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+}
+
+static ACT_ENABLED: AtomicU8 = AtomicU8::new(0);
+
+/// Whether [`bias_lrelu`] uses the fused op (default on; `LIMNER_FAST_BIAS_ACT=0` turns it
+/// off; [`enabled`] off turns it off too).
+pub fn bias_act_enabled() -> bool {
+    match ACT_ENABLED.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let on = std::env::var("LIMNER_FAST_BIAS_ACT").map(|v| v != "0").unwrap_or(true);
+            ACT_ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+            on
+        }
+    }
+}
+
+/// Turns the fused bias + leaky-ReLU on or off for the whole process.
+pub fn set_bias_act_enabled(on: bool) {
+    ACT_ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
 }
 
 /// Turns the fast path on or off for the whole process.
@@ -246,8 +268,95 @@ impl<C: CheckpointStrategy> FastConv for Autodiff<Flex, C> {
     }
 }
 
+/// The fused `bias + leaky_relu * gain` op (see [`act`]). `shape = [c, hw]`: channels
+/// (dim 1 of `x`) and the product of the dims after it; `params = [alpha, gain]`, gain > 0.
+#[backend_extension(Flex, Autodiff)]
+pub trait FastAct: Backend {
+    /// `x [n, c, ...]`, `bias [c]` -> `leaky_relu(x + bias, alpha) * gain`, same shape as `x`
+    fn fast_bias_lrelu(x: FloatTensor<Self>, bias: FloatTensor<Self>, shape: [usize; 2], params: [f32; 2]) -> FloatTensor<Self>;
+}
+
+fn bias_lrelu_flex(x: &FlexTensor, b: &FlexTensor, shape: [usize; 2], params: [f32; 2]) -> FlexTensor {
+    let dims = x.layout().shape().to_vec();
+    let y = act::bias_lrelu_fwd(&f32_data(x), &f32_data(b), shape[0], shape[1], params[0], params[1]);
+    FlexTensor::from_data(TensorData::new(y, dims))
+}
+
+impl FastAct for Flex {
+    fn fast_bias_lrelu(x: FlexTensor, bias: FlexTensor, shape: [usize; 2], params: [f32; 2]) -> FlexTensor {
+        bias_lrelu_flex(&x, &bias, shape, params)
+    }
+}
+
+/// Backward of the fused op from its saved output: `dx` and `db` (see [`act`]).
+#[derive(Debug)]
+struct BiasLreluBackward;
+
+impl Backward<Flex, 2> for BiasLreluBackward {
+    type State = (FlexTensor, [usize; 2], [f32; 2]);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_b] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (y, [c, hw], [alpha, gain]) = ops.state;
+        let (dx, db) = act::bias_lrelu_bwd(&f32_data(&y), &f32_data(&dy), c, hw, alpha, gain, node_b.is_some());
+        if let Some(node) = node_x {
+            let dims = y.layout().shape().to_vec();
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, dims)));
+        }
+        if let (Some(node), Some(db)) = (node_b, db) {
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(db, [c])));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> FastAct for Autodiff<Flex, C> {
+    fn fast_bias_lrelu(x: FloatTensor<Self>, bias: FloatTensor<Self>, shape: [usize; 2], params: [f32; 2]) -> FloatTensor<Self> {
+        let (xp, xn) = x.into_parts();
+        let (bp, bn) = bias.into_parts();
+        match BiasLreluBackward.prepare::<C>([xn, bn]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let y = bias_lrelu_flex(&xp, &bp, shape, params);
+                prep.finish((y.clone(), shape, params), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(bias_lrelu_flex(&xp, &bp, shape, params)),
+        }
+    }
+}
+
+/// `leaky_relu(x + bias (broadcast over dim 1), alpha) * gain`: on a flex device (plain or
+/// autodiff) with f32 data and `gain > 0`, one fused multithreaded pass forward and one
+/// backward (gradient from the sign of the saved output, bias gradient reduced in a fixed
+/// order); elsewhere (other backends, dtypes, `LIMNER_FAST_BIAS_ACT=0`) burn's composition
+/// `leaky_relu(x + b, alpha).mul_scalar(gain)`. The forward is bit-identical to that
+/// composition.
+pub fn bias_lrelu<const D: usize>(x: Tensor<D>, bias: Tensor<1>, alpha: f64, gain: f64) -> Tensor<D> {
+    let dims = x.dims();
+    let c = dims[1];
+    assert_eq!(bias.dims()[0], c, "bias_lrelu: {} biases for {c} channels", bias.dims()[0]);
+    let fast = enabled()
+        && bias_act_enabled()
+        && gain > 0.0
+        && x.dtype() == DType::F32
+        && bias.dtype() == DType::F32
+        && on_flex(&x)
+        && on_flex(&bias);
+    if !fast {
+        let mut shape = [1usize; D];
+        shape[1] = c;
+        return burn::tensor::activation::leaky_relu(x + bias.reshape(shape), alpha).mul_scalar(gain);
+    }
+    let hw: usize = dims[2..].iter().product();
+    Tensor::<D>::from_dispatch(<burn::backend::Dispatch as FastAct>::fast_bias_lrelu(
+        x.into_dispatch(),
+        bias.into_dispatch(),
+        [c, hw],
+        [alpha as f32, gain as f32],
+    ))
+}
+
 /// Is this a flex device (plain or autodiff)?
-fn on_flex(t: &Tensor<4>) -> bool {
+fn on_flex<const D: usize>(t: &Tensor<D>) -> bool {
     match t.device().as_dispatch() {
         DispatchDevice::Flex(_) => true,
         DispatchDevice::Autodiff(a) => matches!(a.clone().inner(), DispatchDevice::Flex(_)),

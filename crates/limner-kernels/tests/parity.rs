@@ -197,3 +197,81 @@ fn depthwise_is_deterministic() {
         assert_eq!(b, limner_kernels::cpu::dw_xgrad(&g, &dy, &w));
     }
 }
+
+/// `bias_lrelu` (fused) vs burn's `leaky_relu(x + b, 0.2) * gain` on the autodiff flex
+/// device: y bit-identical, dx and db rel err < 1e-5; x of rank `D`.
+fn check_bias_lrelu<const D: usize>(shape: [usize; D], gain: f64, seed: u64) -> [f64; 3] {
+    let dev = Device::flex().autodiff();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n: usize = shape.iter().product();
+    let c = shape[1];
+    let xv: Vec<f32> = (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
+    let bv: Vec<f32> = (0..c).map(|_| rng.random::<f32>() - 0.5).collect();
+    let rv: Vec<f32> = (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
+    let run = |fast: bool| {
+        let x = Tensor::<D>::from_data(TensorData::new(xv.clone(), shape), &dev).require_grad();
+        let b = Tensor::<1>::from_data(TensorData::new(bv.clone(), [c]), &dev).require_grad();
+        let y = if fast {
+            limner_kernels::bias_lrelu(x.clone(), b.clone(), 0.2, gain)
+        } else {
+            let mut bs = [1usize; D];
+            bs[1] = c;
+            burn::tensor::activation::leaky_relu(x.clone() + b.clone().reshape(bs), 0.2).mul_scalar(gain)
+        };
+        let r = Tensor::<D>::from_data(TensorData::new(rv.clone(), shape), &dev);
+        let g = (y.clone() * r).sum().backward();
+        let f = |t: TensorData| t.try_to_vec::<f32>().unwrap();
+        (f(y.into_data()), f(x.grad(&g).unwrap().into_data()), f(b.grad(&g).unwrap().into_data()))
+    };
+    let a = run(true);
+    let p = run(false);
+    assert_eq!(a.0, p.0, "bias_lrelu forward must be bit-identical to burn's composition");
+    [rel(&a.0, &p.0), rel(&a.1, &p.1), rel(&a.2, &p.2)]
+}
+
+#[test]
+fn bias_lrelu_matches_burn_forward_and_backward() {
+    let g = std::f64::consts::SQRT_2;
+    let h = std::f64::consts::SQRT_2 * std::f64::consts::FRAC_1_SQRT_2; // D resnet act_gain
+    let cases4: [([usize; 4], f64); 7] = [
+        ([1, 3, 4, 4], g),     // batch 1, 3 channels, 4x4
+        ([9, 5, 4, 4], g),     // batch not a multiple of the task rows
+        ([2, 16, 33, 33], g),  // odd map
+        ([3, 32, 64, 64], h),  // 64² layer, several rows per task
+        ([2, 3, 130, 131], g), // rows longer than a task
+        ([1, 1, 1, 1], g),
+        ([4, 7, 5, 3], 0.5),   // non-square, gain < 1
+    ];
+    for (i, (s, gain)) in cases4.into_iter().enumerate() {
+        let e = check_bias_lrelu(s, gain, 400 + i as u64);
+        println!("bias_lrelu {s:?} gain {gain:.3}: rel err y {:.2e} dx {:.2e} db {:.2e}", e[0], e[1], e[2]);
+        assert!(e.iter().all(|&v| v < TOL), "bias_lrelu case {i}: {e:?}");
+    }
+    // fully connected: [n, c]
+    for (i, s) in [[1usize, 3], [32, 512], [7, 129]].into_iter().enumerate() {
+        let e = check_bias_lrelu(s, g * 0.01, 500 + i as u64);
+        println!("bias_lrelu {s:?}: rel err y {:.2e} dx {:.2e} db {:.2e}", e[0], e[1], e[2]);
+        assert!(e.iter().all(|&v| v < TOL), "bias_lrelu fc case {i}: {e:?}");
+    }
+}
+
+#[test]
+fn bias_lrelu_plain_device_and_determinism() {
+    let dev = Device::flex();
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let x = randn([3, 6, 9, 9], &mut rng, &dev);
+    let b: Tensor<1> = Tensor::from_data(TensorData::new(vec![0.5f32, -1.0, 2.0, 0.0, 0.25, -0.3], [6]), &dev);
+    let a = vals(limner_kernels::bias_lrelu(x.clone(), b.clone(), 0.2, 2.0));
+    let r = vals(burn::tensor::activation::leaky_relu(x + b.reshape([1, 6, 1, 1]), 0.2).mul_scalar(2.0));
+    assert_eq!(a, r);
+    // bias gradient: bit-identical on repeat (fixed reduction order)
+    let (c, hw) = (13, 1000);
+    let y: Vec<f32> = (0..8 * c * hw).map(|i| ((i * 104729) % 17) as f32 * 0.37 - 3.0).collect();
+    let dy: Vec<f32> = (0..8 * c * hw).map(|i| ((i * 7919) % 13) as f32 * 0.1 - 0.6).collect();
+    let (dx, db) = limner_kernels::act::bias_lrelu_bwd(&y, &dy, c, hw, 0.2, 1.4, true);
+    for _ in 0..3 {
+        let (dx2, db2) = limner_kernels::act::bias_lrelu_bwd(&y, &dy, c, hw, 0.2, 1.4, true);
+        assert_eq!(dx, dx2);
+        assert_eq!(db, db2);
+    }
+}
