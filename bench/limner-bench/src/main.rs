@@ -574,22 +574,27 @@ fn bench_kernels(dev: &Device, o: &Opts) {
     );
 }
 
-/// Training step and G forward with the fast convs off, dense-only (depthwise FIR convs on
-/// burn's op) and fully on, rotating through the three in one process (A/B/C under the same
-/// background load). Medians.
+/// Training step and G forward with the fast paths off (`burn`), dense convs only (FIR convs
+/// and bias + lrelu on burn's ops), all fast convs but burn's bias + lrelu (`no_act`) and fully
+/// on (`fast`), rotating through the four in one process (A/B/C/D under the same background
+/// load). Medians.
 fn bench_ab(dev: &Device, o: &Opts) {
     let iters = if o.quick { 3 } else { 5 };
     let data = Synthetic::new(256, RES);
     let (gc, dc) = (gcfg("default"), dcfg("default"));
     let tc = TrainConfig { batch: BATCH, r1_gamma: 0.0, ..TrainConfig::default() };
-    let mut t: Vec<Trainer> = (0..3).map(|_| Trainer::new(tc.clone(), &gc, &dc, dev).expect("trainer")).collect();
+    // (name, convs, depthwise convs, bias + lrelu)
+    let variants = [("burn", false, false, false), ("dense_only", true, false, false), ("no_act", true, true, false), ("fast", true, true, true)];
+    let nv = variants.len();
+    let mut t: Vec<Trainer> = (0..nv).map(|_| Trainer::new(tc.clone(), &gc, &dc, dev).expect("trainer")).collect();
     let g = Generator::new(&gc, dev);
     let z = randn([BATCH, gc.z_dim], dev);
-    let mut ts = vec![[Vec::new(), Vec::new()]; 3];
+    let mut ts = vec![[Vec::new(), Vec::new()]; nv];
     for it in 0..iters + 1 {
-        for v in 0..3 {
-            limner_kernels::set_enabled(v > 0);
-            limner_kernels::set_dw_enabled(v > 1);
+        for (v, &(_, conv, dw, act)) in variants.iter().enumerate() {
+            limner_kernels::set_enabled(conv);
+            limner_kernels::set_dw_enabled(dw);
+            limner_kernels::set_bias_act_enabled(act);
             let s = Instant::now();
             black_box(t[v].step(&data).expect("step"));
             dev.sync().unwrap();
@@ -605,16 +610,20 @@ fn bench_ab(dev: &Device, o: &Opts) {
     }
     limner_kernels::set_enabled(true);
     limner_kernels::set_dw_enabled(true);
+    limner_kernels::set_bias_act_enabled(true);
     for (q, name) in ["ab_train_step_nor1", "ab_g_fwd_batch32"].into_iter().enumerate() {
-        println!(
-            "RESULT limner {name} cfg=default batch={BATCH} n={iters} burn_ms={:.1} dense_only_ms={:.1} fast_ms={:.1} speedup={:.2} burn_all={:?} dense_only_all={:?} fast_all={:?}",
-            median(&ts[0][q]),
-            median(&ts[1][q]),
-            median(&ts[2][q]),
-            median(&ts[0][q]) / median(&ts[2][q]),
-            ts[0][q].iter().map(|v| v.round()).collect::<Vec<_>>(),
-            ts[1][q].iter().map(|v| v.round()).collect::<Vec<_>>(),
-            ts[2][q].iter().map(|v| v.round()).collect::<Vec<_>>()
+        let mut line = format!("RESULT limner {name} cfg=default batch={BATCH} n={iters}");
+        for (v, (vn, ..)) in variants.iter().enumerate() {
+            line += &format!(" {vn}_ms={:.1}", median(&ts[v][q]));
+        }
+        line += &format!(
+            " speedup_vs_burn={:.2} speedup_vs_no_act={:.2}",
+            median(&ts[0][q]) / median(&ts[nv - 1][q]),
+            median(&ts[nv - 2][q]) / median(&ts[nv - 1][q])
         );
+        for (v, (vn, ..)) in variants.iter().enumerate() {
+            line += &format!(" {vn}_all={:?}", ts[v][q].iter().map(|v| v.round()).collect::<Vec<_>>());
+        }
+        println!("{line}");
     }
 }

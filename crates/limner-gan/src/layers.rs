@@ -312,7 +312,6 @@ impl SynthesisLayer {
     /// `modulated_conv_matches_per_sample_reference` checks it in float).
     pub fn forward(&self, x: Tensor<4>, w: Tensor<2>, noise: &mut NoiseMode) -> Tensor<4> {
         let [n, cin, _, _] = x.dims();
-        let [cout, _, _, _] = self.weight.dims();
         let styles = self.affine.forward(w); // [N, in]
         // d[n,o] = rsqrt(sum_i s[n,i]^2 * sum_k W[o,i,k]^2 + 1e-8)
         let w_sq = self.weight.clone().square().sum_dims_squeeze::<2, _>(&[2, 3]); // [out, in]
@@ -326,26 +325,28 @@ impl SynthesisLayer {
         } else {
             conv2d(x, self.weight.clone(), None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1)) // [N, out, H, W]
         };
-        let x = x * dcoefs.reshape([n, cout, 1, 1]);
         let r = self.resolution;
-        let x = match noise {
-            NoiseMode::None => x,
+        // the noise added to every channel, [1 or N, 1, R, R]
+        let nadd = match noise {
+            NoiseMode::None => None,
             NoiseMode::Const => {
-                x + (self.noise_const.clone().reshape([1, 1, r, r]) * self.noise_strength.clone().reshape([1, 1, 1, 1]))
+                Some(self.noise_const.clone().reshape([1, 1, r, r]) * self.noise_strength.clone().reshape([1, 1, 1, 1]))
             }
             NoiseMode::Random { rng, scale } => {
                 let z = randn_host(rng, n * r * r);
                 let z = tensor_from(z, [n, 1, r, r], &x.device()).mul_scalar(*scale);
-                x + z * self.noise_strength.clone().reshape([1, 1, 1, 1])
+                Some(z * self.noise_strength.clone().reshape([1, 1, 1, 1]))
             }
             NoiseMode::PerSample { rngs, scale } => {
                 assert_eq!(rngs.len(), n, "one noise RNG per sample");
                 let z: Vec<f32> = rngs.iter_mut().flat_map(|r| randn_host(r, self.resolution * self.resolution)).collect();
                 let z = tensor_from(z, [n, 1, r, r], &x.device()).mul_scalar(*scale);
-                x + z * self.noise_strength.clone().reshape([1, 1, 1, 1])
+                Some(z * self.noise_strength.clone().reshape([1, 1, 1, 1]))
             }
         };
-        bias_act(x, Some(self.bias.clone()), Activation::Lrelu, 1.0)
+        // lrelu(x * dcoefs + noise + bias) * sqrt(2): one fused op on flex (limner-kernels,
+        // bit-identical forward), burn's composition elsewhere
+        limner_kernels::demod_noise_bias_lrelu(x, dcoefs, nadd, self.bias.clone(), 0.2, LRELU_GAIN)
     }
 }
 

@@ -274,6 +274,16 @@ impl<C: CheckpointStrategy> FastConv for Autodiff<Flex, C> {
 pub trait FastAct: Backend {
     /// `x [n, c, ...]`, `bias [c]` -> `leaky_relu(x + bias, alpha) * gain`, same shape as `x`
     fn fast_bias_lrelu(x: FloatTensor<Self>, bias: FloatTensor<Self>, shape: [usize; 2], params: [f32; 2]) -> FloatTensor<Self>;
+    /// `x [n, c, h, w]`, `d [n, c]`, `nadd [nn, 1, h, w]` (nn = 1 or n), `bias [c]` ->
+    /// `leaky_relu(x * d + nadd + bias, alpha) * gain`; `geom = [n, c, h * w, nn]`.
+    fn fast_demod_noise_bias_lrelu(
+        x: FloatTensor<Self>,
+        d: FloatTensor<Self>,
+        nadd: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        geom: [usize; 4],
+        params: [f32; 2],
+    ) -> FloatTensor<Self>;
 }
 
 fn bias_lrelu_flex(x: &FlexTensor, b: &FlexTensor, shape: [usize; 2], params: [f32; 2]) -> FlexTensor {
@@ -282,9 +292,65 @@ fn bias_lrelu_flex(x: &FlexTensor, b: &FlexTensor, shape: [usize; 2], params: [f
     FlexTensor::from_data(TensorData::new(y, dims))
 }
 
+fn demod_flex(x: &FlexTensor, d: &FlexTensor, nadd: &FlexTensor, b: &FlexTensor, g: [usize; 4], p: [f32; 2]) -> FlexTensor {
+    let dims = x.layout().shape().to_vec();
+    let (xv, dv, nv, bv) = (f32_data(x), f32_data(d), f32_data(nadd), f32_data(b));
+    let y = act::demod_noise_bias_lrelu_fwd(&xv, &dv, &nv, &bv, [g[0], g[1], g[2]], p[0], p[1]);
+    FlexTensor::from_data(TensorData::new(y, dims))
+}
+
 impl FastAct for Flex {
     fn fast_bias_lrelu(x: FlexTensor, bias: FlexTensor, shape: [usize; 2], params: [f32; 2]) -> FlexTensor {
         bias_lrelu_flex(&x, &bias, shape, params)
+    }
+    fn fast_demod_noise_bias_lrelu(
+        x: FlexTensor,
+        d: FlexTensor,
+        nadd: FlexTensor,
+        bias: FlexTensor,
+        geom: [usize; 4],
+        params: [f32; 2],
+    ) -> FlexTensor {
+        demod_flex(&x, &d, &nadd, &bias, geom, params)
+    }
+}
+
+/// Backward of the fused synthesis-layer tail from its saved input, output and `d`.
+#[derive(Debug)]
+struct DemodBackward;
+
+impl Backward<Flex, 4> for DemodBackward {
+    type State = (FlexTensor, FlexTensor, FlexTensor, [usize; 4], [f32; 2]);
+
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_d, node_z, node_b] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x, y, d, g, [alpha, gain]) = ops.state;
+        let [n, c, hw, nn] = g;
+        let r = act::demod_noise_bias_lrelu_bwd(
+            &f32_data(&x),
+            &f32_data(&y),
+            &f32_data(&dy),
+            &f32_data(&d),
+            nn,
+            [n, c, hw],
+            alpha,
+            gain,
+        );
+        let xdims = x.layout().shape().to_vec();
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(r.dx, xdims.clone())));
+        }
+        if let Some(node) = node_d {
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(r.dd, [n, c])));
+        }
+        if let Some(node) = node_z {
+            let zd = [nn, 1, xdims[2], xdims[3]];
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(r.dnoise, zd)));
+        }
+        if let Some(node) = node_b {
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(r.db, [c])));
+        }
     }
 }
 
@@ -322,6 +388,80 @@ impl<C: CheckpointStrategy> FastAct for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(bias_lrelu_flex(&xp, &bp, shape, params)),
         }
     }
+
+    fn fast_demod_noise_bias_lrelu(
+        x: FloatTensor<Self>,
+        d: FloatTensor<Self>,
+        nadd: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        geom: [usize; 4],
+        params: [f32; 2],
+    ) -> FloatTensor<Self> {
+        let (xp, xn) = x.into_parts();
+        let (dp, dn) = d.into_parts();
+        let (zp, zn) = nadd.into_parts();
+        let (bp, bn) = bias.into_parts();
+        match DemodBackward.prepare::<C>([xn, dn, zn, bn]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let y = demod_flex(&xp, &dp, &zp, &bp, geom, params);
+                prep.finish((xp, y.clone(), dp, geom, params), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(demod_flex(&xp, &dp, &zp, &bp, geom, params)),
+        }
+    }
+}
+
+/// The tail of a StyleGAN2 synthesis layer, `leaky_relu(x * d + noise + bias, alpha) * gain`
+/// with `x [n, c, h, w]`, demodulation coefficients `d [n, c]` (broadcast over the pixels),
+/// `noise [1 or n, 1, h, w]` (already scaled; broadcast over the channels; `None` = no noise)
+/// and `bias [c]`. On flex with f32 data and `gain > 0`: one fused pass forward, one backward
+/// (all four gradients, reductions in a fixed order); elsewhere (and with
+/// `LIMNER_FAST_BIAS_ACT=0`) burn's composition, whose forward it matches bit for bit.
+pub fn demod_noise_bias_lrelu(
+    x: Tensor<4>,
+    d: Tensor<2>,
+    noise: Option<Tensor<4>>,
+    bias: Tensor<1>,
+    alpha: f64,
+    gain: f64,
+) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    assert_eq!(d.dims(), [n, c], "demod_noise_bias_lrelu: d must be [n, c]");
+    assert_eq!(bias.dims(), [c], "demod_noise_bias_lrelu: bias must be [c]");
+    let nn = match &noise {
+        Some(z) => {
+            let [nn, one, zh, zw] = z.dims();
+            assert!((nn == 1 || nn == n) && one == 1 && [zh, zw] == [h, w], "noise must be [1 or n, 1, h, w]");
+            nn
+        }
+        None => 1,
+    };
+    let f32s = x.dtype() == DType::F32 && d.dtype() == DType::F32 && bias.dtype() == DType::F32;
+    let fast = enabled()
+        && bias_act_enabled()
+        && gain > 0.0
+        && f32s
+        && noise.as_ref().is_none_or(|z| z.dtype() == DType::F32 && on_flex(z))
+        && on_flex(&x)
+        && on_flex(&d)
+        && on_flex(&bias);
+    if !fast {
+        let v = x * d.reshape([n, c, 1, 1]);
+        let v = match noise {
+            Some(z) => v + z,
+            None => v,
+        };
+        return burn::tensor::activation::leaky_relu(v + bias.reshape([1, c, 1, 1]), alpha).mul_scalar(gain);
+    }
+    let z = noise.unwrap_or_else(|| Tensor::zeros([1, 1, h, w], &x.device()));
+    Tensor::<4>::from_dispatch(<burn::backend::Dispatch as FastAct>::fast_demod_noise_bias_lrelu(
+        x.into_dispatch(),
+        d.into_dispatch(),
+        z.into_dispatch(),
+        bias.into_dispatch(),
+        [n, c, h * w, nn],
+        [alpha as f32, gain as f32],
+    ))
 }
 
 /// `leaky_relu(x + bias (broadcast over dim 1), alpha) * gain`: on a flex device (plain or
