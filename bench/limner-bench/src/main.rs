@@ -4,7 +4,7 @@
 //! `RESULT limner <name> key=value ...` that `bench/run.sh` pairs with the identical line
 //! printed by the PyTorch port `bench/torch_ref.py`.
 //!
-//! Usage: limner-bench [all|train-step|gen|modconv|parts|kernels|ab]... [--quick] [--cfg default|fixture|both]
+//! Usage: limner-bench [all|train-step|gen|modconv|parts|kernels|ab|act]... [--quick] [--cfg default|fixture|both]
 //!
 //! `kernels` and `ab` (not part of `all`) compare burn's flex convs with limner-kernels in one
 //! process: per conv layer (fwd / input grad / weight grad), and the whole training step.
@@ -67,8 +67,9 @@ fn main() {
             "parts" => bench_parts(&dev, &opts),
             "kernels" => bench_kernels(&dev, &opts),
             "ab" => bench_ab(&dev, &opts),
+            "act" => bench_act(&opts),
             other => {
-                eprintln!("unknown measurement `{other}` (use all, train-step, gen, modconv, parts, kernels, ab)");
+                eprintln!("unknown measurement `{other}` (use all, train-step, gen, modconv, parts, kernels, ab, act)");
                 std::process::exit(2);
             }
         }
@@ -590,15 +591,20 @@ fn bench_ab(dev: &Device, o: &Opts) {
     let g = Generator::new(&gc, dev);
     let z = randn([BATCH, gc.z_dim], dev);
     let mut ts = vec![[Vec::new(), Vec::new()]; nv];
+    let mut cpu = vec![Vec::new(); nv];
     for it in 0..iters + 1 {
         for (v, &(_, conv, dw, act)) in variants.iter().enumerate() {
             limner_kernels::set_enabled(conv);
             limner_kernels::set_dw_enabled(dw);
             limner_kernels::set_bias_act_enabled(act);
             let s = Instant::now();
+            let c0 = process_cpu_ms();
             black_box(t[v].step(&data).expect("step"));
             dev.sync().unwrap();
             let a = s.elapsed().as_secs_f64() * 1e3;
+            if it > 0 {
+                cpu[v].push(process_cpu_ms() - c0);
+            }
             let s = Instant::now();
             black_box(g.forward(z.clone(), 1.0, &mut NoiseMode::Const).into_data());
             let b = s.elapsed().as_secs_f64() * 1e3;
@@ -626,4 +632,69 @@ fn bench_ab(dev: &Device, o: &Opts) {
         }
         println!("{line}");
     }
+    // CPU time of the whole process per step (user + sys, all threads): less sensitive to
+    // other processes than wall time, but includes rayon's spinning.
+    let mut line = format!("RESULT limner ab_train_step_nor1_cpu cfg=default batch={BATCH} n={iters}");
+    for (v, (vn, ..)) in variants.iter().enumerate() {
+        line += &format!(" {vn}_cpu_ms={:.0}", median(&cpu[v]));
+    }
+    line += &format!(" cpu_ratio_no_act_over_fast={:.2}", median(&cpu[nv - 2]) / median(&cpu[nv - 1]));
+    println!("{line}");
+}
+
+/// User + system CPU time of this process so far, ms (from /proc/self/stat; 0 elsewhere).
+fn process_cpu_ms() -> f64 {
+    let Ok(s) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    // fields after the parenthesised command name; utime and stime are fields 14 and 15
+    let Some(rest) = s.rsplit_once(')').map(|(_, r)| r) else { return 0.0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // rest starts at field 3 (state): field k is f[k - 3]; clock ticks are 100 Hz on Linux
+    (ticks(11) + ticks(12)) * 10.0
+}
+
+/// The fused elementwise ops of limner-kernels (bias + lrelu; the synthesis-layer tail
+/// demod + noise + bias + lrelu) against burn's composition, forward + backward on the
+/// autodiff flex device, alternating in one process. Medians of wall and process CPU ms.
+fn bench_act(o: &Opts) {
+    let dev = Device::flex().autodiff();
+    let iters = if o.quick { 5 } else { 11 };
+    // (n, c, res)
+    for (n, c, r) in [(32usize, 32usize, 64usize), (32, 128, 16), (32, 256, 4)] {
+        let x = Tensor::<4>::random([n, c, r, r], Distribution::Normal(0.0, 1.0), &dev);
+        let b = Tensor::<1>::random([c], Distribution::Normal(0.0, 1.0), &dev);
+        let d = Tensor::<2>::random([n, c], Distribution::Normal(1.0, 0.1), &dev);
+        let z = Tensor::<4>::random([n, 1, r, r], Distribution::Normal(0.0, 1.0), &dev);
+        let go = Tensor::<4>::random([n, c, r, r], Distribution::Normal(0.0, 1.0), &dev);
+        for op in ["bias_lrelu", "demod_tail"] {
+            let mut ts = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
+            for it in 0..iters + 1 {
+                for (v, fast) in [false, true].into_iter().enumerate() {
+                    limner_kernels::set_bias_act_enabled(fast);
+                    let (x, b, d, z) = (x.clone().require_grad(), b.clone().require_grad(), d.clone().require_grad(), z.clone().require_grad());
+                    let s = Instant::now();
+                    let c0 = process_cpu_ms();
+                    let y = match op {
+                        "bias_lrelu" => limner_kernels::bias_lrelu(x.clone(), b.clone(), 0.2, 2f64.sqrt()),
+                        _ => limner_kernels::demod_noise_bias_lrelu(x.clone(), d.clone(), Some(z.clone()), b.clone(), 0.2, 2f64.sqrt()),
+                    };
+                    let g = (y * go.clone()).sum().backward();
+                    black_box(x.grad(&g).unwrap().into_data());
+                    black_box(b.grad(&g).unwrap().into_data());
+                    if it > 0 {
+                        ts[v][0].push(s.elapsed().as_secs_f64() * 1e3);
+                        ts[v][1].push(process_cpu_ms() - c0);
+                    }
+                }
+            }
+            println!(
+                "RESULT limner act_{op} n={n} c={c} res={r} fwd_bwd burn_ms={:.1} fused_ms={:.1} burn_cpu_ms={:.0} fused_cpu_ms={:.0}",
+                median(&ts[0][0]),
+                median(&ts[1][0]),
+                median(&ts[0][1]),
+                median(&ts[1][1])
+            );
+        }
+    }
+    limner_kernels::set_bias_act_enabled(true);
 }

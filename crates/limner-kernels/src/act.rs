@@ -53,20 +53,43 @@ fn act_grad(y: f32, dy: f32, alpha: f32, gain: f32) -> f32 {
 
 /// `y = act(x + b) * gain` (see the module docs). `x.len() == n * c * hw`, `b.len() == c`.
 pub fn bias_lrelu_fwd(x: &[f32], b: &[f32], c: usize, hw: usize, alpha: f32, gain: f32) -> Vec<f32> {
-    assert_eq!(b.len(), c);
-    assert_eq!(x.len() % (c * hw).max(1), 0);
     let mut y = out_vec(x.len());
+    bias_lrelu_fwd_to(Some(x), &mut y, b, c, hw, alpha, gain);
+    y
+}
+
+/// [`bias_lrelu_fwd`] in place: `xy` holds `x` on entry and `y` on return.
+pub fn bias_lrelu_fwd_inplace(xy: &mut [f32], b: &[f32], c: usize, hw: usize, alpha: f32, gain: f32) {
+    bias_lrelu_fwd_to(None, xy, b, c, hw, alpha, gain);
+}
+
+/// `dst = act(src + b) * gain`, `src = None`: `dst` itself.
+fn bias_lrelu_fwd_to(src: Option<&[f32]>, dst: &mut [f32], b: &[f32], c: usize, hw: usize, alpha: f32, gain: f32) {
+    assert_eq!(b.len(), c);
+    assert_eq!(dst.len() % (c * hw).max(1), 0);
+    if let Some(x) = src {
+        assert_eq!(x.len(), dst.len());
+    }
     let rpt = rows_per_task(hw);
-    y.par_chunks_mut(rpt * hw).zip(x.par_chunks(rpt * hw)).enumerate().for_each(|(t, (yc, xc))| {
+    dst.par_chunks_mut(rpt * hw).enumerate().for_each(|(t, yc)| {
         let row0 = t * rpt;
-        for (r, (yr, xr)) in yc.chunks_mut(hw).zip(xc.chunks(hw)).enumerate() {
+        let xc = src.map(|x| &x[t * rpt * hw..][..yc.len()]);
+        for (r, yr) in yc.chunks_mut(hw).enumerate() {
             let bc = b[(row0 + r) % c];
-            for (yo, &xi) in yr.iter_mut().zip(xr) {
-                *yo = act(xi + bc, alpha, gain);
+            match xc {
+                Some(xc) => {
+                    for (yo, &xi) in yr.iter_mut().zip(&xc[r * hw..(r + 1) * hw]) {
+                        *yo = act(xi + bc, alpha, gain);
+                    }
+                }
+                None => {
+                    for yo in yr.iter_mut() {
+                        *yo = act(*yo + bc, alpha, gain);
+                    }
+                }
             }
         }
     });
-    y
 }
 
 /// Sum of `v` in a fixed order: 16 lane accumulators over the full 16-blocks, then the
@@ -101,30 +124,44 @@ pub fn bias_lrelu_bwd(
     gain: f32,
     want_db: bool,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
-    assert_eq!(y.len(), dy.len());
+    let mut dx = dy.to_vec();
+    let db = bias_lrelu_bwd_inplace(y, &mut dx, c, hw, alpha, gain, want_db);
+    (dx, db)
+}
+
+/// [`bias_lrelu_bwd`] in place: `g` holds `dy` on entry and `dx` on return; returns `db`.
+pub fn bias_lrelu_bwd_inplace(
+    y: &[f32],
+    g: &mut [f32],
+    c: usize,
+    hw: usize,
+    alpha: f32,
+    gain: f32,
+    want_db: bool,
+) -> Option<Vec<f32>> {
+    assert_eq!(y.len(), g.len());
     let rows = y.len() / hw.max(1);
     assert_eq!(rows * hw, y.len());
     assert_eq!(rows % c.max(1), 0);
-    let mut dx = out_vec(y.len());
     let mut row_sums = vec![0.0f32; if want_db { rows } else { 0 }];
     let rpt = rows_per_task(hw);
-    let body = |dxc: &mut [f32], yc: &[f32], dyc: &[f32], sums: Option<&mut [f32]>| {
-        for ((dxo, &yi), &gi) in dxc.iter_mut().zip(yc).zip(dyc) {
-            *dxo = act_grad(yi, gi, alpha, gain);
+    let body = |gc: &mut [f32], yc: &[f32], sums: Option<&mut [f32]>| {
+        for (go, &yi) in gc.iter_mut().zip(yc) {
+            *go = act_grad(yi, *go, alpha, gain);
         }
         if let Some(sums) = sums {
-            for (s, r) in sums.iter_mut().zip(dxc.chunks(hw)) {
+            for (s, r) in sums.iter_mut().zip(gc.chunks(hw)) {
                 *s = fixed_sum(r);
             }
         }
     };
-    let blocks = dx.par_chunks_mut(rpt * hw).zip(y.par_chunks(rpt * hw)).zip(dy.par_chunks(rpt * hw));
+    let blocks = g.par_chunks_mut(rpt * hw).zip(y.par_chunks(rpt * hw));
     if want_db {
-        blocks.zip(row_sums.par_chunks_mut(rpt)).for_each(|(((dxc, yc), dyc), s)| body(dxc, yc, dyc, Some(s)));
+        blocks.zip(row_sums.par_chunks_mut(rpt)).for_each(|((gc, yc), s)| body(gc, yc, Some(s)));
     } else {
-        blocks.for_each(|((dxc, yc), dyc)| body(dxc, yc, dyc, None));
+        blocks.for_each(|(gc, yc)| body(gc, yc, None));
     }
-    let db = want_db.then(|| {
+    want_db.then(|| {
         let mut db = vec![0.0f32; c];
         for row in row_sums.chunks(c) {
             for (d, s) in db.iter_mut().zip(row) {
@@ -132,8 +169,7 @@ pub fn bias_lrelu_bwd(
             }
         }
         db
-    });
-    (dx, db)
+    })
 }
 
 #[cfg(test)]
@@ -178,29 +214,69 @@ pub fn demod_noise_bias_lrelu_fwd(
     d: &[f32],
     nadd: &[f32],
     b: &[f32],
-    [n, c, hw]: [usize; 3],
+    geom: [usize; 3],
     alpha: f32,
     gain: f32,
 ) -> Vec<f32> {
-    assert_eq!(x.len(), n * c * hw);
+    let mut y = out_vec(x.len());
+    demod_fwd_to(Some(x), &mut y, d, nadd, b, geom, alpha, gain);
+    y
+}
+
+/// [`demod_noise_bias_lrelu_fwd`] in place (`xy`: `x` on entry, `y` on return).
+pub fn demod_noise_bias_lrelu_fwd_inplace(
+    xy: &mut [f32],
+    d: &[f32],
+    nadd: &[f32],
+    b: &[f32],
+    geom: [usize; 3],
+    alpha: f32,
+    gain: f32,
+) {
+    demod_fwd_to(None, xy, d, nadd, b, geom, alpha, gain);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn demod_fwd_to(
+    src: Option<&[f32]>,
+    dst: &mut [f32],
+    d: &[f32],
+    nadd: &[f32],
+    b: &[f32],
+    [n, c, hw]: [usize; 3],
+    alpha: f32,
+    gain: f32,
+) {
+    assert_eq!(dst.len(), n * c * hw);
+    if let Some(x) = src {
+        assert_eq!(x.len(), dst.len());
+    }
     assert_eq!(d.len(), n * c);
     assert_eq!(b.len(), c);
     let nn = nadd.len() / hw.max(1);
     assert!(nadd.len() == hw * nn && (nn == 1 || nn == n), "noise must be [1 or n, hw]");
-    let mut y = out_vec(x.len());
-    if y.is_empty() {
-        return y;
+    if dst.is_empty() {
+        return;
     }
-    y.par_chunks_mut(c * hw).zip(x.par_chunks(c * hw)).enumerate().for_each(|(s, (ys, xs))| {
+    dst.par_chunks_mut(c * hw).enumerate().for_each(|(s, ys)| {
         let z = &nadd[if nn == 1 { 0 } else { s * hw }..][..hw];
-        for (ch, (yr, xr)) in ys.chunks_mut(hw).zip(xs.chunks(hw)).enumerate() {
+        let xs = src.map(|x| &x[s * c * hw..(s + 1) * c * hw]);
+        for (ch, yr) in ys.chunks_mut(hw).enumerate() {
             let (dc, bc) = (d[s * c + ch], b[ch]);
-            for ((yo, &xi), &zi) in yr.iter_mut().zip(xr).zip(z) {
-                *yo = act(((xi * dc) + zi) + bc, alpha, gain);
+            match xs {
+                Some(xs) => {
+                    for ((yo, &xi), &zi) in yr.iter_mut().zip(&xs[ch * hw..(ch + 1) * hw]).zip(z) {
+                        *yo = act(((xi * dc) + zi) + bc, alpha, gain);
+                    }
+                }
+                None => {
+                    for (yo, &zi) in yr.iter_mut().zip(z) {
+                        *yo = act(((*yo * dc) + zi) + bc, alpha, gain);
+                    }
+                }
             }
         }
     });
-    y
 }
 
 /// Gradients of [`demod_noise_bias_lrelu_fwd`], from its input `x`, output `y` and output
@@ -219,34 +295,52 @@ pub struct DemodGrads {
 /// Backward of [`demod_noise_bias_lrelu_fwd`]: `dv = y < 0 ? (dy * gain) * alpha : dy * gain`,
 /// `dx = dv * d`, and the three reductions of [`DemodGrads`], in a fixed order (per sample
 /// in one task: 16 lanes over each row, channels in order; then the samples in order).
+#[allow(clippy::too_many_arguments)]
 pub fn demod_noise_bias_lrelu_bwd(
     x: &[f32],
     y: &[f32],
     dy: &[f32],
     d: &[f32],
     nn: usize,
-    [n, c, hw]: [usize; 3],
+    geom: [usize; 3],
     alpha: f32,
     gain: f32,
 ) -> DemodGrads {
+    let mut dx = dy.to_vec();
+    let (dd, dnoise, db) = demod_noise_bias_lrelu_bwd_inplace(x, y, &mut dx, d, nn, geom, alpha, gain);
+    DemodGrads { dx, dd, dnoise, db }
+}
+
+/// [`demod_noise_bias_lrelu_bwd`] in place: `dx` holds `dy` on entry and `dx` on return;
+/// returns `(dd, dnoise, db)`.
+#[allow(clippy::too_many_arguments)]
+pub fn demod_noise_bias_lrelu_bwd_inplace(
+    x: &[f32],
+    y: &[f32],
+    dx: &mut [f32],
+    d: &[f32],
+    nn: usize,
+    [n, c, hw]: [usize; 3],
+    alpha: f32,
+    gain: f32,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     assert_eq!(x.len(), n * c * hw);
     assert_eq!(y.len(), x.len());
-    assert_eq!(dy.len(), x.len());
+    assert_eq!(dx.len(), x.len());
     assert_eq!(d.len(), n * c);
     assert!(nn == 1 || nn == n);
-    let mut dx = out_vec(x.len());
     let mut dd = vec![0.0f32; n * c];
     let mut row_sums = vec![0.0f32; n * c];
     let mut nsum = vec![0.0f32; n * hw];
     if n * c * hw == 0 {
-        return DemodGrads { dx, dd, dnoise: vec![0.0; nn * hw], db: vec![0.0; c] };
+        return (dd, vec![0.0; nn * hw], vec![0.0; c]);
     }
     let sample = |s: usize, dxs: &mut [f32], dds: &mut [f32], rs: &mut [f32], ns: &mut [f32]| {
         let base = s * c * hw;
         ns.fill(0.0);
         for ch in 0..c {
             let o = base + ch * hw;
-            let (xr, yr, gr) = (&x[o..o + hw], &y[o..o + hw], &dy[o..o + hw]);
+            let (xr, yr) = (&x[o..o + hw], &y[o..o + hw]);
             let dxr = &mut dxs[ch * hw..(ch + 1) * hw];
             let dc = d[s * c + ch];
             let mut acc_d = [0.0f32; 16];
@@ -255,7 +349,7 @@ pub fn demod_noise_bias_lrelu_bwd(
             let mut i = 0;
             while i < full {
                 for l in 0..16 {
-                    let dv = act_grad(yr[i + l], gr[i + l], alpha, gain);
+                    let dv = act_grad(yr[i + l], dxr[i + l], alpha, gain);
                     dxr[i + l] = dv * dc;
                     acc_d[l] += dv * xr[i + l];
                     acc_b[l] += dv;
@@ -269,7 +363,7 @@ pub fn demod_noise_bias_lrelu_bwd(
                 sb += acc_b[l];
             }
             for i in full..hw {
-                let dv = act_grad(yr[i], gr[i], alpha, gain);
+                let dv = act_grad(yr[i], dxr[i], alpha, gain);
                 dxr[i] = dv * dc;
                 sd += dv * xr[i];
                 sb += dv;
@@ -302,5 +396,5 @@ pub fn demod_noise_bias_lrelu_bwd(
     } else {
         nsum
     };
-    DemodGrads { dx, dd, dnoise, db }
+    (dd, dnoise, db)
 }

@@ -286,12 +286,38 @@ pub trait FastAct: Backend {
     ) -> FloatTensor<Self>;
 }
 
-fn bias_lrelu_flex(x: &FlexTensor, b: &FlexTensor, shape: [usize; 2], params: [f32; 2]) -> FlexTensor {
+/// The f32 storage of `t` when it can be written in place: uniquely owned, contiguous from
+/// offset 0 (the autodiff graph holds no other reference to it).
+fn unique_f32(t: &mut FlexTensor) -> Option<&mut [f32]> {
+    let n = t.layout().num_elements();
+    if t.dtype() != DType::F32 || !t.is_contiguous() || t.layout().start_offset() != 0 || !t.is_unique() {
+        return None;
+    }
+    t.try_storage_mut::<f32>().map(|s| &mut s[..n])
+}
+
+fn bias_lrelu_flex(mut x: FlexTensor, b: &FlexTensor, shape: [usize; 2], params: [f32; 2]) -> FlexTensor {
+    let bv = f32_data(b);
+    if let Some(buf) = unique_f32(&mut x) {
+        act::bias_lrelu_fwd_inplace(buf, &bv, shape[0], shape[1], params[0], params[1]);
+        return x;
+    }
     let dims = x.layout().shape().to_vec();
-    let y = act::bias_lrelu_fwd(&f32_data(x), &f32_data(b), shape[0], shape[1], params[0], params[1]);
+    let y = act::bias_lrelu_fwd(&f32_data(&x), &bv, shape[0], shape[1], params[0], params[1]);
     FlexTensor::from_data(TensorData::new(y, dims))
 }
 
+/// The fused synthesis-layer tail, in place on `x` when it is unique (untracked forward).
+fn demod_flex_owned(mut x: FlexTensor, d: &FlexTensor, nadd: &FlexTensor, b: &FlexTensor, g: [usize; 4], p: [f32; 2]) -> FlexTensor {
+    let (dv, nv, bv) = (f32_data(d), f32_data(nadd), f32_data(b));
+    if let Some(buf) = unique_f32(&mut x) {
+        act::demod_noise_bias_lrelu_fwd_inplace(buf, &dv, &nv, &bv, [g[0], g[1], g[2]], p[0], p[1]);
+        return x;
+    }
+    demod_flex(&x, d, nadd, b, g, p)
+}
+
+/// The fused synthesis-layer tail into a new tensor.
 fn demod_flex(x: &FlexTensor, d: &FlexTensor, nadd: &FlexTensor, b: &FlexTensor, g: [usize; 4], p: [f32; 2]) -> FlexTensor {
     let dims = x.layout().shape().to_vec();
     let (xv, dv, nv, bv) = (f32_data(x), f32_data(d), f32_data(nadd), f32_data(b));
@@ -301,7 +327,7 @@ fn demod_flex(x: &FlexTensor, d: &FlexTensor, nadd: &FlexTensor, b: &FlexTensor,
 
 impl FastAct for Flex {
     fn fast_bias_lrelu(x: FlexTensor, bias: FlexTensor, shape: [usize; 2], params: [f32; 2]) -> FlexTensor {
-        bias_lrelu_flex(&x, &bias, shape, params)
+        bias_lrelu_flex(x, &bias, shape, params)
     }
     fn fast_demod_noise_bias_lrelu(
         x: FlexTensor,
@@ -311,7 +337,7 @@ impl FastAct for Flex {
         geom: [usize; 4],
         params: [f32; 2],
     ) -> FlexTensor {
-        demod_flex(&x, &d, &nadd, &bias, geom, params)
+        demod_flex_owned(x, &d, &nadd, &bias, geom, params)
     }
 }
 
@@ -324,32 +350,34 @@ impl Backward<Flex, 4> for DemodBackward {
 
     fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_d, node_z, node_b] = ops.parents;
-        let dy = grads.consume::<Flex>(&ops.node);
+        let mut dy = grads.consume::<Flex>(&ops.node);
         let (x, y, d, g, [alpha, gain]) = ops.state;
         let [n, c, hw, nn] = g;
-        let r = act::demod_noise_bias_lrelu_bwd(
-            &f32_data(&x),
-            &f32_data(&y),
-            &f32_data(&dy),
-            &f32_data(&d),
-            nn,
-            [n, c, hw],
-            alpha,
-            gain,
-        );
         let xdims = x.layout().shape().to_vec();
+        let (xv, yv, dv) = (f32_data(&x), f32_data(&y), f32_data(&d));
+        let (dx, (dd, dnoise, db)) = match unique_f32(&mut dy) {
+            // dy's buffer becomes dx
+            Some(buf) => {
+                let r = act::demod_noise_bias_lrelu_bwd_inplace(&xv, &yv, buf, &dv, nn, [n, c, hw], alpha, gain);
+                (dy, r)
+            }
+            None => {
+                let r = act::demod_noise_bias_lrelu_bwd(&xv, &yv, &f32_data(&dy), &dv, nn, [n, c, hw], alpha, gain);
+                (FlexTensor::from_data(TensorData::new(r.dx, xdims.clone())), (r.dd, r.dnoise, r.db))
+            }
+        };
         if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(r.dx, xdims.clone())));
+            grads.register::<Flex>(node.id, dx);
         }
         if let Some(node) = node_d {
-            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(r.dd, [n, c])));
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dd, [n, c])));
         }
         if let Some(node) = node_z {
             let zd = [nn, 1, xdims[2], xdims[3]];
-            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(r.dnoise, zd)));
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dnoise, zd)));
         }
         if let Some(node) = node_b {
-            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(r.db, [c])));
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(db, [c])));
         }
     }
 }
@@ -363,12 +391,22 @@ impl Backward<Flex, 2> for BiasLreluBackward {
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_b] = ops.parents;
-        let dy = grads.consume::<Flex>(&ops.node);
+        let mut dy = grads.consume::<Flex>(&ops.node);
         let (y, [c, hw], [alpha, gain]) = ops.state;
-        let (dx, db) = act::bias_lrelu_bwd(&f32_data(&y), &f32_data(&dy), c, hw, alpha, gain, node_b.is_some());
+        let yv = f32_data(&y);
+        let (dx, db) = match unique_f32(&mut dy) {
+            Some(buf) => {
+                // dy's buffer becomes dx
+                let db = act::bias_lrelu_bwd_inplace(&yv, buf, c, hw, alpha, gain, node_b.is_some());
+                (dy, db)
+            }
+            None => {
+                let (dx, db) = act::bias_lrelu_bwd(&yv, &f32_data(&dy), c, hw, alpha, gain, node_b.is_some());
+                (FlexTensor::from_data(TensorData::new(dx, y.layout().shape().to_vec())), db)
+            }
+        };
         if let Some(node) = node_x {
-            let dims = y.layout().shape().to_vec();
-            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, dims)));
+            grads.register::<Flex>(node.id, dx);
         }
         if let (Some(node), Some(db)) = (node_b, db) {
             grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(db, [c])));
@@ -382,10 +420,10 @@ impl<C: CheckpointStrategy> FastAct for Autodiff<Flex, C> {
         let (bp, bn) = bias.into_parts();
         match BiasLreluBackward.prepare::<C>([xn, bn]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let y = bias_lrelu_flex(&xp, &bp, shape, params);
+                let y = bias_lrelu_flex(xp, &bp, shape, params);
                 prep.finish((y.clone(), shape, params), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(bias_lrelu_flex(&xp, &bp, shape, params)),
+            OpsKind::UnTracked(prep) => prep.finish(bias_lrelu_flex(xp, &bp, shape, params)),
         }
     }
 
@@ -406,7 +444,7 @@ impl<C: CheckpointStrategy> FastAct for Autodiff<Flex, C> {
                 let y = demod_flex(&xp, &dp, &zp, &bp, geom, params);
                 prep.finish((xp, y.clone(), dp, geom, params), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(demod_flex(&xp, &dp, &zp, &bp, geom, params)),
+            OpsKind::UnTracked(prep) => prep.finish(demod_flex_owned(xp, &dp, &zp, &bp, geom, params)),
         }
     }
 }

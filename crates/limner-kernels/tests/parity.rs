@@ -211,12 +211,14 @@ fn check_bias_lrelu<const D: usize>(shape: [usize; D], gain: f64, seed: u64) -> 
     let run = |fast: bool| {
         let x = Tensor::<D>::from_data(TensorData::new(xv.clone(), shape), &dev).require_grad();
         let b = Tensor::<1>::from_data(TensorData::new(bv.clone(), [c]), &dev).require_grad();
+        // odd seeds: a fresh (uniquely owned) input, which the fused op overwrites in place
+        let xin = if seed % 2 == 1 { x.clone().mul_scalar(1.0) } else { x.clone() };
         let y = if fast {
-            limner_kernels::bias_lrelu(x.clone(), b.clone(), 0.2, gain)
+            limner_kernels::bias_lrelu(xin, b.clone(), 0.2, gain)
         } else {
             let mut bs = [1usize; D];
             bs[1] = c;
-            burn::tensor::activation::leaky_relu(x.clone() + b.clone().reshape(bs), 0.2).mul_scalar(gain)
+            burn::tensor::activation::leaky_relu(xin + b.clone().reshape(bs), 0.2).mul_scalar(gain)
         };
         let r = Tensor::<D>::from_data(TensorData::new(rv.clone(), shape), &dev);
         let g = (y.clone() * r).sum().backward();
@@ -262,8 +264,21 @@ fn bias_lrelu_plain_device_and_determinism() {
     let x = randn([3, 6, 9, 9], &mut rng, &dev);
     let b: Tensor<1> = Tensor::from_data(TensorData::new(vec![0.5f32, -1.0, 2.0, 0.0, 0.25, -0.3], [6]), &dev);
     let a = vals(limner_kernels::bias_lrelu(x.clone(), b.clone(), 0.2, 2.0));
-    let r = vals(burn::tensor::activation::leaky_relu(x + b.reshape([1, 6, 1, 1]), 0.2).mul_scalar(2.0));
+    // a uniquely owned input: computed in place
+    let a2 = vals(limner_kernels::bias_lrelu(x.clone().mul_scalar(1.0), b.clone(), 0.2, 2.0));
+    let r = vals(burn::tensor::activation::leaky_relu(x.clone() + b.clone().reshape([1, 6, 1, 1]), 0.2).mul_scalar(2.0));
     assert_eq!(a, r);
+    assert_eq!(a2, r);
+    // the synthesis-layer tail, untracked: out of place and in place
+    let d = randn([3, 6, 1, 1], &mut rng, &dev).reshape([3, 6]);
+    let z = randn([1, 1, 9, 9], &mut rng, &dev);
+    let tail = |x: Tensor<4>| vals(limner_kernels::demod_noise_bias_lrelu(x, d.clone(), Some(z.clone()), b.clone(), 0.2, 1.5));
+    let want = vals(
+        burn::tensor::activation::leaky_relu(x.clone() * d.clone().reshape([3, 6, 1, 1]) + z.clone() + b.clone().reshape([1, 6, 1, 1]), 0.2)
+            .mul_scalar(1.5),
+    );
+    assert_eq!(tail(x.clone()), want);
+    assert_eq!(tail(x.clone().mul_scalar(1.0)), want);
     // bias gradient: bit-identical on repeat (fixed reduction order)
     let (c, hw) = (13, 1000);
     let y: Vec<f32> = (0..8 * c * hw).map(|i| ((i * 104729) % 17) as f32 * 0.37 - 3.0).collect();
@@ -289,13 +304,15 @@ fn check_demod(shape: [usize; 4], nn: Option<usize>, gain: f64, seed: u64) -> Ve
     let f = |t: TensorData| t.try_to_vec::<f32>().unwrap();
     let run = |fast: bool| {
         let x = Tensor::<4>::from_data(TensorData::new(xv.clone(), shape), &dev).require_grad();
+        // odd seeds: a fresh (uniquely owned) input
+        let xin = if seed % 2 == 1 { x.clone().mul_scalar(1.0) } else { x.clone() };
         let d = Tensor::<2>::from_data(TensorData::new(dv.clone(), [n, c]), &dev).require_grad();
         let b = Tensor::<1>::from_data(TensorData::new(bv.clone(), [c]), &dev).require_grad();
         let z = nn.map(|nn| Tensor::<4>::from_data(TensorData::new(zv.clone(), [nn, 1, h, w]), &dev).require_grad());
         let y = if fast {
-            limner_kernels::demod_noise_bias_lrelu(x.clone(), d.clone(), z.clone(), b.clone(), 0.2, gain)
+            limner_kernels::demod_noise_bias_lrelu(xin, d.clone(), z.clone(), b.clone(), 0.2, gain)
         } else {
-            let v = x.clone() * d.clone().reshape([n, c, 1, 1]);
+            let v = xin * d.clone().reshape([n, c, 1, 1]);
             let v = match &z {
                 Some(z) => v + z.clone(),
                 None => v,
