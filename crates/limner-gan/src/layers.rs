@@ -311,12 +311,13 @@ impl SynthesisLayer {
     /// weight form `W'[n,o,i] = W[o,i] s[n,i] d[n,o]` exactly in real arithmetic (the test
     /// `modulated_conv_matches_per_sample_reference` checks it in float).
     pub fn forward(&self, x: Tensor<4>, w: Tensor<2>, noise: &mut NoiseMode) -> Tensor<4> {
-        let [n, cin, _, _] = x.dims();
+        let [n, _, _, _] = x.dims();
         let styles = self.affine.forward(w); // [N, in]
         // d[n,o] = rsqrt(sum_i s[n,i]^2 * sum_k W[o,i,k]^2 + 1e-8)
         let w_sq = self.weight.clone().square().sum_dims_squeeze::<2, _>(&[2, 3]); // [out, in]
         let dcoefs = (styles.clone().square().matmul(w_sq.transpose()) + 1e-8).sqrt().recip(); // [N, out]
-        let x = x * styles.reshape([n, cin, 1, 1]); // [N, in, H, W]
+        // x * styles.reshape([n, cin, 1, 1]): one fused pass each way on flex (limner-kernels)
+        let x = limner_kernels::scale_channels(x, styles); // [N, in, H, W]
         let x = if self.up {
             // conv_transpose2d(stride 2, weight [in, out, 3, 3]): [N, out, 2H+1, 2W+1]
             let wt = self.weight.clone().swap_dims(0, 1);
@@ -383,9 +384,9 @@ impl ToRGBLayer {
 
     /// `x [N, in, H, W]`, `w [N, w_dim]` -> `[N, 3, H, W]`
     pub fn forward(&self, x: Tensor<4>, w: Tensor<2>) -> Tensor<4> {
-        let [n, cin, _, _] = x.dims();
+        let [_, cin, _, _] = x.dims();
         let styles = self.affine.forward(w).mul_scalar(1.0 / (cin as f64).sqrt()); // [N, in]
-        let x = x * styles.reshape([n, cin, 1, 1]);
+        let x = limner_kernels::scale_channels(x, styles); // x * styles.reshape([n, cin, 1, 1])
         let y = conv2d(x, self.weight.clone(), None, ConvOptions::new([1, 1], [0, 0], [1, 1], 1)); // [N, 3, H, W]
         bias_act(y, Some(self.bias.clone()), Activation::Linear, 1.0)
     }

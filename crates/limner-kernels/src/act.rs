@@ -22,7 +22,7 @@ use rayon::prelude::*;
 /// A `Vec<f32>` of length `n` with unspecified contents; every caller writes all of it
 /// before reading (skips a memset pass).
 #[allow(clippy::uninit_vec)]
-fn out_vec(n: usize) -> Vec<f32> {
+pub(crate) fn out_vec(n: usize) -> Vec<f32> {
     let mut v = Vec::with_capacity(n);
     // SAFETY: f32 has no invalid bit patterns; the callers overwrite every element.
     unsafe { v.set_len(n) };
@@ -170,6 +170,85 @@ pub fn bias_lrelu_bwd_inplace(
         }
         db
     })
+}
+
+/// Per-(sample, channel) scaling, StyleGAN2's modulation `y = x * s[n, c]` on `[n, c, hw]`
+/// (burn's `x * s.reshape([n, c, 1, 1])`, bit-identical), into `dst`; `src = None`: in place.
+pub fn scale_rows_to(src: Option<&[f32]>, dst: &mut [f32], s: &[f32], hw: usize) {
+    let rows = dst.len() / hw.max(1);
+    assert_eq!(rows * hw, dst.len());
+    assert_eq!(s.len(), rows);
+    if let Some(x) = src {
+        assert_eq!(x.len(), dst.len());
+    }
+    let rpt = rows_per_task(hw);
+    dst.par_chunks_mut(rpt * hw).enumerate().for_each(|(t, yc)| {
+        let row0 = t * rpt;
+        let xc = src.map(|x| &x[row0 * hw..][..yc.len()]);
+        for (r, yr) in yc.chunks_mut(hw).enumerate() {
+            let sr = s[row0 + r];
+            match xc {
+                Some(xc) => {
+                    for (yo, &xi) in yr.iter_mut().zip(&xc[r * hw..(r + 1) * hw]) {
+                        *yo = xi * sr;
+                    }
+                }
+                None => {
+                    for yo in yr.iter_mut() {
+                        *yo *= sr;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Backward of [`scale_rows_to`] in place: `g` holds `dy` on entry and `dx = dy * s` on
+/// return; returns `ds[row] = sum_i dy * x` (16 fixed lanes per row, then the lanes in
+/// order: independent of the partition) when `want_ds`.
+pub fn scale_rows_bwd_inplace(x: &[f32], g: &mut [f32], s: &[f32], hw: usize, want_ds: bool) -> Option<Vec<f32>> {
+    assert_eq!(x.len(), g.len());
+    let rows = g.len() / hw.max(1);
+    assert_eq!(rows * hw, g.len());
+    assert_eq!(s.len(), rows);
+    let mut ds = vec![0.0f32; if want_ds { rows } else { 0 }];
+    let rpt = rows_per_task(hw);
+    let body = |t: usize, gc: &mut [f32], dsc: Option<&mut [f32]>| {
+        let row0 = t * rpt;
+        let xc = &x[row0 * hw..][..gc.len()];
+        if let Some(dsc) = dsc {
+            for (r, d) in dsc.iter_mut().enumerate() {
+                let (gr, xr) = (&gc[r * hw..(r + 1) * hw], &xc[r * hw..(r + 1) * hw]);
+                let mut acc = [0.0f32; 16];
+                let full = hw / 16 * 16;
+                for (gb, xb) in gr[..full].chunks_exact(16).zip(xr[..full].chunks_exact(16)) {
+                    for l in 0..16 {
+                        acc[l] += gb[l] * xb[l];
+                    }
+                }
+                let mut sum = 0.0f32;
+                for a in acc {
+                    sum += a;
+                }
+                for i in full..hw {
+                    sum += gr[i] * xr[i];
+                }
+                *d = sum;
+            }
+        }
+        for (r, gr) in gc.chunks_mut(hw).enumerate() {
+            let sr = s[row0 + r];
+            for v in gr.iter_mut() {
+                *v *= sr;
+            }
+        }
+    };
+    if want_ds {
+        g.par_chunks_mut(rpt * hw).zip(ds.par_chunks_mut(rpt)).enumerate().for_each(|(t, (gc, dc))| body(t, gc, Some(dc)));
+    } else {
+        g.par_chunks_mut(rpt * hw).enumerate().for_each(|(t, gc)| body(t, gc, None));
+    }
+    want_ds.then_some(ds)
 }
 
 #[cfg(test)]

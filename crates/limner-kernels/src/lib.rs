@@ -284,6 +284,9 @@ pub trait FastAct: Backend {
         geom: [usize; 4],
         params: [f32; 2],
     ) -> FloatTensor<Self>;
+    /// `x [n, c, ...]`, `s [n, c]` -> `x * s` (broadcast over the dims after 1); `hw` = the
+    /// product of those dims.
+    fn fast_scale_channels(x: FloatTensor<Self>, s: FloatTensor<Self>, hw: usize) -> FloatTensor<Self>;
 }
 
 /// The f32 storage of `t` when it can be written in place: uniquely owned, contiguous from
@@ -329,6 +332,9 @@ impl FastAct for Flex {
     fn fast_bias_lrelu(x: FlexTensor, bias: FlexTensor, shape: [usize; 2], params: [f32; 2]) -> FlexTensor {
         bias_lrelu_flex(x, &bias, shape, params)
     }
+    fn fast_scale_channels(x: FlexTensor, s: FlexTensor, hw: usize) -> FlexTensor {
+        scale_flex(x, &s, hw)
+    }
     fn fast_demod_noise_bias_lrelu(
         x: FlexTensor,
         d: FlexTensor,
@@ -338,6 +344,51 @@ impl FastAct for Flex {
         params: [f32; 2],
     ) -> FlexTensor {
         demod_flex_owned(x, &d, &nadd, &bias, geom, params)
+    }
+}
+
+fn scale_flex(mut x: FlexTensor, s: &FlexTensor, hw: usize) -> FlexTensor {
+    let sv = f32_data(s);
+    if let Some(buf) = unique_f32(&mut x) {
+        act::scale_rows_to(None, buf, &sv, hw);
+        return x;
+    }
+    let xv = f32_data(&x);
+    let mut y = act::out_vec(xv.len());
+    act::scale_rows_to(Some(&xv), &mut y, &sv, hw);
+    FlexTensor::from_data(TensorData::new(y, x.layout().shape().to_vec()))
+}
+
+/// Backward of `y = x * s[n, c]`: `dx = dy * s`, `ds = sum_i dy * x`.
+#[derive(Debug)]
+struct ScaleBackward;
+
+impl Backward<Flex, 2> for ScaleBackward {
+    type State = (FlexTensor, FlexTensor, usize);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_s] = ops.parents;
+        let mut dy = grads.consume::<Flex>(&ops.node);
+        let (x, s, hw) = ops.state;
+        let (xv, sv) = (f32_data(&x), f32_data(&s));
+        let want_ds = node_s.is_some();
+        let (dx, ds) = match unique_f32(&mut dy) {
+            Some(buf) => {
+                let ds = act::scale_rows_bwd_inplace(&xv, buf, &sv, hw, want_ds);
+                (dy, ds)
+            }
+            None => {
+                let mut g = f32_data(&dy).into_owned();
+                let ds = act::scale_rows_bwd_inplace(&xv, &mut g, &sv, hw, want_ds);
+                (FlexTensor::from_data(TensorData::new(g, x.layout().shape().to_vec())), ds)
+            }
+        };
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, dx);
+        }
+        if let (Some(node), Some(ds)) = (node_s, ds) {
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(ds, s.layout().shape().to_vec())));
+        }
     }
 }
 
@@ -447,6 +498,43 @@ impl<C: CheckpointStrategy> FastAct for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(demod_flex_owned(xp, &dp, &zp, &bp, geom, params)),
         }
     }
+
+    fn fast_scale_channels(x: FloatTensor<Self>, s: FloatTensor<Self>, hw: usize) -> FloatTensor<Self> {
+        let (xp, xn) = x.into_parts();
+        let (sp, sn) = s.into_parts();
+        match ScaleBackward.prepare::<C>([xn, sn]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                // x is kept for ds: the output is a new tensor
+                let y = scale_flex(xp.clone(), &sp, hw);
+                prep.finish((xp, sp, hw), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(scale_flex(xp, &sp, hw)),
+        }
+    }
+}
+
+/// StyleGAN2's modulation `x * s.reshape([n, c, 1, 1])` (`x [n, c, h, w]`, `s [n, c]`): on
+/// flex with f32 data, one pass forward (in place when `x` is uniquely owned) and one pass
+/// backward giving both `dx = dy * s` and `ds = sum_hw dy * x` (fixed summation order);
+/// elsewhere (and with `LIMNER_FAST_BIAS_ACT=0`) burn's broadcast multiply. Bit-identical
+/// forward.
+pub fn scale_channels(x: Tensor<4>, s: Tensor<2>) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    assert_eq!(s.dims(), [n, c], "scale_channels: s must be [n, c]");
+    let fast = enabled()
+        && bias_act_enabled()
+        && x.dtype() == DType::F32
+        && s.dtype() == DType::F32
+        && on_flex(&x)
+        && on_flex(&s);
+    if !fast {
+        return x * s.reshape([n, c, 1, 1]);
+    }
+    Tensor::<4>::from_dispatch(<burn::backend::Dispatch as FastAct>::fast_scale_channels(
+        x.into_dispatch(),
+        s.into_dispatch(),
+        h * w,
+    ))
 }
 
 /// The tail of a StyleGAN2 synthesis layer, `leaky_relu(x * d + noise + bias, alpha) * gain`

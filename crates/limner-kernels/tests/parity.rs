@@ -366,3 +366,37 @@ fn demod_noise_bias_lrelu_is_deterministic() {
         assert_eq!((&a.dx, &a.dd, &a.dnoise, &a.db), (&b.dx, &b.dd, &b.dnoise, &b.db));
     }
 }
+
+#[test]
+fn scale_channels_matches_burn_forward_and_backward() {
+    let dev = Device::flex().autodiff();
+    for (i, shape) in [[1usize, 3, 4, 4], [9, 5, 4, 4], [2, 16, 33, 33], [3, 32, 64, 64], [2, 3, 7, 5], [1, 1, 1, 1]].into_iter().enumerate() {
+        let [n, c, _, _] = shape;
+        let mut rng = ChaCha8Rng::seed_from_u64(700 + i as u64);
+        let x0 = randn(shape, &mut rng, &dev);
+        let s0 = randn([n, c, 1, 1], &mut rng, &dev).reshape([n, c]);
+        let r = randn(shape, &mut rng, &dev);
+        let run = |fast: bool| {
+            let (x, s) = (x0.clone().require_grad(), s0.clone().require_grad());
+            // odd cases: a fresh (uniquely owned) input
+            let xin = if i % 2 == 1 { x.clone().mul_scalar(1.0) } else { x.clone() };
+            let y = if fast { limner_kernels::scale_channels(xin, s.clone()) } else { xin * s.clone().reshape([n, c, 1, 1]) };
+            let g = (y.clone() * r.clone()).sum().backward();
+            let f = |t: TensorData| t.try_to_vec::<f32>().unwrap();
+            (vals(y), f(x.grad(&g).unwrap().into_data()), f(s.grad(&g).unwrap().into_data()))
+        };
+        let (a, b) = (run(true), run(false));
+        assert_eq!(a.0, b.0, "forward must be bit-identical");
+        let e = [rel(&a.1, &b.1), rel(&a.2, &b.2)];
+        println!("scale_channels {shape:?}: rel err dx {:.2e} ds {:.2e}", e[0], e[1]);
+        assert!(e.iter().all(|&v| v < TOL), "scale_channels case {i}: {e:?}");
+    }
+    // plain device, in place and not
+    let dev = Device::flex();
+    let mut rng = ChaCha8Rng::seed_from_u64(799);
+    let x = randn([3, 6, 9, 9], &mut rng, &dev);
+    let s = randn([3, 6, 1, 1], &mut rng, &dev).reshape([3, 6]);
+    let want = vals(x.clone() * s.clone().reshape([3, 6, 1, 1]));
+    assert_eq!(vals(limner_kernels::scale_channels(x.clone(), s.clone())), want);
+    assert_eq!(vals(limner_kernels::scale_channels(x.mul_scalar(1.0), s)), want);
+}
