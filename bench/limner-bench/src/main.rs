@@ -666,7 +666,7 @@ fn bench_act(o: &Opts) {
         let d = Tensor::<2>::random([n, c], Distribution::Normal(1.0, 0.1), &dev);
         let z = Tensor::<4>::random([n, 1, r, r], Distribution::Normal(0.0, 1.0), &dev);
         let go = Tensor::<4>::random([n, c, r, r], Distribution::Normal(0.0, 1.0), &dev);
-        for op in ["bias_lrelu", "demod_tail"] {
+        for op in ["bias_lrelu", "demod_tail", "scale"] {
             let mut ts = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
             for it in 0..iters + 1 {
                 for (v, fast) in [false, true].into_iter().enumerate() {
@@ -676,6 +676,7 @@ fn bench_act(o: &Opts) {
                     let c0 = process_cpu_ms();
                     let y = match op {
                         "bias_lrelu" => limner_kernels::bias_lrelu(x.clone(), b.clone(), 0.2, 2f64.sqrt()),
+                        "scale" => limner_kernels::scale_channels(x.clone(), d.clone()),
                         _ => limner_kernels::demod_noise_bias_lrelu(x.clone(), d.clone(), Some(z.clone()), b.clone(), 0.2, 2f64.sqrt()),
                     };
                     let g = (y * go.clone()).sum().backward();
@@ -693,6 +694,32 @@ fn bench_act(o: &Opts) {
                 median(&ts[1][0]),
                 median(&ts[0][1]),
                 median(&ts[1][1])
+            );
+            // forward only, untracked (generation): a fresh input each time (in place)
+            let mut tf = [Vec::new(), Vec::new()];
+            let xs = x.clone().inner();
+            let (bs, ds, zs) = (b.clone().inner(), d.clone().inner(), z.clone().inner());
+            for it in 0..iters * 4 + 1 {
+                for (v, fast) in [false, true].into_iter().enumerate() {
+                    limner_kernels::set_bias_act_enabled(fast);
+                    let xi = xs.clone().mul_scalar(1.0);
+                    let s = Instant::now();
+                    let y = match op {
+                        "bias_lrelu" => limner_kernels::bias_lrelu(xi, bs.clone(), 0.2, 2f64.sqrt()),
+                        "scale" => limner_kernels::scale_channels(xi, ds.clone()),
+                        _ => limner_kernels::demod_noise_bias_lrelu(xi, ds.clone(), Some(zs.clone()), bs.clone(), 0.2, 2f64.sqrt()),
+                    };
+                    dev.sync().unwrap();
+                    if it > 0 {
+                        tf[v].push(s.elapsed().as_secs_f64() * 1e3);
+                    }
+                    black_box(y);
+                }
+            }
+            println!(
+                "RESULT limner act_{op} n={n} c={c} res={r} fwd_untracked burn_ms={:.2} fused_ms={:.2}",
+                median(&tf[0]),
+                median(&tf[1])
             );
         }
     }

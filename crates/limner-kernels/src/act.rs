@@ -32,23 +32,43 @@ pub(crate) fn out_vec(n: usize) -> Vec<f32> {
 /// Elements per rayon task (about 64 KiB of f32 per input stream).
 const TASK_ELEMS: usize = 16 * 1024;
 
+/// Passes over fewer elements than this run on the calling thread (same tasks, in order):
+/// handing a memory-bound pass to the rayon pool costs thread wake-ups, which dominate small
+/// passes and, on a loaded machine, even large ones (see bench/NOTES.md).
+/// `LIMNER_ACT_PAR_MIN` overrides it.
+fn par_min_elems() -> usize {
+    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var("LIMNER_ACT_PAR_MIN").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 20))
+}
+
+/// `with_min_len` for a pass over `elems` elements in `tasks` tasks: all of them (no split:
+/// rayon folds on the calling thread) below [`par_min_elems`], else 1.
+fn min_len(elems: usize, tasks: usize) -> usize {
+    if elems < par_min_elems() {
+        tasks.max(1)
+    } else {
+        1
+    }
+}
+
 fn rows_per_task(hw: usize) -> usize {
     (TASK_ELEMS / hw.max(1)).max(1)
 }
 
+// Both are written as a multiply by a selected constant rather than an `if` around the
+// multiply: LLVM vectorises the select (an `if` compiled to a branch, mispredicted on random
+// signs, made the pass ~15x slower). `v * 1.0 == v` exactly, so the results are the same
+// bits as burn's `v < 0 ? v * alpha : v` then `* gain`.
 #[inline(always)]
 fn act(v: f32, alpha: f32, gain: f32) -> f32 {
-    (if v < 0.0 { v * alpha } else { v }) * gain
+    let m = if v < 0.0 { alpha } else { 1.0 };
+    (v * m) * gain
 }
 
 #[inline(always)]
 fn act_grad(y: f32, dy: f32, alpha: f32, gain: f32) -> f32 {
-    let g = dy * gain;
-    if y < 0.0 {
-        g * alpha
-    } else {
-        g
-    }
+    let m = if y < 0.0 { alpha } else { 1.0 };
+    (dy * gain) * m
 }
 
 /// `y = act(x + b) * gain` (see the module docs). `x.len() == n * c * hw`, `b.len() == c`.
@@ -71,7 +91,8 @@ fn bias_lrelu_fwd_to(src: Option<&[f32]>, dst: &mut [f32], b: &[f32], c: usize, 
         assert_eq!(x.len(), dst.len());
     }
     let rpt = rows_per_task(hw);
-    dst.par_chunks_mut(rpt * hw).enumerate().for_each(|(t, yc)| {
+    let ml = min_len(dst.len(), dst.len().div_ceil(rpt * hw));
+    dst.par_chunks_mut(rpt * hw).enumerate().with_min_len(ml).for_each(|(t, yc)| {
         let row0 = t * rpt;
         let xc = src.map(|x| &x[t * rpt * hw..][..yc.len()]);
         for (r, yr) in yc.chunks_mut(hw).enumerate() {
@@ -155,11 +176,12 @@ pub fn bias_lrelu_bwd_inplace(
             }
         }
     };
+    let ml = min_len(g.len(), g.len().div_ceil(rpt * hw));
     let blocks = g.par_chunks_mut(rpt * hw).zip(y.par_chunks(rpt * hw));
     if want_db {
-        blocks.zip(row_sums.par_chunks_mut(rpt)).for_each(|((gc, yc), s)| body(gc, yc, Some(s)));
+        blocks.zip(row_sums.par_chunks_mut(rpt)).with_min_len(ml).for_each(|((gc, yc), s)| body(gc, yc, Some(s)));
     } else {
-        blocks.for_each(|(gc, yc)| body(gc, yc, None));
+        blocks.with_min_len(ml).for_each(|(gc, yc)| body(gc, yc, None));
     }
     want_db.then(|| {
         let mut db = vec![0.0f32; c];
@@ -182,7 +204,8 @@ pub fn scale_rows_to(src: Option<&[f32]>, dst: &mut [f32], s: &[f32], hw: usize)
         assert_eq!(x.len(), dst.len());
     }
     let rpt = rows_per_task(hw);
-    dst.par_chunks_mut(rpt * hw).enumerate().for_each(|(t, yc)| {
+    let ml = min_len(dst.len(), dst.len().div_ceil(rpt * hw));
+    dst.par_chunks_mut(rpt * hw).enumerate().with_min_len(ml).for_each(|(t, yc)| {
         let row0 = t * rpt;
         let xc = src.map(|x| &x[row0 * hw..][..yc.len()]);
         for (r, yr) in yc.chunks_mut(hw).enumerate() {
@@ -243,10 +266,15 @@ pub fn scale_rows_bwd_inplace(x: &[f32], g: &mut [f32], s: &[f32], hw: usize, wa
             }
         }
     };
+    let ml = min_len(g.len(), g.len().div_ceil(rpt * hw));
     if want_ds {
-        g.par_chunks_mut(rpt * hw).zip(ds.par_chunks_mut(rpt)).enumerate().for_each(|(t, (gc, dc))| body(t, gc, Some(dc)));
+        g.par_chunks_mut(rpt * hw)
+            .zip(ds.par_chunks_mut(rpt))
+            .enumerate()
+            .with_min_len(ml)
+            .for_each(|(t, (gc, dc))| body(t, gc, Some(dc)));
     } else {
-        g.par_chunks_mut(rpt * hw).enumerate().for_each(|(t, gc)| body(t, gc, None));
+        g.par_chunks_mut(rpt * hw).enumerate().with_min_len(ml).for_each(|(t, gc)| body(t, gc, None));
     }
     want_ds.then_some(ds)
 }
@@ -337,7 +365,8 @@ fn demod_fwd_to(
     if dst.is_empty() {
         return;
     }
-    dst.par_chunks_mut(c * hw).enumerate().for_each(|(s, ys)| {
+    let ml = min_len(dst.len(), n);
+    dst.par_chunks_mut(c * hw).enumerate().with_min_len(ml).for_each(|(s, ys)| {
         let z = &nadd[if nn == 1 { 0 } else { s * hw }..][..hw];
         let xs = src.map(|x| &x[s * c * hw..(s + 1) * c * hw]);
         for (ch, yr) in ys.chunks_mut(hw).enumerate() {
@@ -457,6 +486,7 @@ pub fn demod_noise_bias_lrelu_bwd_inplace(
         .zip(row_sums.par_chunks_mut(c))
         .zip(nsum.par_chunks_mut(hw))
         .enumerate()
+        .with_min_len(min_len(x.len(), n))
         .for_each(|(s, (((dxs, dds), rs), ns))| sample(s, dxs, dds, rs, ns));
     let mut db = vec![0.0f32; c];
     for row in row_sums.chunks(c) {
