@@ -4,7 +4,7 @@
 //! `RESULT limner <name> key=value ...` that `bench/run.sh` pairs with the identical line
 //! printed by the PyTorch port `bench/torch_ref.py`.
 //!
-//! Usage: limner-bench [all|train-step|gen|modconv|parts|kernels|ab|photoreal]... [--quick] [--cfg default|fixture|both]
+//! Usage: limner-bench [all|train-step|gen|modconv|parts|kernels|ab|act|photoreal|art-gatys|art-dream]... [--quick] [--cfg default|fixture|both]
 //!
 //! `photoreal` (not part of `all`; needs `limner models fetch --only random-face`) times one
 //! 1024px random-face synthesis; `bench/photoreal.sh` pairs it with OpenVINO.
@@ -92,8 +92,9 @@ fn main() {
             "kernels" => bench_kernels(&dev, &opts),
             "ab" => bench_ab(&dev, &opts),
             "photoreal" => photoreal::bench_photoreal(&dev, opts.quick),
+            "act" => bench_act(&opts),
             other => {
-                eprintln!("unknown measurement `{other}` (use all, train-step, gen, modconv, parts, kernels, ab, photoreal)");
+                eprintln!("unknown measurement `{other}` (use all, train-step, gen, modconv, parts, kernels, ab, act, photoreal, art-gatys, art-dream)");
                 std::process::exit(2);
             }
         }
@@ -599,26 +600,36 @@ fn bench_kernels(dev: &Device, o: &Opts) {
     );
 }
 
-/// Training step and G forward with the fast convs off, dense-only (depthwise FIR convs on
-/// burn's op) and fully on, rotating through the three in one process (A/B/C under the same
-/// background load). Medians.
+/// Training step and G forward with the fast paths off (`burn`), dense convs only (FIR convs
+/// and bias + lrelu on burn's ops), all fast convs but burn's bias + lrelu (`no_act`) and fully
+/// on (`fast`), rotating through the four in one process (A/B/C/D under the same background
+/// load). Medians.
 fn bench_ab(dev: &Device, o: &Opts) {
     let iters = if o.quick { 3 } else { 5 };
     let data = Synthetic::new(256, RES);
     let (gc, dc) = (gcfg("default"), dcfg("default"));
     let tc = TrainConfig { batch: BATCH, r1_gamma: 0.0, ..TrainConfig::default() };
-    let mut t: Vec<Trainer> = (0..3).map(|_| Trainer::new(tc.clone(), &gc, &dc, dev).expect("trainer")).collect();
+    // (name, convs, depthwise convs, bias + lrelu)
+    let variants = [("burn", false, false, false), ("dense_only", true, false, false), ("no_act", true, true, false), ("fast", true, true, true)];
+    let nv = variants.len();
+    let mut t: Vec<Trainer> = (0..nv).map(|_| Trainer::new(tc.clone(), &gc, &dc, dev).expect("trainer")).collect();
     let g = Generator::new(&gc, dev);
     let z = randn([BATCH, gc.z_dim], dev);
-    let mut ts = vec![[Vec::new(), Vec::new()]; 3];
+    let mut ts = vec![[Vec::new(), Vec::new()]; nv];
+    let mut cpu = vec![Vec::new(); nv];
     for it in 0..iters + 1 {
-        for v in 0..3 {
-            limner_kernels::set_enabled(v > 0);
-            limner_kernels::set_dw_enabled(v > 1);
+        for (v, &(_, conv, dw, act)) in variants.iter().enumerate() {
+            limner_kernels::set_enabled(conv);
+            limner_kernels::set_dw_enabled(dw);
+            limner_kernels::set_bias_act_enabled(act);
             let s = Instant::now();
+            let c0 = process_cpu_ms();
             black_box(t[v].step(&data).expect("step"));
             dev.sync().unwrap();
             let a = s.elapsed().as_secs_f64() * 1e3;
+            if it > 0 {
+                cpu[v].push(process_cpu_ms() - c0);
+            }
             let s = Instant::now();
             black_box(g.forward(z.clone(), 1.0, &mut NoiseMode::Const).into_data());
             let b = s.elapsed().as_secs_f64() * 1e3;
@@ -630,16 +641,112 @@ fn bench_ab(dev: &Device, o: &Opts) {
     }
     limner_kernels::set_enabled(true);
     limner_kernels::set_dw_enabled(true);
+    limner_kernels::set_bias_act_enabled(true);
     for (q, name) in ["ab_train_step_nor1", "ab_g_fwd_batch32"].into_iter().enumerate() {
-        println!(
-            "RESULT limner {name} cfg=default batch={BATCH} n={iters} burn_ms={:.1} dense_only_ms={:.1} fast_ms={:.1} speedup={:.2} burn_all={:?} dense_only_all={:?} fast_all={:?}",
-            median(&ts[0][q]),
-            median(&ts[1][q]),
-            median(&ts[2][q]),
-            median(&ts[0][q]) / median(&ts[2][q]),
-            ts[0][q].iter().map(|v| v.round()).collect::<Vec<_>>(),
-            ts[1][q].iter().map(|v| v.round()).collect::<Vec<_>>(),
-            ts[2][q].iter().map(|v| v.round()).collect::<Vec<_>>()
+        let mut line = format!("RESULT limner {name} cfg=default batch={BATCH} n={iters}");
+        for (v, (vn, ..)) in variants.iter().enumerate() {
+            line += &format!(" {vn}_ms={:.1}", median(&ts[v][q]));
+        }
+        line += &format!(
+            " speedup_vs_burn={:.2} speedup_vs_no_act={:.2}",
+            median(&ts[0][q]) / median(&ts[nv - 1][q]),
+            median(&ts[nv - 2][q]) / median(&ts[nv - 1][q])
         );
+        for (v, (vn, ..)) in variants.iter().enumerate() {
+            line += &format!(" {vn}_all={:?}", ts[v][q].iter().map(|v| v.round()).collect::<Vec<_>>());
+        }
+        println!("{line}");
     }
+    // CPU time of the whole process per step (user + sys, all threads): less sensitive to
+    // other processes than wall time, but includes rayon's spinning.
+    let mut line = format!("RESULT limner ab_train_step_nor1_cpu cfg=default batch={BATCH} n={iters}");
+    for (v, (vn, ..)) in variants.iter().enumerate() {
+        line += &format!(" {vn}_cpu_ms={:.0}", median(&cpu[v]));
+    }
+    line += &format!(" cpu_ratio_no_act_over_fast={:.2}", median(&cpu[nv - 2]) / median(&cpu[nv - 1]));
+    println!("{line}");
+}
+
+/// User + system CPU time of this process so far, ms (from /proc/self/stat; 0 elsewhere).
+fn process_cpu_ms() -> f64 {
+    let Ok(s) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    // fields after the parenthesised command name; utime and stime are fields 14 and 15
+    let Some(rest) = s.rsplit_once(')').map(|(_, r)| r) else { return 0.0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // rest starts at field 3 (state): field k is f[k - 3]; clock ticks are 100 Hz on Linux
+    (ticks(11) + ticks(12)) * 10.0
+}
+
+/// The fused elementwise ops of limner-kernels (bias + lrelu; the synthesis-layer tail
+/// demod + noise + bias + lrelu) against burn's composition, forward + backward on the
+/// autodiff flex device, alternating in one process. Medians of wall and process CPU ms.
+fn bench_act(o: &Opts) {
+    let dev = Device::flex().autodiff();
+    let iters = if o.quick { 5 } else { 11 };
+    // (n, c, res)
+    for (n, c, r) in [(32usize, 32usize, 64usize), (32, 128, 16), (32, 256, 4)] {
+        let x = Tensor::<4>::random([n, c, r, r], Distribution::Normal(0.0, 1.0), &dev);
+        let b = Tensor::<1>::random([c], Distribution::Normal(0.0, 1.0), &dev);
+        let d = Tensor::<2>::random([n, c], Distribution::Normal(1.0, 0.1), &dev);
+        let z = Tensor::<4>::random([n, 1, r, r], Distribution::Normal(0.0, 1.0), &dev);
+        let go = Tensor::<4>::random([n, c, r, r], Distribution::Normal(0.0, 1.0), &dev);
+        for op in ["bias_lrelu", "demod_tail", "scale"] {
+            let mut ts = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
+            for it in 0..iters + 1 {
+                for (v, fast) in [false, true].into_iter().enumerate() {
+                    limner_kernels::set_bias_act_enabled(fast);
+                    let (x, b, d, z) = (x.clone().require_grad(), b.clone().require_grad(), d.clone().require_grad(), z.clone().require_grad());
+                    let s = Instant::now();
+                    let c0 = process_cpu_ms();
+                    let y = match op {
+                        "bias_lrelu" => limner_kernels::bias_lrelu(x.clone(), b.clone(), 0.2, 2f64.sqrt()),
+                        "scale" => limner_kernels::scale_channels(x.clone(), d.clone()),
+                        _ => limner_kernels::demod_noise_bias_lrelu(x.clone(), d.clone(), Some(z.clone()), b.clone(), 0.2, 2f64.sqrt()),
+                    };
+                    let g = (y * go.clone()).sum().backward();
+                    black_box(x.grad(&g).unwrap().into_data());
+                    black_box(b.grad(&g).unwrap().into_data());
+                    if it > 0 {
+                        ts[v][0].push(s.elapsed().as_secs_f64() * 1e3);
+                        ts[v][1].push(process_cpu_ms() - c0);
+                    }
+                }
+            }
+            println!(
+                "RESULT limner act_{op} n={n} c={c} res={r} fwd_bwd burn_ms={:.1} fused_ms={:.1} burn_cpu_ms={:.0} fused_cpu_ms={:.0}",
+                median(&ts[0][0]),
+                median(&ts[1][0]),
+                median(&ts[0][1]),
+                median(&ts[1][1])
+            );
+            // forward only, untracked (generation): a fresh input each time (in place)
+            let mut tf = [Vec::new(), Vec::new()];
+            let xs = x.clone().inner();
+            let (bs, ds, zs) = (b.clone().inner(), d.clone().inner(), z.clone().inner());
+            for it in 0..iters * 4 + 1 {
+                for (v, fast) in [false, true].into_iter().enumerate() {
+                    limner_kernels::set_bias_act_enabled(fast);
+                    let xi = xs.clone().mul_scalar(1.0);
+                    let s = Instant::now();
+                    let y = match op {
+                        "bias_lrelu" => limner_kernels::bias_lrelu(xi, bs.clone(), 0.2, 2f64.sqrt()),
+                        "scale" => limner_kernels::scale_channels(xi, ds.clone()),
+                        _ => limner_kernels::demod_noise_bias_lrelu(xi, ds.clone(), Some(zs.clone()), bs.clone(), 0.2, 2f64.sqrt()),
+                    };
+                    dev.sync().unwrap();
+                    if it > 0 {
+                        tf[v].push(s.elapsed().as_secs_f64() * 1e3);
+                    }
+                    black_box(y);
+                }
+            }
+            println!(
+                "RESULT limner act_{op} n={n} c={c} res={r} fwd_untracked burn_ms={:.2} fused_ms={:.2}",
+                median(&tf[0]),
+                median(&tf[1])
+            );
+        }
+    }
+    limner_kernels::set_bias_act_enabled(true);
 }

@@ -32,7 +32,15 @@ pub enum Activation {
 }
 
 /// `act(x + b) * gain`, the official `bias_act` (bias broadcast over channel dim 1).
+///
+/// With a bias and `Lrelu`, this is `limner_kernels::bias_lrelu`: on flex one fused pass
+/// forward and one backward (no mask tensor), burn's `leaky_relu(x + b) * gain` elsewhere
+/// (bit-identical forward; `LIMNER_FAST_BIAS_ACT=0` turns it off).
 pub fn bias_act<const D: usize>(x: Tensor<D>, b: Option<Tensor<1>>, act: Activation, gain: f64) -> Tensor<D> {
+    let b = match (b, act) {
+        (Some(b), Activation::Lrelu) => return limner_kernels::bias_lrelu(x, b, 0.2, LRELU_GAIN * gain),
+        (b, _) => b,
+    };
     let x = match b {
         Some(b) => {
             let c = b.dims()[0];
@@ -303,13 +311,13 @@ impl SynthesisLayer {
     /// weight form `W'[n,o,i] = W[o,i] s[n,i] d[n,o]` exactly in real arithmetic (the test
     /// `modulated_conv_matches_per_sample_reference` checks it in float).
     pub fn forward(&self, x: Tensor<4>, w: Tensor<2>, noise: &mut NoiseMode) -> Tensor<4> {
-        let [n, cin, _, _] = x.dims();
-        let [cout, _, _, _] = self.weight.dims();
+        let [n, _, _, _] = x.dims();
         let styles = self.affine.forward(w); // [N, in]
         // d[n,o] = rsqrt(sum_i s[n,i]^2 * sum_k W[o,i,k]^2 + 1e-8)
         let w_sq = self.weight.clone().square().sum_dims_squeeze::<2, _>(&[2, 3]); // [out, in]
         let dcoefs = (styles.clone().square().matmul(w_sq.transpose()) + 1e-8).sqrt().recip(); // [N, out]
-        let x = x * styles.reshape([n, cin, 1, 1]); // [N, in, H, W]
+        // x * styles.reshape([n, cin, 1, 1]): one fused pass each way on flex (limner-kernels)
+        let x = limner_kernels::scale_channels(x, styles); // [N, in, H, W]
         let x = if self.up {
             // conv_transpose2d(stride 2, weight [in, out, 3, 3]): [N, out, 2H+1, 2W+1]
             let wt = self.weight.clone().swap_dims(0, 1);
@@ -318,26 +326,28 @@ impl SynthesisLayer {
         } else {
             conv2d(x, self.weight.clone(), None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1)) // [N, out, H, W]
         };
-        let x = x * dcoefs.reshape([n, cout, 1, 1]);
         let r = self.resolution;
-        let x = match noise {
-            NoiseMode::None => x,
+        // the noise added to every channel, [1 or N, 1, R, R]
+        let nadd = match noise {
+            NoiseMode::None => None,
             NoiseMode::Const => {
-                x + (self.noise_const.clone().reshape([1, 1, r, r]) * self.noise_strength.clone().reshape([1, 1, 1, 1]))
+                Some(self.noise_const.clone().reshape([1, 1, r, r]) * self.noise_strength.clone().reshape([1, 1, 1, 1]))
             }
             NoiseMode::Random { rng, scale } => {
                 let z = randn_host(rng, n * r * r);
                 let z = tensor_from(z, [n, 1, r, r], &x.device()).mul_scalar(*scale);
-                x + z * self.noise_strength.clone().reshape([1, 1, 1, 1])
+                Some(z * self.noise_strength.clone().reshape([1, 1, 1, 1]))
             }
             NoiseMode::PerSample { rngs, scale } => {
                 assert_eq!(rngs.len(), n, "one noise RNG per sample");
                 let z: Vec<f32> = rngs.iter_mut().flat_map(|r| randn_host(r, self.resolution * self.resolution)).collect();
                 let z = tensor_from(z, [n, 1, r, r], &x.device()).mul_scalar(*scale);
-                x + z * self.noise_strength.clone().reshape([1, 1, 1, 1])
+                Some(z * self.noise_strength.clone().reshape([1, 1, 1, 1]))
             }
         };
-        bias_act(x, Some(self.bias.clone()), Activation::Lrelu, 1.0)
+        // lrelu(x * dcoefs + noise + bias) * sqrt(2): one fused op on flex (limner-kernels,
+        // bit-identical forward), burn's composition elsewhere
+        limner_kernels::demod_noise_bias_lrelu(x, dcoefs, nadd, self.bias.clone(), 0.2, LRELU_GAIN)
     }
 }
 
@@ -374,9 +384,9 @@ impl ToRGBLayer {
 
     /// `x [N, in, H, W]`, `w [N, w_dim]` -> `[N, 3, H, W]`
     pub fn forward(&self, x: Tensor<4>, w: Tensor<2>) -> Tensor<4> {
-        let [n, cin, _, _] = x.dims();
+        let [_, cin, _, _] = x.dims();
         let styles = self.affine.forward(w).mul_scalar(1.0 / (cin as f64).sqrt()); // [N, in]
-        let x = x * styles.reshape([n, cin, 1, 1]);
+        let x = limner_kernels::scale_channels(x, styles); // x * styles.reshape([n, cin, 1, 1])
         let y = conv2d(x, self.weight.clone(), None, ConvOptions::new([1, 1], [0, 0], [1, 1], 1)); // [N, 3, H, W]
         bias_act(y, Some(self.bias.clone()), Activation::Linear, 1.0)
     }

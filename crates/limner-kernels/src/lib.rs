@@ -23,6 +23,7 @@
 //! fast path off at run time, for A/B comparisons.
 
 pub mod act;
+pub mod bias_relu;
 pub mod cpu;
 pub mod pool;
 
@@ -41,7 +42,7 @@ use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{DType, Tensor, TensorData};
 
 pub use cpu::Geom;
-pub use act::bias_relu;
+pub use bias_relu::bias_relu;
 pub use pool::{avg_pool2d, max_pool2d};
 
 // 0 = not read yet, 1 = on, 2 = off
@@ -79,6 +80,27 @@ pub fn dw_enabled() -> bool {
 /// Turns the depthwise fast path on or off for the whole process.
 pub fn set_dw_enabled(on: bool) {
     DW_ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+}
+
+static ACT_ENABLED: AtomicU8 = AtomicU8::new(0);
+
+/// Whether [`bias_lrelu`] uses the fused op (default on; `LIMNER_FAST_BIAS_ACT=0` turns it
+/// off; [`enabled`] off turns it off too).
+pub fn bias_act_enabled() -> bool {
+    match ACT_ENABLED.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let on = std::env::var("LIMNER_FAST_BIAS_ACT").map(|v| v != "0").unwrap_or(true);
+            ACT_ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+            on
+        }
+    }
+}
+
+/// Turns the fused bias + leaky-ReLU on or off for the whole process.
+pub fn set_bias_act_enabled(on: bool) {
+    ACT_ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
 }
 
 /// Turns the fast path on or off for the whole process.
@@ -251,6 +273,359 @@ impl<C: CheckpointStrategy> FastConv for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(xgrad(&geom, &xp, &wp)),
         }
     }
+}
+
+/// The fused `bias + leaky_relu * gain` op (see [`act`]). `shape = [c, hw]`: channels
+/// (dim 1 of `x`) and the product of the dims after it; `params = [alpha, gain]`, gain > 0.
+#[backend_extension(Flex, Autodiff)]
+pub trait FastAct: Backend {
+    /// `x [n, c, ...]`, `bias [c]` -> `leaky_relu(x + bias, alpha) * gain`, same shape as `x`
+    fn fast_bias_lrelu(x: FloatTensor<Self>, bias: FloatTensor<Self>, shape: [usize; 2], params: [f32; 2]) -> FloatTensor<Self>;
+    /// `x [n, c, h, w]`, `d [n, c]`, `nadd [nn, 1, h, w]` (nn = 1 or n), `bias [c]` ->
+    /// `leaky_relu(x * d + nadd + bias, alpha) * gain`; `geom = [n, c, h * w, nn]`.
+    fn fast_demod_noise_bias_lrelu(
+        x: FloatTensor<Self>,
+        d: FloatTensor<Self>,
+        nadd: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        geom: [usize; 4],
+        params: [f32; 2],
+    ) -> FloatTensor<Self>;
+    /// `x [n, c, ...]`, `s [n, c]` -> `x * s` (broadcast over the dims after 1); `hw` = the
+    /// product of those dims.
+    fn fast_scale_channels(x: FloatTensor<Self>, s: FloatTensor<Self>, hw: usize) -> FloatTensor<Self>;
+}
+
+/// The f32 storage of `t` when it can be written in place: uniquely owned, contiguous from
+/// offset 0 (the autodiff graph holds no other reference to it).
+fn unique_f32(t: &mut FlexTensor) -> Option<&mut [f32]> {
+    let n = t.layout().num_elements();
+    if t.dtype() != DType::F32 || !t.is_contiguous() || t.layout().start_offset() != 0 || !t.is_unique() {
+        return None;
+    }
+    t.try_storage_mut::<f32>().map(|s| &mut s[..n])
+}
+
+fn bias_lrelu_flex(mut x: FlexTensor, b: &FlexTensor, shape: [usize; 2], params: [f32; 2]) -> FlexTensor {
+    let bv = f32_data(b);
+    if let Some(buf) = unique_f32(&mut x) {
+        act::bias_lrelu_fwd_inplace(buf, &bv, shape[0], shape[1], params[0], params[1]);
+        return x;
+    }
+    let dims = x.layout().shape().to_vec();
+    let y = act::bias_lrelu_fwd(&f32_data(&x), &bv, shape[0], shape[1], params[0], params[1]);
+    FlexTensor::from_data(TensorData::new(y, dims))
+}
+
+/// The fused synthesis-layer tail, in place on `x` when it is unique (untracked forward).
+fn demod_flex_owned(mut x: FlexTensor, d: &FlexTensor, nadd: &FlexTensor, b: &FlexTensor, g: [usize; 4], p: [f32; 2]) -> FlexTensor {
+    let (dv, nv, bv) = (f32_data(d), f32_data(nadd), f32_data(b));
+    if let Some(buf) = unique_f32(&mut x) {
+        act::demod_noise_bias_lrelu_fwd_inplace(buf, &dv, &nv, &bv, [g[0], g[1], g[2]], p[0], p[1]);
+        return x;
+    }
+    demod_flex(&x, d, nadd, b, g, p)
+}
+
+/// The fused synthesis-layer tail into a new tensor.
+fn demod_flex(x: &FlexTensor, d: &FlexTensor, nadd: &FlexTensor, b: &FlexTensor, g: [usize; 4], p: [f32; 2]) -> FlexTensor {
+    let dims = x.layout().shape().to_vec();
+    let (xv, dv, nv, bv) = (f32_data(x), f32_data(d), f32_data(nadd), f32_data(b));
+    let y = act::demod_noise_bias_lrelu_fwd(&xv, &dv, &nv, &bv, [g[0], g[1], g[2]], p[0], p[1]);
+    FlexTensor::from_data(TensorData::new(y, dims))
+}
+
+impl FastAct for Flex {
+    fn fast_bias_lrelu(x: FlexTensor, bias: FlexTensor, shape: [usize; 2], params: [f32; 2]) -> FlexTensor {
+        bias_lrelu_flex(x, &bias, shape, params)
+    }
+    fn fast_scale_channels(x: FlexTensor, s: FlexTensor, hw: usize) -> FlexTensor {
+        scale_flex(x, &s, hw)
+    }
+    fn fast_demod_noise_bias_lrelu(
+        x: FlexTensor,
+        d: FlexTensor,
+        nadd: FlexTensor,
+        bias: FlexTensor,
+        geom: [usize; 4],
+        params: [f32; 2],
+    ) -> FlexTensor {
+        demod_flex_owned(x, &d, &nadd, &bias, geom, params)
+    }
+}
+
+fn scale_flex(mut x: FlexTensor, s: &FlexTensor, hw: usize) -> FlexTensor {
+    let sv = f32_data(s);
+    if let Some(buf) = unique_f32(&mut x) {
+        act::scale_rows_to(None, buf, &sv, hw);
+        return x;
+    }
+    let xv = f32_data(&x);
+    let mut y = act::out_vec(xv.len());
+    act::scale_rows_to(Some(&xv), &mut y, &sv, hw);
+    FlexTensor::from_data(TensorData::new(y, x.layout().shape().to_vec()))
+}
+
+/// Backward of `y = x * s[n, c]`: `dx = dy * s`, `ds = sum_i dy * x`.
+#[derive(Debug)]
+struct ScaleBackward;
+
+impl Backward<Flex, 2> for ScaleBackward {
+    type State = (FlexTensor, FlexTensor, usize);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_s] = ops.parents;
+        let mut dy = grads.consume::<Flex>(&ops.node);
+        let (x, s, hw) = ops.state;
+        let (xv, sv) = (f32_data(&x), f32_data(&s));
+        let want_ds = node_s.is_some();
+        let (dx, ds) = match unique_f32(&mut dy) {
+            Some(buf) => {
+                let ds = act::scale_rows_bwd_inplace(&xv, buf, &sv, hw, want_ds);
+                (dy, ds)
+            }
+            None => {
+                let mut g = f32_data(&dy).into_owned();
+                let ds = act::scale_rows_bwd_inplace(&xv, &mut g, &sv, hw, want_ds);
+                (FlexTensor::from_data(TensorData::new(g, x.layout().shape().to_vec())), ds)
+            }
+        };
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, dx);
+        }
+        if let (Some(node), Some(ds)) = (node_s, ds) {
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(ds, s.layout().shape().to_vec())));
+        }
+    }
+}
+
+/// Backward of the fused synthesis-layer tail from its saved input, output and `d`.
+#[derive(Debug)]
+struct DemodBackward;
+
+impl Backward<Flex, 4> for DemodBackward {
+    type State = (FlexTensor, FlexTensor, FlexTensor, [usize; 4], [f32; 2]);
+
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_d, node_z, node_b] = ops.parents;
+        let mut dy = grads.consume::<Flex>(&ops.node);
+        let (x, y, d, g, [alpha, gain]) = ops.state;
+        let [n, c, hw, nn] = g;
+        let xdims = x.layout().shape().to_vec();
+        let (xv, yv, dv) = (f32_data(&x), f32_data(&y), f32_data(&d));
+        let (dx, (dd, dnoise, db)) = match unique_f32(&mut dy) {
+            // dy's buffer becomes dx
+            Some(buf) => {
+                let r = act::demod_noise_bias_lrelu_bwd_inplace(&xv, &yv, buf, &dv, nn, [n, c, hw], alpha, gain);
+                (dy, r)
+            }
+            None => {
+                let r = act::demod_noise_bias_lrelu_bwd(&xv, &yv, &f32_data(&dy), &dv, nn, [n, c, hw], alpha, gain);
+                (FlexTensor::from_data(TensorData::new(r.dx, xdims.clone())), (r.dd, r.dnoise, r.db))
+            }
+        };
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, dx);
+        }
+        if let Some(node) = node_d {
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dd, [n, c])));
+        }
+        if let Some(node) = node_z {
+            let zd = [nn, 1, xdims[2], xdims[3]];
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dnoise, zd)));
+        }
+        if let Some(node) = node_b {
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(db, [c])));
+        }
+    }
+}
+
+/// Backward of the fused op from its saved output: `dx` and `db` (see [`act`]).
+#[derive(Debug)]
+struct BiasLreluBackward;
+
+impl Backward<Flex, 2> for BiasLreluBackward {
+    type State = (FlexTensor, [usize; 2], [f32; 2]);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_b] = ops.parents;
+        let mut dy = grads.consume::<Flex>(&ops.node);
+        let (y, [c, hw], [alpha, gain]) = ops.state;
+        let yv = f32_data(&y);
+        let (dx, db) = match unique_f32(&mut dy) {
+            Some(buf) => {
+                // dy's buffer becomes dx
+                let db = act::bias_lrelu_bwd_inplace(&yv, buf, c, hw, alpha, gain, node_b.is_some());
+                (dy, db)
+            }
+            None => {
+                let (dx, db) = act::bias_lrelu_bwd(&yv, &f32_data(&dy), c, hw, alpha, gain, node_b.is_some());
+                (FlexTensor::from_data(TensorData::new(dx, y.layout().shape().to_vec())), db)
+            }
+        };
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, dx);
+        }
+        if let (Some(node), Some(db)) = (node_b, db) {
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(db, [c])));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> FastAct for Autodiff<Flex, C> {
+    fn fast_bias_lrelu(x: FloatTensor<Self>, bias: FloatTensor<Self>, shape: [usize; 2], params: [f32; 2]) -> FloatTensor<Self> {
+        let (xp, xn) = x.into_parts();
+        let (bp, bn) = bias.into_parts();
+        match BiasLreluBackward.prepare::<C>([xn, bn]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let y = bias_lrelu_flex(xp, &bp, shape, params);
+                prep.finish((y.clone(), shape, params), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(bias_lrelu_flex(xp, &bp, shape, params)),
+        }
+    }
+
+    fn fast_demod_noise_bias_lrelu(
+        x: FloatTensor<Self>,
+        d: FloatTensor<Self>,
+        nadd: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        geom: [usize; 4],
+        params: [f32; 2],
+    ) -> FloatTensor<Self> {
+        let (xp, xn) = x.into_parts();
+        let (dp, dn) = d.into_parts();
+        let (zp, zn) = nadd.into_parts();
+        let (bp, bn) = bias.into_parts();
+        match DemodBackward.prepare::<C>([xn, dn, zn, bn]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let y = demod_flex(&xp, &dp, &zp, &bp, geom, params);
+                prep.finish((xp, y.clone(), dp, geom, params), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(demod_flex_owned(xp, &dp, &zp, &bp, geom, params)),
+        }
+    }
+
+    fn fast_scale_channels(x: FloatTensor<Self>, s: FloatTensor<Self>, hw: usize) -> FloatTensor<Self> {
+        let (xp, xn) = x.into_parts();
+        let (sp, sn) = s.into_parts();
+        match ScaleBackward.prepare::<C>([xn, sn]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                // x is kept for ds: the output is a new tensor
+                let y = scale_flex(xp.clone(), &sp, hw);
+                prep.finish((xp, sp, hw), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(scale_flex(xp, &sp, hw)),
+        }
+    }
+}
+
+/// StyleGAN2's modulation `x * s.reshape([n, c, 1, 1])` (`x [n, c, h, w]`, `s [n, c]`): on
+/// flex with f32 data, one pass forward (in place when `x` is uniquely owned) and one pass
+/// backward giving both `dx = dy * s` and `ds = sum_hw dy * x` (fixed summation order);
+/// elsewhere (and with `LIMNER_FAST_BIAS_ACT=0`) burn's broadcast multiply. Bit-identical
+/// forward.
+pub fn scale_channels(x: Tensor<4>, s: Tensor<2>) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    assert_eq!(s.dims(), [n, c], "scale_channels: s must be [n, c]");
+    let fast = enabled()
+        && bias_act_enabled()
+        && x.dtype() == DType::F32
+        && s.dtype() == DType::F32
+        && on_flex(&x)
+        && on_flex(&s);
+    if !fast {
+        return x * s.reshape([n, c, 1, 1]);
+    }
+    Tensor::<4>::from_dispatch(<burn::backend::Dispatch as FastAct>::fast_scale_channels(
+        x.into_dispatch(),
+        s.into_dispatch(),
+        h * w,
+    ))
+}
+
+/// The tail of a StyleGAN2 synthesis layer, `leaky_relu(x * d + noise + bias, alpha) * gain`
+/// with `x [n, c, h, w]`, demodulation coefficients `d [n, c]` (broadcast over the pixels),
+/// `noise [1 or n, 1, h, w]` (already scaled; broadcast over the channels; `None` = no noise)
+/// and `bias [c]`. On flex with f32 data and `gain > 0`: one fused pass forward, one backward
+/// (all four gradients, reductions in a fixed order); elsewhere (and with
+/// `LIMNER_FAST_BIAS_ACT=0`) burn's composition, whose forward it matches bit for bit.
+pub fn demod_noise_bias_lrelu(
+    x: Tensor<4>,
+    d: Tensor<2>,
+    noise: Option<Tensor<4>>,
+    bias: Tensor<1>,
+    alpha: f64,
+    gain: f64,
+) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    assert_eq!(d.dims(), [n, c], "demod_noise_bias_lrelu: d must be [n, c]");
+    assert_eq!(bias.dims(), [c], "demod_noise_bias_lrelu: bias must be [c]");
+    let nn = match &noise {
+        Some(z) => {
+            let [nn, one, zh, zw] = z.dims();
+            assert!((nn == 1 || nn == n) && one == 1 && [zh, zw] == [h, w], "noise must be [1 or n, 1, h, w]");
+            nn
+        }
+        None => 1,
+    };
+    let f32s = x.dtype() == DType::F32 && d.dtype() == DType::F32 && bias.dtype() == DType::F32;
+    let fast = enabled()
+        && bias_act_enabled()
+        && gain > 0.0
+        && f32s
+        && noise.as_ref().is_none_or(|z| z.dtype() == DType::F32 && on_flex(z))
+        && on_flex(&x)
+        && on_flex(&d)
+        && on_flex(&bias);
+    if !fast {
+        let v = x * d.reshape([n, c, 1, 1]);
+        let v = match noise {
+            Some(z) => v + z,
+            None => v,
+        };
+        return burn::tensor::activation::leaky_relu(v + bias.reshape([1, c, 1, 1]), alpha).mul_scalar(gain);
+    }
+    let z = noise.unwrap_or_else(|| Tensor::zeros([1, 1, h, w], &x.device()));
+    Tensor::<4>::from_dispatch(<burn::backend::Dispatch as FastAct>::fast_demod_noise_bias_lrelu(
+        x.into_dispatch(),
+        d.into_dispatch(),
+        z.into_dispatch(),
+        bias.into_dispatch(),
+        [n, c, h * w, nn],
+        [alpha as f32, gain as f32],
+    ))
+}
+
+/// `leaky_relu(x + bias (broadcast over dim 1), alpha) * gain`: on a flex device (plain or
+/// autodiff) with f32 data and `gain > 0`, one fused multithreaded pass forward and one
+/// backward (gradient from the sign of the saved output, bias gradient reduced in a fixed
+/// order); elsewhere (other backends, dtypes, `LIMNER_FAST_BIAS_ACT=0`) burn's composition
+/// `leaky_relu(x + b, alpha).mul_scalar(gain)`. The forward is bit-identical to that
+/// composition.
+pub fn bias_lrelu<const D: usize>(x: Tensor<D>, bias: Tensor<1>, alpha: f64, gain: f64) -> Tensor<D> {
+    let dims = x.dims();
+    let c = dims[1];
+    assert_eq!(bias.dims()[0], c, "bias_lrelu: {} biases for {c} channels", bias.dims()[0]);
+    let fast = enabled()
+        && bias_act_enabled()
+        && gain > 0.0
+        && x.dtype() == DType::F32
+        && bias.dtype() == DType::F32
+        && on_flex(&x)
+        && on_flex(&bias);
+    if !fast {
+        let mut shape = [1usize; D];
+        shape[1] = c;
+        return burn::tensor::activation::leaky_relu(x + bias.reshape(shape), alpha).mul_scalar(gain);
+    }
+    let hw: usize = dims[2..].iter().product();
+    Tensor::<D>::from_dispatch(<burn::backend::Dispatch as FastAct>::fast_bias_lrelu(
+        x.into_dispatch(),
+        bias.into_dispatch(),
+        [c, hw],
+        [alpha as f32, gain as f32],
+    ))
 }
 
 /// Is this a flex device (plain or autodiff)?

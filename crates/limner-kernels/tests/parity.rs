@@ -197,3 +197,206 @@ fn depthwise_is_deterministic() {
         assert_eq!(b, limner_kernels::cpu::dw_xgrad(&g, &dy, &w));
     }
 }
+
+/// `bias_lrelu` (fused) vs burn's `leaky_relu(x + b, 0.2) * gain` on the autodiff flex
+/// device: y bit-identical, dx and db rel err < 1e-5; x of rank `D`.
+fn check_bias_lrelu<const D: usize>(shape: [usize; D], gain: f64, seed: u64) -> [f64; 3] {
+    let dev = Device::flex().autodiff();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n: usize = shape.iter().product();
+    let c = shape[1];
+    let xv: Vec<f32> = (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
+    let bv: Vec<f32> = (0..c).map(|_| rng.random::<f32>() - 0.5).collect();
+    let rv: Vec<f32> = (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
+    let run = |fast: bool| {
+        let x = Tensor::<D>::from_data(TensorData::new(xv.clone(), shape), &dev).require_grad();
+        let b = Tensor::<1>::from_data(TensorData::new(bv.clone(), [c]), &dev).require_grad();
+        // odd seeds: a fresh (uniquely owned) input, which the fused op overwrites in place
+        let xin = if seed % 2 == 1 { x.clone().mul_scalar(1.0) } else { x.clone() };
+        let y = if fast {
+            limner_kernels::bias_lrelu(xin, b.clone(), 0.2, gain)
+        } else {
+            let mut bs = [1usize; D];
+            bs[1] = c;
+            burn::tensor::activation::leaky_relu(xin + b.clone().reshape(bs), 0.2).mul_scalar(gain)
+        };
+        let r = Tensor::<D>::from_data(TensorData::new(rv.clone(), shape), &dev);
+        let g = (y.clone() * r).sum().backward();
+        let f = |t: TensorData| t.try_to_vec::<f32>().unwrap();
+        (f(y.into_data()), f(x.grad(&g).unwrap().into_data()), f(b.grad(&g).unwrap().into_data()))
+    };
+    let a = run(true);
+    let p = run(false);
+    assert_eq!(a.0, p.0, "bias_lrelu forward must be bit-identical to burn's composition");
+    [rel(&a.0, &p.0), rel(&a.1, &p.1), rel(&a.2, &p.2)]
+}
+
+#[test]
+fn bias_lrelu_matches_burn_forward_and_backward() {
+    let g = std::f64::consts::SQRT_2;
+    let h = std::f64::consts::SQRT_2 * std::f64::consts::FRAC_1_SQRT_2; // D resnet act_gain
+    let cases4: [([usize; 4], f64); 7] = [
+        ([1, 3, 4, 4], g),     // batch 1, 3 channels, 4x4
+        ([9, 5, 4, 4], g),     // batch not a multiple of the task rows
+        ([2, 16, 33, 33], g),  // odd map
+        ([3, 32, 64, 64], h),  // 64² layer, several rows per task
+        ([2, 3, 130, 131], g), // rows longer than a task
+        ([1, 1, 1, 1], g),
+        ([4, 7, 5, 3], 0.5),   // non-square, gain < 1
+    ];
+    for (i, (s, gain)) in cases4.into_iter().enumerate() {
+        let e = check_bias_lrelu(s, gain, 400 + i as u64);
+        println!("bias_lrelu {s:?} gain {gain:.3}: rel err y {:.2e} dx {:.2e} db {:.2e}", e[0], e[1], e[2]);
+        assert!(e.iter().all(|&v| v < TOL), "bias_lrelu case {i}: {e:?}");
+    }
+    // fully connected: [n, c]
+    for (i, s) in [[1usize, 3], [32, 512], [7, 129]].into_iter().enumerate() {
+        let e = check_bias_lrelu(s, g * 0.01, 500 + i as u64);
+        println!("bias_lrelu {s:?}: rel err y {:.2e} dx {:.2e} db {:.2e}", e[0], e[1], e[2]);
+        assert!(e.iter().all(|&v| v < TOL), "bias_lrelu fc case {i}: {e:?}");
+    }
+}
+
+#[test]
+fn bias_lrelu_plain_device_and_determinism() {
+    let dev = Device::flex();
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let x = randn([3, 6, 9, 9], &mut rng, &dev);
+    let b: Tensor<1> = Tensor::from_data(TensorData::new(vec![0.5f32, -1.0, 2.0, 0.0, 0.25, -0.3], [6]), &dev);
+    let a = vals(limner_kernels::bias_lrelu(x.clone(), b.clone(), 0.2, 2.0));
+    // a uniquely owned input: computed in place
+    let a2 = vals(limner_kernels::bias_lrelu(x.clone().mul_scalar(1.0), b.clone(), 0.2, 2.0));
+    let r = vals(burn::tensor::activation::leaky_relu(x.clone() + b.clone().reshape([1, 6, 1, 1]), 0.2).mul_scalar(2.0));
+    assert_eq!(a, r);
+    assert_eq!(a2, r);
+    // the synthesis-layer tail, untracked: out of place and in place
+    let d = randn([3, 6, 1, 1], &mut rng, &dev).reshape([3, 6]);
+    let z = randn([1, 1, 9, 9], &mut rng, &dev);
+    let tail = |x: Tensor<4>| vals(limner_kernels::demod_noise_bias_lrelu(x, d.clone(), Some(z.clone()), b.clone(), 0.2, 1.5));
+    let want = vals(
+        burn::tensor::activation::leaky_relu(x.clone() * d.clone().reshape([3, 6, 1, 1]) + z.clone() + b.clone().reshape([1, 6, 1, 1]), 0.2)
+            .mul_scalar(1.5),
+    );
+    assert_eq!(tail(x.clone()), want);
+    assert_eq!(tail(x.clone().mul_scalar(1.0)), want);
+    // bias gradient: bit-identical on repeat (fixed reduction order)
+    let (c, hw) = (13, 1000);
+    let y: Vec<f32> = (0..8 * c * hw).map(|i| ((i * 104729) % 17) as f32 * 0.37 - 3.0).collect();
+    let dy: Vec<f32> = (0..8 * c * hw).map(|i| ((i * 7919) % 13) as f32 * 0.1 - 0.6).collect();
+    let (dx, db) = limner_kernels::act::bias_lrelu_bwd(&y, &dy, c, hw, 0.2, 1.4, true);
+    for _ in 0..3 {
+        let (dx2, db2) = limner_kernels::act::bias_lrelu_bwd(&y, &dy, c, hw, 0.2, 1.4, true);
+        assert_eq!(dx, dx2);
+        assert_eq!(db, db2);
+    }
+}
+
+/// `demod_noise_bias_lrelu` (fused) vs burn's `leaky_relu(x * d + noise + b, 0.2) * gain` on
+/// the autodiff flex device: y bit-identical; dx, dd, dnoise, db rel err (returned).
+fn check_demod(shape: [usize; 4], nn: Option<usize>, gain: f64, seed: u64) -> Vec<f64> {
+    let dev = Device::flex().autodiff();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let [n, c, h, w] = shape;
+    let mut r = |len: usize, a: f32| -> Vec<f32> { (0..len).map(|_| (rng.random::<f32>() * 2.0 - 1.0) * a).collect() };
+    let (xv, dv, bv) = (r(n * c * h * w, 1.0), r(n * c, 2.0), r(c, 0.5));
+    let zv = r(nn.unwrap_or(1) * h * w, 0.3);
+    let rv = r(n * c * h * w, 1.0);
+    let f = |t: TensorData| t.try_to_vec::<f32>().unwrap();
+    let run = |fast: bool| {
+        let x = Tensor::<4>::from_data(TensorData::new(xv.clone(), shape), &dev).require_grad();
+        // odd seeds: a fresh (uniquely owned) input
+        let xin = if seed % 2 == 1 { x.clone().mul_scalar(1.0) } else { x.clone() };
+        let d = Tensor::<2>::from_data(TensorData::new(dv.clone(), [n, c]), &dev).require_grad();
+        let b = Tensor::<1>::from_data(TensorData::new(bv.clone(), [c]), &dev).require_grad();
+        let z = nn.map(|nn| Tensor::<4>::from_data(TensorData::new(zv.clone(), [nn, 1, h, w]), &dev).require_grad());
+        let y = if fast {
+            limner_kernels::demod_noise_bias_lrelu(xin, d.clone(), z.clone(), b.clone(), 0.2, gain)
+        } else {
+            let v = xin * d.clone().reshape([n, c, 1, 1]);
+            let v = match &z {
+                Some(z) => v + z.clone(),
+                None => v,
+            };
+            burn::tensor::activation::leaky_relu(v + b.clone().reshape([1, c, 1, 1]), 0.2).mul_scalar(gain)
+        };
+        let rt = Tensor::<4>::from_data(TensorData::new(rv.clone(), shape), &dev);
+        let g = (y.clone() * rt).sum().backward();
+        let mut out = vec![f(y.into_data()), f(x.grad(&g).unwrap().into_data()), f(d.grad(&g).unwrap().into_data())];
+        out.push(f(b.grad(&g).unwrap().into_data()));
+        if let Some(z) = z {
+            out.push(f(z.grad(&g).unwrap().into_data()));
+        }
+        out
+    };
+    let a = run(true);
+    let p = run(false);
+    assert_eq!(a[0], p[0], "forward must be bit-identical to burn's composition");
+    a.iter().zip(&p).map(|(a, p)| rel(a, p)).collect()
+}
+
+#[test]
+fn demod_noise_bias_lrelu_matches_burn_forward_and_backward() {
+    let g = std::f64::consts::SQRT_2;
+    let cases: [([usize; 4], Option<usize>); 7] = [
+        ([1, 3, 4, 4], Some(1)),    // batch 1, 3 channels, 4x4, const noise
+        ([9, 5, 4, 4], Some(9)),    // per-sample noise
+        ([2, 16, 33, 33], Some(1)), // odd map
+        ([3, 32, 64, 64], Some(3)), // 64² layer
+        ([2, 3, 7, 5], None),       // no noise, non-square, hw not a multiple of 16
+        ([1, 1, 1, 1], Some(1)),
+        ([4, 7, 8, 8], Some(1)),    // const noise summed over samples
+    ];
+    for (i, (s, nn)) in cases.into_iter().enumerate() {
+        let e = check_demod(s, nn, g, 600 + i as u64);
+        println!("demod_noise_bias_lrelu {s:?} noise {nn:?}: rel err y dx dd db dnoise {:?}", e.iter().map(|v| format!("{v:.2e}")).collect::<Vec<_>>());
+        assert!(e.iter().all(|&v| v < TOL), "demod case {i}: {e:?}");
+    }
+}
+
+#[test]
+fn demod_noise_bias_lrelu_is_deterministic() {
+    let (n, c, hw) = (6, 5, 77);
+    let x: Vec<f32> = (0..n * c * hw).map(|i| ((i * 104729) % 17) as f32 * 0.37 - 3.0).collect();
+    let y: Vec<f32> = (0..n * c * hw).map(|i| ((i * 31) % 11) as f32 * 0.5 - 2.0).collect();
+    let dy: Vec<f32> = (0..n * c * hw).map(|i| ((i * 7919) % 13) as f32 * 0.1 - 0.6).collect();
+    let d: Vec<f32> = (0..n * c).map(|i| i as f32 * 0.01 + 0.5).collect();
+    let a = limner_kernels::act::demod_noise_bias_lrelu_bwd(&x, &y, &dy, &d, 1, [n, c, hw], 0.2, 1.4);
+    for _ in 0..3 {
+        let b = limner_kernels::act::demod_noise_bias_lrelu_bwd(&x, &y, &dy, &d, 1, [n, c, hw], 0.2, 1.4);
+        assert_eq!((&a.dx, &a.dd, &a.dnoise, &a.db), (&b.dx, &b.dd, &b.dnoise, &b.db));
+    }
+}
+
+#[test]
+fn scale_channels_matches_burn_forward_and_backward() {
+    let dev = Device::flex().autodiff();
+    for (i, shape) in [[1usize, 3, 4, 4], [9, 5, 4, 4], [2, 16, 33, 33], [3, 32, 64, 64], [2, 3, 7, 5], [1, 1, 1, 1]].into_iter().enumerate() {
+        let [n, c, _, _] = shape;
+        let mut rng = ChaCha8Rng::seed_from_u64(700 + i as u64);
+        let x0 = randn(shape, &mut rng, &dev);
+        let s0 = randn([n, c, 1, 1], &mut rng, &dev).reshape([n, c]);
+        let r = randn(shape, &mut rng, &dev);
+        let run = |fast: bool| {
+            let (x, s) = (x0.clone().require_grad(), s0.clone().require_grad());
+            // odd cases: a fresh (uniquely owned) input
+            let xin = if i % 2 == 1 { x.clone().mul_scalar(1.0) } else { x.clone() };
+            let y = if fast { limner_kernels::scale_channels(xin, s.clone()) } else { xin * s.clone().reshape([n, c, 1, 1]) };
+            let g = (y.clone() * r.clone()).sum().backward();
+            let f = |t: TensorData| t.try_to_vec::<f32>().unwrap();
+            (vals(y), f(x.grad(&g).unwrap().into_data()), f(s.grad(&g).unwrap().into_data()))
+        };
+        let (a, b) = (run(true), run(false));
+        assert_eq!(a.0, b.0, "forward must be bit-identical");
+        let e = [rel(&a.1, &b.1), rel(&a.2, &b.2)];
+        println!("scale_channels {shape:?}: rel err dx {:.2e} ds {:.2e}", e[0], e[1]);
+        assert!(e.iter().all(|&v| v < TOL), "scale_channels case {i}: {e:?}");
+    }
+    // plain device, in place and not
+    let dev = Device::flex();
+    let mut rng = ChaCha8Rng::seed_from_u64(799);
+    let x = randn([3, 6, 9, 9], &mut rng, &dev);
+    let s = randn([3, 6, 1, 1], &mut rng, &dev).reshape([3, 6]);
+    let want = vals(x.clone() * s.clone().reshape([3, 6, 1, 1]));
+    assert_eq!(vals(limner_kernels::scale_channels(x.clone(), s.clone())), want);
+    assert_eq!(vals(limner_kernels::scale_channels(x.mul_scalar(1.0), s)), want);
+}
