@@ -242,7 +242,7 @@ pub fn steer(g: &dyn WGenerator, dirs: &Directions, fa: &FaceAnalyzer, seeds: &[
         let ws: Vec<Vec<f32>> = pairs.iter().map(|(s, v)| ws_of(*s, v)).collect();
         let sd: Vec<u64> = pairs.iter().map(|(s, _)| seeds[*s]).collect();
         let imgs = g.render(&ws, &sd, cfg.noise);
-        let at = fa.attributes(&imgs);
+        let at = reading(fa, &imgs);
         imgs.into_iter().zip(at).collect()
     };
     let mut current = eval(&(0..seeds.len()).map(|s| (s, [0.0; 3])).collect::<Vec<_>>());
@@ -300,6 +300,31 @@ pub fn steer(g: &dyn WGenerator, dirs: &Directions, fa: &FaceAnalyzer, seeds: &[
         })
         .collect())
 }
+
+/// The steering model's reading of generated portraits, close to how `describe` crops them
+/// but without the detector: the 68 landmarks on the whole image (upscaled to
+/// [`READ_SIZE`]), their aligned box (padded by 20 %), then the attribute networks on it.
+pub fn reading(fa: &FaceAnalyzer, images: &[Image]) -> Vec<Attributes> {
+    let up: Vec<Image> = images.iter().map(|im| if im.width < READ_SIZE { im.resize_bilinear(READ_SIZE, READ_SIZE) } else { im.clone() }).collect();
+    let boxes: Vec<(&Image, crate::describe::Rect)> =
+        up.iter().map(|im| (im, crate::describe::Rect { x: 0.0, y: 0.0, width: im.width as f32, height: im.height as f32 })).collect();
+    let lms = fa.landmarks(&boxes);
+    let crops: Vec<Image> = up
+        .iter()
+        .zip(lms)
+        .map(|(im, lm)| {
+            lm.and_then(|lm| {
+                let r = crate::describe::aligned_rect(&lm);
+                im.crop(r.x, r.y, r.width, r.height)
+            })
+            .unwrap_or_else(|| im.clone())
+        })
+        .collect();
+    fa.attributes(&crops)
+}
+
+/// The side [`reading`] upscales generated faces to before cropping.
+pub const READ_SIZE: usize = 128;
 
 /// The side the judge works at: generated faces are upscaled to it before detection, so
 /// the landmark and attribute crops are not a handful of pixels.
