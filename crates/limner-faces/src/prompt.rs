@@ -227,8 +227,8 @@ fn total_gap(g: &[(f32, f32); 3]) -> f32 {
     g.iter().map(|x| x.0).sum()
 }
 
-/// Moves each seed's `w` along the directions until the attribute networks read the
-/// targets (or the step budget is spent). For every round and every direction whose target
+/// Moves each seed's `w` along the directions until the attribute networks (on the whole
+/// portrait as the crop, as the directions were labelled) read the targets (or the step budget is spent). For every round and every direction whose target
 /// is unmet, all step sizes are tried at once (one batch over seeds × steps) and the
 /// smallest step that meets that target without undoing the others is kept, else the step
 /// that closes most of the total gap.
@@ -242,7 +242,7 @@ pub fn steer(g: &dyn WGenerator, dirs: &Directions, fa: &FaceAnalyzer, seeds: &[
         let ws: Vec<Vec<f32>> = pairs.iter().map(|(s, v)| ws_of(*s, v)).collect();
         let sd: Vec<u64> = pairs.iter().map(|(s, _)| seeds[*s]).collect();
         let imgs = g.render(&ws, &sd, cfg.noise);
-        let at = reading(fa, &imgs);
+        let at = fa.attributes(&imgs);
         imgs.into_iter().zip(at).collect()
     };
     let mut current = eval(&(0..seeds.len()).map(|s| (s, [0.0; 3])).collect::<Vec<_>>());
@@ -301,8 +301,9 @@ pub fn steer(g: &dyn WGenerator, dirs: &Directions, fa: &FaceAnalyzer, seeds: &[
         .collect())
 }
 
-/// The steering model's reading of generated portraits, close to how `describe` crops them
-/// but without the detector: the 68 landmarks on the whole image (upscaled to
+/// A reading of generated portraits close to how `describe` crops them, without the
+/// detector (not used for steering: the default model's directions, labelled on whole
+/// portraits, move it no better than chance; see tests/directions.rs): the 68 landmarks on the whole image (upscaled to
 /// [`READ_SIZE`]), their aligned box (padded by 20 %), then the attribute networks on it.
 pub fn reading(fa: &FaceAnalyzer, images: &[Image]) -> Vec<Attributes> {
     let up: Vec<Image> = images.iter().map(|im| if im.width < READ_SIZE { im.resize_bilinear(READ_SIZE, READ_SIZE) } else { im.clone() }).collect();
