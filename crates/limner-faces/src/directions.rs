@@ -210,7 +210,8 @@ pub struct Labelled {
 }
 
 /// Generates the seeds' faces and labels them (the whole generated image is the face crop,
-/// as generated portraits are framed on the face). `progress` is called with the number done.
+/// as generated portraits are framed on the face; labelling on [`crate::prompt::reading`]'s
+/// aligned crop was tried and fitted no better: 67/65/60 % held-out accuracy on 3000 faces). `progress` is called with the number done.
 pub fn label(g: &dyn WGenerator, fa: &FaceAnalyzer, seeds: &[u64], psi: f32, progress: &mut dyn FnMut(usize)) -> Labelled {
     let (mut ws, mut attributes) = (vec![], vec![]);
     for chunk in seeds.chunks(32) {

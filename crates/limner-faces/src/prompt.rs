@@ -227,8 +227,8 @@ fn total_gap(g: &[(f32, f32); 3]) -> f32 {
     g.iter().map(|x| x.0).sum()
 }
 
-/// Moves each seed's `w` along the directions until the attribute networks read the
-/// targets (or the step budget is spent). For every round and every direction whose target
+/// Moves each seed's `w` along the directions until the attribute networks (on the whole
+/// portrait as the crop, as the directions were labelled) read the targets (or the step budget is spent). For every round and every direction whose target
 /// is unmet, all step sizes are tried at once (one batch over seeds × steps) and the
 /// smallest step that meets that target without undoing the others is kept, else the step
 /// that closes most of the total gap.
@@ -300,6 +300,32 @@ pub fn steer(g: &dyn WGenerator, dirs: &Directions, fa: &FaceAnalyzer, seeds: &[
         })
         .collect())
 }
+
+/// A reading of generated portraits close to how `describe` crops them, without the
+/// detector (not used for steering: the default model's directions, labelled on whole
+/// portraits, move it no better than chance; see tests/directions.rs): the 68 landmarks on the whole image (upscaled to
+/// [`READ_SIZE`]), their aligned box (padded by 20 %), then the attribute networks on it.
+pub fn reading(fa: &FaceAnalyzer, images: &[Image]) -> Vec<Attributes> {
+    let up: Vec<Image> = images.iter().map(|im| if im.width < READ_SIZE { im.resize_bilinear(READ_SIZE, READ_SIZE) } else { im.clone() }).collect();
+    let boxes: Vec<(&Image, crate::describe::Rect)> =
+        up.iter().map(|im| (im, crate::describe::Rect { x: 0.0, y: 0.0, width: im.width as f32, height: im.height as f32 })).collect();
+    let lms = fa.landmarks(&boxes);
+    let crops: Vec<Image> = up
+        .iter()
+        .zip(lms)
+        .map(|(im, lm)| {
+            lm.and_then(|lm| {
+                let r = crate::describe::aligned_rect(&lm);
+                im.crop(r.x, r.y, r.width, r.height)
+            })
+            .unwrap_or_else(|| im.clone())
+        })
+        .collect();
+    fa.attributes(&crops)
+}
+
+/// The side [`reading`] upscales generated faces to before cropping.
+pub const READ_SIZE: usize = 128;
 
 /// The side the judge works at: generated faces are upscaled to it before detection, so
 /// the landmark and attribute crops are not a handful of pixels.

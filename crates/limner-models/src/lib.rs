@@ -115,3 +115,44 @@ pub fn list(device: &Device) -> Vec<ModelEntry> {
     }
     v
 }
+
+/// File name of a model's attribute directions (`limner models directions`), beside its
+/// generator file or in its run folder.
+pub const DIRECTIONS_FILE: &str = "directions.safetensors";
+
+/// Where a model's directions file lives (it need not exist yet): `models/default/`'s for
+/// `default` (the committed file, also embedded in the binary when it was built), else
+/// `<run>/directions.safetensors` for a run folder, else `<generator stem>.directions.safetensors`
+/// beside a generator file.
+pub fn directions_path(name: &str) -> Result<PathBuf> {
+    if name == DEFAULT_NAME {
+        return Ok(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default").join(DIRECTIONS_FILE));
+    }
+    let p = Path::new(name);
+    if p.is_dir() {
+        return Ok(p.join(DIRECTIONS_FILE));
+    }
+    let g = resolve(name)?.expect("not default");
+    if g.file_name().is_some_and(|f| f == "generator.safetensors") {
+        return Ok(g.with_file_name(DIRECTIONS_FILE));
+    }
+    Ok(g.with_extension("directions.safetensors"))
+}
+
+/// The directions file's bytes for a model: for `default` the embedded copy (see
+/// [`DEFAULT_DIRECTIONS`]), else the file at [`directions_path`]; `None` when there is none.
+pub fn directions_bytes(name: &str) -> Result<Option<Vec<u8>>> {
+    if name == DEFAULT_NAME {
+        if let Some(b) = DEFAULT_DIRECTIONS {
+            return Ok(Some(b.to_vec()));
+        }
+    }
+    let p = directions_path(name)?;
+    if p.is_file() {
+        return Ok(Some(std::fs::read(&p)?));
+    }
+    Ok(None)
+}
+/// The default model's named directions (`models/default/directions.safetensors`, made by
+/// `limner models directions --model default`; its metadata records how).
+pub static DEFAULT_DIRECTIONS: Option<&[u8]> = Some(include_bytes!("../../../models/default/directions.safetensors"));

@@ -4,6 +4,7 @@ mod art_cmd;
 mod faces_cmd;
 mod nets_cmd;
 mod photoreal_cmd;
+mod steer_cmd;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -171,6 +172,18 @@ struct GenerateArgs {
     /// also write all images as one grid PNG
     #[arg(long)]
     grid: Option<PathBuf>,
+    /// move along a named direction, in standard deviations (repeatable), e.g. age=+1.5 (see `limner models list`)
+    #[arg(long)]
+    slider: Vec<String>,
+    /// steer each seed until the face models read it as described, e.g. "a smiling old man" (gender, age, smiling)
+    #[arg(long)]
+    prompt: Option<String>,
+    /// named directions file (default: the model's own, from `limner models directions`)
+    #[arg(long)]
+    directions: Option<PathBuf>,
+    /// with --prompt: print the per-seed report as JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -189,6 +202,8 @@ enum ModelsCmd {
     List,
     /// Download (or import with --from) and convert the pretrained feature networks
     Fetch(nets_cmd::FetchArgs),
+    /// Fit named attribute directions (gender, age, smile) for a model: label generated faces with face-api's networks, fit, orthogonalise
+    Directions(steer_cmd::DirectionsArgs),
     /// Freeze a training run's EMA generator into a compact half-precision file, with a
     /// sample grid and reference images (this is how models/default is made)
     Freeze {
@@ -256,6 +271,7 @@ fn run(cmd: Command) -> Result<()> {
         Command::Gatys(a) => art_cmd::gatys(&a),
         Command::Dream(a) => art_cmd::dream(&a),
         Command::Models(ModelsCmd::Fetch(a)) => nets_cmd::models_fetch(a),
+        Command::Models(ModelsCmd::Directions(a)) => steer_cmd::fit_directions(a),
         Command::Models(ModelsCmd::List) => {
             let device = Device::flex();
             println!("{:<16} {:>5} {:>9}  {:<40} licence", "name", "res", "kimg", "location");
@@ -263,6 +279,10 @@ fn run(cmd: Command) -> Result<()> {
                 let res = m.resolution.map(|r| format!("{r}px")).unwrap_or_else(|| "?".into());
                 let kimg = m.kimg.map(|k| format!("{k:.1}")).unwrap_or_else(|| "-".into());
                 println!("{:<16} {:>5} {:>9}  {:<40} {}", m.name, res, kimg, m.location, m.licence);
+                if let Ok(d) = steer_cmd::load_directions(&m.name, None) {
+                    let names: Vec<String> = d.meta.attributes.iter().map(|a| format!("{} ({:.0}%)", a.name, a.held_out_accuracy * 100.0)).collect();
+                    println!("{:<16} sliders: {} [held-out accuracy; from {} labelled faces]", "", names.join(", "), d.meta.labelled);
+                }
             }
             println!("(imported models live in {})", limner_models::models_dir().display());
             Ok(())
@@ -431,13 +451,30 @@ fn train(a: TrainArgs) -> Result<()> {
 }
 
 fn generate(a: GenerateArgs) -> Result<()> {
-    if a.out.is_none() && a.grid.is_none() {
+    if a.out.is_none() && a.grid.is_none() && a.prompt.is_none() {
         bail!("nothing to write: give --out DIR and/or --grid FILE.png");
     }
     if !a.psi.is_finite() || !a.noise.is_finite() {
         bail!("--psi and --noise must be finite numbers");
     }
     let seeds = parse_seeds(&a.seeds)?;
+    if a.prompt.is_some() || !a.slider.is_empty() {
+        if a.size.is_some() {
+            bail!("--size is not supported with --slider/--prompt");
+        }
+        return steer_cmd::generate(steer_cmd::SteerRequest {
+            model: &a.model,
+            seeds: &seeds,
+            psi: a.psi,
+            noise: a.noise,
+            sliders: &a.slider,
+            prompt: a.prompt.as_deref(),
+            directions: a.directions.as_deref(),
+            out: a.out.as_deref(),
+            grid: a.grid.as_deref(),
+            json: a.json,
+        });
+    }
     if a.model == limner_photoreal::MODEL_NAME {
         return photoreal_cmd::generate(&seeds, a.psi, a.noise, a.size, a.out.as_deref(), a.grid.as_deref());
     }
