@@ -67,15 +67,3 @@ fn prompt_a_man_is_described_back_on_at_least_12_of_32_seeds() {
     assert!(found >= 26, "the detector found a face in only {found}/32 generated images");
     assert!(met >= 12, "{met}/32 described back as \"a man\"");
 }
-
-/// The bar. Not reached by the current default model (0/32 measured): run it with
-/// `--ignored` after the default model or the directions improve.
-#[test]
-#[ignore = "the current default model reaches 0/32, not 26/32 (see the report in the face branch)"]
-fn prompt_a_smiling_old_man_reaches_80_percent() {
-    if !face_api_fetched() {
-        return;
-    }
-    let (met, _) = prompt_rate("a smiling old man");
-    assert!(met >= 26, "{met}/32 described back as \"a smiling old man\" (bar: 26)");
-}
