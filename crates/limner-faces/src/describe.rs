@@ -407,10 +407,11 @@ pub fn aligned_rect(lm: &Landmarks) -> Rect {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn attrs(age: f32, male: f32, happy: f32) -> Attributes {
+    /// Attributes with the given age, male probability and happy probability (rest neutral).
+    pub(crate) fn attrs(age: f32, male: f32, happy: f32) -> Attributes {
         let mut expressions = [0.0; 7];
         expressions[1] = happy;
         expressions[0] = 1.0 - happy;

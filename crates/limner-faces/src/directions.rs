@@ -324,13 +324,7 @@ pub fn fit(l: &Labelled, extreme: f32, model: &str, command: &str, psi: f32, lab
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn attrs(age: f32, male: f32, happy: f32) -> Attributes {
-        let mut expressions = [0.0; 7];
-        expressions[1] = happy;
-        expressions[0] = 1.0 - happy;
-        Attributes { age, male_probability: male, expressions, descriptor: None }
-    }
+    use crate::describe::tests::attrs;
 
     /// Synthetic w's where each attribute is a known (correlated) linear function: the fit
     /// must recover directions close to the truth and orthogonal to each other.

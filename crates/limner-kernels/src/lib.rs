@@ -45,67 +45,70 @@ pub use cpu::Geom;
 pub use bias_relu::bias_relu;
 pub use pool::{avg_pool2d, max_pool2d};
 
-// 0 = not read yet, 1 = on, 2 = off
-static ENABLED: AtomicU8 = AtomicU8::new(0);
+/// A run-time switch read once from an environment variable (`VAR=0` turns it off) and
+/// settable from code, for A/B comparisons.
+struct Switch {
+    /// 0 = not read yet, 1 = on, 2 = off
+    state: AtomicU8,
+    var: &'static str,
+}
 
-/// Whether the fast path is used (default on; `LIMNER_FAST_CONV=0` turns it off).
-pub fn enabled() -> bool {
-    match ENABLED.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let on = std::env::var("LIMNER_FAST_CONV").map(|v| v != "0").unwrap_or(true);
-            ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
-            on
+impl Switch {
+    const fn new(var: &'static str) -> Self {
+        Self { state: AtomicU8::new(0), var }
+    }
+
+    fn get(&self) -> bool {
+        match self.state.load(Ordering::Relaxed) {
+            1 => true,
+            2 => false,
+            _ => {
+                let on = std::env::var(self.var).map(|v| v != "0").unwrap_or(true);
+                self.set(on);
+                on
+            }
         }
+    }
+
+    fn set(&self, on: bool) {
+        self.state.store(if on { 1 } else { 2 }, Ordering::Relaxed);
     }
 }
 
-static DW_ENABLED: AtomicU8 = AtomicU8::new(0);
+static ENABLED: Switch = Switch::new("LIMNER_FAST_CONV");
+static DW_ENABLED: Switch = Switch::new("LIMNER_FAST_DWCONV");
+static ACT_ENABLED: Switch = Switch::new("LIMNER_FAST_BIAS_ACT");
+
+/// Whether the fast path is used (default on; `LIMNER_FAST_CONV=0` turns it off).
+pub fn enabled() -> bool {
+    ENABLED.get()
+}
+
+/// Turns the fast path on or off for the whole process (overrides `LIMNER_FAST_CONV`).
+pub fn set_enabled(on: bool) {
+    ENABLED.set(on);
+}
 
 /// Whether depthwise convs (the FIR filters) use the fast path (default on;
 /// `LIMNER_FAST_DWCONV=0` turns only them off; [`enabled`] off turns them off too).
 pub fn dw_enabled() -> bool {
-    match DW_ENABLED.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let on = std::env::var("LIMNER_FAST_DWCONV").map(|v| v != "0").unwrap_or(true);
-            DW_ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
-            on
-        }
-    }
+    DW_ENABLED.get()
 }
 
 /// Turns the depthwise fast path on or off for the whole process.
 pub fn set_dw_enabled(on: bool) {
-    DW_ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+    DW_ENABLED.set(on);
 }
-
-static ACT_ENABLED: AtomicU8 = AtomicU8::new(0);
 
 /// Whether [`bias_lrelu`] uses the fused op (default on; `LIMNER_FAST_BIAS_ACT=0` turns it
 /// off; [`enabled`] off turns it off too).
 pub fn bias_act_enabled() -> bool {
-    match ACT_ENABLED.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let on = std::env::var("LIMNER_FAST_BIAS_ACT").map(|v| v != "0").unwrap_or(true);
-            ACT_ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
-            on
-        }
-    }
+    ACT_ENABLED.get()
 }
 
 /// Turns the fused bias + leaky-ReLU on or off for the whole process.
 pub fn set_bias_act_enabled(on: bool) {
-    ACT_ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
-}
-
-/// Turns the fast path on or off for the whole process.
-pub fn set_enabled(on: bool) {
-    ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+    ACT_ENABLED.set(on);
 }
 
 /// The custom ops. `geom` packs `[n, cin, h, w, cout, k, stride, pad, depthwise]` of the
