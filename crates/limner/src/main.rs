@@ -2,6 +2,7 @@
 
 mod nets_cmd;
 mod photoreal_cmd;
+mod style_cmd;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +45,8 @@ enum Command {
     Models(ModelsCmd),
     /// FID-like score and KID between two image sets (.limner datasets, image folders or models)
     Score(nets_cmd::ScoreArgs),
+    /// Restyle a portrait in the look of a painting or a built-in style (`--list` shows them)
+    Style(style_cmd::StyleArgs),
 }
 
 #[derive(Subcommand)]
@@ -233,6 +236,7 @@ fn run(cmd: Command) -> Result<()> {
             Ok(())
         }
         Command::Score(a) => nets_cmd::score(a),
+        Command::Style(a) => style_cmd::style(a),
         Command::Models(ModelsCmd::Fetch(a)) => nets_cmd::models_fetch(a),
         Command::Models(ModelsCmd::List) => {
             let device = Device::flex();
