@@ -39,7 +39,9 @@ trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$RESULTS"
 
 echo "== building limner and style_bench (release)" >&2
-(cd "$ROOT" && cargo build --release -q -p limner --bin limner && cargo build --release -q -p limner-art --example style_bench)
+# the whole workspace with all targets, as .ci/run builds it: a `-p` build unifies features
+# differently and would rebuild burn and tract
+(cd "$ROOT" && cargo build --release -q --workspace --all-targets)
 LIMNER="$CARGO_TARGET_DIR/release/limner"
 "$LIMNER" models fetch --only style-transfer >&2
 if ! "$VENV/bin/python" -c "import onnxruntime, onnx, numpy" 2>/dev/null; then
@@ -103,7 +105,8 @@ L = {(r["what"], r["size"]): r for r in lim["rows"]}
 O = {(r["what"], r["size"]): r for r in ort["rows"]}
 lines = [f"# limner style --method fast: tract vs onnxruntime ({datetime.date.today()})", "",
          f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), {lim['threads']} threads each side; "
-         f"onnxruntime {ort['onnxruntime']}; median of {lim['iters']} warm runs after one cold call.", "",
+         f"onnxruntime {ort['onnxruntime']}; median of {lim['iters']} warm runs after one cold call. "
+         f"1-minute load average when written: {os.getloadavg()[0]:.1f} (other work on the machine slows both sides alike).", "",
          "| measurement | limner (tract) ms | onnxruntime ms | limner / onnxruntime |", "|---|---:|---:|---:|"]
 def row(name, l, o):
     ratio = f"{l / o:.2f}x" if o else "-"
@@ -128,9 +131,10 @@ lines += ["", "`limner style` end to end, a fresh process each (decode, load + o
 for k, v in e2e.items():
     lines.append(f"| `limner style --{k.split()[0]} ... --size {k.split()[1]}` | {v} |")
 lines += ["", f"Bar (issue 5): under 2000 ms at 256 px: {'met' if e2e['style 256'] < 2000 and e2e['preset 256'] < 2000 else 'NOT met'}.", "",
-          "limner vs onnxruntime outputs on the same inputs (mean |diff|, max |diff|; images in [0, 1]):", ""]
-for name, a, b in ort["checks"]:
-    lines.append(f"- {name}: {a:.4g}, {b:.4g}")
+          "limner vs onnxruntime outputs on the same inputs (images in [0, 1]):", "",
+          "| output | mean abs diff | max abs diff | relative L2 |", "|---|---:|---:|---:|"]
+for name, a, b, c in ort["checks"]:
+    lines.append(f"| {name} | {a:.3g} | {b:.3g} | {c:.2%} |")
 text = "\n".join(lines) + "\n"
 open(out, "w").write(text)
 print(text)

@@ -19,6 +19,12 @@ def load(d, name, shape):
     return np.fromfile(os.path.join(d, name + ".f32"), dtype="<f4").reshape(shape)
 
 
+def diff(name, limner, ort_out):
+    """(name, mean |diff|, max |diff|, relative L2 error ||limner - ort|| / ||ort||)"""
+    d = (limner - ort_out).astype(np.float64)
+    return (name, float(np.abs(d).mean()), float(np.abs(d).max()), float(np.linalg.norm(d) / np.linalg.norm(ort_out)))
+
+
 def timed(iters, f):
     t = time.perf_counter()
     out = f()
@@ -68,7 +74,7 @@ def main():
     cold, ms, vec = timed(a.iters, lambda: pred.run(None, {pred.get_inputs()[0].name: style_in})[0])
     rows.append({"what": "predict", "size": 256, "load_ms": pred_load, "cold_ms": cold, "ms": ms})
     lim_vec = load(a.dir, "style_vec", (1, 1, 1, 100))
-    checks.append(("style vector", float(np.abs(vec - lim_vec).max()), float(np.abs(vec).max())))
+    checks.append(diff("style vector", lim_vec, vec))
     trans, trans_load = session(lim["nets"]["transform"], free_hw=True)
     multi, multi_load = session(lim["nets"]["multi"])
     names = [i.name for i in trans.get_inputs()]
@@ -83,14 +89,14 @@ def main():
             cold, ms, out = timed(a.iters, lambda: trans.run(None, {names[0]: content, names[1]: vec})[0])
             rows.append({"what": "transform", "size": s, "load_ms": trans_load, "cold_ms": cold, "ms": ms})
             lo = load(a.dir, f"transform_{s}", (1, h, w, 3))
-            checks.append((f"transform {w}x{h}", float(np.abs(out - lo).mean()), float(np.abs(out - lo).max())))
+            checks.append(diff(f"transform {w}x{h}", lo, out))
         except Exception as e:  # noqa: BLE001
             print(f"onnxruntime cannot run the transformer at {w}x{h}: {e}", file=sys.stderr)
         x = np.ascontiguousarray(content.transpose(0, 3, 1, 2))
         cold, ms, out = timed(a.iters, lambda: multi.run(None, {"image": x, "style_weights": weights})[0])
         rows.append({"what": "multistyle", "size": s, "load_ms": multi_load, "cold_ms": cold, "ms": ms})
         lo = load(a.dir, f"multi_{s}", (1, 3, h, w))
-        checks.append((f"multistyle {w}x{h}", float(np.abs(np.clip(out, 0, 1) - lo).mean()), float(np.abs(np.clip(out, 0, 1) - lo).max())))
+        checks.append(diff(f"multistyle {w}x{h}", lo, np.clip(out, 0, 1)))
     json.dump({"onnxruntime": ort.__version__, "threads": a.threads, "rows": rows, "checks": checks},
               open(os.path.join(a.dir, "ort.json"), "w"), indent=1)
 
