@@ -33,19 +33,9 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/limner-target}"
-VENV="${LIMNER_BENCH_VENV:-$HOME/.cache/limner-bench-venv}"
-PY="$VENV/bin/python"
-RESULTS="$HERE/results"
-mkdir -p "$RESULTS"
-
-echo "== building limner-bench (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)" >&2
-(cd "$ROOT" && cargo build --release -p limner-bench >&2)
-BIN="$CARGO_TARGET_DIR/release/limner-bench"
-if ! "$PY" -c "import torch, torchvision" 2>/dev/null; then
-    echo "== installing torchvision into $VENV" >&2
-    "$VENV/bin/pip" install torchvision >&2
-fi
+source "$HERE/common.sh"
+build_bench
+ensure_torch_venv torchvision
 
 RAW="$RESULTS/art_raw.txt"
 : > "$RAW"

@@ -31,21 +31,9 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/limner-target}"
-VENV="${LIMNER_BENCH_VENV:-$HOME/.cache/limner-bench-venv}"
-PY="$VENV/bin/python"
-RESULTS="$HERE/results"
-mkdir -p "$RESULTS"
-
-echo "== building limner-bench (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)" >&2
-(cd "$ROOT" && cargo build --release -p limner-bench >&2)
-BIN="$CARGO_TARGET_DIR/release/limner-bench"
-
-if ! "$PY" -c "import torch, numpy, safetensors" 2>/dev/null; then
-    echo "== creating the benchmark venv at $VENV (torch, numpy, safetensors)" >&2
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install torch numpy safetensors >&2
-fi
+source "$HERE/common.sh"
+build_bench
+ensure_torch_venv
 
 if [ "$OMP_ACTIVE" = 1 ]; then
     TORCH_ENV=()
