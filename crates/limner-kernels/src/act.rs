@@ -90,22 +90,36 @@ fn bias_lrelu_fwd_to(src: Option<&[f32]>, dst: &mut [f32], b: &[f32], c: usize, 
     if let Some(x) = src {
         assert_eq!(x.len(), dst.len());
     }
+    map_rows(src, dst, hw, |row| {
+        let bc = b[row % c];
+        move |v: f32| act(v + bc, alpha, gain)
+    });
+}
+
+/// `dst[row, i] = f(row)(src[row, i])` over rows of `hw` values (`src = None`: `dst` itself),
+/// in parallel over contiguous blocks of rows ([`rows_per_task`]); `f(row)` is called once per
+/// row, its result once per element.
+fn map_rows<F, G>(src: Option<&[f32]>, dst: &mut [f32], hw: usize, f: F)
+where
+    F: Fn(usize) -> G + Sync,
+    G: Fn(f32) -> f32,
+{
     let rpt = rows_per_task(hw);
     let ml = min_len(dst.len(), dst.len().div_ceil(rpt * hw));
     dst.par_chunks_mut(rpt * hw).enumerate().with_min_len(ml).for_each(|(t, yc)| {
         let row0 = t * rpt;
-        let xc = src.map(|x| &x[t * rpt * hw..][..yc.len()]);
+        let xc = src.map(|x| &x[row0 * hw..][..yc.len()]);
         for (r, yr) in yc.chunks_mut(hw).enumerate() {
-            let bc = b[(row0 + r) % c];
+            let g = f(row0 + r);
             match xc {
                 Some(xc) => {
                     for (yo, &xi) in yr.iter_mut().zip(&xc[r * hw..(r + 1) * hw]) {
-                        *yo = act(xi + bc, alpha, gain);
+                        *yo = g(xi);
                     }
                 }
                 None => {
                     for yo in yr.iter_mut() {
-                        *yo = act(*yo + bc, alpha, gain);
+                        *yo = g(*yo);
                     }
                 }
             }
@@ -203,26 +217,9 @@ pub fn scale_rows_to(src: Option<&[f32]>, dst: &mut [f32], s: &[f32], hw: usize)
     if let Some(x) = src {
         assert_eq!(x.len(), dst.len());
     }
-    let rpt = rows_per_task(hw);
-    let ml = min_len(dst.len(), dst.len().div_ceil(rpt * hw));
-    dst.par_chunks_mut(rpt * hw).enumerate().with_min_len(ml).for_each(|(t, yc)| {
-        let row0 = t * rpt;
-        let xc = src.map(|x| &x[row0 * hw..][..yc.len()]);
-        for (r, yr) in yc.chunks_mut(hw).enumerate() {
-            let sr = s[row0 + r];
-            match xc {
-                Some(xc) => {
-                    for (yo, &xi) in yr.iter_mut().zip(&xc[r * hw..(r + 1) * hw]) {
-                        *yo = xi * sr;
-                    }
-                }
-                None => {
-                    for yo in yr.iter_mut() {
-                        *yo *= sr;
-                    }
-                }
-            }
-        }
+    map_rows(src, dst, hw, |row| {
+        let sr = s[row];
+        move |v: f32| v * sr
     });
 }
 
