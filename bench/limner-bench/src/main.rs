@@ -43,6 +43,7 @@ struct Opts {
 }
 
 fn main() {
+    limner_kernels::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     let cfg_arg = args.windows(2).find(|w| w[0] == "--cfg").map(|w| w[1].clone()).unwrap_or_else(|| "both".into());

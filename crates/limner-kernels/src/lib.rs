@@ -23,6 +23,7 @@
 //! fast path off at run time, for A/B comparisons.
 
 pub mod act;
+pub mod alloc;
 pub mod bias_relu;
 pub mod cpu;
 pub mod pool;
@@ -41,6 +42,7 @@ use burn::tensor::module;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{DType, Tensor, TensorData};
 
+pub use alloc::keep_freed_memory;
 pub use cpu::Geom;
 pub use bias_relu::bias_relu;
 pub use pool::{avg_pool2d, max_pool2d};

@@ -233,6 +233,7 @@ enum ModelsCmd {
 }
 
 fn main() {
+    limner_kernels::keep_freed_memory();
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {

@@ -31,6 +31,7 @@ fn median_ms(runs: usize, dev: &Device, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    limner_kernels::keep_freed_memory();
     let quick = std::env::args().any(|a| a == "--quick");
     let runs = if quick { 3 } else { 9 };
     let dev = Device::flex();
