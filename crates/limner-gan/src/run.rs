@@ -48,6 +48,8 @@ pub struct Accum {
     d_fake: f64,
     r1: f64,
     r1_n: u32,
+    distill: f64,
+    distill_n: u32,
 }
 
 impl Accum {
@@ -60,6 +62,10 @@ impl Accum {
         if let Some(r) = s.r1 {
             self.r1 += r as f64;
             self.r1_n += 1;
+        }
+        if let Some(l) = s.distill {
+            self.distill += l as f64;
+            self.distill_n += 1;
         }
     }
     fn mean(&self, x: f64) -> f64 {
@@ -74,7 +80,7 @@ pub enum RunEnd {
     Interrupted,
 }
 
-const CSV_HEADER: &str = "kimg,step,seconds,images_per_s,loss_g,loss_d,d_real,d_fake,r1,fid_like";
+const CSV_HEADER: &str = "kimg,step,seconds,images_per_s,loss_g,loss_d,d_real,d_fake,r1,fid_like,distill_l1";
 
 /// Trains until `total_kimg` or until `stop` is set, snapshotting every `snap_kimg` and at
 /// the end. `on_step` sees every step (for a progress bar).
@@ -138,7 +144,7 @@ pub fn snapshot(t: &mut Trainer, opts: &RunOptions, acc: &Accum, secs: f64, ips:
     write_grid(t, opts)?;
     if acc.n > 0 {
         let row = format!(
-            "{:.3},{},{:.1},{:.2},{:.5},{:.5},{:.5},{:.5},{},{}",
+            "{:.3},{},{:.1},{:.2},{:.5},{:.5},{:.5},{:.5},{},{},{}",
             t.kimg(),
             t.step,
             secs,
@@ -148,7 +154,8 @@ pub fn snapshot(t: &mut Trainer, opts: &RunOptions, acc: &Accum, secs: f64, ips:
             acc.mean(acc.d_real),
             acc.mean(acc.d_fake),
             if acc.r1_n > 0 { format!("{:.5}", acc.r1 / acc.r1_n as f64) } else { String::new() },
-            score.map(|s| format!("{s:.3}")).unwrap_or_default()
+            score.map(|s| format!("{s:.3}")).unwrap_or_default(),
+            if acc.distill_n > 0 { format!("{:.5}", acc.distill / acc.distill_n as f64) } else { String::new() }
         );
         append_metrics(&opts.out.join("metrics.csv"), &row)?;
         write_loss_plot(&opts.out)?;
@@ -209,11 +216,12 @@ fn write_loss_plot(out: &Path) -> Result<()> {
     let col = |name: &str| cols.iter().find(|c| c.0 == name).map(|c| c.1.clone()).unwrap_or_default();
     let kimg = col("kimg");
     let pts = |name: &str| ema_smooth(&kimg.iter().copied().zip(col(name)).collect::<Vec<_>>(), 0.5);
-    let (g, d, r1) = (pts("loss_g"), pts("loss_d"), pts("r1"));
+    let (g, d, r1, l1) = (pts("loss_g"), pts("loss_d"), pts("r1"), pts("distill_l1"));
     let series = [
         Series { name: "G loss", points: &g, color: [220, 60, 40] },
         Series { name: "D loss", points: &d, color: [40, 90, 220] },
         Series { name: "R1", points: &r1, color: [40, 160, 80] },
+        Series { name: "distill L1", points: &l1, color: [150, 60, 170] },
     ];
     let px = render_line_plot("limner training losses", "kimg", &series, 800, 480);
     save_png_rgb(&out.join("loss.png"), 800, 480, &px)

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::augment::DiffAugment;
 use crate::config::{DiscriminatorConfig, GeneratorConfig};
+use crate::generate::latent_for_seed;
 use crate::layers::{randn_host, NoiseMode};
 use crate::params::{
     load_state_dict, parse_safetensors, safetensors_bytes, state_dict, tensor_from, write_atomic, ParamKind,
@@ -45,6 +46,17 @@ pub struct TrainConfig {
     /// random horizontal flips of the real images
     pub xflip: bool,
     pub seed: u64,
+    /// Weight of the paired distillation loss (0 = off): on a dataset rendered by a teacher
+    /// generator from known seeds (`limner dataset distill`), the G step also pulls
+    /// `G(z_seed)` towards the teacher's image of the same seed with a mean absolute pixel
+    /// error, besides the adversarial loss. The student must share the teacher's latent space
+    /// (same `latent_for_seed`, and its mapping network copied from the teacher).
+    #[serde(default)]
+    pub distill_l1: f64,
+    /// Keep the mapping network (and `w_avg`) as they are: train the synthesis network only.
+    /// Used with a mapping copied from a teacher, so the student's w space stays the teacher's.
+    #[serde(default)]
+    pub freeze_mapping: bool,
 }
 
 impl Default for TrainConfig {
@@ -62,6 +74,8 @@ impl Default for TrainConfig {
             diffaugment: DiffAugment::all(),
             xflip: true,
             seed: 0,
+            distill_l1: 0.0,
+            freeze_mapping: false,
         }
     }
 }
@@ -71,6 +85,11 @@ pub trait DataSource {
     fn len(&self) -> usize;
     fn resolution(&self) -> usize;
     fn fill_batch(&self, indices: &[usize], flips: &[bool], out: &mut Vec<f32>);
+    /// For a dataset rendered by a teacher generator (`limner dataset distill`): the seed
+    /// whose latent (`latent_for_seed`) produced image `i`. `None` for ordinary photos.
+    fn pair_seed(&self, _i: usize) -> Option<u64> {
+        None
+    }
 }
 
 /// Per-step losses and the R1 penalty (when it ran).
@@ -80,6 +99,8 @@ pub struct StepStats {
     pub loss_d: f32,
     pub d_real: f32,
     pub d_fake: f32,
+    /// mean absolute error to the teacher's images (paired distillation only)
+    pub distill: Option<f32>,
     pub r1: Option<f32>,
 }
 
@@ -354,21 +375,49 @@ impl Trainer {
         self.adam_d.step(&mut self.d, &gd, self.train.d_lr, self.train.beta1, self.train.beta2);
 
         // ---- G step: softplus(-D(G(z))) ----
+        // With paired distillation the G step renders the latents of the D step's real images
+        // (the teacher's seeds) and also pays the pixel distance to those images.
         let mut g_ad = lift(&self.g, true);
         let d_const = lift(&self.d, false);
-        let (ws, w) = self.mapped_ws(&g_ad, n);
+        let (ws, w, target) = if self.train.distill_l1 > 0.0 {
+            let seeds = idx
+                .iter()
+                .map(|&i| data.pair_seed(i))
+                .collect::<Option<Vec<u64>>>()
+                .context("paired distillation needs a dataset rendered from seeds by `limner dataset distill` (images named seedNNNNNNNN)")?;
+            let zd = self.g.config.z_dim;
+            let z = tensor_from(seeds.iter().flat_map(|&s| latent_for_seed(s, zd)).collect(), [n, zd], &dev); // [N, z_dim]
+            let w = g_ad.mapping.forward_w(z); // [N, w_dim]
+            let ws = g_ad.mapping.broadcast_truncate(w.clone(), 1.0, None); // [N, num_ws, w_dim]
+            let mut buf = Vec::new();
+            data.fill_batch(&idx, &vec![false; n], &mut buf); // unflipped: the teacher's exact images
+            (ws, w, Some(tensor_from(buf, [n, 3, res, res], &dev)))
+        } else {
+            let (ws, w) = self.mapped_ws(&g_ad, n);
+            (ws, w, None)
+        };
         let fake = {
             let mut noise = NoiseMode::Random { rng: &mut self.rng, scale: 1.0 };
-            g_ad.synthesis.forward(ws, &mut noise)
+            g_ad.synthesis.forward(ws, &mut noise) // [N, 3, R, R]
         };
-        let logits = d_const.forward(aug.apply(fake, &mut self.rng));
-        let loss_g = softplus(logits.neg(), 1.0).mean();
+        let logits = d_const.forward(aug.apply(fake.clone(), &mut self.rng));
+        let mut loss_g = softplus(logits.neg(), 1.0).mean();
         stats.loss_g = loss_g.clone().into_scalar::<f32>();
+        if let Some(target) = target {
+            let l1 = (fake - target.autodiff()).abs().mean();
+            stats.distill = Some(l1.clone().into_scalar::<f32>());
+            loss_g = loss_g + l1.mul_scalar(self.train.distill_l1);
+        }
         let grads = loss_g.backward();
-        let gg = grads_of(&mut g_ad, &grads);
+        let mut gg = grads_of(&mut g_ad, &grads);
         drop(grads);
+        if self.train.freeze_mapping {
+            gg.retain(|name, _| !name.starts_with("mapping."));
+        }
         self.adam_g.step(&mut self.g, &gg, self.train.g_lr, self.train.beta1, self.train.beta2);
-        self.g.mapping.update_w_avg(&w);
+        if !self.train.freeze_mapping {
+            self.g.mapping.update_w_avg(&w);
+        }
 
         // ---- EMA ----
         let beta = 0.5f64.powf(n as f64 / (self.train.ema_kimg * 1000.0).max(1e-8));

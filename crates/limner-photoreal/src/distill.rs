@@ -44,6 +44,17 @@ pub fn file_name(seed: u64) -> String {
     format!("seed{seed:08}.png")
 }
 
+/// The seed of a file written by [`distill`] (`seedNNNNNNNN.png`, possibly inside folders),
+/// or `None` for any other name.
+pub fn seed_of_file(name: &str) -> Option<u64> {
+    let stem = Path::new(name).file_stem()?.to_str()?;
+    let digits = stem.strip_prefix("seed")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 /// The manifest's file name.
 pub const MANIFEST: &str = "manifest.json";
 
@@ -111,4 +122,20 @@ pub fn distill(g: &MobileStyleGan, o: &DistillOptions, progress: &mut dyn FnMut(
     }
     write_atomic(&mpath, serde_json::to_string_pretty(&manifest(o, true))?.as_bytes())?;
     Ok(DistillReport { written, skipped, manifest: mpath })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_come_back_from_file_names() {
+        for seed in [0, 7, 12_345_678, 99_999_999_999] {
+            assert_eq!(seed_of_file(&file_name(seed)), Some(seed));
+            assert_eq!(seed_of_file(&format!("sub/dir/{}", file_name(seed))), Some(seed));
+        }
+        for bad in ["0001_00003.jpg", "seed.png", "seedling.png", "seed12a.png", "myseed12.png"] {
+            assert_eq!(seed_of_file(bad), None, "{bad}");
+        }
+    }
 }

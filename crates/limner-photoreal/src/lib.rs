@@ -127,6 +127,47 @@ impl MobileStyleGan {
         self.synthesis.num_ws()
     }
 
+    /// random-face's mapping network as a limner-gan [`limner_gan::generator::MappingNetwork`]
+    /// (official StyleGAN2-ADA parametrisation with learning-rate multiplier `lr_multiplier`,
+    /// `w_avg` included) that computes the same `z → w`, so a limner generator can live in
+    /// random-face's w space: the default model is distilled from random-face this way, and
+    /// random-face's named directions then apply to it.
+    ///
+    /// The IR stores effective weights (`W · lr/√in`, `b · lr`); the official layer stores
+    /// `W / (lr/√in)` and `b / lr` and applies `leaky_relu(·, 0.2) · √2`, which is checked here.
+    pub fn stylegan2_mapping(&self, lr_multiplier: f64, num_ws: usize, w_avg_beta: f64) -> Result<limner_gan::generator::MappingNetwork> {
+        use limner_gan::layers::{Activation, FullyConnectedLayer};
+        anyhow::ensure!(
+            (self.mapping.pixel_norm_eps - 1e-8).abs() < 1e-12,
+            "random-face's pixel norm eps is {}, StyleGAN2-ADA's is 1e-8",
+            self.mapping.pixel_norm_eps
+        );
+        let mut fcs = Vec::with_capacity(self.mapping.layers.len());
+        for (k, l) in self.mapping.layers.iter().enumerate() {
+            anyhow::ensure!(
+                (l.slope - 0.2).abs() < 1e-6 && (l.gain - std::f64::consts::SQRT_2).abs() < 1e-5,
+                "random-face mapping layer {k} has slope {} and gain {}: expected leaky ReLU 0.2 with gain sqrt(2)",
+                l.slope,
+                l.gain
+            );
+            let [fin, fout] = l.weight_t.dims();
+            let weight_gain = lr_multiplier / (fin as f64).sqrt();
+            fcs.push(FullyConnectedLayer {
+                weight: l.weight_t.clone().transpose().div_scalar(weight_gain), // [out, in]
+                bias: l.bias.clone().reshape([fout]).div_scalar(lr_multiplier),
+                activation: Activation::Lrelu,
+                weight_gain,
+                bias_gain: lr_multiplier,
+            });
+        }
+        Ok(limner_gan::generator::MappingNetwork {
+            fcs,
+            w_avg: self.w_avg().reshape([W_DIM]),
+            num_ws,
+            w_avg_beta,
+        })
+    }
+
     /// `w [N, 512] -> ws [N, num_ws, 512]`: the same w in every layer (what the IR computes).
     pub fn broadcast_w(&self, w: Tensor<2>) -> Tensor<3> {
         let [n, d] = w.dims();

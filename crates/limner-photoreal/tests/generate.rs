@@ -119,3 +119,28 @@ fn distill_writes_manifest_and_sizes_and_resumes() {
     let e = distill(&g, &DistillOptions { res: 100, ..o }, &mut |_, _| {}).unwrap_err().to_string();
     assert!(e.contains("100"), "{e}");
 }
+
+/// `stylegan2_mapping` (used by `limner train --teacher-mapping random-face`) computes the same
+/// z → w as random-face's own mapping, and carries its `w_avg`: a limner generator built on it
+/// lives in random-face's w space. A wrong weight or bias gain would be off by 100×.
+#[test]
+fn teacher_mapping_as_limner_gan_mapping_is_the_same_function() {
+    let Some((file, _guard)) = common::model_file() else { return };
+    let dev = burn::tensor::Device::flex();
+    let g = MobileStyleGan::load(&file, &dev).unwrap();
+    let m = g.stylegan2_mapping(0.01, 10, 0.995).unwrap();
+    assert_eq!(m.fcs.len(), 8);
+    let z = limner_gan::generate::latents_for_seeds(&[0, 1, 2, 3, 4, 5, 6, 7], 512, &dev);
+    let want = to_vec(&g.map(z.clone()));
+    let got = to_vec(&m.forward_w(z));
+    let scale = want.iter().map(|v| v.abs()).fold(0f32, f32::max);
+    let err = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale;
+    eprintln!("teacher mapping vs limner-gan mapping: max |diff| / max |w| = {err:.2e}");
+    assert!(err < 1e-5, "relative error {err}");
+    assert_eq!(to_vec(&m.w_avg), to_vec(&g.w_avg()));
+    // the official layer stores W / (lr/sqrt(in)) and initialises it as randn / lr: raw weights
+    // of a trained mapping with lr 0.01 have an rms of order 100
+    let raw = to_vec(&m.fcs[0].weight);
+    let rms = (raw.iter().map(|v| v * v).sum::<f32>() / raw.len() as f32).sqrt();
+    assert!((10.0..1000.0).contains(&rms), "raw weight rms {rms}");
+}

@@ -150,6 +150,15 @@ struct TrainArgs {
     /// from a committed EMA generator; D and the optimiser start fresh)
     #[arg(long)]
     init_generator: Option<PathBuf>,
+    /// paired distillation: weight of the mean absolute pixel distance between G(z_seed) and the
+    /// teacher's image of the same seed (needs a dataset from `limner dataset distill` and
+    /// --teacher-mapping); 0 = plain GAN training
+    #[arg(long, default_value_t = 0.0)]
+    distill: f64,
+    /// copy this teacher's mapping network (`random-face`) into G and keep it frozen, so G lives
+    /// in the teacher's w space (sets --z-dim 512 --w-dim 512 --mapping-layers 8)
+    #[arg(long)]
+    teacher_mapping: Option<String>,
 }
 
 #[derive(Args)]
@@ -340,6 +349,9 @@ impl DataSource for Packed {
     fn fill_batch(&self, indices: &[usize], flips: &[bool], out: &mut Vec<f32>) {
         self.0.fill_batch_nchw_flip(indices, flips, out)
     }
+    fn pair_seed(&self, i: usize) -> Option<u64> {
+        limner_photoreal::distill::seed_of_file(&self.0.names()[i])
+    }
 }
 
 fn train(a: TrainArgs) -> Result<()> {
@@ -362,6 +374,23 @@ fn train(a: TrainArgs) -> Result<()> {
         g.z_dim = a.z_dim;
         g.w_dim = a.w_dim;
         g.mapping_layers = a.mapping_layers;
+        let teacher = match a.teacher_mapping.as_deref() {
+            None => None,
+            Some(limner_photoreal::MODEL_NAME) => {
+                let t = photoreal_cmd::load_model()?;
+                (g.z_dim, g.w_dim, g.mapping_layers) = (limner_photoreal::W_DIM, limner_photoreal::W_DIM, t.mapping.layers.len());
+                Some(t)
+            }
+            Some(other) => bail!("--teacher-mapping {other}: the only teacher is `{}`", limner_photoreal::MODEL_NAME),
+        };
+        if a.distill > 0.0 {
+            if teacher.is_none() {
+                bail!("--distill needs --teacher-mapping random-face (G must share the teacher's latent space)");
+            }
+            if (0..data.len()).any(|i| data.pair_seed(i).is_none()) {
+                bail!("--distill: {} has images not named seedNNNNNNNN.png: build it from a `limner dataset distill` folder", a.data.display());
+            }
+        }
         g.channel_base = a.channel_base;
         g.channel_max = a.channel_max;
         let mut d = DiscriminatorConfig::limner_default(res);
@@ -377,9 +406,17 @@ fn train(a: TrainArgs) -> Result<()> {
             diffaugment: DiffAugment::parse(&a.diffaugment)?,
             xflip: !a.no_xflip,
             seed: a.seed,
+            distill_l1: a.distill,
+            freeze_mapping: teacher.is_some(),
             ..Default::default()
         };
         let mut t = Trainer::new(tc, &g, &d, &device)?;
+        if let Some(teacher) = &teacher {
+            let m = teacher.stylegan2_mapping(g.mapping_lr_multiplier, g.num_ws(), g.w_avg_beta)?;
+            t.g.mapping = m.clone();
+            t.g_ema.mapping = m;
+            eprintln!("G's mapping network is random-face's (frozen): G lives in its w space");
+        }
         if let Some(p) = &a.init_generator {
             let (src, _) = load_generator_file(p, &device)?;
             if src.config != t.g.config {
