@@ -37,6 +37,11 @@ pub struct TrainConfig {
     pub beta2: f64,
     /// half-life of the generator EMA, in thousands of images
     pub ema_kimg: f64,
+    /// EMA ramp-up (official `ema_rampup`): the half-life is at most this fraction of the
+    /// images seen so far, so the EMA follows the early, fast-changing generator instead of
+    /// averaging in its random init. `None` (runs from before this option): a fixed half-life.
+    #[serde(default)]
+    pub ema_rampup: Option<f64>,
     /// probability of mixing two latents in one batch (style-mixing regularisation)
     pub style_mixing: f64,
     /// R1 weight (0 = off); applied every `r1_interval` steps, by finite differences
@@ -68,6 +73,7 @@ impl Default for TrainConfig {
             beta1: 0.0,
             beta2: 0.99,
             ema_kimg: 10.0,
+            ema_rampup: Some(0.05),
             style_mixing: 0.9,
             r1_gamma: 0.05,
             r1_interval: 16,
@@ -420,7 +426,11 @@ impl Trainer {
         }
 
         // ---- EMA ----
-        let beta = 0.5f64.powf(n as f64 / (self.train.ema_kimg * 1000.0).max(1e-8));
+        let mut ema_nimg = self.train.ema_kimg * 1000.0;
+        if let Some(r) = self.train.ema_rampup {
+            ema_nimg = ema_nimg.min((self.images_seen + n as u64) as f64 * r);
+        }
+        let beta = 0.5f64.powf(n as f64 / ema_nimg.max(1e-8));
         ema_update(&mut self.g_ema, &mut self.g, beta);
 
         self.step += 1;

@@ -117,6 +117,9 @@ struct TrainArgs {
     /// EMA half-life in kimg
     #[arg(long, default_value_t = 10.0)]
     ema_kimg: f64,
+    /// EMA ramp-up: the half-life is at most this fraction of the images seen (0 = off)
+    #[arg(long, default_value_t = 0.05)]
+    ema_rampup: f64,
     /// R1 weight (0 turns it off)
     #[arg(long, default_value_t = 0.05)]
     r1_gamma: f64,
@@ -401,6 +404,7 @@ fn train(a: TrainArgs) -> Result<()> {
             g_lr: a.g_lr,
             d_lr: a.d_lr,
             ema_kimg: a.ema_kimg,
+            ema_rampup: (a.ema_rampup > 0.0).then_some(a.ema_rampup),
             r1_gamma: a.r1_gamma,
             style_mixing: a.style_mixing,
             diffaugment: DiffAugment::parse(&a.diffaugment)?,
