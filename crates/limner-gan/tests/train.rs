@@ -158,17 +158,7 @@ impl limner_gan::train::DataSource for TeacherPairs {
         self.res
     }
     fn fill_batch(&self, indices: &[usize], flips: &[bool], out: &mut Vec<f32>) {
-        out.clear();
-        let r = self.res;
-        for (&i, &f) in indices.iter().zip(flips) {
-            for c in 0..3 {
-                for y in 0..r {
-                    for x in 0..r {
-                        out.push(self.images[i][c * r * r + y * r + if f { r - 1 - x } else { x }]);
-                    }
-                }
-            }
-        }
+        common::fill_batch(&self.images, self.res, indices, flips, out)
     }
     fn pair_seed(&self, i: usize) -> Option<u64> {
         Some(self.seeds[i])

@@ -43,16 +43,21 @@ impl DataSource for Discs {
         self.res
     }
     fn fill_batch(&self, indices: &[usize], flips: &[bool], out: &mut Vec<f32>) {
-        out.clear();
-        let r = self.res;
-        for (&i, &f) in indices.iter().zip(flips) {
-            let img = &self.images[i];
-            for c in 0..3 {
-                for y in 0..r {
-                    for x in 0..r {
-                        let sx = if f { r - 1 - x } else { x };
-                        out.push(img[c * r * r + y * r + sx]);
-                    }
+        fill_batch(&self.images, self.res, indices, flips, out)
+    }
+}
+
+/// Copies images (each NCHW-flattened `3 × res × res`) into a batch, mirrored where `flips` says.
+pub fn fill_batch(images: &[Vec<f32>], res: usize, indices: &[usize], flips: &[bool], out: &mut Vec<f32>) {
+    out.clear();
+    let r = res;
+    for (&i, &f) in indices.iter().zip(flips) {
+        let img = &images[i];
+        for c in 0..3 {
+            for y in 0..r {
+                for x in 0..r {
+                    let sx = if f { r - 1 - x } else { x };
+                    out.push(img[c * r * r + y * r + sx]);
                 }
             }
         }
