@@ -93,6 +93,7 @@ fn main() {
             "kernels" => bench_kernels(&dev, &opts),
             "ab" => bench_ab(&dev, &opts),
             "photoreal" => photoreal::bench_photoreal(&dev, opts.quick),
+            "photoreal-stages" => photoreal::bench_photoreal_stages(&dev),
             "act" => bench_act(&opts),
             other => {
                 eprintln!("unknown measurement `{other}` (use all, train-step, gen, modconv, parts, kernels, ab, act, photoreal, art-gatys, art-dream)");

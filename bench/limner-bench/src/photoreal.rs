@@ -28,3 +28,58 @@ pub fn bench_photoreal(dev: &Device, quick: bool) {
     // transform): report 0 so the line stays machine-readable.
     report("photoreal_synthesis", "res=1024 batch=1", &ts, 0.0);
 }
+
+/// `limner-bench photoreal-stages`: the synthesis stage by stage (flex runs eagerly, so the
+/// wall time between ops is the op's), median over a few passes: where the time goes.
+pub fn bench_photoreal_stages(dev: &Device) {
+    use limner_photoreal::model::idwt_fast;
+    let path = limner_models::fetch::net_path(limner_photoreal::MODEL_NAME).expect("random-face fetched");
+    let g = MobileStyleGan::load(&path, dev).expect("load random-face");
+    let s = &g.synthesis;
+    let w: Tensor<2> = Tensor::random([1, W_DIM], Distribution::Normal(0.0, 1.0), dev);
+    let mut names: Vec<String> = vec![];
+    let mut times: Vec<Vec<f64>> = vec![];
+    for pass in 0..6 {
+        let mut k = 0usize;
+        let mut lap = |name: &str, t: std::time::Instant| {
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            if pass == 0 {
+                names.push(name.to_string());
+                times.push(vec![]);
+            } else {
+                times[k].push(ms);
+            }
+            k += 1;
+        };
+        let t = std::time::Instant::now();
+        let mut x = s.conv1.forward(s.input.clone(), w.clone(), Some(s.conv1.noise_const.clone()));
+        lap("conv1 4x4", t);
+        for b in &s.layers {
+            let [_, c, h, _] = x.dims();
+            let t = std::time::Instant::now();
+            let sc = b.up.forward(w.clone());
+            x = idwt_fast(x, Some(sc), &s.idwt_k);
+            lap(&format!("idwt {c}@{h} -> {}", 2 * h), t);
+            let t = std::time::Instant::now();
+            x = b.conv1.forward(x, w.clone(), Some(b.conv1.noise_const.clone()));
+            lap(&format!("conv1 {}@{}", b.conv1.weight.dims()[1], 2 * h), t);
+            let t = std::time::Instant::now();
+            x = b.conv2.forward(x, w.clone(), Some(b.conv2.noise_const.clone()));
+            lap(&format!("conv2 {}@{}", b.conv2.weight.dims()[1], 2 * h), t);
+        }
+        let t = std::time::Instant::now();
+        let img = s.to_img.forward(x, w.clone());
+        lap("to_img", t);
+        let t = std::time::Instant::now();
+        let img = idwt_fast(img, None, &s.idwt_k);
+        black_box(img.into_data());
+        lap("idwt rgb + into_data", t);
+    }
+    let mut total = 0.0;
+    for (n, t) in names.iter().zip(&times) {
+        let m = crate::median(t);
+        total += m;
+        println!("# STAGE {n:<22} {m:8.2} ms");
+    }
+    println!("# STAGE total {total:.2} ms");
+}

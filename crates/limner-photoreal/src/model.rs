@@ -13,6 +13,7 @@ use burn::tensor::module::{conv2d, conv_transpose2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Tensor};
 use limner_gan::params::{tensor_from, HostTensor, StateDict};
+use limner_kernels::mobile;
 
 /// Width of z and w.
 pub const W_DIM: usize = 512;
@@ -312,6 +313,19 @@ impl StyledConv {
     /// `x [N, C, H, W]`, `w [N, 512]` -> `[N, O, H, W]`
     pub fn forward(&self, x: Tensor<4>, w: Tensor<2>, noise: Option<Tensor<4>>) -> Tensor<4> {
         let s = self.modulation.forward(w);
+        if let (Some(dw), true) = (&self.weight_dw, fast(&x)) {
+            // one fused pass per row tile (limner-kernels::mobile): same math as below
+            let [n, c, _, _] = x.dims();
+            let [o, ..] = self.weight.dims();
+            let kdw = dw.clone().reshape([1, c, 9]) * s.reshape([n, c, 1]);
+            let wpw = self.weight.clone().reshape([1, o, c]);
+            return mobile::styled_conv_t(x, Some(kdw), wpw, self.bias.clone(), noise, Some(self.slope));
+        }
+        self.forward_burn(x, s, noise)
+    }
+
+    /// The burn composition of [`Self::forward`] with the style `s [N, C]` given.
+    fn forward_burn(&self, x: Tensor<4>, s: Tensor<2>, noise: Option<Tensor<4>>) -> Tensor<4> {
         let x = match &self.weight_dw {
             Some(dw) => {
                 let x = depthwise_modulated(x, dw, s);
@@ -358,6 +372,30 @@ pub fn idwt(x: Tensor<4>, k: &Tensor<4>) -> Tensor<4> {
     conv_transpose2d(x, weight, None, ConvTransposeOptions::new([2, 2], [0, 0], [0, 0], [1, 1], c))
 }
 
+/// Whether the fused inference kernels of `limner_kernels::mobile` run this forward pass (plain
+/// flex device, f32, `LIMNER_FAST_MOBILE` not 0); elsewhere (autodiff, other backends) the
+/// burn composition runs.
+fn fast(x: &Tensor<4>) -> bool {
+    mobile::usable(x)
+}
+
+/// [`idwt`] of `x * s` (`s [N, 4C]` per band channel, `None` = 1) as one pass, the band scales
+/// folded into the 16 coefficients per channel (`limner_kernels::mobile::idwt`).
+pub fn idwt_fast(x: Tensor<4>, s: Option<Tensor<2>>, k: &Tensor<4>) -> Tensor<4> {
+    let [n, c4, _, _] = x.dims();
+    let c = c4 / 4;
+    let k = k.clone().reshape([1, 1, 4, 4]); // [band, a * 2 + b]
+    let coef = match s {
+        Some(s) => {
+            let ll = s.clone().narrow(1, 0, c).reshape([n, c, 1]);
+            let high = s.narrow(1, c, 3 * c).reshape([n, c, 3]);
+            Tensor::cat(vec![ll, high], 2).reshape([n, c, 4, 1]) * k
+        }
+        None => k.repeat_dim(0, n).repeat_dim(1, c),
+    };
+    mobile::idwt_t(x, coef.reshape([n, c, 16]))
+}
+
 /// `K[band, 0, a, b]` for [`idwt`].
 fn idwt_kernel(g0: [f32; 2], g1: [f32; 2], device: &Device) -> Tensor<4> {
     // (H filter, W filter) per band: ll, lh, hl, hh
@@ -396,10 +434,20 @@ pub struct ToImg {
 impl ToImg {
     /// `x [N, C, H, W]`, `w [N, 512]` -> `[N, 12, H, W]` (per-sample weights as one grouped conv)
     pub fn forward(&self, x: Tensor<4>, w: Tensor<2>) -> Tensor<4> {
-        let [n, c, h, wd] = x.dims();
+        let [n, c, _, _] = x.dims();
         let s = self.modulation.forward(w); // [N, C]
         let k = self.weight.clone().reshape([1, 12, c]) * s.reshape([n, 1, c]); // [N, 12, C]
-        let bias = self.bias.clone().reshape([1, 12]).repeat_dim(0, n).reshape([n * 12]);
+        if fast(&x) {
+            return mobile::styled_conv_t(x, None, k, self.bias.clone(), None, None);
+        }
+        Self::forward_burn(x, k, &self.bias)
+    }
+
+    /// The burn composition of [`Self::forward`]: `k [N, 12, C]` the modulated weights.
+    fn forward_burn(x: Tensor<4>, k: Tensor<3>, bias: &Tensor<1>) -> Tensor<4> {
+        let [n, c, h, wd] = x.dims();
+        let bias = bias.clone();
+        let bias = bias.reshape([1, 12]).repeat_dim(0, n).reshape([n * 12]);
         let y = conv2d(
             x.reshape([1, n * c, h, wd]),
             k.reshape([n * 12, c, 1, 1]),
@@ -520,11 +568,88 @@ impl Synthesis {
         for (i, b) in self.layers.iter().enumerate() {
             let [_, c, _, _] = x.dims();
             let s = b.up.forward(style(1 + 3 * i)); // [N, 4C']
-            x = idwt(x * s.reshape([n, c, 1, 1]), &self.idwt_k);
+            x = if fast(&x) {
+                idwt_fast(x, Some(s), &self.idwt_k)
+            } else {
+                idwt(x * s.reshape([n, c, 1, 1]), &self.idwt_k)
+            };
             x = b.conv1.forward(x, style(2 + 3 * i), next_noise(&b.conv1));
             x = b.conv2.forward(x, style(3 + 3 * i), next_noise(&b.conv2));
         }
         let img = self.to_img.forward(x, style(1 + 3 * self.layers.len()));
-        idwt(img, &self.idwt_k)
+        if fast(&img) {
+            idwt_fast(img, None, &self.idwt_k)
+        } else {
+            idwt(img, &self.idwt_k)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+    use limner_gan::params::to_vec;
+
+    fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+        assert_eq!(a.len(), b.len());
+        let num: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+        let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+        (num / den.max(1e-30)).sqrt()
+    }
+
+    fn max_rel(a: &[f32], b: &[f32]) -> f64 {
+        let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64)).max(1e-30);
+        a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max(((x - y) as f64).abs())) / scale
+    }
+
+    fn rnd<const D: usize>(shape: [usize; D], d: &Device) -> Tensor<D> {
+        Tensor::random(shape, Distribution::Normal(0.0, 1.0), d)
+    }
+
+    /// The fused kernels (limner_kernels::mobile) against the burn composition, odd sizes.
+    #[test]
+    fn fused_kernels_match_burn_path() {
+        let d = Device::flex();
+        for &(n, c, o, h, w, noise_n) in &[(1, 5, 7, 9, 11, 1), (2, 12, 9, 13, 6, 2), (3, 4, 3, 1, 5, 0), (1, 36, 20, 33, 40, 1)] {
+            let m = Modulation { weight_t: rnd([W_DIM, c], &d).mul_scalar(0.05), bias: rnd([1, c], &d), scale: 0.7 };
+            let conv = StyledConv {
+                modulation: m.clone(),
+                weight_dw: Some(rnd([c, 1, 3, 3], &d)),
+                weight: rnd([o, c, 1, 1], &d),
+                bias: rnd([o], &d),
+                noise_const: rnd([1, 1, h, w], &d),
+                slope: 0.2,
+            };
+            let x = rnd([n, c, h, w], &d);
+            let wv = rnd([n, W_DIM], &d);
+            let noise = (noise_n > 0).then(|| rnd([noise_n, 1, h, w], &d));
+            assert!(fast(&x));
+            let got = to_vec(&conv.forward(x.clone(), wv.clone(), noise.clone()));
+            let want = to_vec(&conv.forward_burn(x.clone(), m.forward(wv.clone()), noise));
+            let e = max_rel(&got, &want);
+            assert!(e < 1e-5, "styled conv {n} {c}->{o} {h}x{w}: {e:.2e} (rms {:.2e})", rel_err(&got, &want));
+
+            let ti = ToImg { modulation: m.clone(), weight: rnd([12, c, 1, 1], &d), bias: rnd([12], &d) };
+            let got = to_vec(&ti.forward(x.clone(), wv.clone()));
+            let s = m.forward(wv.clone());
+            let k = ti.weight.clone().reshape([1, 12, c]) * s.clone().reshape([n, 1, c]);
+            let want = to_vec(&ToImg::forward_burn(x.clone(), k, &ti.bias));
+            let e = max_rel(&got, &want);
+            assert!(e < 1e-5, "to_img {n} {c} {h}x{w}: {e:.2e}");
+
+            let kk = idwt_kernel([0.7071, 0.7071], [-0.7071, 0.7071], &d);
+            let c4 = 4 * c;
+            let xb = rnd([n, c4, h, w], &d);
+            let sb = rnd([n, c4], &d);
+            let got = to_vec(&idwt_fast(xb.clone(), Some(sb.clone()), &kk));
+            let want = to_vec(&idwt(xb.clone() * sb.reshape([n, c4, 1, 1]), &kk));
+            let e = max_rel(&got, &want);
+            assert!(e < 1e-5, "idwt (scaled) {n} {c4} {h}x{w}: {e:.2e}");
+            let got = to_vec(&idwt_fast(xb.clone(), None, &kk));
+            let want = to_vec(&idwt(xb, &kk));
+            let e = max_rel(&got, &want);
+            assert!(e < 1e-5, "idwt {n} {c4} {h}x{w}: {e:.2e}");
+        }
     }
 }
