@@ -90,6 +90,32 @@ fn tile_rows(g: &StyledGeom) -> usize {
     tr
 }
 
+/// An optional 1×1 conv applied to [`styled_conv`]'s output tile while it is in cache, so that
+/// only its (fewer) channels reach memory: `z[b] = wt[b] · y[b] + bt` (MobileStyleGAN's last
+/// `conv2` followed by `to_img`).
+#[derive(Clone, Copy, Debug)]
+pub struct Tail<'a> {
+    /// `[nwt, ot, o]`, `nwt` = 1 or n
+    pub w: &'a [f32],
+    pub nwt: usize,
+    pub ot: usize,
+    /// `[ot]`
+    pub bias: &'a [f32],
+}
+
+/// Inputs of [`styled_conv`] (see there).
+#[derive(Clone, Copy)]
+struct Args<'a> {
+    g: StyledGeom,
+    x: &'a [f32],
+    kdw: &'a [f32],
+    wpw: &'a [f32],
+    bias: &'a [f32],
+    noise: &'a [f32],
+    slope: Option<f32>,
+    tail: Option<Tail<'a>>,
+}
+
 /// `y[b] = act(W[b] · dw(x[b], kdw[b]) + bias + noise)`:
 ///
 /// * `x` `[n, c, h, w]`; `kdw` `[n, c, 9]` (the 3×3 depthwise kernels, zero padding 1), or
@@ -97,7 +123,8 @@ fn tile_rows(g: &StyledGeom) -> usize {
 /// * `wpw` `[nw, o, c]`; `bias` `[o]`; `noise` `[nn, h, w]` (added to every channel);
 /// * `slope`: leaky ReLU negative slope, `None` for no activation.
 ///
-/// Returns `[n, o, h, w]`.
+/// Returns `[n, o, h, w]`, or with a [`Tail`] `tail.w · y + tail.bias`, `[n, ot, h, w]`.
+#[allow(clippy::too_many_arguments)]
 pub fn styled_conv(
     g: &StyledGeom,
     x: &[f32],
@@ -106,6 +133,7 @@ pub fn styled_conv(
     bias: &[f32],
     noise: &[f32],
     slope: Option<f32>,
+    tail: Option<Tail>,
 ) -> Vec<f32> {
     let (n, c, h, w, o) = (g.n, g.c, g.h, g.w, g.o);
     let hw = h * w;
@@ -118,10 +146,20 @@ pub fn styled_conv(
     assert_eq!(bias.len(), o, "styled_conv: bias");
     assert!(g.nn <= 1 || g.nn == n);
     assert_eq!(noise.len(), g.nn * hw, "styled_conv: noise");
-    let mut y = crate::act::out_vec(n * o * hw);
+    let oy = match &tail {
+        Some(t) => {
+            assert!(t.nwt == 1 || t.nwt == n);
+            assert_eq!(t.w.len(), t.nwt * t.ot * o, "styled_conv: tail weight");
+            assert_eq!(t.bias.len(), t.ot, "styled_conv: tail bias");
+            t.ot
+        }
+        None => o,
+    };
+    let mut y = crate::act::out_vec(n * oy * hw);
     if y.is_empty() {
         return y;
     }
+    let a = Args { g: *g, x, kdw, wpw, bias, noise, slope, tail };
     let tr = tile_rows(g);
     let tiles = h.div_ceil(tr);
     let yp = SendPtr(y.as_mut_ptr());
@@ -131,16 +169,16 @@ pub fn styled_conv(
         let r0 = t * tr;
         let r1 = (r0 + tr).min(h);
         let yp = yp;
-        let need = if g.dw { c * tr * w + w } else { 0 };
+        let need = if g.dw { c * tr * w + w } else { 0 } + if a.tail.is_some() { o * tr * w } else { 0 };
         with_tile(need, |scratch| {
-            // SAFETY: each task writes only rows r0..r1 of sample b's o planes (disjoint).
+            // SAFETY: each task writes only rows r0..r1 of sample b's output planes (disjoint).
             unsafe {
                 #[cfg(target_arch = "x86_64")]
                 if fast {
-                    return tile_avx512(g, x, kdw, wpw, bias, noise, slope, b, r0, r1, yp.0, scratch);
+                    return tile_avx512(&a, b, r0, r1, yp.0, scratch);
                 }
                 let _ = fast;
-                tile_generic::<false>(g, x, kdw, wpw, bias, noise, slope, b, r0, r1, yp.0, scratch)
+                tile_generic::<false>(&a, b, r0, r1, yp.0, scratch)
             }
         });
     });
@@ -149,22 +187,8 @@ pub fn styled_conv(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_avx512(
-    g: &StyledGeom,
-    x: &[f32],
-    kdw: &[f32],
-    wpw: &[f32],
-    bias: &[f32],
-    noise: &[f32],
-    slope: Option<f32>,
-    b: usize,
-    r0: usize,
-    r1: usize,
-    y: *mut f32,
-    scratch: &mut [f32],
-) {
-    tile_generic::<true>(g, x, kdw, wpw, bias, noise, slope, b, r0, r1, y, scratch)
+unsafe fn tile_avx512(a: &Args, b: usize, r0: usize, r1: usize, y: *mut f32, scratch: &mut [f32]) {
+    tile_generic::<true>(a, b, r0, r1, y, scratch)
 }
 
 #[inline(always)]
@@ -221,81 +245,39 @@ fn dw_row<const FMA: bool>(k: &[f32], rows: [&[f32]; 3], out: &mut [f32]) {
     }
 }
 
+/// `dst[m, tn] (row stride dst_rs) = lhs[m, k] (row-major) · rhs[k, tn] (row stride rhs_rs)`,
+/// single-threaded.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_generic<const FMA: bool>(
-    g: &StyledGeom,
-    x: &[f32],
-    kdw: &[f32],
-    wpw: &[f32],
-    bias: &[f32],
-    noise: &[f32],
-    slope: Option<f32>,
-    b: usize,
-    r0: usize,
-    r1: usize,
-    y: *mut f32,
-    scratch: &mut [f32],
-) {
-    let (c, h, w, o) = (g.c, g.h, g.w, g.o);
-    let hw = h * w;
-    let tn = (r1 - r0) * w;
-    let xb = &x[b * c * hw..(b + 1) * c * hw];
-    let wb = &wpw[if g.nw == 1 { 0 } else { b * o * c }..][..o * c];
-    let ytile = y.add(b * o * hw + r0 * w);
-    let run_gemm = |src: *const f32, src_rs: usize| {
-        gemm::gemm(
-            o,
-            tn,
-            c,
-            ytile,
-            1,
-            hw as isize,
-            false,
-            wb.as_ptr(),
-            1,
-            c as isize,
-            src,
-            1,
-            src_rs as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    };
-    if g.dw {
-        // one extra row of zeros for the padding
-        let (t, zero) = scratch.split_at_mut(c * tn);
-        let zero = &mut zero[..w];
-        zero.fill(0.0);
-        let zero: &[f32] = zero;
-        let kb = &kdw[b * c * 9..(b + 1) * c * 9];
-        for ci in 0..c {
-            let plane = &xb[ci * hw..(ci + 1) * hw];
-            let k = &kb[ci * 9..ci * 9 + 9];
-            for r in r0..r1 {
-                let up = if r == 0 { zero } else { &plane[(r - 1) * w..r * w] };
-                let mid = &plane[r * w..(r + 1) * w];
-                let down = if r + 1 >= h { zero } else { &plane[(r + 1) * w..(r + 2) * w] };
-                let out = &mut t[ci * tn + (r - r0) * w..][..w];
-                dw_row::<FMA>(k, [up, mid, down], out);
-            }
-        }
-        run_gemm(t.as_ptr(), tn);
-    } else {
-        run_gemm(xb.as_ptr().add(r0 * w), hw);
-    }
-    // epilogue: + bias (+ noise), activation, on the tile while it is in cache
-    let nz = match g.nn {
-        0 => None,
-        1 => Some(&noise[r0 * w..r0 * w + tn]),
-        _ => Some(&noise[b * hw + r0 * w..b * hw + r0 * w + tn]),
-    };
+unsafe fn mm(m: usize, tn: usize, k: usize, dst: *mut f32, dst_rs: usize, lhs: &[f32], rhs: *const f32, rhs_rs: usize) {
+    gemm::gemm(
+        m,
+        tn,
+        k,
+        dst,
+        1,
+        dst_rs as isize,
+        false,
+        lhs.as_ptr(),
+        1,
+        k as isize,
+        rhs,
+        1,
+        rhs_rs as isize,
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    )
+}
+
+/// `row[j] = act(row[j] + bias (+ z[j]))` for `oc` rows of `tn` values, row stride `rs`.
+#[inline(always)]
+unsafe fn epilogue(dst: *mut f32, rs: usize, tn: usize, bias: &[f32], nz: Option<&[f32]>, slope: Option<f32>) {
     for (oc, &bv) in bias.iter().enumerate() {
-        let row = std::slice::from_raw_parts_mut(ytile.add(oc * hw), tn);
+        let row = std::slice::from_raw_parts_mut(dst.add(oc * rs), tn);
         match (nz, slope) {
             (Some(z), Some(a)) => {
                 for (v, zv) in row.iter_mut().zip(z) {
@@ -320,6 +302,57 @@ unsafe fn tile_generic<const FMA: bool>(
                 }
             }
         }
+    }
+}
+
+#[inline(always)]
+unsafe fn tile_generic<const FMA: bool>(a: &Args, b: usize, r0: usize, r1: usize, y: *mut f32, scratch: &mut [f32]) {
+    let g = &a.g;
+    let (c, h, w, o) = (g.c, g.h, g.w, g.o);
+    let hw = h * w;
+    let tn = (r1 - r0) * w;
+    let xb = &a.x[b * c * hw..(b + 1) * c * hw];
+    let wb = &a.wpw[if g.nw == 1 { 0 } else { b * o * c }..][..o * c];
+    let (dws, rest) = scratch.split_at_mut(if g.dw { c * tn + w } else { 0 });
+    // where the conv's tile goes: the output, or (with a tail) a scratch tile
+    let (ytile, yrs) = match &a.tail {
+        Some(_) => (rest.as_mut_ptr(), tn),
+        None => (y.add(b * o * hw + r0 * w), hw),
+    };
+    if g.dw {
+        // one extra row of zeros for the padding
+        let (t, zero) = dws.split_at_mut(c * tn);
+        let zero = &mut zero[..w];
+        zero.fill(0.0);
+        let zero: &[f32] = zero;
+        let kb = &a.kdw[b * c * 9..(b + 1) * c * 9];
+        for ci in 0..c {
+            let plane = &xb[ci * hw..(ci + 1) * hw];
+            let k = &kb[ci * 9..ci * 9 + 9];
+            for r in r0..r1 {
+                let up = if r == 0 { zero } else { &plane[(r - 1) * w..r * w] };
+                let mid = &plane[r * w..(r + 1) * w];
+                let down = if r + 1 >= h { zero } else { &plane[(r + 1) * w..(r + 2) * w] };
+                let out = &mut t[ci * tn + (r - r0) * w..][..w];
+                dw_row::<FMA>(k, [up, mid, down], out);
+            }
+        }
+        mm(o, tn, c, ytile, yrs, wb, t.as_ptr(), tn);
+    } else {
+        mm(o, tn, c, ytile, yrs, wb, xb.as_ptr().add(r0 * w), hw);
+    }
+    // epilogue: + bias (+ noise), activation, on the tile while it is in cache
+    let nz = match g.nn {
+        0 => None,
+        1 => Some(&a.noise[r0 * w..r0 * w + tn]),
+        _ => Some(&a.noise[b * hw + r0 * w..b * hw + r0 * w + tn]),
+    };
+    epilogue(ytile, yrs, tn, a.bias, nz, a.slope);
+    if let Some(t) = &a.tail {
+        let wt = &t.w[if t.nwt == 1 { 0 } else { b * t.ot * o }..][..t.ot * o];
+        let ztile = y.add(b * t.ot * hw + r0 * w);
+        mm(t.ot, tn, o, ztile, hw, wt, ytile, tn);
+        epilogue(ztile, hw, tn, t.bias, None, None);
     }
 }
 
@@ -400,14 +433,18 @@ fn idwt_rows<const FMA: bool>(bands: [&[f32]; 4], k: &[f32; 16], w: usize, i0: u
 
 #[backend_extension(Flex)]
 pub trait FastMobile: Backend {
-    /// [`styled_conv`]; `geom = [n, c, h, w, o, nw, nn, dw]`, `params = [slope, has_act]`.
+    /// [`styled_conv`]; `geom = [n, c, h, w, o, nw, nn, dw, nwt, ot]` (`ot = 0`: no tail),
+    /// `params = [slope, has_act]`.
+    #[allow(clippy::too_many_arguments)]
     fn fast_styled_conv(
         x: FloatTensor<Self>,
         kdw: FloatTensor<Self>,
         wpw: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         noise: FloatTensor<Self>,
-        geom: [usize; 8],
+        wt: FloatTensor<Self>,
+        bt: FloatTensor<Self>,
+        geom: [usize; 10],
         params: [f32; 2],
     ) -> FloatTensor<Self>;
     /// [`idwt`]; `geom = [n, c, h, w]` (`x` has `4c` channels).
@@ -421,16 +458,21 @@ impl FastMobile for Flex {
         wpw: FlexTensor,
         bias: FlexTensor,
         noise: FlexTensor,
-        geom: [usize; 8],
+        wt: FlexTensor,
+        bt: FlexTensor,
+        geom: [usize; 10],
         params: [f32; 2],
     ) -> FlexTensor {
-        let [n, c, h, w, o, nw, nn, dw] = geom;
+        let [n, c, h, w, o, nw, nn, dw, nwt, ot] = geom;
         let g = StyledGeom { n, c, h, w, o, nw, nn, dw: dw == 1 };
-        let kv = if g.dw { f32_data(&kdw) } else { std::borrow::Cow::Borrowed(&[][..]) };
-        let nv = if nn > 0 { f32_data(&noise) } else { std::borrow::Cow::Borrowed(&[][..]) };
+        let empty = || std::borrow::Cow::Borrowed(&[][..]);
+        let kv = if g.dw { f32_data(&kdw) } else { empty() };
+        let nv = if nn > 0 { f32_data(&noise) } else { empty() };
+        let (wtv, btv) = if ot > 0 { (f32_data(&wt), f32_data(&bt)) } else { (empty(), empty()) };
+        let tail = (ot > 0).then_some(Tail { w: &wtv, nwt, ot, bias: &btv });
         let slope = (params[1] != 0.0).then_some(params[0]);
-        let y = styled_conv(&g, &f32_data(&x), &kv, &f32_data(&wpw), &f32_data(&bias), &nv, slope);
-        flex_from(y, [n, o, h, w])
+        let y = styled_conv(&g, &f32_data(&x), &kv, &f32_data(&wpw), &f32_data(&bias), &nv, slope, tail);
+        flex_from(y, [n, if ot > 0 { ot } else { o }, h, w])
     }
 
     fn fast_idwt(x: FlexTensor, coef: FlexTensor, geom: [usize; 4]) -> FlexTensor {
@@ -458,7 +500,8 @@ pub fn set_enabled(on: bool) {
 
 /// [`styled_conv`] on tensors: `x [n, c, h, w]`, `kdw` `[n, c, 9]` or `None` (no depthwise
 /// conv), `wpw [nw, o, c]`, `bias [o]`, `noise [1 or n, 1, h, w]` or `None`, `slope` `None` for
-/// no activation. Call only when [`usable`] holds for `x`.
+/// no activation; `tail` = `(wt [nwt, ot, o], bt [ot])`: returns `wt · y + bt` instead of `y`
+/// (see [`Tail`]). Call only when [`usable`] holds for `x`.
 pub fn styled_conv_t(
     x: Tensor<4>,
     kdw: Option<Tensor<3>>,
@@ -466,6 +509,7 @@ pub fn styled_conv_t(
     bias: Tensor<1>,
     noise: Option<Tensor<4>>,
     slope: Option<f64>,
+    tail: Option<(Tensor<3>, Tensor<1>)>,
 ) -> Tensor<4> {
     let [n, c, h, w] = x.dims();
     let [nw, o, cw] = wpw.dims();
@@ -481,13 +525,28 @@ pub fn styled_conv_t(
     let dummy = || Tensor::<1>::zeros([1], &dev);
     let kdw_d = kdw.as_ref().map_or_else(|| dummy().into_dispatch(), |k| k.clone().into_dispatch());
     let noise_d = noise.map_or_else(|| dummy().into_dispatch(), |z| z.into_dispatch());
+    let (nwt, ot) = match &tail {
+        Some((wt, bt)) => {
+            let [nwt, ot, ow] = wt.dims();
+            assert_eq!(ow, o, "styled_conv: tail weight expects {ow} channels, the conv gives {o}");
+            assert_eq!(bt.dims(), [ot], "styled_conv: tail bias");
+            (nwt, ot)
+        }
+        None => (0, 0),
+    };
+    let (wt_d, bt_d) = match tail {
+        Some((wt, bt)) => (wt.into_dispatch(), bt.into_dispatch()),
+        None => (dummy().into_dispatch(), dummy().into_dispatch()),
+    };
     Tensor::<4>::from_dispatch(<burn::backend::Dispatch as FastMobile>::fast_styled_conv(
         x.into_dispatch(),
         kdw_d,
         wpw.into_dispatch(),
         bias.into_dispatch(),
         noise_d,
-        [n, c, h, w, o, nw, nn, usize::from(kdw.is_some())],
+        wt_d,
+        bt_d,
+        [n, c, h, w, o, nw, nn, usize::from(kdw.is_some()), nwt, ot],
         [slope.unwrap_or(0.0) as f32, if slope.is_some() { 1.0 } else { 0.0 }],
     ))
 }
@@ -583,7 +642,7 @@ mod tests {
             let bias = data(o, 4);
             let noise = data(nn * h * w, 5);
             let slope = act.then_some(0.2f32);
-            let y = styled_conv(&g, &x, &kdw, &wpw, &bias, &noise, slope);
+            let y = styled_conv(&g, &x, &kdw, &wpw, &bias, &noise, slope, None);
             let want = naive_styled(&g, &x, &kdw, &wpw, &bias, &noise, slope);
             let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-6);
             for (i, (a, b)) in y.iter().zip(&want).enumerate() {

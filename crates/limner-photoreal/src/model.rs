@@ -319,9 +319,26 @@ impl StyledConv {
             let [o, ..] = self.weight.dims();
             let kdw = dw.clone().reshape([1, c, 9]) * s.reshape([n, c, 1]);
             let wpw = self.weight.clone().reshape([1, o, c]);
-            return mobile::styled_conv_t(x, Some(kdw), wpw, self.bias.clone(), noise, Some(self.slope));
+            return mobile::styled_conv_t(x, Some(kdw), wpw, self.bias.clone(), noise, Some(self.slope), None);
         }
         self.forward_burn(x, s, noise)
+    }
+
+    /// [`Self::forward`] followed by `to_img.forward(.., w_img)`, fused (the layer's output
+    /// never leaves the cache), when the fast kernels apply; `None` otherwise.
+    pub fn forward_to_img(&self, x: &Tensor<4>, w: Tensor<2>, noise: Option<Tensor<4>>, to_img: &ToImg, w_img: Tensor<2>) -> Option<Tensor<4>> {
+        let dw = self.weight_dw.as_ref()?;
+        if !fast(x) {
+            return None;
+        }
+        let [n, c, _, _] = x.dims();
+        let [o, ..] = self.weight.dims();
+        let s = self.modulation.forward(w);
+        let kdw = dw.clone().reshape([1, c, 9]) * s.reshape([n, c, 1]);
+        let wpw = self.weight.clone().reshape([1, o, c]);
+        let si = to_img.modulation.forward(w_img); // [N, O]
+        let k = to_img.weight.clone().reshape([1, 12, o]) * si.reshape([n, 1, o]); // [N, 12, O]
+        Some(mobile::styled_conv_t(x.clone(), Some(kdw), wpw, self.bias.clone(), noise, Some(self.slope), Some((k, to_img.bias.clone()))))
     }
 
     /// The burn composition of [`Self::forward`] with the style `s [N, C]` given.
@@ -334,7 +351,9 @@ impl StyledConv {
             None => {
                 let [n, c, _, _] = x.dims();
                 let x = x * s.reshape([n, c, 1, 1]);
-                conv2d(x, self.weight.clone(), Some(self.bias.clone()), ConvOptions::new([1, 1], [1, 1], [1, 1], 1))
+                // limner-kernels' im2col + gemm conv (burn's own on other backends): burn flex's
+                // direct conv took ~5 ms for this 4x4 512->512 layer
+                limner_kernels::conv2d(x, self.weight.clone(), Some(self.bias.clone()), ConvOptions::new([1, 1], [1, 1], [1, 1], 1))
             }
         };
         let x = match noise {
@@ -438,7 +457,7 @@ impl ToImg {
         let s = self.modulation.forward(w); // [N, C]
         let k = self.weight.clone().reshape([1, 12, c]) * s.reshape([n, 1, c]); // [N, 12, C]
         if fast(&x) {
-            return mobile::styled_conv_t(x, None, k, self.bias.clone(), None, None);
+            return mobile::styled_conv_t(x, None, k, self.bias.clone(), None, None, None);
         }
         Self::forward_burn(x, k, &self.bias)
     }
@@ -574,7 +593,14 @@ impl Synthesis {
                 idwt(x * s.reshape([n, c, 1, 1]), &self.idwt_k)
             };
             x = b.conv1.forward(x, style(2 + 3 * i), next_noise(&b.conv1));
-            x = b.conv2.forward(x, style(3 + 3 * i), next_noise(&b.conv2));
+            let nz = next_noise(&b.conv2);
+            if i + 1 == self.layers.len() {
+                let w_img = style(1 + 3 * self.layers.len());
+                if let Some(img) = b.conv2.forward_to_img(&x, style(3 + 3 * i), nz.clone(), &self.to_img, w_img) {
+                    return idwt_fast(img, None, &self.idwt_k);
+                }
+            }
+            x = b.conv2.forward(x, style(3 + 3 * i), nz);
         }
         let img = self.to_img.forward(x, style(1 + 3 * self.layers.len()));
         if fast(&img) {
@@ -631,6 +657,18 @@ mod tests {
             assert!(e < 1e-5, "styled conv {n} {c}->{o} {h}x{w}: {e:.2e} (rms {:.2e})", rel_err(&got, &want));
 
             let ti = ToImg { modulation: m.clone(), weight: rnd([12, c, 1, 1], &d), bias: rnd([12], &d) };
+            // conv (c -> c, so to_img fits) fused with to_img
+            let sq = StyledConv { weight: rnd([c, c, 1, 1], &d), bias: rnd([c], &d), ..conv.clone() };
+            let nz = (noise_n > 0).then(|| rnd([noise_n, 1, h, w], &d));
+            let wi = rnd([n, W_DIM], &d);
+            let got = to_vec(&sq.forward_to_img(&x, wv.clone(), nz.clone(), &ti, wi.clone()).expect("fast path"));
+            let y = sq.forward_burn(x.clone(), m.forward(wv.clone()), nz);
+            let si = m.forward(wi);
+            let k = ti.weight.clone().reshape([1, 12, c]) * si.reshape([n, 1, c]);
+            let want = to_vec(&ToImg::forward_burn(y, k, &ti.bias));
+            let e = max_rel(&got, &want);
+            assert!(e < 1e-5, "styled conv + to_img {n} {c} {h}x{w}: {e:.2e}");
+
             let got = to_vec(&ti.forward(x.clone(), wv.clone()));
             let s = m.forward(wv.clone());
             let k = ti.weight.clone().reshape([1, 12, c]) * s.clone().reshape([n, 1, c]);
