@@ -54,14 +54,28 @@ RAW="$RESULTS/latest_raw.txt"
     top -b -n1 | awk 'NR>7 && $9+0 > 20 {printf "#   pid %s %s%% %s\n", $1, $9, $12}'
 } | tee -a "$RAW"
 
+# LIMNER_BENCH_PAUSE_PID=PID: stop that process (e.g. a training run sharing the cores) during
+# each measurement group and continue it between groups and on exit (each group stays well
+# under 10 minutes).
+PAUSE_PID="${LIMNER_BENCH_PAUSE_PID:-}"
+pause() { [ -n "$PAUSE_PID" ] && kill -STOP "$PAUSE_PID" 2>/dev/null && sleep 2 || true; }
+resume() { [ -n "$PAUSE_PID" ] && kill -CONT "$PAUSE_PID" 2>/dev/null || true; }
+trap resume EXIT
+[ -n "$PAUSE_PID" ] && echo "# paused pid $PAUSE_PID during each measurement group" | tee -a "$RAW"
+
 # the port must reproduce the fixture before anything is timed
 "${TORCH_ENV[@]}" "$PY" "$HERE/torch_ref.py" check $QUICK | tee -a "$RAW"
 for what in modconv gen train-step parts; do
     echo "== $what" >&2
+    pause
+    echo "# loadavg before $what: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RAW"
     "$BIN" "$what" $QUICK --cfg "$CFG" | tee -a "$RAW"
     "${TORCH_ENV[@]}" "$PY" "$HERE/torch_ref.py" "$what" $QUICK --cfg "$CFG" | tee -a "$RAW"
+    resume
 done
+pause
 "${TORCH_ENV[@]}" "$PY" "$HERE/torch_ref.py" profile $QUICK | tee -a "$RAW"
+resume
 echo "# busy processes at end: $(top -b -n1 | awk 'NR>7 && $9+0 > 20 {printf "pid %s %s%% %s; ", $1, $9, $12}')" | tee -a "$RAW"
 
 python3 - "$RAW" "$RESULTS/latest.md" <<'EOF'
@@ -82,7 +96,8 @@ for line in open(raw):
         rows[key][fw] = kv
     elif line.startswith("# FIXTURE") or line.startswith("# FLOPCHECK") or line.startswith("# date") \
             or line.startswith("# cpu") or line.startswith("# command") or line.startswith("# PyTorch") \
-            or "loadavg" in line or line.startswith("# busy") or line.startswith("#   pid"):
+            or "loadavg" in line or line.startswith("# busy") or line.startswith("#   pid") \
+            or line.startswith("# paused"):
         header.append(line[2:])
     elif line.startswith("# PROFILE"):
         extra.append(line[len("# PROFILE "):])
