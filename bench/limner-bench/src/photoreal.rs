@@ -59,11 +59,21 @@ pub fn bench_photoreal_stages(dev: &Device) {
             let [_, c, h, _] = x.dims();
             let t = std::time::Instant::now();
             let sc = b.up.forward(w.clone());
-            x = idwt_fast(x, Some(sc), &s.idwt_k);
-            lap(&format!("idwt {c}@{h} -> {}", 2 * h), t);
-            let t = std::time::Instant::now();
-            x = b.conv1.forward(x, w.clone(), Some(b.conv1.noise_const.clone()));
-            lap(&format!("conv1 {}@{}", b.conv1.weight.dims()[1], 2 * h), t);
+            let nz = Some(b.conv1.noise_const.clone());
+            x = match b.conv1.forward_after_idwt(&x, sc.clone(), &s.idwt_k, w.clone(), nz.clone()) {
+                Some(y) => {
+                    lap(&format!("idwt+conv1 {}->{} @{}", c, b.conv1.weight.dims()[1], 2 * h), t);
+                    y
+                }
+                None => {
+                    let up = idwt_fast(x, Some(sc), &s.idwt_k);
+                    lap(&format!("idwt {c}@{h} -> {}", 2 * h), t);
+                    let t = std::time::Instant::now();
+                    let y = b.conv1.forward(up, w.clone(), nz);
+                    lap(&format!("conv1 {}@{}", b.conv1.weight.dims()[1], 2 * h), t);
+                    y
+                }
+            };
             let t = std::time::Instant::now();
             let nz = Some(b.conv2.noise_const.clone());
             if i + 1 == s.layers.len() {

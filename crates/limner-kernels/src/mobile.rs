@@ -114,6 +114,9 @@ struct Args<'a> {
     noise: &'a [f32],
     slope: Option<f32>,
     tail: Option<Tail<'a>>,
+    /// `[n, c, 16]`: `x` holds wavelet bands `[n, 4c, h/2, w/2]`, inverse-transformed per tile
+    /// (see [`idwt`]) before the depthwise conv
+    pre: Option<&'a [f32]>,
 }
 
 /// `y[b] = act(W[b] · dw(x[b], kdw[b]) + bias + noise)`:
@@ -134,10 +137,15 @@ pub fn styled_conv(
     noise: &[f32],
     slope: Option<f32>,
     tail: Option<Tail>,
+    pre: Option<&[f32]>,
 ) -> Vec<f32> {
     let (n, c, h, w, o) = (g.n, g.c, g.h, g.w, g.o);
     let hw = h * w;
     assert_eq!(x.len(), n * c * hw, "styled_conv: x");
+    if let Some(coef) = pre {
+        assert!(g.dw && h % 2 == 0 && w % 2 == 0, "styled_conv: the idwt prologue needs the depthwise conv and an even size");
+        assert_eq!(coef.len(), n * c * 16, "styled_conv: idwt coefficients");
+    }
     if g.dw {
         assert_eq!(kdw.len(), n * c * 9, "styled_conv: kdw");
     }
@@ -159,7 +167,7 @@ pub fn styled_conv(
     if y.is_empty() {
         return y;
     }
-    let a = Args { g: *g, x, kdw, wpw, bias, noise, slope, tail };
+    let a = Args { g: *g, x, kdw, wpw, bias, noise, slope, tail, pre };
     let tr = tile_rows(g);
     let tiles = h.div_ceil(tr);
     let yp = SendPtr(y.as_mut_ptr());
@@ -169,7 +177,9 @@ pub fn styled_conv(
         let r0 = t * tr;
         let r1 = (r0 + tr).min(h);
         let yp = yp;
-        let need = if g.dw { c * tr * w + w } else { 0 } + if a.tail.is_some() { o * tr * w } else { 0 };
+        let need = if g.dw { c * tr * w + w } else { 0 }
+            + if a.pre.is_some() { (tr + 4) * w } else { 0 }
+            + if a.tail.is_some() { o * tr * w } else { 0 };
         with_tile(need, |scratch| {
             // SAFETY: each task writes only rows r0..r1 of sample b's output planes (disjoint).
             unsafe {
@@ -314,6 +324,7 @@ unsafe fn tile_generic<const FMA: bool>(a: &Args, b: usize, r0: usize, r1: usize
     let xb = &a.x[b * c * hw..(b + 1) * c * hw];
     let wb = &a.wpw[if g.nw == 1 { 0 } else { b * o * c }..][..o * c];
     let (dws, rest) = scratch.split_at_mut(if g.dw { c * tn + w } else { 0 });
+    let (pbuf, rest) = rest.split_at_mut(if a.pre.is_some() { (r1 - r0 + 4) * w } else { 0 });
     // where the conv's tile goes: the output, or (with a tail) a scratch tile
     let (ytile, yrs) = match &a.tail {
         Some(_) => (rest.as_mut_ptr(), tn),
@@ -326,13 +337,26 @@ unsafe fn tile_generic<const FMA: bool>(a: &Args, b: usize, r0: usize, r1: usize
         zero.fill(0.0);
         let zero: &[f32] = zero;
         let kb = &a.kdw[b * c * 9..(b + 1) * c * 9];
+        // with the idwt prologue: input rows r0-1..=r1 of channel ci made into `pbuf`, whose
+        // row 0 is image row `base`
+        let (ilo, ihi) = (r0.saturating_sub(1) / 2, r1.min(h - 1) / 2);
         for ci in 0..c {
-            let plane = &xb[ci * hw..(ci + 1) * hw];
+            let (plane, base): (&[f32], usize) = match a.pre {
+                None => (&xb[ci * hw..(ci + 1) * hw], 0),
+                Some(coef) => {
+                    let hwi = hw / 4;
+                    let band = |ch: usize| &xb[ch * hwi..(ch + 1) * hwi];
+                    let bands = [band(ci), band(c + 3 * ci), band(c + 3 * ci + 1), band(c + 3 * ci + 2)];
+                    let k16: &[f32; 16] = coef[(b * c + ci) * 16..][..16].try_into().unwrap();
+                    idwt_rows::<FMA>(bands, k16, w / 2, ilo, ihi + 1, pbuf);
+                    (&*pbuf, 2 * ilo)
+                }
+            };
             let k = &kb[ci * 9..ci * 9 + 9];
             for r in r0..r1 {
-                let up = if r == 0 { zero } else { &plane[(r - 1) * w..r * w] };
-                let mid = &plane[r * w..(r + 1) * w];
-                let down = if r + 1 >= h { zero } else { &plane[(r + 1) * w..(r + 2) * w] };
+                let up = if r == 0 { zero } else { &plane[(r - 1 - base) * w..(r - base) * w] };
+                let mid = &plane[(r - base) * w..(r + 1 - base) * w];
+                let down = if r + 1 >= h { zero } else { &plane[(r + 1 - base) * w..(r + 2 - base) * w] };
                 let out = &mut t[ci * tn + (r - r0) * w..][..w];
                 dw_row::<FMA>(k, [up, mid, down], out);
             }
@@ -433,7 +457,8 @@ fn idwt_rows<const FMA: bool>(bands: [&[f32]; 4], k: &[f32; 16], w: usize, i0: u
 
 #[backend_extension(Flex)]
 pub trait FastMobile: Backend {
-    /// [`styled_conv`]; `geom = [n, c, h, w, o, nw, nn, dw, nwt, ot]` (`ot = 0`: no tail),
+    /// [`styled_conv`]; `geom = [n, c, h, w, o, nw, nn, dw, nwt, ot, pre]` (`ot = 0`: no tail;
+    /// `pre = 1`: `x` holds the wavelet bands and `coef` the idwt coefficients),
     /// `params = [slope, has_act]`.
     #[allow(clippy::too_many_arguments)]
     fn fast_styled_conv(
@@ -444,7 +469,8 @@ pub trait FastMobile: Backend {
         noise: FloatTensor<Self>,
         wt: FloatTensor<Self>,
         bt: FloatTensor<Self>,
-        geom: [usize; 10],
+        coef: FloatTensor<Self>,
+        geom: [usize; 11],
         params: [f32; 2],
     ) -> FloatTensor<Self>;
     /// [`idwt`]; `geom = [n, c, h, w]` (`x` has `4c` channels).
@@ -460,18 +486,20 @@ impl FastMobile for Flex {
         noise: FlexTensor,
         wt: FlexTensor,
         bt: FlexTensor,
-        geom: [usize; 10],
+        coef: FlexTensor,
+        geom: [usize; 11],
         params: [f32; 2],
     ) -> FlexTensor {
-        let [n, c, h, w, o, nw, nn, dw, nwt, ot] = geom;
+        let [n, c, h, w, o, nw, nn, dw, nwt, ot, pre] = geom;
         let g = StyledGeom { n, c, h, w, o, nw, nn, dw: dw == 1 };
         let empty = || std::borrow::Cow::Borrowed(&[][..]);
         let kv = if g.dw { f32_data(&kdw) } else { empty() };
         let nv = if nn > 0 { f32_data(&noise) } else { empty() };
         let (wtv, btv) = if ot > 0 { (f32_data(&wt), f32_data(&bt)) } else { (empty(), empty()) };
         let tail = (ot > 0).then_some(Tail { w: &wtv, nwt, ot, bias: &btv });
+        let cv = if pre == 1 { f32_data(&coef) } else { empty() };
         let slope = (params[1] != 0.0).then_some(params[0]);
-        let y = styled_conv(&g, &f32_data(&x), &kv, &f32_data(&wpw), &f32_data(&bias), &nv, slope, tail);
+        let y = styled_conv(&g, &f32_data(&x), &kv, &f32_data(&wpw), &f32_data(&bias), &nv, slope, tail, (pre == 1).then_some(&cv[..]));
         flex_from(y, [n, if ot > 0 { ot } else { o }, h, w])
     }
 
@@ -501,7 +529,10 @@ pub fn set_enabled(on: bool) {
 /// [`styled_conv`] on tensors: `x [n, c, h, w]`, `kdw` `[n, c, 9]` or `None` (no depthwise
 /// conv), `wpw [nw, o, c]`, `bias [o]`, `noise [1 or n, 1, h, w]` or `None`, `slope` `None` for
 /// no activation; `tail` = `(wt [nwt, ot, o], bt [ot])`: returns `wt · y + bt` instead of `y`
-/// (see [`Tail`]). Call only when [`usable`] holds for `x`.
+/// (see [`Tail`]); `pre` = `coef [n, c, 16]`: `x` is `[n, 4c, h/2, w/2]` wavelet bands, run
+/// through [`idwt`] with these coefficients first (fused, per tile; needs `kdw`). Call only
+/// when [`usable`] holds for `x`.
+#[allow(clippy::too_many_arguments)]
 pub fn styled_conv_t(
     x: Tensor<4>,
     kdw: Option<Tensor<3>>,
@@ -510,8 +541,18 @@ pub fn styled_conv_t(
     noise: Option<Tensor<4>>,
     slope: Option<f64>,
     tail: Option<(Tensor<3>, Tensor<1>)>,
+    pre: Option<Tensor<3>>,
 ) -> Tensor<4> {
-    let [n, c, h, w] = x.dims();
+    let [n, c, h, w] = match &pre {
+        None => x.dims(),
+        Some(coef) => {
+            let [n, c4, hi, wi] = x.dims();
+            assert_eq!(c4 % 4, 0, "styled_conv: idwt input channels must be a multiple of 4");
+            assert_eq!(coef.dims(), [n, c4 / 4, 16], "styled_conv: idwt coef must be [n, c, 16]");
+            assert!(kdw.is_some(), "styled_conv: the idwt prologue needs the depthwise conv");
+            [n, c4 / 4, 2 * hi, 2 * wi]
+        }
+    };
     let [nw, o, cw] = wpw.dims();
     assert_eq!(cw, c, "styled_conv: weight expects {cw} channels, x has {c}");
     let nn = noise.as_ref().map_or(0, |z| z.dims()[0]);
@@ -538,6 +579,8 @@ pub fn styled_conv_t(
         Some((wt, bt)) => (wt.into_dispatch(), bt.into_dispatch()),
         None => (dummy().into_dispatch(), dummy().into_dispatch()),
     };
+    let has_pre = usize::from(pre.is_some());
+    let coef_d = pre.map_or_else(|| dummy().into_dispatch(), |k| k.into_dispatch());
     Tensor::<4>::from_dispatch(<burn::backend::Dispatch as FastMobile>::fast_styled_conv(
         x.into_dispatch(),
         kdw_d,
@@ -546,7 +589,8 @@ pub fn styled_conv_t(
         noise_d,
         wt_d,
         bt_d,
-        [n, c, h, w, o, nw, nn, usize::from(kdw.is_some()), nwt, ot],
+        coef_d,
+        [n, c, h, w, o, nw, nn, usize::from(kdw.is_some()), nwt, ot, has_pre],
         [slope.unwrap_or(0.0) as f32, if slope.is_some() { 1.0 } else { 0.0 }],
     ))
 }
@@ -642,11 +686,33 @@ mod tests {
             let bias = data(o, 4);
             let noise = data(nn * h * w, 5);
             let slope = act.then_some(0.2f32);
-            let y = styled_conv(&g, &x, &kdw, &wpw, &bias, &noise, slope, None);
+            let y = styled_conv(&g, &x, &kdw, &wpw, &bias, &noise, slope, None, None);
             let want = naive_styled(&g, &x, &kdw, &wpw, &bias, &noise, slope);
             let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-6);
             for (i, (a, b)) in y.iter().zip(&want).enumerate() {
                 assert!(((*a as f64) - b).abs() / scale < 1e-5, "{g:?} at {i}: {a} vs {b}");
+            }
+        }
+    }
+
+    /// The idwt prologue equals idwt then styled_conv.
+    #[test]
+    fn styled_conv_with_idwt_prologue_matches_two_passes() {
+        for &(n, c, hi, wi, o, nn) in &[(1, 3, 1, 1, 2, 1), (2, 5, 3, 7, 4, 2), (1, 8, 9, 5, 6, 0), (1, 16, 40, 33, 24, 1)] {
+            let (h, w) = (2 * hi, 2 * wi);
+            let g = StyledGeom { n, c, h, w, o, nw: 1, nn, dw: true };
+            let x = data(n * 4 * c * hi * wi, 11);
+            let coef = data(n * c * 16, 12);
+            let kdw = data(n * c * 9, 13);
+            let wpw = data(o * c, 14);
+            let bias = data(o, 15);
+            let noise = data(nn * h * w, 16);
+            let up = idwt(n, c, hi, wi, &x, &coef);
+            let want = styled_conv(&g, &up, &kdw, &wpw, &bias, &noise, Some(0.2), None, None);
+            let got = styled_conv(&g, &x, &kdw, &wpw, &bias, &noise, Some(0.2), None, Some(&coef));
+            let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!((a - b).abs() / scale < 1e-5, "{g:?} at {i}: {a} vs {b}");
             }
         }
     }

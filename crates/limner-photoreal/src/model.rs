@@ -319,9 +319,27 @@ impl StyledConv {
             let [o, ..] = self.weight.dims();
             let kdw = dw.clone().reshape([1, c, 9]) * s.reshape([n, c, 1]);
             let wpw = self.weight.clone().reshape([1, o, c]);
-            return mobile::styled_conv_t(x, Some(kdw), wpw, self.bias.clone(), noise, Some(self.slope), None);
+            return mobile::styled_conv_t(x, Some(kdw), wpw, self.bias.clone(), noise, Some(self.slope), None, None);
         }
         self.forward_burn(x, s, noise)
+    }
+
+    /// `forward(idwt(x * s_up))` (the block's `up` then this `conv1`) fused: the 2× map is made
+    /// per row tile in cache. `x [N, 4C, H, W]`, `s_up [N, 4C]`, `k` the [`idwt`] kernel.
+    /// `None` when the fast kernels do not apply.
+    pub fn forward_after_idwt(&self, x: &Tensor<4>, s_up: Tensor<2>, k: &Tensor<4>, w: Tensor<2>, noise: Option<Tensor<4>>) -> Option<Tensor<4>> {
+        let dw = self.weight_dw.as_ref()?;
+        if !fast(x) {
+            return None;
+        }
+        let [n, c4, _, _] = x.dims();
+        let c = c4 / 4;
+        let [o, ..] = self.weight.dims();
+        let s = self.modulation.forward(w);
+        let kdw = dw.clone().reshape([1, c, 9]) * s.reshape([n, c, 1]);
+        let wpw = self.weight.clone().reshape([1, o, c]);
+        let coef = idwt_coef(n, c, Some(s_up), k);
+        Some(mobile::styled_conv_t(x.clone(), Some(kdw), wpw, self.bias.clone(), noise, Some(self.slope), None, Some(coef)))
     }
 
     /// [`Self::forward`] followed by `to_img.forward(.., w_img)`, fused (the layer's output
@@ -338,7 +356,7 @@ impl StyledConv {
         let wpw = self.weight.clone().reshape([1, o, c]);
         let si = to_img.modulation.forward(w_img); // [N, O]
         let k = to_img.weight.clone().reshape([1, 12, o]) * si.reshape([n, 1, o]); // [N, 12, O]
-        Some(mobile::styled_conv_t(x.clone(), Some(kdw), wpw, self.bias.clone(), noise, Some(self.slope), Some((k, to_img.bias.clone()))))
+        Some(mobile::styled_conv_t(x.clone(), Some(kdw), wpw, self.bias.clone(), noise, Some(self.slope), Some((k, to_img.bias.clone())), None))
     }
 
     /// The burn composition of [`Self::forward`] with the style `s [N, C]` given.
@@ -402,7 +420,12 @@ fn fast(x: &Tensor<4>) -> bool {
 /// folded into the 16 coefficients per channel (`limner_kernels::mobile::idwt`).
 pub fn idwt_fast(x: Tensor<4>, s: Option<Tensor<2>>, k: &Tensor<4>) -> Tensor<4> {
     let [n, c4, _, _] = x.dims();
-    let c = c4 / 4;
+    mobile::idwt_t(x, idwt_coef(n, c4 / 4, s, k))
+}
+
+/// The 16 coefficients per channel of `limner_kernels::mobile::idwt` (`[N, C, 16]`): the band
+/// scales `s [N, 4C]` (`None` = 1) times the kernel `k`.
+fn idwt_coef(n: usize, c: usize, s: Option<Tensor<2>>, k: &Tensor<4>) -> Tensor<3> {
     let k = k.clone().reshape([1, 1, 4, 4]); // [band, a * 2 + b]
     let coef = match s {
         Some(s) => {
@@ -412,7 +435,7 @@ pub fn idwt_fast(x: Tensor<4>, s: Option<Tensor<2>>, k: &Tensor<4>) -> Tensor<4>
         }
         None => k.repeat_dim(0, n).repeat_dim(1, c),
     };
-    mobile::idwt_t(x, coef.reshape([n, c, 16]))
+    coef.reshape([n, c, 16])
 }
 
 /// `K[band, 0, a, b]` for [`idwt`].
@@ -457,7 +480,7 @@ impl ToImg {
         let s = self.modulation.forward(w); // [N, C]
         let k = self.weight.clone().reshape([1, 12, c]) * s.reshape([n, 1, c]); // [N, 12, C]
         if fast(&x) {
-            return mobile::styled_conv_t(x, None, k, self.bias.clone(), None, None, None);
+            return mobile::styled_conv_t(x, None, k, self.bias.clone(), None, None, None, None);
         }
         Self::forward_burn(x, k, &self.bias)
     }
@@ -587,12 +610,14 @@ impl Synthesis {
         for (i, b) in self.layers.iter().enumerate() {
             let [_, c, _, _] = x.dims();
             let s = b.up.forward(style(1 + 3 * i)); // [N, 4C']
-            x = if fast(&x) {
-                idwt_fast(x, Some(s), &self.idwt_k)
-            } else {
-                idwt(x * s.reshape([n, c, 1, 1]), &self.idwt_k)
+            let nz = next_noise(&b.conv1);
+            x = match b.conv1.forward_after_idwt(&x, s.clone(), &self.idwt_k, style(2 + 3 * i), nz.clone()) {
+                Some(y) => y,
+                None => {
+                    let up = if fast(&x) { idwt_fast(x, Some(s), &self.idwt_k) } else { idwt(x * s.reshape([n, c, 1, 1]), &self.idwt_k) };
+                    b.conv1.forward(up, style(2 + 3 * i), nz)
+                }
             };
-            x = b.conv1.forward(x, style(2 + 3 * i), next_noise(&b.conv1));
             let nz = next_noise(&b.conv2);
             if i + 1 == self.layers.len() {
                 let w_img = style(1 + 3 * self.layers.len());
@@ -655,6 +680,18 @@ mod tests {
             let want = to_vec(&conv.forward_burn(x.clone(), m.forward(wv.clone()), noise));
             let e = max_rel(&got, &want);
             assert!(e < 1e-5, "styled conv {n} {c}->{o} {h}x{w}: {e:.2e} (rms {:.2e})", rel_err(&got, &want));
+
+            // up (idwt of 4c bands) fused into the conv
+            let kk = idwt_kernel([0.7071, 0.7071], [-0.7071, 0.7071], &d);
+            let (hi, wi) = (h.div_ceil(2), w.div_ceil(2));
+            let xb = rnd([n, 4 * c, hi, wi], &d);
+            let sb = rnd([n, 4 * c], &d);
+            let nz = (noise_n > 0).then(|| rnd([noise_n, 1, 2 * hi, 2 * wi], &d));
+            let got = to_vec(&conv.forward_after_idwt(&xb, sb.clone(), &kk, wv.clone(), nz.clone()).expect("fast path"));
+            let up = idwt(xb * sb.reshape([n, 4 * c, 1, 1]), &kk);
+            let want = to_vec(&conv.forward_burn(up, m.forward(wv.clone()), nz));
+            let e = max_rel(&got, &want);
+            assert!(e < 1e-5, "idwt + styled conv {n} {c}->{o} {hi}x{wi}: {e:.2e}");
 
             let ti = ToImg { modulation: m.clone(), weight: rnd([12, c, 1, 1], &d), bias: rnd([12], &d) };
             // conv (c -> c, so to_img fits) fused with to_img
