@@ -44,7 +44,11 @@ else
 fi
 
 RAW="$RESULTS/latest_raw.txt"
-: > "$RAW"
+# LIMNER_BENCH_GROUPS="train-step parts": only these measurement groups; LIMNER_BENCH_APPEND=1:
+# append to the raw log instead of starting it afresh (re-measured rows replace earlier ones
+# in the table), e.g. to redo a group that another process disturbed.
+GROUPS="${LIMNER_BENCH_GROUPS:-modconv gen train-step parts}"
+[ "${LIMNER_BENCH_APPEND:-0}" = 1 ] || : > "$RAW"
 {
     echo "# date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
@@ -65,7 +69,7 @@ trap resume EXIT
 
 # the port must reproduce the fixture before anything is timed
 "${TORCH_ENV[@]}" "$PY" "$HERE/torch_ref.py" check $QUICK | tee -a "$RAW"
-for what in modconv gen train-step parts; do
+for what in $GROUPS; do
     echo "== $what" >&2
     pause
     echo "# loadavg before $what: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RAW"
@@ -73,9 +77,11 @@ for what in modconv gen train-step parts; do
     "${TORCH_ENV[@]}" "$PY" "$HERE/torch_ref.py" "$what" $QUICK --cfg "$CFG" | tee -a "$RAW"
     resume
 done
-pause
-"${TORCH_ENV[@]}" "$PY" "$HERE/torch_ref.py" profile $QUICK | tee -a "$RAW"
-resume
+if [ -z "${LIMNER_BENCH_GROUPS:-}" ]; then
+    pause
+    "${TORCH_ENV[@]}" "$PY" "$HERE/torch_ref.py" profile $QUICK | tee -a "$RAW"
+    resume
+fi
 echo "# busy processes at end: $(top -b -n1 | awk 'NR>7 && $9+0 > 20 {printf "pid %s %s%% %s; ", $1, $9, $12}')" | tee -a "$RAW"
 
 python3 - "$RAW" "$RESULTS/latest.md" <<'EOF'
