@@ -47,7 +47,7 @@ RAW="$RESULTS/latest_raw.txt"
 # LIMNER_BENCH_GROUPS="train-step parts": only these measurement groups; LIMNER_BENCH_APPEND=1:
 # append to the raw log instead of starting it afresh (re-measured rows replace earlier ones
 # in the table), e.g. to redo a group that another process disturbed.
-GROUPS="${LIMNER_BENCH_GROUPS:-modconv gen train-step parts}"
+MEASURE="${LIMNER_BENCH_GROUPS:-modconv gen train-step parts}"
 [ "${LIMNER_BENCH_APPEND:-0}" = 1 ] || : > "$RAW"
 {
     echo "# date: $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -69,7 +69,7 @@ trap resume EXIT
 
 # the port must reproduce the fixture before anything is timed
 "${TORCH_ENV[@]}" "$PY" "$HERE/torch_ref.py" check $QUICK | tee -a "$RAW"
-for what in $GROUPS; do
+for what in $MEASURE; do
     echo "== $what" >&2
     pause
     echo "# loadavg before $what: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RAW"
