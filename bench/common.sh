@@ -9,7 +9,7 @@ BIN="$CARGO_TARGET_DIR/release/limner-bench"
 
 build_bench() {
     echo "== building limner-bench (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)" >&2
-    (cd "$ROOT" && cargo build --release -p limner-bench >&2)
+    (cd "$ROOT" && cargo build --release --workspace >&2)
 }
 
 # ensure_torch_venv [EXTRA_PACKAGE...]: torch, numpy, safetensors and the extras in $VENV.

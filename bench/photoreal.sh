@@ -28,7 +28,7 @@ VENV="${LIMNER_OPENVINO_VENV:-$HOME/.cache/limner-openvino-venv}"
 NETS="${LIMNER_HOME:+$LIMNER_HOME/nets}"; NETS="${NETS:-$HOME/.cache/limner/nets}"
 IR="$NETS/random-face/random_face/data"
 [ -f "$IR/SynthesisNetwork.xml" ] || { echo "random-face is not fetched ($IR): run \`limner models fetch --only random-face\`" >&2; exit 2; }
-(cd "$ROOT" && cargo build --release -p limner-bench >&2)
+(cd "$ROOT" && cargo build --release --workspace >&2)
 if ! "$VENV/bin/python" -c "import openvino, numpy" 2>/dev/null; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q -r "$ROOT/tools/openvino-ref/requirements.txt"

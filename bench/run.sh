@@ -44,7 +44,11 @@ else
 fi
 
 RAW="$RESULTS/latest_raw.txt"
-: > "$RAW"
+# LIMNER_BENCH_GROUPS="train-step parts": only these measurement groups; LIMNER_BENCH_APPEND=1:
+# append to the raw log instead of starting it afresh (re-measured rows replace earlier ones
+# in the table), e.g. to redo a group that another process disturbed.
+MEASURE="${LIMNER_BENCH_GROUPS:-modconv gen train-step parts}"
+[ "${LIMNER_BENCH_APPEND:-0}" = 1 ] || : > "$RAW"
 {
     echo "# date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
@@ -54,14 +58,30 @@ RAW="$RESULTS/latest_raw.txt"
     top -b -n1 | awk 'NR>7 && $9+0 > 20 {printf "#   pid %s %s%% %s\n", $1, $9, $12}'
 } | tee -a "$RAW"
 
+# LIMNER_BENCH_PAUSE_PID=PID: stop that process (e.g. a training run sharing the cores) during
+# each measurement group and continue it between groups and on exit (each group stays well
+# under 10 minutes).
+PAUSE_PID="${LIMNER_BENCH_PAUSE_PID:-}"
+pause() { [ -n "$PAUSE_PID" ] && kill -STOP "$PAUSE_PID" 2>/dev/null && sleep 2 || true; }
+resume() { [ -n "$PAUSE_PID" ] && kill -CONT "$PAUSE_PID" 2>/dev/null || true; }
+trap resume EXIT
+[ -n "$PAUSE_PID" ] && echo "# paused pid $PAUSE_PID during each measurement group" | tee -a "$RAW"
+
 # the port must reproduce the fixture before anything is timed
 "${TORCH_ENV[@]}" "$PY" "$HERE/torch_ref.py" check $QUICK | tee -a "$RAW"
-for what in modconv gen train-step parts; do
+for what in $MEASURE; do
     echo "== $what" >&2
+    pause
+    echo "# loadavg before $what: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RAW"
     "$BIN" "$what" $QUICK --cfg "$CFG" | tee -a "$RAW"
     "${TORCH_ENV[@]}" "$PY" "$HERE/torch_ref.py" "$what" $QUICK --cfg "$CFG" | tee -a "$RAW"
+    resume
 done
-"${TORCH_ENV[@]}" "$PY" "$HERE/torch_ref.py" profile $QUICK | tee -a "$RAW"
+if [ -z "${LIMNER_BENCH_GROUPS:-}" ]; then
+    pause
+    "${TORCH_ENV[@]}" "$PY" "$HERE/torch_ref.py" profile $QUICK | tee -a "$RAW"
+    resume
+fi
 echo "# busy processes at end: $(top -b -n1 | awk 'NR>7 && $9+0 > 20 {printf "pid %s %s%% %s; ", $1, $9, $12}')" | tee -a "$RAW"
 
 python3 - "$RAW" "$RESULTS/latest.md" <<'EOF'
@@ -82,7 +102,8 @@ for line in open(raw):
         rows[key][fw] = kv
     elif line.startswith("# FIXTURE") or line.startswith("# FLOPCHECK") or line.startswith("# date") \
             or line.startswith("# cpu") or line.startswith("# command") or line.startswith("# PyTorch") \
-            or "loadavg" in line or line.startswith("# busy") or line.startswith("#   pid"):
+            or "loadavg" in line or line.startswith("# busy") or line.startswith("#   pid") \
+            or line.startswith("# paused"):
         header.append(line[2:])
     elif line.startswith("# PROFILE"):
         extra.append(line[len("# PROFILE "):])

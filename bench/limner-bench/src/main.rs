@@ -93,6 +93,7 @@ fn main() {
             "kernels" => bench_kernels(&dev, &opts),
             "ab" => bench_ab(&dev, &opts),
             "photoreal" => photoreal::bench_photoreal(&dev, opts.quick),
+            "photoreal-stages" => photoreal::bench_photoreal_stages(&dev),
             "act" => bench_act(&opts),
             other => {
                 eprintln!("unknown measurement `{other}` (use all, train-step, gen, modconv, parts, kernels, ab, act, photoreal, art-gatys, art-dream)");
@@ -304,18 +305,21 @@ fn bench_modconv(dev: &Device, o: &Opts) {
 fn bench_gen(dev: &Device, o: &Opts) {
     let images = 64;
     let (warm, iters) = if o.quick { (1, 3) } else { (1, 5) };
+    // issue 7: "generation of 64 images at 64px and at 128px" (the same config, one more block)
     for &cfg in &o.cfgs {
-        let gc = gcfg(cfg);
-        let g = Generator::new(&gc, dev);
-        let gf = 2.0 * g_macs(&gc) * images as f64 / 1e9;
-        for b in [1usize, 8] {
-            let zs: Vec<Tensor<2>> = (0..images / b).map(|_| randn([b, gc.z_dim], dev)).collect();
-            let ts = time_it(dev, warm, iters, || {
-                for z in &zs {
-                    black_box(g.forward(z.clone(), 1.0, &mut NoiseMode::Const));
-                }
-            });
-            report("gen", &format!("cfg={cfg} res={RES} batch={b} images={images}"), &ts, gf);
+        for res in [RES, 2 * RES] {
+            let gc = GeneratorConfig { img_resolution: res, ..gcfg(cfg) };
+            let g = Generator::new(&gc, dev);
+            let gf = 2.0 * g_macs(&gc) * images as f64 / 1e9;
+            for b in [1usize, 8] {
+                let zs: Vec<Tensor<2>> = (0..images / b).map(|_| randn([b, gc.z_dim], dev)).collect();
+                let ts = time_it(dev, warm, iters, || {
+                    for z in &zs {
+                        black_box(g.forward(z.clone(), 1.0, &mut NoiseMode::Const));
+                    }
+                });
+                report("gen", &format!("cfg={cfg} res={res} batch={b} images={images}"), &ts, gf);
+            }
         }
     }
 }

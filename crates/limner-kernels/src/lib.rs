@@ -26,6 +26,7 @@ pub mod act;
 pub mod alloc;
 pub mod bias_relu;
 pub mod cpu;
+pub mod mobile;
 pub mod pool;
 
 use std::sync::atomic::{AtomicU8, Ordering};

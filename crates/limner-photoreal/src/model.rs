@@ -13,6 +13,7 @@ use burn::tensor::module::{conv2d, conv_transpose2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Tensor};
 use limner_gan::params::{tensor_from, HostTensor, StateDict};
+use limner_kernels::mobile;
 
 /// Width of z and w.
 pub const W_DIM: usize = 512;
@@ -312,6 +313,54 @@ impl StyledConv {
     /// `x [N, C, H, W]`, `w [N, 512]` -> `[N, O, H, W]`
     pub fn forward(&self, x: Tensor<4>, w: Tensor<2>, noise: Option<Tensor<4>>) -> Tensor<4> {
         let s = self.modulation.forward(w);
+        if let (Some(dw), true) = (&self.weight_dw, fast(&x)) {
+            // one fused pass per row tile (limner-kernels::mobile): same math as below
+            let [n, c, _, _] = x.dims();
+            let [o, ..] = self.weight.dims();
+            let kdw = dw.clone().reshape([1, c, 9]) * s.reshape([n, c, 1]);
+            let wpw = self.weight.clone().reshape([1, o, c]);
+            return mobile::styled_conv_t(x, Some(kdw), wpw, self.bias.clone(), noise, Some(self.slope), None, None);
+        }
+        self.forward_burn(x, s, noise)
+    }
+
+    /// `forward(idwt(x * s_up))` (the block's `up` then this `conv1`) fused: the 2× map is made
+    /// per row tile in cache. `x [N, 4C, H, W]`, `s_up [N, 4C]`, `k` the [`idwt`] kernel.
+    /// `None` when the fast kernels do not apply.
+    pub fn forward_after_idwt(&self, x: &Tensor<4>, s_up: Tensor<2>, k: &Tensor<4>, w: Tensor<2>, noise: Option<Tensor<4>>) -> Option<Tensor<4>> {
+        let dw = self.weight_dw.as_ref()?;
+        if !fast(x) {
+            return None;
+        }
+        let [n, c4, _, _] = x.dims();
+        let c = c4 / 4;
+        let [o, ..] = self.weight.dims();
+        let s = self.modulation.forward(w);
+        let kdw = dw.clone().reshape([1, c, 9]) * s.reshape([n, c, 1]);
+        let wpw = self.weight.clone().reshape([1, o, c]);
+        let coef = idwt_coef(n, c, Some(s_up), k);
+        Some(mobile::styled_conv_t(x.clone(), Some(kdw), wpw, self.bias.clone(), noise, Some(self.slope), None, Some(coef)))
+    }
+
+    /// [`Self::forward`] followed by `to_img.forward(.., w_img)`, fused (the layer's output
+    /// never leaves the cache), when the fast kernels apply; `None` otherwise.
+    pub fn forward_to_img(&self, x: &Tensor<4>, w: Tensor<2>, noise: Option<Tensor<4>>, to_img: &ToImg, w_img: Tensor<2>) -> Option<Tensor<4>> {
+        let dw = self.weight_dw.as_ref()?;
+        if !fast(x) {
+            return None;
+        }
+        let [n, c, _, _] = x.dims();
+        let [o, ..] = self.weight.dims();
+        let s = self.modulation.forward(w);
+        let kdw = dw.clone().reshape([1, c, 9]) * s.reshape([n, c, 1]);
+        let wpw = self.weight.clone().reshape([1, o, c]);
+        let si = to_img.modulation.forward(w_img); // [N, O]
+        let k = to_img.weight.clone().reshape([1, 12, o]) * si.reshape([n, 1, o]); // [N, 12, O]
+        Some(mobile::styled_conv_t(x.clone(), Some(kdw), wpw, self.bias.clone(), noise, Some(self.slope), Some((k, to_img.bias.clone())), None))
+    }
+
+    /// The burn composition of [`Self::forward`] with the style `s [N, C]` given.
+    fn forward_burn(&self, x: Tensor<4>, s: Tensor<2>, noise: Option<Tensor<4>>) -> Tensor<4> {
         let x = match &self.weight_dw {
             Some(dw) => {
                 let x = depthwise_modulated(x, dw, s);
@@ -320,7 +369,9 @@ impl StyledConv {
             None => {
                 let [n, c, _, _] = x.dims();
                 let x = x * s.reshape([n, c, 1, 1]);
-                conv2d(x, self.weight.clone(), Some(self.bias.clone()), ConvOptions::new([1, 1], [1, 1], [1, 1], 1))
+                // limner-kernels' im2col + gemm conv (burn's own on other backends): burn flex's
+                // direct conv took ~5 ms for this 4x4 512->512 layer
+                limner_kernels::conv2d(x, self.weight.clone(), Some(self.bias.clone()), ConvOptions::new([1, 1], [1, 1], [1, 1], 1))
             }
         };
         let x = match noise {
@@ -356,6 +407,35 @@ pub fn idwt(x: Tensor<4>, k: &Tensor<4>) -> Tensor<4> {
     let x = Tensor::cat(vec![ll, high], 2).reshape([n, 4 * c, h, w]); // channel-major bands
     let weight = k.clone().repeat_dim(0, c); // [4C, 1, 2, 2]
     conv_transpose2d(x, weight, None, ConvTransposeOptions::new([2, 2], [0, 0], [0, 0], [1, 1], c))
+}
+
+/// Whether the fused inference kernels of `limner_kernels::mobile` run this forward pass (plain
+/// flex device, f32, `LIMNER_FAST_MOBILE` not 0); elsewhere (autodiff, other backends) the
+/// burn composition runs.
+fn fast(x: &Tensor<4>) -> bool {
+    mobile::usable(x)
+}
+
+/// [`idwt`] of `x * s` (`s [N, 4C]` per band channel, `None` = 1) as one pass, the band scales
+/// folded into the 16 coefficients per channel (`limner_kernels::mobile::idwt`).
+pub fn idwt_fast(x: Tensor<4>, s: Option<Tensor<2>>, k: &Tensor<4>) -> Tensor<4> {
+    let [n, c4, _, _] = x.dims();
+    mobile::idwt_t(x, idwt_coef(n, c4 / 4, s, k))
+}
+
+/// The 16 coefficients per channel of `limner_kernels::mobile::idwt` (`[N, C, 16]`): the band
+/// scales `s [N, 4C]` (`None` = 1) times the kernel `k`.
+fn idwt_coef(n: usize, c: usize, s: Option<Tensor<2>>, k: &Tensor<4>) -> Tensor<3> {
+    let k = k.clone().reshape([1, 1, 4, 4]); // [band, a * 2 + b]
+    let coef = match s {
+        Some(s) => {
+            let ll = s.clone().narrow(1, 0, c).reshape([n, c, 1]);
+            let high = s.narrow(1, c, 3 * c).reshape([n, c, 3]);
+            Tensor::cat(vec![ll, high], 2).reshape([n, c, 4, 1]) * k
+        }
+        None => k.repeat_dim(0, n).repeat_dim(1, c),
+    };
+    coef.reshape([n, c, 16])
 }
 
 /// `K[band, 0, a, b]` for [`idwt`].
@@ -396,10 +476,20 @@ pub struct ToImg {
 impl ToImg {
     /// `x [N, C, H, W]`, `w [N, 512]` -> `[N, 12, H, W]` (per-sample weights as one grouped conv)
     pub fn forward(&self, x: Tensor<4>, w: Tensor<2>) -> Tensor<4> {
-        let [n, c, h, wd] = x.dims();
+        let [n, c, _, _] = x.dims();
         let s = self.modulation.forward(w); // [N, C]
         let k = self.weight.clone().reshape([1, 12, c]) * s.reshape([n, 1, c]); // [N, 12, C]
-        let bias = self.bias.clone().reshape([1, 12]).repeat_dim(0, n).reshape([n * 12]);
+        if fast(&x) {
+            return mobile::styled_conv_t(x, None, k, self.bias.clone(), None, None, None, None);
+        }
+        Self::forward_burn(x, k, &self.bias)
+    }
+
+    /// The burn composition of [`Self::forward`]: `k [N, 12, C]` the modulated weights.
+    fn forward_burn(x: Tensor<4>, k: Tensor<3>, bias: &Tensor<1>) -> Tensor<4> {
+        let [n, c, h, wd] = x.dims();
+        let bias = bias.clone();
+        let bias = bias.reshape([1, 12]).repeat_dim(0, n).reshape([n * 12]);
         let y = conv2d(
             x.reshape([1, n * c, h, wd]),
             k.reshape([n * 12, c, 1, 1]),
@@ -520,11 +610,121 @@ impl Synthesis {
         for (i, b) in self.layers.iter().enumerate() {
             let [_, c, _, _] = x.dims();
             let s = b.up.forward(style(1 + 3 * i)); // [N, 4C']
-            x = idwt(x * s.reshape([n, c, 1, 1]), &self.idwt_k);
-            x = b.conv1.forward(x, style(2 + 3 * i), next_noise(&b.conv1));
-            x = b.conv2.forward(x, style(3 + 3 * i), next_noise(&b.conv2));
+            let nz = next_noise(&b.conv1);
+            x = match b.conv1.forward_after_idwt(&x, s.clone(), &self.idwt_k, style(2 + 3 * i), nz.clone()) {
+                Some(y) => y,
+                None => {
+                    let up = if fast(&x) { idwt_fast(x, Some(s), &self.idwt_k) } else { idwt(x * s.reshape([n, c, 1, 1]), &self.idwt_k) };
+                    b.conv1.forward(up, style(2 + 3 * i), nz)
+                }
+            };
+            let nz = next_noise(&b.conv2);
+            if i + 1 == self.layers.len() {
+                let w_img = style(1 + 3 * self.layers.len());
+                if let Some(img) = b.conv2.forward_to_img(&x, style(3 + 3 * i), nz.clone(), &self.to_img, w_img) {
+                    return idwt_fast(img, None, &self.idwt_k);
+                }
+            }
+            x = b.conv2.forward(x, style(3 + 3 * i), nz);
         }
         let img = self.to_img.forward(x, style(1 + 3 * self.layers.len()));
-        idwt(img, &self.idwt_k)
+        if fast(&img) {
+            idwt_fast(img, None, &self.idwt_k)
+        } else {
+            idwt(img, &self.idwt_k)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+    use limner_gan::params::to_vec;
+
+    fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+        assert_eq!(a.len(), b.len());
+        let num: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+        let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+        (num / den.max(1e-30)).sqrt()
+    }
+
+    fn max_rel(a: &[f32], b: &[f32]) -> f64 {
+        let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64)).max(1e-30);
+        a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max(((x - y) as f64).abs())) / scale
+    }
+
+    fn rnd<const D: usize>(shape: [usize; D], d: &Device) -> Tensor<D> {
+        Tensor::random(shape, Distribution::Normal(0.0, 1.0), d)
+    }
+
+    /// The fused kernels (limner_kernels::mobile) against the burn composition, odd sizes.
+    #[test]
+    fn fused_kernels_match_burn_path() {
+        let d = Device::flex();
+        for &(n, c, o, h, w, noise_n) in &[(1, 5, 7, 9, 11, 1), (2, 12, 9, 13, 6, 2), (3, 4, 3, 1, 5, 0), (1, 36, 20, 33, 40, 1)] {
+            let m = Modulation { weight_t: rnd([W_DIM, c], &d).mul_scalar(0.05), bias: rnd([1, c], &d), scale: 0.7 };
+            let conv = StyledConv {
+                modulation: m.clone(),
+                weight_dw: Some(rnd([c, 1, 3, 3], &d)),
+                weight: rnd([o, c, 1, 1], &d),
+                bias: rnd([o], &d),
+                noise_const: rnd([1, 1, h, w], &d),
+                slope: 0.2,
+            };
+            let x = rnd([n, c, h, w], &d);
+            let wv = rnd([n, W_DIM], &d);
+            let noise = (noise_n > 0).then(|| rnd([noise_n, 1, h, w], &d));
+            assert!(fast(&x));
+            let got = to_vec(&conv.forward(x.clone(), wv.clone(), noise.clone()));
+            let want = to_vec(&conv.forward_burn(x.clone(), m.forward(wv.clone()), noise));
+            let e = max_rel(&got, &want);
+            assert!(e < 1e-5, "styled conv {n} {c}->{o} {h}x{w}: {e:.2e} (rms {:.2e})", rel_err(&got, &want));
+
+            // up (idwt of 4c bands) fused into the conv
+            let kk = idwt_kernel([0.7071, 0.7071], [-0.7071, 0.7071], &d);
+            let (hi, wi) = (h.div_ceil(2), w.div_ceil(2));
+            let xb = rnd([n, 4 * c, hi, wi], &d);
+            let sb = rnd([n, 4 * c], &d);
+            let nz = (noise_n > 0).then(|| rnd([noise_n, 1, 2 * hi, 2 * wi], &d));
+            let got = to_vec(&conv.forward_after_idwt(&xb, sb.clone(), &kk, wv.clone(), nz.clone()).expect("fast path"));
+            let up = idwt(xb * sb.reshape([n, 4 * c, 1, 1]), &kk);
+            let want = to_vec(&conv.forward_burn(up, m.forward(wv.clone()), nz));
+            let e = max_rel(&got, &want);
+            assert!(e < 1e-5, "idwt + styled conv {n} {c}->{o} {hi}x{wi}: {e:.2e}");
+
+            let ti = ToImg { modulation: m.clone(), weight: rnd([12, c, 1, 1], &d), bias: rnd([12], &d) };
+            // conv (c -> c, so to_img fits) fused with to_img
+            let sq = StyledConv { weight: rnd([c, c, 1, 1], &d), bias: rnd([c], &d), ..conv.clone() };
+            let nz = (noise_n > 0).then(|| rnd([noise_n, 1, h, w], &d));
+            let wi = rnd([n, W_DIM], &d);
+            let got = to_vec(&sq.forward_to_img(&x, wv.clone(), nz.clone(), &ti, wi.clone()).expect("fast path"));
+            let y = sq.forward_burn(x.clone(), m.forward(wv.clone()), nz);
+            let si = m.forward(wi);
+            let k = ti.weight.clone().reshape([1, 12, c]) * si.reshape([n, 1, c]);
+            let want = to_vec(&ToImg::forward_burn(y, k, &ti.bias));
+            let e = max_rel(&got, &want);
+            assert!(e < 1e-5, "styled conv + to_img {n} {c} {h}x{w}: {e:.2e}");
+
+            let got = to_vec(&ti.forward(x.clone(), wv.clone()));
+            let s = m.forward(wv.clone());
+            let k = ti.weight.clone().reshape([1, 12, c]) * s.clone().reshape([n, 1, c]);
+            let want = to_vec(&ToImg::forward_burn(x.clone(), k, &ti.bias));
+            let e = max_rel(&got, &want);
+            assert!(e < 1e-5, "to_img {n} {c} {h}x{w}: {e:.2e}");
+
+            let kk = idwt_kernel([0.7071, 0.7071], [-0.7071, 0.7071], &d);
+            let c4 = 4 * c;
+            let xb = rnd([n, c4, h, w], &d);
+            let sb = rnd([n, c4], &d);
+            let got = to_vec(&idwt_fast(xb.clone(), Some(sb.clone()), &kk));
+            let want = to_vec(&idwt(xb.clone() * sb.reshape([n, c4, 1, 1]), &kk));
+            let e = max_rel(&got, &want);
+            assert!(e < 1e-5, "idwt (scaled) {n} {c4} {h}x{w}: {e:.2e}");
+            let got = to_vec(&idwt_fast(xb.clone(), None, &kk));
+            let want = to_vec(&idwt(xb, &kk));
+            let e = max_rel(&got, &want);
+            assert!(e < 1e-5, "idwt {n} {c4} {h}x{w}: {e:.2e}");
+        }
     }
 }
