@@ -28,6 +28,7 @@ pub mod tiny_face_detector;
 pub use image::Image;
 pub mod describe;
 pub mod directions;
+pub mod photoreal;
 pub mod prompt;
 
 pub use describe::{AttributeTensors, Attributes, Face, FaceAnalyzer, FaceAnalyzerConfig, FaceDetector};
