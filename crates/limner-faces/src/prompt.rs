@@ -544,6 +544,58 @@ mod tests {
         assert!(parse("").is_err());
     }
 
+    /// The per-seed search on a synthetic model whose readings are nonlinear functions of the
+    /// slider values (with per-seed sensitivities the global slope only roughly predicts):
+    /// every seed must end up meeting a compound target.
+    #[test]
+    fn secant_search_meets_compound_targets_on_a_synthetic_model() {
+        use crate::directions::{DirectionInfo, DirectionsMeta};
+        let info = |name: &str, slope: f32| DirectionInfo { name: name.into(), positive: String::new(), median: 0.0, held_out_accuracy: 1.0, held_out: 100, sigma: 1.0, slope };
+        let dirs = Directions {
+            meta: DirectionsMeta {
+                attributes: vec![info("gender", 1.5), info("age", 6.0), info("smile", 1.2)],
+                w_dim: 3,
+                labelled: 100,
+                psi: 0.7,
+                model: "synthetic".into(),
+                command: "test".into(),
+                label_seconds: 0.0,
+                max_cosine: 0.0,
+            },
+            vectors: vec![vec![1.0, 0.0, 0.0], vec![0.0, 1.0, 0.0], vec![0.0, 0.0, 1.0]],
+        };
+        let seeds: Vec<u64> = (0..20).collect();
+        // seed s starts at w = (-1 + s/10, -1.5, -1) and reacts with gain 0.5..1.5
+        let base: Vec<[f32; 3]> = seeds.iter().map(|&s| [-1.0 + s as f32 / 10.0, -1.5, -1.0]).collect();
+        let gain = |s: usize| 0.5 + s as f32 / 19.0;
+        let read = |s: usize, v: &[f32; 3]| {
+            let w: Vec<f32> = (0..3).map(|k| base[s][k] + v[k]).collect();
+            let sig = |x: f32| 1.0 / (1.0 + (-x).exp());
+            let mut e = [0.0f32; 7];
+            e[1] = sig(1.2 * gain(s) * w[2] - 0.3 * w[1]);
+            e[0] = 1.0 - e[1];
+            // age saturates (tanh) and is pulled by the smile a little
+            Attributes { age: 35.0 + 30.0 * (0.25 * gain(s) * w[1]).tanh() + 2.0 * w[2], male_probability: sig(1.5 * gain(s) * w[0]), expressions: e, descriptor: None }
+        };
+        let renders = std::cell::Cell::new(0usize);
+        let eval = |pairs: &[(usize, [f32; 3])]| -> Vec<(Image, Attributes)> {
+            renders.set(renders.get() + pairs.len());
+            pairs.iter().map(|(s, v)| (Image { width: 1, height: 1, data: vec![0.0; 3] }, read(*s, v))).collect()
+        };
+        let t = parse("a smiling old man").unwrap();
+        let start = eval(&seeds.iter().map(|&s| (s as usize, [0.0; 3])).collect::<Vec<_>>());
+        let cfg = SteerConfig { iterations: 8, ..Default::default() };
+        let out = steer_secant(&eval, &dirs, &[0, 1, 2], &seeds, &t, &cfg, start, &mut |_, _| {});
+        let met = out.iter().filter(|s| s.steering_met).count();
+        assert_eq!(met, seeds.len(), "{:?}", out.iter().filter(|s| !s.steering_met).map(|s| (&s.sliders, s.steering.sentence())).collect::<Vec<_>>());
+        assert!(renders.get() <= seeds.len() * 6, "{} renders for {} seeds", renders.get(), seeds.len());
+        // "a young woman" from the same start moves the other way
+        let t = parse("a young woman").unwrap();
+        let start = eval(&seeds.iter().map(|&s| (s as usize, [0.0; 3])).collect::<Vec<_>>());
+        let out = steer_secant(&eval, &dirs, &[0, 1, 2], &seeds, &t, &cfg, start, &mut |_, _| {});
+        assert!(out.iter().all(|s| s.steering_met), "{:?}", out.iter().map(|s| s.steering.sentence()).collect::<Vec<_>>());
+    }
+
     #[test]
     fn satisfied_matches_the_description() {
         let mut e = [0.0; 7];

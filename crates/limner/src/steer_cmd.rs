@@ -95,6 +95,10 @@ pub fn fit_directions(a: DirectionsArgs) -> Result<()> {
         let l = directions::label(g.as_ref(), &fa, &seeds, a.psi, &mut |n| {
             done += n;
             pb.set_position(done as u64);
+            if pb.is_hidden() {
+                // not a terminal (a log file): a plain line per batch
+                eprintln!("labelled {done}/{} in {:.0} s", a.count, t0.elapsed().as_secs_f64());
+            }
         });
         pb.finish_and_clear();
         if let Some(p) = &a.labels {
