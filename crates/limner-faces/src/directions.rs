@@ -222,6 +222,9 @@ pub fn nchw_to_image(chw: &[f32], res: usize) -> Image {
 pub struct Labelled {
     pub ws: Vec<Vec<f32>>,
     pub attributes: Vec<Attributes>,
+    /// seconds spent labelling (summed over resumed runs)
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 /// Generates the seeds' faces and labels them with [`WGenerator::read`] (for limner's GANs the whole generated image is the face crop,
@@ -236,7 +239,7 @@ pub fn label(g: &dyn WGenerator, fa: &FaceAnalyzer, seeds: &[u64], psi: f32, pro
         ws.extend(w);
         progress(chunk.len());
     }
-    Labelled { ws, attributes }
+    Labelled { ws, attributes, seconds: 0.0 }
 }
 
 /// L2-regularised logistic regression on standardised features by full-batch gradient
@@ -369,7 +372,7 @@ mod tests {
             at.push(attrs(40.0 + 20.0 * (w[0] + w[1]), male, 0.5 + 0.5 * w[2]));
             ws.push(w);
         }
-        let dirs = fit(&Labelled { ws, attributes: at }, 0.3, "synthetic", "test", 1.0, 0.0).unwrap();
+        let dirs = fit(&Labelled { ws, attributes: at, seconds: 0.0 }, 0.3, "synthetic", "test", 1.0, 0.0).unwrap();
         assert!(dirs.max_cosine() < 1e-4, "not orthogonal: {}", dirs.max_cosine());
         assert!(dirs.vectors[0][0] > 0.95, "gender should be ~e0: {:?}", &dirs.vectors[0][..3]);
         // age after removing gender: ~e1

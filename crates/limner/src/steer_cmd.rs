@@ -36,8 +36,9 @@ pub struct DirectionsArgs {
     /// output file (default: beside the model, see `limner models list`)
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// keep the labels (w and readings of every face, JSON) in this file, and reuse them when it
-    /// exists (refitting with another --extreme without relabelling)
+    /// keep the labels (w and readings of every face, JSON) in this file after every batch, and
+    /// reuse them when it exists: an interrupted run resumes, a smaller --count fits on the first
+    /// faces, another --extreme refits without relabelling (same --first-seed and --psi)
     #[arg(long)]
     pub labels: Option<PathBuf>,
 }
@@ -80,35 +81,38 @@ pub fn fit_directions(a: DirectionsArgs) -> Result<()> {
     let g = load_generator(&a.model, (a.model == limner_photoreal::MODEL_NAME).then_some(STEER_SIZE))?;
     let fa = analyzer()?;
     let seeds: Vec<u64> = (a.first_seed..a.first_seed + a.count as u64).collect();
-    let t0 = Instant::now();
-    let cached = a.labels.as_ref().filter(|p| p.is_file());
-    let labelled: directions::Labelled = if let Some(p) = cached {
-        let l: directions::Labelled = serde_json::from_slice(&std::fs::read(p)?).with_context(|| format!("cannot read labels {}", p.display()))?;
-        if l.ws.len() != a.count {
-            bail!("{} holds {} labelled faces, --count is {}", p.display(), l.ws.len(), a.count);
+    // labels so far (resumable: --labels keeps them after every batch)
+    let mut l = match a.labels.as_ref().filter(|p| p.is_file()) {
+        Some(p) => {
+            let l: directions::Labelled = serde_json::from_slice(&std::fs::read(p)?).with_context(|| format!("cannot read labels {}", p.display()))?;
+            println!("reusing {} labelled faces in {} (seeds from --first-seed on)", l.ws.len(), p.display());
+            l
         }
-        println!("reusing the labels in {}", p.display());
-        l
-    } else {
-        let pb = bar(a.count as u64, "labelling");
-        let mut done = 0;
-        let l = directions::label(g.as_ref(), &fa, &seeds, a.psi, &mut |n| {
-            done += n;
-            pb.set_position(done as u64);
-            if pb.is_hidden() {
-                // not a terminal (a log file): a plain line per batch
-                eprintln!("labelled {done}/{} in {:.0} s", a.count, t0.elapsed().as_secs_f64());
-            }
-        });
-        pb.finish_and_clear();
+        None => directions::Labelled { ws: vec![], attributes: vec![], seconds: 0.0 },
+    };
+    l.ws.truncate(a.count);
+    l.attributes.truncate(a.count);
+    let pb = bar(a.count as u64, "labelling");
+    pb.set_position(l.ws.len() as u64);
+    for chunk in seeds[l.ws.len()..].chunks(64) {
+        let t0 = Instant::now();
+        let more = directions::label(g.as_ref(), &fa, chunk, a.psi, &mut |_| {});
+        l.ws.extend(more.ws);
+        l.attributes.extend(more.attributes);
+        l.seconds += t0.elapsed().as_secs_f64();
+        pb.set_position(l.ws.len() as u64);
+        if pb.is_hidden() {
+            // not a terminal (a log file): a plain line per batch
+            eprintln!("labelled {}/{} in {:.0} s", l.ws.len(), a.count, l.seconds);
+        }
         if let Some(p) = &a.labels {
             limner_gan::params::write_atomic(p, serde_json::to_string(&l)?.as_bytes())?;
         }
-        l
-    };
-    let secs = t0.elapsed().as_secs_f64();
+    }
+    pb.finish_and_clear();
+    let (labelled, secs) = (&l, l.seconds);
     let command = format!("limner models directions --model {} --count {} --first-seed {} --psi {} --extreme {}", a.model, a.count, a.first_seed, a.psi, a.extreme);
-    let d = directions::fit(&labelled, a.extreme, &a.model, &command, a.psi, secs)?;
+    let d = directions::fit(labelled, a.extreme, &a.model, &command, a.psi, secs)?;
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
