@@ -67,3 +67,25 @@ fn sliders_move_the_readings_the_intended_way_on_most_seeds() {
     assert!(down >= 18, "age -2 lowered the predicted age on only {down}/24 seeds");
     assert!(more_male >= 18, "gender +2 raised P(male) on only {more_male}/24 seeds");
 }
+
+/// random-face's directions ship in the binary (no set-up): unit, near-orthogonal, fitted on
+/// at least 1000 labelled faces, with classifiers far better than chance on held-out faces.
+#[test]
+fn random_face_directions_are_embedded_unit_and_near_orthogonal() {
+    let b = limner_models::directions_bytes(limner_photoreal::MODEL_NAME).unwrap().expect("random-face ships directions");
+    let d = Directions::from_bytes(&b).unwrap();
+    let names: Vec<&str> = d.meta.attributes.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["gender", "age", "smile"]);
+    assert_eq!(d.meta.w_dim, limner_photoreal::W_DIM);
+    assert_eq!(d.meta.model, limner_photoreal::MODEL_NAME);
+    for v in &d.vectors {
+        let n: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((n - 1.0).abs() < 1e-4, "not unit: {n}");
+    }
+    assert!(d.max_cosine() < 1e-3, "directions not orthogonal: max |cos| {}", d.max_cosine());
+    assert!(d.meta.labelled >= 1000, "fitted on only {} faces", d.meta.labelled);
+    for a in &d.meta.attributes {
+        assert!(a.held_out_accuracy > 0.8 && a.held_out >= 100, "{a:?}");
+        assert!(a.sigma > 0.0 && a.slope > 0.0, "{a:?}");
+    }
+}

@@ -125,7 +125,7 @@ pub fn fit_directions(a: DirectionsArgs) -> Result<()> {
 
 pub fn print_directions(d: &Directions) {
     for a in &d.meta.attributes {
-        println!("  {:<7} + = {:<13} held-out accuracy {:.1}% (n={}), 1 unit = {:.3} in w, boundary {:.2}", a.name, a.positive, a.held_out_accuracy * 100.0, a.held_out, a.sigma, a.median);
+        println!("  {:<7} + = {:<13} held-out accuracy {:.1}% (n={}), 1 unit = {:.3} in w, boundary {:.2}, score slope {:.2}/unit", a.name, a.positive, a.held_out_accuracy * 100.0, a.held_out, a.sigma, a.median, a.slope);
     }
     println!("  largest |cos| between directions: {:.2e}", d.meta.max_cosine);
 }
