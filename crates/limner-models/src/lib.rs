@@ -165,4 +165,4 @@ pub static DEFAULT_DIRECTIONS: Option<&[u8]> = Some(include_bytes!("../../../mod
 /// random-face's named directions (`models/random-face/directions.safetensors`, made by
 /// `limner models directions --model random-face`; its metadata records how). Only the
 /// directions (a few KB) are in the repository, never the model's weights.
-pub static RANDOM_FACE_DIRECTIONS: Option<&[u8]> = None;
+pub static RANDOM_FACE_DIRECTIONS: Option<&[u8]> = Some(include_bytes!("../../../models/random-face/directions.safetensors"));
