@@ -195,8 +195,11 @@ pub fn satisfied(t: &Targets, a: &Attributes) -> bool {
 pub struct SteerConfig {
     /// step sizes tried along a direction, in slider units (sigma), smallest first
     pub steps: Vec<f32>,
-    /// the largest total move along one direction, in slider units
+    /// the largest total move along one direction, in slider units (the step-grid search)
     pub max_total: f32,
+    /// the largest total move along one direction in the per-seed search, in slider units
+    /// (random-face's faces stay faces to about ±8: seed 11 reads as a man only from gender +8)
+    pub reach: f32,
     /// passes over the targets
     pub rounds: usize,
     /// the largest move along one direction in one iteration of the per-seed search, in slider units
@@ -209,7 +212,7 @@ pub struct SteerConfig {
 
 impl Default for SteerConfig {
     fn default() -> Self {
-        Self { steps: vec![0.5, 1.0, 1.5, 2.0, 3.0, 4.0], max_total: 5.0, rounds: 3, max_step: 2.0, iterations: 6, psi: 0.7, noise: 1.0 }
+        Self { steps: vec![0.5, 1.0, 1.5, 2.0, 3.0, 4.0], max_total: 5.0, rounds: 3, reach: 8.0, max_step: 3.0, iterations: 6, psi: 0.7, noise: 1.0 }
     }
 }
 
@@ -333,7 +336,7 @@ fn aims(t: &Targets) -> [Option<f32>; 3] {
 /// The per-seed search used when every direction records its [`slope`](crate::directions::DirectionInfo::slope):
 /// each iteration moves every seed along each direction whose target it misses by
 /// `(aim − score) / slope` slider units (the slope first the labelled faces' one, then the
-/// seed's own secant once it has moved), at most `max_step` per iteration and `max_total` in
+/// seed's own secant once it has moved), at most `max_step` per iteration and `reach` in
 /// all, and renders only the seeds still missing a target. Each seed keeps the best state seen
 /// (all targets met, else the smallest total gap). `cfg.iterations` iterations.
 #[allow(clippy::too_many_arguments)]
@@ -395,7 +398,7 @@ fn steer_secant(
                 // at least a quarter unit in the helpful direction, at most max_step
                 dv = dv.abs().clamp(0.25, cfg.max_step) * g[k].1;
                 prev[s][k] = Some((v[k], sc));
-                v[k] = (v[k] + dv).clamp(-cfg.max_total, cfg.max_total);
+                v[k] = (v[k] + dv).clamp(-cfg.reach, cfg.reach);
             }
             if v != sliders[s] {
                 sliders[s] = v;
