@@ -63,7 +63,7 @@ pub struct Rect {
 }
 
 /// What the attribute networks say about one face crop.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Attributes {
     /// Apparent age in years (a regression; often off by several years).
     pub age: f32,
@@ -72,7 +72,7 @@ pub struct Attributes {
     /// Probabilities in [`EXPRESSIONS`] order.
     pub expressions: [f32; 7],
     /// The 128-d identity descriptor, when asked for.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub descriptor: Option<Vec<f32>>,
 }
 

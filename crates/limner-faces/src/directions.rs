@@ -24,15 +24,19 @@ use crate::image::Image;
 /// side means.
 pub const ATTRIBUTES: [(&str, &str); 3] = [("gender", "more male"), ("age", "older"), ("smile", "more smiling")];
 
-/// The score an attribute is fitted on (label: above the median score).
+/// `ln(p / (1 − p))`, with p clamped to [1e-4, 1 − 1e-4].
+pub fn logit(p: f32) -> f32 {
+    let p = p.clamp(1e-4, 1.0 - 1e-4);
+    (p / (1.0 - p)).ln()
+}
+
+/// The score an attribute is fitted on (label: above the median score) and steered by:
+/// the logit of P(male), the apparent age, the logit of P(happy).
 pub fn score(name: &str, a: &Attributes) -> f32 {
     match name {
-        "gender" => {
-            let p = a.male_probability.clamp(1e-4, 1.0 - 1e-4);
-            (p / (1.0 - p)).ln()
-        }
+        "gender" => logit(a.male_probability),
         "age" => a.age,
-        "smile" => a.expressions[1],
+        "smile" => logit(a.expressions[1]),
         other => panic!("no attribute `{other}`"),
     }
 }
@@ -51,6 +55,11 @@ pub struct DirectionInfo {
     pub held_out: usize,
     /// standard deviation of the labelled `w`s' projections on the direction (one slider unit)
     pub sigma: f32,
+    /// least-squares slope of the score ([`score`]) against the projection, in score units
+    /// per slider unit (0 in files made before it was recorded): the steering's first guess
+    /// of how far to move
+    #[serde(default)]
+    pub slope: f32,
 }
 
 /// Provenance of a directions file (safetensors metadata `limner_directions`).
@@ -158,6 +167,11 @@ pub trait WGenerator {
     fn ws(&self, seeds: &[u64], psi: f32) -> Vec<Vec<f32>>;
     /// Renders faces from `w`s, each with its seed's noise.
     fn render(&self, ws: &[Vec<f32>], seeds: &[u64], noise: f32) -> Vec<Image>;
+    /// What the attribute networks read in rendered faces, as labelling and steering see
+    /// them: by default the whole image is the face crop (portraits framed on the face).
+    fn read(&self, fa: &FaceAnalyzer, images: &[Image]) -> Vec<Attributes> {
+        fa.attributes(images)
+    }
 }
 
 impl WGenerator for Generator {
@@ -204,12 +218,16 @@ pub fn nchw_to_image(chw: &[f32], res: usize) -> Image {
 }
 
 /// Labelled faces: the `w` of each seed and what the attribute networks say of its image.
+#[derive(Serialize, Deserialize)]
 pub struct Labelled {
     pub ws: Vec<Vec<f32>>,
     pub attributes: Vec<Attributes>,
+    /// seconds spent labelling (summed over resumed runs)
+    #[serde(default)]
+    pub seconds: f64,
 }
 
-/// Generates the seeds' faces and labels them (the whole generated image is the face crop,
+/// Generates the seeds' faces and labels them with [`WGenerator::read`] (for limner's GANs the whole generated image is the face crop,
 /// as generated portraits are framed on the face; labelling on [`crate::prompt::reading`]'s
 /// aligned crop was tried and fitted no better: 67/65/60 % held-out accuracy on 3000 faces). `progress` is called with the number done.
 pub fn label(g: &dyn WGenerator, fa: &FaceAnalyzer, seeds: &[u64], psi: f32, progress: &mut dyn FnMut(usize)) -> Labelled {
@@ -217,11 +235,11 @@ pub fn label(g: &dyn WGenerator, fa: &FaceAnalyzer, seeds: &[u64], psi: f32, pro
     for chunk in seeds.chunks(32) {
         let w = g.ws(chunk, psi);
         let imgs = g.render(&w, chunk, 1.0);
-        attributes.extend(fa.attributes(&imgs));
+        attributes.extend(g.read(fa, &imgs));
         ws.extend(w);
         progress(chunk.len());
     }
-    Labelled { ws, attributes }
+    Labelled { ws, attributes, seconds: 0.0 }
 }
 
 /// L2-regularised logistic regression on standardised features by full-batch gradient
@@ -310,7 +328,17 @@ pub fn fit(l: &Labelled, extreme: f32, model: &str, command: &str, psi: f32, lab
         if sigma <= 0.0 || !sigma.is_finite() {
             bail!("direction `{name}` is degenerate (the labelled faces do not vary along it)");
         }
-        infos.push(DirectionInfo { name: name.into(), positive: positive.into(), median, held_out_accuracy: correct as f32 / held.max(1) as f32, held_out: held, sigma });
+        let sm = s.iter().sum::<f32>() / n as f32;
+        let slope = proj.iter().zip(&s).map(|(p, x)| (p - pm) * (x - sm)).sum::<f32>() / n as f32 / sigma;
+        infos.push(DirectionInfo {
+            name: name.into(),
+            positive: positive.into(),
+            median,
+            held_out_accuracy: correct as f32 / held.max(1) as f32,
+            held_out: held,
+            sigma,
+            slope,
+        });
         vectors.push(v);
     }
     let mut d = Directions {
@@ -344,7 +372,7 @@ mod tests {
             at.push(attrs(40.0 + 20.0 * (w[0] + w[1]), male, 0.5 + 0.5 * w[2]));
             ws.push(w);
         }
-        let dirs = fit(&Labelled { ws, attributes: at }, 0.3, "synthetic", "test", 1.0, 0.0).unwrap();
+        let dirs = fit(&Labelled { ws, attributes: at, seconds: 0.0 }, 0.3, "synthetic", "test", 1.0, 0.0).unwrap();
         assert!(dirs.max_cosine() < 1e-4, "not orthogonal: {}", dirs.max_cosine());
         assert!(dirs.vectors[0][0] > 0.95, "gender should be ~e0: {:?}", &dirs.vectors[0][..3]);
         // age after removing gender: ~e1

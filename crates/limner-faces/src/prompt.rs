@@ -195,17 +195,24 @@ pub fn satisfied(t: &Targets, a: &Attributes) -> bool {
 pub struct SteerConfig {
     /// step sizes tried along a direction, in slider units (sigma), smallest first
     pub steps: Vec<f32>,
-    /// the largest total move along one direction, in slider units
+    /// the largest total move along one direction, in slider units (the step-grid search)
     pub max_total: f32,
+    /// the largest total move along one direction in the per-seed search, in slider units
+    /// (random-face's faces stay faces to about ±8: seed 11 reads as a man only from gender +8)
+    pub reach: f32,
     /// passes over the targets
     pub rounds: usize,
+    /// the largest move along one direction in one iteration of the per-seed search, in slider units
+    pub max_step: f32,
+    /// iterations of the per-seed search (used when the directions record slopes)
+    pub iterations: usize,
     pub psi: f32,
     pub noise: f32,
 }
 
 impl Default for SteerConfig {
     fn default() -> Self {
-        Self { steps: vec![0.5, 1.0, 1.5, 2.0, 3.0, 4.0], max_total: 5.0, rounds: 3, psi: 0.7, noise: 1.0 }
+        Self { steps: vec![0.5, 1.0, 1.5, 2.0, 3.0, 4.0], max_total: 5.0, rounds: 3, reach: 8.0, max_step: 3.0, iterations: 6, psi: 0.7, noise: 1.0 }
     }
 }
 
@@ -221,6 +228,9 @@ pub struct Steered {
     pub steering_met: bool,
     #[serde(skip)]
     pub image: Image,
+    /// the unsteered face
+    #[serde(skip)]
+    pub initial: Image,
 }
 
 fn total_gap(g: &[(f32, f32); 3]) -> f32 {
@@ -242,10 +252,14 @@ pub fn steer(g: &dyn WGenerator, dirs: &Directions, fa: &FaceAnalyzer, seeds: &[
         let ws: Vec<Vec<f32>> = pairs.iter().map(|(s, v)| ws_of(*s, v)).collect();
         let sd: Vec<u64> = pairs.iter().map(|(s, _)| seeds[*s]).collect();
         let imgs = g.render(&ws, &sd, cfg.noise);
-        let at = fa.attributes(&imgs);
+        let at = g.read(fa, &imgs);
         imgs.into_iter().zip(at).collect()
     };
     let mut current = eval(&(0..seeds.len()).map(|s| (s, [0.0; 3])).collect::<Vec<_>>());
+    if idx.iter().all(|&i| dirs.meta.attributes[i].slope > 0.0) {
+        return Ok(steer_secant(&eval, dirs, &idx, seeds, t, cfg, current, progress));
+    }
+    let initial: Vec<Image> = current.iter().map(|c| c.0.clone()).collect();
     let total_work = cfg.rounds * 3;
     for round in 0..cfg.rounds {
         for k in 0..3 {
@@ -291,14 +305,144 @@ pub fn steer(g: &dyn WGenerator, dirs: &Directions, fa: &FaceAnalyzer, seeds: &[
         .iter()
         .enumerate()
         .zip(current)
-        .map(|((s, &seed), (image, steering))| Steered {
+        .zip(initial)
+        .map(|(((s, &seed), (image, steering)), initial)| Steered {
             seed,
             sliders: names.iter().zip(sliders[s]).map(|(n, v)| (n.to_string(), v)).collect(),
             steering_met: satisfied(t, &steering),
             steering,
             image,
+            initial,
         })
         .collect())
+}
+
+/// Where the secant search aims for each attribute (a score as [`crate::directions::score`]
+/// measures it), a little inside the target so that reading noise does not flip it back;
+/// `None`: not asked.
+fn aims(t: &Targets) -> [Option<f32>; 3] {
+    use crate::directions::logit;
+    [
+        t.male.map(|m| if m { logit(0.85) } else { -logit(0.85) }),
+        t.age.map(|r| {
+            // aim 3 years inside the range (its middle when narrower than 6 years); the side is
+            // chosen per reading in `steer_secant`
+            r.min + 3.0f32.min((r.max - r.min) / 2.0)
+        }),
+        t.smiling.map(|s| if s { logit(0.8) } else { logit(0.2) }),
+    ]
+}
+
+/// The per-seed search used when every direction records its [`slope`](crate::directions::DirectionInfo::slope):
+/// each iteration moves every seed along each direction whose target it misses by
+/// `(aim − score) / slope` slider units (the slope first the labelled faces' one, then the
+/// seed's own secant once it has moved), at most `max_step` per iteration and `reach` in
+/// all, and renders only the seeds still missing a target. Each seed keeps the best state seen
+/// (all targets met, else the smallest total gap). `cfg.iterations` iterations.
+#[allow(clippy::too_many_arguments)]
+fn steer_secant(
+    eval: &dyn Fn(&[(usize, [f32; 3])]) -> Vec<(Image, Attributes)>,
+    dirs: &Directions,
+    idx: &[usize],
+    seeds: &[u64],
+    t: &Targets,
+    cfg: &SteerConfig,
+    start: Vec<(Image, Attributes)>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Vec<Steered> {
+    use crate::directions::score;
+    let names = ["gender", "age", "smile"];
+    let aim = aims(t);
+    let global: Vec<f32> = idx.iter().map(|&i| dirs.meta.attributes[i].slope).collect();
+    let n = seeds.len();
+    let initial: Vec<Image> = start.iter().map(|c| c.0.clone()).collect();
+    let mut sliders = vec![[0.0f32; 3]; n];
+    let mut current = start;
+    // per seed and attribute: the previous (slider, score) for the secant
+    let mut prev: Vec<[Option<(f32, f32)>; 3]> = vec![[None; 3]; n];
+    let mut best: Vec<(f32, [f32; 3], (Image, Attributes))> = current.iter().map(|c| (total_gap(&gaps(t, &c.1)), [0.0; 3], c.clone())).collect();
+    for it in 0..cfg.iterations {
+        progress(it, cfg.iterations);
+        let mut pairs = vec![];
+        for s in 0..n {
+            let g = gaps(t, &current[s].1);
+            if total_gap(&g) == 0.0 {
+                continue;
+            }
+            let mut v = sliders[s];
+            for k in 0..3 {
+                let Some(mut target) = aim[k] else { continue };
+                if g[k].0 == 0.0 {
+                    continue;
+                }
+                let sc = score(names[k], &current[s].1);
+                if k == 1 {
+                    // too old: aim below the range's top instead
+                    let r = t.age.expect("age asked");
+                    if g[k].1 < 0.0 {
+                        target = r.max - 3.0f32.min((r.max - r.min) / 2.0);
+                    }
+                }
+                let mut slope = global[k];
+                if let Some((v0, s0)) = prev[s][k] {
+                    let dv = v[k] - v0;
+                    if dv.abs() > 0.05 {
+                        let own = (sc - s0) / dv;
+                        // trust the seed's own slope when it has the right sign and a sane size
+                        if own > 0.2 * global[k] {
+                            slope = own.min(5.0 * global[k]);
+                        }
+                    }
+                }
+                let mut dv = (target - sc) / slope;
+                // at least a quarter unit in the helpful direction, at most max_step
+                dv = dv.abs().clamp(0.25, cfg.max_step) * g[k].1;
+                prev[s][k] = Some((v[k], sc));
+                v[k] = (v[k] + dv).clamp(-cfg.reach, cfg.reach);
+            }
+            if v != sliders[s] {
+                sliders[s] = v;
+                pairs.push((s, v));
+            }
+        }
+        if pairs.is_empty() {
+            break;
+        }
+        for ((s, v), res) in pairs.iter().zip(eval(&pairs)) {
+            let gap = total_gap(&gaps(t, &res.1));
+            if gap < best[*s].0 || (gap == 0.0 && best[*s].0 > 0.0) {
+                best[*s] = (gap, *v, res.clone());
+            }
+            current[*s] = res;
+        }
+    }
+    progress(cfg.iterations, cfg.iterations);
+    seeds
+        .iter()
+        .zip(best)
+        .zip(initial)
+        .map(|((&seed, (_, v, (image, steering))), initial)| Steered {
+            seed,
+            sliders: names.iter().zip(v).map(|(n, v)| (n.to_string(), v)).collect(),
+            steering_met: satisfied(t, &steering),
+            steering,
+            image,
+            initial,
+        })
+        .collect()
+}
+
+/// `limner describe`'s reading of generated faces (see [`judge`]): the most confident face's
+/// attributes, or, where the detector finds none, the whole image read as the face crop.
+pub fn describe_reading(fa: &FaceAnalyzer, images: &[Image]) -> Vec<Attributes> {
+    let up: Vec<Image> = images.iter().map(|im| if im.width < JUDGE_SIZE { im.resize_bilinear(JUDGE_SIZE, JUDGE_SIZE) } else { im.clone() }).collect();
+    let found = fa.analyze(&up);
+    let missed: Vec<usize> = (0..images.len()).filter(|&i| found[i].is_empty()).collect();
+    let mut whole = fa.attributes(&missed.iter().map(|&i| images[i].clone()).collect::<Vec<_>>()).into_iter();
+    found.into_iter().map(|f| match f.into_iter().next() {
+        Some(face) => face.attributes,
+        None => whole.next().expect("one per missed image"),
+    }).collect()
 }
 
 /// A reading of generated portraits close to how `describe` crops them, without the
@@ -401,6 +545,58 @@ mod tests {
         assert!(parse("young old").is_err());
         assert!(parse("the").is_err());
         assert!(parse("").is_err());
+    }
+
+    /// The per-seed search on a synthetic model whose readings are nonlinear functions of the
+    /// slider values (with per-seed sensitivities the global slope only roughly predicts):
+    /// every seed must end up meeting a compound target.
+    #[test]
+    fn secant_search_meets_compound_targets_on_a_synthetic_model() {
+        use crate::directions::{DirectionInfo, DirectionsMeta};
+        let info = |name: &str, slope: f32| DirectionInfo { name: name.into(), positive: String::new(), median: 0.0, held_out_accuracy: 1.0, held_out: 100, sigma: 1.0, slope };
+        let dirs = Directions {
+            meta: DirectionsMeta {
+                attributes: vec![info("gender", 1.5), info("age", 6.0), info("smile", 1.2)],
+                w_dim: 3,
+                labelled: 100,
+                psi: 0.7,
+                model: "synthetic".into(),
+                command: "test".into(),
+                label_seconds: 0.0,
+                max_cosine: 0.0,
+            },
+            vectors: vec![vec![1.0, 0.0, 0.0], vec![0.0, 1.0, 0.0], vec![0.0, 0.0, 1.0]],
+        };
+        let seeds: Vec<u64> = (0..20).collect();
+        // seed s starts at w = (-1 + s/10, -1.5, -1) and reacts with gain 0.5..1.5
+        let base: Vec<[f32; 3]> = seeds.iter().map(|&s| [-1.0 + s as f32 / 10.0, -1.5, -1.0]).collect();
+        let gain = |s: usize| 0.5 + s as f32 / 19.0;
+        let read = |s: usize, v: &[f32; 3]| {
+            let w: Vec<f32> = (0..3).map(|k| base[s][k] + v[k]).collect();
+            let sig = |x: f32| 1.0 / (1.0 + (-x).exp());
+            let mut e = [0.0f32; 7];
+            e[1] = sig(1.2 * gain(s) * w[2] - 0.3 * w[1]);
+            e[0] = 1.0 - e[1];
+            // age saturates (tanh) and is pulled by the smile a little
+            Attributes { age: 35.0 + 30.0 * (0.25 * gain(s) * w[1]).tanh() + 2.0 * w[2], male_probability: sig(1.5 * gain(s) * w[0]), expressions: e, descriptor: None }
+        };
+        let renders = std::cell::Cell::new(0usize);
+        let eval = |pairs: &[(usize, [f32; 3])]| -> Vec<(Image, Attributes)> {
+            renders.set(renders.get() + pairs.len());
+            pairs.iter().map(|(s, v)| (Image { width: 1, height: 1, data: vec![0.0; 3] }, read(*s, v))).collect()
+        };
+        let t = parse("a smiling old man").unwrap();
+        let start = eval(&seeds.iter().map(|&s| (s as usize, [0.0; 3])).collect::<Vec<_>>());
+        let cfg = SteerConfig { iterations: 8, ..Default::default() };
+        let out = steer_secant(&eval, &dirs, &[0, 1, 2], &seeds, &t, &cfg, start, &mut |_, _| {});
+        let met = out.iter().filter(|s| s.steering_met).count();
+        assert_eq!(met, seeds.len(), "{:?}", out.iter().filter(|s| !s.steering_met).map(|s| (&s.sliders, s.steering.sentence())).collect::<Vec<_>>());
+        assert!(renders.get() <= seeds.len() * 6, "{} renders for {} seeds", renders.get(), seeds.len());
+        // "a young woman" from the same start moves the other way
+        let t = parse("a young woman").unwrap();
+        let start = eval(&seeds.iter().map(|&s| (s as usize, [0.0; 3])).collect::<Vec<_>>());
+        let out = steer_secant(&eval, &dirs, &[0, 1, 2], &seeds, &t, &cfg, start, &mut |_, _| {});
+        assert!(out.iter().all(|s| s.steering_met), "{:?}", out.iter().map(|s| s.steering.sentence()).collect::<Vec<_>>());
     }
 
     #[test]

@@ -67,3 +67,57 @@ fn sliders_move_the_readings_the_intended_way_on_most_seeds() {
     assert!(down >= 18, "age -2 lowered the predicted age on only {down}/24 seeds");
     assert!(more_male >= 18, "gender +2 raised P(male) on only {more_male}/24 seeds");
 }
+
+/// random-face's directions ship in the binary (no set-up): unit, near-orthogonal, fitted on
+/// at least 1000 labelled faces, with classifiers far better than chance on held-out faces.
+#[test]
+fn random_face_directions_are_embedded_unit_and_near_orthogonal() {
+    let b = limner_models::directions_bytes(limner_photoreal::MODEL_NAME).unwrap().expect("random-face ships directions");
+    let d = Directions::from_bytes(&b).unwrap();
+    let names: Vec<&str> = d.meta.attributes.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["gender", "age", "smile"]);
+    assert_eq!(d.meta.w_dim, limner_photoreal::W_DIM);
+    assert_eq!(d.meta.model, limner_photoreal::MODEL_NAME);
+    for v in &d.vectors {
+        let n: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((n - 1.0).abs() < 1e-4, "not unit: {n}");
+    }
+    assert!(d.max_cosine() < 1e-3, "directions not orthogonal: max |cos| {}", d.max_cosine());
+    assert!(d.meta.labelled >= 1000, "fitted on only {} faces", d.meta.labelled);
+    for a in &d.meta.attributes {
+        assert!(a.held_out_accuracy > 0.8 && a.held_out >= 100, "{a:?}");
+        assert!(a.sigma > 0.0 && a.slope > 0.0, "{a:?}");
+    }
+}
+
+/// On random-face (256 px, read as `describe` reads photos), age +2 makes the face read older
+/// and gender +2 / −2 more / less male on nearly every seed (measured: 8/8, 7/8, 7/8 of seeds
+/// 100–107 at 128 px; asserted ≥ 6/8). Needs face-api and random-face
+/// (`limner models fetch`; under CI=true a missing model fails).
+#[test]
+fn random_face_sliders_move_describes_reading_the_intended_way() {
+    let Some(()) = models() else { return };
+    let device = Device::flex();
+    let g = match limner_faces::photoreal::RandomFace::load_fetched(128, &device) {
+        Ok(g) => g,
+        Err(e) if ci() => panic!("CI=true and random-face is not fetched: {e:#}"),
+        Err(e) => return eprintln!("note: skipped: {e:#}"),
+    };
+    let b = limner_models::directions_bytes(limner_photoreal::MODEL_NAME).unwrap().unwrap();
+    let d = Directions::from_bytes(&b).unwrap();
+    let fa = FaceAnalyzer::load_fetched(FaceAnalyzerConfig::default(), &device).unwrap();
+    let seeds: Vec<u64> = (100..108).collect();
+    let ws = g.ws(&seeds, 0.7);
+    let read = |moves: &[(usize, f32)]| {
+        let moved: Vec<Vec<f32>> = ws.iter().map(|w| d.apply(w, moves)).collect();
+        g.read(&fa, &g.render(&moved, &seeds, 1.0))
+    };
+    let (age, gender) = (d.index("age").unwrap(), d.index("gender").unwrap());
+    let (base, older, male, female) = (read(&[]), read(&[(age, 2.0)]), read(&[(gender, 2.0)]), read(&[(gender, -2.0)]));
+    let count = |f: &dyn Fn(usize) -> bool| (0..seeds.len()).filter(|&i| f(i)).count();
+    let up = count(&|i| older[i].age > base[i].age + 3.0);
+    let more_male = count(&|i| male[i].male_probability > base[i].male_probability.min(0.99));
+    let less_male = count(&|i| female[i].male_probability < base[i].male_probability.max(0.01));
+    eprintln!("random-face: age +2 older by > 3 years on {up}/8; gender +2 more male on {more_male}/8; gender -2 less male on {less_male}/8");
+    assert!(up >= 6 && more_male >= 6 && less_male >= 6, "age {up}/8, gender+ {more_male}/8, gender- {less_male}/8");
+}

@@ -121,12 +121,13 @@ pub fn list(device: &Device) -> Vec<ModelEntry> {
 pub const DIRECTIONS_FILE: &str = "directions.safetensors";
 
 /// Where a model's directions file lives (it need not exist yet): `models/default/`'s for
-/// `default` (the committed file, also embedded in the binary when it was built), else
+/// `default` and `models/random-face/`'s for `random-face` (the committed files, also embedded
+/// in the binary when it was built), else
 /// `<run>/directions.safetensors` for a run folder, else `<generator stem>.directions.safetensors`
 /// beside a generator file.
 pub fn directions_path(name: &str) -> Result<PathBuf> {
-    if name == DEFAULT_NAME {
-        return Ok(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default").join(DIRECTIONS_FILE));
+    if name == DEFAULT_NAME || name == limner_photoreal::MODEL_NAME {
+        return Ok(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models").join(name).join(DIRECTIONS_FILE));
     }
     let p = Path::new(name);
     if p.is_dir() {
@@ -139,13 +140,17 @@ pub fn directions_path(name: &str) -> Result<PathBuf> {
     Ok(g.with_extension("directions.safetensors"))
 }
 
-/// The directions file's bytes for a model: for `default` the embedded copy (see
-/// [`DEFAULT_DIRECTIONS`]), else the file at [`directions_path`]; `None` when there is none.
+/// The directions file's bytes for a model: for `default` and `random-face` the embedded
+/// copies (see [`DEFAULT_DIRECTIONS`], [`RANDOM_FACE_DIRECTIONS`]), else the file at
+/// [`directions_path`]; `None` when there is none.
 pub fn directions_bytes(name: &str) -> Result<Option<Vec<u8>>> {
-    if name == DEFAULT_NAME {
-        if let Some(b) = DEFAULT_DIRECTIONS {
-            return Ok(Some(b.to_vec()));
-        }
+    let embedded = match name {
+        DEFAULT_NAME => DEFAULT_DIRECTIONS,
+        limner_photoreal::MODEL_NAME => RANDOM_FACE_DIRECTIONS,
+        _ => None,
+    };
+    if let Some(b) = embedded {
+        return Ok(Some(b.to_vec()));
     }
     let p = directions_path(name)?;
     if p.is_file() {
@@ -156,3 +161,8 @@ pub fn directions_bytes(name: &str) -> Result<Option<Vec<u8>>> {
 /// The default model's named directions (`models/default/directions.safetensors`, made by
 /// `limner models directions --model default`; its metadata records how).
 pub static DEFAULT_DIRECTIONS: Option<&[u8]> = Some(include_bytes!("../../../models/default/directions.safetensors"));
+
+/// random-face's named directions (`models/random-face/directions.safetensors`, made by
+/// `limner models directions --model random-face`; its metadata records how). Only the
+/// directions (a few KB) are in the repository, never the model's weights.
+pub static RANDOM_FACE_DIRECTIONS: Option<&[u8]> = Some(include_bytes!("../../../models/random-face/directions.safetensors"));

@@ -37,7 +37,21 @@ pub fn face_f32(g: &MobileStyleGan, seed: u64, psi: f32, noise: f32, strengths: 
     let device = g.w_avg().device();
     let z = tensor_from(latent_for_seed(seed, W_DIM), [1, W_DIM], &device);
     let w = g.truncate(g.map(z), psi);
-    let ws = g.broadcast_w(w);
+    face_from_ws(g, g.broadcast_w(w), seed, noise, strengths)
+}
+
+/// The truncated w (`[512]`) of a seed, as [`face_f32`] computes it.
+pub fn w_for_seed(g: &MobileStyleGan, seed: u64, psi: f32) -> Vec<f32> {
+    let device = g.w_avg().device();
+    let z = tensor_from(latent_for_seed(seed, W_DIM), [1, W_DIM], &device);
+    to_vec(&g.truncate(g.map(z), psi))
+}
+
+/// One face at [`NATIVE_SIZE`] from given styles (`ws [1, num_ws, 512]`) with the seed's
+/// per-pixel noise: CHW floats in about [-1, 1]. With `ws` = the seed's broadcast w this is
+/// [`face_f32`]; steering passes moved ws.
+pub fn face_from_ws(g: &MobileStyleGan, ws: Tensor<3>, seed: u64, noise: f32, strengths: &[f32]) -> Vec<f32> {
+    let device = g.w_avg().device();
     let img = if noise == 0.0 {
         g.synthesize(ws, Noise::Zero)
     } else {

@@ -505,12 +505,10 @@ fn generate(a: GenerateArgs) -> Result<()> {
     }
     let seeds = parse_seeds(&a.seeds)?;
     if a.prompt.is_some() || !a.slider.is_empty() {
-        if a.size.is_some() {
-            bail!("--size is not supported with --slider/--prompt");
-        }
         return steer_cmd::generate(steer_cmd::SteerRequest {
             model: &a.model,
             seeds: &seeds,
+            size: a.size,
             psi: a.psi,
             noise: a.noise,
             sliders: &a.slider,

@@ -11,6 +11,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use limner_data::imageio::{make_grid, save_png_rgb};
 use limner_faces::directions::{self, Directions, WGenerator};
+use limner_faces::photoreal::{RandomFace, STEER_SIZE};
 use limner_faces::prompt::{self, SteerConfig};
 use limner_faces::{FaceAnalyzer, FaceAnalyzerConfig, Image};
 
@@ -35,6 +36,11 @@ pub struct DirectionsArgs {
     /// output file (default: beside the model, see `limner models list`)
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// keep the labels (w and readings of every face, JSON) in this file after every batch, and
+    /// reuse them when it exists: an interrupted run resumes, a smaller --count fits on the first
+    /// faces, another --extreme refits without relabelling (same --first-seed and --psi)
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
 }
 
 fn bar(len: u64, what: &str) -> ProgressBar {
@@ -48,11 +54,15 @@ fn analyzer() -> Result<FaceAnalyzer> {
     FaceAnalyzer::load_fetched(FaceAnalyzerConfig::default(), &Device::flex())
 }
 
-fn load_generator(model: &str) -> Result<Box<dyn WGenerator>> {
+/// A steerable generator; `size` is random-face's output size (other models make their own).
+fn load_generator(model: &str, size: Option<usize>) -> Result<Box<dyn WGenerator>> {
     if model == limner_photoreal::MODEL_NAME {
-        bail!("named directions for `{model}` are not available yet (its w interface is not wired to the steering code); use `default` or a limner generator");
+        return Ok(Box::new(RandomFace::load_fetched(size.unwrap_or(limner_photoreal::NATIVE_SIZE), &Device::flex())?));
     }
     let (g, _) = limner_models::load(Some(model), &Device::flex())?;
+    if let Some(size) = size.filter(|&s| s != g.config.img_resolution) {
+        bail!("--size {size}: model `{model}` makes {}px images (--size resizes only `{}`)", g.config.img_resolution, limner_photoreal::MODEL_NAME);
+    }
     Ok(Box::new(g))
 }
 
@@ -67,20 +77,45 @@ pub fn fit_directions(a: DirectionsArgs) -> Result<()> {
         Some(p) => p.clone(),
         None => limner_models::directions_path(&a.model)?,
     };
-    let g = load_generator(&a.model)?;
+    // random-face is labelled at 256 px (box-downsampled from 1024), read as `describe` reads photos
+    let g = load_generator(&a.model, (a.model == limner_photoreal::MODEL_NAME).then_some(STEER_SIZE))?;
     let fa = analyzer()?;
     let seeds: Vec<u64> = (a.first_seed..a.first_seed + a.count as u64).collect();
+    // labels so far (resumable: --labels keeps them after every batch)
+    let mut l = match a.labels.as_ref().filter(|p| p.is_file()) {
+        Some(p) => {
+            let l: directions::Labelled = serde_json::from_slice(&std::fs::read(p)?).with_context(|| format!("cannot read labels {}", p.display()))?;
+            println!("reusing {} labelled faces in {} (seeds from --first-seed on)", l.ws.len(), p.display());
+            l
+        }
+        None => directions::Labelled { ws: vec![], attributes: vec![], seconds: 0.0 },
+    };
+    l.ws.truncate(a.count);
+    l.attributes.truncate(a.count);
     let pb = bar(a.count as u64, "labelling");
-    let t0 = Instant::now();
-    let mut done = 0;
-    let labelled = directions::label(g.as_ref(), &fa, &seeds, a.psi, &mut |n| {
-        done += n;
-        pb.set_position(done as u64);
-    });
+    pb.set_position(l.ws.len() as u64);
+    for chunk in seeds[l.ws.len()..].chunks(64) {
+        let t0 = Instant::now();
+        let more = directions::label(g.as_ref(), &fa, chunk, a.psi, &mut |_| {});
+        l.ws.extend(more.ws);
+        l.attributes.extend(more.attributes);
+        l.seconds += t0.elapsed().as_secs_f64();
+        pb.set_position(l.ws.len() as u64);
+        if pb.is_hidden() {
+            // not a terminal (a log file): a plain line per batch
+            eprintln!("labelled {}/{} in {:.0} s", l.ws.len(), a.count, l.seconds);
+        }
+        if let Some(p) = &a.labels {
+            limner_gan::params::write_atomic(p, serde_json::to_string(&l)?.as_bytes())?;
+        }
+    }
     pb.finish_and_clear();
-    let secs = t0.elapsed().as_secs_f64();
+    let (labelled, secs) = (&l, l.seconds);
     let command = format!("limner models directions --model {} --count {} --first-seed {} --psi {} --extreme {}", a.model, a.count, a.first_seed, a.psi, a.extreme);
-    let d = directions::fit(&labelled, a.extreme, &a.model, &command, a.psi, secs)?;
+    let d = directions::fit(labelled, a.extreme, &a.model, &command, a.psi, secs)?;
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     d.save(&out)?;
     println!("labelled {} faces in {secs:.0} s ({:.1} faces/s)", a.count, a.count as f64 / secs);
     print_directions(&d);
@@ -90,7 +125,7 @@ pub fn fit_directions(a: DirectionsArgs) -> Result<()> {
 
 pub fn print_directions(d: &Directions) {
     for a in &d.meta.attributes {
-        println!("  {:<7} + = {:<13} held-out accuracy {:.1}% (n={}), 1 unit = {:.3} in w, boundary {:.2}", a.name, a.positive, a.held_out_accuracy * 100.0, a.held_out, a.sigma, a.median);
+        println!("  {:<7} + = {:<13} held-out accuracy {:.1}% (n={}), 1 unit = {:.3} in w, boundary {:.2}, score slope {:.2}/unit", a.name, a.positive, a.held_out_accuracy * 100.0, a.held_out, a.sigma, a.median, a.slope);
     }
     println!("  largest |cos| between directions: {:.2e}", d.meta.max_cosine);
 }
@@ -120,6 +155,8 @@ pub fn parse_slider(d: &Directions, s: &str) -> Result<(usize, f32)> {
 pub struct SteerRequest<'a> {
     pub model: &'a str,
     pub seeds: &'a [u64],
+    /// output size (random-face only; default 1024)
+    pub size: Option<usize>,
     pub psi: f32,
     pub noise: f32,
     pub sliders: &'a [String],
@@ -153,12 +190,12 @@ fn write_images(images: &[Image], seeds: &[u64], out: Option<&Path>, grid: Optio
 pub fn generate(r: SteerRequest) -> Result<()> {
     // parse the prompt first: a bad prompt fails before anything loads
     let targets = r.prompt.map(prompt::parse).transpose()?;
-    if r.model == limner_photoreal::MODEL_NAME {
-        bail!("--slider/--prompt: named directions for `{}` are not available yet; use the default model", r.model);
+    if let Some(size) = r.size.filter(|_| r.model == limner_photoreal::MODEL_NAME) {
+        limner_photoreal::faces::check_size(size)?;
     }
     let d = load_directions(r.model, r.directions)?;
     let sliders: Vec<(usize, f32)> = r.sliders.iter().map(|s| parse_slider(&d, s)).collect::<Result<_>>()?;
-    let g = load_generator(r.model)?;
+    let g = load_generator(r.model, r.size)?;
     if g.w_dim() != d.meta.w_dim {
         bail!("the directions are for w_dim {}, model `{}` has w_dim {}", d.meta.w_dim, r.model, g.w_dim());
     }
@@ -188,7 +225,7 @@ pub fn generate(r: SteerRequest) -> Result<()> {
     let images: Vec<Image> = steered.iter().map(|s| s.image.clone()).collect();
     let judged = prompt::judge(&fa, &t, &images);
     // the unsteered faces, for the mouth-geometry comparison
-    let before = g.render(&g.ws(r.seeds, r.psi), r.seeds, r.noise);
+    let before: Vec<Image> = steered.iter().map(|s| s.initial.clone()).collect();
     let judged_before = prompt::judge(&fa, &t, &before);
     let secs = t0.elapsed().as_secs_f64();
     write_images(&images, r.seeds, r.out, r.grid)?;
