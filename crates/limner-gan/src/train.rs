@@ -62,6 +62,12 @@ pub struct TrainConfig {
     /// Used with a mapping copied from a teacher, so the student's w space stays the teacher's.
     #[serde(default)]
     pub freeze_mapping: bool,
+    /// Noise inputs off: every `noise_strength` is held at 0 (not trained), so the generator is
+    /// a deterministic function of w. For a distilled student: the teacher's per-pixel noise
+    /// cannot be predicted from the seed, and an adversarial loss otherwise turns the noise
+    /// inputs into a speckle texture.
+    #[serde(default)]
+    pub noise_off: bool,
 }
 
 impl Default for TrainConfig {
@@ -82,6 +88,7 @@ impl Default for TrainConfig {
             seed: 0,
             distill_l1: 0.0,
             freeze_mapping: false,
+            noise_off: false,
         }
     }
 }
@@ -277,6 +284,25 @@ impl Trainer {
         })
     }
 
+    /// Turns the noise inputs off for the rest of the run (see [`TrainConfig::noise_off`]):
+    /// zeroes every `noise_strength` of G and its EMA and stops training them. One-way.
+    pub fn switch_noise_off(&mut self) {
+        struct Zero;
+        impl ParamVisitor for Zero {
+            fn visit<const D: usize>(&mut self, name: &str, t: &mut Tensor<D>, _: ParamKind) {
+                if name.ends_with("noise_strength") {
+                    *t = t.zeros_like();
+                }
+            }
+        }
+        self.train.noise_off = true;
+        self.g.visit_params("", &mut Zero);
+        self.g_ema.visit_params("", &mut Zero);
+        for m in [&mut self.adam_g.m, &mut self.adam_g.v] {
+            m.retain(|name, _| !name.ends_with("noise_strength"));
+        }
+    }
+
     pub fn kimg(&self) -> f64 {
         self.images_seen as f64 / 1000.0
     }
@@ -419,6 +445,9 @@ impl Trainer {
         drop(grads);
         if self.train.freeze_mapping {
             gg.retain(|name, _| !name.starts_with("mapping."));
+        }
+        if self.train.noise_off {
+            gg.retain(|name, _| !name.ends_with("noise_strength"));
         }
         self.adam_g.step(&mut self.g, &gg, self.train.g_lr, self.train.beta1, self.train.beta2);
         if !self.train.freeze_mapping {

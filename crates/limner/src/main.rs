@@ -162,6 +162,10 @@ struct TrainArgs {
     /// in the teacher's w space (sets --z-dim 512 --w-dim 512 --mapping-layers 8)
     #[arg(long)]
     teacher_mapping: Option<String>,
+    /// noise inputs off: hold every noise strength at 0 (a deterministic generator); with
+    /// --resume it switches an existing run's noise off from here on (one-way)
+    #[arg(long)]
+    noise_off: bool,
 }
 
 #[derive(Args)]
@@ -368,6 +372,11 @@ fn train(a: TrainArgs) -> Result<()> {
         }
         let t = Trainer::load(&ckpt, &device)?;
         eprintln!("resuming {} at {:.1} kimg (step {})", ckpt.display(), t.kimg(), t.step);
+        let mut t = t;
+        if a.noise_off && !t.train.noise_off {
+            t.switch_noise_off();
+            eprintln!("noise inputs switched off from {:.1} kimg on", t.kimg());
+        }
         t
     } else {
         if ckpt.exists() {
@@ -412,6 +421,7 @@ fn train(a: TrainArgs) -> Result<()> {
             seed: a.seed,
             distill_l1: a.distill,
             freeze_mapping: teacher.is_some(),
+            noise_off: a.noise_off,
             ..Default::default()
         };
         let mut t = Trainer::new(tc, &g, &d, &device)?;
