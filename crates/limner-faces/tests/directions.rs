@@ -18,10 +18,18 @@ fn default_directions() -> Directions {
 #[test]
 fn default_directions_are_stored_unit_and_near_orthogonal() {
     let d = default_directions();
+    let (g, _) = limner_models::load_default(&Device::flex()).unwrap();
+    // better than chance on the held-out split (the classifiers are weak on this model)
+    check_stored(&d, g.config.w_dim, 0.55);
+    assert!(d.meta.command.starts_with("limner models directions"));
+}
+
+/// Gender, age, smile in that order: unit, orthogonal, fitted on at least 1000 labelled faces,
+/// each classifier above `min_accuracy` on at least 100 held-out faces.
+fn check_stored(d: &Directions, w_dim: usize, min_accuracy: f32) {
     let names: Vec<&str> = d.meta.attributes.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, ["gender", "age", "smile"]);
-    let (g, _) = limner_models::load_default(&Device::flex()).unwrap();
-    assert_eq!(d.meta.w_dim, g.config.w_dim);
+    assert_eq!(d.meta.w_dim, w_dim);
     for v in &d.vectors {
         let n: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((n - 1.0).abs() < 1e-4, "not unit: {n}");
@@ -29,11 +37,9 @@ fn default_directions_are_stored_unit_and_near_orthogonal() {
     assert!(d.max_cosine() < 1e-3, "directions not orthogonal: max |cos| {}", d.max_cosine());
     assert!(d.meta.labelled >= 1000, "fitted on only {} faces", d.meta.labelled);
     for a in &d.meta.attributes {
-        // better than chance on the held-out split (the classifiers are weak on this model)
-        assert!(a.held_out_accuracy > 0.55 && a.held_out >= 100, "{a:?}");
+        assert!(a.held_out_accuracy > min_accuracy && a.held_out >= 100, "{a:?}");
         assert!(a.sigma > 0.0);
     }
-    assert!(d.meta.command.starts_with("limner models directions"));
 }
 
 #[test]
@@ -74,19 +80,10 @@ fn sliders_move_the_readings_the_intended_way_on_most_seeds() {
 fn random_face_directions_are_embedded_unit_and_near_orthogonal() {
     let b = limner_models::directions_bytes(limner_photoreal::MODEL_NAME).unwrap().expect("random-face ships directions");
     let d = Directions::from_bytes(&b).unwrap();
-    let names: Vec<&str> = d.meta.attributes.iter().map(|a| a.name.as_str()).collect();
-    assert_eq!(names, ["gender", "age", "smile"]);
-    assert_eq!(d.meta.w_dim, limner_photoreal::W_DIM);
+    check_stored(&d, limner_photoreal::W_DIM, 0.8);
     assert_eq!(d.meta.model, limner_photoreal::MODEL_NAME);
-    for v in &d.vectors {
-        let n: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        assert!((n - 1.0).abs() < 1e-4, "not unit: {n}");
-    }
-    assert!(d.max_cosine() < 1e-3, "directions not orthogonal: max |cos| {}", d.max_cosine());
-    assert!(d.meta.labelled >= 1000, "fitted on only {} faces", d.meta.labelled);
     for a in &d.meta.attributes {
-        assert!(a.held_out_accuracy > 0.8 && a.held_out >= 100, "{a:?}");
-        assert!(a.sigma > 0.0 && a.slope > 0.0, "{a:?}");
+        assert!(a.slope > 0.0, "{a:?}");
     }
 }
 
