@@ -50,6 +50,8 @@ pub struct Accum {
     r1_n: u32,
     distill: f64,
     distill_n: u32,
+    perceptual: f64,
+    perceptual_n: u32,
 }
 
 impl Accum {
@@ -67,6 +69,10 @@ impl Accum {
             self.distill += l as f64;
             self.distill_n += 1;
         }
+        if let Some(p) = s.perceptual {
+            self.perceptual += p as f64;
+            self.perceptual_n += 1;
+        }
     }
     fn mean(&self, x: f64) -> f64 {
         x / self.n.max(1) as f64
@@ -80,7 +86,7 @@ pub enum RunEnd {
     Interrupted,
 }
 
-const CSV_HEADER: &str = "kimg,step,seconds,images_per_s,loss_g,loss_d,d_real,d_fake,r1,fid_like,distill_l1";
+const CSV_HEADER: &str = "kimg,step,seconds,images_per_s,loss_g,loss_d,d_real,d_fake,r1,fid_like,distill_l1,perceptual";
 
 /// Trains until `total_kimg` or until `stop` is set, snapshotting every `snap_kimg` and at
 /// the end. `on_step` sees every step (for a progress bar).
@@ -144,7 +150,7 @@ pub fn snapshot(t: &mut Trainer, opts: &RunOptions, acc: &Accum, secs: f64, ips:
     write_grid(t, opts)?;
     if acc.n > 0 {
         let row = format!(
-            "{:.3},{},{:.1},{:.2},{:.5},{:.5},{:.5},{:.5},{},{},{}",
+            "{:.3},{},{:.1},{:.2},{:.5},{:.5},{:.5},{:.5},{},{},{},{}",
             t.kimg(),
             t.step,
             secs,
@@ -155,7 +161,8 @@ pub fn snapshot(t: &mut Trainer, opts: &RunOptions, acc: &Accum, secs: f64, ips:
             acc.mean(acc.d_fake),
             if acc.r1_n > 0 { format!("{:.5}", acc.r1 / acc.r1_n as f64) } else { String::new() },
             score.map(|s| format!("{s:.3}")).unwrap_or_default(),
-            if acc.distill_n > 0 { format!("{:.5}", acc.distill / acc.distill_n as f64) } else { String::new() }
+            if acc.distill_n > 0 { format!("{:.5}", acc.distill / acc.distill_n as f64) } else { String::new() },
+            if acc.perceptual_n > 0 { format!("{:.5}", acc.perceptual / acc.perceptual_n as f64) } else { String::new() }
         );
         append_metrics(&opts.out.join("metrics.csv"), &row)?;
         write_loss_plot(&opts.out)?;
@@ -216,12 +223,13 @@ fn write_loss_plot(out: &Path) -> Result<()> {
     let col = |name: &str| cols.iter().find(|c| c.0 == name).map(|c| c.1.clone()).unwrap_or_default();
     let kimg = col("kimg");
     let pts = |name: &str| ema_smooth(&kimg.iter().copied().zip(col(name)).collect::<Vec<_>>(), 0.5);
-    let (g, d, r1, l1) = (pts("loss_g"), pts("loss_d"), pts("r1"), pts("distill_l1"));
+    let (g, d, r1, l1, pd) = (pts("loss_g"), pts("loss_d"), pts("r1"), pts("distill_l1"), pts("perceptual"));
     let series = [
         Series { name: "G loss", points: &g, color: [220, 60, 40] },
         Series { name: "D loss", points: &d, color: [40, 90, 220] },
         Series { name: "R1", points: &r1, color: [40, 160, 80] },
         Series { name: "distill L1", points: &l1, color: [150, 60, 170] },
+        Series { name: "perceptual", points: &pd, color: [200, 150, 20] },
     ];
     let px = render_line_plot("limner training losses", "kimg", &series, 800, 480);
     save_png_rgb(&out.join("loss.png"), 800, 480, &px)

@@ -68,6 +68,21 @@ pub struct TrainConfig {
     /// inputs into a speckle texture.
     #[serde(default)]
     pub noise_off: bool,
+    /// Weight of the adversarial loss in the G step (1 = plain GAN training). With paired
+    /// distillation, 0 turns the discriminator off: no D step at all, the student learns by
+    /// regression onto the teacher's images only (about twice the images per second).
+    #[serde(default = "one")]
+    pub adversarial: f64,
+    /// Weight of a perceptual distance to the teacher's image beside the pixel L1 (paired
+    /// distillation only; 0 = off). The network is not part of the run: attach it with
+    /// [`Trainer::perceptual_net`] (the CLI uses `limner_nets::perceptual`, LPIPS-style on
+    /// InceptionV3's early convs).
+    #[serde(default)]
+    pub perceptual: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl Default for TrainConfig {
@@ -89,8 +104,18 @@ impl Default for TrainConfig {
             distill_l1: 0.0,
             freeze_mapping: false,
             noise_off: false,
+            adversarial: 1.0,
+            perceptual: 0.0,
         }
     }
+}
+
+/// A differentiable distance between images, used beside the pixel L1 in paired distillation.
+pub trait PerceptualDistance {
+    /// Mean distance between the generated `fake` (on the autodiff device, NCHW in [-1, 1]) and
+    /// the teacher's `target` (a plain tensor of the same shape), as a one-element tensor whose
+    /// gradient reaches `fake`.
+    fn distance(&self, fake: Tensor<4>, target: Tensor<4>) -> Tensor<1>;
 }
 
 /// Anything that serves batches of real images as NCHW float32 in [-1, 1].
@@ -114,6 +139,8 @@ pub struct StepStats {
     pub d_fake: f32,
     /// mean absolute error to the teacher's images (paired distillation only)
     pub distill: Option<f32>,
+    /// perceptual distance to the teacher's images (with `TrainConfig::perceptual` only)
+    pub perceptual: Option<f32>,
     pub r1: Option<f32>,
 }
 
@@ -253,6 +280,9 @@ pub struct Trainer {
     pub epoch_pos: usize,
     order: Vec<usize>,
     pub device: Device,
+    /// The network behind `TrainConfig::perceptual` (not saved with the run: attach it again
+    /// after [`Trainer::load`]).
+    pub perceptual_net: Option<Box<dyn PerceptualDistance>>,
 }
 
 impl Trainer {
@@ -281,6 +311,7 @@ impl Trainer {
             epoch_pos: 0,
             order: vec![],
             device: device.clone(),
+            perceptual_net: None,
         })
     }
 
@@ -367,50 +398,55 @@ impl Trainer {
         let mut buf = Vec::new();
         data.fill_batch(&idx, &flips, &mut buf);
         let real = tensor_from(buf, [n, 3, res, res], &dev); // [N, 3, R, R]
-        let g_plain = self.g.clone();
-        let (ws, _) = self.mapped_ws(&g_plain, n);
-        let fake = {
-            let mut noise = NoiseMode::Random { rng: &mut self.rng, scale: 1.0 };
-            g_plain.synthesis.forward(ws, &mut noise) // [N, 3, R, R], no tape
-        };
-        let mut d_ad = lift(&self.d, true);
-        let aug = self.train.diffaugment.clone();
-        let fake_aug = aug.apply(fake.autodiff(), &mut self.rng);
-        let real_aug = aug.apply(real.clone().autodiff(), &mut self.rng);
-        // lazy R1: gamma/2 * |grad_x D(x)|^2, estimated as ((D(x + eps v) - D(x)) / eps)^2 with
-        // v ~ N(0, I), whose expectation is |grad_x D(x)|^2 (first-order only: no double backward)
-        let r1_due = self.train.r1_gamma > 0.0 && self.step % self.train.r1_interval == 0;
-        let eps = 1e-2f32;
-        let mut parts = vec![fake_aug, real_aug];
-        if r1_due {
-            let v = tensor_from(randn_host(&mut self.rng, n * 3 * res * res), [n, 3, res, res], &dev);
-            parts.push(real.clone().autodiff());
-            parts.push((real + v.mul_scalar(eps)).autodiff());
+        let adversarial = self.train.adversarial > 0.0;
+        if !adversarial && self.train.distill_l1 <= 0.0 {
+            bail!("nothing to train: the adversarial weight is 0 and there is no distillation loss");
         }
-        let mut logits = d_ad.forward_parts(parts).into_iter(); // each [N, 1]
-        let fake_logits = logits.next().unwrap();
-        let real_logits = logits.next().unwrap();
-        let loss_d = softplus(fake_logits.clone(), 1.0).mean() + softplus(real_logits.clone().neg(), 1.0).mean();
-        stats.loss_d = loss_d.clone().into_scalar::<f32>();
-        stats.d_fake = fake_logits.mean().into_scalar::<f32>();
-        stats.d_real = real_logits.mean().into_scalar::<f32>();
-        let mut total = loss_d;
-        if r1_due {
-            let (l0, l1) = (logits.next().unwrap(), logits.next().unwrap());
-            let pen = (l1 - l0).div_scalar(eps).square().mean();
-            stats.r1 = Some(pen.clone().into_scalar::<f32>());
-            total = total + pen.mul_scalar(self.train.r1_gamma / 2.0 * self.train.r1_interval as f64);
+        if adversarial {
+            let g_plain = self.g.clone();
+            let (ws, _) = self.mapped_ws(&g_plain, n);
+            let fake = {
+                let mut noise = NoiseMode::Random { rng: &mut self.rng, scale: 1.0 };
+                g_plain.synthesis.forward(ws, &mut noise) // [N, 3, R, R], no tape
+            };
+            let mut d_ad = lift(&self.d, true);
+            let aug = self.train.diffaugment.clone();
+            let fake_aug = aug.apply(fake.autodiff(), &mut self.rng);
+            let real_aug = aug.apply(real.clone().autodiff(), &mut self.rng);
+            // lazy R1: gamma/2 * |grad_x D(x)|^2, estimated as ((D(x + eps v) - D(x)) / eps)^2 with
+            // v ~ N(0, I), whose expectation is |grad_x D(x)|^2 (first-order only: no double backward)
+            let r1_due = self.train.r1_gamma > 0.0 && self.step % self.train.r1_interval == 0;
+            let eps = 1e-2f32;
+            let mut parts = vec![fake_aug, real_aug];
+            if r1_due {
+                let v = tensor_from(randn_host(&mut self.rng, n * 3 * res * res), [n, 3, res, res], &dev);
+                parts.push(real.clone().autodiff());
+                parts.push((real + v.mul_scalar(eps)).autodiff());
+            }
+            let mut logits = d_ad.forward_parts(parts).into_iter(); // each [N, 1]
+            let fake_logits = logits.next().unwrap();
+            let real_logits = logits.next().unwrap();
+            let loss_d = softplus(fake_logits.clone(), 1.0).mean() + softplus(real_logits.clone().neg(), 1.0).mean();
+            stats.loss_d = loss_d.clone().into_scalar::<f32>();
+            stats.d_fake = fake_logits.mean().into_scalar::<f32>();
+            stats.d_real = real_logits.mean().into_scalar::<f32>();
+            let mut total = loss_d;
+            if r1_due {
+                let (l0, l1) = (logits.next().unwrap(), logits.next().unwrap());
+                let pen = (l1 - l0).div_scalar(eps).square().mean();
+                stats.r1 = Some(pen.clone().into_scalar::<f32>());
+                total = total + pen.mul_scalar(self.train.r1_gamma / 2.0 * self.train.r1_interval as f64);
+            }
+            let grads = total.backward();
+            let gd = grads_of(&mut d_ad, &grads);
+            drop(grads);
+            self.adam_d.step(&mut self.d, &gd, self.train.d_lr, self.train.beta1, self.train.beta2);
         }
-        let grads = total.backward();
-        let gd = grads_of(&mut d_ad, &grads);
-        drop(grads);
-        self.adam_d.step(&mut self.d, &gd, self.train.d_lr, self.train.beta1, self.train.beta2);
 
         // ---- G step: softplus(-D(G(z))) ----
         // With paired distillation the G step renders the latents of the D step's real images
         // (the teacher's seeds) and also pays the pixel distance to those images.
         let mut g_ad = lift(&self.g, true);
-        let d_const = lift(&self.d, false);
         let (ws, w, target) = if self.train.distill_l1 > 0.0 {
             let seeds = idx
                 .iter()
@@ -432,10 +468,23 @@ impl Trainer {
             let mut noise = NoiseMode::Random { rng: &mut self.rng, scale: 1.0 };
             g_ad.synthesis.forward(ws, &mut noise) // [N, 3, R, R]
         };
-        let logits = d_const.forward(aug.apply(fake.clone(), &mut self.rng));
-        let mut loss_g = softplus(logits.neg(), 1.0).mean();
-        stats.loss_g = loss_g.clone().into_scalar::<f32>();
+        let mut loss_g = if adversarial {
+            let d_const = lift(&self.d, false);
+            let aug = self.train.diffaugment.clone();
+            let logits = d_const.forward(aug.apply(fake.clone(), &mut self.rng));
+            let adv = softplus(logits.neg(), 1.0).mean();
+            stats.loss_g = adv.clone().into_scalar::<f32>();
+            if self.train.adversarial == 1.0 { adv } else { adv.mul_scalar(self.train.adversarial) }
+        } else {
+            Tensor::zeros([1], &fake.device())
+        };
         if let Some(target) = target {
+            if self.train.perceptual > 0.0 {
+                let net = self.perceptual_net.as_ref().context("the run has a perceptual loss weight but no perceptual network is attached")?;
+                let p = net.distance(fake.clone(), target.clone());
+                stats.perceptual = Some(p.clone().into_scalar::<f32>());
+                loss_g = loss_g + p.mul_scalar(self.train.perceptual);
+            }
             let l1 = (fake - target.autodiff()).abs().mean();
             stats.distill = Some(l1.clone().into_scalar::<f32>());
             loss_g = loss_g + l1.mul_scalar(self.train.distill_l1);
@@ -464,7 +513,7 @@ impl Trainer {
 
         self.step += 1;
         self.images_seen += n as u64;
-        if !stats.loss_g.is_finite() || !stats.loss_d.is_finite() {
+        if !stats.loss_g.is_finite() || !stats.loss_d.is_finite() || !stats.distill.unwrap_or(0.0).is_finite() {
             bail!("training diverged at step {} (loss G {}, loss D {}); resume from the last checkpoint with a lower learning rate", self.step, stats.loss_g, stats.loss_d);
         }
         Ok(stats)

@@ -166,6 +166,19 @@ struct TrainArgs {
     /// --resume it switches an existing run's noise off from here on (one-way)
     #[arg(long)]
     noise_off: bool,
+    /// weight of the adversarial loss in the G step (default 1); 0 with --distill: no
+    /// discriminator, regression onto the teacher's images only. Given with --resume, it
+    /// changes the run's weight from here on
+    #[arg(long)]
+    adversarial: Option<f64>,
+    /// paired distillation: weight of an LPIPS-style distance on InceptionV3 features to the
+    /// teacher's image, beside the pixel L1 (needs `limner models fetch --only inception-v3`).
+    /// Given with --resume, it changes the run's weight from here on
+    #[arg(long)]
+    perceptual: Option<f64>,
+    /// Adam's beta1 for G and D (StyleGAN2: 0)
+    #[arg(long, default_value_t = 0.0)]
+    beta1: f64,
 }
 
 #[derive(Args)]
@@ -361,6 +374,18 @@ impl DataSource for Packed {
     }
 }
 
+/// The step's losses for the progress line: G and D, then the distillation terms in use.
+fn losses(s: &limner_gan::train::StepStats) -> String {
+    let mut out = format!("G {:.3}  D {:.3}", s.loss_g, s.loss_d);
+    if let Some(l1) = s.distill {
+        out += &format!("  L1 {l1:.4}");
+    }
+    if let Some(p) = s.perceptual {
+        out += &format!("  perceptual {p:.4}");
+    }
+    out
+}
+
 fn train(a: TrainArgs) -> Result<()> {
     let device = Device::flex();
     let data = Packed(limner_data::PackedDataset::open(&a.data)?);
@@ -376,6 +401,18 @@ fn train(a: TrainArgs) -> Result<()> {
         if a.noise_off && !t.train.noise_off {
             t.switch_noise_off();
             eprintln!("noise inputs switched off from {:.1} kimg on", t.kimg());
+        }
+        if let Some(w) = a.adversarial {
+            if w != t.train.adversarial {
+                t.train.adversarial = w;
+                eprintln!("adversarial weight {w} from {:.1} kimg on", t.kimg());
+            }
+        }
+        if let Some(w) = a.perceptual {
+            if w != t.train.perceptual {
+                t.train.perceptual = w;
+                eprintln!("perceptual weight {w} from {:.1} kimg on", t.kimg());
+            }
         }
         t
     } else {
@@ -422,6 +459,9 @@ fn train(a: TrainArgs) -> Result<()> {
             distill_l1: a.distill,
             freeze_mapping: teacher.is_some(),
             noise_off: a.noise_off,
+            adversarial: a.adversarial.unwrap_or(1.0),
+            perceptual: a.perceptual.unwrap_or(0.0),
+            beta1: a.beta1,
             ..Default::default()
         };
         let mut t = Trainer::new(tc, &g, &d, &device)?;
@@ -442,6 +482,12 @@ fn train(a: TrainArgs) -> Result<()> {
         }
         t
     };
+    if trainer.train.perceptual > 0.0 {
+        if trainer.train.distill_l1 <= 0.0 {
+            bail!("--perceptual is a distillation loss: it needs --distill");
+        }
+        trainer.perceptual_net = Some(Box::new(limner_nets::perceptual::InceptionPerceptual::load_fetched(&device)?));
+    }
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
     let run_json = serde_json::json!({
         "command": std::env::args().collect::<Vec<_>>().join(" "),
@@ -486,17 +532,10 @@ fn train(a: TrainArgs) -> Result<()> {
         if pb.is_hidden() && t.kimg() - last_line >= 1.0 {
             // not a terminal (a log file): one plain line per kimg instead of a bar
             last_line = t.kimg();
-            eprintln!("kimg {:.2}  step {}  {:.1} img/s  G {:.3}  D {:.3}", t.kimg(), t.step, ips, s.loss_g, s.loss_d);
+            eprintln!("kimg {:.2}  step {}  {:.1} img/s  {}", t.kimg(), t.step, ips, losses(s));
         }
         pb.set_position(t.images_seen);
-        pb.set_message(format!(
-            "{:.2}/{} kimg  {:.1} img/s  G {:.3}  D {:.3}",
-            t.kimg(),
-            a.kimg,
-            ips,
-            s.loss_g,
-            s.loss_d
-        ));
+        pb.set_message(format!("{:.2}/{} kimg  {:.1} img/s  {}", t.kimg(), a.kimg, ips, losses(s)));
     }, a.score_every.map(|_| &mut score_fn as limner_gan::run::Scorer))?;
     pb.finish_and_clear();
     match end {
