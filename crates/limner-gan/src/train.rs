@@ -395,14 +395,14 @@ impl Trainer {
         // ---- D step: softplus(D(G(z))) + softplus(-D(x)) ----
         let idx = self.next_indices(data.len(), n);
         let flips: Vec<bool> = (0..n).map(|_| self.train.xflip && self.rng.random::<bool>()).collect();
-        let mut buf = Vec::new();
-        data.fill_batch(&idx, &flips, &mut buf);
-        let real = tensor_from(buf, [n, 3, res, res], &dev); // [N, 3, R, R]
         let adversarial = self.train.adversarial > 0.0;
         if !adversarial && self.train.distill_l1 <= 0.0 {
             bail!("nothing to train: the adversarial weight is 0 and there is no distillation loss");
         }
         if adversarial {
+            let mut buf = Vec::new();
+            data.fill_batch(&idx, &flips, &mut buf);
+            let real = tensor_from(buf, [n, 3, res, res], &dev); // [N, 3, R, R]
             let g_plain = self.g.clone();
             let (ws, _) = self.mapped_ws(&g_plain, n);
             let fake = {
@@ -474,7 +474,7 @@ impl Trainer {
             let logits = d_const.forward(aug.apply(fake.clone(), &mut self.rng));
             let adv = softplus(logits.neg(), 1.0).mean();
             stats.loss_g = adv.clone().into_scalar::<f32>();
-            if self.train.adversarial == 1.0 { adv } else { adv.mul_scalar(self.train.adversarial) }
+            adv.mul_scalar(self.train.adversarial)
         } else {
             Tensor::zeros([1], &fake.device())
         };

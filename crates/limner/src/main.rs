@@ -402,16 +402,11 @@ fn train(a: TrainArgs) -> Result<()> {
             t.switch_noise_off();
             eprintln!("noise inputs switched off from {:.1} kimg on", t.kimg());
         }
-        if let Some(w) = a.adversarial {
-            if w != t.train.adversarial {
-                t.train.adversarial = w;
-                eprintln!("adversarial weight {w} from {:.1} kimg on", t.kimg());
-            }
-        }
-        if let Some(w) = a.perceptual {
-            if w != t.train.perceptual {
-                t.train.perceptual = w;
-                eprintln!("perceptual weight {w} from {:.1} kimg on", t.kimg());
+        let kimg = t.kimg();
+        for (name, given, weight) in [("adversarial", a.adversarial, &mut t.train.adversarial), ("perceptual", a.perceptual, &mut t.train.perceptual)] {
+            if let Some(w) = given.filter(|w| w != weight) {
+                *weight = w;
+                eprintln!("{name} weight {w} from {kimg:.1} kimg on");
             }
         }
         t
