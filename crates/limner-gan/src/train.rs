@@ -513,8 +513,12 @@ impl Trainer {
 
         self.step += 1;
         self.images_seen += n as u64;
-        if !stats.loss_g.is_finite() || !stats.loss_d.is_finite() || !stats.distill.unwrap_or(0.0).is_finite() {
-            bail!("training diverged at step {} (loss G {}, loss D {}); resume from the last checkpoint with a lower learning rate", self.step, stats.loss_g, stats.loss_d);
+        let (l1, perceptual) = (stats.distill.unwrap_or(0.0), stats.perceptual.unwrap_or(0.0));
+        if ![stats.loss_g, stats.loss_d, l1, perceptual].iter().all(|v| v.is_finite()) {
+            bail!(
+                "training diverged at step {} (loss G {}, loss D {}, distill L1 {l1}, perceptual {perceptual}); resume from the last checkpoint with a lower learning rate",
+                self.step, stats.loss_g, stats.loss_d
+            );
         }
         Ok(stats)
     }
