@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions, PadMode};
 use burn::tensor::{Device, Tensor, TensorData};
-use limner_gan::params::{read_safetensors, HostTensor};
+use limner_core::{read_safetensors, HostTensor};
 
 /// The mean RGB face-api subtracts before the landmark, expression, age/gender and identity
 /// networks (its `FaceFeatureExtractor`, `TinyXception` and `FaceRecognitionNet`).

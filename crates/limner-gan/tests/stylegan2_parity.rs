@@ -19,9 +19,7 @@ fn res64_dir() -> Option<PathBuf> {
     if d.join("G.safetensors").exists() {
         return Some(d);
     }
-    assert!(std::env::var("CI").is_err(), "CI: {} is missing", d.display());
-    eprintln!("note: {} not found; the 64px parity check did not run", d.display());
-    None
+    limner_core::testing::missing(format!("{} not found; the 64px parity check did not run", d.display()))
 }
 
 fn t<const D: usize>(sd: &StateDict, k: &str, device: &Device) -> Tensor<D> {
@@ -139,9 +137,7 @@ fn bad_state_dicts_are_rejected_by_name() {
 fn per_module_outputs_match_intermediates() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/stylegan2-ref");
     if !dir.join("intermediates.safetensors").exists() {
-        assert!(std::env::var("CI").is_err(), "CI: {} is missing", dir.display());
-        eprintln!("note: {} not found; the per-module check did not run", dir.display());
-        return;
+        return limner_core::testing::missing(format!("{} not found; the per-module check did not run", dir.display())).unwrap_or(());
     }
     let rows = limner_gan::import::compare_intermediates(&dir, &Device::flex()).unwrap();
     assert!(rows.len() >= 40, "only {} modules compared", rows.len());

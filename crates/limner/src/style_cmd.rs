@@ -109,7 +109,7 @@ fn run_fast(a: &StyleArgs, content: &Image, size: Option<usize>) -> Result<Image
     fast::stylize(content, &style, &opts)
 }
 
-/// `--method gatys`: image optimisation through limner's InceptionV3 (`limner_nets::gatys`,
+/// `--method gatys`: image optimisation through limner's InceptionV3 (`limner_art::gatys`,
 /// the same as `limner gatys` with its defaults, which has every other knob).
 fn run_gatys(a: &StyleArgs, content_spec: &str, content: &Image, size: Option<usize>, out: &Path) -> Result<()> {
     use clap::Parser;
@@ -158,11 +158,7 @@ fn check_out(out: &Path) -> Result<()> {
 fn load_content(spec: &str) -> Result<(Image, bool)> {
     if let Some(seed) = spec.strip_prefix("seed:") {
         let seed: u64 = seed.trim().parse().with_context(|| format!("--content {spec}: the seed must be a whole number, e.g. seed:42"))?;
-        let device = burn::tensor::Device::flex();
-        let (g, _) = limner_models::load_default(&device)?;
-        let res = g.config.img_resolution;
-        let opts = limner_gan::generate::GenerateOptions { psi: 0.7, noise: 1.0, batch: 1 };
-        let imgs = limner_gan::generate::generate_seeds(&g, &[seed], &opts);
+        let (res, imgs) = limner_models::default_face(seed, &burn::tensor::Device::flex())?;
         let rgb = limner_data::imageio::nchw_to_rgb8(&imgs, 1, res, res).remove(0);
         return Ok((Image::from_rgb8(res, res, &rgb), true));
     }
