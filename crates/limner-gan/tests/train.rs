@@ -127,7 +127,9 @@ fn diversity(imgs: &[f32], n: usize, res: usize) -> f32 {
 
 /// A tiny GAN trained for a few hundred steps on coloured discs moves its samples'
 /// statistics (channel means and stds, mean image) towards the data's, learns the shape (the
-/// corners become the flat background) and keeps its samples diverse (no collapse).
+/// corners become the flat background) and keeps its samples diverse (no collapse). Measured
+/// (seed 3, 300 steps): statistics distance 4.11 -> 0.40, corner distance 0.573 -> 0.076,
+/// diversity 0.267 against the data's 0.422.
 #[test]
 fn tiny_gan_learns_discs() {
     let device = Device::flex();
@@ -159,8 +161,8 @@ fn tiny_gan_learns_discs() {
     let (corners_before, corners_after) = (corner_error(&init, n, res), corner_error(&trained, n, res));
     let (div_real, div_fake) = (diversity(&real, n, res), diversity(&trained, n, res));
     eprintln!("corner distance to the background: {corners_before:.3} -> {corners_after:.3}; diversity {div_fake:.3} (data {div_real:.3})");
-    assert!(corners_after < 0.5 * corners_before, "the corners did not become background: {corners_before} -> {corners_after}");
-    assert!(div_fake > 0.3 * div_real, "the samples collapsed: diversity {div_fake} vs the data's {div_real}");
+    assert!(corners_after < 0.3 * corners_before, "the corners did not become background: {corners_before} -> {corners_after}");
+    assert!(div_fake > 0.4 * div_real, "the samples collapsed: diversity {div_fake} vs the data's {div_real}");
 }
 
 /// Two runs with the same seed give bitwise the same generator.

@@ -90,10 +90,17 @@ impl GatysArgs {
 pub fn gatys(args: &GatysArgs) -> Result<()> {
     let cfg = args.config()?;
     check_size(cfg.size)?;
-    let content = Picture::load(&args.content)?;
+    gatys_on(args, &Picture::load(&args.content)?)
+}
+
+/// `limner gatys` on a content picture already in memory (`limner style --method gatys` renders
+/// `seed:N` faces); `args.content` is not read.
+pub fn gatys_on(args: &GatysArgs, content: &Picture) -> Result<()> {
+    let cfg = args.config()?;
+    check_size(cfg.size)?;
     let style = Picture::load(&args.style)?;
     let pb = bar_with_template(cfg.steps as u64, "{elapsed_precise} [{bar:30}] step {pos}/{len} {msg} eta {eta}");
-    let out = limner_art::gatys::stylize(&content, &style, &cfg, &mut |p: &GatysProgress| {
+    let out = limner_art::gatys::stylize(content, &style, &cfg, &mut |p: &GatysProgress| {
         let l = p.losses;
         pb.set_position(p.step as u64);
         if pb.is_hidden() && (p.step.is_multiple_of(20) || p.step == 1 || p.step == p.steps) {

@@ -116,28 +116,20 @@ fn run_gatys(a: &StyleArgs, content_spec: &str, content: &Image, size: Option<us
     let Some(style) = &a.style else {
         bail!("--method gatys needs --style IMAGE (the built-in presets are networks of --method fast)");
     };
-    // a `seed:N` face is rendered above; gatys reads files, so it goes through a temporary PNG
-    let tmp = tempfile::Builder::new().suffix(".png").tempfile().context("creating a temporary file")?;
-    let content_path = if content_spec.starts_with("seed:") {
-        content.save_png(tmp.path())?;
-        tmp.path().to_path_buf()
-    } else {
-        PathBuf::from(content_spec)
-    };
     #[derive(Parser)]
     struct Wrap {
         #[command(flatten)]
         g: crate::art_cmd::GatysArgs,
     }
     let mut argv: Vec<String> = ["gatys", "--content"].map(String::from).to_vec();
-    argv.push(content_path.display().to_string());
+    argv.push(content_spec.to_string()); // not read: the content is passed in memory below
     argv.extend(["--style".to_string(), style.display().to_string(), "--out".to_string(), out.display().to_string()]);
     argv.extend(["--steps".to_string(), a.steps.to_string(), "--size".to_string(), size.unwrap_or(256).to_string()]);
     if a.preserve_colour {
         argv.push("--preserve-colour".into());
     }
     let w = Wrap::try_parse_from(argv).map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::art_cmd::gatys(&w.g)
+    crate::art_cmd::gatys_on(&w.g, &limner_art::Picture::from_rgb8(content.w, content.h, &content.to_rgb8())?)
 }
 
 /// The output must be a .png in a folder that exists (checked before any work).
