@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
-use limner_gan::generate::latents_for_seeds;
+use limner_core::latents_for_seeds;
 use limner_gan::layers::NoiseMode;
-use limner_gan::params::{parse_safetensors, safetensors_bytes, tensor_from, to_vec, write_atomic, HostTensor, Precision, StateDict};
+use limner_core::{parse_safetensors, safetensors_bytes, tensor_from, to_vec, write_atomic, HostTensor, Precision, StateDict};
 use limner_gan::Generator;
 use serde::{Deserialize, Serialize};
 
@@ -201,7 +201,7 @@ impl WGenerator for Generator {
             let mut mode = if noise == 0.0 {
                 NoiseMode::None
             } else {
-                NoiseMode::PerSample { rngs: sc.iter().map(|&s| limner_gan::generate::noise_rng_for_seed(s)).collect(), scale: noise }
+                NoiseMode::PerSample { rngs: sc.iter().map(|&s| limner_core::noise_rng_for_seed(s)).collect(), scale: noise }
             };
             let img = to_vec(&self.synthesis.forward(ws3, &mut mode));
             out.extend(img.chunks(3 * res * res).map(|c| nchw_to_image(c, res)));

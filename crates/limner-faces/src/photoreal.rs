@@ -7,7 +7,7 @@
 
 use anyhow::Result;
 use burn::tensor::Device;
-use limner_gan::params::tensor_from;
+use limner_core::tensor_from;
 use limner_photoreal::faces::{box_downsample, check_size, face_from_ws, w_for_seed};
 use limner_photoreal::{MobileStyleGan, NATIVE_SIZE, W_DIM};
 

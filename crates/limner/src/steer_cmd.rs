@@ -8,12 +8,12 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use limner_data::imageio::{make_grid, save_png_rgb};
 use limner_faces::directions::{self, Directions, WGenerator};
 use limner_faces::photoreal::{RandomFace, STEER_SIZE};
 use limner_faces::prompt::{self, SteerConfig};
 use limner_faces::{FaceAnalyzer, FaceAnalyzerConfig, Image};
+use limner_core::progress::bar;
 
 /// `limner models directions`
 #[derive(Args)]
@@ -33,7 +33,7 @@ pub struct DirectionsArgs {
     /// fraction of faces at each end of an attribute's scores used to fit (InterFaceGAN's extremes)
     #[arg(long, default_value_t = 0.3)]
     pub extreme: f32,
-    /// output file (default: beside the model, see `limner models list`)
+    /// output file (default: beside the model; for `default` and `random-face`, `$LIMNER_HOME/data/MODEL/` or `~/.cache/limner/data/MODEL/`, which then takes precedence over the built-in copy)
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// keep the labels (w and readings of every face, JSON) in this file after every batch, and
@@ -41,13 +41,6 @@ pub struct DirectionsArgs {
     /// faces, another --extreme refits without relabelling (same --first-seed and --psi)
     #[arg(long)]
     pub labels: Option<PathBuf>,
-}
-
-fn bar(len: u64, what: &str) -> ProgressBar {
-    let pb = ProgressBar::new(len);
-    pb.set_style(ProgressStyle::with_template("{msg} {pos}/{len} [{bar:40}] {elapsed_precise} eta {eta}").unwrap().progress_chars("=> "));
-    pb.set_message(what.to_string());
-    pb
 }
 
 fn analyzer() -> Result<FaceAnalyzer> {
@@ -106,7 +99,7 @@ pub fn fit_directions(a: DirectionsArgs) -> Result<()> {
             eprintln!("labelled {}/{} in {:.0} s", l.ws.len(), a.count, l.seconds);
         }
         if let Some(p) = &a.labels {
-            limner_gan::params::write_atomic(p, serde_json::to_string(&l)?.as_bytes())?;
+            limner_core::write_atomic(p, serde_json::to_string(&l)?.as_bytes())?;
         }
     }
     pb.finish_and_clear();
@@ -245,7 +238,7 @@ pub fn generate(r: SteerRequest) -> Result<()> {
                     "description": j.description, "met": j.met, "age": j.face.as_ref().map(|f| f.age),
                     "male_probability": j.face.as_ref().map(|f| f.male_probability),
                     "happy": j.face.as_ref().map(|f| f.expressions[1]),
-                    "mouth_smile": j.mouth_smile, "mouth_smile_before": b.mouth_smile,
+                    "mouth_smile": j.mouth_smile, "mouth_smile_before": b.mouth_smile, "met_before": b.met, "description_before": b.description, "male_probability_before": b.face.as_ref().map(|f| f.male_probability),
                 })
             })
             .collect();
