@@ -5,6 +5,7 @@ mod faces_cmd;
 mod nets_cmd;
 mod photoreal_cmd;
 mod steer_cmd;
+mod studio_cmd;
 mod style_cmd;
 
 use std::path::{Path, PathBuf};
@@ -56,6 +57,8 @@ enum Command {
     Describe(faces_cmd::DescribeArgs),
     /// Restyle a portrait in the look of a painting or a built-in style (`--list` shows them)
     Style(style_cmd::StyleArgs),
+    /// The web studio: meet new faces, keep and curate them in a gallery (open the printed address)
+    Studio(studio_cmd::StudioArgs),
 }
 
 #[derive(Subcommand)]
@@ -281,6 +284,7 @@ fn run(cmd: Command) -> Result<()> {
             dataset_build(&input, res, out, exclude, near_dup, align.then_some((detector, detector_size)))
         }
         Command::Describe(a) => faces_cmd::describe(a),
+        Command::Studio(a) => studio_cmd::studio(a),
         Command::Dataset(DatasetCmd::Distill(a)) => photoreal_cmd::distill(a),
         Command::Dataset(DatasetCmd::Info { path }) => {
             let ds = limner_data::PackedDataset::open(&path)?;
