@@ -237,10 +237,7 @@ impl Store {
                     if kind == Kind::Sqlite {
                         // WAL: readers never block the writer; FULL: a kept image is on disk when
                         // the API answers; busy_timeout: concurrent writers wait instead of failing
-                        conn.execute("PRAGMA journal_mode=WAL").await?;
-                        conn.execute("PRAGMA synchronous=FULL").await?;
-                        conn.execute("PRAGMA busy_timeout=10000").await?;
-                        conn.execute("PRAGMA foreign_keys=ON").await?;
+                        conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON").await?;
                     }
                     Ok(())
                 })
@@ -400,7 +397,7 @@ impl Store {
     pub async fn list(&self, f: &Filter) -> Result<Vec<Image>> {
         let mut conds: Vec<String> = vec![];
         let mut args: Vec<Arg> = vec![];
-        let mut p = |a: Arg, args: &mut Vec<Arg>| {
+        let p = |a: Arg, args: &mut Vec<Arg>| {
             args.push(a);
             format!("${}", args.len())
         };
