@@ -120,7 +120,7 @@ fn host_name(host: &str) -> &str {
     host.rsplit_once(':').map(|(a, _)| a).unwrap_or(host)
 }
 
-const CSP: &str = "default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+const CSP: &str = "default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style-src 'self'; connect-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 fn asset(body: &'static str, ctype: &'static str) -> Response {
     let mut r = body.into_response();
@@ -275,7 +275,9 @@ async fn keep(State(s): St, Json(b): Json<KeepBody>) -> Result<Response, ApiErro
         let im = s.store.get(id).await?.ok_or_else(|| ApiError::internal(anyhow::anyhow!("image {id} vanished")))?;
         return Ok((StatusCode::OK, Json(im)).into_response());
     }
-    let recipe = json!({ "kind": "face", "model": req.model, "seed": req.seed, "psi": req.psi, "noise": req.noise, "size": req.size });
+    // f32 → the shortest decimal that reads back as the same f32 (0.7, not 0.699999988…)
+    let short = |x: f32| x.to_string().parse::<f64>().unwrap_or(x as f64);
+    let recipe = json!({ "kind": "face", "model": req.model, "seed": req.seed, "psi": short(req.psi), "noise": short(req.noise), "size": req.size });
     let id = s
         .store
         .insert(&NewImage { hash: &hash, width: r.width as i64, height: r.height as i64, model: &req.model, recipe: &recipe, parents: &[], author: &curator, notes: &b.notes, tags: &tags })

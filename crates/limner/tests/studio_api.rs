@@ -64,6 +64,7 @@ fn kept_faces_and_their_curation_survive_a_restart() {
     let k1 = k1.json();
     assert_eq!(k1["author"], "Ada");
     assert_eq!(k1["recipe"]["seed"], 101);
+    assert_eq!(k1["recipe"]["psi"], 0.7, "the recipe's psi reads as typed");
     assert_eq!(k1["hash"].as_str().unwrap(), sha256_hex(&shown), "the kept file is the face that was shown");
     let again = keep(&s, 101, "Ada");
     assert_eq!(again.status, 200, "keeping the same face twice gives the same image");

@@ -83,7 +83,7 @@ fn the_page_meets_keeps_and_curates_in_chromium() {
 
     // the psi slider changes the face (same seed)
     b.eval("(() => { const r = document.querySelector('#psi'); r.value = '0.1'; r.dispatchEvent(new Event('input')); })()");
-    b.wait_for(&format!("document.querySelector('#face').dataset.state === 'loaded' && document.querySelector('#psi-out').textContent === '0.10'"), "the psi render");
+    b.wait_for("document.querySelector('#face').dataset.state === 'loaded' && document.querySelector('#psi-out').textContent === '0.10'", "the psi render");
     let (seed3, digest3) = face_loaded(&mut b);
     assert_eq!(seed3, seed2);
     assert_ne!(digest3, digest2, "psi 0.1 is another face than psi 0.7");
@@ -148,7 +148,7 @@ fn the_page_meets_keeps_and_curates_in_chromium() {
         let k = send_json("POST", &s.url("/api/keep"), &json!({"seed": seed, "psi": 0.7, "curator": "Test Curator"})).json();
         send_json("PATCH", &s.url(&format!("/api/images/{}", k["id"])), &json!({"rating": 1 + i % 5, "tags": ["study"]}));
     }
-    b.navigate(&s.url("/#gallery"));
+    b.reload();
     b.wait_for("document.querySelectorAll('.card').length === 8 && [...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth > 0)", "eight faces");
     save_screenshot(&mut b, "gallery.png");
     s.stop();
