@@ -1,6 +1,7 @@
 //! The `limner` command line: argument parsing and progress bars over the library crates.
 
 mod art_cmd;
+mod edit_cmd;
 mod faces_cmd;
 mod nets_cmd;
 mod photoreal_cmd;
@@ -56,6 +57,10 @@ enum Command {
     Describe(faces_cmd::DescribeArgs),
     /// Restyle a portrait in the look of a painting or a built-in style (`--list` shows them)
     Style(style_cmd::StyleArgs),
+    /// Make an image again from its recipe (the NAME.json written beside every image)
+    Render(edit_cmd::RenderArgs),
+    /// Crossbreed faces by layer group (coarse / middle / fine) with a seeded mutation
+    Breed(edit_cmd::BreedArgs),
 }
 
 #[derive(Subcommand)]
@@ -204,9 +209,17 @@ struct GenerateArgs {
     /// also write all images as one grid PNG
     #[arg(long)]
     grid: Option<PathBuf>,
-    /// move along a named direction, in standard deviations (repeatable), e.g. age=+1.5 (see `limner models list`)
+    /// move along a slider, in standard deviations (repeatable): a named one (age=+1.5, see
+    /// `limner models list`) or an unlabelled one: sefa:0=+3, sefa:coarse:0=+3, ganspace:2=-1
     #[arg(long)]
     slider: Vec<String>,
+    /// style layers the sliders move: all, coarse, middle, fine, a range 0-5 (unlabelled
+    /// sliders are computed for this selection)
+    #[arg(long)]
+    layers: Option<String>,
+    /// slider files made by `limner models sliders --out` (repeatable)
+    #[arg(long)]
+    sliders: Vec<PathBuf>,
     /// steer each seed until the face models read it as described, e.g. "a smiling old man" (gender, age, smiling)
     #[arg(long)]
     prompt: Option<String>,
@@ -236,6 +249,8 @@ enum ModelsCmd {
     Fetch(nets_cmd::FetchArgs),
     /// Fit named attribute directions (gender, age, smile) for a model: label generated faces with face-api's networks, fit, orthogonalise
     Directions(steer_cmd::DirectionsArgs),
+    /// Find unlabelled sliders: SeFa (closed form, from the style layers' weights) or GANSpace (PCA of sampled w's)
+    Sliders(edit_cmd::SlidersArgs),
     /// Freeze a training run's EMA generator into a compact half-precision file, with a
     /// sample grid and reference images (this is how models/default is made)
     Freeze {
@@ -306,6 +321,9 @@ fn run(cmd: Command) -> Result<()> {
         Command::Style(a) => style_cmd::style(a),
         Command::Models(ModelsCmd::Fetch(a)) => nets_cmd::models_fetch(a),
         Command::Models(ModelsCmd::Directions(a)) => steer_cmd::fit_directions(a),
+        Command::Models(ModelsCmd::Sliders(a)) => edit_cmd::sliders(a),
+        Command::Render(a) => edit_cmd::render(a),
+        Command::Breed(a) => edit_cmd::breed(a),
         Command::Models(ModelsCmd::List) => {
             let device = Device::flex();
             println!("{:<16} {:>5} {:>9}  {:<40} licence", "name", "res", "kimg", "location");
@@ -548,53 +566,21 @@ fn generate(a: GenerateArgs) -> Result<()> {
         bail!("--psi and --noise must be finite numbers");
     }
     let seeds = parse_seeds(&a.seeds)?;
-    if a.prompt.is_some() || !a.slider.is_empty() {
-        return steer_cmd::generate(steer_cmd::SteerRequest {
-            model: &a.model,
-            seeds: &seeds,
-            size: a.size,
-            psi: a.psi,
-            noise: a.noise,
-            sliders: &a.slider,
-            prompt: a.prompt.as_deref(),
-            directions: a.directions.as_deref(),
-            out: a.out.as_deref(),
-            grid: a.grid.as_deref(),
-            json: a.json,
-        });
-    }
-    if a.model == limner_photoreal::MODEL_NAME {
-        return photoreal_cmd::generate(&seeds, a.psi, a.noise, a.size, a.out.as_deref(), a.grid.as_deref());
-    }
-    let device = Device::flex();
-    let (g, _) = limner_models::load(Some(&a.model), &device)?;
-    let res = g.config.img_resolution;
-    if let Some(size) = a.size.filter(|&s| s != res) {
-        bail!("--size {size}: model `{}` makes {res}px images (--size resizes only `{}`)", a.model, limner_photoreal::MODEL_NAME);
-    }
-    let pb = ProgressBar::new(seeds.len() as u64);
-    let opts = GenerateOptions { psi: a.psi, noise: a.noise, batch: 16 };
-    let mut rgb = Vec::with_capacity(seeds.len());
-    for chunk in seeds.chunks(16) {
-        let imgs = generate_seeds(&g, chunk, &opts);
-        rgb.extend(nchw_to_rgb8(&imgs, chunk.len(), res, res));
-        pb.inc(chunk.len() as u64);
-    }
-    pb.finish_and_clear();
-    if let Some(dir) = &a.out {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        for (s, px) in seeds.iter().zip(&rgb) {
-            save_png_rgb(&dir.join(format!("seed{s:04}.png")), res as u32, res as u32, px)?;
-        }
-        println!("wrote {} images to {}", seeds.len(), dir.display());
-    }
-    if let Some(grid) = &a.grid {
-        let cols = (seeds.len() as f64).sqrt().ceil() as u32;
-        let (w, h, px) = make_grid(&rgb, res as u32, cols, 2);
-        save_png_rgb(grid, w, h, &px)?;
-        println!("wrote grid {}", grid.display());
-    }
-    Ok(())
+    steer_cmd::generate(steer_cmd::GenerateRequest {
+        model: &a.model,
+        seeds: &seeds,
+        size: a.size,
+        psi: a.psi,
+        noise: a.noise,
+        sliders: &a.slider,
+        layers: a.layers.as_deref(),
+        slider_files: &a.sliders,
+        prompt: a.prompt.as_deref(),
+        directions: a.directions.as_deref(),
+        out: a.out.as_deref(),
+        grid: a.grid.as_deref(),
+        json: a.json,
+    })
 }
 
 /// Seeds of the reference images stored with a frozen model (checked by a regression test).

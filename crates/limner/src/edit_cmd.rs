@@ -1,0 +1,162 @@
+//! CLI glue for latent-space editing: `limner render`, `limner breed`, `limner models sliders`
+//! (argument parsing and printing; the work is in `limner_edit`).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::tensor::Device;
+use clap::Args;
+use limner_data::imageio::{make_grid, save_png_rgb};
+use limner_edit::breed::{self, BreedOptions, ParentSpec};
+use limner_edit::model::parse_layers;
+use limner_edit::recipe::{self, save_with_recipe, Recipe};
+use limner_edit::sliders::{self, Method};
+
+use crate::steer_cmd::open_model;
+
+/// `limner render`
+#[derive(Args)]
+pub struct RenderArgs {
+    /// a recipe (the NAME.json beside an image limner made)
+    pub recipe: PathBuf,
+    /// the PNG to write
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn render(a: RenderArgs) -> Result<()> {
+    let r = Recipe::load(&a.recipe)?;
+    let m = recipe::open_model(&r, &Device::flex())?;
+    let img = recipe::render(&r, m.as_ref())?;
+    save_png_rgb(&a.out, img.width as u32, img.height as u32, &img.to_rgb8())?;
+    println!("rendered {} ({}, {}px) -> {}", a.recipe.display(), r.model.name, r.size, a.out.display());
+    Ok(())
+}
+
+/// `limner breed`
+#[derive(Args)]
+pub struct BreedArgs {
+    /// `default`, `random-face`, a generator file, a run folder or a name from `limner models list`
+    #[arg(long, default_value = "default")]
+    pub model: String,
+    /// output size (random-face only)
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// two or more parents: seeds (12 or seed:12) or recipes (kept.json), comma-separated
+    #[arg(long)]
+    pub parents: String,
+    /// each layer group's weight toward the first parent (coarse=0.7,middle=0.3,fine=0.5), or
+    /// one weight per parent (coarse=0.5/0.3/0.2); groups not named mix equally
+    #[arg(long, default_value = "")]
+    pub genes: String,
+    /// size of a random step in w added to each child (0 = none)
+    #[arg(long, default_value_t = 0.0)]
+    pub mutation: f32,
+    /// the litter's seed: the same parents, genes, mutation and seed give the same litter
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 8)]
+    pub children: usize,
+    /// truncation psi of seed parents
+    #[arg(long, default_value_t = 0.7)]
+    pub psi: f32,
+    /// per-pixel noise scale of seed parents (children take the first parent's noise)
+    #[arg(long, default_value_t = 1.0)]
+    pub noise: f32,
+    /// folder for childNN.png and childNN.json (its recipe, naming its parents)
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// also write the litter as one grid PNG
+    #[arg(long)]
+    pub grid: Option<PathBuf>,
+}
+
+pub fn breed(a: BreedArgs) -> Result<()> {
+    if a.out.is_none() && a.grid.is_none() {
+        bail!("nothing to write: give --out DIR and/or --grid FILE.png");
+    }
+    if !a.psi.is_finite() || !a.noise.is_finite() {
+        bail!("--psi and --noise must be finite numbers");
+    }
+    let specs: Vec<ParentSpec> = a.parents.split(',').filter(|p| !p.trim().is_empty()).map(ParentSpec::parse).collect::<Result<_>>()?;
+    if specs.len() < 2 {
+        bail!("--parents: give at least two (seeds or recipes), e.g. 12,seed:40,kept.json");
+    }
+    breed::parse_genes(&a.genes, specs.len())?;
+    let m = open_model(&a.model, a.size)?;
+    let m = m.as_ref();
+    let parents: Vec<Recipe> = specs.iter().map(|p| p.recipe(m, a.psi, a.noise)).collect::<Result<_>>()?;
+    let t0 = Instant::now();
+    let litter = breed::breed(m, &parents, &BreedOptions { genes: a.genes.clone(), mutation: a.mutation, seed: a.seed, children: a.children })?;
+    let ws: Vec<_> = litter.iter().map(|(w, _)| w.clone()).collect();
+    let noise = vec![parents[0].noise.seed; ws.len()];
+    let images = m.render(&ws, &noise, parents[0].noise.scale);
+    let secs = t0.elapsed().as_secs_f64();
+    if let Some(dir) = &a.out {
+        for (k, (img, (_, r))) in images.iter().zip(&litter).enumerate() {
+            save_with_recipe(&dir.join(format!("child{k:02}.png")), img, r)?;
+        }
+        println!("wrote {} children (childNN.png + childNN.json recipes) to {}", images.len(), dir.display());
+    }
+    if let Some(g) = &a.grid {
+        let rgb: Vec<Vec<u8>> = images.iter().map(|i| i.to_rgb8()).collect();
+        let cols = (rgb.len() as f64).sqrt().ceil() as u32;
+        let (w, h, px) = make_grid(&rgb, m.size() as u32, cols, 2);
+        save_png_rgb(g, w, h, &px)?;
+        println!("wrote grid {}", g.display());
+    }
+    println!("bred {} children of {} parents in {secs:.2} s", images.len(), parents.len());
+    Ok(())
+}
+
+/// `limner models sliders`
+#[derive(Args)]
+pub struct SlidersArgs {
+    #[arg(long, default_value = "default")]
+    pub model: String,
+    /// sefa (closed form from the style weights) or ganspace (PCA of 10,000 sampled w's)
+    #[arg(long, default_value = "sefa")]
+    pub method: String,
+    /// style layers: all, coarse, middle, fine, a range 0-5
+    #[arg(long, default_value = "all")]
+    pub layers: String,
+    #[arg(long, default_value_t = 20)]
+    pub count: usize,
+    /// the slider file to write (use it with `limner generate --sliders FILE --slider sefa:0=+3`)
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn sliders(a: SlidersArgs) -> Result<()> {
+    let method = sliders::Method::parse(&a.method)?;
+    if method == Method::Named {
+        bail!("named sliders are fitted by `limner models directions`");
+    }
+    // random-face's sliders do not depend on the output size: open it at its smallest
+    let size = (a.model == limner_photoreal::MODEL_NAME).then_some(8);
+    let m = open_model(&a.model, size)?;
+    let m = m.as_ref();
+    let rows = parse_layers(m, &a.layers)?;
+    let t0 = Instant::now();
+    let set = match method {
+        Method::Sefa => sliders::sefa(m, &rows, &a.layers, a.count, &sliders::sample_ws(m, sliders::SEFA_SAMPLES))?,
+        _ => {
+            eprintln!("sampling {} w's...", sliders::GANSPACE_SAMPLES);
+            sliders::ganspace(m, &rows, &a.layers, a.count, &sliders::sample_ws(m, sliders::GANSPACE_SAMPLES))?
+        }
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    set.save(&a.out)?;
+    let (cos, norm) = set.orthonormality_error();
+    println!("{} {} sliders of `{}` over style layers {:?} in {secs:.2} s", set.vectors.len(), method.name(), a.model, rows);
+    for (i, (e, s)) in set.meta.eigenvalues.iter().zip(&set.sigmas).enumerate() {
+        println!("  {}:{}:{i:<3} eigenvalue {e:>12.4}  1 unit = {s:.3} in w", method.name(), a.layers);
+    }
+    println!("orthonormal: largest |cos| {cos:.1e}, largest | |v| - 1 | {norm:.1e}");
+    println!("wrote {} (use: limner generate --model {} --sliders {} --slider {}:{}:0=+3)", a.out.display(), a.model, a.out.display(), method.name(), a.layers);
+    Ok(())
+}
