@@ -10,7 +10,7 @@ use anyhow::{bail, ensure, Context, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::model::{map_host, seed_ws, LayerGroup, Model, WPlus};
+use crate::model::{map_each, seed_ws, LayerGroup, Model, WPlus};
 use crate::recipe::{check_model, NoiseSpec, Origin, Recipe};
 
 /// One parent as the command line names it: a seed (`12`, `seed:12`) or a recipe file.
@@ -131,7 +131,7 @@ pub fn breed(m: &dyn Model, parents: &[Recipe], o: &BreedOptions) -> Result<Vec<
             })
             .collect();
         let avg = m.w_avg();
-        map_host(m, &zs).into_iter().map(|w| w.iter().zip(&avg).map(|(x, a)| o.mutation * (x - a)).collect()).collect()
+        map_each(m, &zs).into_iter().map(|w| w.iter().zip(&avg).map(|(x, a)| o.mutation * (x - a)).collect()).collect()
     } else {
         vec![vec![0.0; m.w_dim()]; o.children]
     };

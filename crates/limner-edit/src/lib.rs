@@ -8,8 +8,10 @@
 //! - [`sliders`]: one slider type for named and unlabelled (SeFa, GANSpace) directions, one
 //!   `--slider` syntax;
 //! - [`recipe`]: the small versioned JSON that makes any image again;
-//! - [`breed`]: crossbreeding faces by layer group (style mixing) with seeded mutation.
+//! - [`breed`]: crossbreeding faces by layer group (style mixing) with seeded mutation;
+//! - [`animate`]: morphs through kept faces and slider sweeps, as GIF or APNG.
 
+pub mod animate;
 pub mod breed;
 pub mod directions;
 pub mod model;

@@ -151,19 +151,19 @@ pub trait Model: Send + Sync {
     fn style_weights(&self, row: usize) -> Vec<Vec<f32>>;
     fn framing(&self) -> Framing;
 
-    /// Renders faces as 0..255 images (rounded as PNG stores them). Every image depends only
-    /// on its `w+`, noise seed and `noise`, never on the batch.
+    /// Renders faces as 0..255 images (rounded as PNG stores them), one at a time: every image
+    /// depends only on its `w+`, noise seed and `noise`, never on the batch (the matrix
+    /// kernels may round differently by batch size, and recipes promise the same bytes).
     fn render(&self, ws: &[WPlus], noise_seeds: &[u64], noise: f32) -> Vec<Image> {
         assert_eq!(ws.len(), noise_seeds.len(), "one noise seed per face");
         let device = self.device();
-        let mut out = vec![];
-        for (wc, sc) in ws.chunks(16).zip(noise_seeds.chunks(16)) {
-            let data: Vec<f32> = wc.iter().flat_map(|w| w.data.iter().copied()).collect();
-            let t = tensor_from(data, [wc.len(), self.num_ws(), self.w_dim()], &device);
-            let img = to_vec(&self.synthesize(t, sc, noise));
-            out.extend(img.chunks(3 * self.size() * self.size()).map(|c| chw_to_image(c, self.size())));
-        }
-        out
+        ws.iter()
+            .zip(noise_seeds)
+            .map(|(w, &seed)| {
+                let t = tensor_from(w.data.clone(), [1, w.rows, w.dim], &device);
+                chw_to_image(&to_vec(&self.synthesize(t, &[seed], noise)), self.size())
+            })
+            .collect()
     }
 }
 
@@ -185,12 +185,19 @@ pub fn map_host(m: &dyn Model, zs: &[Vec<f32>]) -> Vec<Vec<f32>> {
     out
 }
 
+/// The untruncated `w` of each `z`, one at a time: a `w` depends only on its `z`, never on
+/// which others were asked for (the matrix kernels may round differently by batch size).
+pub fn map_each(m: &dyn Model, zs: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    let device = m.device();
+    zs.iter().map(|z| to_vec(&m.map(tensor_from(z.clone(), [1, m.z_dim()], &device)))).collect()
+}
+
 /// The truncated `w` of each seed: `w_avg + psi (map(z(seed)) − w_avg)`, `z` as
-/// [`latent_for_seed`] draws it (the seeds of `limner generate`).
+/// [`latent_for_seed`] draws it (the seeds of `limner generate`); each seed on its own.
 pub fn seed_w(m: &dyn Model, seeds: &[u64], psi: f32) -> Vec<Vec<f32>> {
     let zs: Vec<Vec<f32>> = seeds.iter().map(|&s| latent_for_seed(s, m.z_dim())).collect();
     let avg = m.w_avg();
-    map_host(m, &zs).into_iter().map(|w| w.iter().zip(&avg).map(|(x, a)| a + (x - a) * psi).collect()).collect()
+    map_each(m, &zs).into_iter().map(|w| w.iter().zip(&avg).map(|(x, a)| a + (x - a) * psi).collect()).collect()
 }
 
 /// [`seed_w`] broadcast to every style layer.

@@ -169,9 +169,7 @@ impl Recipe {
 
     /// Reads a recipe file (at most [`MAX_RECIPE_BYTES`]).
     pub fn load(path: &Path) -> Result<Self> {
-        let len = std::fs::metadata(path).with_context(|| format!("cannot read recipe {}", path.display()))?.len();
-        ensure!(len <= MAX_RECIPE_BYTES, "recipe {} is {:.1} MB: recipes are at most {} MB (is it a recipe?)", path.display(), len as f64 / 1e6, MAX_RECIPE_BYTES >> 20);
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read recipe {} (not UTF-8 text?)", path.display()))?;
+        let text = read_limited(path)?;
         Self::from_json(&text).with_context(|| format!("bad recipe {}", path.display()))
     }
 
@@ -199,6 +197,37 @@ fn strip_ancestors(o: &mut Origin) {
         p.ws = None;
         strip_ancestors(&mut p.origin);
     }
+}
+
+/// What `limner animate` writes beside an animation (`NAME.json`): every frame's recipe.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Animation {
+    /// schema version ([`RECIPE_VERSION`])
+    pub limner_animation: u32,
+    pub fps: u16,
+    pub frames: Vec<Recipe>,
+}
+
+fn read_limited(path: &Path) -> Result<String> {
+    let len = std::fs::metadata(path).with_context(|| format!("cannot read recipe {}", path.display()))?.len();
+    ensure!(len <= MAX_RECIPE_BYTES, "recipe {} is {:.1} MB: recipes are at most {} MB (is it a recipe?)", path.display(), len as f64 / 1e6, MAX_RECIPE_BYTES >> 20);
+    std::fs::read_to_string(path).with_context(|| format!("cannot read recipe {} (not UTF-8 text?)", path.display()))
+}
+
+/// A recipe file or one frame of an animation's recipes (`frame`; required for those).
+pub fn load_for_render(path: &Path, frame: Option<usize>) -> Result<Recipe> {
+    let text = read_limited(path)?;
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("bad recipe {}: not JSON", path.display()))?;
+    if v.get("limner_animation").is_none() {
+        ensure!(frame.is_none(), "{} is one image's recipe: drop --frame", path.display());
+        return Recipe::from_json(&text).with_context(|| format!("bad recipe {}", path.display()));
+    }
+    let version = v["limner_animation"].as_u64().unwrap_or(0);
+    ensure!(version == RECIPE_VERSION as u64, "{}: animation recipe version {version} is not supported (this limner reads {RECIPE_VERSION})", path.display());
+    let frames = v.get("frames").and_then(|f| f.as_array()).with_context(|| format!("{}: no frames", path.display()))?;
+    let i = frame.with_context(|| format!("{} holds the recipes of {} animation frames: pick one with --frame N", path.display(), frames.len()))?;
+    let f = frames.get(i).with_context(|| format!("{}: frame {i} of {} (frames count from 0)", path.display(), frames.len()))?;
+    Recipe::from_json(&f.to_string()).with_context(|| format!("bad recipe {} frame {i}", path.display()))
 }
 
 /// Opens the recipe's model and checks it is the same weights.

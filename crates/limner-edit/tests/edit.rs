@@ -36,10 +36,15 @@ fn default_model_through_the_abstraction_matches_plain_generation() {
     let m = m.as_ref();
     let (g, _) = limner_models::load_default(&Device::flex()).unwrap();
     let seeds = [0u64, 1, 2, 3, 40];
-    let want = nchw_to_rgb8(&generate_seeds(&g, &seeds, &GenerateOptions { psi: 0.7, noise: 1.0, batch: 16 }), seeds.len(), m.size(), m.size());
+    let gen = |batch: usize| nchw_to_rgb8(&generate_seeds(&g, &seeds, &GenerateOptions { psi: 0.7, noise: 1.0, batch }), seeds.len(), m.size(), m.size());
     let got: Vec<Vec<u8>> = m.render(&seed_ws(m, &seeds, 0.7), &seeds, 1.0).iter().map(|i| i.to_rgb8()).collect();
-    assert_eq!(got, want, "the abstraction renders other pixels than limner_gan::generate");
-    // one at a time = in a batch
+    // faces are made one at a time: exactly limner_gan::generate's pixels at batch 1
+    assert_eq!(got, gen(1), "the abstraction renders other pixels than limner_gan::generate");
+    // and within a level of its batched ones (the kernels round differently by batch size)
+    let worst = got.iter().zip(gen(16)).flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| (*x as i32 - y as i32).abs()).collect::<Vec<_>>()).max().unwrap();
+    eprintln!("default: largest difference to batch-16 generation: {worst} levels");
+    assert!(worst <= 2, "{worst}");
+    // the same face alone or among others
     let one = m.render(&seed_ws(m, &[40], 0.7), &[40], 1.0)[0].to_rgb8();
     assert_eq!(one, got[4]);
     assert_eq!(m.id().sha256.len(), 64);

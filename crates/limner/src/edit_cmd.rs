@@ -8,6 +8,8 @@ use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use clap::Args;
 use limner_data::imageio::{make_grid, save_png_rgb};
+use indicatif::{ProgressBar, ProgressStyle};
+use limner_edit::animate::{self, Format};
 use limner_edit::breed::{self, BreedOptions, ParentSpec};
 use limner_edit::model::parse_layers;
 use limner_edit::recipe::{self, save_with_recipe, Recipe};
@@ -23,10 +25,13 @@ pub struct RenderArgs {
     /// the PNG to write
     #[arg(long)]
     pub out: PathBuf,
+    /// for an animation's recipes (`limner animate` writes NAME.json): which frame, from 0
+    #[arg(long)]
+    pub frame: Option<usize>,
 }
 
 pub fn render(a: RenderArgs) -> Result<()> {
-    let r = Recipe::load(&a.recipe)?;
+    let r = recipe::load_for_render(&a.recipe, a.frame)?;
     let m = recipe::open_model(&r, &Device::flex())?;
     let img = recipe::render(&r, m.as_ref())?;
     save_png_rgb(&a.out, img.width as u32, img.height as u32, &img.to_rgb8())?;
@@ -158,5 +163,92 @@ pub fn sliders(a: SlidersArgs) -> Result<()> {
     }
     println!("orthonormal: largest |cos| {cos:.1e}, largest | |v| - 1 | {norm:.1e}");
     println!("wrote {} (use: limner generate --model {} --sliders {} --slider {}:{}:0=+3)", a.out.display(), a.model, a.out.display(), method.name(), a.layers);
+    Ok(())
+}
+
+/// `limner animate`
+#[derive(Args)]
+pub struct AnimateArgs {
+    #[arg(long, default_value = "default")]
+    pub model: String,
+    /// output size (random-face only)
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// keyframes: seeds (7 or seed:7) and recipes (a.json), comma-separated; with --sweep, the one face swept
+    #[arg(long)]
+    pub through: String,
+    /// sweep one slider instead, e.g. age=-3..3 or sefa:coarse:0=-4..4
+    #[arg(long)]
+    pub sweep: Option<String>,
+    /// style layers the sweep moves (all, coarse, middle, fine, 0-5)
+    #[arg(long)]
+    pub layers: Option<String>,
+    #[arg(long, default_value_t = 60)]
+    pub frames: usize,
+    /// return to the first keyframe (or sweep back), so the animation loops seamlessly
+    #[arg(long = "loop")]
+    pub looped: bool,
+    #[arg(long, default_value_t = 20)]
+    pub fps: u16,
+    /// truncation psi of seed keyframes
+    #[arg(long, default_value_t = 0.7)]
+    pub psi: f32,
+    /// per-pixel noise scale of seed keyframes
+    #[arg(long, default_value_t = 1.0)]
+    pub noise: f32,
+    /// the animation: NAME.gif or NAME.png (APNG); every frame's recipe goes to NAME.json
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn animate(a: AnimateArgs) -> Result<()> {
+    let format = Format::from_path(&a.out)?;
+    if !a.psi.is_finite() || !a.noise.is_finite() {
+        bail!("--psi and --noise must be finite numbers");
+    }
+    let specs: Vec<ParentSpec> = a.through.split(',').filter(|p| !p.trim().is_empty()).map(ParentSpec::parse).collect::<Result<_>>()?;
+    let m = open_model(&a.model, a.size)?;
+    let m = m.as_ref();
+    let keys: Vec<Recipe> = specs.iter().map(|p| p.recipe(m, a.psi, a.noise)).collect::<Result<_>>()?;
+    let frames = match &a.sweep {
+        Some(sw) => {
+            if keys.len() != 1 {
+                bail!("--sweep animates one face: give one --through (a seed or a recipe)");
+            }
+            let (name, range) = sw.split_once('=').with_context(|| format!("--sweep `{sw}`: write SLIDER=FROM..TO, e.g. age=-3..3"))?;
+            let (from, to) = range.split_once("..").with_context(|| format!("--sweep `{sw}`: write SLIDER=FROM..TO, e.g. age=-3..3"))?;
+            let num = |x: &str| x.trim().trim_start_matches('+').parse::<f32>().with_context(|| format!("--sweep `{sw}`: `{x}` is not a number"));
+            let (from, to) = (num(from)?, num(to)?);
+            let cat = crate::steer_cmd::catalogue(&a.model, None, &[])?;
+            let (slider, mv) = sliders::parse_move(&cat, m, &format!("{name}=0"), a.layers.as_deref())?;
+            animate::sweep(m, &keys[0], &slider, &mv.rows, from, to, a.frames, a.looped)?
+        }
+        None => animate::through(m, &keys, a.frames, a.looped)?,
+    };
+    let pb = ProgressBar::new(frames.len() as u64);
+    pb.set_style(ProgressStyle::with_template("{msg} {pos}/{len} [{bar:40}] {elapsed_precise} eta {eta}").unwrap().progress_chars("=> "));
+    pb.set_message("rendering frames");
+    let t0 = Instant::now();
+    let images = animate::render_frames(m, &frames, &mut |d| pb.set_position(d as u64));
+    pb.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    let bytes = animate::encode(&images, format, a.fps)?;
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    limner_gan::params::write_atomic(&a.out, &bytes)?;
+    let anim = recipe::Animation { limner_animation: recipe::RECIPE_VERSION, fps: a.fps, frames: frames.into_iter().map(|f| f.recipe).collect() };
+    let json = a.out.with_extension("json");
+    limner_gan::params::write_atomic(&json, serde_json::to_string(&anim)?.as_bytes())?;
+    println!(
+        "wrote {} ({} frames, {}px, {} fps, {:.1} kB) in {secs:.1} s; frame recipes in {} (limner render {} --frame N --out f.png)",
+        a.out.display(),
+        images.len(),
+        m.size(),
+        a.fps,
+        bytes.len() as f64 / 1e3,
+        json.display(),
+        json.display()
+    );
     Ok(())
 }

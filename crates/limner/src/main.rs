@@ -61,6 +61,8 @@ enum Command {
     Render(edit_cmd::RenderArgs),
     /// Crossbreed faces by layer group (coarse / middle / fine) with a seeded mutation
     Breed(edit_cmd::BreedArgs),
+    /// Animate: morph through kept faces and seeds, or sweep a slider (GIF or APNG)
+    Animate(edit_cmd::AnimateArgs),
 }
 
 #[derive(Subcommand)]
@@ -324,6 +326,7 @@ fn run(cmd: Command) -> Result<()> {
         Command::Models(ModelsCmd::Sliders(a)) => edit_cmd::sliders(a),
         Command::Render(a) => edit_cmd::render(a),
         Command::Breed(a) => edit_cmd::breed(a),
+        Command::Animate(a) => edit_cmd::animate(a),
         Command::Models(ModelsCmd::List) => {
             let device = Device::flex();
             println!("{:<16} {:>5} {:>9}  {:<40} licence", "name", "res", "kimg", "location");

@@ -105,3 +105,63 @@ fn bad_recipes_sliders_and_parents_are_clear_errors() {
     let e = fails(&["breed", "--parents", "12,13", "--genes", "coarse=2", "--out", &s("l")]);
     assert!(e.contains("between 0 and 1"), "{e}");
 }
+
+/// `limner animate` writes an APNG and a GIF that decode to the asked frame count and size; the
+/// APNG's first and last frames are exactly the keyframes' renders, the GIF's close to them
+/// (256-colour quantisation); every frame's recipe renders that frame.
+#[test]
+fn animate_writes_decodable_gif_and_apng_whose_ends_are_the_keyframes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let s = |p: &str| t.join(p).to_string_lossy().to_string();
+    ok(&["generate", "--seeds", "5", "--slider", "smile=+1", "--out", &s("keys")]);
+    let key = s("keys/seed0005.json");
+    ok(&["generate", "--seeds", "12", "--out", &s("keys")]);
+    let through = format!("12,seed:7,{key}");
+    let out = ok(&["animate", "--through", &through, "--frames", "9", "--out", &s("morph.png")]);
+    assert!(out.contains("9 frames"), "{out}");
+    ok(&["animate", "--through", &through, "--frames", "9", "--out", &s("morph.gif")]);
+    ok(&["render", &s("keys/seed0005.json"), "--out", &s("last.png")]);
+    ok(&["render", &s("keys/seed0012.json"), "--out", &s("first.png")]);
+    let rgb = |p: &str| limner_data::imageio::load_image_rgb(Path::new(&s(p)), 1 << 24).unwrap();
+    let (first, last) = (rgb("first.png"), rgb("last.png"));
+    // APNG
+    let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(s("morph.png")).unwrap()));
+    let mut reader = dec.read_info().unwrap();
+    let actl = reader.info().animation_control.expect("an animated PNG");
+    assert_eq!(actl.num_frames, 9);
+    let mut frames = vec![];
+    let mut buf = vec![0u8; reader.output_buffer_size().unwrap()];
+    for _ in 0..9 {
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!((info.width, info.height), (first.0, first.1));
+        frames.push(buf[..info.buffer_size()].to_vec());
+    }
+    assert_eq!(frames[0], first.2, "the APNG's first frame is not the first key's render");
+    assert_eq!(frames[8], last.2, "the APNG's last frame is not the last key's render");
+    assert_ne!(frames[4], frames[0]);
+    // a middle frame's recipe renders it
+    ok(&["render", &s("morph.json"), "--frame", "4", "--out", &s("f4.png")]);
+    assert_eq!(rgb("f4.png").2, frames[4]);
+    let e = fails(&["render", &s("morph.json"), "--out", &s("f.png")]);
+    assert!(e.contains("--frame"), "{e}");
+    // GIF
+    let mut opts = gif::DecodeOptions::new();
+    opts.set_color_output(gif::ColorOutput::RGBA);
+    let mut d = opts.read_info(std::fs::File::open(s("morph.gif")).unwrap()).unwrap();
+    let mut gif_frames = vec![];
+    while let Some(f) = d.read_next_frame().unwrap() {
+        assert_eq!((f.width as u32, f.height as u32), (first.0, first.1));
+        gif_frames.push(f.buffer.chunks(4).flat_map(|p| p[..3].to_vec()).collect::<Vec<u8>>());
+    }
+    assert_eq!(gif_frames.len(), 9);
+    let mad = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).abs()).sum::<f64>() / a.len() as f64;
+    let (d0, d8) = (mad(&gif_frames[0], &first.2), mad(&gif_frames[8], &last.2));
+    eprintln!("GIF vs exact renders: mean |diff| first {d0:.2}, last {d8:.2} levels");
+    assert!(d0 < 4.0 && d8 < 4.0, "{d0} {d8}");
+    // a sweep and a loop
+    let out = ok(&["animate", "--through", "3", "--sweep", "age=-3..3", "--frames", "6", "--loop", "--out", &s("sweep.gif")]);
+    assert!(out.contains("6 frames"), "{out}");
+    let e = fails(&["animate", "--through", "3,4", "--out", &s("x.mp4")]);
+    assert!(e.contains("MP4"), "{e}");
+}
