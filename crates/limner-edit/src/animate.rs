@@ -11,7 +11,7 @@ use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
 use limner_faces::Image;
-use limner_gan::generate::latent_for_seed;
+use limner_core::latent_for_seed;
 
 use crate::model::{map_each, Model, WPlus};
 use crate::recipe::{Edit, NoiseSpec, Origin, Recipe};

@@ -127,7 +127,7 @@ pub fn breed(m: &dyn Model, parents: &[Recipe], o: &BreedOptions) -> Result<Vec<
             .map(|k| {
                 let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
                 rng.set_stream(1000 + k as u64);
-                limner_gan::layers::randn_host(&mut rng, m.z_dim())
+                limner_core::randn_host(&mut rng, m.z_dim())
             })
             .collect();
         let avg = m.w_avg();

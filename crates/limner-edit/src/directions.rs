@@ -12,7 +12,7 @@ use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
 use limner_faces::describe::{Attributes, FaceAnalyzer};
-use limner_gan::params::{parse_safetensors, safetensors_bytes, write_atomic, HostTensor, Precision, StateDict};
+use limner_core::{parse_safetensors, safetensors_bytes, write_atomic, HostTensor, Precision, StateDict};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{read_faces, render_w, seed_w, Model};

@@ -15,9 +15,9 @@ use anyhow::{bail, ensure, Context, Result};
 use burn::tensor::{Device, Tensor};
 use limner_faces::describe::{Attributes, FaceAnalyzer};
 use limner_faces::Image;
-use limner_gan::generate::{latent_for_seed, noise_rng_for_seed};
+use limner_core::{latent_for_seed, noise_rng_for_seed};
 use limner_gan::layers::NoiseMode;
-use limner_gan::params::{tensor_from, to_vec};
+use limner_core::{tensor_from, to_vec};
 use limner_gan::Generator;
 use limner_photoreal::faces::{box_downsample, check_size, face_from_ws};
 use limner_photoreal::{MobileStyleGan, NATIVE_SIZE};
@@ -423,7 +423,7 @@ impl Model for RandomFace {
                 .into_iter()
                 .zip(&self.strengths)
                 .map(|(r, &st)| {
-                    let v: Vec<f32> = rngs.iter_mut().flat_map(|rng| limner_gan::layers::randn_host(rng, r * r)).map(|x| x * st * noise).collect();
+                    let v: Vec<f32> = rngs.iter_mut().flat_map(|rng| limner_core::randn_host(rng, r * r)).map(|x| x * st * noise).collect();
                     tensor_from(v, [n, 1, r, r], &device)
                 })
                 .collect();

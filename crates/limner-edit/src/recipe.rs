@@ -175,7 +175,7 @@ impl Recipe {
 
     /// Writes the recipe atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        limner_gan::params::write_atomic(path, self.to_json().as_bytes())
+        limner_core::write_atomic(path, self.to_json().as_bytes())
     }
 
     /// A copy for a lineage: the parents keep their `ws`, ancestors further back only their

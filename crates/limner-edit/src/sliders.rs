@@ -21,8 +21,8 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::{bail, ensure, Context, Result};
-use limner_gan::generate::latent_for_seed;
-use limner_gan::params::{parse_safetensors, safetensors_bytes, write_atomic, HostTensor, Precision, StateDict};
+use limner_core::latent_for_seed;
+use limner_core::{parse_safetensors, safetensors_bytes, write_atomic, HostTensor, Precision, StateDict};
 use nalgebra::{DMatrix, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 

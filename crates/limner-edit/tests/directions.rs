@@ -7,22 +7,26 @@ mod common;
 use burn::tensor::Device;
 use common::*;
 use limner_edit::directions::Directions;
-use limner_edit::model::{open, read_faces, render_w, seed_w, RandomFace};
+use limner_edit::model::{open, read_faces, render_w, seed_w, Model, RandomFace};
 use limner_edit::prompt::reading;
 use limner_faces::{FaceAnalyzer, FaceAnalyzerConfig};
 
 fn default_directions() -> Directions {
-    let b = limner_models::directions_bytes("default").unwrap().expect("the default model ships directions");
-    Directions::from_bytes(&b).unwrap()
+    // the shipped copy (a user's own `data/default/directions.safetensors` would take precedence
+    // in `directions_bytes`)
+    Directions::from_bytes(limner_models::DEFAULT_DIRECTIONS.expect("the default model ships directions")).unwrap()
 }
 
+/// The default model lives in random-face's w space (distilled with its mapping network), so
+/// it ships random-face's directions (see its model card): held-out accuracy 98 / 96 / 94 %
+/// for gender / age / smile on 180 faces, asserted above 90 %.
 #[test]
-fn default_directions_are_stored_unit_and_near_orthogonal() {
+fn default_directions_are_random_faces_unit_and_near_orthogonal() {
     let d = default_directions();
     let g = open("default", None, &Device::flex()).unwrap();
-    // better than chance on the held-out split (the classifiers are weak on this model)
-    check_stored(&d, g.w_dim(), 0.55);
-    assert!(d.meta.command.starts_with("limner models directions"));
+    check_stored(&d, g.w_dim(), 0.9);
+    assert_eq!(d.meta.model, limner_photoreal::MODEL_NAME);
+    assert!(d.meta.command.starts_with("limner models directions --model random-face"), "{}", d.meta.command);
 }
 
 /// Gender, age, smile in that order: unit, orthogonal, fitted on at least 1000 labelled faces,
@@ -77,12 +81,12 @@ fn sliders_move_the_readings_the_intended_way_on_most_seeds() {
 }
 
 /// random-face's directions ship in the binary (no set-up): unit, near-orthogonal, fitted on
-/// at least 1000 labelled faces, with classifiers far better than chance on held-out faces.
+/// at least 1000 labelled faces, with classifiers far better than chance on held-out faces
+/// (98 / 96 / 94 %, asserted above 90 %).
 #[test]
 fn random_face_directions_are_embedded_unit_and_near_orthogonal() {
-    let b = limner_models::directions_bytes(limner_photoreal::MODEL_NAME).unwrap().expect("random-face ships directions");
-    let d = Directions::from_bytes(&b).unwrap();
-    check_stored(&d, limner_photoreal::W_DIM, 0.8);
+    let d = Directions::from_bytes(limner_models::RANDOM_FACE_DIRECTIONS.expect("random-face ships directions")).unwrap();
+    check_stored(&d, limner_photoreal::W_DIM, 0.9);
     assert_eq!(d.meta.model, limner_photoreal::MODEL_NAME);
     for a in &d.meta.attributes {
         assert!(a.slope > 0.0, "{a:?}");
@@ -97,16 +101,11 @@ fn random_face_directions_are_embedded_unit_and_near_orthogonal() {
 fn random_face_sliders_move_describes_reading_the_intended_way() {
     let Some(()) = models() else { return };
     let device = Device::flex();
-    let g = match RandomFace::load_fetched(128, &device) {
-        Ok(g) => g,
-        Err(e) if ci() => panic!("CI=true and random-face is not fetched: {e:#}"),
-        Err(e) => return eprintln!("note: skipped: {e:#}"),
-    };
-    let b = limner_models::directions_bytes(limner_photoreal::MODEL_NAME).unwrap().unwrap();
-    let d = Directions::from_bytes(&b).unwrap();
+    let Some(g) = limner_core::testing::fetched(RandomFace::load_fetched(128, &device)) else { return };
+    let d = Directions::from_bytes(limner_models::RANDOM_FACE_DIRECTIONS.unwrap()).unwrap();
     let fa = FaceAnalyzer::load_fetched(FaceAnalyzerConfig::default(), &device).unwrap();
     let seeds: Vec<u64> = (100..108).collect();
-    let g = &g as &dyn limner_edit::Model;
+    let g = &g as &dyn Model;
     let ws = seed_w(g, &seeds, 0.7);
     let read = |moves: &[(usize, f32)]| {
         let moved: Vec<Vec<f32>> = ws.iter().map(|w| d.apply(w, moves)).collect();

@@ -2,8 +2,6 @@
 //! model (no fetched model needed), and on random-face where it is fetched (under CI=true a
 //! missing random-face fails).
 
-mod common;
-
 use burn::tensor::Device;
 use limner_data::imageio::nchw_to_rgb8;
 use limner_edit::breed::{breed, seed_recipe, BreedOptions};
@@ -16,15 +14,9 @@ fn default_model() -> Box<dyn Model> {
     open("default", None, &Device::flex()).unwrap()
 }
 
+/// random-face when fetched (under CI=true a missing one fails the test).
 fn random_face(size: usize) -> Option<Box<dyn Model>> {
-    match open(limner_photoreal::MODEL_NAME, Some(size), &Device::flex()) {
-        Ok(m) => Some(m),
-        Err(e) if common::ci() => panic!("CI=true and random-face is not fetched: {e:#}"),
-        Err(e) => {
-            eprintln!("note: skipped the random-face part: {e:#} (run `limner models fetch --only random-face`)");
-            None
-        }
-    }
+    limner_core::testing::fetched(open(limner_photoreal::MODEL_NAME, Some(size), &Device::flex()))
 }
 
 /// Seeds rendered through the abstraction are the pixels `limner_gan::generate` makes (so
@@ -277,8 +269,8 @@ fn random_face_through_the_abstraction() {
     // the tensor path (differentiable, batched) agrees with the host path to within rounding
     let ws = seed_ws(m, &seeds, 0.7);
     let data: Vec<f32> = ws.iter().flat_map(|w| w.data.clone()).collect();
-    let t = limner_gan::params::tensor_from(data, [2, 23, 512], &m.device());
-    let img = limner_gan::params::to_vec(&m.synthesize(t, &seeds, 1.0));
+    let t = limner_core::tensor_from(data, [2, 23, 512], &m.device());
+    let img = limner_core::to_vec(&m.synthesize(t, &seeds, 1.0));
     let host = m.render(&ws, &seeds, 1.0);
     let tensor_rgb = nchw_to_rgb8(&img, 2, 64, 64);
     let worst = tensor_rgb.iter().zip(&host).flat_map(|(a, b)| a.iter().zip(b.to_rgb8()).map(|(x, y)| (*x as i32 - y as i32).abs())).max().unwrap();

@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
+use limner_core::to_vec;
 
 use crate::face_feature_extractor::{FaceFeatureExtractor, FaceFeatureExtractorConfig};
 use crate::layers::{self, Fc, Weights};
@@ -47,6 +48,6 @@ impl FaceExpressionNet {
 
     /// Probabilities per input.
     pub fn expressions(&self, x: Tensor<4>) -> Vec<[f32; 7]> {
-        layers::to_vec(self.forward(x)).chunks_exact(7).map(|c| c.try_into().unwrap()).collect()
+        to_vec(&self.forward(x)).chunks_exact(7).map(|c| c.try_into().unwrap()).collect()
     }
 }

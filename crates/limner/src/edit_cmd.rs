@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use clap::Args;
 use limner_data::imageio::{make_grid, save_png_rgb};
-use indicatif::{ProgressBar, ProgressStyle};
+use limner_core::progress::bar;
 use limner_edit::animate::{self, Format};
 use limner_edit::breed::{self, BreedOptions, ParentSpec};
 use limner_edit::model::parse_layers;
@@ -225,9 +225,7 @@ pub fn animate(a: AnimateArgs) -> Result<()> {
         }
         None => animate::through(m, &keys, a.frames, a.looped)?,
     };
-    let pb = ProgressBar::new(frames.len() as u64);
-    pb.set_style(ProgressStyle::with_template("{msg} {pos}/{len} [{bar:40}] {elapsed_precise} eta {eta}").unwrap().progress_chars("=> "));
-    pb.set_message("rendering frames");
+    let pb = bar(frames.len() as u64, "rendering frames");
     let t0 = Instant::now();
     let images = animate::render_frames(m, &frames, &mut |d| pb.set_position(d as u64));
     pb.finish_and_clear();
@@ -236,10 +234,10 @@ pub fn animate(a: AnimateArgs) -> Result<()> {
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    limner_gan::params::write_atomic(&a.out, &bytes)?;
+    limner_core::write_atomic(&a.out, &bytes)?;
     let anim = recipe::Animation { limner_animation: recipe::RECIPE_VERSION, fps: a.fps, frames: frames.into_iter().map(|f| f.recipe).collect() };
     let json = a.out.with_extension("json");
-    limner_gan::params::write_atomic(&json, serde_json::to_string(&anim)?.as_bytes())?;
+    limner_core::write_atomic(&json, serde_json::to_string(&anim)?.as_bytes())?;
     println!(
         "wrote {} ({} frames, {}px, {} fps, {:.1} kB) in {secs:.1} s; frame recipes in {} (limner render {} --frame N --out f.png)",
         a.out.display(),

@@ -7,21 +7,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use limner_photoreal::{faces, DistillOptions, MobileStyleGan, MODEL_NAME};
-
-/// Loads the fetched random-face (the error says how to fetch it).
-pub fn load_model() -> Result<MobileStyleGan> {
-    let path = limner_models::fetch::net_path(MODEL_NAME)?;
-    MobileStyleGan::load(&path, &Device::flex())
-}
-
-fn bar(len: u64, what: &str) -> ProgressBar {
-    let pb = ProgressBar::new(len);
-    pb.set_style(ProgressStyle::with_template("{msg} {pos}/{len} [{bar:40}] {elapsed_precise} eta {eta}").unwrap().progress_chars("=> "));
-    pb.set_message(what.to_string());
-    pb
-}
+use limner_core::progress::bar;
+use limner_photoreal::{faces, DistillOptions, MODEL_NAME};
 
 /// `limner dataset distill`
 #[derive(Args)]
@@ -53,7 +40,7 @@ pub fn distill(a: DistillArgs) -> Result<()> {
         bail!("dataset distill supports --model {MODEL_NAME} only (got `{}`)", a.model);
     }
     faces::check_size(a.res)?;
-    let g = load_model()?;
+    let g = limner_models::load_random_face(&Device::flex())?;
     let o = DistillOptions { out: a.out.clone(), count: a.count, res: a.res, psi: a.psi, noise: a.noise, seed_start: a.seed_start };
     let pb = bar(a.count, "distilling random-face");
     let report = limner_photoreal::distill(&g, &o, &mut |done, _| pb.set_position(done));

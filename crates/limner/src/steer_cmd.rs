@@ -8,14 +8,14 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use limner_data::imageio::{make_grid, save_png_rgb};
+use limner_data::imageio::save_seed_images;
 use limner_edit::directions::{self, Directions};
 use limner_edit::model::{self as edit_model, seed_ws, Model, STEER_SIZE};
 use limner_edit::prompt::{self, SteerConfig};
-use limner_edit::recipe::{save_with_recipe, Edit, NoiseSpec, Origin, Recipe};
+use limner_edit::recipe::{Edit, NoiseSpec, Origin, Recipe};
 use limner_edit::sliders::{self, apply_moves, Catalogue, SliderSet};
 use limner_faces::{FaceAnalyzer, FaceAnalyzerConfig, Image};
+use limner_core::progress::bar;
 
 /// `limner models directions`
 #[derive(Args)]
@@ -43,13 +43,6 @@ pub struct DirectionsArgs {
     /// faces, another --extreme refits without relabelling (same --first-seed and --psi)
     #[arg(long)]
     pub labels: Option<PathBuf>,
-}
-
-fn bar(len: u64, what: &str) -> ProgressBar {
-    let pb = ProgressBar::new(len);
-    pb.set_style(ProgressStyle::with_template("{msg} {pos}/{len} [{bar:40}] {elapsed_precise} eta {eta}").unwrap().progress_chars("=> "));
-    pb.set_message(what.to_string());
-    pb
 }
 
 fn analyzer() -> Result<FaceAnalyzer> {
@@ -101,7 +94,7 @@ pub fn fit_directions(a: DirectionsArgs) -> Result<()> {
             eprintln!("labelled {}/{} in {:.0} s", l.ws.len(), a.count, l.seconds);
         }
         if let Some(p) = &a.labels {
-            limner_gan::params::write_atomic(p, serde_json::to_string(&l)?.as_bytes())?;
+            limner_core::write_atomic(p, serde_json::to_string(&l)?.as_bytes())?;
         }
     }
     pb.finish_and_clear();
@@ -158,19 +151,15 @@ pub struct GenerateRequest<'a> {
 
 /// Writes `dir/seedNNNN.png` with `dir/seedNNNN.json` (its recipe) per face, and the grid.
 fn write_images(images: &[Image], recipes: &[Recipe], seeds: &[u64], out: Option<&Path>, grid: Option<&Path>) -> Result<()> {
-    if let Some(dir) = out {
-        for ((s, img), r) in seeds.iter().zip(images).zip(recipes) {
-            save_with_recipe(&dir.join(format!("seed{s:04}.png")), img, r)?;
-        }
-        eprintln!("wrote {} images (each with its recipe, seedNNNN.json) to {}", seeds.len(), dir.display());
+    let size = images[0].width;
+    let rgb: Vec<Vec<u8>> = images.iter().map(|i| i.to_rgb8()).collect();
+    let saved = save_seed_images(&rgb, size as u32, seeds, out, grid)?;
+    for (png, r) in saved.images.iter().zip(recipes) {
+        r.save(&png.with_extension("json"))?;
     }
-    if let Some(g) = grid {
-        let res = images[0].width as u32;
-        let rgb: Vec<Vec<u8>> = images.iter().map(|i| i.to_rgb8()).collect();
-        let cols = (seeds.len() as f64).sqrt().ceil() as u32;
-        let (w, h, px) = make_grid(&rgb, res, cols, 2);
-        save_png_rgb(g, w, h, &px)?;
-        eprintln!("wrote grid {}", g.display());
+    crate::print_saved(&saved, size);
+    if !saved.images.is_empty() {
+        println!("(each with its recipe, seedNNNN.json: `limner render seedNNNN.json --out again.png`)");
     }
     Ok(())
 }
@@ -268,7 +257,7 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
                     "description": j.description, "met": j.met, "age": j.face.as_ref().map(|f| f.age),
                     "male_probability": j.face.as_ref().map(|f| f.male_probability),
                     "happy": j.face.as_ref().map(|f| f.expressions[1]),
-                    "mouth_smile": j.mouth_smile, "mouth_smile_before": b.mouth_smile,
+                    "mouth_smile": j.mouth_smile, "mouth_smile_before": b.mouth_smile, "met_before": b.met, "description_before": b.description,
                 })
             })
             .collect();
