@@ -13,7 +13,7 @@ use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{Device, Tensor};
 use limner_core::to_vec;
 
-use crate::layers::{self, avg_pool_valid, max_pool_same, normalize, Conv, Fc, Padding, SeparableConv, Weights, FACE_MEAN_RGB};
+use crate::layers::{avg_pool_valid, max_pool_same, normalize, Conv, Fc, Padding, SeparableConv, Weights, FACE_MEAN_RGB};
 
 /// The shape of the Xception.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor};
 use limner_core::to_vec;
 
 use crate::face_feature_extractor::{FaceFeatureExtractor, FaceFeatureExtractorConfig};
-use crate::layers::{self, Fc, Weights};
+use crate::layers::{Fc, Weights};
 
 /// The expressions in the network's output order (face-api `FACE_EXPRESSION_LABELS`).
 pub const EXPRESSIONS: [&str; 7] = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"];

@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor};
 use limner_core::to_vec;
 
 use crate::face_feature_extractor::{FaceFeatureExtractor, FaceFeatureExtractorConfig};
-use crate::layers::{self, Fc, Weights};
+use crate::layers::{Fc, Weights};
 
 /// Number of points.
 pub const POINTS: usize = 68;

@@ -14,7 +14,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use limner_core::to_vec;
 
-use crate::layers::{self, avg_pool_valid, max_pool_valid, normalize, Conv, Padding, Weights, FACE_MEAN_RGB};
+use crate::layers::{avg_pool_valid, max_pool_valid, normalize, Conv, Padding, Weights, FACE_MEAN_RGB};
 
 /// Descriptor length.
 pub const DESCRIPTOR: usize = 128;

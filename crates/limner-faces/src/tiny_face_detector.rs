@@ -14,7 +14,7 @@ use anyhow::{bail, Result};
 use burn::tensor::{Device, Tensor};
 use limner_core::to_vec;
 
-use crate::layers::{self, leaky, max_pool_same, normalize, Conv, Padding, SeparableConv, Weights};
+use crate::layers::{leaky, max_pool_same, normalize, Conv, Padding, SeparableConv, Weights};
 
 /// The detector's mean RGB (face-api `MEAN_RGB` of the tiny face detector).
 pub const MEAN_RGB: [f32; 3] = [117.001, 114.697, 97.404];

@@ -257,7 +257,7 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
                     "description": j.description, "met": j.met, "age": j.face.as_ref().map(|f| f.age),
                     "male_probability": j.face.as_ref().map(|f| f.male_probability),
                     "happy": j.face.as_ref().map(|f| f.expressions[1]),
-                    "mouth_smile": j.mouth_smile, "mouth_smile_before": b.mouth_smile, "met_before": b.met, "description_before": b.description,
+                    "mouth_smile": j.mouth_smile, "mouth_smile_before": b.mouth_smile, "met_before": b.met, "description_before": b.description, "male_probability_before": b.face.as_ref().map(|f| f.male_probability),
                 })
             })
             .collect();

@@ -37,6 +37,10 @@ struct Rate {
     met_unsteered: usize,
     /// steered faces the detector found
     found: u64,
+    /// seeds met unsteered but not steered
+    lost: usize,
+    /// mean P(male) of the steered and the unsteered faces (where the detector found both)
+    male: (f64, f64),
 }
 
 /// Whether a description ("a smiling woman, about 30") names the gender the prompt asked for,
@@ -54,7 +58,10 @@ fn prompt_rate(prompt: &str, male: bool) -> Rate {
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let seeds = v["seeds"].as_array().unwrap();
     assert_eq!(seeds.len(), 32);
-    let mut rate = Rate { met: 0, met_unsteered: 0, found: v["faces_found"].as_u64().unwrap() };
+    let mut rate = Rate { met: 0, met_unsteered: 0, found: v["faces_found"].as_u64().unwrap(), lost: 0, male: (0.0, 0.0) };
+    let pairs: Vec<(f64, f64)> = seeds.iter().filter_map(|s| Some((s["male_probability"].as_f64()?, s["male_probability_before"].as_f64()?))).collect();
+    let n = pairs.len().max(1) as f64;
+    rate.male = (pairs.iter().map(|p| p.0).sum::<f64>() / n, pairs.iter().map(|p| p.1).sum::<f64>() / n);
     for s in seeds {
         for (met, description, count) in [("met", "description", &mut rate.met), ("met_before", "description_before", &mut rate.met_unsteered)] {
             if s[met].as_bool().unwrap() {
@@ -65,7 +72,11 @@ fn prompt_rate(prompt: &str, male: bool) -> Rate {
         }
     }
     assert_eq!(rate.met as u64, v["met"].as_u64().unwrap());
-    eprintln!("{prompt:?}: {}/32 described back as asked (unsteered: {}/32), detector found {}/32", rate.met, rate.met_unsteered, rate.found);
+    rate.lost = seeds.iter().filter(|s| s["met_before"].as_bool().unwrap() && !s["met"].as_bool().unwrap()).count();
+    eprintln!(
+        "{prompt:?}: {}/32 described back as asked (unsteered: {}/32), detector found {}/32; mean P(male) {:.3} (unsteered {:.3})",
+        rate.met, rate.met_unsteered, rate.found, rate.male.0, rate.male.1
+    );
     rate
 }
 
@@ -80,8 +91,12 @@ fn gender_nouns_are_matched_as_words() {
 /// space and so its named directions), seeds 0-31: "a man" 22/32, "a woman" 29/32, "a young
 /// man" 19/32, "an old woman" 2/32, "a smiling old man" 3/32 (the soft 64 px faces read young).
 /// With directions fitted on its own renders instead, "a man" fell to 3/32. Unsteered, face-api
-/// already reads many of these faces as women, so a count alone proves nothing for "a woman":
-/// each prompt must be met on more seeds than the same seeds unsteered, and on at least 16/32.
+/// reads nearly all of these faces as women (measured: "a man" met on 1/32 unsteered seeds, "a
+/// woman" on 28/32), so a count alone proves nothing for "a woman": each prompt must be met on
+/// more seeds than the same seeds unsteered and on at least 16/32, lose none of the seeds that
+/// were already as asked, and move the mean P(male) the asked way (measured: "a man" 0.159 ->
+/// 0.705; "a woman" 0.162 -> 0.143, only seed 1 needing a move, from "a smiling man" to "a
+/// smiling woman").
 #[test]
 fn prompt_a_man_or_a_woman_is_described_back_more_often_than_unsteered() {
     if !face_api_fetched() {
@@ -92,5 +107,8 @@ fn prompt_a_man_or_a_woman_is_described_back_more_often_than_unsteered() {
         assert!(r.found >= 26, "the detector found a face in only {}/32 generated images", r.found);
         assert!(r.met >= 16, "{}/32 described back as {prompt:?}", r.met);
         assert!(r.met > r.met_unsteered, "{prompt:?}: steering met {}/32, the same seeds unsteered {}/32", r.met, r.met_unsteered);
+        assert_eq!(r.lost, 0, "{prompt:?}: steering undid {} seed(s) that were already as asked", r.lost);
+        let (steered, unsteered) = r.male;
+        assert!(if male { steered > unsteered + 0.3 } else { steered < unsteered }, "{prompt:?}: mean P(male) {steered:.3}, unsteered {unsteered:.3}");
     }
 }
