@@ -9,12 +9,14 @@
 //!   `--slider` syntax;
 //! - [`recipe`]: the small versioned JSON that makes any image again;
 //! - [`breed`]: crossbreeding faces by layer group (style mixing) with seeded mutation;
+//! - [`project`]: a photo's face aligned and inverted into `w+` (perceptual + L1 + regulariser);
 //! - [`animate`]: morphs through kept faces and slider sweeps, as GIF or APNG.
 
 pub mod animate;
 pub mod breed;
 pub mod directions;
 pub mod model;
+pub mod project;
 pub mod prompt;
 pub mod recipe;
 pub mod sliders;

@@ -151,6 +151,12 @@ pub trait Model: Send + Sync {
     fn style_weights(&self, row: usize) -> Vec<Vec<f32>>;
     fn framing(&self) -> Framing;
 
+    /// A copy whose [`synthesize`](Model::synthesize) runs on the autodiff device (weights
+    /// constant), for projection: gradients reach the `ws`.
+    fn differentiable(&self) -> Result<Box<dyn Model>> {
+        bail!("model `{}` has no differentiable path yet (projection works on StyleGAN2 models: default, runs, imports)", self.id().name)
+    }
+
     /// Renders faces as 0..255 images (rounded as PNG stores them), one at a time: every image
     /// depends only on its `w+`, noise seed and `noise`, never on the batch (the matrix
     /// kernels may round differently by batch size, and recipes promise the same bytes).
@@ -335,6 +341,9 @@ impl Model for StyleGan2 {
     }
     fn framing(&self) -> Framing {
         Framing::WholeImage
+    }
+    fn differentiable(&self) -> Result<Box<dyn Model>> {
+        Ok(Box::new(StyleGan2 { g: limner_gan::optim::lift(&self.g, false), id: self.id.clone() }))
     }
 }
 

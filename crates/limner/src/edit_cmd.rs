@@ -250,3 +250,69 @@ pub fn animate(a: AnimateArgs) -> Result<()> {
     );
     Ok(())
 }
+
+/// `limner project`
+#[derive(Args)]
+pub struct ProjectArgs {
+    /// a photo with a face (JPEG, PNG or WebP)
+    pub photo: PathBuf,
+    /// `default`, a generator file, a run folder or a name from `limner models list` (StyleGAN2 models)
+    #[arg(long, default_value = "default")]
+    pub model: String,
+    /// output folder: projection.png + projection.json (its recipe), aligned.png, side_by_side.png
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 300)]
+    pub steps: usize,
+    /// w (one w for every layer) or w+ (w first, then every layer its own)
+    #[arg(long, default_value = "w+")]
+    pub space: String,
+}
+
+pub fn project(a: ProjectArgs) -> Result<()> {
+    use limner_edit::project::{self, ProjectOptions};
+    let w_plus = match a.space.as_str() {
+        "w" => false,
+        "w+" => true,
+        other => bail!("--space `{other}`: use w or w+"),
+    };
+    let bytes = std::fs::read(&a.photo).with_context(|| format!("cannot read {}", a.photo.display()))?;
+    let (w, h, rgb) = limner_data::imageio::load_image_rgb(&a.photo, 64 << 20).with_context(|| format!("cannot use {} as a photo", a.photo.display()))?;
+    let photo = limner_faces::Image::from_rgb8(w as usize, h as usize, &rgb);
+    let device = Device::flex();
+    let m = open_model(&a.model, None)?;
+    let m = m.as_ref();
+    m.differentiable()?;
+    let fa = limner_faces::FaceAnalyzer::load_fetched(limner_faces::FaceAnalyzerConfig { descriptors: true, ..Default::default() }, &device)?;
+    let (aligned, faces) = project::align_photo(&fa, &photo, m.size()).with_context(|| format!("{}", a.photo.display()))?;
+    if faces > 1 {
+        eprintln!("note: {faces} faces in {}: projecting the largest", a.photo.display());
+    }
+    let dist = limner_nets::perceptual::InceptionPerceptual::load_fetched(&device)?;
+    let pb = bar(a.steps as u64, "projecting");
+    let t0 = Instant::now();
+    let opts = ProjectOptions { steps: a.steps, w_plus, ..Default::default() };
+    let p = project::project(m, &aligned, &dist, &opts, &mut |s, d| {
+        pb.set_position(s as u64);
+        pb.set_message(format!("projecting (distance {d:.4})"));
+    })?;
+    pb.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    let sha = limner_edit::model::sha256_hex(&bytes);
+    let r = Recipe::new(m, &p.ws, recipe::NoiseSpec { seed: 0, scale: 0.0 }, recipe::Origin::Projection { source_sha256: sha, steps: a.steps, space: a.space.clone() }, vec![]);
+    save_with_recipe(&a.out.join("projection.png"), &p.image, &r)?;
+    save_png_rgb(&a.out.join("aligned.png"), aligned.width as u32, aligned.height as u32, &aligned.to_rgb8())?;
+    let sbs = project::side_by_side(&aligned, &p.image);
+    save_png_rgb(&a.out.join("side_by_side.png"), sbs.width as u32, sbs.height as u32, &sbs.to_rgb8())?;
+    // identity is read at 256 px (face-api's networks want more than 64 px faces)
+    let up = |i: &limner_faces::Image| i.resize_bilinear(256, 256);
+    let id = project::identity_distance(&fa, &up(&aligned), &up(&p.image));
+    println!("projected {} onto `{}` in {secs:.1} s ({} steps, {}; started from w_avg, no encoder yet)", a.photo.display(), a.model, a.steps, a.space);
+    println!("perceptual distance {:.4} (from {:.4} at w_avg)", p.distance, p.start_distance);
+    match id {
+        Some(d) => println!("face-api identity distance {d:.3} ({} by face-api's 0.6 rule)", if d < 0.6 { "the same person" } else { "not the same person" }),
+        None => println!("face-api identity distance: no face found in the projection"),
+    }
+    println!("wrote {}/projection.png (+ projection.json recipe), aligned.png, side_by_side.png", a.out.display());
+    Ok(())
+}

@@ -64,6 +64,8 @@ enum Command {
     Breed(edit_cmd::BreedArgs),
     /// Animate: morph through kept faces and seeds, or sweep a slider (GIF or APNG)
     Animate(edit_cmd::AnimateArgs),
+    /// Project a photo's face into a model (align, then optimise w and w+), to breed, slide and animate it
+    Project(edit_cmd::ProjectArgs),
 }
 
 #[derive(Subcommand)]
@@ -328,6 +330,7 @@ fn run(cmd: Command) -> Result<()> {
         Command::Render(a) => edit_cmd::render(a),
         Command::Breed(a) => edit_cmd::breed(a),
         Command::Animate(a) => edit_cmd::animate(a),
+        Command::Project(a) => edit_cmd::project(a),
         Command::Models(ModelsCmd::List) => {
             let device = Device::flex();
             println!("{:<16} {:>5} {:>9}  {:<40} licence", "name", "res", "kimg", "location");
