@@ -165,3 +165,54 @@ fn animate_writes_decodable_gif_and_apng_whose_ends_are_the_keyframes() {
     let e = fails(&["animate", "--through", "3,4", "--out", &s("x.mp4")]);
     assert!(e.contains("MP4"), "{e}");
 }
+
+/// `limner project` on a face rendered by random-face at 256 px (a photo-like face, so the test
+/// runs on any clone after `limner models fetch`): the perceptual distance drops to under half
+/// of w_avg's, face-api calls the projection the same person, and the recipe renders the same
+/// bytes. Bad photos are clear errors. Needs random-face, face-api and InceptionV3 fetched
+/// (under CI=true a missing one fails).
+#[test]
+fn project_a_photo_and_reject_bad_ones() {
+    for net in ["random-face", "tiny-face-detector", "inception-v3"] {
+        if limner_core::testing::fetched(limner_models::fetch::net_path(net)).is_none() {
+            return;
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let s = |p: &str| t.join(p).to_string_lossy().to_string();
+    ok(&["generate", "--model", "random-face", "--size", "256", "--seeds", "21", "--out", &s("photo")]);
+    let out = ok(&["project", &s("photo/seed0021.png"), "--steps", "120", "--out", &s("proj")]);
+    eprintln!("{out}");
+    let num = |key: &str| -> f32 {
+        let i = out.find(key).unwrap_or_else(|| panic!("no `{key}` in {out}")) + key.len();
+        out[i..].trim_start().split(|c: char| !(c.is_ascii_digit() || c == '.')).next().unwrap().parse().unwrap()
+    };
+    let (end, start) = (num("perceptual distance"), num("(from"));
+    assert!(end < 0.5 * start, "perceptual distance {end} from {start}");
+    let id = num("identity distance");
+    assert!(id < 0.6, "face-api does not call the projection the same person: {id}");
+    for f in ["projection.png", "projection.json", "aligned.png", "side_by_side.png"] {
+        assert!(t.join("proj").join(f).is_file(), "{f}");
+    }
+    ok(&["render", &s("proj/projection.json"), "--out", &s("again.png")]);
+    same_png(&t.join("proj/projection.png"), &t.join("again.png"));
+    // the projected face breeds like any other
+    ok(&["breed", "--parents", &format!("{},12", s("proj/projection.json")), "--children", "1", "--out", &s("kids")]);
+
+    // bad photos
+    let flat = vec![128u8; 96 * 96 * 3];
+    limner_data::imageio::save_png_rgb(&t.join("flat.png"), 96, 96, &flat).unwrap();
+    let e = fails(&["project", &s("flat.png"), "--out", &s("p2")]);
+    assert!(e.contains("no face found"), "{e}");
+    limner_data::imageio::save_png_rgb(&t.join("dot.png"), 1, 1, &[9, 9, 9]).unwrap();
+    let e = fails(&["project", &s("dot.png"), "--out", &s("p2")]);
+    assert!(e.contains("too small"), "{e}");
+    let photo = std::fs::read(t.join("photo/seed0021.png")).unwrap();
+    std::fs::write(t.join("cut.png"), &photo[..photo.len() / 2]).unwrap();
+    let e = fails(&["project", &s("cut.png"), "--out", &s("p2")]);
+    assert!(e.contains("cut.png"), "{e}");
+    let e = fails(&["project", &s("photo/seed0021.png"), "--model", "random-face", "--out", &s("p2")]);
+    assert!(e.contains("differentiable"), "{e}");
+    assert!(!t.join("p2").exists());
+}
