@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side-by-side CPU benchmark of the image-optimisation art tools: limner's Gatys style transfer
-# and DeepDream (crates/limner-nets, burn flex, limner-kernels convs) vs the same algorithms in
+# and DeepDream (crates/limner-art on limner-nets' InceptionV3, burn flex, limner-kernels convs) vs the same algorithms in
 # PyTorch on torchvision's InceptionV3 truncated at Mixed_6c (bench/torch_art.py), in ONE run.
 #
 #   bench/art.sh [--steps N] [--full] [--reps N] [--size PX]

@@ -8,9 +8,10 @@
 use std::time::Instant;
 
 use burn::tensor::Device;
-use limner_nets::dream::{self, DreamConfig};
-use limner_nets::gatys::{self, GatysConfig};
-use limner_nets::{InceptionV3, Picture, Tap};
+use limner_art::dream::{self, DreamConfig};
+use limner_art::gatys::{self, GatysConfig};
+use limner_art::Picture;
+use limner_nets::{InceptionV3, Tap};
 
 /// A deterministic 256 px test image: smooth colour waves with some texture.
 pub fn test_picture(w: usize, h: usize, phase: f32) -> Picture {

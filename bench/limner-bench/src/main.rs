@@ -220,7 +220,7 @@ fn report(name: &str, tags: &str, ts: &[f64], gflop: f64) {
 
 /// Reads every gradient of a lifted network (forces them to be materialised).
 fn touch_grads<P: Params>(net: &mut P, grads: &burn::tensor::Gradients) {
-    black_box(limner_gan::train::grads_of(net, grads));
+    black_box(limner_gan::optim::grads_of(net, grads));
 }
 
 fn randn<const D: usize>(shape: [usize; D], dev: &Device) -> Tensor<D> {
@@ -289,7 +289,7 @@ fn bench_modconv(dev: &Device, o: &Opts) {
     });
     report("modconv_fwd", &tags, &ts, gf);
 
-    let mut la = limner_gan::train::lift(&layer, true);
+    let mut la = limner_gan::optim::lift(&layer, true);
     let xa = x.clone().autodiff().require_grad();
     let wa = w.clone().autodiff();
     let gout = randn([n, c, r, r], dev).autodiff();
@@ -387,7 +387,7 @@ fn bench_parts(dev: &Device, o: &Opts) {
 
     // D step core: D on 2N images with weight gradients
     let ts = time_it(dev, warm, iters, || {
-        let mut da = limner_gan::train::lift(&d, true);
+        let mut da = limner_gan::optim::lift(&d, true);
         let l = da.forward(x2.clone().autodiff()).mean();
         let grads = l.backward();
         touch_grads(&mut da, &grads);
@@ -396,8 +396,8 @@ fn bench_parts(dev: &Device, o: &Opts) {
 
     // G step core: G fwd (tracked) -> D (constant) -> backward into G
     let ts = time_it(dev, warm, iters, || {
-        let mut ga = limner_gan::train::lift(&g, true);
-        let dc_ = limner_gan::train::lift(&d, false);
+        let mut ga = limner_gan::optim::lift(&g, true);
+        let dc_ = limner_gan::optim::lift(&d, false);
         let img = ga.forward(z.clone().autodiff(), 1.0, &mut NoiseMode::Const);
         let l = dc_.forward(img).mean();
         let grads = l.backward();
@@ -408,7 +408,7 @@ fn bench_parts(dev: &Device, o: &Opts) {
     // DiffAugment (color, translation, cutout) on N images, forward + backward to the input,
     // as in the G step (no conv/linear FLOPs)
     let aug = limner_gan::augment::DiffAugment::all();
-    let mut rng = limner_gan::generate::noise_rng_for_seed(0);
+    let mut rng = limner_core::noise_rng_for_seed(0);
     let x1 = randn([n, 3, RES, RES], dev);
     let g1 = randn([n, 3, RES, RES], dev).autodiff();
     let ts = time_it(dev, warm, iters, || {

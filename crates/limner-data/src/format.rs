@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::build::BuildOptions;
-use crate::imageio::write_atomic;
+use limner_core::write_atomic_with;
 
 /// First 8 bytes of every `.limner` file.
 pub const MAGIC: [u8; 8] = *b"LIMNERDS";
@@ -60,7 +60,7 @@ pub(crate) fn write_packed(
     let count = meta.names.len() as u64;
     let block_len = count * u64::from(res) * u64::from(res) * u64::from(CHANNELS);
     let json_len = json.len() as u64;
-    write_atomic(path, |out| {
+    write_atomic_with(path, |out| {
         out.write_all(&MAGIC)?;
         out.write_all(&FORMAT_VERSION.to_le_bytes())?;
         out.write_all(&res.to_le_bytes())?;

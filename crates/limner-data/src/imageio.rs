@@ -2,7 +2,7 @@
 //! mode, size limits), atomic PNG writing, tensor <-> RGB8 conversion and grids.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Cursor, Write};
+use std::io::{self, Cursor};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -15,6 +15,7 @@ use image::{
 };
 
 use crate::skip::{Oversize, SkipReason};
+use limner_core::write_atomic_with;
 use crate::source::read_bounded;
 
 /// Default decompression-bomb guard: images declaring more pixels are refused.
@@ -44,7 +45,7 @@ pub fn save_png_rgb(path: &Path, w: u32, h: u32, rgb: &[u8]) -> Result<()> {
         "save_png_rgb: {} bytes given for a {w}x{h} RGB image",
         rgb.len()
     );
-    write_atomic(path, |out| {
+    write_atomic_with(path, |out| {
         PngEncoder::new(out)
             .write_image(rgb, w, h, ExtendedColorType::Rgb8)
             .map_err(io::Error::other)
@@ -105,6 +106,41 @@ pub fn make_grid(images: &[Vec<u8>], res: u32, cols: u32, pad: u32) -> (u32, u32
         }
     }
     (w, h, out)
+}
+
+/// The file name of seed `seed`'s image: `seed0007.png` (four digits at least).
+pub fn seed_file_name(seed: u64) -> String {
+    format!("seed{seed:04}.png")
+}
+
+/// Where [`save_seed_images`] wrote: one PNG per seed, and the grid.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SavedImages {
+    pub images: Vec<PathBuf>,
+    pub grid: Option<PathBuf>,
+}
+
+/// Writes generated images, one per seed, as `dir/seedNNNN.png` (when `dir` is given) and all
+/// of them as one grid PNG of ⌈√n⌉ columns (when `grid` is given); every file atomically.
+/// `rgb` holds `size * size * 3` bytes per image, in the order of `seeds`.
+pub fn save_seed_images(rgb: &[Vec<u8>], size: u32, seeds: &[u64], dir: Option<&Path>, grid: Option<&Path>) -> Result<SavedImages> {
+    ensure!(seeds.len() == rgb.len(), "{} seeds but {} images", seeds.len(), rgb.len());
+    let mut saved = SavedImages::default();
+    if let Some(dir) = dir {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for (&s, px) in seeds.iter().zip(rgb) {
+            let p = dir.join(seed_file_name(s));
+            save_png_rgb(&p, size, size, px)?;
+            saved.images.push(p);
+        }
+    }
+    if let Some(grid) = grid.filter(|_| !rgb.is_empty()) {
+        let cols = (rgb.len() as f64).sqrt().ceil() as u32;
+        let (w, h, px) = make_grid(rgb, size, cols, 2);
+        save_png_rgb(grid, w, h, &px)?;
+        saved.grid = Some(grid.to_path_buf());
+    }
+    Ok(saved)
 }
 
 /// Decodes JPEG, PNG or WebP bytes to upright 8-bit RGB, never panicking.
@@ -272,30 +308,4 @@ fn png_truncated(b: &[u8]) -> bool {
             return false;
         }
     }
-}
-
-/// Writes `path` atomically: into `<path>.tmp-<pid>`, fsync, then rename over `path`.
-pub(crate) fn write_atomic(
-    path: &Path,
-    write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
-) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp-{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let result = (|| {
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-        write(&mut out)?;
-        out.flush()?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", path.display()));
-    }
-    // Make the rename itself durable; not all platforms can open a directory.
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        let _ = File::open(dir).and_then(|d| d.sync_all());
-    }
-    Ok(())
 }

@@ -11,8 +11,9 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{Device, Tensor};
+use limner_core::to_vec;
 
-use crate::layers::{self, avg_pool_valid, max_pool_same, normalize, Conv, Fc, Padding, SeparableConv, Weights, FACE_MEAN_RGB};
+use crate::layers::{avg_pool_valid, max_pool_same, normalize, Conv, Fc, Padding, SeparableConv, Weights, FACE_MEAN_RGB};
 
 /// The shape of the Xception.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,7 +152,7 @@ impl AgeGenderNet {
     /// Predictions per input.
     pub fn predict(&self, x: Tensor<4>) -> Vec<AgeGender> {
         let (age, gender) = self.forward(x);
-        let (age, gender) = (layers::to_vec(age), layers::to_vec(gender));
+        let (age, gender) = (to_vec(&age), to_vec(&gender));
         age.iter().zip(gender.chunks_exact(2)).map(|(&age, g)| AgeGender { age, male: g[0] }).collect()
     }
 }

@@ -6,9 +6,10 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
+use limner_core::to_vec;
 
 use crate::face_feature_extractor::{FaceFeatureExtractor, FaceFeatureExtractorConfig};
-use crate::layers::{self, Fc, Weights};
+use crate::layers::{Fc, Weights};
 
 /// The expressions in the network's output order (face-api `FACE_EXPRESSION_LABELS`).
 pub const EXPRESSIONS: [&str; 7] = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"];
@@ -47,6 +48,6 @@ impl FaceExpressionNet {
 
     /// Probabilities per input.
     pub fn expressions(&self, x: Tensor<4>) -> Vec<[f32; 7]> {
-        layers::to_vec(self.forward(x)).chunks_exact(7).map(|c| c.try_into().unwrap()).collect()
+        to_vec(&self.forward(x)).chunks_exact(7).map(|c| c.try_into().unwrap()).collect()
     }
 }

@@ -10,9 +10,10 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 use burn::tensor::{Device, Tensor};
+use limner_core::to_vec;
 
 use crate::face_feature_extractor::{FaceFeatureExtractor, FaceFeatureExtractorConfig};
-use crate::layers::{self, Fc, Weights};
+use crate::layers::{Fc, Weights};
 
 /// Number of points.
 pub const POINTS: usize = 68;
@@ -80,7 +81,7 @@ impl FaceLandmark68Net {
 
     /// The points of each input, relative to its square (0..1).
     pub fn landmarks(&self, x: Tensor<4>) -> Vec<Landmarks> {
-        let v = layers::to_vec(self.forward(x));
+        let v = to_vec(&self.forward(x));
         v.chunks_exact(2 * POINTS)
             .map(|c| std::array::from_fn(|i| [c[2 * i], c[2 * i + 1]]))
             .collect()

@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions, PadMode};
 use burn::tensor::{Device, Tensor, TensorData};
-use limner_gan::params::{read_safetensors, HostTensor};
+use limner_core::{read_safetensors, HostTensor};
 
 /// The mean RGB face-api subtracts before the landmark, expression, age/gender and identity
 /// networks (its `FaceFeatureExtractor`, `TinyXception` and `FaceRecognitionNet`).
@@ -228,14 +228,11 @@ pub fn normalize(x: Tensor<4>, mean_rgb: [f32; 3]) -> Tensor<4> {
     (x - mean).div_scalar(255.0)
 }
 
-/// Host tensor of `x` as f32 values.
-pub fn to_vec<const D: usize>(x: Tensor<D>) -> Vec<f32> {
-    x.into_data().try_into_vec_as::<f32>().expect("f32 tensor")
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use limner_core::to_vec;
 
     #[test]
     fn tf_same_padding_puts_the_odd_pixel_at_the_end() {
@@ -252,9 +249,9 @@ mod tests {
         let d = Device::flex();
         // 1×1×3×3: TF 'same' 2×2 stride 1 pools [i, i+1] and the last row/column alone
         let x = Tensor::<4>::from_data(TensorData::new(vec![-1.0f32, -2.0, -3.0, -4.0, -5.0, -6.0, -7.0, -8.0, -9.0], [1, 1, 3, 3]), &d);
-        let y = to_vec(max_pool_same(x, 2, 1));
+        let y = to_vec(&max_pool_same(x, 2, 1));
         assert_eq!(y, vec![-1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -7.0, -8.0, -9.0]);
         let x = Tensor::<4>::from_data(TensorData::new((0..9).map(|v| v as f32).collect::<Vec<_>>(), [1, 1, 3, 3]), &d);
-        assert_eq!(to_vec(max_pool_same(x, 2, 2)), vec![4.0, 5.0, 7.0, 8.0]);
+        assert_eq!(to_vec(&max_pool_same(x, 2, 2)), vec![4.0, 5.0, 7.0, 8.0]);
     }
 }

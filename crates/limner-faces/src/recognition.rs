@@ -12,8 +12,9 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+use limner_core::to_vec;
 
-use crate::layers::{self, avg_pool_valid, max_pool_valid, normalize, Conv, Padding, Weights, FACE_MEAN_RGB};
+use crate::layers::{avg_pool_valid, max_pool_valid, normalize, Conv, Padding, Weights, FACE_MEAN_RGB};
 
 /// Descriptor length.
 pub const DESCRIPTOR: usize = 128;
@@ -115,7 +116,7 @@ impl FaceRecognitionNet {
 
     /// Descriptors per input.
     pub fn descriptors(&self, x: Tensor<4>) -> Vec<[f32; DESCRIPTOR]> {
-        layers::to_vec(self.forward(x)).chunks_exact(DESCRIPTOR).map(|c| c.try_into().unwrap()).collect()
+        to_vec(&self.forward(x)).chunks_exact(DESCRIPTOR).map(|c| c.try_into().unwrap()).collect()
     }
 }
 

@@ -13,6 +13,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
+use limner_core::to_vec;
 
 use crate::layers::{self, Conv, Padding, Weights};
 use crate::tiny_face_detector::{Detection, RelBox};
@@ -89,7 +90,7 @@ impl SsdMobilenetV1 {
             let (gamma, beta, mean, var) = (bn("gamma")?, bn("beta")?, bn("moving_mean")?, bn("moving_variance")?);
             // batch norm folded: s = gamma / sqrt(var + eps); w · s; beta − mean · s
             let s = gamma / var.add_scalar(EPSILON).sqrt();
-            if layers::to_vec(s.clone()).iter().any(|v| !v.is_finite()) {
+            if to_vec(&s.clone()).iter().any(|v| !v.is_finite()) {
                 bail!("{}: `{p}/BatchNorm` has non-finite scales", w.path().display());
             }
             let c = weight.dims()[0];
@@ -111,7 +112,7 @@ impl SsdMobilenetV1 {
         if a.dims() != [1, ANCHORS, 4] {
             bail!("{}: anchors {:?}, expected [1, {ANCHORS}, 4]", w.path().display(), a.dims());
         }
-        let anchors = layers::to_vec(a).chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
+        let anchors = to_vec(&a).chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
         Ok(Self { conv0, pairs, extra, predictors, anchors, device: device.clone() })
     }
 
@@ -165,7 +166,7 @@ impl SsdMobilenetV1 {
     /// Faces in a batch of 512 px inputs; `sizes[i]` is image i's original (width, height).
     pub fn detect(&self, x: Tensor<4>, sizes: &[(usize, usize)], cfg: &SsdMobilenetV1Config) -> Vec<Vec<Detection>> {
         let (boxes, scores) = self.forward(x);
-        let (boxes, scores) = (layers::to_vec(boxes), layers::to_vec(scores));
+        let (boxes, scores) = (to_vec(&boxes), to_vec(&scores));
         let s = cfg.input_size as f64;
         sizes
             .iter()

@@ -12,8 +12,9 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 use burn::tensor::{Device, Tensor};
+use limner_core::to_vec;
 
-use crate::layers::{self, leaky, max_pool_same, normalize, Conv, Padding, SeparableConv, Weights};
+use crate::layers::{leaky, max_pool_same, normalize, Conv, Padding, SeparableConv, Weights};
 
 /// The detector's mean RGB (face-api `MEAN_RGB` of the tiny face detector).
 pub const MEAN_RGB: [f32; 3] = [117.001, 114.697, 97.404];
@@ -159,7 +160,7 @@ impl TinyFaceDetector {
         let out = self.forward(x);
         let [n, c, g, _] = out.dims();
         assert_eq!(n, sizes.len(), "one size per image");
-        let host = layers::to_vec(out);
+        let host = to_vec(&out);
         host.chunks_exact(c * g * g).zip(sizes).map(|(grid, &(w, h))| Self::decode(grid, g, w, h, cfg)).collect()
     }
 }

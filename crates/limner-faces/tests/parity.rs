@@ -20,7 +20,7 @@ use limner_faces::age_gender::AgeGenderNet;
 use limner_faces::expression::FaceExpressionNet;
 use limner_faces::image::batch;
 use limner_faces::landmarks68::{FaceLandmark68Net, LandmarkModel};
-use limner_faces::layers::to_vec;
+use limner_core::to_vec;
 use limner_faces::recognition::FaceRecognitionNet;
 use limner_faces::ssd_mobilenet::{SsdMobilenetV1, SsdMobilenetV1Config};
 use limner_faces::tiny_face_detector::{TinyFaceDetector, TinyFaceDetectorConfig};
@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 
 /// `[N, C, H, W]` → NHWC host values (the TF layout).
 fn nhwc(t: Tensor<4>) -> Vec<f32> {
-    to_vec(t.permute([0, 2, 3, 1]))
+    to_vec(&t.permute([0, 2, 3, 1]))
 }
 
 fn stack_hwc(images: &[Image]) -> Vec<f32> {
@@ -114,8 +114,8 @@ fn networks_and_pipeline_match_face_api_in_tfjs() {
 
     let ssd = SsdMobilenetV1::load_fetched(&device).unwrap();
     let (boxes, scores) = ssd.forward(batch(&ssd_in, &device));
-    let (mb, rb) = errors(&to_vec(boxes), &read_f32(&tmp.join("ssd_boxes.f32")));
-    let (ms, rs) = errors(&to_vec(scores), &read_f32(&tmp.join("ssd_scores.f32")));
+    let (mb, rb) = errors(&to_vec(&boxes), &read_f32(&tmp.join("ssd_boxes.f32")));
+    let (ms, rs) = errors(&to_vec(&scores), &read_f32(&tmp.join("ssd_scores.f32")));
     eprintln!("ssd-mobilenetv1: boxes max abs {mb:.2e} (rel L2 {rb:.2e}), scores max abs {ms:.2e} (rel L2 {rs:.2e})");
     assert!(mb < 1e-4 && rb < 1e-4 && ms < 1e-4, "SSD outputs differ");
     let ssd_dets = ssd.detect(batch(&ssd_in, &device), &vec![(ssd_cfg.input_size, ssd_cfg.input_size); n], &ssd_cfg);
@@ -137,23 +137,23 @@ fn networks_and_pipeline_match_face_api_in_tfjs() {
     let x112 = batch(&f112, &device);
     for (model, file) in [(LandmarkModel::Full, "landmarks"), (LandmarkModel::Tiny, "landmarks_tiny")] {
         let net = FaceLandmark68Net::load_fetched(model, &device).unwrap();
-        let (m, r) = errors(&to_vec(net.forward(x112.clone())), &read_f32(&tmp.join(format!("{file}.f32"))));
+        let (m, r) = errors(&to_vec(&net.forward(x112.clone())), &read_f32(&tmp.join(format!("{file}.f32"))));
         eprintln!("{file}: max abs {m:.2e} (of the face square), rel L2 {r:.2e}");
         assert!(m < 1e-4 && r < 1e-4, "{file} differ: max {m}, rel {r}");
     }
     let expr = FaceExpressionNet::load_fetched(&device).unwrap();
-    let (m, r) = errors(&to_vec(expr.forward(x112.clone())), &read_f32(&tmp.join("expressions.f32")));
+    let (m, r) = errors(&to_vec(&expr.forward(x112.clone())), &read_f32(&tmp.join("expressions.f32")));
     eprintln!("expressions: max abs {m:.2e}, rel L2 {r:.2e}");
     assert!(m < 1e-4 && r < 1e-4, "expressions differ: max {m}, rel {r}");
     let ag = AgeGenderNet::load_fetched(&device).unwrap();
     let (age, gender) = ag.forward(x112);
-    let (age, gender) = (to_vec(age), to_vec(gender));
+    let (age, gender) = (to_vec(&age), to_vec(&gender));
     let (ma, ra) = errors(&age, &read_f32(&tmp.join("age.f32")));
     let (mg, _) = errors(&gender, &read_f32(&tmp.join("gender.f32")));
     eprintln!("age {age:?}: max abs {ma:.2e} years, rel {ra:.2e}; gender: max abs {mg:.2e}");
     assert!(ra < 1e-4 && mg < 1e-4, "age/gender differ: age rel {ra}, gender max {mg}");
     let rec = FaceRecognitionNet::load_fetched(&device).unwrap();
-    let ours = to_vec(rec.forward(batch(&f150, &device)));
+    let ours = to_vec(&rec.forward(batch(&f150, &device)));
     let theirs = read_f32(&tmp.join("descriptors.f32"));
     let (m, r) = errors(&ours, &theirs);
     let cos = ours.chunks(128).zip(theirs.chunks(128)).map(|(a, b)| cosine(a, b)).fold(1.0f64, f64::min);

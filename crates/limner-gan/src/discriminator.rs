@@ -4,7 +4,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::config::DiscriminatorConfig;
 use crate::generator::{record, Trace};
-use crate::layers::{fir_buffer, Activation, Conv2dLayer, FullyConnectedLayer, Init};
+use crate::layers::{assert_shape, fir_buffer, Activation, Conv2dConfig, Conv2dLayer, FullyConnectedLayer, Init};
 use crate::params::{join, ParamKind, ParamVisitor, Params};
 
 const SQRT_HALF: f64 = std::f64::consts::FRAC_1_SQRT_2;
@@ -27,6 +27,9 @@ impl DiscriminatorBlock {
     /// `(x [N, C, R, R] | None, img [N, 3, R, R])` -> `[N, C', R/2, R/2]`
     pub fn forward(&self, x: Option<Tensor<4>>, img: Tensor<4>, trace: &mut Trace) -> Tensor<4> {
         let name = format!("D.b{}", self.resolution);
+        let (n, r) = (img.dims()[0], self.resolution);
+        let [tmp, _, _, _] = self.conv0.weight.dims();
+        let [out, _, _, _] = self.conv1.weight.dims();
         let x = match (&self.fromrgb, x) {
             (Some(f), _) => {
                 let x = f.forward(img); // [N, tmp, R, R]
@@ -36,6 +39,7 @@ impl DiscriminatorBlock {
             (None, Some(x)) => x,
             (None, None) => panic!("block b{} needs an input", self.resolution),
         };
+        assert_shape(&x, [n, tmp, r, r], &name);
         let y = self.skip.forward(x.clone()); // [N, out, R/2, R/2]
         record(trace, &format!("{name}.skip"), &y);
         let x = self.conv0.forward(x); // [N, tmp, R, R]
@@ -43,6 +47,7 @@ impl DiscriminatorBlock {
         let x = self.conv1.forward(x); // [N, out, R/2, R/2]
         record(trace, &format!("{name}.conv1"), &x);
         let x = y + x;
+        assert_shape(&x, [n, out, r / 2, r / 2], &name);
         record(trace, &format!("{name}.x"), &x);
         x
     }
@@ -102,6 +107,8 @@ impl DiscriminatorEpilogue {
 
     /// As [`forward_grouped`](Self::forward_grouped), reporting `D.b4.mbstd/conv/fc/out`.
     pub fn forward_traced(&self, x: Tensor<4>, group_size: usize, trace: &mut Trace) -> Tensor<2> {
+        let [_, c_in, _, _] = self.conv.weight.dims();
+        assert_shape(&x, [x.dims()[0], c_in - self.mbstd_num_channels, 4, 4], "D.b4");
         let x = minibatch_std(x, group_size, self.mbstd_num_channels); // [N, C+1, 4, 4]
         record(trace, "D.b4.mbstd", &x);
         let x = self.conv.forward(x); // [N, C, 4, 4]
@@ -148,11 +155,12 @@ impl Discriminator {
             let first = res == cfg.img_resolution;
             blocks.push(DiscriminatorBlock {
                 resolution: res,
-                fromrgb: first
-                    .then(|| Conv2dLayer::new(cfg.img_channels, tmp, 1, true, Activation::Lrelu, false, 1.0, init)),
-                conv0: Conv2dLayer::new(tmp, tmp, 3, true, Activation::Lrelu, false, 1.0, init),
-                conv1: Conv2dLayer::new(tmp, out, 3, true, Activation::Lrelu, true, SQRT_HALF, init),
-                skip: Conv2dLayer::new(tmp, out, 1, false, Activation::Linear, true, SQRT_HALF, init),
+                // initialised in this order (the RNG stream of `init` fixes the weights)
+                fromrgb: first.then(|| Conv2dConfig::new(cfg.img_channels, tmp, 1).with_activation(Activation::Lrelu).init(init)),
+                conv0: Conv2dConfig::new(tmp, tmp, 3).with_activation(Activation::Lrelu).init(init),
+                // resnet branch: downsampling, scaled by sqrt(0.5) so branch + skip keeps the variance
+                conv1: Conv2dConfig::new(tmp, out, 3).with_activation(Activation::Lrelu).with_down(true).with_act_gain(SQRT_HALF).init(init),
+                skip: Conv2dConfig::new(tmp, out, 1).with_bias(false).with_down(true).with_act_gain(SQRT_HALF).init(init),
                 resample_filter: fir_buffer(device),
             });
             res /= 2;
@@ -162,7 +170,7 @@ impl Discriminator {
         let b4 = DiscriminatorEpilogue {
             mbstd_group_size: cfg.mbstd_group_size,
             mbstd_num_channels: f,
-            conv: Conv2dLayer::new(c + f, c, 3, true, Activation::Lrelu, false, 1.0, init),
+            conv: Conv2dConfig::new(c + f, c, 3).with_activation(Activation::Lrelu).init(init),
             fc: FullyConnectedLayer::new(c * 16, c, Activation::Lrelu, 1.0, 0.0, init),
             out: FullyConnectedLayer::new(c, 1, Activation::Linear, 1.0, 0.0, init),
         };

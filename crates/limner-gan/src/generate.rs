@@ -5,16 +5,15 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use burn::tensor::{Device, Tensor};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::GeneratorConfig;
 use crate::import::infer_generator_config;
-use crate::layers::{randn_host, NoiseMode};
-use crate::params::{load_state_dict, parse_safetensors, safetensors_bytes, state_dict, tensor_from, to_vec, write_atomic, Precision, StateDict};
-use crate::train::CheckpointState;
+use crate::layers::NoiseMode;
+use crate::params::{load_state_dict, parse_safetensors, safetensors_bytes, state_dict, to_vec, write_atomic, Precision, StateDict};
+use crate::checkpoint::{CheckpointState, CHECKPOINT_KEY};
 use crate::Generator;
+use limner_data::imageio::nchw_to_rgb8;
 
 /// What a generator file records about itself (safetensors metadata `limner_generator`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -26,23 +25,9 @@ pub struct GeneratorInfo {
     pub notes: Option<String>,
 }
 
-/// The latent `z` of a seed: `z_dim` standard normals from ChaCha8 seeded with the seed.
-pub fn latent_for_seed(seed: u64, z_dim: usize) -> Vec<f32> {
-    randn_host(&mut ChaCha8Rng::seed_from_u64(seed), z_dim)
-}
-
-/// The noise RNG of a seed (independent of the latent stream).
-pub fn noise_rng_for_seed(seed: u64) -> ChaCha8Rng {
-    let mut r = ChaCha8Rng::seed_from_u64(seed);
-    r.set_stream(1);
-    r
-}
-
-/// Latents for a list of seeds, `[N, z_dim]`.
-pub fn latents_for_seeds(seeds: &[u64], z_dim: usize, device: &Device) -> Tensor<2> {
-    let data: Vec<f32> = seeds.iter().flat_map(|&s| latent_for_seed(s, z_dim)).collect();
-    tensor_from(data, [seeds.len(), z_dim], device)
-}
+// A seed's latent and noise stream are shared with every generator (limner-core); re-exported
+// for limner-gan's own modules and tests.
+pub use limner_core::seed::{latent_for_seed, latents_for_seeds, noise_rng_for_seed};
 
 /// Options of one generation.
 #[derive(Clone, Debug)]
@@ -74,6 +59,18 @@ pub fn generate_seeds(g: &Generator, seeds: &[u64], opts: &GenerateOptions) -> V
     out
 }
 
+/// As [`generate_seeds`], as 8-bit RGB images (HWC, `res * res * 3` bytes each), calling
+/// `progress(done)` after each batch.
+pub fn generate_seeds_rgb8(g: &Generator, seeds: &[u64], opts: &GenerateOptions, progress: &mut dyn FnMut(usize)) -> Vec<Vec<u8>> {
+    let res = g.config.img_resolution;
+    let mut out = Vec::with_capacity(seeds.len());
+    for chunk in seeds.chunks(opts.batch.max(1)) {
+        out.extend(nchw_to_rgb8(&generate_seeds(g, chunk, opts), chunk.len(), res, res));
+        progress(out.len());
+    }
+    out
+}
+
 /// Synthesis with per-sample seeded noise.
 pub fn synthesize(g: &Generator, ws: Tensor<3>, noise_seeds: &[u64], noise: f32) -> Vec<f32> {
     let img = if noise == 0.0 {
@@ -95,7 +92,7 @@ pub fn load_generator_file(path: &Path, device: &Device) -> Result<(Generator, G
 /// As [`load_generator_file`], from bytes (used for the embedded default model).
 pub fn load_generator_bytes(bytes: &[u8], device: &Device) -> Result<(Generator, GeneratorInfo)> {
     let (sd, meta) = parse_safetensors(bytes).context("not a safetensors file (corrupt or truncated?)")?;
-    let (sd, info): (StateDict, GeneratorInfo) = if let Some(ck) = meta.get("limner_checkpoint") {
+    let (sd, info): (StateDict, GeneratorInfo) = if let Some(ck) = meta.get(CHECKPOINT_KEY) {
         let state: CheckpointState = serde_json::from_str(ck).context("bad checkpoint metadata")?;
         let sd = sd.iter().filter_map(|(k, v)| k.strip_prefix("G_ema.").map(|r| (r.to_string(), v.clone()))).collect();
         (sd, GeneratorInfo { config: Some(state.generator), kimg: Some(state.images_seen as f64 / 1000.0), notes: None })

@@ -5,7 +5,7 @@
 use burn::tensor::{Device, Tensor};
 
 use crate::config::GeneratorConfig;
-use crate::layers::{fir_buffer, upsample2d, Activation, FullyConnectedLayer, Init, NoiseMode, SynthesisLayer, ToRGBLayer};
+use crate::layers::{assert_shape, fir_buffer, upsample2d, Activation, FullyConnectedLayer, Init, NoiseMode, SynthesisLayer, ToRGBLayer};
 use crate::params::{join, ParamKind, ParamVisitor, Params};
 
 /// A debugging hook that receives `(module name, output values)`; `None` costs nothing.
@@ -133,6 +133,51 @@ impl SynthesisBlock {
     pub fn num_conv(&self) -> usize {
         if self.conv0.is_some() { 2 } else { 1 }
     }
+
+    /// Output channels.
+    pub fn channels(&self) -> usize {
+        self.conv1.weight.dims()[0]
+    }
+
+    /// The official module name, `G.synthesis.bR`.
+    pub fn name(&self) -> String {
+        format!("G.synthesis.b{}", self.resolution)
+    }
+
+    /// One resolution: `x [N, C_in, R/2, R/2]` (none for b4, which starts from its constant)
+    /// and the image so far `[N, 3, R/2, R/2]`, styled by `ws [N, num_conv + 1, w_dim]`, ->
+    /// `(x [N, C, R, R], img [N, 3, R, R])`: conv0 (upsampling), conv1, then torgb added to the
+    /// upsampled image (skip architecture).
+    pub fn forward(&self, x: Option<Tensor<4>>, img: Option<Tensor<4>>, ws: Tensor<3>, noise: &mut NoiseMode, trace: &mut Trace) -> (Tensor<4>, Tensor<4>) {
+        let [n, _, wd] = ws.dims();
+        let w_at = |j: usize| ws.clone().narrow(1, j, 1).reshape([n, wd]); // [N, w_dim]
+        let name = self.name();
+        let mut h = match (&self.constant, x) {
+            (Some(c), _) => {
+                let [ch, _, _] = c.dims();
+                c.clone().reshape([1, ch, 4, 4]).repeat_dim(0, n) // [N, C, 4, 4]
+            }
+            (None, Some(prev)) => prev,
+            (None, None) => panic!("{name} needs an input (b4 comes first)"),
+        };
+        let mut j = 0;
+        if let Some(c0) = &self.conv0 {
+            h = c0.forward(h, w_at(j), noise); // [N, C, R, R]
+            record(trace, &format!("{name}.conv0"), &h);
+            j += 1;
+        }
+        h = self.conv1.forward(h, w_at(j), noise); // [N, C, R, R]
+        record(trace, &format!("{name}.conv1"), &h);
+        let y = self.torgb.forward(h.clone(), w_at(j + 1)); // [N, 3, R, R]
+        record(trace, &format!("{name}.torgb"), &y);
+        let img = match img {
+            Some(prev) => upsample2d(prev) + y,
+            None => y,
+        };
+        record(trace, &format!("{name}.x"), &h);
+        record(trace, &format!("{name}.img"), &img);
+        (h, img)
+    }
 }
 
 impl Params for SynthesisBlock {
@@ -189,53 +234,20 @@ impl SynthesisNetwork {
     }
 
     /// As [`forward`](Self::forward), reporting every module's output to `trace` under the
-    /// official module names (`G.synthesis.bR.convK`, `.affine`, `.torgb`, `.x`, `.img`).
+    /// official module names (`G.synthesis.bR.convK`, `.torgb`, `.x`, `.img`).
     pub fn forward_traced(&self, ws: Tensor<3>, noise: &mut NoiseMode, trace: &mut Trace) -> Tensor<4> {
-        let [n, nw, wd] = ws.dims();
+        let [n, nw, _] = ws.dims();
         assert_eq!(nw, self.num_ws, "synthesis expects {} ws, got {nw}", self.num_ws);
-        let w_at = |j: usize| ws.clone().narrow(1, j, 1).reshape([n, wd]); // [N, w_dim]
-        let mut x: Option<Tensor<4>> = None;
-        let mut img: Option<Tensor<4>> = None;
-        let mut k = 0;
+        let mut x: Option<Tensor<4>> = None; // features so far
+        let mut img: Option<Tensor<4>> = None; // image so far
+        let mut k = 0; // the first w of this block
         for block in &self.blocks {
-            let mut h = match (&block.constant, x.take()) {
-                (Some(c), _) => {
-                    let [ch, _, _] = c.dims();
-                    c.clone().reshape([1, ch, 4, 4]).repeat_dim(0, n) // [N, C, 4, 4]
-                }
-                (None, Some(prev)) => prev,
-                (None, None) => unreachable!("b4 comes first"),
-            };
-            let mut j = k;
-            let name = format!("G.synthesis.b{}", block.resolution);
-            if let Some(c0) = &block.conv0 {
-                if trace.is_some() {
-                    record(trace, &format!("{name}.conv0.affine"), &c0.affine.forward(w_at(j)));
-                }
-                h = c0.forward(h, w_at(j), noise); // [N, C, 2H, 2W]
-                record(trace, &format!("{name}.conv0"), &h);
-                j += 1;
-            }
-            if trace.is_some() {
-                record(trace, &format!("{name}.conv1.affine"), &block.conv1.affine.forward(w_at(j)));
-            }
-            h = block.conv1.forward(h, w_at(j), noise); // [N, C, R, R]
-            record(trace, &format!("{name}.conv1"), &h);
-            j += 1;
-            if trace.is_some() {
-                record(trace, &format!("{name}.torgb.affine"), &block.torgb.affine.forward(w_at(j)));
-            }
-            let y = block.torgb.forward(h.clone(), w_at(j)); // [N, 3, R, R]
-            record(trace, &format!("{name}.torgb"), &y);
-            img = Some(match img.take() {
-                Some(prev) => upsample2d(prev) + y,
-                None => y,
-            });
-            record(trace, &format!("{name}.x"), &h);
-            if let Some(i) = &img {
-                record(trace, &format!("{name}.img"), i);
-            }
+            // a block reads num_conv + 1 ws: its convs', and its torgb's (shared with the next conv)
+            let block_ws = ws.clone().narrow(1, k, block.num_conv() + 1); // [N, num_conv + 1, w_dim]
+            let (h, y) = block.forward(x.take(), img.take(), block_ws, noise, trace);
+            assert_shape(&h, [n, block.channels(), block.resolution, block.resolution], &block.name());
             x = Some(h);
+            img = Some(y);
             k += block.num_conv();
         }
         img.expect("at least one block")

@@ -120,7 +120,7 @@ pub struct ModuleDiff {
 /// order, so a broken layer shows up as the first row that deviates.
 pub fn compare_intermediates(dir: &Path, device: &Device) -> Result<Vec<ModuleDiff>> {
     use crate::layers::NoiseMode;
-    use crate::params::{tensor_from, HostTensor};
+    use crate::params::{tensor_from, to_vec, HostTensor};
     let (gcfg, dcfg) = read_config_json(&dir.join("config.json"))?;
     let g = load_generator(&dir.join("G.safetensors"), Some(&gcfg), device)?;
     let d = load_discriminator(&dir.join("D.safetensors"), &dcfg, device)?;
@@ -138,6 +138,29 @@ pub fn compare_intermediates(dir: &Path, device: &Device) -> Result<Vec<ModuleDi
         let x = get("x_real")?;
         let x = tensor_from(x.data.clone(), [x.shape[0], x.shape[1], x.shape[2], x.shape[3]], device);
         d.forward_traced(x, &mut Some(&mut rec));
+    }
+    {
+        // the styles (`.affine` outputs) are not part of the forward trace: computed here and
+        // placed before the layer they modulate, in execution order
+        let w = get("w_psi1")?;
+        let ws = tensor_from(w.data.clone(), [w.shape[0], w.shape[1], w.shape[2]], device);
+        let [n, _, wd] = ws.dims();
+        let mut k = 0;
+        for b in &g.synthesis.blocks {
+            let mut layers: Vec<(&str, &crate::layers::FullyConnectedLayer)> = vec![];
+            if let Some(c0) = &b.conv0 {
+                layers.push(("conv0", &c0.affine));
+            }
+            layers.push(("conv1", &b.conv1.affine));
+            layers.push(("torgb", &b.torgb.affine));
+            for (j, (layer, affine)) in layers.into_iter().enumerate() {
+                let module = format!("{}.{layer}", b.name());
+                let styles = affine.forward(ws.clone().narrow(1, k + j, 1).reshape([n, wd]));
+                let at = seen.iter().position(|(m, _)| *m == module).unwrap_or(seen.len());
+                seen.insert(at, (format!("{module}.affine"), to_vec(&styles)));
+            }
+            k += b.num_conv();
+        }
     }
     let mut rows = vec![];
     for (name, got) in seen {

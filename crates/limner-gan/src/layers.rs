@@ -17,11 +17,21 @@ use burn::tensor::activation::leaky_relu;
 use limner_kernels::{conv2d, conv_transpose2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Tensor};
+use limner_core::randn_host;
 
 use crate::params::{join, tensor_from, ParamKind, ParamVisitor, Params};
 
 /// `sqrt(2)`: the gain that keeps leaky-ReLU activations at unit variance.
 pub const LRELU_GAIN: f64 = std::f64::consts::SQRT_2;
+
+/// Checks a tensor's shape where a block hands over to the next, as the official networks do
+/// with `misc.assert_shape`: a mismatch panics naming the block and both shapes (a wrong config
+/// or a broken layer fails there, not three blocks later).
+#[track_caller]
+pub fn assert_shape<const D: usize>(t: &Tensor<D>, want: [usize; D], block: &str) {
+    let got = t.dims();
+    assert!(got == want, "{block}: shape {got:?}, expected {want:?}");
+}
 
 /// The activation that follows a bias in `bias_act`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -176,29 +186,58 @@ pub struct Conv2dLayer {
     pub resample_filter: Tensor<2>,
 }
 
-impl Conv2dLayer {
-    pub fn new(
-        in_channels: usize,
-        out_channels: usize,
-        kernel: usize,
-        bias: bool,
-        activation: Activation,
-        down: bool,
-        act_gain: f64,
-        init: &mut Init,
-    ) -> Self {
+/// How a [`Conv2dLayer`] is built, burn `Config` style: the sizes, then named options
+/// (`Conv2dConfig::new(c, c, 3).with_activation(Activation::Lrelu).with_down(true)`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conv2dConfig {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    /// square kernel side (1 or 3)
+    pub kernel: usize,
+    /// a learned bias (default on; off for the resnet skip)
+    pub bias: bool,
+    /// default [`Activation::Linear`]
+    pub activation: Activation,
+    /// a factor-2 FIR downsampling (default off)
+    pub down: bool,
+    /// extra gain after the activation (default 1; `sqrt(0.5)` in resnet branches)
+    pub act_gain: f64,
+}
+
+impl Conv2dConfig {
+    pub fn new(in_channels: usize, out_channels: usize, kernel: usize) -> Self {
+        Self { in_channels, out_channels, kernel, bias: true, activation: Activation::Linear, down: false, act_gain: 1.0 }
+    }
+    pub fn with_bias(self, bias: bool) -> Self {
+        Self { bias, ..self }
+    }
+    pub fn with_activation(self, activation: Activation) -> Self {
+        Self { activation, ..self }
+    }
+    pub fn with_down(self, down: bool) -> Self {
+        Self { down, ..self }
+    }
+    pub fn with_act_gain(self, act_gain: f64) -> Self {
+        Self { act_gain, ..self }
+    }
+
+    /// The layer, its weight drawn from `init` (N(0, 1); the bias starts at 0).
+    pub fn init(&self, init: &mut Init) -> Conv2dLayer {
         let device = &init.device().clone();
-        Self {
-            weight: init.randn([out_channels, in_channels, kernel, kernel]),
-            bias: bias.then(|| Tensor::zeros([out_channels], device)),
-            activation,
-            act_gain,
-            down,
-            kernel,
+        let (cin, cout, k) = (self.in_channels, self.out_channels, self.kernel);
+        Conv2dLayer {
+            weight: init.randn([cout, cin, k, k]),
+            bias: self.bias.then(|| Tensor::zeros([cout], device)),
+            activation: self.activation,
+            act_gain: self.act_gain,
+            down: self.down,
+            kernel: k,
             resample_filter: fir_buffer(device),
         }
     }
+}
 
+impl Conv2dLayer {
     /// `[N, in, H, W] -> [N, out, H or H/2, W or W/2]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [_, cin, _, _] = self.weight.dims();
@@ -260,12 +299,6 @@ impl Init {
         let n = shape.iter().product();
         tensor_from(randn_host(&mut self.rng, n), shape, &self.device)
     }
-}
-
-/// Draws `n` standard normal numbers from `rng`.
-pub fn randn_host(rng: &mut rand_chacha::ChaCha8Rng, n: usize) -> Vec<f32> {
-    use rand_distr::{Distribution as _, StandardNormal};
-    (0..n).map(|_| StandardNormal.sample(rng)).collect()
 }
 
 /// The modulated 3x3 convolution with demodulation, noise, bias and lrelu

@@ -2,12 +2,15 @@
 //! StyleGAN2-ADA `state_dict()` names, so official checkpoints load by name and limner's
 //! own checkpoints can be exported for the PyTorch ecosystem.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use burn::tensor::{Device, Tensor, TensorData};
-use safetensors::tensor::{Dtype, TensorView};
+pub use limner_core::weights::{HostTensor, StateDict};
+
+// Host tensors, safetensors I/O and atomic writes live in limner-core (every crate uses them
+// without depending on the GAN); re-exported here for limner-gan's own modules and tests.
+pub use limner_core::fs::write_atomic;
+pub use limner_core::tensor::{tensor_from, to_vec};
+pub use limner_core::weights::{parse_safetensors, read_safetensors, safetensors_bytes, write_safetensors, Precision};
 
 /// Whether the optimiser updates a tensor (`Trainable`) or it is state (`Buffer`: `w_avg`,
 /// `noise_const`, FIR filters).
@@ -35,16 +38,6 @@ pub fn join(prefix: &str, name: &str) -> String {
         format!("{prefix}.{name}")
     }
 }
-
-/// A host copy of one tensor: shape and f32 values.
-#[derive(Clone, Debug, PartialEq)]
-pub struct HostTensor {
-    pub shape: Vec<usize>,
-    pub data: Vec<f32>,
-}
-
-/// Name → host tensor, sorted by name (the state dict).
-pub type StateDict = BTreeMap<String, HostTensor>;
 
 /// Copies every tensor of `net` to the host.
 pub fn state_dict<P: Params>(net: &mut P, only_trainable: bool) -> StateDict {
@@ -115,117 +108,4 @@ pub fn load_state_dict<P: Params>(net: &mut P, sd: &StateDict, device: &Device) 
         bail!("{}", l.errors.join("; "));
     }
     Ok(())
-}
-
-/// Reads a safetensors file into a state dict (f32, f16, bf16 and f64 are converted to f32).
-pub fn read_safetensors(path: &Path) -> Result<(StateDict, BTreeMap<String, String>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    parse_safetensors(&bytes).with_context(|| format!("{} is not a valid safetensors file", path.display()))
-}
-
-/// Parses safetensors bytes into a state dict plus the file's metadata.
-pub fn parse_safetensors(bytes: &[u8]) -> Result<(StateDict, BTreeMap<String, String>)> {
-    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)?;
-    let metadata: BTreeMap<String, String> =
-        meta.metadata().clone().map(|m| m.into_iter().collect()).unwrap_or_default();
-    let st = safetensors::SafeTensors::deserialize(bytes)?;
-    let mut out = StateDict::new();
-    for (name, view) in st.tensors() {
-        let raw = view.data();
-        let data: Vec<f32> = match view.dtype() {
-            Dtype::F32 => raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
-            Dtype::F64 => raw
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
-                .collect(),
-            Dtype::F16 => raw
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => raw
-                .chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            other => bail!("tensor `{name}` has unsupported dtype {other:?}"),
-        };
-        out.insert(name.to_string(), HostTensor { shape: view.shape().to_vec(), data });
-    }
-    Ok((out, metadata))
-}
-
-/// Storage precision for [`write_safetensors`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Precision {
-    F32,
-    F16,
-}
-
-/// Serialises a state dict (plus string metadata) to safetensors bytes.
-pub fn safetensors_bytes(
-    sd: &StateDict,
-    metadata: &BTreeMap<String, String>,
-    precision: Precision,
-) -> Result<Vec<u8>> {
-    let bufs: Vec<(String, Vec<usize>, Vec<u8>)> = sd
-        .iter()
-        .map(|(k, t)| {
-            let bytes: Vec<u8> = match precision {
-                Precision::F32 => t.data.iter().flat_map(|x| x.to_le_bytes()).collect(),
-                Precision::F16 => {
-                    t.data.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect()
-                }
-            };
-            (k.clone(), t.shape.clone(), bytes)
-        })
-        .collect();
-    let dtype = match precision {
-        Precision::F32 => Dtype::F32,
-        Precision::F16 => Dtype::F16,
-    };
-    let views: Vec<(String, TensorView)> = bufs
-        .iter()
-        .map(|(k, s, b)| Ok((k.clone(), TensorView::new(dtype, s.clone(), b)?)))
-        .collect::<Result<_>>()?;
-    let meta: std::collections::HashMap<String, String> =
-        metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    Ok(safetensors::serialize(views, Some(meta))?)
-}
-
-/// Writes bytes atomically: a temporary file in the same directory, fsync, then rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|s| s.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    {
-        let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename onto {}", path.display()))?;
-    Ok(())
-}
-
-/// Writes a state dict as safetensors, atomically.
-pub fn write_safetensors(
-    path: &Path,
-    sd: &StateDict,
-    metadata: &BTreeMap<String, String>,
-    precision: Precision,
-) -> Result<()> {
-    write_atomic(path, &safetensors_bytes(sd, metadata, precision)?)
-}
-
-/// Builds a device tensor from host data.
-pub fn tensor_from<const D: usize>(data: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
-    Tensor::from_data(TensorData::new(data, shape), device)
-}
-
-/// Copies a tensor's values to the host.
-pub fn to_vec<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
-    t.to_data().convert::<f32>().try_to_vec::<f32>().expect("f32 tensor")
 }

@@ -144,7 +144,7 @@ pub fn run_training(
 
 /// Writes the checkpoint, the EMA generator, a grid, a metrics row and the plot.
 pub fn snapshot(t: &mut Trainer, opts: &RunOptions, acc: &Accum, secs: f64, ips: f64, score: Option<f64>) -> Result<()> {
-    t.save(&opts.out.join("latest.safetensors"))?;
+    t.save(&opts.out.join(crate::setup::CHECKPOINT_FILE))?;
     let info = GeneratorInfo { config: None, kimg: Some(t.kimg()), notes: None };
     save_generator(&opts.out.join("generator.safetensors"), &mut t.g_ema, &info, Precision::F32)?;
     write_grid(t, opts)?;

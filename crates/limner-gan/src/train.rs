@@ -1,14 +1,13 @@
 //! The GAN training step: non-saturating logistic loss, lazy R1 by finite differences,
-//! DiffAugment, style mixing, Adam, and an EMA of the generator.
+//! DiffAugment, style mixing, paired distillation; Adam ([`crate::optim`]), the generator's
+//! EMA ([`crate::ema`]), the checkpoint ([`crate::checkpoint`]) and the data order
+//! ([`crate::order`]) live beside it.
 //!
 //! Parameters live on a plain (non-autodiff) device between steps. Each step lifts the
 //! network being trained onto the autodiff device as tracked leaves, runs forward and
 //! backward, and applies Adam on the plain tensors. All randomness (latents, noise,
 //! augmentation, mixing, data order, flips) comes from one ChaCha8 stream whose position is
 //! saved in the checkpoint, so a resumed run continues bit for bit.
-
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::activation::softplus;
@@ -19,13 +18,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::augment::DiffAugment;
 use crate::config::{DiscriminatorConfig, GeneratorConfig};
-use crate::generate::latent_for_seed;
-use crate::layers::{randn_host, NoiseMode};
-use crate::params::{
-    load_state_dict, parse_safetensors, safetensors_bytes, state_dict, tensor_from, write_atomic, ParamKind,
-    ParamVisitor, Params, Precision, StateDict,
-};
+use crate::layers::NoiseMode;
+use crate::ema::{ema_beta, ema_update};
+use crate::optim::{grads_of, lift, Adam};
+use crate::order::permutation;
+use crate::params::{tensor_from, ParamKind, ParamVisitor, Params};
 use crate::{Discriminator, Generator};
+use limner_core::{latent_for_seed, randn_host};
 
 /// Training hyper-parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -85,6 +84,24 @@ fn one() -> f64 {
     1.0
 }
 
+impl TrainConfig {
+    /// Checks that the options make a run: a batch, and something to learn from (a
+    /// discriminator or a distillation loss; the perceptual distance is a distillation loss).
+    /// [`Trainer::new`] checks it, and every step again (a resumed run may change weights).
+    pub fn validate(&self) -> Result<()> {
+        if self.batch == 0 {
+            bail!("batch must be at least 1");
+        }
+        if self.adversarial <= 0.0 && self.distill_l1 <= 0.0 {
+            bail!("nothing to train: the adversarial weight is 0 and there is no distillation loss");
+        }
+        if self.perceptual > 0.0 && self.distill_l1 <= 0.0 {
+            bail!("the perceptual distance is a distillation loss: it needs --distill (distill_l1 > 0)");
+        }
+        Ok(())
+    }
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
@@ -110,13 +127,9 @@ impl Default for TrainConfig {
     }
 }
 
-/// A differentiable distance between images, used beside the pixel L1 in paired distillation.
-pub trait PerceptualDistance {
-    /// Mean distance between the generated `fake` (on the autodiff device, NCHW in [-1, 1]) and
-    /// the teacher's `target` (a plain tensor of the same shape), as a one-element tensor whose
-    /// gradient reaches `fake`.
-    fn distance(&self, fake: Tensor<4>, target: Tensor<4>) -> Tensor<1>;
-}
+// the distance is defined in limner-core (limner-nets implements it without depending on the
+// trainer); re-exported for limner-gan's users
+pub use limner_core::PerceptualDistance;
 
 /// Anything that serves batches of real images as NCHW float32 in [-1, 1].
 pub trait DataSource {
@@ -144,126 +157,6 @@ pub struct StepStats {
     pub r1: Option<f32>,
 }
 
-/// Adam moments per parameter name (flattened).
-#[derive(Clone, Debug, Default)]
-pub struct Adam {
-    pub m: HashMap<String, Tensor<1>>,
-    pub v: HashMap<String, Tensor<1>>,
-    pub t: u64,
-}
-
-/// Lifts a network onto the autodiff device; trainable tensors become tracked leaves when
-/// `track` is set, everything else is a constant.
-pub fn lift<P: Params + Clone>(net: &P, track: bool) -> P {
-    struct Lift(bool);
-    impl ParamVisitor for Lift {
-        fn visit<const D: usize>(&mut self, _: &str, t: &mut Tensor<D>, kind: ParamKind) {
-            let a = t.clone().autodiff();
-            *t = if self.0 && kind == ParamKind::Trainable { a.require_grad() } else { a };
-        }
-    }
-    let mut n = net.clone();
-    n.visit_params("", &mut Lift(track));
-    n
-}
-
-/// Collects the gradients of a lifted network's trainable tensors, flattened.
-pub fn grads_of<P: Params>(net: &mut P, grads: &burn::tensor::Gradients) -> HashMap<String, Tensor<1>> {
-    struct G<'a>(&'a burn::tensor::Gradients, HashMap<String, Tensor<1>>);
-    impl ParamVisitor for G<'_> {
-        fn visit<const D: usize>(&mut self, name: &str, t: &mut Tensor<D>, kind: ParamKind) {
-            if kind != ParamKind::Trainable {
-                return;
-            }
-            let n: usize = t.dims().iter().product();
-            if let Some(g) = t.grad(self.0) {
-                self.1.insert(name.to_string(), g.reshape([n]));
-            }
-        }
-    }
-    let mut v = G(grads, HashMap::new());
-    net.visit_params("", &mut v);
-    v.1
-}
-
-impl Adam {
-    /// One Adam step on `net`'s trainable tensors.
-    fn step<P: Params>(&mut self, net: &mut P, grads: &HashMap<String, Tensor<1>>, lr: f64, b1: f64, b2: f64) {
-        self.t += 1;
-        struct Upd<'a> {
-            adam: &'a mut Adam,
-            grads: &'a HashMap<String, Tensor<1>>,
-            lr: f64,
-            b1: f64,
-            b2: f64,
-        }
-        impl ParamVisitor for Upd<'_> {
-            fn visit<const D: usize>(&mut self, name: &str, t: &mut Tensor<D>, kind: ParamKind) {
-                if kind != ParamKind::Trainable {
-                    return;
-                }
-                let Some(g) = self.grads.get(name) else { return };
-                let dims = t.dims();
-                let n: usize = dims.iter().product();
-                let m = match self.adam.m.remove(name) {
-                    Some(m) => m.mul_scalar(self.b1) + g.clone().mul_scalar(1.0 - self.b1),
-                    None => g.clone().mul_scalar(1.0 - self.b1),
-                };
-                let v = match self.adam.v.remove(name) {
-                    Some(v) => v.mul_scalar(self.b2) + g.clone().square().mul_scalar(1.0 - self.b2),
-                    None => g.clone().square().mul_scalar(1.0 - self.b2),
-                };
-                let step = self.adam.t as i32;
-                let mhat = 1.0 / (1.0 - self.b1.powi(step));
-                let vhat = 1.0 / (1.0 - self.b2.powi(step));
-                let upd = m.clone().mul_scalar(mhat) / (v.clone().mul_scalar(vhat).sqrt() + 1e-8);
-                *t = t.clone() - upd.mul_scalar(self.lr).reshape(dims);
-                debug_assert_eq!(n, m.dims()[0]);
-                self.adam.m.insert(name.to_string(), m);
-                self.adam.v.insert(name.to_string(), v);
-            }
-        }
-        net.visit_params("", &mut Upd { adam: self, grads, lr, b1, b2 });
-    }
-
-    fn export(&self, prefix: &str, out: &mut StateDict) {
-        for (k, t) in self.m.iter().map(|(k, t)| (format!("{prefix}.m.{k}"), t)).chain(self.v.iter().map(|(k, t)| (format!("{prefix}.v.{k}"), t))) {
-            out.insert(k, crate::params::HostTensor { shape: t.dims().to_vec(), data: crate::params::to_vec(t) });
-        }
-    }
-
-    fn import(prefix: &str, sd: &StateDict, t: u64, device: &Device) -> Self {
-        let mut a = Adam { t, ..Default::default() };
-        for (k, h) in sd {
-            let mk = |_: &str| tensor_from(h.data.clone(), [h.data.len()], device);
-            if let Some(rest) = k.strip_prefix(&format!("{prefix}.m.")) {
-                a.m.insert(rest.to_string(), mk(rest));
-            } else if let Some(rest) = k.strip_prefix(&format!("{prefix}.v.")) {
-                a.v.insert(rest.to_string(), mk(rest));
-            }
-        }
-        a
-    }
-}
-
-/// `ema <- p + (ema - p) * beta` for trainable tensors; buffers are copied from `net`.
-fn ema_update(ema: &mut Generator, net: &mut Generator, beta: f64) {
-    let src = state_dict(net, false);
-    struct E<'a>(&'a StateDict, f64, Device);
-    impl ParamVisitor for E<'_> {
-        fn visit<const D: usize>(&mut self, name: &str, t: &mut Tensor<D>, kind: ParamKind) {
-            let h = &self.0[name];
-            let p: Tensor<D> = tensor_from(h.data.clone(), t.dims(), &self.2);
-            *t = match kind {
-                ParamKind::Trainable => p.clone() + (t.clone() - p).mul_scalar(self.1),
-                ParamKind::Buffer => p,
-            };
-        }
-    }
-    let device = net.mapping.w_avg.device();
-    ema.visit_params("", &mut E(&src, beta, device));
-}
-
 /// A GAN being trained: networks, optimiser state, RNG and data position.
 pub struct Trainer {
     pub train: TrainConfig,
@@ -289,9 +182,7 @@ impl Trainer {
     pub fn new(train: TrainConfig, gcfg: &GeneratorConfig, dcfg: &DiscriminatorConfig, device: &Device) -> Result<Self> {
         gcfg.validate()?;
         dcfg.validate()?;
-        if train.batch == 0 {
-            bail!("batch must be at least 1");
-        }
+        train.validate()?;
         // initial weights come from the run seed alone (no global RNG state)
         let mut init = crate::layers::Init::new(train.seed.wrapping_add(0x5EED), device);
         let g = Generator::init(gcfg, &mut init);
@@ -379,7 +270,9 @@ impl Trainer {
         (ws, w)
     }
 
-    /// One training step: D on a real and a fake batch (plus R1 when due), then G.
+    /// One training step: D on a real and a fake batch (plus R1 when due), then G, then the
+    /// EMA. The RNG draws, in order: the flips, the D step's (latents, mixing, noise,
+    /// augmentation, R1 directions), the G step's.
     pub fn step(&mut self, data: &dyn DataSource) -> Result<StepStats> {
         let n = self.train.batch;
         let res = self.g.config.img_resolution;
@@ -389,63 +282,88 @@ impl Trainer {
         if data.len() == 0 {
             bail!("the dataset is empty");
         }
-        let dev = self.device.clone();
+        self.train.validate()?;
         let mut stats = StepStats::default();
-
-        // ---- D step: softplus(D(G(z))) + softplus(-D(x)) ----
         let idx = self.next_indices(data.len(), n);
         let flips: Vec<bool> = (0..n).map(|_| self.train.xflip && self.rng.random::<bool>()).collect();
-        let adversarial = self.train.adversarial > 0.0;
-        if !adversarial && self.train.distill_l1 <= 0.0 {
-            bail!("nothing to train: the adversarial weight is 0 and there is no distillation loss");
+        if self.adversarial() {
+            self.d_step(data, &idx, &flips, &mut stats);
         }
-        if adversarial {
-            let mut buf = Vec::new();
-            data.fill_batch(&idx, &flips, &mut buf);
-            let real = tensor_from(buf, [n, 3, res, res], &dev); // [N, 3, R, R]
-            let g_plain = self.g.clone();
-            let (ws, _) = self.mapped_ws(&g_plain, n);
-            let fake = {
-                let mut noise = NoiseMode::Random { rng: &mut self.rng, scale: 1.0 };
-                g_plain.synthesis.forward(ws, &mut noise) // [N, 3, R, R], no tape
-            };
-            let mut d_ad = lift(&self.d, true);
-            let aug = self.train.diffaugment.clone();
-            let fake_aug = aug.apply(fake.autodiff(), &mut self.rng);
-            let real_aug = aug.apply(real.clone().autodiff(), &mut self.rng);
-            // lazy R1: gamma/2 * |grad_x D(x)|^2, estimated as ((D(x + eps v) - D(x)) / eps)^2 with
-            // v ~ N(0, I), whose expectation is |grad_x D(x)|^2 (first-order only: no double backward)
-            let r1_due = self.train.r1_gamma > 0.0 && self.step % self.train.r1_interval == 0;
-            let eps = 1e-2f32;
-            let mut parts = vec![fake_aug, real_aug];
-            if r1_due {
-                let v = tensor_from(randn_host(&mut self.rng, n * 3 * res * res), [n, 3, res, res], &dev);
-                parts.push(real.clone().autodiff());
-                parts.push((real + v.mul_scalar(eps)).autodiff());
-            }
-            let mut logits = d_ad.forward_parts(parts).into_iter(); // each [N, 1]
-            let fake_logits = logits.next().unwrap();
-            let real_logits = logits.next().unwrap();
-            let loss_d = softplus(fake_logits.clone(), 1.0).mean() + softplus(real_logits.clone().neg(), 1.0).mean();
-            stats.loss_d = loss_d.clone().into_scalar::<f32>();
-            stats.d_fake = fake_logits.mean().into_scalar::<f32>();
-            stats.d_real = real_logits.mean().into_scalar::<f32>();
-            let mut total = loss_d;
-            if r1_due {
-                let (l0, l1) = (logits.next().unwrap(), logits.next().unwrap());
-                let pen = (l1 - l0).div_scalar(eps).square().mean();
-                stats.r1 = Some(pen.clone().into_scalar::<f32>());
-                total = total + pen.mul_scalar(self.train.r1_gamma / 2.0 * self.train.r1_interval as f64);
-            }
-            let grads = total.backward();
-            let gd = grads_of(&mut d_ad, &grads);
-            drop(grads);
-            self.adam_d.step(&mut self.d, &gd, self.train.d_lr, self.train.beta1, self.train.beta2);
-        }
+        self.g_step(data, &idx, &mut stats)?;
+        self.ema_step();
 
-        // ---- G step: softplus(-D(G(z))) ----
-        // With paired distillation the G step renders the latents of the D step's real images
-        // (the teacher's seeds) and also pays the pixel distance to those images.
+        self.step += 1;
+        self.images_seen += n as u64;
+        let (l1, perceptual) = (stats.distill.unwrap_or(0.0), stats.perceptual.unwrap_or(0.0));
+        if ![stats.loss_g, stats.loss_d, l1, perceptual].iter().all(|v| v.is_finite()) {
+            bail!(
+                "training diverged at step {} (loss G {}, loss D {}, distill L1 {l1}, perceptual {perceptual}); resume from the last checkpoint with a lower learning rate",
+                self.step, stats.loss_g, stats.loss_d
+            );
+        }
+        Ok(stats)
+    }
+
+    /// Whether the run has a discriminator (an adversarial weight above 0).
+    fn adversarial(&self) -> bool {
+        self.train.adversarial > 0.0
+    }
+
+    /// The D step: `softplus(D(G(z))) + softplus(-D(x))` on the real batch `idx` (flipped by
+    /// `flips`) and a fresh fake batch, plus the lazy R1 penalty when due; one Adam step on D.
+    fn d_step(&mut self, data: &dyn DataSource, idx: &[usize], flips: &[bool], stats: &mut StepStats) {
+        let (n, res, dev) = (idx.len(), self.g.config.img_resolution, self.device.clone());
+        let mut buf = Vec::new();
+        data.fill_batch(idx, flips, &mut buf);
+        let real = tensor_from(buf, [n, 3, res, res], &dev); // [N, 3, R, R]
+        let g_plain = self.g.clone();
+        let (ws, _) = self.mapped_ws(&g_plain, n);
+        let fake = {
+            let mut noise = NoiseMode::Random { rng: &mut self.rng, scale: 1.0 };
+            g_plain.synthesis.forward(ws, &mut noise) // [N, 3, R, R], no tape
+        };
+        let mut d_ad = lift(&self.d, true);
+        let aug = self.train.diffaugment.clone();
+        let fake_aug = aug.apply(fake.autodiff(), &mut self.rng);
+        let real_aug = aug.apply(real.clone().autodiff(), &mut self.rng);
+        // lazy R1: gamma/2 * |grad_x D(x)|^2, estimated as ((D(x + eps v) - D(x)) / eps)^2 with
+        // v ~ N(0, I), whose expectation is |grad_x D(x)|^2 (first-order only: no double backward)
+        let r1_due = self.train.r1_gamma > 0.0 && self.step % self.train.r1_interval == 0;
+        let eps = 1e-2f32;
+        let mut parts = vec![fake_aug, real_aug];
+        if r1_due {
+            let v = tensor_from(randn_host(&mut self.rng, n * 3 * res * res), [n, 3, res, res], &dev);
+            parts.push(real.clone().autodiff());
+            parts.push((real + v.mul_scalar(eps)).autodiff());
+        }
+        let mut logits = d_ad.forward_parts(parts).into_iter(); // each [N, 1]
+        let fake_logits = logits.next().unwrap();
+        let real_logits = logits.next().unwrap();
+        let loss_d = softplus(fake_logits.clone(), 1.0).mean() + softplus(real_logits.clone().neg(), 1.0).mean();
+        stats.loss_d = loss_d.clone().into_scalar::<f32>();
+        stats.d_fake = fake_logits.mean().into_scalar::<f32>();
+        stats.d_real = real_logits.mean().into_scalar::<f32>();
+        let mut total = loss_d;
+        if r1_due {
+            let (l0, l1) = (logits.next().unwrap(), logits.next().unwrap());
+            let pen = (l1 - l0).div_scalar(eps).square().mean();
+            stats.r1 = Some(pen.clone().into_scalar::<f32>());
+            total = total + pen.mul_scalar(self.train.r1_gamma / 2.0 * self.train.r1_interval as f64);
+        }
+        let grads = total.backward();
+        let gd = grads_of(&mut d_ad, &grads);
+        drop(grads);
+        self.adam_d.step(&mut self.d, &gd, self.train.d_lr, self.train.beta1, self.train.beta2);
+    }
+
+    /// The G step: `softplus(-D(G(z)))` (weighted by `adversarial`), plus with paired
+    /// distillation the pixel L1 and the perceptual distance to the teacher's images; one Adam
+    /// step on G and the `w_avg` update.
+    ///
+    /// With paired distillation the G step renders the latents of the D step's real images
+    /// (the teacher's seeds, `idx`) and also pays the distance to those images.
+    fn g_step(&mut self, data: &dyn DataSource, idx: &[usize], stats: &mut StepStats) -> Result<()> {
+        let (n, res, dev) = (idx.len(), self.g.config.img_resolution, self.device.clone());
         let mut g_ad = lift(&self.g, true);
         let (ws, w, target) = if self.train.distill_l1 > 0.0 {
             let seeds = idx
@@ -458,7 +376,7 @@ impl Trainer {
             let w = g_ad.mapping.forward_w(z); // [N, w_dim]
             let ws = g_ad.mapping.broadcast_truncate(w.clone(), 1.0, None); // [N, num_ws, w_dim]
             let mut buf = Vec::new();
-            data.fill_batch(&idx, &vec![false; n], &mut buf); // unflipped: the teacher's exact images
+            data.fill_batch(idx, &vec![false; n], &mut buf); // unflipped: the teacher's exact images
             (ws, w, Some(tensor_from(buf, [n, 3, res, res], &dev)))
         } else {
             let (ws, w) = self.mapped_ws(&g_ad, n);
@@ -468,7 +386,7 @@ impl Trainer {
             let mut noise = NoiseMode::Random { rng: &mut self.rng, scale: 1.0 };
             g_ad.synthesis.forward(ws, &mut noise) // [N, 3, R, R]
         };
-        let mut loss_g = if adversarial {
+        let mut loss_g = if self.adversarial() {
             let d_const = lift(&self.d, false);
             let aug = self.train.diffaugment.clone();
             let logits = d_const.forward(aug.apply(fake.clone(), &mut self.rng));
@@ -502,117 +420,13 @@ impl Trainer {
         if !self.train.freeze_mapping {
             self.g.mapping.update_w_avg(&w);
         }
+        Ok(())
+    }
 
-        // ---- EMA ----
-        let mut ema_nimg = self.train.ema_kimg * 1000.0;
-        if let Some(r) = self.train.ema_rampup {
-            ema_nimg = ema_nimg.min((self.images_seen + n as u64) as f64 * r);
-        }
-        let beta = 0.5f64.powf(n as f64 / ema_nimg.max(1e-8));
+    /// Moves the EMA generator towards G for the batch just trained (before `images_seen`
+    /// counts it).
+    fn ema_step(&mut self) {
+        let beta = ema_beta(self.train.ema_kimg, self.train.ema_rampup, self.images_seen, self.train.batch);
         ema_update(&mut self.g_ema, &mut self.g, beta);
-
-        self.step += 1;
-        self.images_seen += n as u64;
-        let (l1, perceptual) = (stats.distill.unwrap_or(0.0), stats.perceptual.unwrap_or(0.0));
-        if ![stats.loss_g, stats.loss_d, l1, perceptual].iter().all(|v| v.is_finite()) {
-            bail!(
-                "training diverged at step {} (loss G {}, loss D {}, distill L1 {l1}, perceptual {perceptual}); resume from the last checkpoint with a lower learning rate",
-                self.step, stats.loss_g, stats.loss_d
-            );
-        }
-        Ok(stats)
     }
-
-    /// Everything needed to resume, as safetensors bytes.
-    pub fn checkpoint_bytes(&mut self) -> Result<Vec<u8>> {
-        let mut sd = StateDict::new();
-        for (prefix, part) in [("G", state_dict(&mut self.g, false)), ("D", state_dict(&mut self.d, false)), ("G_ema", state_dict(&mut self.g_ema, false))] {
-            for (k, v) in part {
-                sd.insert(format!("{prefix}.{k}"), v);
-            }
-        }
-        self.adam_g.export("adam_G", &mut sd);
-        self.adam_d.export("adam_D", &mut sd);
-        let state = CheckpointState {
-            train: self.train.clone(),
-            generator: self.g.config.clone(),
-            discriminator: self.d.config.clone(),
-            step: self.step,
-            images_seen: self.images_seen,
-            epoch: self.epoch,
-            epoch_pos: self.epoch_pos,
-            adam_g_t: self.adam_g.t,
-            adam_d_t: self.adam_d.t,
-            rng_seed: self.rng.get_seed(),
-            rng_stream: self.rng.get_stream(),
-            rng_word_pos: self.rng.get_word_pos().to_string(),
-        };
-        // a single metadata key keeps the file bytes deterministic (safetensors writes its
-        // metadata map in hash order)
-        let mut meta = BTreeMap::new();
-        meta.insert("limner_checkpoint".to_string(), serde_json::to_string(&state)?);
-        safetensors_bytes(&sd, &meta, Precision::F32)
-    }
-
-    /// Writes the checkpoint atomically.
-    pub fn save(&mut self, path: &Path) -> Result<()> {
-        let bytes = self.checkpoint_bytes()?;
-        write_atomic(path, &bytes)
-    }
-
-    /// Restores a trainer from a checkpoint written by [`Trainer::save`].
-    pub fn load(path: &Path, device: &Device) -> Result<Self> {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
-        let (sd, meta) = parse_safetensors(&bytes)
-            .with_context(|| format!("{} is not a limner checkpoint (corrupt or truncated?)", path.display()))?;
-        let state: CheckpointState = serde_json::from_str(
-            meta.get("limner_checkpoint")
-                .with_context(|| format!("{} has no training state: it is a generator, not a checkpoint", path.display()))?,
-        )?;
-        let split = |prefix: &str| -> StateDict {
-            let p = format!("{prefix}.");
-            sd.iter().filter_map(|(k, v)| k.strip_prefix(&p).map(|r| (r.to_string(), v.clone()))).collect()
-        };
-        let mut t = Trainer::new(state.train.clone(), &state.generator, &state.discriminator, device)?;
-        load_state_dict(&mut t.g, &split("G"), device).with_context(|| format!("{}: generator", path.display()))?;
-        load_state_dict(&mut t.d, &split("D"), device).with_context(|| format!("{}: discriminator", path.display()))?;
-        load_state_dict(&mut t.g_ema, &split("G_ema"), device).with_context(|| format!("{}: EMA generator", path.display()))?;
-        t.adam_g = Adam::import("adam_G", &sd, state.adam_g_t, device);
-        t.adam_d = Adam::import("adam_D", &sd, state.adam_d_t, device);
-        t.step = state.step;
-        t.images_seen = state.images_seen;
-        t.epoch = state.epoch;
-        t.epoch_pos = state.epoch_pos;
-        let mut rng = ChaCha8Rng::from_seed(state.rng_seed);
-        rng.set_stream(state.rng_stream);
-        rng.set_word_pos(state.rng_word_pos.parse().context("bad rng position in checkpoint")?);
-        t.rng = rng;
-        Ok(t)
-    }
-}
-
-/// The training state stored in a checkpoint's metadata.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct CheckpointState {
-    pub train: TrainConfig,
-    pub generator: GeneratorConfig,
-    pub discriminator: DiscriminatorConfig,
-    pub step: u64,
-    pub images_seen: u64,
-    epoch: u64,
-    epoch_pos: usize,
-    adam_g_t: u64,
-    adam_d_t: u64,
-    rng_seed: [u8; 32],
-    rng_stream: u64,
-    rng_word_pos: String,
-}
-
-/// A seeded permutation of `0..len` for one epoch.
-pub fn permutation(len: usize, seed: u64, epoch: u64) -> Vec<usize> {
-    use rand::seq::SliceRandom;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1));
-    let mut v: Vec<usize> = (0..len).collect();
-    v.shuffle(&mut rng);
-    v
 }

@@ -93,8 +93,43 @@ fn stat_distance(fake: &[f32], real: &[f32], n: usize, res: usize) -> f32 {
     d_mean + d_std + d_img
 }
 
+/// Shape: the mean absolute distance from the flat grey background (-0.2) over each image's
+/// four 2x2 corners, which no disc reaches in the data (it is 0 there).
+fn corner_error(imgs: &[f32], n: usize, res: usize) -> f32 {
+    let plane = res * res;
+    let corners = [(0, 0), (0, res - 2), (res - 2, 0), (res - 2, res - 2)];
+    let mut sum = 0.0;
+    for i in 0..n {
+        for c in 0..3 {
+            for &(y0, x0) in &corners {
+                for (y, x) in [(y0, x0), (y0, x0 + 1), (y0 + 1, x0), (y0 + 1, x0 + 1)] {
+                    sum += (imgs[i * 3 * plane + c * plane + y * res + x] + 0.2).abs();
+                }
+            }
+        }
+    }
+    sum / (n * 3 * 16) as f32
+}
+
+/// Diversity: the mean RMS distance between images `i` and `i + n/2` (no two alike when the
+/// samples have not collapsed onto a few modes).
+fn diversity(imgs: &[f32], n: usize, res: usize) -> f32 {
+    let len = 3 * res * res;
+    let half = n / 2;
+    (0..half)
+        .map(|i| {
+            let (a, b) = (&imgs[i * len..(i + 1) * len], &imgs[(i + half) * len..(i + half + 1) * len]);
+            (a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f32>() / len as f32).sqrt()
+        })
+        .sum::<f32>()
+        / half as f32
+}
+
 /// A tiny GAN trained for a few hundred steps on coloured discs moves its samples'
-/// statistics (channel means and stds, mean image) towards the data's.
+/// statistics (channel means and stds, mean image) towards the data's, learns the shape (the
+/// corners become the flat background) and keeps its samples diverse (no collapse). Measured
+/// (seed 3, 300 steps): statistics distance 4.11 -> 0.40, corner distance 0.573 -> 0.076,
+/// diversity 0.267 against the data's 0.422.
 #[test]
 fn tiny_gan_learns_discs() {
     let device = Device::flex();
@@ -113,14 +148,21 @@ fn tiny_gan_learns_discs() {
         );
         to_vec(&t.g_ema.forward(z, 1.0, &mut NoiseMode::Const))
     };
-    let before = stat_distance(&sample(&t), &real, n, res);
+    let init = sample(&t);
+    let before = stat_distance(&init, &real, n, res);
     let steps = 300;
     for _ in 0..steps {
         t.step(&data).unwrap();
     }
-    let after = stat_distance(&sample(&t), &real, n, res);
+    let trained = sample(&t);
+    let after = stat_distance(&trained, &real, n, res);
     eprintln!("statistics distance to the data: {before:.3} at init -> {after:.3} after {steps} steps");
     assert!(after < 0.5 * before, "distance {before} -> {after}: the GAN did not learn");
+    let (corners_before, corners_after) = (corner_error(&init, n, res), corner_error(&trained, n, res));
+    let (div_real, div_fake) = (diversity(&real, n, res), diversity(&trained, n, res));
+    eprintln!("corner distance to the background: {corners_before:.3} -> {corners_after:.3}; diversity {div_fake:.3} (data {div_real:.3})");
+    assert!(corners_after < 0.3 * corners_before, "the corners did not become background: {corners_before} -> {corners_after}");
+    assert!(div_fake > 0.4 * div_real, "the samples collapsed: diversity {div_fake} vs the data's {div_real}");
 }
 
 /// Two runs with the same seed give bitwise the same generator.

@@ -1,12 +1,13 @@
 //! The model registry: the default generator embedded in the binary, and the models a user
 //! trained or imported (run folders and files under the model directory).
 
+pub mod convert;
 pub mod fetch;
 pub mod tfjs;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use limner_gan::generate::{load_generator_bytes, load_generator_file, GeneratorInfo};
 use limner_gan::Generator;
@@ -20,14 +21,9 @@ pub static DEFAULT_MODEL_CARD: &str = include_str!("../../../models/default/MODE
 /// The name that selects the embedded model.
 pub const DEFAULT_NAME: &str = "default";
 
-/// Where imported models live: `$LIMNER_HOME/models`, else `~/.cache/limner/models`.
-pub fn models_dir() -> PathBuf {
-    if let Ok(h) = std::env::var("LIMNER_HOME") {
-        return PathBuf::from(h).join("models");
-    }
-    let home = std::env::var("HOME").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("."));
-    home.join(".cache/limner/models")
-}
+/// Where imported models live: `$LIMNER_HOME/models`, else `~/.cache/limner/models`
+/// (see [`limner_core::dirs`]).
+pub use limner_core::dirs::models_dir;
 
 /// Loads the embedded default generator.
 pub fn load_default(device: &Device) -> Result<(Generator, GeneratorInfo)> {
@@ -54,6 +50,21 @@ pub fn resolve(name: &str) -> Result<Option<PathBuf>> {
         }
     }
     bail!("model `{name}` not found: give a .safetensors file, a run folder, `default`, or a name from `limner models list`")
+}
+
+/// Loads the fetched random-face (`limner models fetch --only random-face`; the error says so
+/// when it is missing).
+pub fn load_random_face(device: &Device) -> Result<limner_photoreal::MobileStyleGan> {
+    limner_photoreal::MobileStyleGan::load(&fetch::net_path(limner_photoreal::MODEL_NAME)?, device)
+}
+
+/// Face `seed` of the embedded default model at psi 0.7, the `seed:N` content image of `limner
+/// gatys`, `dream` and `style`: `(res, pixels)`, one NCHW `[1, 3, res, res]` image in about
+/// [-1, 1].
+pub fn default_face(seed: u64, device: &Device) -> Result<(usize, Vec<f32>)> {
+    let (g, _) = load_default(device)?;
+    let opts = limner_gan::generate::GenerateOptions { psi: 0.7, noise: 1.0, batch: 1 };
+    Ok((g.config.img_resolution, limner_gan::generate::generate_seeds(&g, &[seed], &opts)))
 }
 
 /// Loads a generator by name or path (`None` or `default` = the embedded model).
@@ -120,14 +131,18 @@ pub fn list(device: &Device) -> Vec<ModelEntry> {
 /// generator file or in its run folder.
 pub const DIRECTIONS_FILE: &str = "directions.safetensors";
 
-/// Where a model's directions file lives (it need not exist yet): `models/default/`'s for
-/// `default` and `models/random-face/`'s for `random-face` (the committed files, also embedded
-/// in the binary when it was built), else
-/// `<run>/directions.safetensors` for a run folder, else `<generator stem>.directions.safetensors`
-/// beside a generator file.
+/// Where `limner models directions` writes a model's directions file (it need not exist yet):
+///
+/// - for the built-in `default` and `random-face`, the user's data folder,
+///   `$LIMNER_HOME/data/<model>/directions.safetensors` (else under `~/.cache/limner`, see
+///   [`limner_core::dirs::user_data_dir`]) — never beside the program or in a source tree. The
+///   committed copies in `models/<model>/` (embedded in the binary) are refreshed on purpose,
+///   with `limner models directions --model default --out models/default/directions.safetensors`;
+/// - `<run>/directions.safetensors` for a run folder;
+/// - `<generator stem>.directions.safetensors` beside a generator file.
 pub fn directions_path(name: &str) -> Result<PathBuf> {
-    if name == DEFAULT_NAME || name == limner_photoreal::MODEL_NAME {
-        return Ok(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models").join(name).join(DIRECTIONS_FILE));
+    if is_builtin(name) {
+        return Ok(limner_core::dirs::user_data_dir(name).join(DIRECTIONS_FILE));
     }
     let p = Path::new(name);
     if p.is_dir() {
@@ -140,23 +155,27 @@ pub fn directions_path(name: &str) -> Result<PathBuf> {
     Ok(g.with_extension("directions.safetensors"))
 }
 
-/// The directions file's bytes for a model: for `default` and `random-face` the embedded
-/// copies (see [`DEFAULT_DIRECTIONS`], [`RANDOM_FACE_DIRECTIONS`]), else the file at
-/// [`directions_path`]; `None` when there is none.
+/// Whether `name` is a model that ships with limner (`default`, `random-face`), whose
+/// directions are embedded in the binary.
+fn is_builtin(name: &str) -> bool {
+    name == DEFAULT_NAME || name == limner_photoreal::MODEL_NAME
+}
+
+/// The directions file's bytes for a model, `None` when there is none. Precedence: the file at
+/// [`directions_path`] when it exists (for a built-in model, the user's own recomputed
+/// directions win, so `limner models directions --model default` takes effect at once), else
+/// for `default` and `random-face` the embedded copies ([`DEFAULT_DIRECTIONS`],
+/// [`RANDOM_FACE_DIRECTIONS`]).
 pub fn directions_bytes(name: &str) -> Result<Option<Vec<u8>>> {
-    let embedded = match name {
-        DEFAULT_NAME => DEFAULT_DIRECTIONS,
-        limner_photoreal::MODEL_NAME => RANDOM_FACE_DIRECTIONS,
-        _ => None,
-    };
-    if let Some(b) = embedded {
-        return Ok(Some(b.to_vec()));
-    }
     let p = directions_path(name)?;
     if p.is_file() {
-        return Ok(Some(std::fs::read(&p)?));
+        return std::fs::read(&p).map(Some).with_context(|| format!("cannot read {}", p.display()));
     }
-    Ok(None)
+    Ok(match name {
+        DEFAULT_NAME => DEFAULT_DIRECTIONS.map(<[u8]>::to_vec),
+        limner_photoreal::MODEL_NAME => RANDOM_FACE_DIRECTIONS.map(<[u8]>::to_vec),
+        _ => None,
+    })
 }
 /// The default model's named directions (`models/default/directions.safetensors`, made by
 /// `limner models directions --model default`; its metadata records how).
@@ -166,3 +185,41 @@ pub static DEFAULT_DIRECTIONS: Option<&[u8]> = Some(include_bytes!("../../../mod
 /// `limner models directions --model random-face`; its metadata records how). Only the
 /// directions (a few KB) are in the repository, never the model's weights.
 pub static RANDOM_FACE_DIRECTIONS: Option<&[u8]> = Some(include_bytes!("../../../models/random-face/directions.safetensors"));
+
+/// Seeds of the reference images stored with a frozen model (`reference/seedNNNN.png`,
+/// checked by the default model's regression test).
+pub const REFERENCE_SEEDS: [u64; 4] = [0, 1, 2, 3];
+
+/// What [`freeze`] made.
+#[derive(Clone, Debug)]
+pub struct Frozen {
+    /// the half-precision generator file
+    pub file: PathBuf,
+    pub kimg: Option<f64>,
+    pub resolution: usize,
+    /// the file's size
+    pub bytes: u64,
+}
+
+/// Packages a training run (its folder, i.e. `latest.safetensors`, or a checkpoint/generator
+/// file) as a shippable model in `out/`: `generator.safetensors` in half precision, a 64-face
+/// `grid.png` and the [`REFERENCE_SEEDS`] images under `reference/` (psi 0.7), all made from the
+/// half-precision file exactly as users will load it. This is how `models/default` is made.
+pub fn freeze(run: &Path, out: &Path, notes: Option<String>, device: &Device) -> Result<Frozen> {
+    use limner_data::imageio::{make_grid, save_png_rgb, save_seed_images};
+    use limner_gan::generate::{generate_seeds_rgb8, save_generator, GenerateOptions};
+    let src = if run.is_dir() { run.join(limner_gan::setup::CHECKPOINT_FILE) } else { run.to_path_buf() };
+    let (mut g, info) = load_generator_file(&src, device)?;
+    let file = out.join("generator.safetensors");
+    let info = GeneratorInfo { notes: notes.or(info.notes), ..info };
+    save_generator(&file, &mut g, &info, limner_core::Precision::F16)?;
+    let (g, info) = load_generator_file(&file, device)?;
+    let res = g.config.img_resolution;
+    let seeds: Vec<u64> = (0..64).collect();
+    let rgb = generate_seeds_rgb8(&g, &seeds, &GenerateOptions { psi: 0.7, noise: 1.0, batch: 16 }, &mut |_| {});
+    let (w, h, px) = make_grid(&rgb, res as u32, 8, 2);
+    save_png_rgb(&out.join("grid.png"), w, h, &px)?;
+    save_seed_images(&rgb[..REFERENCE_SEEDS.len()], res as u32, &REFERENCE_SEEDS, Some(&out.join("reference")), None)?;
+    let bytes = std::fs::metadata(&file).with_context(|| format!("cannot read {}", file.display()))?.len();
+    Ok(Frozen { file, kimg: info.kimg, resolution: res, bytes })
+}

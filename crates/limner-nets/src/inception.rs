@@ -21,7 +21,7 @@ use burn::tensor::module::interpolate;
 use limner_kernels::{avg_pool2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
-use limner_gan::params::read_safetensors;
+use limner_core::read_safetensors;
 
 /// The side images are resized to for [`InceptionV3::pooled_features`]: 128 px (`mixed5` is
 /// then 6×6×768). The faces limner makes are 64–128 px, so 128 avoids inventing detail and

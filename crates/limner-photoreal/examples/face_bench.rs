@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use limner_gan::params::to_vec;
+use limner_core::to_vec;
 use limner_photoreal::model::idwt;
 use limner_photoreal::{convert_random_face, MobileStyleGan, Noise};
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use limner_data::imageio::save_png_rgb;
-use limner_gan::params::write_atomic;
+use limner_core::write_atomic;
 use serde_json::{json, Value};
 
 use crate::faces::{check_size, generate_seeds, NATIVE_SIZE};

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use limner_gan::params::HostTensor;
+use limner_core::HostTensor;
 
 /// One `<layer>` of the IR.
 #[derive(Clone, Debug)]

@@ -55,7 +55,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use burn::tensor::{Device, Tensor};
-use limner_gan::params::{read_safetensors, StateDict};
+use limner_core::{read_safetensors, StateDict};
 
 pub use convert::{convert_ir, convert_random_face, Part};
 pub use distill::{distill, DistillOptions, DistillReport};
@@ -95,7 +95,7 @@ impl MobileStyleGan {
         let mut mapping = MappingNetwork::from_state_dict(sd, device)?;
         if mapping.w_avg.is_none() {
             let avg = convert::mean_w(sd, convert::W_AVG_SAMPLES, convert::W_AVG_SEED)?;
-            mapping.w_avg = Some(limner_gan::params::tensor_from(avg, [1, W_DIM], device));
+            mapping.w_avg = Some(limner_core::tensor_from(avg, [1, W_DIM], device));
         }
         Ok(Self { mapping, synthesis: Synthesis::from_state_dict(sd, device)? })
     }
@@ -172,5 +172,21 @@ impl MobileStyleGan {
     pub fn broadcast_w(&self, w: Tensor<2>) -> Tensor<3> {
         let [n, d] = w.dims();
         w.reshape([n, 1, d]).repeat_dim(1, self.num_ws())
+    }
+}
+
+/// random-face as the teacher of a distilled limner generator (`limner train --teacher-mapping
+/// random-face`): the student adopts its mapping network ([`MobileStyleGan::stylegan2_mapping`]).
+impl limner_gan::setup::TeacherMapping for MobileStyleGan {
+    fn name(&self) -> &str {
+        MODEL_NAME
+    }
+
+    fn mapping_dims(&self) -> (usize, usize, usize) {
+        (W_DIM, W_DIM, self.mapping.layers.len())
+    }
+
+    fn mapping_network(&self, lr_multiplier: f64, num_ws: usize, w_avg_beta: f64) -> Result<limner_gan::generator::MappingNetwork> {
+        self.stylegan2_mapping(lr_multiplier, num_ws, w_avg_beta)
     }
 }

@@ -12,7 +12,7 @@ use burn::tensor::activation::leaky_relu;
 use burn::tensor::module::{conv2d, conv_transpose2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Tensor};
-use limner_gan::params::{tensor_from, HostTensor, StateDict};
+use limner_core::{tensor_from, HostTensor, StateDict};
 use limner_kernels::mobile;
 
 /// Width of z and w.
@@ -573,7 +573,7 @@ impl Synthesis {
     pub fn noise_strengths(&self) -> Vec<f32> {
         self.noise_layers()
             .iter()
-            .map(|l| limner_gan::params::to_vec(&l.noise_const.clone().square().mean().sqrt())[0])
+            .map(|l| limner_core::to_vec(&l.noise_const.clone().square().mean().sqrt())[0])
             .collect()
     }
 
@@ -640,7 +640,7 @@ impl Synthesis {
 mod tests {
     use super::*;
     use burn::tensor::Distribution;
-    use limner_gan::params::to_vec;
+    use limner_core::to_vec;
 
     fn rel_err(a: &[f32], b: &[f32]) -> f64 {
         assert_eq!(a.len(), b.len());

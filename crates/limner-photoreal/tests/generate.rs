@@ -5,7 +5,7 @@
 mod common;
 
 use limner_data::imageio::load_image_rgb;
-use limner_gan::params::{read_safetensors, to_vec};
+use limner_core::{read_safetensors, to_vec};
 use limner_photoreal::{distill, faces, DistillOptions, MobileStyleGan};
 
 /// What `limner generate --model random-face --seeds S --psi 0.7 --size 256 --out DIR` does,
@@ -67,7 +67,7 @@ fn converted_file_has_w_avg_and_truncation_uses_it() {
         assert!(e.licence.contains("non-commercial") && e.licence.contains("FFHQ"), "{}", e.licence);
     }
     let g = MobileStyleGan::load(&file, &burn::tensor::Device::flex()).unwrap();
-    let z = limner_gan::generate::latents_for_seeds(&[3, 4], 512, &burn::tensor::Device::flex());
+    let z = limner_core::latents_for_seeds(&[3, 4], 512, &burn::tensor::Device::flex());
     let w0 = to_vec(&g.truncate(g.map(z), 0.0));
     for row in w0.chunks_exact(512) {
         assert!(row.iter().zip(&avg.data).all(|(a, b)| (a - b).abs() < 1e-5));
@@ -130,7 +130,7 @@ fn teacher_mapping_as_limner_gan_mapping_is_the_same_function() {
     let g = MobileStyleGan::load(&file, &dev).unwrap();
     let m = g.stylegan2_mapping(0.01, 10, 0.995).unwrap();
     assert_eq!(m.fcs.len(), 8);
-    let z = limner_gan::generate::latents_for_seeds(&[0, 1, 2, 3, 4, 5, 6, 7], 512, &dev);
+    let z = limner_core::latents_for_seeds(&[0, 1, 2, 3, 4, 5, 6, 7], 512, &dev);
     let want = to_vec(&g.map(z.clone()));
     let got = to_vec(&m.forward_w(z));
     let scale = want.iter().map(|v| v.abs()).fold(0f32, f32::max);

@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use limner_gan::params::{read_safetensors, tensor_from, to_vec};
+use limner_core::{read_safetensors, tensor_from, to_vec};
 use limner_photoreal::{convert_ir, MappingNetwork};
 
 /// A 2-layer mapping IR in the random-face layout: pixel norm, then MatMul + Add(bias) + PReLU +

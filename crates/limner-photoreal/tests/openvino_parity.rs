@@ -5,7 +5,7 @@
 mod common;
 
 use burn::tensor::{Device, Tensor};
-use limner_gan::params::{tensor_from, to_vec};
+use limner_core::{tensor_from, to_vec};
 use limner_photoreal::Noise;
 
 const TOL: f64 = 1e-3;

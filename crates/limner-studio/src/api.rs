@@ -77,6 +77,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/images", get(list))
         .route("/api/images/{id}", get(one).patch(update))
         .route("/api/images/{id}/history", get(history))
+        .route("/api/images/{id}/recipe", get(recipe))
         .route("/api/blob/{hash}", get(blob))
         .route("/api/stats", get(stats))
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
@@ -94,6 +95,11 @@ async fn guard(State(s): St, req: Request, next: Next) -> Response {
         if !s.allowed_hosts.iter().any(|h| h == name) {
             return ApiError(StatusCode::FORBIDDEN, format!("host `{host}` is not this studio (it answers to {:?}; start it with --host to serve another name)", s.allowed_hosts)).into_response();
         }
+    }
+    // an announced oversize body is refused before a byte of it is read
+    let announced = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_JSON_BYTES as u64) {
+        return ApiError(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is over {} KiB", MAX_JSON_BYTES / 1024)).into_response();
     }
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
@@ -275,9 +281,8 @@ async fn keep(State(s): St, Json(b): Json<KeepBody>) -> Result<Response, ApiErro
         let im = s.store.get(id).await?.ok_or_else(|| ApiError::internal(anyhow::anyhow!("image {id} vanished")))?;
         return Ok((StatusCode::OK, Json(im)).into_response());
     }
-    // f32 → the shortest decimal that reads back as the same f32 (0.7, not 0.699999988…)
-    let short = |x: f32| x.to_string().parse::<f64>().unwrap_or(x as f64);
-    let recipe = json!({ "kind": "face", "model": req.model, "seed": req.seed, "psi": short(req.psi), "noise": short(req.noise), "size": req.size });
+    // limner-edit's recipe, as its own JSON text (f32s as typed: 0.7, not 0.699999988…)
+    let recipe: serde_json::Value = serde_json::from_str(&r.recipe).map_err(|e| ApiError::internal(e.into()))?;
     let id = s
         .store
         .insert(&NewImage { hash: &hash, width: r.width as i64, height: r.height as i64, model: &req.model, recipe: &recipe, parents: &[], author: &curator, notes: &b.notes, tags: &tags })
@@ -303,6 +308,15 @@ async fn one(State(s): St, Path(id): Path<i64>) -> Result<Json<Image>, ApiError>
 async fn history(State(s): St, Path(id): Path<i64>) -> Result<Json<serde_json::Value>, ApiError> {
     let h = s.store.history(id).await?;
     Ok(Json(json!(h.into_iter().map(|(c, t, ch)| json!({"curator": c, "at_ms": t, "change": ch})).collect::<Vec<_>>())))
+}
+
+/// `GET /api/images/{id}/recipe`: the image's recipe as a file (`limner render FILE --out X.png` makes it again).
+async fn recipe(State(s): St, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    let im = s.store.get(id).await?.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no image {id}")))?;
+    let mut r = Response::new(Body::from(serde_json::to_string_pretty(&im.recipe).map_err(|e| ApiError::internal(e.into()))?));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&format!("attachment; filename=\"limner-{id}.json\"")).unwrap());
+    Ok(r)
 }
 
 #[derive(Deserialize)]

@@ -1,4 +1,4 @@
-//! Every call into generation lives here: what a face request is, how it is checked, the
+//! Every call into generation lives here (through limner-edit's one `Model` abstraction): what a face request is, how it is checked, the
 //! bounded pool of render workers (one per core by default, each with its own loaded models),
 //! and the models the page may pick.
 //!
@@ -15,10 +15,9 @@ use anyhow::{bail, ensure, Result};
 use burn::tensor::Device;
 use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder};
-use limner_data::imageio::nchw_to_rgb8;
-use limner_gan::generate::{generate_seeds, GenerateOptions};
-use limner_gan::Generator;
-use limner_photoreal::MobileStyleGan;
+use limner_edit::model::seed_ws;
+use limner_edit::recipe::{NoiseSpec, Origin, Recipe};
+use limner_edit::Model;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
@@ -97,56 +96,51 @@ pub struct Rendered {
     pub png: Arc<Vec<u8>>,
     pub width: u32,
     pub height: u32,
+    /// its recipe (limner-edit's JSON)
+    pub recipe: Arc<String>,
     /// milliseconds the render took on its worker (not the wait in the queue)
     pub render_ms: f64,
 }
 
-enum Loaded {
-    Gan(Generator),
-    Photoreal(MobileStyleGan),
-}
-
-/// A worker's loaded models (a few at most).
+/// A worker's opened models, by (name, size) (a few at most).
 struct Models {
     device: Device,
-    loaded: HashMap<String, Loaded>,
+    loaded: HashMap<(String, usize), Box<dyn Model>>,
 }
 
 const MODELS_PER_WORKER: usize = 3;
 
 impl Models {
-    fn get(&mut self, name: &str) -> Result<&Loaded> {
-        if !self.loaded.contains_key(name) {
+    fn get(&mut self, name: &str, size: usize) -> Result<&dyn Model> {
+        let key = (name.to_string(), size);
+        if !self.loaded.contains_key(&key) {
+            ensure!(is_model_name(name), "bad model name");
             if self.loaded.len() >= MODELS_PER_WORKER {
                 self.loaded.clear();
             }
-            let m = if name == limner_photoreal::MODEL_NAME {
-                let path = limner_models::fetch::net_path(name)?;
-                Loaded::Photoreal(MobileStyleGan::load(&path, &self.device)?)
-            } else {
-                ensure!(is_model_name(name), "bad model name");
-                Loaded::Gan(limner_models::load(Some(name), &self.device)?.0)
-            };
-            self.loaded.insert(name.to_string(), m);
+            let m = limner_edit::open(name, Some(size), &self.device)?;
+            self.loaded.insert(key.clone(), m);
         }
-        Ok(&self.loaded[name])
+        Ok(self.loaded[&key].as_ref())
     }
 }
 
-/// Renders one face to PNG (on the calling thread).
+/// Renders one face to PNG (on the calling thread), with its recipe (limner-edit's, which
+/// `limner render` makes again byte for byte).
 fn render(models: &mut Models, req: &FaceRequest) -> Result<Rendered> {
     let t = Instant::now();
-    let (rgb, size) = match models.get(&req.model)? {
-        Loaded::Gan(g) => {
-            let res = g.config.img_resolution;
-            ensure!(req.size == res, "model `{}` makes {res}px faces", req.model);
-            let img = generate_seeds(g, &[req.seed], &GenerateOptions { psi: req.psi, noise: req.noise, batch: 1 });
-            (nchw_to_rgb8(&img, 1, res, res).pop().expect("one image"), res)
-        }
-        Loaded::Photoreal(g) => (limner_photoreal::faces::generate_seeds(g, &[req.seed], req.psi, req.noise, req.size)?.pop().expect("one image"), req.size),
-    };
-    let png = encode_png(&rgb, size as u32, size as u32)?;
-    Ok(Rendered { png: Arc::new(png), width: size as u32, height: size as u32, render_ms: t.elapsed().as_secs_f64() * 1e3 })
+    let m = models.get(&req.model, req.size)?;
+    let ws = seed_ws(m, &[req.seed], req.psi);
+    let img = m.render(&ws, &[req.seed], req.noise).pop().expect("one image");
+    let recipe = Recipe::new(m, &ws[0], NoiseSpec { seed: req.seed, scale: req.noise }, Origin::Seed { seed: req.seed, psi: req.psi }, vec![]);
+    let png = encode_png(&img.to_rgb8(), img.width as u32, img.height as u32)?;
+    Ok(Rendered {
+        png: Arc::new(png),
+        width: img.width as u32,
+        height: img.height as u32,
+        recipe: Arc::new(serde_json::to_string(&recipe)?),
+        render_ms: t.elapsed().as_secs_f64() * 1e3,
+    })
 }
 
 /// PNG bytes of an RGB8 image (deterministic: the same pixels give the same bytes).

@@ -1,17 +1,17 @@
 //! CLI glue for the image-optimisation art tools: `limner gatys` (to become
 //! `limner style --method gatys`) and `limner dream`. Argument structs, image files and
-//! progress bars only; the work is in `limner_nets::gatys` and `limner_nets::dream`.
+//! progress bars only; the work is in `limner_art::gatys` and `limner_art::dream`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use limner_data::imageio::{load_image_rgb, save_png_rgb, DEFAULT_MAX_PIXELS};
-use limner_nets::dream::{DreamConfig, DreamProgress};
-use limner_nets::gatys::{GatysConfig, GatysProgress, Init, Optimizer};
-use limner_nets::{InceptionV3, Picture, Tap};
+use limner_art::dream::{DreamConfig, DreamProgress};
+use limner_art::gatys::{GatysConfig, GatysProgress, Init, Optimizer};
+use limner_art::Picture;
+use limner_nets::{InceptionV3, Tap};
+use limner_core::progress::bar_with_template;
 
 /// `limner style --method gatys` / `limner gatys`: style transfer by optimising the image.
 #[derive(Args, Clone, Debug)]
@@ -90,10 +90,17 @@ impl GatysArgs {
 pub fn gatys(args: &GatysArgs) -> Result<()> {
     let cfg = args.config()?;
     check_size(cfg.size)?;
-    let content = load_picture(&args.content)?;
-    let style = load_picture(&args.style)?;
-    let pb = bar(cfg.steps as u64, "{elapsed_precise} [{bar:30}] step {pos}/{len} {msg} eta {eta}");
-    let out = limner_nets::gatys::stylize(&content, &style, &cfg, &mut |p: &GatysProgress| {
+    gatys_on(args, &Picture::load(&args.content)?)
+}
+
+/// `limner gatys` on a content picture already in memory (`limner style --method gatys` renders
+/// `seed:N` faces); `args.content` is not read.
+pub fn gatys_on(args: &GatysArgs, content: &Picture) -> Result<()> {
+    let cfg = args.config()?;
+    check_size(cfg.size)?;
+    let style = Picture::load(&args.style)?;
+    let pb = bar_with_template(cfg.steps as u64, "{elapsed_precise} [{bar:30}] step {pos}/{len} {msg} eta {eta}");
+    let out = limner_art::gatys::stylize(content, &style, &cfg, &mut |p: &GatysProgress| {
         let l = p.losses;
         pb.set_position(p.step as u64);
         if pb.is_hidden() && (p.step.is_multiple_of(20) || p.step == 1 || p.step == p.steps) {
@@ -103,7 +110,7 @@ pub fn gatys(args: &GatysArgs) -> Result<()> {
         pb.set_message(format!("loss {:.4} (style {:.4}, content {:.4}, tv {:.5})", l.total, l.style, l.content, l.tv));
     })?;
     pb.finish_and_clear();
-    save_picture(&args.out, &out)?;
+    out.save_png(&args.out)?;
     println!("wrote {} ({}x{}, {} steps)", args.out.display(), out.width, out.height, cfg.steps);
     Ok(())
 }
@@ -162,7 +169,7 @@ pub fn dream(args: &DreamArgs) -> Result<()> {
             generated_face(seed, args.size.unwrap_or(256))?
         }
         None => {
-            let p = load_picture(Path::new(&args.input))?;
+            let p = Picture::load(Path::new(&args.input))?;
             match args.size {
                 Some(s) => p.fit_longest(s),
                 None if p.width.max(p.height) > 512 => {
@@ -174,8 +181,8 @@ pub fn dream(args: &DreamArgs) -> Result<()> {
         }
     };
     let net = InceptionV3::load_fetched(&Device::flex())?;
-    let pb = bar((cfg.octaves * cfg.steps) as u64, "{elapsed_precise} [{bar:30}] {msg} eta {eta}");
-    let out = limner_nets::dream::dream_with(&net, &image, &cfg, &mut |p: &DreamProgress| {
+    let pb = bar_with_template((cfg.octaves * cfg.steps) as u64, "{elapsed_precise} [{bar:30}] {msg} eta {eta}");
+    let out = limner_art::dream::dream_with(&net, &image, &cfg, &mut |p: &DreamProgress| {
         pb.inc(1);
         if pb.is_hidden() && p.step == p.steps {
             eprintln!("octave {}/{} ({}x{})  objective {:.4}", p.octave, p.octaves, p.width, p.height, p.objective);
@@ -183,18 +190,14 @@ pub fn dream(args: &DreamArgs) -> Result<()> {
         pb.set_message(format!("octave {}/{} ({}x{}) step {}/{} objective {:.4}", p.octave, p.octaves, p.width, p.height, p.step, p.steps, p.objective));
     })?;
     pb.finish_and_clear();
-    save_picture(&args.out, &out)?;
+    out.save_png(&args.out)?;
     println!("wrote {} ({}x{}, {} octaves x {} steps on {})", args.out.display(), out.width, out.height, cfg.octaves, cfg.steps, args.layer.join(","));
     Ok(())
 }
 
 /// Face `seed` of the embedded default model at psi 0.7, upscaled so its side is `size`.
 fn generated_face(seed: u64, size: usize) -> Result<Picture> {
-    let device = Device::flex();
-    let (g, _) = limner_models::load_default(&device)?;
-    let res = g.config.img_resolution;
-    let opts = limner_gan::generate::GenerateOptions { psi: 0.7, noise: 1.0, batch: 1 };
-    let img = limner_gan::generate::generate_seeds(&g, &[seed], &opts); // [1, 3, res, res] in [-1, 1]
+    let (res, img) = limner_models::default_face(seed, &Device::flex())?; // [1, 3, res, res] in [-1, 1]
     let data = img.iter().map(|v| ((v + 1.0) * 0.5).clamp(0.0, 1.0)).collect();
     Ok(Picture { width: res, height: res, data }.resized(size, size))
 }
@@ -211,21 +214,6 @@ fn check_size(size: usize) -> Result<()> {
         bail!("--size {size}: choose 16 to 4096 px");
     }
     Ok(())
-}
-
-fn load_picture(path: &Path) -> Result<Picture> {
-    let (w, h, rgb) = load_image_rgb(path, DEFAULT_MAX_PIXELS)?;
-    Picture::from_rgb8(w as usize, h as usize, &rgb).with_context(|| format!("cannot use {}", path.display()))
-}
-
-fn save_picture(path: &Path, p: &Picture) -> Result<()> {
-    save_png_rgb(path, p.width as u32, p.height as u32, &p.to_rgb8())
-}
-
-fn bar(len: u64, template: &str) -> ProgressBar {
-    let pb = ProgressBar::new(len);
-    pb.set_style(ProgressStyle::with_template(template).expect("template").progress_chars("=> "));
-    pb
 }
 
 #[cfg(test)]

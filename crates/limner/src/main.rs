@@ -1,6 +1,7 @@
 //! The `limner` command line: argument parsing and progress bars over the library crates.
 
 mod art_cmd;
+mod edit_cmd;
 mod faces_cmd;
 mod nets_cmd;
 mod photoreal_cmd;
@@ -13,17 +14,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use burn::tensor::Device;
 use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
-use limner_data::imageio::{make_grid, nchw_to_rgb8, save_png_rgb};
+use limner_core::progress::{bar, bar_with_template};
+use limner_core::Precision;
+use limner_data::imageio::SavedImages;
 use limner_gan::augment::DiffAugment;
 use limner_gan::config::{DiscriminatorConfig, GeneratorConfig};
-use limner_gan::generate::{generate_seeds, load_generator_file, parse_seeds, save_generator, GenerateOptions, GeneratorInfo};
-use limner_gan::params::Precision;
+use limner_gan::generate::{parse_seeds, save_generator, GeneratorInfo};
 use limner_gan::run::{run_training, RunEnd, RunOptions};
-use limner_gan::train::{DataSource, TrainConfig, Trainer};
+use limner_gan::setup;
+use limner_gan::train::{DataSource, TrainConfig};
 
 #[derive(Parser)]
 #[command(name = "limner", version, about = "limner: an AI portrait studio. Train portrait GANs on a CPU and make new faces.")]
@@ -59,6 +61,14 @@ enum Command {
     Style(style_cmd::StyleArgs),
     /// The web studio: meet new faces, keep and curate them in a gallery (open the printed address)
     Studio(studio_cmd::StudioArgs),
+    /// Make an image again from its recipe (the NAME.json written beside every image)
+    Render(edit_cmd::RenderArgs),
+    /// Crossbreed faces by layer group (coarse / middle / fine) with a seeded mutation
+    Breed(edit_cmd::BreedArgs),
+    /// Animate: morph through kept faces and seeds, or sweep a slider (GIF or APNG)
+    Animate(edit_cmd::AnimateArgs),
+    /// Project a photo's face into a model (align, then optimise w and w+), to breed, slide and animate it
+    Project(edit_cmd::ProjectArgs),
 }
 
 #[derive(Subcommand)]
@@ -207,9 +217,17 @@ struct GenerateArgs {
     /// also write all images as one grid PNG
     #[arg(long)]
     grid: Option<PathBuf>,
-    /// move along a named direction, in standard deviations (repeatable), e.g. age=+1.5 (see `limner models list`)
+    /// move along a slider, in standard deviations (repeatable): a named one (age=+1.5, see
+    /// `limner models list`) or an unlabelled one: sefa:0=+3, sefa:coarse:0=+3, ganspace:2=-1
     #[arg(long)]
     slider: Vec<String>,
+    /// style layers the sliders move: all, coarse, middle, fine, a range 0-5 (unlabelled
+    /// sliders are computed for this selection)
+    #[arg(long)]
+    layers: Option<String>,
+    /// slider files made by `limner models sliders --out` (repeatable)
+    #[arg(long)]
+    sliders: Vec<PathBuf>,
     /// steer each seed until the face models read it as described, e.g. "a smiling old man" (gender, age, smiling)
     #[arg(long)]
     prompt: Option<String>,
@@ -239,6 +257,8 @@ enum ModelsCmd {
     Fetch(nets_cmd::FetchArgs),
     /// Fit named attribute directions (gender, age, smile) for a model: label generated faces with face-api's networks, fit, orthogonalise
     Directions(steer_cmd::DirectionsArgs),
+    /// Find unlabelled sliders: SeFa (closed form, from the style layers' weights) or GANSpace (PCA of sampled w's)
+    Sliders(edit_cmd::SlidersArgs),
     /// Freeze a training run's EMA generator into a compact half-precision file, with a
     /// sample grid and reference images (this is how models/default is made)
     Freeze {
@@ -310,6 +330,11 @@ fn run(cmd: Command) -> Result<()> {
         Command::Style(a) => style_cmd::style(a),
         Command::Models(ModelsCmd::Fetch(a)) => nets_cmd::models_fetch(a),
         Command::Models(ModelsCmd::Directions(a)) => steer_cmd::fit_directions(a),
+        Command::Models(ModelsCmd::Sliders(a)) => edit_cmd::sliders(a),
+        Command::Render(a) => edit_cmd::render(a),
+        Command::Breed(a) => edit_cmd::breed(a),
+        Command::Animate(a) => edit_cmd::animate(a),
+        Command::Project(a) => edit_cmd::project(a),
         Command::Models(ModelsCmd::List) => {
             let device = Device::flex();
             println!("{:<16} {:>5} {:>9}  {:<40} licence", "name", "res", "kimg", "location");
@@ -333,7 +358,7 @@ fn run(cmd: Command) -> Result<()> {
             let device = Device::flex();
             let (mut g, info) = limner_models::load(Some(&model), &device)?;
             let sd = limner_gan::params::state_dict(&mut g, false);
-            limner_gan::params::write_safetensors(&out, &sd, &Default::default(), Precision::F32)?;
+            limner_core::write_safetensors(&out, &sd, &Default::default(), Precision::F32)?;
             println!("exported {} tensors (official StyleGAN2-ADA names) -> {}", sd.len(), out.display());
             if let Some(c) = info.config {
                 println!("config: {}", serde_json::to_string(&c)?);
@@ -346,9 +371,7 @@ fn run(cmd: Command) -> Result<()> {
 fn dataset_build(input: &Path, res: u32, out: PathBuf, exclude: Vec<String>, near_dup: u32, align: Option<(String, usize)>) -> Result<()> {
     let opts = limner_data::BuildOptions { res, out: out.clone(), exclude, near_dup_threshold: near_dup, align: align.is_some(), ..Default::default() };
     let framer = align.as_ref().map(|(d, s)| faces_cmd::face_framer(d, *s)).transpose()?;
-    let pb = ProgressBar::new(0);
-    let what = if align.is_some() { "aligning" } else { "decoding" };
-    pb.set_style(ProgressStyle::with_template(&format!("{{spinner}} {what} {{pos}}/{{len}} [{{bar:40}}] {{per_sec}} eta {{eta}}")).unwrap());
+    let pb = bar(0, if align.is_some() { "aligning" } else { "decoding" });
     let report = limner_data::build_dataset_with(input, &opts, framer.as_deref(), &|done, total| {
         pb.set_length(total as u64);
         pb.set_position(done as u64);
@@ -393,58 +416,28 @@ fn losses(s: &limner_gan::train::StepStats) -> String {
 fn train(a: TrainArgs) -> Result<()> {
     let device = Device::flex();
     let data = Packed(limner_data::PackedDataset::open(&a.data)?);
-    let res = data.resolution();
-    let ckpt = a.out.join("latest.safetensors");
+    let ckpt = setup::checkpoint_path(&a.out, a.resume)?;
+    let note = &mut |line: String| eprintln!("{line}");
     let mut trainer = if a.resume {
-        if !ckpt.exists() {
-            bail!("--resume: {} does not exist (start without --resume)", ckpt.display());
-        }
-        let t = Trainer::load(&ckpt, &device)?;
-        eprintln!("resuming {} at {:.1} kimg (step {})", ckpt.display(), t.kimg(), t.step);
-        let mut t = t;
-        if a.noise_off && !t.train.noise_off {
-            t.switch_noise_off();
-            eprintln!("noise inputs switched off from {:.1} kimg on", t.kimg());
-        }
-        let kimg = t.kimg();
-        for (name, given, weight) in [("adversarial", a.adversarial, &mut t.train.adversarial), ("perceptual", a.perceptual, &mut t.train.perceptual)] {
-            if let Some(w) = given.filter(|w| w != weight) {
-                *weight = w;
-                eprintln!("{name} weight {w} from {kimg:.1} kimg on");
-            }
-        }
-        t
+        let overrides = setup::ResumeOverrides { noise_off: a.noise_off, adversarial: a.adversarial, perceptual: a.perceptual };
+        setup::resume_trainer(&ckpt, &overrides, &device, note)?
     } else {
-        if ckpt.exists() {
-            bail!("{} already holds a run: pass --resume to continue it, or choose another --out", a.out.display());
-        }
-        let mut g = GeneratorConfig::limner_default(res);
-        g.z_dim = a.z_dim;
-        g.w_dim = a.w_dim;
-        g.mapping_layers = a.mapping_layers;
+        let res = data.resolution();
         let teacher = match a.teacher_mapping.as_deref() {
             None => None,
-            Some(limner_photoreal::MODEL_NAME) => {
-                let t = photoreal_cmd::load_model()?;
-                (g.z_dim, g.w_dim, g.mapping_layers) = (limner_photoreal::W_DIM, limner_photoreal::W_DIM, t.mapping.layers.len());
-                Some(t)
-            }
+            Some(limner_photoreal::MODEL_NAME) => Some(limner_models::load_random_face(&device)?),
             Some(other) => bail!("--teacher-mapping {other}: the only teacher is `{}`", limner_photoreal::MODEL_NAME),
         };
-        if a.distill > 0.0 {
-            if teacher.is_none() {
-                bail!("--distill needs --teacher-mapping random-face (G must share the teacher's latent space)");
-            }
-            if (0..data.len()).any(|i| data.pair_seed(i).is_none()) {
-                bail!("--distill: {} has images not named seedNNNNNNNN.png: build it from a `limner dataset distill` folder", a.data.display());
-            }
-        }
-        g.channel_base = a.channel_base;
-        g.channel_max = a.channel_max;
-        let mut d = DiscriminatorConfig::limner_default(res);
-        d.channel_base = a.channel_base;
-        d.channel_max = a.channel_max;
-        let tc = TrainConfig {
+        let generator = GeneratorConfig {
+            z_dim: a.z_dim,
+            w_dim: a.w_dim,
+            mapping_layers: a.mapping_layers,
+            channel_base: a.channel_base,
+            channel_max: a.channel_max,
+            ..GeneratorConfig::limner_default(res)
+        };
+        let discriminator = DiscriminatorConfig { channel_base: a.channel_base, channel_max: a.channel_max, ..DiscriminatorConfig::limner_default(res) };
+        let train = TrainConfig {
             batch: a.batch,
             g_lr: a.g_lr,
             d_lr: a.d_lr,
@@ -456,44 +449,25 @@ fn train(a: TrainArgs) -> Result<()> {
             xflip: !a.no_xflip,
             seed: a.seed,
             distill_l1: a.distill,
-            freeze_mapping: teacher.is_some(),
             noise_off: a.noise_off,
             adversarial: a.adversarial.unwrap_or(1.0),
             perceptual: a.perceptual.unwrap_or(0.0),
             beta1: a.beta1,
             ..Default::default()
         };
-        let mut t = Trainer::new(tc, &g, &d, &device)?;
-        if let Some(teacher) = &teacher {
-            let m = teacher.stylegan2_mapping(g.mapping_lr_multiplier, g.num_ws(), g.w_avg_beta)?;
-            t.g.mapping = m.clone();
-            t.g_ema.mapping = m;
-            eprintln!("G's mapping network is random-face's (frozen): G lives in its w space");
-        }
-        if let Some(p) = &a.init_generator {
-            let (src, _) = load_generator_file(p, &device)?;
-            if src.config != t.g.config {
-                bail!("{} is a {:?} generator; this run is {:?} (match --z-dim/--w-dim/--channel-* and the data's resolution)", p.display(), src.config, t.g.config);
-            }
-            t.g = src.clone();
-            t.g_ema = src;
-            eprintln!("G and its EMA start from {}", p.display());
-        }
-        t
+        let run = setup::NewRun {
+            generator,
+            discriminator,
+            train,
+            teacher: teacher.as_ref().map(|t| t as &dyn setup::TeacherMapping),
+            init_generator: a.init_generator.as_deref(),
+        };
+        setup::new_trainer(run, &data, &device, note)?
     };
     if trainer.train.perceptual > 0.0 {
-        if trainer.train.distill_l1 <= 0.0 {
-            bail!("--perceptual is a distillation loss: it needs --distill");
-        }
         trainer.perceptual_net = Some(Box::new(limner_nets::perceptual::InceptionPerceptual::load_fetched(&device)?));
     }
-    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
-    let run_json = serde_json::json!({
-        "command": std::env::args().collect::<Vec<_>>().join(" "),
-        "data": a.data, "images": data.len(), "resolution": res,
-        "train": trainer.train, "generator": trainer.g.config, "discriminator": trainer.d.config,
-    });
-    limner_gan::params::write_atomic(&a.out.join("run.json"), serde_json::to_string_pretty(&run_json)?.as_bytes())?;
+    setup::write_run_json(&a.out, &std::env::args().collect::<Vec<_>>().join(" "), &a.data, data.len(), &trainer)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -507,7 +481,7 @@ fn train(a: TrainArgs) -> Result<()> {
         })?;
     }
     let scorer = match a.score_every {
-        Some(_) => Some(nets_cmd::TrainScorer::new(&data.0, a.score_n, &device)?),
+        Some(_) => Some(limner_nets::features::TrainScorer::new(&data.0, a.score_n, &device)?),
         None => None,
     };
     let mut score_fn = |g: &limner_gan::Generator| scorer.as_ref().expect("scorer").score(g);
@@ -519,12 +493,7 @@ fn train(a: TrainArgs) -> Result<()> {
         grid_psi: 0.7,
         score_every: a.score_every,
     };
-    let pb = ProgressBar::new((a.kimg * 1000.0) as u64);
-    pb.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg} eta {eta}")
-            .unwrap()
-            .progress_chars("=> "),
-    );
+    let pb = bar_with_template((a.kimg * 1000.0) as u64, "{elapsed_precise} [{bar:30}] {msg} eta {eta}");
     pb.enable_steady_tick(Duration::from_millis(500));
     let mut last_line = trainer.kimg();
     let end = run_training(&mut trainer, &data, &opts, &stop, &mut |t, s, ips| {
@@ -552,78 +521,35 @@ fn generate(a: GenerateArgs) -> Result<()> {
         bail!("--psi and --noise must be finite numbers");
     }
     let seeds = parse_seeds(&a.seeds)?;
-    if a.prompt.is_some() || !a.slider.is_empty() {
-        return steer_cmd::generate(steer_cmd::SteerRequest {
-            model: &a.model,
-            seeds: &seeds,
-            size: a.size,
-            psi: a.psi,
-            noise: a.noise,
-            sliders: &a.slider,
-            prompt: a.prompt.as_deref(),
-            directions: a.directions.as_deref(),
-            out: a.out.as_deref(),
-            grid: a.grid.as_deref(),
-            json: a.json,
-        });
-    }
-    if a.model == limner_photoreal::MODEL_NAME {
-        return photoreal_cmd::generate(&seeds, a.psi, a.noise, a.size, a.out.as_deref(), a.grid.as_deref());
-    }
-    let device = Device::flex();
-    let (g, _) = limner_models::load(Some(&a.model), &device)?;
-    let res = g.config.img_resolution;
-    if let Some(size) = a.size.filter(|&s| s != res) {
-        bail!("--size {size}: model `{}` makes {res}px images (--size resizes only `{}`)", a.model, limner_photoreal::MODEL_NAME);
-    }
-    let pb = ProgressBar::new(seeds.len() as u64);
-    let opts = GenerateOptions { psi: a.psi, noise: a.noise, batch: 16 };
-    let mut rgb = Vec::with_capacity(seeds.len());
-    for chunk in seeds.chunks(16) {
-        let imgs = generate_seeds(&g, chunk, &opts);
-        rgb.extend(nchw_to_rgb8(&imgs, chunk.len(), res, res));
-        pb.inc(chunk.len() as u64);
-    }
-    pb.finish_and_clear();
-    if let Some(dir) = &a.out {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        for (s, px) in seeds.iter().zip(&rgb) {
-            save_png_rgb(&dir.join(format!("seed{s:04}.png")), res as u32, res as u32, px)?;
-        }
-        println!("wrote {} images to {}", seeds.len(), dir.display());
-    }
-    if let Some(grid) = &a.grid {
-        let cols = (seeds.len() as f64).sqrt().ceil() as u32;
-        let (w, h, px) = make_grid(&rgb, res as u32, cols, 2);
-        save_png_rgb(grid, w, h, &px)?;
-        println!("wrote grid {}", grid.display());
-    }
-    Ok(())
+    steer_cmd::generate(steer_cmd::GenerateRequest {
+        model: &a.model,
+        seeds: &seeds,
+        size: a.size,
+        psi: a.psi,
+        noise: a.noise,
+        sliders: &a.slider,
+        layers: a.layers.as_deref(),
+        slider_files: &a.sliders,
+        prompt: a.prompt.as_deref(),
+        directions: a.directions.as_deref(),
+        out: a.out.as_deref(),
+        grid: a.grid.as_deref(),
+        json: a.json,
+    })
 }
 
-/// Seeds of the reference images stored with a frozen model (checked by a regression test).
-const REFERENCE_SEEDS: [u64; 4] = [0, 1, 2, 3];
+/// Says where [`limner_data::imageio::save_seed_images`] wrote.
+pub fn print_saved(saved: &SavedImages, size: usize) {
+    if let Some(dir) = saved.images.first().and_then(|p| p.parent()) {
+        println!("wrote {} {size}px images to {}", saved.images.len(), dir.display());
+    }
+    if let Some(grid) = &saved.grid {
+        println!("wrote grid {}", grid.display());
+    }
+}
 
 fn freeze(run: &Path, out: &Path, notes: Option<String>) -> Result<()> {
-    let device = Device::flex();
-    let src = if run.is_dir() { run.join("latest.safetensors") } else { run.to_path_buf() };
-    let (mut g, info) = load_generator_file(&src, &device)?;
-    std::fs::create_dir_all(out.join("reference")).with_context(|| format!("cannot create {}", out.display()))?;
-    let file = out.join("generator.safetensors");
-    let info = GeneratorInfo { notes: notes.or(info.notes), ..info };
-    save_generator(&file, &mut g, &info, Precision::F16)?;
-    // everything below is made from the half-precision file, exactly as users will load it
-    let (g, info) = load_generator_file(&file, &device)?;
-    let res = g.config.img_resolution;
-    let opts = GenerateOptions { psi: 0.7, noise: 1.0, batch: 16 };
-    let seeds: Vec<u64> = (0..64).collect();
-    let rgb = nchw_to_rgb8(&generate_seeds(&g, &seeds, &opts), 64, res, res);
-    let (w, h, px) = make_grid(&rgb, res as u32, 8, 2);
-    save_png_rgb(&out.join("grid.png"), w, h, &px)?;
-    for (s, px) in REFERENCE_SEEDS.iter().zip(&rgb) {
-        save_png_rgb(&out.join(format!("reference/seed{s:04}.png")), res as u32, res as u32, px)?;
-    }
-    let bytes = std::fs::metadata(&file)?.len();
-    println!("froze {:.1} kimg, {res}px, {:.2} MB -> {}", info.kimg.unwrap_or(0.0), bytes as f64 / 1e6, file.display());
+    let f = limner_models::freeze(run, out, notes, &Device::flex())?;
+    println!("froze {:.1} kimg, {}px, {:.2} MB -> {}", f.kimg.unwrap_or(0.0), f.resolution, f.bytes as f64 / 1e6, f.file.display());
     Ok(())
 }

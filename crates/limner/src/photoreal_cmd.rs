@@ -1,50 +1,14 @@
-//! CLI glue for the photoreal random-face model: `limner generate --model random-face` and
-//! `limner dataset distill` (argument structs, progress bars and printing only; the work is in
+//! CLI glue for the photoreal random-face model's `limner dataset distill` (generation goes
+//! through `limner_edit` like every model's) (argument structs, progress bars and printing only; the work is in
 //! `limner_photoreal`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use limner_data::imageio::{make_grid, save_png_rgb};
-use limner_photoreal::{faces, DistillOptions, MobileStyleGan, MODEL_NAME, NATIVE_SIZE};
-
-/// Loads the fetched random-face (the error says how to fetch it).
-pub fn load_model() -> Result<MobileStyleGan> {
-    let path = limner_models::fetch::net_path(MODEL_NAME)?;
-    MobileStyleGan::load(&path, &Device::flex())
-}
-
-fn bar(len: u64, what: &str) -> ProgressBar {
-    let pb = ProgressBar::new(len);
-    pb.set_style(ProgressStyle::with_template("{msg} {pos}/{len} [{bar:40}] {elapsed_precise} eta {eta}").unwrap().progress_chars("=> "));
-    pb.set_message(what.to_string());
-    pb
-}
-
-/// `limner generate --model random-face ...`
-pub fn generate(seeds: &[u64], psi: f32, noise: f32, size: Option<usize>, out: Option<&Path>, grid: Option<&Path>) -> Result<()> {
-    let size = size.unwrap_or(NATIVE_SIZE);
-    faces::check_size(size)?;
-    let g = load_model()?;
-    let pb = bar(seeds.len() as u64, "random-face");
-    let rgb = faces::generate_seeds_with_progress(&g, seeds, psi, noise, size, &mut |done| pb.set_position(done as u64))?;
-    pb.finish_and_clear();
-    if let Some(dir) = out {
-        faces::save_seeds(dir, seeds, &rgb, size)?;
-        println!("wrote {} {size}px images to {}", seeds.len(), dir.display());
-    }
-    if let Some(grid) = grid {
-        let cols = (seeds.len() as f64).sqrt().ceil() as u32;
-        let (w, h, px) = make_grid(&rgb, size as u32, cols, 2);
-        save_png_rgb(grid, w, h, &px)?;
-        println!("wrote grid {}", grid.display());
-    }
-    println!("licence: {}", limner_photoreal::LICENCE);
-    Ok(())
-}
+use limner_core::progress::bar;
+use limner_photoreal::{faces, DistillOptions, MODEL_NAME};
 
 /// `limner dataset distill`
 #[derive(Args)]
@@ -76,7 +40,7 @@ pub fn distill(a: DistillArgs) -> Result<()> {
         bail!("dataset distill supports --model {MODEL_NAME} only (got `{}`)", a.model);
     }
     faces::check_size(a.res)?;
-    let g = load_model()?;
+    let g = limner_models::load_random_face(&Device::flex())?;
     let o = DistillOptions { out: a.out.clone(), count: a.count, res: a.res, psi: a.psi, noise: a.noise, seed_start: a.seed_start };
     let pb = bar(a.count, "distilling random-face");
     let report = limner_photoreal::distill(&g, &o, &mut |done, _| pb.set_position(done));

@@ -109,20 +109,12 @@ fn run_fast(a: &StyleArgs, content: &Image, size: Option<usize>) -> Result<Image
     fast::stylize(content, &style, &opts)
 }
 
-/// `--method gatys`: image optimisation through limner's InceptionV3 (`limner_nets::gatys`,
+/// `--method gatys`: image optimisation through limner's InceptionV3 (`limner_art::gatys`,
 /// the same as `limner gatys` with its defaults, which has every other knob).
 fn run_gatys(a: &StyleArgs, content_spec: &str, content: &Image, size: Option<usize>, out: &Path) -> Result<()> {
     use clap::Parser;
     let Some(style) = &a.style else {
         bail!("--method gatys needs --style IMAGE (the built-in presets are networks of --method fast)");
-    };
-    // a `seed:N` face is rendered above; gatys reads files, so it goes through a temporary PNG
-    let tmp = tempfile::Builder::new().suffix(".png").tempfile().context("creating a temporary file")?;
-    let content_path = if content_spec.starts_with("seed:") {
-        content.save_png(tmp.path())?;
-        tmp.path().to_path_buf()
-    } else {
-        PathBuf::from(content_spec)
     };
     #[derive(Parser)]
     struct Wrap {
@@ -130,14 +122,14 @@ fn run_gatys(a: &StyleArgs, content_spec: &str, content: &Image, size: Option<us
         g: crate::art_cmd::GatysArgs,
     }
     let mut argv: Vec<String> = ["gatys", "--content"].map(String::from).to_vec();
-    argv.push(content_path.display().to_string());
+    argv.push(content_spec.to_string()); // not read: the content is passed in memory below
     argv.extend(["--style".to_string(), style.display().to_string(), "--out".to_string(), out.display().to_string()]);
     argv.extend(["--steps".to_string(), a.steps.to_string(), "--size".to_string(), size.unwrap_or(256).to_string()]);
     if a.preserve_colour {
         argv.push("--preserve-colour".into());
     }
     let w = Wrap::try_parse_from(argv).map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::art_cmd::gatys(&w.g)
+    crate::art_cmd::gatys_on(&w.g, &limner_art::Picture::from_rgb8(content.w, content.h, &content.to_rgb8())?)
 }
 
 /// The output must be a .png in a folder that exists (checked before any work).
@@ -158,11 +150,7 @@ fn check_out(out: &Path) -> Result<()> {
 fn load_content(spec: &str) -> Result<(Image, bool)> {
     if let Some(seed) = spec.strip_prefix("seed:") {
         let seed: u64 = seed.trim().parse().with_context(|| format!("--content {spec}: the seed must be a whole number, e.g. seed:42"))?;
-        let device = burn::tensor::Device::flex();
-        let (g, _) = limner_models::load_default(&device)?;
-        let res = g.config.img_resolution;
-        let opts = limner_gan::generate::GenerateOptions { psi: 0.7, noise: 1.0, batch: 1 };
-        let imgs = limner_gan::generate::generate_seeds(&g, &[seed], &opts);
+        let (res, imgs) = limner_models::default_face(seed, &burn::tensor::Device::flex())?;
         let rgb = limner_data::imageio::nchw_to_rgb8(&imgs, 1, res, res).remove(0);
         return Ok((Image::from_rgb8(res, res, &rgb), true));
     }

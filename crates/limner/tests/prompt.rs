@@ -12,14 +12,7 @@ fn limner(args: &[&str]) -> Output {
 }
 
 fn face_api_fetched() -> bool {
-    match limner_models::fetch::net_path("tiny-face-detector") {
-        Ok(_) => true,
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true and face-api is not fetched: {e:#}"),
-        Err(e) => {
-            eprintln!("note: skipped: {e:#}");
-            false
-        }
-    }
+    limner_core::testing::fetched(limner_models::fetch::net_path("tiny-face-detector")).is_some()
 }
 
 #[test]
@@ -36,37 +29,86 @@ fn unknown_words_fail_with_the_vocabulary() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("gender, age, smile"), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-/// Runs a prompt on seeds 0-31 and returns (described back as asked, faces found).
-fn prompt_rate(prompt: &str) -> (u64, u64) {
+/// What a prompt run on seeds 0-31 measured.
+struct Rate {
+    /// steered faces described back as asked
+    met: usize,
+    /// the same seeds unsteered, described back as asked
+    met_unsteered: usize,
+    /// steered faces the detector found
+    found: u64,
+    /// seeds met unsteered but not steered
+    lost: usize,
+    /// mean P(male) of the steered and the unsteered faces (where the detector found both)
+    male: (f64, f64),
+}
+
+/// Whether a description ("a smiling woman, about 30") names the gender the prompt asked for,
+/// as a word ("man" is not found in "woman").
+fn names_gender(description: &str, male: bool) -> bool {
+    let nouns: &[&str] = if male { &["man", "boy"] } else { &["woman", "girl"] };
+    description.split(|c: char| !c.is_alphanumeric()).any(|w| nouns.contains(&w))
+}
+
+/// Runs a gender prompt on seeds 0-31; every face described back as asked must be described
+/// with the asked gender's noun.
+fn prompt_rate(prompt: &str, male: bool) -> Rate {
     let o = limner(&["generate", "--prompt", prompt, "--seeds", "0-31", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["seeds"].as_array().unwrap().len(), 32);
-    for s in v["seeds"].as_array().unwrap() {
-        // every met seed's description must say what was asked
-        if s["met"].as_bool().unwrap() {
-            let d = s["description"].as_str().unwrap();
-            assert!(!d.is_empty());
+    let seeds = v["seeds"].as_array().unwrap();
+    assert_eq!(seeds.len(), 32);
+    let mut rate = Rate { met: 0, met_unsteered: 0, found: v["faces_found"].as_u64().unwrap(), lost: 0, male: (0.0, 0.0) };
+    let pairs: Vec<(f64, f64)> = seeds.iter().filter_map(|s| Some((s["male_probability"].as_f64()?, s["male_probability_before"].as_f64()?))).collect();
+    let n = pairs.len().max(1) as f64;
+    rate.male = (pairs.iter().map(|p| p.0).sum::<f64>() / n, pairs.iter().map(|p| p.1).sum::<f64>() / n);
+    for s in seeds {
+        for (met, description, count) in [("met", "description", &mut rate.met), ("met_before", "description_before", &mut rate.met_unsteered)] {
+            if s[met].as_bool().unwrap() {
+                *count += 1;
+                let d = s[description].as_str().unwrap_or_default();
+                assert!(names_gender(d, male), "seed {}: {met} for {prompt:?}, but described as {d:?}", s["seed"]);
+            }
         }
     }
-    let (met, found) = (v["met"].as_u64().unwrap(), v["faces_found"].as_u64().unwrap());
-    eprintln!("{prompt:?}: {met}/32 described back as asked, detector found {found}/32");
-    (met, found)
+    assert_eq!(rate.met as u64, v["met"].as_u64().unwrap());
+    rate.lost = seeds.iter().filter(|s| s["met_before"].as_bool().unwrap() && !s["met"].as_bool().unwrap()).count();
+    eprintln!(
+        "{prompt:?}: {}/32 described back as asked (unsteered: {}/32), detector found {}/32; mean P(male) {:.3} (unsteered {:.3})",
+        rate.met, rate.met_unsteered, rate.found, rate.male.0, rate.male.1
+    );
+    rate
+}
+
+#[test]
+fn gender_nouns_are_matched_as_words() {
+    assert!(names_gender("a smiling woman, about 30", false) && !names_gender("a smiling woman, about 30", true));
+    assert!(names_gender("a man, about 45", true) && names_gender("a boy, about 9", true));
+    assert!(!names_gender("a person, about 25", true) && !names_gender("a person, about 25", false));
 }
 
 /// Measured on this default model (64 px, attempt 4: distilled from random-face, sharing its w
 /// space and so its named directions), seeds 0-31: "a man" 22/32, "a woman" 29/32, "a young
 /// man" 19/32, "an old woman" 2/32, "a smiling old man" 3/32 (the soft 64 px faces read young).
-/// With directions fitted on its own renders instead, "a man" fell to 3/32. This asserts what
-/// the measurements hold for gender, with margin: "a man" and "a woman" land at least 16/32.
+/// With directions fitted on its own renders instead, "a man" fell to 3/32. Unsteered, face-api
+/// reads nearly all of these faces as women (measured: "a man" met on 1/32 unsteered seeds, "a
+/// woman" on 28/32), so a count alone proves nothing for "a woman": each prompt must be met on
+/// more seeds than the same seeds unsteered and on at least 16/32, lose none of the seeds that
+/// were already as asked, and move the mean P(male) the asked way (measured: "a man" 0.159 ->
+/// 0.705; "a woman" 0.162 -> 0.143, only seed 1 needing a move, from "a smiling man" to "a
+/// smiling woman").
 #[test]
-fn prompt_a_man_or_a_woman_is_described_back_on_at_least_16_of_32_seeds() {
+fn prompt_a_man_or_a_woman_is_described_back_more_often_than_unsteered() {
     if !face_api_fetched() {
         return;
     }
-    for prompt in ["a man", "a woman"] {
-        let (met, found) = prompt_rate(prompt);
-        assert!(found >= 26, "the detector found a face in only {found}/32 generated images");
-        assert!(met >= 16, "{met}/32 described back as {prompt:?}");
+    for (prompt, male) in [("a man", true), ("a woman", false)] {
+        let r = prompt_rate(prompt, male);
+        assert!(r.found >= 26, "the detector found a face in only {}/32 generated images", r.found);
+        assert!(r.met >= 16, "{}/32 described back as {prompt:?}", r.met);
+        assert!(r.met > r.met_unsteered, "{prompt:?}: steering met {}/32, the same seeds unsteered {}/32", r.met, r.met_unsteered);
+        assert_eq!(r.lost, 0, "{prompt:?}: steering undid {} seed(s) that were already as asked", r.lost);
+        let (steered, unsteered) = r.male;
+        assert!(if male { steered > unsteered + 0.3 } else { steered < unsteered }, "{prompt:?}: mean P(male) {steered:.3}, unsteered {unsteered:.3}");
     }
 }

@@ -100,7 +100,7 @@ fn the_page_meets_keeps_and_curates_in_chromium() {
     let kept = get(&s.url(&format!("/api/images/{id}"))).json();
     assert_eq!(kept["hash"].as_str().unwrap(), digest2, "the kept image is the face on screen");
     assert_eq!(kept["author"], "Test Curator");
-    assert_eq!(kept["recipe"]["seed"].to_string(), seed2);
+    assert_eq!(kept["recipe"]["origin"]["seed"].to_string(), seed2);
     s.stop();
 
     // after a restart the face is in the gallery; curate it

@@ -7,20 +7,10 @@ use burn::tensor::{Device, Tensor, TensorData};
 use limner_art::Image;
 use limner_nets::{InceptionV3, Layer};
 
-pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
-}
 
-/// Fails under CI, else prints the note; returns `false` for "skip".
+/// Whether `net` is fetched: fails under CI, else prints the note; `false` for "skip".
 pub fn have(net: &str) -> bool {
-    match limner_models::fetch::net_path(net) {
-        Ok(_) => true,
-        Err(e) if in_ci() => panic!("{e:#} (required under CI=true)"),
-        Err(e) => {
-            eprintln!("note: skipping: {e:#}");
-            false
-        }
-    }
+    limner_core::testing::fetched(limner_models::fetch::net_path(net)).is_some()
 }
 
 /// Whether the three style networks are fetched (see [`have`]).
@@ -32,10 +22,7 @@ pub fn have_style_nets() -> bool {
 /// Face `seed` of the embedded default model (psi 0.7), 64 px, upscaled to `size`.
 pub fn face(seed: u64, size: usize) -> Image {
     let device = Device::flex();
-    let (g, _) = limner_models::load_default(&device).unwrap();
-    let res = g.config.img_resolution;
-    let opts = limner_gan::generate::GenerateOptions { psi: 0.7, noise: 1.0, batch: 1 };
-    let imgs = limner_gan::generate::generate_seeds(&g, &[seed], &opts);
+    let (res, imgs) = limner_models::default_face(seed, &device).unwrap();
     let rgb = limner_data::imageio::nchw_to_rgb8(&imgs, 1, res, res).remove(0);
     Image::from_rgb8(res, res, &rgb).resize(size, size)
 }

@@ -11,20 +11,9 @@ use std::process::Command;
 
 use limner_faces::Image;
 
-pub fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 /// `Some(())` when face-api is fetched; `None` (with a note) outside CI when it is not.
 pub fn models() -> Option<()> {
-    match limner_models::fetch::net_path("tiny-face-detector") {
-        Ok(_) => Some(()),
-        Err(e) if ci() => panic!("CI=true and face-api is not fetched: {e:#}"),
-        Err(e) => {
-            eprintln!("note: skipped: {e:#} (run `limner models fetch --only face-api`)");
-            None
-        }
-    }
+    limner_core::testing::fetched(limner_models::fetch::net_path("tiny-face-detector")).map(|_| ())
 }
 
 pub fn tools_dir() -> PathBuf {

@@ -14,21 +14,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
-}
+use limner_core::testing::missing;
 
 fn home() -> PathBuf {
     PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/tmp".into()))
-}
-
-/// Fails under CI, else prints the note; returns `None` for "skip".
-pub fn missing<T>(what: &str) -> Option<T> {
-    if in_ci() {
-        panic!("{what} (required under CI=true)");
-    }
-    eprintln!("note: skipping: {what}");
-    None
 }
 
 const IR_FILES: [&str; 4] = ["MappingNetwork.xml", "MappingNetwork.bin", "SynthesisNetwork.xml", "SynthesisNetwork.bin"];

