@@ -1,10 +1,12 @@
 //! The `limner` command line: argument parsing and progress bars over the library crates.
 
 mod art_cmd;
+mod edit_cmd;
 mod faces_cmd;
 mod nets_cmd;
 mod photoreal_cmd;
 mod steer_cmd;
+mod studio_cmd;
 mod style_cmd;
 
 use std::path::{Path, PathBuf};
@@ -17,10 +19,10 @@ use burn::tensor::Device;
 use clap::{Args, Parser, Subcommand};
 use limner_core::progress::{bar, bar_with_template};
 use limner_core::Precision;
-use limner_data::imageio::{save_seed_images, SavedImages};
+use limner_data::imageio::SavedImages;
 use limner_gan::augment::DiffAugment;
 use limner_gan::config::{DiscriminatorConfig, GeneratorConfig};
-use limner_gan::generate::{generate_seeds_rgb8, parse_seeds, save_generator, GenerateOptions, GeneratorInfo};
+use limner_gan::generate::{parse_seeds, save_generator, GeneratorInfo};
 use limner_gan::run::{run_training, RunEnd, RunOptions};
 use limner_gan::setup;
 use limner_gan::train::{DataSource, TrainConfig};
@@ -57,6 +59,16 @@ enum Command {
     Describe(faces_cmd::DescribeArgs),
     /// Restyle a portrait in the look of a painting or a built-in style (`--list` shows them)
     Style(style_cmd::StyleArgs),
+    /// The web studio: meet new faces, keep and curate them in a gallery (open the printed address)
+    Studio(studio_cmd::StudioArgs),
+    /// Make an image again from its recipe (the NAME.json written beside every image)
+    Render(edit_cmd::RenderArgs),
+    /// Crossbreed faces by layer group (coarse / middle / fine) with a seeded mutation
+    Breed(edit_cmd::BreedArgs),
+    /// Animate: morph through kept faces and seeds, or sweep a slider (GIF or APNG)
+    Animate(edit_cmd::AnimateArgs),
+    /// Project a photo's face into a model (align, then optimise w and w+), to breed, slide and animate it
+    Project(edit_cmd::ProjectArgs),
 }
 
 #[derive(Subcommand)]
@@ -205,9 +217,17 @@ struct GenerateArgs {
     /// also write all images as one grid PNG
     #[arg(long)]
     grid: Option<PathBuf>,
-    /// move along a named direction, in standard deviations (repeatable), e.g. age=+1.5 (see `limner models list`)
+    /// move along a slider, in standard deviations (repeatable): a named one (age=+1.5, see
+    /// `limner models list`) or an unlabelled one: sefa:0=+3, sefa:coarse:0=+3, ganspace:2=-1
     #[arg(long)]
     slider: Vec<String>,
+    /// style layers the sliders move: all, coarse, middle, fine, a range 0-5 (unlabelled
+    /// sliders are computed for this selection)
+    #[arg(long)]
+    layers: Option<String>,
+    /// slider files made by `limner models sliders --out` (repeatable)
+    #[arg(long)]
+    sliders: Vec<PathBuf>,
     /// steer each seed until the face models read it as described, e.g. "a smiling old man" (gender, age, smiling)
     #[arg(long)]
     prompt: Option<String>,
@@ -237,6 +257,8 @@ enum ModelsCmd {
     Fetch(nets_cmd::FetchArgs),
     /// Fit named attribute directions (gender, age, smile) for a model: label generated faces with face-api's networks, fit, orthogonalise
     Directions(steer_cmd::DirectionsArgs),
+    /// Find unlabelled sliders: SeFa (closed form, from the style layers' weights) or GANSpace (PCA of sampled w's)
+    Sliders(edit_cmd::SlidersArgs),
     /// Freeze a training run's EMA generator into a compact half-precision file, with a
     /// sample grid and reference images (this is how models/default is made)
     Freeze {
@@ -282,6 +304,7 @@ fn run(cmd: Command) -> Result<()> {
             dataset_build(&input, res, out, exclude, near_dup, align.then_some((detector, detector_size)))
         }
         Command::Describe(a) => faces_cmd::describe(a),
+        Command::Studio(a) => studio_cmd::studio(a),
         Command::Dataset(DatasetCmd::Distill(a)) => photoreal_cmd::distill(a),
         Command::Dataset(DatasetCmd::Info { path }) => {
             let ds = limner_data::PackedDataset::open(&path)?;
@@ -307,6 +330,11 @@ fn run(cmd: Command) -> Result<()> {
         Command::Style(a) => style_cmd::style(a),
         Command::Models(ModelsCmd::Fetch(a)) => nets_cmd::models_fetch(a),
         Command::Models(ModelsCmd::Directions(a)) => steer_cmd::fit_directions(a),
+        Command::Models(ModelsCmd::Sliders(a)) => edit_cmd::sliders(a),
+        Command::Render(a) => edit_cmd::render(a),
+        Command::Breed(a) => edit_cmd::breed(a),
+        Command::Animate(a) => edit_cmd::animate(a),
+        Command::Project(a) => edit_cmd::project(a),
         Command::Models(ModelsCmd::List) => {
             let device = Device::flex();
             println!("{:<16} {:>5} {:>9}  {:<40} licence", "name", "res", "kimg", "location");
@@ -493,38 +521,24 @@ fn generate(a: GenerateArgs) -> Result<()> {
         bail!("--psi and --noise must be finite numbers");
     }
     let seeds = parse_seeds(&a.seeds)?;
-    if a.prompt.is_some() || !a.slider.is_empty() {
-        return steer_cmd::generate(steer_cmd::SteerRequest {
-            model: &a.model,
-            seeds: &seeds,
-            size: a.size,
-            psi: a.psi,
-            noise: a.noise,
-            sliders: &a.slider,
-            prompt: a.prompt.as_deref(),
-            directions: a.directions.as_deref(),
-            out: a.out.as_deref(),
-            grid: a.grid.as_deref(),
-            json: a.json,
-        });
-    }
-    if a.model == limner_photoreal::MODEL_NAME {
-        return photoreal_cmd::generate(&seeds, a.psi, a.noise, a.size, a.out.as_deref(), a.grid.as_deref());
-    }
-    let device = Device::flex();
-    let (g, _) = limner_models::load(Some(&a.model), &device)?;
-    let res = g.config.img_resolution;
-    if let Some(size) = a.size.filter(|&s| s != res) {
-        bail!("--size {size}: model `{}` makes {res}px images (--size resizes only `{}`)", a.model, limner_photoreal::MODEL_NAME);
-    }
-    let pb = bar(seeds.len() as u64, "generating");
-    let rgb = generate_seeds_rgb8(&g, &seeds, &GenerateOptions { psi: a.psi, noise: a.noise, batch: 16 }, &mut |done| pb.set_position(done as u64));
-    pb.finish_and_clear();
-    print_saved(&save_seed_images(&rgb, res as u32, &seeds, a.out.as_deref(), a.grid.as_deref())?, res);
-    Ok(())
+    steer_cmd::generate(steer_cmd::GenerateRequest {
+        model: &a.model,
+        seeds: &seeds,
+        size: a.size,
+        psi: a.psi,
+        noise: a.noise,
+        sliders: &a.slider,
+        layers: a.layers.as_deref(),
+        slider_files: &a.sliders,
+        prompt: a.prompt.as_deref(),
+        directions: a.directions.as_deref(),
+        out: a.out.as_deref(),
+        grid: a.grid.as_deref(),
+        json: a.json,
+    })
 }
 
-/// Says where [`save_seed_images`] wrote.
+/// Says where [`limner_data::imageio::save_seed_images`] wrote.
 pub fn print_saved(saved: &SavedImages, size: usize) {
     if let Some(dir) = saved.images.first().and_then(|p| p.parent()) {
         println!("wrote {} {size}px images to {}", saved.images.len(), dir.display());

@@ -1,0 +1,293 @@
+// limner studio: the page. Plain JS, no build step. Every user text goes into the page through
+// textContent or .value, never innerHTML.
+'use strict';
+
+const $ = (sel, el = document) => el.querySelector(sel);
+const MAX_SEED = 2 ** 53 - 1;
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (k === 'dataset') Object.assign(e.dataset, v);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c);
+  return e;
+}
+
+let statusTimer = null;
+function status(msg, isError = false) {
+  const s = $('#status');
+  s.textContent = msg;
+  s.className = isError ? 'error show' : 'show';
+  clearTimeout(statusTimer);
+  statusTimer = setTimeout(() => { s.className = ''; }, isError ? 6000 : 2500);
+}
+
+function curator() { return $('#curator').value.trim(); }
+
+async function api(method, url, body) {
+  const opts = { method, headers: {} };
+  if (body !== undefined) {
+    opts.headers['Content-Type'] = 'application/json';
+    opts.body = JSON.stringify(body);
+  }
+  const r = await fetch(url, opts);
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(data.error || `${r.status} ${r.statusText}`);
+  return data;
+}
+
+function randomSeed() {
+  const a = new Uint32Array(2);
+  crypto.getRandomValues(a);
+  return (a[0] % 2 ** 21) * 2 ** 32 + a[1];
+}
+
+// ---------------------------------------------------------------- Meet
+const meet = {
+  models: [],
+  seed: randomSeed(),
+  inflight: null,   // AbortController of the render being fetched
+  dirty: false,     // the controls changed while a render was in flight
+  shown: null,      // the parameters of the face on screen
+  url: null,        // its object URL
+};
+
+function params() {
+  const model = $('#model').value || 'default';
+  const p = { model, seed: meet.seed, psi: +$('#psi').value, noise: +$('#noise').value };
+  const m = meet.models.find(m => m.name === model);
+  if (m && m.sizes.length > 1) p.size = +$('#size').value;
+  return p;
+}
+
+async function show() {
+  if (meet.inflight) { meet.dirty = true; return; }
+  const p = params();
+  const ctrl = new AbortController();
+  meet.inflight = ctrl;
+  const img = $('#face');
+  img.dataset.state = 'loading';
+  const t0 = performance.now();
+  try {
+    const r = await fetch('/api/face?' + new URLSearchParams(p), { signal: ctrl.signal });
+    if (r.status === 503) {
+      status('The studio is busy; trying again…');
+      await new Promise(res => setTimeout(res, 1000 * (+r.headers.get('Retry-After') || 1)));
+      meet.dirty = true;
+    } else if (!r.ok) {
+      const e = await r.json().catch(() => ({}));
+      status(e.error || `cannot render (${r.status})`, true);
+      img.dataset.state = 'error';
+    } else {
+      const blob = await r.blob();
+      const url = URL.createObjectURL(blob);
+      await new Promise((res, rej) => { img.onload = res; img.onerror = rej; img.src = url; });
+      if (meet.url) URL.revokeObjectURL(meet.url);
+      meet.url = url;
+      meet.shown = p;
+      img.dataset.seed = String(p.seed);
+      img.dataset.state = 'loaded';
+      $('#seed').textContent = String(p.seed);
+      $('#seed-input').placeholder = String(p.seed);
+      const ms = performance.now() - t0;
+      $('#timing').textContent = `${Math.round(ms)} ms (render ${r.headers.get('X-Limner-Render-Ms') || '?'} ms)`;
+    }
+  } catch (e) {
+    if (e.name !== 'AbortError') { status(String(e.message || e), true); img.dataset.state = 'error'; }
+  } finally {
+    if (meet.inflight === ctrl) meet.inflight = null;
+  }
+  if (meet.dirty && !meet.inflight) { meet.dirty = false; show(); }
+}
+
+function goSeed(seed) {
+  meet.seed = seed;
+  if (meet.inflight) { meet.inflight.abort(); meet.inflight = null; }  // the old face is not wanted
+  meet.dirty = false;
+  show();
+}
+
+async function keep() {
+  const p = meet.shown;
+  if (!p) return;
+  const btn = $('#keep');
+  btn.disabled = true;
+  try {
+    const im = await api('POST', '/api/keep', { ...p, curator: curator() });
+    btn.dataset.keptId = String(im.id);
+    status(`Kept #${im.id}: seed ${p.seed}`);
+  } catch (e) {
+    status(`Not kept: ${e.message}`, true);
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+function fillSizes() {
+  const m = meet.models.find(m => m.name === $('#model').value);
+  const sel = $('#size');
+  sel.replaceChildren();
+  if (!m) return;
+  for (const s of m.sizes) sel.append(el('option', { value: String(s), text: `${s} px` }));
+  sel.value = String(m.default_size);
+  $('#size-row').hidden = m.sizes.length < 2;
+}
+
+async function initMeet() {
+  try {
+    const { models, default: def } = await api('GET', '/api/models');
+    meet.models = models;
+    const sel = $('#model');
+    for (const m of models) sel.append(el('option', { value: m.name, text: `${m.name} (${m.resolution} px)` }));
+    sel.value = def;
+    fillSizes();
+  } catch (e) {
+    status(`Cannot list the models: ${e.message}`, true);
+  }
+  for (const id of ['psi', 'noise']) {
+    $('#' + id).addEventListener('input', () => {
+      $(`#${id}-out`).textContent = (+$('#' + id).value).toFixed(2);
+      show();
+    });
+  }
+  $('#model').addEventListener('change', () => { fillSizes(); show(); });
+  $('#size').addEventListener('change', show);
+  $('#new').addEventListener('click', () => goSeed(randomSeed()));
+  $('#keep').addEventListener('click', keep);
+  $('#seed-input').addEventListener('change', e => {
+    const v = e.target.value.trim();
+    if (!/^\d+$/.test(v) || +v > MAX_SEED) { status(`A seed is a whole number from 0 to ${MAX_SEED}`, true); return; }
+    e.target.value = '';
+    goSeed(+v);
+  });
+  $('#meet-form').addEventListener('submit', e => e.preventDefault());
+  document.addEventListener('keydown', e => {
+    if (currentView() !== 'meet' || e.target.closest('input, textarea, select') || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === 'n' || e.key === ' ') { e.preventDefault(); goSeed(randomSeed()); }
+    if (e.key === 'k') { e.preventDefault(); keep(); }
+  });
+  show();
+}
+
+// ---------------------------------------------------------------- Gallery
+function filterQuery() {
+  const q = new URLSearchParams({ sort: $('#f-sort').value, rejected: $('#f-rejected').value });
+  if ($('#f-rating').value) q.set('min_rating', $('#f-rating').value);
+  if ($('#f-fav').checked) q.set('favourite', 'true');
+  if ($('#f-tag').value.trim()) q.set('tag', $('#f-tag').value.trim());
+  if ($('#f-q').value) q.set('q', $('#f-q').value);
+  return q;
+}
+
+async function patch(card, change) {
+  const id = card.dataset.id;
+  try {
+    const im = await api('PATCH', `/api/images/${id}`, { ...change, curator: curator() });
+    paintCard(card, im);
+    card.dataset.saved = String(+(card.dataset.saved || 0) + 1);
+    status(`Saved #${id}`);
+  } catch (e) {
+    status(`Not saved: ${e.message}`, true);
+  }
+}
+
+function paintCard(card, im) {
+  card.dataset.rating = String(im.rating || 0);
+  card.classList.toggle('fav', im.favourite);
+  card.classList.toggle('rejected', im.rejected);
+  card.querySelectorAll('.star').forEach((s, i) => s.setAttribute('aria-pressed', String(i < (im.rating || 0))));
+  $('.fav-btn', card).setAttribute('aria-pressed', String(im.favourite));
+  $('.rej-btn', card).setAttribute('aria-pressed', String(im.rejected));
+  const tags = $('.tags', card);
+  if (document.activeElement !== tags) tags.value = im.tags.join(', ');
+  const notes = $('.notes', card);
+  if (document.activeElement !== notes) notes.value = im.notes;
+  $('.notes-text', card).textContent = im.notes;
+  const o = (im.recipe || {}).origin || {};
+  const when = new Date(im.created_ms).toLocaleString();
+  $('.meta', card).textContent = `#${im.id} · ${im.model} · seed ${o.seed ?? '–'} · psi ${o.psi ?? '–'} · by ${im.author} · ${when}`;
+}
+
+function card(im) {
+  const c = el('article', { class: 'card', dataset: { id: String(im.id) } });
+  const stars = el('span', { class: 'stars', role: 'group', 'aria-label': 'rating' });
+  for (let i = 1; i <= 5; i++) {
+    stars.append(el('button', { type: 'button', class: 'star', title: `${i} star${i > 1 ? 's' : ''}`, 'aria-label': `rate ${i}`,
+      onclick: () => patch(c, { rating: +c.dataset.rating === i ? 0 : i }) }, '★'));
+  }
+  c.append(
+    el('img', { src: im.url, alt: `kept face #${im.id}`, loading: 'lazy', width: '256', height: '256' }),
+    el('div', { class: 'row' },
+      stars,
+      el('span', { class: 'spacer' }),
+      el('button', { type: 'button', class: 'fav-btn', title: 'favourite', 'aria-label': 'favourite',
+        onclick: () => patch(c, { favourite: !c.classList.contains('fav') }) }, '♥'),
+      el('button', { type: 'button', class: 'rej-btn', title: 'reject', 'aria-label': 'reject',
+        onclick: () => patch(c, { rejected: !c.classList.contains('rejected') }) }, '✕')),
+    el('input', { class: 'tags', placeholder: 'tags, comma separated', maxlength: '2200',
+      onchange: e => patch(c, { tags: e.target.value.split(',').map(t => t.trim()).filter(Boolean) }) }),
+    el('textarea', { class: 'notes', placeholder: 'notes', rows: '3', maxlength: '10000', hidden: '',
+      onchange: e => patch(c, { notes: e.target.value }),
+      onblur: e => { e.target.hidden = true; $('.notes-text', c).hidden = false; } }),
+    el('p', { class: 'notes-text', title: 'click to edit the notes', tabindex: '0',
+      onclick: e => { e.currentTarget.hidden = true; const t = $('.notes', c); t.hidden = false; t.focus(); } }),
+    el('p', { class: 'meta muted' }),
+    el('a', { class: 'recipe muted', href: `/api/images/${im.id}/recipe`, download: `limner-${im.id}.json`,
+      title: 'the recipe: `limner render` makes this image again from it', text: 'recipe' }));
+  paintCard(c, im);
+  return c;
+}
+
+let galleryLoad = 0;
+async function loadGallery() {
+  const n = ++galleryLoad;
+  const grid = $('#grid');
+  grid.dataset.state = 'loading';
+  try {
+    const list = await api('GET', '/api/images?' + filterQuery());
+    if (n !== galleryLoad) return;
+    grid.replaceChildren(...list.map(card));
+    $('#gallery-empty').hidden = list.length > 0;
+    grid.dataset.state = 'loaded';
+  } catch (e) {
+    status(`Cannot load the gallery: ${e.message}`, true);
+    grid.dataset.state = 'error';
+  }
+}
+
+function initGallery() {
+  let t = null;
+  $('#filters').addEventListener('input', () => { clearTimeout(t); t = setTimeout(loadGallery, 200); });
+  $('#filters').addEventListener('submit', e => e.preventDefault());
+}
+
+// ---------------------------------------------------------------- views
+function currentView() { return location.hash === '#gallery' ? 'gallery' : 'meet'; }
+
+function route() {
+  const v = currentView();
+  for (const name of ['meet', 'gallery']) {
+    $(`#view-${name}`).hidden = name !== v;
+    $(`#tab-${name}`).classList.toggle('active', name === v);
+  }
+  if (v === 'gallery') loadGallery();
+  document.body.dataset.view = v;
+}
+
+function init() {
+  const cur = $('#curator');
+  cur.value = localStorage.getItem('limner.curator') || '';
+  cur.addEventListener('change', () => localStorage.setItem('limner.curator', cur.value.trim()));
+  initMeet();
+  initGallery();
+  window.addEventListener('hashchange', route);
+  route();
+  document.body.dataset.ready = 'true';
+}
+
+init();

@@ -1,0 +1,300 @@
+//! Every call into generation lives here (through limner-edit's one `Model` abstraction): what a face request is, how it is checked, the
+//! bounded pool of render workers (one per core by default, each with its own loaded models),
+//! and the models the page may pick.
+//!
+//! The pool's queue is a bounded channel: when it is full a request is refused at once (the API
+//! answers 503 with Retry-After), so memory never grows with the load. A queued render whose
+//! client has gone (its reply receiver dropped) is skipped when a worker reaches it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Result};
+use burn::tensor::Device;
+use image::codecs::png::PngEncoder;
+use image::{ExtendedColorType, ImageEncoder};
+use limner_edit::model::seed_ws;
+use limner_edit::recipe::{NoiseSpec, Origin, Recipe};
+use limner_edit::Model;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+/// Largest seed the page and API take: JavaScript's largest exact integer.
+pub const MAX_SEED: u64 = (1 << 53) - 1;
+pub const PSI_RANGE: (f32, f32) = (-1.0, 2.0);
+pub const NOISE_RANGE: (f32, f32) = (0.0, 2.0);
+
+/// One face: everything that decides its pixels (its recipe).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaceRequest {
+    pub model: String,
+    pub seed: u64,
+    pub psi: f32,
+    pub noise: f32,
+    /// output size (random-face: 256, 512 or 1024; other models: their own resolution)
+    pub size: usize,
+}
+
+impl FaceRequest {
+    /// The key of its image in the render cache.
+    pub fn key(&self) -> String {
+        format!("{}|{}|{}|{}|{}", self.model, self.seed, self.psi.to_bits(), self.noise.to_bits(), self.size)
+    }
+}
+
+/// A model the page may pick.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelInfo {
+    pub name: String,
+    pub resolution: usize,
+    /// the sizes a face can be asked for
+    pub sizes: Vec<usize>,
+    pub default_size: usize,
+    pub licence: String,
+}
+
+/// Whether a string can be a model name at all (no paths: a model is picked from the list).
+pub fn is_model_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 100 && !s.starts_with('.') && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The models the page offers: the embedded default, random-face when fetched, and every
+/// generator in the model folder (never an arbitrary path).
+pub fn list_models() -> Vec<ModelInfo> {
+    let device = Device::flex();
+    limner_models::list(&device)
+        .into_iter()
+        .filter(|m| is_model_name(&m.name))
+        .filter_map(|m| {
+            let res = m.resolution?;
+            let sizes = if m.name == limner_photoreal::MODEL_NAME { vec![256, 512, 1024] } else { vec![res] };
+            let default_size = sizes[0];
+            Some(ModelInfo { name: m.name, resolution: res, sizes, default_size, licence: m.licence })
+        })
+        .collect()
+}
+
+/// Checks a request against the models offered; fills in the size when 0.
+pub fn check(req: &mut FaceRequest, models: &[ModelInfo]) -> Result<()> {
+    ensure!(is_model_name(&req.model), "model: give a name from /api/models");
+    let Some(m) = models.iter().find(|m| m.name == req.model) else { bail!("model `{}` is not offered here (see /api/models)", req.model) };
+    ensure!(req.seed <= MAX_SEED, "seed: 0 to {MAX_SEED}");
+    ensure!(req.psi.is_finite() && (PSI_RANGE.0..=PSI_RANGE.1).contains(&req.psi), "psi: a number from {} to {}", PSI_RANGE.0, PSI_RANGE.1);
+    ensure!(req.noise.is_finite() && (NOISE_RANGE.0..=NOISE_RANGE.1).contains(&req.noise), "noise: a number from {} to {}", NOISE_RANGE.0, NOISE_RANGE.1);
+    if req.size == 0 {
+        req.size = m.default_size;
+    }
+    ensure!(m.sizes.contains(&req.size), "size: model `{}` makes {:?}", m.name, m.sizes);
+    Ok(())
+}
+
+/// A rendered face.
+#[derive(Clone, Debug)]
+pub struct Rendered {
+    pub png: Arc<Vec<u8>>,
+    pub width: u32,
+    pub height: u32,
+    /// its recipe (limner-edit's JSON)
+    pub recipe: Arc<String>,
+    /// milliseconds the render took on its worker (not the wait in the queue)
+    pub render_ms: f64,
+}
+
+/// A worker's opened models, by (name, size) (a few at most).
+struct Models {
+    device: Device,
+    loaded: HashMap<(String, usize), Box<dyn Model>>,
+}
+
+const MODELS_PER_WORKER: usize = 3;
+
+impl Models {
+    fn get(&mut self, name: &str, size: usize) -> Result<&dyn Model> {
+        let key = (name.to_string(), size);
+        if !self.loaded.contains_key(&key) {
+            ensure!(is_model_name(name), "bad model name");
+            if self.loaded.len() >= MODELS_PER_WORKER {
+                self.loaded.clear();
+            }
+            let m = limner_edit::open(name, Some(size), &self.device)?;
+            self.loaded.insert(key.clone(), m);
+        }
+        Ok(self.loaded[&key].as_ref())
+    }
+}
+
+/// Renders one face to PNG (on the calling thread), with its recipe (limner-edit's, which
+/// `limner render` makes again byte for byte).
+fn render(models: &mut Models, req: &FaceRequest) -> Result<Rendered> {
+    let t = Instant::now();
+    let m = models.get(&req.model, req.size)?;
+    let ws = seed_ws(m, &[req.seed], req.psi);
+    let img = m.render(&ws, &[req.seed], req.noise).pop().expect("one image");
+    let recipe = Recipe::new(m, &ws[0], NoiseSpec { seed: req.seed, scale: req.noise }, Origin::Seed { seed: req.seed, psi: req.psi }, vec![]);
+    let png = encode_png(&img.to_rgb8(), img.width as u32, img.height as u32)?;
+    Ok(Rendered {
+        png: Arc::new(png),
+        width: img.width as u32,
+        height: img.height as u32,
+        recipe: Arc::new(serde_json::to_string(&recipe)?),
+        render_ms: t.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+/// PNG bytes of an RGB8 image (deterministic: the same pixels give the same bytes).
+pub fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    PngEncoder::new(&mut out).write_image(rgb, w, h, ExtendedColorType::Rgb8)?;
+    Ok(out)
+}
+
+struct Job {
+    req: FaceRequest,
+    reply: oneshot::Sender<Result<Rendered, String>>,
+}
+
+/// Counters of the pool, as `/api/stats` shows them.
+#[derive(Default)]
+pub struct Stats {
+    pub rendered: AtomicU64,
+    pub rejected: AtomicU64,
+    pub abandoned: AtomicU64,
+    pub failed: AtomicU64,
+    pub busy: AtomicUsize,
+    pub max_queued: AtomicUsize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StatsView {
+    pub workers: usize,
+    pub queue_capacity: usize,
+    pub queued: usize,
+    pub max_queued: usize,
+    pub busy: usize,
+    pub rendered: u64,
+    pub rejected: u64,
+    pub abandoned: u64,
+    pub failed: u64,
+}
+
+/// The render queue is full.
+#[derive(Debug)]
+pub struct Busy;
+
+/// The bounded render pool.
+pub struct Pool {
+    tx: crossbeam_channel::Sender<Job>,
+    stats: Arc<Stats>,
+    workers: usize,
+    capacity: usize,
+}
+
+impl Pool {
+    /// Starts `workers` render threads behind a queue of `capacity` waiting renders.
+    pub fn new(workers: usize, capacity: usize) -> Self {
+        let workers = workers.max(1);
+        let (tx, rx) = crossbeam_channel::bounded::<Job>(capacity);
+        let stats = Arc::new(Stats::default());
+        for i in 0..workers {
+            let rx = rx.clone();
+            let stats = stats.clone();
+            std::thread::Builder::new()
+                .name(format!("limner-render-{i}"))
+                .spawn(move || {
+                    let mut models = Models { device: Device::flex(), loaded: HashMap::new() };
+                    while let Ok(job) = rx.recv() {
+                        if job.reply.is_closed() {
+                            stats.abandoned.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        stats.busy.fetch_add(1, Ordering::Relaxed);
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| render(&mut models, &job.req)));
+                        stats.busy.fetch_sub(1, Ordering::Relaxed);
+                        let r = match r {
+                            Ok(Ok(r)) => {
+                                stats.rendered.fetch_add(1, Ordering::Relaxed);
+                                Ok(r)
+                            }
+                            Ok(Err(e)) => {
+                                stats.failed.fetch_add(1, Ordering::Relaxed);
+                                Err(format!("{e:#}"))
+                            }
+                            Err(_) => {
+                                stats.failed.fetch_add(1, Ordering::Relaxed);
+                                models.loaded.clear();
+                                Err("the render failed (a bug: please report it with the request)".into())
+                            }
+                        };
+                        let _ = job.reply.send(r);
+                    }
+                })
+                .expect("cannot start a render thread");
+        }
+        Self { tx, stats, workers, capacity }
+    }
+
+    /// Queues a render; `Err(Busy)` when the queue is full.
+    pub fn submit(&self, req: FaceRequest) -> Result<oneshot::Receiver<Result<Rendered, String>>, Busy> {
+        let (reply, rx) = oneshot::channel();
+        match self.tx.try_send(Job { req, reply }) {
+            Ok(()) => {
+                self.stats.max_queued.fetch_max(self.tx.len(), Ordering::Relaxed);
+                Ok(rx)
+            }
+            Err(_) => {
+                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                Err(Busy)
+            }
+        }
+    }
+
+    pub fn stats(&self) -> StatsView {
+        let s = &self.stats;
+        StatsView {
+            workers: self.workers,
+            queue_capacity: self.capacity,
+            queued: self.tx.len(),
+            max_queued: s.max_queued.load(Ordering::Relaxed),
+            busy: s.busy.load(Ordering::Relaxed),
+            rendered: s.rendered.load(Ordering::Relaxed),
+            rejected: s.rejected.load(Ordering::Relaxed),
+            abandoned: s.abandoned.load(Ordering::Relaxed),
+            failed: s.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A conservative Retry-After: the time to drain a full queue at about one render per worker.
+    pub fn retry_after(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+}
+
+/// The last few renders, so keeping the face on screen does not render it again.
+pub struct Cache {
+    inner: Mutex<std::collections::VecDeque<(String, Rendered)>>,
+    cap: usize,
+}
+
+impl Cache {
+    pub fn new(cap: usize) -> Self {
+        Self { inner: Mutex::new(Default::default()), cap }
+    }
+
+    pub fn get(&self, key: &str) -> Option<Rendered> {
+        let q = self.inner.lock().unwrap();
+        q.iter().find(|(k, _)| k == key).map(|(_, r)| r.clone())
+    }
+
+    pub fn put(&self, key: String, r: Rendered) {
+        let mut q = self.inner.lock().unwrap();
+        if q.iter().any(|(k, _)| *k == key) {
+            return;
+        }
+        if q.len() >= self.cap {
+            q.pop_front();
+        }
+        q.push_back((key, r));
+    }
+}

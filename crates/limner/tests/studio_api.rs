@@ -1,0 +1,378 @@
+//! `limner studio`'s JSON API against the real server on loopback with a real SQLite file.
+
+mod studio_support;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use studio_support::*;
+
+fn keep(s: &Studio, seed: u64, curator: &str) -> Answer {
+    send_json("POST", &s.url("/api/keep"), &json!({"model": "default", "seed": seed, "psi": 0.7, "noise": 1.0, "curator": curator}))
+}
+
+#[test]
+fn faces_are_deterministic_and_a_new_one_each_time() {
+    let home = tempfile::tempdir().unwrap();
+    let s = Studio::start(home.path(), &home.path().join("data"), &["--workers", "1"]);
+    let models = get(&s.url("/api/models")).json();
+    assert_eq!(models["default"], "default");
+    let m0 = &models["models"][0];
+    assert_eq!(m0["name"], "default");
+    let res = m0["resolution"].as_u64().unwrap() as u32;
+
+    let a = get(&s.url("/api/face?seed=7&psi=0.7&noise=1"));
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.header("content-type"), Some("image/png"));
+    assert_eq!(a.header("x-limner-seed"), Some("7"));
+    let img = decode_png(&a.body);
+    assert_eq!((img.width(), img.height()), (res, res));
+    let b = get(&s.url("/api/face?seed=7&psi=0.7&noise=1"));
+    assert_eq!(a.body, b.body, "the same recipe gives the same bytes");
+    let c = get(&s.url("/api/face?seed=8&psi=0.7&noise=1"));
+    assert_ne!(a.body, c.body, "another seed, another face");
+    let psi = get(&s.url("/api/face?seed=7&psi=0.2&noise=1"));
+    assert_ne!(a.body, psi.body, "psi changes the face");
+
+    // no seed: a random one each time, named in the answer
+    let r1 = get(&s.url("/api/face"));
+    let r2 = get(&s.url("/api/face"));
+    assert_eq!(r1.header("cache-control"), Some("no-store"));
+    let (s1, s2) = (r1.header("x-limner-seed").unwrap().to_string(), r2.header("x-limner-seed").unwrap().to_string());
+    assert_ne!(s1, s2);
+    assert_ne!(r1.body, r2.body);
+    // and that seed reproduces it
+    let again = get(&s.url(&format!("/api/face?seed={s1}")));
+    assert_eq!(again.body, r1.body);
+    s.stop();
+}
+
+#[test]
+fn kept_faces_and_their_curation_survive_a_restart() {
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let s = Studio::start(home.path(), &data, &["--workers", "1"]);
+    assert_eq!(get(&s.url("/api/images")).json(), json!([]));
+    let shown = get(&s.url("/api/face?seed=101&psi=0.7&noise=1")).body;
+    let k1 = keep(&s, 101, "Ada");
+    assert_eq!(k1.status, 201, "{}", k1.text());
+    let k1 = k1.json();
+    assert_eq!(k1["author"], "Ada");
+    assert_eq!(k1["recipe"]["origin"]["seed"], 101);
+    assert_eq!(k1["recipe"]["origin"]["psi"], 0.7, "the recipe's psi reads as typed");
+    assert_eq!(k1["recipe"]["model"]["name"], "default");
+    assert_eq!(k1["hash"].as_str().unwrap(), sha256_hex(&shown), "the kept file is the face that was shown");
+    let again = keep(&s, 101, "Ada");
+    assert_eq!(again.status, 200, "keeping the same face twice gives the same image");
+    assert_eq!(again.json()["id"], k1["id"]);
+    let k2 = keep(&s, 102, "").json();
+    assert_eq!(k2["author"], "anonymous");
+    let k3 = keep(&s, 103, "Ada").json();
+    let id1 = k1["id"].as_i64().unwrap();
+    let note = "<script>alert(1)</script> & \"quotes\" 'single' ünïcode";
+    let up = send_json(
+        "PATCH",
+        &s.url(&format!("/api/images/{id1}")),
+        &json!({"curator": "Grace", "rating": 4, "favourite": true, "tags": ["portrait", " best ", "portrait", ""], "notes": note}),
+    );
+    assert_eq!(up.status, 200, "{}", up.text());
+    let up = up.json();
+    assert_eq!(up["tags"], json!(["best", "portrait"]), "tags are trimmed, deduplicated, sorted");
+    assert_eq!(up["notes"], note);
+    let id3 = k3["id"].as_i64().unwrap();
+    assert_eq!(send_json("PATCH", &s.url(&format!("/api/images/{id3}")), &json!({"rejected": true, "rating": 2})).status, 200);
+    s.stop();
+
+    let s = Studio::start(home.path(), &data, &["--workers", "1"]);
+    let list = get(&s.url("/api/images")).json();
+    let ids: Vec<i64> = list.as_array().unwrap().iter().map(|i| i["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, vec![k2["id"].as_i64().unwrap(), id1], "newest first, rejected hidden");
+    let one = get(&s.url(&format!("/api/images/{id1}"))).json();
+    assert_eq!(one["rating"], 4);
+    assert_eq!(one["favourite"], true);
+    assert_eq!(one["notes"], note);
+    assert_eq!(one["tags"], json!(["best", "portrait"]));
+    assert_eq!(one["author"], "Ada", "the keeper stays the author");
+    let blob = get(&s.url(one["url"].as_str().unwrap()));
+    assert_eq!(blob.status, 200);
+    assert_eq!(blob.body, shown);
+    // filters and sorts
+    let only_rej = get(&s.url("/api/images?rejected=only")).json();
+    assert_eq!(only_rej.as_array().unwrap().len(), 1);
+    assert_eq!(only_rej[0]["id"], id3);
+    let all_by_rating = get(&s.url("/api/images?rejected=all&sort=rating")).json();
+    let r: Vec<Value> = all_by_rating.as_array().unwrap().iter().map(|i| i["rating"].clone()).collect();
+    assert_eq!(r, vec![json!(4), json!(2), Value::Null]);
+    assert_eq!(get(&s.url("/api/images?tag=best")).json().as_array().unwrap().len(), 1);
+    assert_eq!(get(&s.url("/api/images?favourite=true")).json().as_array().unwrap().len(), 1);
+    assert_eq!(get(&s.url("/api/images?min_rating=5&rejected=all")).json().as_array().unwrap().len(), 0);
+    assert_eq!(get(&s.url("/api/images?q=%3Cscript")).json().as_array().unwrap().len(), 1);
+    assert_eq!(get(&s.url("/api/images?q=100%25")).json().as_array().unwrap().len(), 0, "% in a search is a literal");
+    assert_eq!(get(&s.url("/api/images?author=Ada&rejected=all")).json().as_array().unwrap().len(), 2);
+    // the history names who did what
+    let h = get(&s.url(&format!("/api/images/{id1}/history"))).json();
+    let curators: Vec<&str> = h.as_array().unwrap().iter().map(|e| e["curator"].as_str().unwrap()).collect();
+    assert_eq!(curators, vec!["Ada", "Grace"]);
+    // its recipe makes the same pixels again with `limner render`
+    let rec = get(&s.url(&format!("/api/images/{id1}/recipe")));
+    assert_eq!(rec.status, 200);
+    assert!(rec.header("content-disposition").unwrap().contains("limner-"));
+    let rec_path = home.path().join("kept.json");
+    std::fs::write(&rec_path, &rec.body).unwrap();
+    let out_png = home.path().join("again.png");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_limner")).arg("render").arg(&rec_path).arg("--out").arg(&out_png).env("LIMNER_HOME", home.path()).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(decode_png(&std::fs::read(&out_png).unwrap()), decode_png(&shown), "the recipe re-renders the kept face");
+    // clearing a rating
+    let cleared = send_json("PATCH", &s.url(&format!("/api/images/{id1}")), &json!({"rating": 0})).json();
+    assert_eq!(cleared["rating"], Value::Null);
+    s.stop();
+    let (ok, out) = check(home.path(), &data);
+    assert!(ok, "{out}");
+    assert!(out.contains("integrity ok") && out.contains("3 kept, 0 bad"), "{out}");
+}
+
+#[test]
+fn kill_9_mid_write_loses_nothing_that_was_kept() {
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let s = Studio::start(home.path(), &data, &["--workers", "2"]);
+    let kept: Arc<Mutex<Vec<(i64, String)>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let url = s.url("/api/keep");
+    let threads: Vec<_> = (0..6u64)
+        .map(|t| {
+            let (kept, stop, url) = (kept.clone(), stop.clone(), url.clone());
+            std::thread::spawn(move || {
+                let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(20)).build();
+                let mut seed = 10_000 + t * 100_000;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    seed += 1;
+                    let body = json!({"model": "default", "seed": seed, "curator": "crash test", "notes": "x".repeat(2000), "tags": ["a", "b", "c"]});
+                    match agent.post(&url).set("Content-Type", "application/json").send_string(&body.to_string()) {
+                        Ok(r) if r.status() == 201 => {
+                            let v: Value = r.into_json().unwrap();
+                            kept.lock().unwrap().push((v["id"].as_i64().unwrap(), v["hash"].as_str().unwrap().to_string()));
+                        }
+                        Ok(r) => panic!("unexpected answer {}", r.status()),
+                        Err(ureq::Error::Status(503, _)) => {}
+                        Err(ureq::Error::Status(c, r)) => panic!("unexpected answer {c}: {}", r.into_string().unwrap_or_default()),
+                        Err(_) => break, // the server died under us: this request was never answered
+                    }
+                }
+            })
+        })
+        .collect();
+    // let it write for a while, then kill it in the middle of requests
+    let t = Instant::now();
+    while kept.lock().unwrap().len() < 20 && t.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s.kill9();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let kept = kept.lock().unwrap().clone();
+    assert!(kept.len() >= 20, "only {} kept before the kill", kept.len());
+
+    let (ok, out) = check(home.path(), &data);
+    assert!(ok, "after kill -9: {out}");
+    assert!(out.contains("integrity ok"), "{out}");
+
+    let s = Studio::start(home.path(), &data, &["--workers", "1"]);
+    let list = get(&s.url("/api/images?limit=500")).json();
+    let have: HashSet<(i64, String)> = list.as_array().unwrap().iter().map(|i| (i["id"].as_i64().unwrap(), i["hash"].as_str().unwrap().to_string())).collect();
+    for (id, hash) in &kept {
+        assert!(have.contains(&(*id, hash.clone())), "image {id} was kept (201) but is gone after kill -9");
+        let b = get(&s.url(&format!("/api/blob/{hash}")));
+        assert_eq!(b.status, 200);
+        assert_eq!(&sha256_hex(&b.body), hash);
+        decode_png(&b.body);
+    }
+    for i in list.as_array().unwrap() {
+        assert_eq!(i["tags"], json!(["a", "b", "c"]), "an image and its tags are one transaction");
+    }
+    s.stop();
+}
+
+#[test]
+fn bad_input_is_refused_clearly_and_other_sites_are_shut_out() {
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let s = Studio::start(home.path(), &data, &["--workers", "1"]);
+    for (q, needle) in [
+        ("psi=NaN", "psi"),
+        ("psi=inf", "psi"),
+        ("psi=5", "psi"),
+        ("noise=-1", "noise"),
+        ("seed=9007199254740992", "seed"),
+        ("seed=-1", ""),
+        ("seed=abc", ""),
+        ("model=..%2F..%2Fetc%2Fpasswd", "model"),
+        ("model=%2Fetc%2Fpasswd", "model"),
+        ("model=nosuchmodel", "not offered"),
+        ("size=128", "size"),
+    ] {
+        let a = get(&s.url(&format!("/api/face?{q}")));
+        assert_eq!(a.status, 400, "{q}: {}", a.text());
+        assert!(a.text().contains(needle), "{q}: {}", a.text());
+    }
+    for p in ["/api/blob/..%2F..%2Fgallery.db", "/api/blob/../gallery.db", "/api/blob/ABCDEF", &format!("/api/blob/{}", "0".repeat(64))] {
+        let a = get(&s.url(p));
+        assert_eq!(a.status, 404, "{p}");
+        assert!(!a.text().contains("SQLite"), "{p}");
+    }
+    let id = send_json("POST", &s.url("/api/keep"), &json!({"seed": 1})).json()["id"].as_i64().unwrap();
+    let img = s.url(&format!("/api/images/{id}"));
+    for (body, needle) in [
+        (json!({"rating": 6}), "rating"),
+        (json!({"rating": -1}), "rating"),
+        (json!({"notes": "n".repeat(10_001)}), "notes"),
+        (json!({"tags": ["t".repeat(65)]}), "tag"),
+        (json!({"tags": (0..33).map(|i| i.to_string()).collect::<Vec<_>>()}), "tags"),
+        (json!({"curator": "c".repeat(101)}), "curator"),
+        (json!({"curator": "bad\u{7}name"}), "curator"),
+    ] {
+        let a = send_json("PATCH", &img, &body);
+        assert_eq!(a.status, 400, "{body}: {}", a.text());
+        assert!(a.text().contains(needle), "{body}: {}", a.text());
+    }
+    assert_eq!(send_json("PATCH", &s.url("/api/images/999999"), &json!({"rating": 1})).status, 404);
+    assert_eq!(send_json("POST", &s.url("/api/keep"), &json!({"psi": 0.5})).status, 400, "keep needs a seed");
+    // a JSON body over the cap
+    // (announced, so the server refuses before reading it; the client sends no body)
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    write!(c, "POST /api/keep HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n", s.port).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = [0u8; 12];
+    std::io::Read::read_exact(&mut c, &mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 413", "an oversize body is refused");
+    // nothing above changed the image
+    let now = get(&img).json();
+    assert_eq!((now["rating"].clone(), now["notes"].clone(), now["tags"].clone()), (Value::Null, json!(""), json!([])));
+
+    // a form post from another page (no JSON content type) is refused
+    let form = send_raw("POST", &s.url("/api/keep"), &[("Content-Type", "application/x-www-form-urlencoded")], "seed=1");
+    assert_eq!(form.status, 415);
+    // a write from another origin is refused, and no answer carries CORS permissions
+    let xo = send_raw("PATCH", &img, &[("Content-Type", "application/json"), ("Origin", "http://evil.example")], r#"{"rating":1}"#);
+    assert_eq!(xo.status, 403, "{}", xo.text());
+    let same = send_raw("PATCH", &img, &[("Content-Type", "application/json"), ("Origin", &s.base)], r#"{"rating":1}"#);
+    assert_eq!(same.status, 200, "{}", same.text());
+    let pre = send_raw("OPTIONS", &img, &[("Origin", "http://evil.example"), ("Access-Control-Request-Method", "PATCH")], "");
+    assert!(pre.header("access-control-allow-origin").is_none());
+    assert!(get(&s.url("/api/images")).header("access-control-allow-origin").is_none());
+    // DNS rebinding: a loopback studio answers only to loopback names
+    let rebound = send_raw("GET", &s.url("/api/images"), &[("Host", "evil.example")], "");
+    assert_eq!(rebound.status, 403);
+    assert_eq!(send_raw("GET", &s.url("/api/images"), &[("Host", &format!("localhost:{}", s.port))], "").status, 200);
+    // the page is served with a strict content security policy
+    let page = get(&s.url("/"));
+    assert_eq!(page.status, 200);
+    assert!(page.header("content-security-policy").unwrap().contains("script-src 'self'"));
+    assert!(page.text().contains("/app.js"));
+    s.stop();
+}
+
+/// A generator big enough that one render takes a while on these cores (random weights: the
+/// pool does not care what the face looks like).
+fn slow_model(home: &Path) {
+    use limner_gan::config::GeneratorConfig;
+    use limner_gan::generate::{save_generator, GeneratorInfo};
+    let dir = home.join("models");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = GeneratorConfig { channel_base: 32768, channel_max: 256, ..GeneratorConfig::limner_default(256) };
+    let mut g = limner_gan::Generator::new(&cfg, &burn::tensor::Device::flex());
+    save_generator(&dir.join("slow.safetensors"), &mut g, &GeneratorInfo::default(), limner_gan::params::Precision::F16).unwrap();
+}
+
+fn stats(s: &Studio) -> Value {
+    get(&s.url("/api/stats")).json()
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after_and_the_bound_holds() {
+    let home = tempfile::tempdir().unwrap();
+    slow_model(home.path());
+    let s = Studio::start(home.path(), &home.path().join("data"), &["--workers", "1", "--queue", "2"]);
+    // load the model on the worker first, so what follows measures renders only
+    let warm = get(&s.url("/api/face?model=slow&seed=0"));
+    assert_eq!(warm.status, 200, "{}", warm.text());
+    let n = 16;
+    let barrier = Arc::new(Barrier::new(n));
+    let url = s.url("/api/face?model=slow&psi=0.7&noise=1&seed=");
+    let answers: Vec<Answer> = (0..n)
+        .map(|i| {
+            let (b, url) = (barrier.clone(), url.clone());
+            std::thread::spawn(move || {
+                b.wait();
+                get(&format!("{url}{}", 1 + i))
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    let ok = answers.iter().filter(|a| a.status == 200).count();
+    let busy: Vec<&Answer> = answers.iter().filter(|a| a.status == 503).collect();
+    assert_eq!(ok + busy.len(), n, "only 200 or 503: {:?}", answers.iter().map(|a| a.status).collect::<Vec<_>>());
+    assert!(!busy.is_empty(), "16 renders at once on 1 worker + 2 queue slots must overflow");
+    assert!(ok >= 1);
+    for a in &busy {
+        assert_eq!(a.header("retry-after"), Some("1"));
+        assert!(a.text().contains("busy"));
+    }
+    for a in answers.iter().filter(|a| a.status == 200) {
+        decode_png(&a.body);
+    }
+    let st = stats(&s);
+    assert_eq!(st["workers"], 1);
+    assert_eq!(st["queue_capacity"], 2);
+    assert!(st["max_queued"].as_u64().unwrap() <= 2, "{st}");
+    assert_eq!(st["rejected"].as_u64().unwrap(), busy.len() as u64, "{st}");
+    assert_eq!(st["rendered"].as_u64().unwrap(), 1 + ok as u64, "{st}");
+    s.stop();
+}
+
+#[test]
+fn a_render_whose_client_left_is_dropped() {
+    let home = tempfile::tempdir().unwrap();
+    slow_model(home.path());
+    let s = Studio::start(home.path(), &home.path().join("data"), &["--workers", "1", "--queue", "4"]);
+    assert_eq!(get(&s.url("/api/face?model=slow&seed=0")).status, 200);
+    let t0 = Instant::now();
+    let busy_url = s.url("/api/face?model=slow&seed=1");
+    let first = std::thread::spawn(move || get(&busy_url));
+    // wait until the worker has taken the first render
+    while stats(&s)["busy"] != 1 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the worker never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // a second render queues behind it; its client hangs up before it starts
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    write!(c, "GET /api/face?model=slow&seed=2 HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", s.port).unwrap();
+    while stats(&s)["queued"] != 1 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the second render never queued: {}", stats(&s));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(c);
+    assert_eq!(first.join().unwrap().status, 200);
+    let t = Instant::now();
+    loop {
+        let st = stats(&s);
+        if st["queued"] == 0 && st["busy"] == 0 {
+            assert_eq!(st["abandoned"], 1, "{st}");
+            assert_eq!(st["rendered"], 2, "the abandoned render was not drawn: {st}");
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "{st}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    s.stop();
+}
