@@ -2,6 +2,7 @@
 
 mod art_cmd;
 mod faces_cmd;
+mod label_cmd;
 mod nets_cmd;
 mod photoreal_cmd;
 mod steer_cmd;
@@ -18,6 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use limner_core::progress::{bar, bar_with_template};
 use limner_core::Precision;
 use limner_data::imageio::{save_seed_images, SavedImages};
+use limner_data::provenance::SourceType;
 use limner_gan::augment::DiffAugment;
 use limner_gan::config::{DiscriminatorConfig, GeneratorConfig};
 use limner_gan::generate::{generate_seeds_rgb8, parse_seeds, save_generator, GenerateOptions, GeneratorInfo};
@@ -31,6 +33,9 @@ struct Cli {
     /// worker threads for the tensor kernels (default: all cores)
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// your name, written as the creator (dc:creator) in every image this run makes (default: $LIMNER_CREATOR)
+    #[arg(long, global = true, value_name = "NAME")]
+    creator: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -57,6 +62,8 @@ enum Command {
     Describe(faces_cmd::DescribeArgs),
     /// Restyle a portrait in the look of a painting or a built-in style (`--list` shows them)
     Style(style_cmd::StyleArgs),
+    /// Show the provenance label limner wrote into an image (source type, recipe, model sha256)
+    Inspect(label_cmd::InspectArgs),
 }
 
 #[derive(Subcommand)]
@@ -265,6 +272,7 @@ enum ModelsCmd {
 fn main() {
     limner_kernels::keep_freed_memory();
     let cli = Cli::parse();
+    label_cmd::set_creator(cli.creator.clone());
     if let Some(n) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
             eprintln!("warning: could not set {n} threads: {e}");
@@ -305,6 +313,7 @@ fn run(cmd: Command) -> Result<()> {
         Command::Gatys(a) => art_cmd::gatys(&a),
         Command::Dream(a) => art_cmd::dream(&a),
         Command::Style(a) => style_cmd::style(a),
+        Command::Inspect(a) => label_cmd::inspect(a),
         Command::Models(ModelsCmd::Fetch(a)) => nets_cmd::models_fetch(a),
         Command::Models(ModelsCmd::Directions(a)) => steer_cmd::fit_directions(a),
         Command::Models(ModelsCmd::List) => {
@@ -509,7 +518,8 @@ fn generate(a: GenerateArgs) -> Result<()> {
         });
     }
     if a.model == limner_photoreal::MODEL_NAME {
-        return photoreal_cmd::generate(&seeds, a.psi, a.noise, a.size, a.out.as_deref(), a.grid.as_deref());
+        let prov = label_cmd::label(SourceType::TrainedAlgorithmicMedia, label_cmd::generate_recipe(&a.model, a.psi, a.noise, a.size), Some(&a.model))?;
+        return photoreal_cmd::generate(&seeds, a.psi, a.noise, a.size, a.out.as_deref(), a.grid.as_deref(), &prov);
     }
     let device = Device::flex();
     let (g, _) = limner_models::load(Some(&a.model), &device)?;
@@ -520,7 +530,8 @@ fn generate(a: GenerateArgs) -> Result<()> {
     let pb = bar(seeds.len() as u64, "generating");
     let rgb = generate_seeds_rgb8(&g, &seeds, &GenerateOptions { psi: a.psi, noise: a.noise, batch: 16 }, &mut |done| pb.set_position(done as u64));
     pb.finish_and_clear();
-    print_saved(&save_seed_images(&rgb, res as u32, &seeds, a.out.as_deref(), a.grid.as_deref())?, res);
+    let prov = label_cmd::label(SourceType::TrainedAlgorithmicMedia, label_cmd::generate_recipe(&a.model, a.psi, a.noise, None), Some(&a.model))?;
+    print_saved(&save_seed_images(&rgb, res as u32, &seeds, a.out.as_deref(), a.grid.as_deref(), &prov)?, res);
     Ok(())
 }
 

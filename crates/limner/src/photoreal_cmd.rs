@@ -12,14 +12,14 @@ use limner_photoreal::{faces, DistillOptions, MODEL_NAME, NATIVE_SIZE};
 use limner_core::progress::bar;
 
 /// `limner generate --model random-face ...`
-pub fn generate(seeds: &[u64], psi: f32, noise: f32, size: Option<usize>, out: Option<&Path>, grid: Option<&Path>) -> Result<()> {
+pub fn generate(seeds: &[u64], psi: f32, noise: f32, size: Option<usize>, out: Option<&Path>, grid: Option<&Path>, prov: &limner_data::provenance::Provenance) -> Result<()> {
     let size = size.unwrap_or(NATIVE_SIZE);
     faces::check_size(size)?;
     let g = limner_models::load_random_face(&Device::flex())?;
     let pb = bar(seeds.len() as u64, "random-face");
     let rgb = faces::generate_seeds_with_progress(&g, seeds, psi, noise, size, &mut |done| pb.set_position(done as u64))?;
     pb.finish_and_clear();
-    crate::print_saved(&save_seed_images(&rgb, size as u32, seeds, out, grid)?, size);
+    crate::print_saved(&save_seed_images(&rgb, size as u32, seeds, out, grid, prov)?, size);
     println!("licence: {}", limner_photoreal::LICENCE);
     Ok(())
 }

@@ -8,7 +8,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use clap::Args;
-use limner_data::imageio::{make_grid, save_png_rgb};
+use limner_data::imageio::save_seed_images;
+use limner_data::provenance::{Provenance, SourceType};
 use limner_faces::directions::{self, Directions, WGenerator};
 use limner_faces::photoreal::{RandomFace, STEER_SIZE};
 use limner_faces::prompt::{self, SteerConfig};
@@ -160,23 +161,36 @@ pub struct SteerRequest<'a> {
     pub json: bool,
 }
 
-fn write_images(images: &[Image], seeds: &[u64], out: Option<&Path>, grid: Option<&Path>) -> Result<()> {
+fn write_images(images: &[Image], seeds: &[u64], out: Option<&Path>, grid: Option<&Path>, prov: &Provenance) -> Result<()> {
     let res = images[0].width as u32;
     let rgb: Vec<Vec<u8>> = images.iter().map(|i| i.to_rgb8()).collect();
+    let saved = save_seed_images(&rgb, res, seeds, out, grid, prov)?;
     if let Some(dir) = out {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        for (s, px) in seeds.iter().zip(&rgb) {
-            save_png_rgb(&dir.join(format!("seed{s:04}.png")), res, res, px)?;
-        }
-        eprintln!("wrote {} images to {}", seeds.len(), dir.display());
+        eprintln!("wrote {} images to {}", saved.images.len(), dir.display());
     }
-    if let Some(g) = grid {
-        let cols = (seeds.len() as f64).sqrt().ceil() as u32;
-        let (w, h, px) = make_grid(&rgb, res, cols, 2);
-        save_png_rgb(g, w, h, &px)?;
+    if let Some(g) = &saved.grid {
         eprintln!("wrote grid {}", g.display());
     }
     Ok(())
+}
+
+/// The label of a steered face: the generate recipe plus the sliders or the prompt.
+/// `steered`: the slider values the prompt steering found, by seed.
+fn steer_label(r: &SteerRequest, steered: Option<serde_json::Value>) -> Result<Provenance> {
+    let mut recipe = crate::label_cmd::generate_recipe(r.model, r.psi, r.noise, r.size);
+    if !r.sliders.is_empty() {
+        recipe["sliders"] = serde_json::json!(r.sliders);
+    }
+    if let Some(p) = r.prompt {
+        recipe["prompt"] = serde_json::json!(p);
+    }
+    if let Some(d) = r.directions {
+        recipe["directions"] = serde_json::json!(crate::label_cmd::input_name(&d.display().to_string()));
+    }
+    if let Some(s) = steered {
+        recipe["steered_sliders"] = s;
+    }
+    crate::label_cmd::label(SourceType::TrainedAlgorithmicMedia, recipe, Some(r.model))
 }
 
 /// `limner generate --slider ...` and/or `--prompt ...`
@@ -201,7 +215,7 @@ pub fn generate(r: SteerRequest) -> Result<()> {
             pb.inc(sc.len() as u64);
         }
         pb.finish_and_clear();
-        return write_images(&images, r.seeds, r.out, r.grid);
+        return write_images(&images, r.seeds, r.out, r.grid, &steer_label(&r, None)?);
     };
     if !sliders.is_empty() {
         bail!("give either --prompt or --slider, not both (the prompt sets the sliders)");
@@ -221,7 +235,8 @@ pub fn generate(r: SteerRequest) -> Result<()> {
     let before: Vec<Image> = steered.iter().map(|s| s.initial.clone()).collect();
     let judged_before = prompt::judge(&fa, &t, &before);
     let secs = t0.elapsed().as_secs_f64();
-    write_images(&images, r.seeds, r.out, r.grid)?;
+    let found_sliders: serde_json::Map<String, serde_json::Value> = steered.iter().map(|s| (s.seed.to_string(), serde_json::json!(s.sliders))).collect();
+    write_images(&images, r.seeds, r.out, r.grid, &steer_label(&r, Some(found_sliders.into()))?)?;
     let met = judged.iter().filter(|j| j.met).count();
     let found = judged.iter().filter(|j| j.face.is_some()).count();
     let steer_met = steered.iter().filter(|s| s.steering_met).count();

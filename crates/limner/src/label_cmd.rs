@@ -1,0 +1,235 @@
+//! Provenance labels for what the CLI writes (the label itself is `limner_data::provenance`),
+//! and `limner inspect`, which reads them back.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use limner_data::provenance::{read_xmp, sha256_hex, Container, Label, Provenance, SourceType};
+use serde_json::{json, Value};
+
+static CREATOR: OnceLock<Option<String>> = OnceLock::new();
+
+/// Sets the `dc:creator` of every image this run writes (`--creator`, or `$LIMNER_CREATOR`).
+pub fn set_creator(creator: Option<String>) {
+    let c = creator.or_else(|| std::env::var("LIMNER_CREATOR").ok()).filter(|c| !c.trim().is_empty());
+    let _ = CREATOR.set(c);
+}
+
+/// The label of an image made with `recipe`; `model` (a name or path, as `--model` takes it)
+/// adds the model file's sha256.
+pub fn label(source: SourceType, mut recipe: Value, model: Option<&str>) -> Result<Provenance> {
+    if let (Some(m), Some(obj)) = (model, recipe.as_object_mut()) {
+        obj.entry("model").or_insert_with(|| json!(m));
+    }
+    tidy_floats(&mut recipe);
+    let sha = model.map(limner_models::model_sha256).transpose()?;
+    Ok(Provenance::new(source)
+        .with_recipe(recipe.to_string())
+        .with_creator(CREATOR.get().cloned().flatten())
+        .with_model_sha256(sha))
+}
+
+/// Writes numbers that came from `f32` settings as typed (`0.7`, not `0.699999988079071`).
+fn tidy_floats(v: &mut Value) {
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let x = n.as_f64().unwrap_or_default();
+            if f64::from(x as f32) == x {
+                if let Some(t) = (x as f32).to_string().parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+                    *n = t;
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(tidy_floats),
+        Value::Object(o) => o.values_mut().for_each(tidy_floats),
+        _ => {}
+    }
+}
+
+/// How an input picture goes into a recipe: `seed:N` as it is, a file by its name only (a
+/// label should not reveal the folders of the user's disk).
+pub fn input_name(spec: &str) -> String {
+    if spec.starts_with("seed:") {
+        return spec.to_string();
+    }
+    Path::new(spec).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| spec.to_string())
+}
+
+/// A picture limner made from a user's photo is a composite; from a `seed:N` face it is wholly
+/// generated.
+pub fn source_of_input(spec: &str) -> SourceType {
+    if spec.starts_with("seed:") {
+        SourceType::TrainedAlgorithmicMedia
+    } else {
+        SourceType::CompositeWithTrainedAlgorithmicMedia
+    }
+}
+
+/// The model behind a `seed:N` input (the embedded default), none for a file.
+pub fn seed_model(spec: &str) -> Option<&'static str> {
+    spec.starts_with("seed:").then_some(limner_models::DEFAULT_NAME)
+}
+
+/// `limner inspect`
+#[derive(Args)]
+pub struct InspectArgs {
+    /// a PNG, JPEG, GIF or WebP file
+    pub image: PathBuf,
+    /// print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `limner inspect` found.
+#[derive(serde::Serialize)]
+struct Report {
+    file: String,
+    format: Option<&'static str>,
+    width: Option<u32>,
+    height: Option<u32>,
+    /// a problem with the file itself (truncated, XMP unreadable); the label may still be shown
+    problem: Option<String>,
+    has_xmp: bool,
+    limner_label: bool,
+    label: Option<Label>,
+    /// "matches", "does not match" or "unknown model" (when the recipe names a model and the
+    /// label holds its sha256)
+    model_check: Option<String>,
+    model_check_detail: Option<String>,
+}
+
+const MAX_INSPECT_BYTES: u64 = 256 << 20;
+
+pub fn inspect(a: InspectArgs) -> Result<()> {
+    let meta = std::fs::metadata(&a.image).with_context(|| format!("cannot read {}", a.image.display()))?;
+    if meta.is_dir() {
+        bail!("{} is a folder; give an image file", a.image.display());
+    }
+    if meta.len() > MAX_INSPECT_BYTES {
+        bail!("{} is {} MB; limner inspects files up to {} MB", a.image.display(), meta.len() >> 20, MAX_INSPECT_BYTES >> 20);
+    }
+    let bytes = std::fs::read(&a.image).with_context(|| format!("cannot read {}", a.image.display()))?;
+    let Some(format) = Container::sniff(&bytes) else {
+        bail!("{} is not an image limner can read (PNG, JPEG, GIF or WebP){}", a.image.display(), if bytes.is_empty() { ": the file is empty" } else { "" });
+    };
+    let dims = image::ImageReader::new(std::io::Cursor::new(&bytes)).with_guessed_format().ok().and_then(|r| r.into_dimensions().ok());
+    let mut r = Report {
+        file: a.image.display().to_string(),
+        format: Some(format.name()),
+        width: dims.map(|d| d.0),
+        height: dims.map(|d| d.1),
+        problem: None,
+        has_xmp: false,
+        limner_label: false,
+        label: None,
+        model_check: None,
+        model_check_detail: None,
+    };
+    match read_xmp(&bytes) {
+        Ok(Some(xmp)) => {
+            r.has_xmp = true;
+            let l = Label::parse(&xmp);
+            r.limner_label = l.is_limner();
+            r.label = Some(l);
+        }
+        Ok(None) => {}
+        Err(e) => r.problem = Some(format!("{e:#}")),
+    }
+    if let Some(l) = r.label.as_ref().filter(|l| l.is_limner()) {
+        (r.model_check, r.model_check_detail) = check_model(l);
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print_report(&r);
+    }
+    Ok(())
+}
+
+/// Compares the label's model sha256 with the model its recipe names, when that model is here.
+fn check_model(l: &Label) -> (Option<String>, Option<String>) {
+    let Some(want) = l.model_sha256.as_deref() else { return (None, None) };
+    let model = l.recipe.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok()).and_then(|v| v.get("model").and_then(|m| m.as_str()).map(str::to_string));
+    let Some(model) = model else {
+        return (Some("unknown model".into()), Some("the recipe names no model".into()));
+    };
+    let got = if model == limner_models::DEFAULT_NAME {
+        Ok(sha256_hex(limner_models::DEFAULT_GENERATOR))
+    } else {
+        limner_models::model_sha256(&model)
+    };
+    match got {
+        Ok(got) if got.eq_ignore_ascii_case(want) => (Some("matches".into()), Some(format!("model `{model}` here has sha256 {got}"))),
+        Ok(got) => (
+            Some("does not match".into()),
+            Some(format!("the label says sha256 {want}, but model `{model}` here has {got}: the image was made by another version of the model, or the label is forged")),
+        ),
+        Err(e) => (Some("unknown model".into()), Some(format!("cannot open model `{model}` here to check: {e:#}"))),
+    }
+}
+
+fn print_report(r: &Report) {
+    let size = match (r.width, r.height) {
+        (Some(w), Some(h)) => format!(", {w}x{h}"),
+        _ => String::new(),
+    };
+    println!("{}: {}{size}", r.file, r.format.unwrap_or("?"));
+    if let Some(p) = &r.problem {
+        println!("problem: {p}");
+    }
+    match &r.label {
+        None if r.problem.is_some() => println!("no limner label could be read"),
+        None => println!("no limner label: this image carries no XMP metadata (limner labels every image it writes, so limner did not write this file, or the label was stripped)"),
+        Some(l) if !l.is_limner() => {
+            println!("no limner label: the image has XMP written by {}", l.software.as_deref().unwrap_or("another program"));
+            if let Some(t) = &l.digital_source_type {
+                println!("digital source type (not limner's): {t}");
+            }
+        }
+        Some(l) => {
+            println!("limner label: {}", describe_source(l));
+            if let Some(s) = &l.software {
+                println!("software: {s}");
+            }
+            if let Some(c) = &l.creator {
+                println!("creator: {c}");
+            }
+            if let Some(m) = &l.model_sha256 {
+                println!("model sha256: {m}");
+            }
+            match (&r.model_check, &r.model_check_detail) {
+                (Some(c), Some(d)) => println!("model check: {c} ({d})"),
+                (Some(c), None) => println!("model check: {c}"),
+                _ => {}
+            }
+            if let Some(recipe) = &l.recipe {
+                let pretty = serde_json::from_str::<Value>(recipe).ok().and_then(|v| serde_json::to_string_pretty(&v).ok());
+                println!("recipe: {}", pretty.as_deref().unwrap_or(recipe));
+            }
+        }
+    }
+}
+
+fn describe_source(l: &Label) -> String {
+    match l.source_code() {
+        Some("trainedAlgorithmicMedia") => "made by a trained model (IPTC trainedAlgorithmicMedia)".into(),
+        Some("compositeWithTrainedAlgorithmicMedia") => "a photo changed by a trained model (IPTC compositeWithTrainedAlgorithmicMedia)".into(),
+        Some(other) => format!("IPTC {other}"),
+        None => match &l.digital_source_type {
+            Some(t) => format!("digital source type {t}"),
+            None => "no digital source type".into(),
+        },
+    }
+}
+
+/// The recipe of `limner generate` (the same fields for every model).
+pub fn generate_recipe(model: &str, psi: f32, noise: f32, size: Option<usize>) -> Value {
+    let mut r = json!({"command": "generate", "model": model, "psi": psi, "noise": noise});
+    if let Some(s) = size {
+        r["size"] = json!(s);
+    }
+    r
+}
+
