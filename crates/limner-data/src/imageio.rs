@@ -287,7 +287,7 @@ fn flatten_to_rgb(img: DynamicImage) -> RgbImage {
 /// lenient with cut-off files (a half JPEG decodes with a grey bottom), so the
 /// container structure is checked first. Unknown structure counts as not truncated:
 /// the decoder then judges.
-fn is_truncated(format: ImageFormat, b: &[u8]) -> bool {
+pub(crate) fn is_truncated(format: ImageFormat, b: &[u8]) -> bool {
     match format {
         ImageFormat::Jpeg => jpeg_truncated(b),
         ImageFormat::Png => png_truncated(b),

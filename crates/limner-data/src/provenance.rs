@@ -241,24 +241,57 @@ pub fn embed_xmp(encoded: &[u8], xmp: &str) -> Result<Vec<u8>> {
 /// The PNG chunks as `(type, data, start, end)`, stopping at `IEND`; an error names where the
 /// file is cut off.
 fn png_chunks(b: &[u8]) -> Result<Vec<([u8; 4], &[u8], usize, usize)>> {
-    ensure!(b.starts_with(PNG_SIGNATURE), "not a PNG");
-    let mut pos = PNG_SIGNATURE.len();
+    match png_walk(b) {
+        (chunks, None) => Ok(chunks),
+        (_, Some(e)) => Err(e),
+    }
+}
+
+type PngChunk<'a> = ([u8; 4], &'a [u8], usize, usize);
+
+/// The whole chunks before the end or the cut, and what is wrong when the file is cut off.
+fn png_walk(b: &[u8]) -> (Vec<PngChunk<'_>>, Option<anyhow::Error>) {
     let mut out = Vec::new();
+    if !b.starts_with(PNG_SIGNATURE) {
+        return (out, Some(anyhow::anyhow!("not a PNG")));
+    }
+    let mut pos = PNG_SIGNATURE.len();
     loop {
         let Some(head) = b.get(pos..pos + 8) else {
-            bail!("the PNG is truncated: it ends at byte {} before the IEND chunk", b.len());
+            return (out, Some(anyhow::anyhow!("the PNG is truncated: it ends at byte {} before the IEND chunk", b.len())));
         };
         let len = u32::from_be_bytes(head[..4].try_into().unwrap()) as usize;
         let kind: [u8; 4] = head[4..].try_into().unwrap();
         let end = pos.checked_add(12).and_then(|p| p.checked_add(len)).filter(|&e| e <= b.len());
         let Some(end) = end else {
-            bail!("the PNG is truncated: its {} chunk at byte {pos} needs {len} bytes, the file ends at byte {}", String::from_utf8_lossy(&kind), b.len());
+            let e = anyhow::anyhow!("the PNG is truncated: its {} chunk at byte {pos} needs {len} bytes, the file ends at byte {}", String::from_utf8_lossy(&kind), b.len());
+            return (out, Some(e));
         };
         out.push((kind, &b[pos + 8..pos + 8 + len], pos, end));
         pos = end;
         if &kind == b"IEND" {
-            return Ok(out);
+            return (out, None);
         }
+    }
+}
+
+/// Whether the file holds all of its structure (PNG chunks to `IEND`, JPEG to `EOI`, GIF to its
+/// trailer, WebP's RIFF size); the error says where it is cut off.
+pub fn check_complete(bytes: &[u8]) -> Result<()> {
+    match Container::sniff(bytes) {
+        Some(Container::Png) => png_chunks(bytes).map(|_| ()),
+        Some(Container::Jpeg) => {
+            jpeg_segments(bytes)?;
+            ensure!(!crate::imageio::is_truncated(image::ImageFormat::Jpeg, bytes), "the JPEG is truncated: its image data has no end");
+            Ok(())
+        }
+        Some(Container::Gif) => gif_blocks(bytes).map(|_| ()),
+        Some(Container::WebP) => {
+            let size = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+            ensure!(size + 8 <= bytes.len(), "the WebP is truncated: it declares {} bytes and has {}", size + 8, bytes.len());
+            Ok(())
+        }
+        None => bail!("not an image limner can read (PNG, JPEG, GIF or WebP)"),
     }
 }
 
@@ -299,8 +332,11 @@ fn png_embed(b: &[u8], xmp: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The XMP of a PNG; a file cut off after its XMP chunk still gives it (limner writes the
+/// chunk right after the header).
 fn png_read(b: &[u8]) -> Result<Option<String>> {
-    for (kind, data, _, _) in png_chunks(b)? {
+    let (chunks, cut) = png_walk(b);
+    for (kind, data, _, _) in chunks {
         if !is_png_xmp(&kind, data) {
             continue;
         }
@@ -316,7 +352,10 @@ fn png_read(b: &[u8]) -> Result<Option<String>> {
         ensure!(compressed == 0, "the PNG's XMP is compressed; limner reads only uncompressed XMP (exiftool reads both)");
         return Ok(Some(String::from_utf8_lossy(rest).into_owned()));
     }
-    Ok(None)
+    match cut {
+        Some(e) => Err(e),
+        None => Ok(None),
+    }
 }
 
 /// The JPEG segments before the scan as `(marker, start, end)`.

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use limner_data::provenance::{read_xmp, sha256_hex, Container, Label, Provenance, SourceType};
+use limner_data::provenance::{check_complete, read_xmp, sha256_hex, Container, Label, Provenance, SourceType};
 use serde_json::{json, Value};
 
 static CREATOR: OnceLock<Option<String>> = OnceLock::new();
@@ -127,6 +127,9 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         model_check: None,
         model_check_detail: None,
     };
+    if let Err(e) = check_complete(&bytes) {
+        r.problem = Some(format!("{e:#}"));
+    }
     match read_xmp(&bytes) {
         Ok(Some(xmp)) => {
             r.has_xmp = true;
@@ -135,7 +138,7 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
             r.label = Some(l);
         }
         Ok(None) => {}
-        Err(e) => r.problem = Some(format!("{e:#}")),
+        Err(e) => r.problem = r.problem.or(Some(format!("{e:#}"))),
     }
     if let Some(l) = r.label.as_ref().filter(|l| l.is_limner()) {
         (r.model_check, r.model_check_detail) = check_model(l);
