@@ -78,6 +78,12 @@ impl Provenance {
         self.recipe = Some(json.into());
         self
     }
+    /// The recipe as JSON, numbers that came from `f32` settings written as typed (`0.7`, not
+    /// `0.699999988079071`).
+    pub fn with_recipe_json(self, mut recipe: serde_json::Value) -> Self {
+        tidy_floats(&mut recipe);
+        self.with_recipe(recipe.to_string())
+    }
     pub fn with_software(mut self, software: impl Into<String>) -> Self {
         self.software = software.into();
         self
@@ -128,6 +134,23 @@ impl Provenance {
              xmlns:limner=\"{LIMNER_XMP_NS}\">\n\
              {d}  </rdf:Description>\n </rdf:RDF>\n</x:xmpmeta>\n<?xpacket end=\"r\"?>"
         )
+    }
+}
+
+fn tidy_floats(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let x = n.as_f64().unwrap_or_default();
+            if f64::from(x as f32) == x {
+                if let Some(t) = (x as f32).to_string().parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+                    *n = t;
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(tidy_floats),
+        Value::Object(o) => o.values_mut().for_each(tidy_floats),
+        _ => {}
     }
 }
 
@@ -676,6 +699,8 @@ mod tests {
         let r: serde_json::Value = serde_json::from_str(p.with_recipe_field("seed", 7.into()).recipe.as_deref().unwrap()).unwrap();
         assert_eq!(r["seed"], 7);
         assert_eq!(r["model"], "default");
+        let t = Provenance::generated().with_recipe_json(serde_json::json!({"psi": 0.7f32, "xs": [0.1f32], "n": 3}));
+        assert_eq!(t.recipe.as_deref(), Some(r#"{"n":3,"psi":0.7,"xs":[0.1]}"#));
         let q = Provenance::generated().with_recipe("not json");
         assert_eq!(q.with_recipe_field("seed", 7.into()).recipe.as_deref(), Some("not json"));
     }

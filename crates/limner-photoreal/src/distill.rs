@@ -117,7 +117,7 @@ pub fn distill(g: &MobileStyleGan, o: &DistillOptions, progress: &mut dyn FnMut(
         } else {
             let rgb = generate_seeds(g, &[seed], o.psi, o.noise, o.res)?;
             let recipe = serde_json::json!({"model": crate::MODEL_NAME, "seed": seed, "psi": o.psi, "noise": o.noise, "size": o.res});
-            save_image_rgb(&p, o.res as u32, o.res as u32, &rgb[0], &Provenance::generated().with_recipe(recipe.to_string()))?;
+            save_image_rgb(&p, o.res as u32, o.res as u32, &rgb[0], &Provenance::generated().with_recipe_json(recipe))?;
             written += 1;
         }
         progress(i + 1, o.count);

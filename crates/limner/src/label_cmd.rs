@@ -23,29 +23,11 @@ pub fn label(source: SourceType, mut recipe: Value, model: Option<&str>) -> Resu
     if let (Some(m), Some(obj)) = (model, recipe.as_object_mut()) {
         obj.entry("model").or_insert_with(|| json!(m));
     }
-    tidy_floats(&mut recipe);
     let sha = model.map(limner_models::model_sha256).transpose()?;
     Ok(Provenance::new(source)
-        .with_recipe(recipe.to_string())
+        .with_recipe_json(recipe)
         .with_creator(CREATOR.get().cloned().flatten())
         .with_model_sha256(sha))
-}
-
-/// Writes numbers that came from `f32` settings as typed (`0.7`, not `0.699999988079071`).
-fn tidy_floats(v: &mut Value) {
-    match v {
-        Value::Number(n) if n.is_f64() => {
-            let x = n.as_f64().unwrap_or_default();
-            if f64::from(x as f32) == x {
-                if let Some(t) = (x as f32).to_string().parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
-                    *n = t;
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(tidy_floats),
-        Value::Object(o) => o.values_mut().for_each(tidy_floats),
-        _ => {}
-    }
 }
 
 /// How an input picture goes into a recipe: `seed:N` as it is, a file by its name only (a
