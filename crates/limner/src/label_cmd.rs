@@ -39,10 +39,14 @@ pub fn input_name(spec: &str) -> String {
     Path::new(spec).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| spec.to_string())
 }
 
-/// A picture limner made from a user's photo is a composite; from a `seed:N` face it is wholly
-/// generated.
+/// A picture limner made from a user's photo is a composite; from a `seed:N` face, or from a file
+/// whose own limner label says it was wholly generated, it is wholly generated.
 pub fn source_of_input(spec: &str) -> SourceType {
-    if spec.starts_with("seed:") {
+    let generated = spec.starts_with("seed:")
+        || std::fs::read(spec).ok().and_then(|b| read_xmp(&b).ok().flatten()).map(|x| Label::parse(&x)).is_some_and(|l| {
+            l.is_limner() && l.source_code() == Some(SourceType::TrainedAlgorithmicMedia.code())
+        });
+    if generated {
         SourceType::TrainedAlgorithmicMedia
     } else {
         SourceType::CompositeWithTrainedAlgorithmicMedia
