@@ -66,6 +66,23 @@ pub fn model_sha256(name: &str) -> Result<String> {
     }
 }
 
+/// How a model is named in an image's recipe: `default` and `random-face` as they are; a file by
+/// its name only (`run/generator.safetensors` for a run's generator), never the folders above it,
+/// so a label reveals nothing of the user's disk and the same model gives the same label however
+/// it was named on the command line (a run folder or its generator file). The sha256 beside it
+/// says exactly which file it was.
+pub fn model_label(name: &str) -> Result<String> {
+    if name == limner_photoreal::MODEL_NAME {
+        return Ok(name.to_string());
+    }
+    let Some(p) = resolve(name)? else { return Ok(DEFAULT_NAME.to_string()) };
+    let file = p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    match p.parent().and_then(|d| d.file_name()).filter(|_| file == "generator.safetensors") {
+        Some(run) => Ok(format!("{}/{file}", run.to_string_lossy())),
+        None => Ok(file),
+    }
+}
+
 /// Loads the fetched random-face (`limner models fetch --only random-face`; the error says so
 /// when it is missing).
 pub fn load_random_face(device: &Device) -> Result<limner_photoreal::MobileStyleGan> {

@@ -21,7 +21,7 @@ pub fn set_creator(creator: Option<String>) {
 /// adds the model file's sha256.
 pub fn label(source: SourceType, mut recipe: Value, model: Option<&str>) -> Result<Provenance> {
     if let (Some(m), Some(obj)) = (model, recipe.as_object_mut()) {
-        obj.entry("model").or_insert_with(|| json!(m));
+        obj.insert("model".into(), json!(limner_models::model_label(m)?));
     }
     let sha = model.map(limner_models::model_sha256).transpose()?;
     Ok(Provenance::new(source)
