@@ -65,10 +65,21 @@ pub struct Provenance {
     pub model_sha256: Option<String>,
 }
 
+static DEFAULT_CREATOR: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Sets, once per process, the creator every new [`Provenance`] starts with (the CLI's
+/// `--creator` or `$LIMNER_CREATOR`), so every writer in every crate names the same person.
+/// Later calls are ignored.
+pub fn set_default_creator(creator: Option<String>) {
+    let _ = DEFAULT_CREATOR.set(creator.filter(|c| !c.trim().is_empty()));
+}
+
 impl Provenance {
-    /// A label with this source type, software `limner <version>`, and nothing else.
+    /// A label with this source type, software `limner <version>`, the process's default
+    /// creator (see [`set_default_creator`]), and nothing else.
     pub fn new(source: SourceType) -> Self {
-        Self { source, recipe: None, software: format!("limner {}", env!("CARGO_PKG_VERSION")), creator: None, model_sha256: None }
+        let creator = DEFAULT_CREATOR.get().cloned().flatten();
+        Self { source, recipe: None, software: format!("limner {}", env!("CARGO_PKG_VERSION")), creator, model_sha256: None }
     }
     /// A generated picture ([`SourceType::TrainedAlgorithmicMedia`]).
     pub fn generated() -> Self {

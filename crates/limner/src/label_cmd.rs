@@ -2,19 +2,15 @@
 //! and `limner inspect`, which reads them back.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use limner_data::provenance::{check_complete, read_xmp, sha256_hex, Container, Label, Provenance, SourceType};
 use serde_json::{json, Value};
 
-static CREATOR: OnceLock<Option<String>> = OnceLock::new();
-
 /// Sets the `dc:creator` of every image this run writes (`--creator`, or `$LIMNER_CREATOR`).
 pub fn set_creator(creator: Option<String>) {
-    let c = creator.or_else(|| std::env::var("LIMNER_CREATOR").ok()).filter(|c| !c.trim().is_empty());
-    let _ = CREATOR.set(c);
+    limner_data::provenance::set_default_creator(creator.or_else(|| std::env::var("LIMNER_CREATOR").ok()));
 }
 
 /// The label of an image made with `recipe`; `model` (a name or path, as `--model` takes it)
@@ -26,7 +22,6 @@ pub fn label(source: SourceType, mut recipe: Value, model: Option<&str>) -> Resu
     let sha = model.map(limner_models::model_sha256).transpose()?;
     Ok(Provenance::new(source)
         .with_recipe_json(recipe)
-        .with_creator(CREATOR.get().cloned().flatten())
         .with_model_sha256(sha))
 }
 
