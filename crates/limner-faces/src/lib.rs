@@ -10,9 +10,9 @@
 //! - [`ssd_mobilenet`]: the larger SSD-MobileNetV1 detector,
 //!
 //! plus [`image`] (face-api's padding, resizing and cropping), [`describe`] (the whole
-//! pipeline, batched, with a one-line description) and [`align`] (FFHQ-style alignment);
-//! [`directions`] (named sliders in a generator's w), [`prompt`] (steering to "a smiling old
-//! man") and [`photoreal`] (random-face as a steerable generator).
+//! pipeline, batched, with a one-line description) and [`align`] (FFHQ-style alignment).
+//! Steering generated faces with these readings (named sliders, prompts) lives in
+//! `limner-edit`.
 //!
 //! Every network takes `[N, 3, S, S]` RGB in 0..255 and runs a whole batch at once.
 
@@ -29,9 +29,6 @@ pub mod tiny_face_detector;
 
 pub use image::Image;
 pub mod describe;
-pub mod directions;
-pub mod photoreal;
-pub mod prompt;
 
 pub use describe::{AttributeTensors, Attributes, Face, FaceAnalyzer, FaceAnalyzerConfig, FaceDetector};
 

@@ -48,6 +48,30 @@ pub fn source_of_input(spec: &str) -> SourceType {
     }
 }
 
+/// The label of a grid of recipe-made faces: the model, the seeds, and the number of faces.
+pub fn grid_label(recipes: &[limner_edit::recipe::Recipe]) -> Result<Provenance> {
+    let Some(first) = recipes.first() else { return Ok(Provenance::generated()) };
+    let mut v = json!({"command": "grid", "model": {"name": first.model.name, "sha256": first.model.sha256}, "faces": recipes.len()});
+    limner_edit::recipe::name_models(&mut v);
+    let same_model = recipes.iter().all(|r| r.model.sha256 == first.model.sha256);
+    Ok(Provenance::generated().with_recipe_json(v).with_model_sha256(same_model.then(|| first.model.sha256.clone())))
+}
+
+/// The label of an animation (GIF/APNG): its model, frame count and fps; every frame's recipe
+/// is in the JSON beside it.
+pub fn animation_label(frames: &[limner_edit::recipe::Recipe], fps: u16) -> Result<Provenance> {
+    let mut p = grid_label(frames)?;
+    let mut v: Value = p.recipe.as_deref().map(serde_json::from_str).transpose()?.unwrap_or_else(|| json!({}));
+    v["command"] = json!("animate");
+    v["fps"] = json!(fps);
+    v["frames"] = json!(frames.len());
+    if let Some(o) = v.as_object_mut() {
+        o.remove("faces");
+    }
+    p.recipe = None;
+    Ok(p.with_recipe_json(v))
+}
+
 /// The model behind a `seed:N` input (the embedded default), none for a file.
 pub fn seed_model(spec: &str) -> Option<&'static str> {
     spec.starts_with("seed:").then_some(limner_models::DEFAULT_NAME)
@@ -95,7 +119,10 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     let Some(format) = Container::sniff(&bytes) else {
         bail!("{} is not an image limner can read (PNG, JPEG, GIF or WebP){}", a.image.display(), if bytes.is_empty() { ": the file is empty" } else { "" });
     };
-    let dims = image::ImageReader::new(std::io::Cursor::new(&bytes)).with_guessed_format().ok().and_then(|r| r.into_dimensions().ok());
+    let dims = image::ImageReader::new(std::io::Cursor::new(&bytes)).with_guessed_format().ok().and_then(|r| r.into_dimensions().ok()).or_else(|| {
+        // limner's `image` has no GIF decoder: the logical screen size is in the header
+        (format == Container::Gif && bytes.len() >= 10).then(|| (u32::from(u16::from_le_bytes([bytes[6], bytes[7]])), u32::from(u16::from_le_bytes([bytes[8], bytes[9]]))))
+    });
     let mut r = Report {
         file: a.image.display().to_string(),
         format: Some(format.name()),
@@ -135,7 +162,11 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
 /// Compares the label's model sha256 with the model its recipe names, when that model is here.
 fn check_model(l: &Label) -> (Option<String>, Option<String>) {
     let Some(want) = l.model_sha256.as_deref() else { return (None, None) };
-    let model = l.recipe.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok()).and_then(|v| v.get("model").and_then(|m| m.as_str()).map(str::to_string));
+    // `"model": "NAME"` (generate, style…) or `"model": {"name": "NAME", "sha256": …}` (recipes)
+    let model = l.recipe.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok()).and_then(|v| {
+        let m = v.get("model")?;
+        m.as_str().or_else(|| m.get("name").and_then(|n| n.as_str())).map(str::to_string)
+    });
     let Some(model) = model else {
         return (Some("unknown model".into()), Some("the recipe names no model".into()));
     };
@@ -207,13 +238,3 @@ fn describe_source(l: &Label) -> String {
         },
     }
 }
-
-/// The recipe of `limner generate` (the same fields for every model).
-pub fn generate_recipe(model: &str, psi: f32, noise: f32, size: Option<usize>) -> Value {
-    let mut r = json!({"command": "generate", "model": model, "psi": psi, "noise": noise});
-    if let Some(s) = size {
-        r["size"] = json!(s);
-    }
-    r
-}
-

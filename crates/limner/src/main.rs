@@ -1,6 +1,7 @@
 //! The `limner` command line: argument parsing and progress bars over the library crates.
 
 mod art_cmd;
+mod edit_cmd;
 mod faces_cmd;
 mod label_cmd;
 mod nets_cmd;
@@ -18,11 +19,10 @@ use burn::tensor::Device;
 use clap::{Args, Parser, Subcommand};
 use limner_core::progress::{bar, bar_with_template};
 use limner_core::Precision;
-use limner_data::imageio::{save_seed_images, SavedImages};
-use limner_data::provenance::SourceType;
+use limner_data::imageio::SavedImages;
 use limner_gan::augment::DiffAugment;
 use limner_gan::config::{DiscriminatorConfig, GeneratorConfig};
-use limner_gan::generate::{generate_seeds_rgb8, parse_seeds, save_generator, GenerateOptions, GeneratorInfo};
+use limner_gan::generate::{parse_seeds, save_generator, GeneratorInfo};
 use limner_gan::run::{run_training, RunEnd, RunOptions};
 use limner_gan::setup;
 use limner_gan::train::{DataSource, TrainConfig};
@@ -64,6 +64,14 @@ enum Command {
     Style(style_cmd::StyleArgs),
     /// Show the provenance label limner wrote into an image (source type, recipe, model sha256)
     Inspect(label_cmd::InspectArgs),
+    /// Make an image again from its recipe (the NAME.json written beside every image)
+    Render(edit_cmd::RenderArgs),
+    /// Crossbreed faces by layer group (coarse / middle / fine) with a seeded mutation
+    Breed(edit_cmd::BreedArgs),
+    /// Animate: morph through kept faces and seeds, or sweep a slider (GIF or APNG)
+    Animate(edit_cmd::AnimateArgs),
+    /// Project a photo's face into a model (align, then optimise w and w+), to breed, slide and animate it
+    Project(edit_cmd::ProjectArgs),
 }
 
 #[derive(Subcommand)]
@@ -212,9 +220,17 @@ struct GenerateArgs {
     /// also write all images as one grid PNG
     #[arg(long)]
     grid: Option<PathBuf>,
-    /// move along a named direction, in standard deviations (repeatable), e.g. age=+1.5 (see `limner models list`)
+    /// move along a slider, in standard deviations (repeatable): a named one (age=+1.5, see
+    /// `limner models list`) or an unlabelled one: sefa:0=+3, sefa:coarse:0=+3, ganspace:2=-1
     #[arg(long)]
     slider: Vec<String>,
+    /// style layers the sliders move: all, coarse, middle, fine, a range 0-5 (unlabelled
+    /// sliders are computed for this selection)
+    #[arg(long)]
+    layers: Option<String>,
+    /// slider files made by `limner models sliders --out` (repeatable)
+    #[arg(long)]
+    sliders: Vec<PathBuf>,
     /// steer each seed until the face models read it as described, e.g. "a smiling old man" (gender, age, smiling)
     #[arg(long)]
     prompt: Option<String>,
@@ -244,6 +260,8 @@ enum ModelsCmd {
     Fetch(nets_cmd::FetchArgs),
     /// Fit named attribute directions (gender, age, smile) for a model: label generated faces with face-api's networks, fit, orthogonalise
     Directions(steer_cmd::DirectionsArgs),
+    /// Find unlabelled sliders: SeFa (closed form, from the style layers' weights) or GANSpace (PCA of sampled w's)
+    Sliders(edit_cmd::SlidersArgs),
     /// Freeze a training run's EMA generator into a compact half-precision file, with a
     /// sample grid and reference images (this is how models/default is made)
     Freeze {
@@ -316,6 +334,11 @@ fn run(cmd: Command) -> Result<()> {
         Command::Inspect(a) => label_cmd::inspect(a),
         Command::Models(ModelsCmd::Fetch(a)) => nets_cmd::models_fetch(a),
         Command::Models(ModelsCmd::Directions(a)) => steer_cmd::fit_directions(a),
+        Command::Models(ModelsCmd::Sliders(a)) => edit_cmd::sliders(a),
+        Command::Render(a) => edit_cmd::render(a),
+        Command::Breed(a) => edit_cmd::breed(a),
+        Command::Animate(a) => edit_cmd::animate(a),
+        Command::Project(a) => edit_cmd::project(a),
         Command::Models(ModelsCmd::List) => {
             let device = Device::flex();
             println!("{:<16} {:>5} {:>9}  {:<40} licence", "name", "res", "kimg", "location");
@@ -502,40 +525,24 @@ fn generate(a: GenerateArgs) -> Result<()> {
         bail!("--psi and --noise must be finite numbers");
     }
     let seeds = parse_seeds(&a.seeds)?;
-    if a.prompt.is_some() || !a.slider.is_empty() {
-        return steer_cmd::generate(steer_cmd::SteerRequest {
-            model: &a.model,
-            seeds: &seeds,
-            size: a.size,
-            psi: a.psi,
-            noise: a.noise,
-            sliders: &a.slider,
-            prompt: a.prompt.as_deref(),
-            directions: a.directions.as_deref(),
-            out: a.out.as_deref(),
-            grid: a.grid.as_deref(),
-            json: a.json,
-        });
-    }
-    if a.model == limner_photoreal::MODEL_NAME {
-        let prov = label_cmd::label(SourceType::TrainedAlgorithmicMedia, label_cmd::generate_recipe(&a.model, a.psi, a.noise, a.size), Some(&a.model))?;
-        return photoreal_cmd::generate(&seeds, a.psi, a.noise, a.size, a.out.as_deref(), a.grid.as_deref(), &prov);
-    }
-    let device = Device::flex();
-    let (g, _) = limner_models::load(Some(&a.model), &device)?;
-    let res = g.config.img_resolution;
-    if let Some(size) = a.size.filter(|&s| s != res) {
-        bail!("--size {size}: model `{}` makes {res}px images (--size resizes only `{}`)", a.model, limner_photoreal::MODEL_NAME);
-    }
-    let pb = bar(seeds.len() as u64, "generating");
-    let rgb = generate_seeds_rgb8(&g, &seeds, &GenerateOptions { psi: a.psi, noise: a.noise, batch: 16 }, &mut |done| pb.set_position(done as u64));
-    pb.finish_and_clear();
-    let prov = label_cmd::label(SourceType::TrainedAlgorithmicMedia, label_cmd::generate_recipe(&a.model, a.psi, a.noise, None), Some(&a.model))?;
-    print_saved(&save_seed_images(&rgb, res as u32, &seeds, a.out.as_deref(), a.grid.as_deref(), &prov)?, res);
-    Ok(())
+    steer_cmd::generate(steer_cmd::GenerateRequest {
+        model: &a.model,
+        seeds: &seeds,
+        size: a.size,
+        psi: a.psi,
+        noise: a.noise,
+        sliders: &a.slider,
+        layers: a.layers.as_deref(),
+        slider_files: &a.sliders,
+        prompt: a.prompt.as_deref(),
+        directions: a.directions.as_deref(),
+        out: a.out.as_deref(),
+        grid: a.grid.as_deref(),
+        json: a.json,
+    })
 }
 
-/// Says where [`save_seed_images`] wrote.
+/// Says where [`limner_data::imageio::save_seed_images`] wrote.
 pub fn print_saved(saved: &SavedImages, size: usize) {
     if let Some(dir) = saved.images.first().and_then(|p| p.parent()) {
         println!("wrote {} {size}px images to {}", saved.images.len(), dir.display());

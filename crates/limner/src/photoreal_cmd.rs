@@ -1,28 +1,14 @@
-//! CLI glue for the photoreal random-face model: `limner generate --model random-face` and
-//! `limner dataset distill` (argument structs, progress bars and printing only; the work is in
+//! CLI glue for the photoreal random-face model's `limner dataset distill` (generation goes
+//! through `limner_edit` like every model's) (argument structs, progress bars and printing only; the work is in
 //! `limner_photoreal`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use clap::Args;
-use limner_data::imageio::save_seed_images;
-use limner_photoreal::{faces, DistillOptions, MODEL_NAME, NATIVE_SIZE};
 use limner_core::progress::bar;
-
-/// `limner generate --model random-face ...`
-pub fn generate(seeds: &[u64], psi: f32, noise: f32, size: Option<usize>, out: Option<&Path>, grid: Option<&Path>, prov: &limner_data::provenance::Provenance) -> Result<()> {
-    let size = size.unwrap_or(NATIVE_SIZE);
-    faces::check_size(size)?;
-    let g = limner_models::load_random_face(&Device::flex())?;
-    let pb = bar(seeds.len() as u64, "random-face");
-    let rgb = faces::generate_seeds_with_progress(&g, seeds, psi, noise, size, &mut |done| pb.set_position(done as u64))?;
-    pb.finish_and_clear();
-    crate::print_saved(&save_seed_images(&rgb, size as u32, seeds, out, grid, prov)?, size);
-    println!("licence: {}", limner_photoreal::LICENCE);
-    Ok(())
-}
+use limner_photoreal::{faces, DistillOptions, MODEL_NAME};
 
 /// `limner dataset distill`
 #[derive(Args)]

@@ -1,6 +1,6 @@
-//! CLI glue for named sliders: `limner models directions` (label faces, fit directions),
-//! `limner generate --slider NAME=V` and `limner generate --prompt "..."` (the work is in
-//! `limner_faces::directions` and `limner_faces::prompt`).
+//! CLI glue for `limner generate` (plain seeds, `--slider`, `--prompt`) and `limner models
+//! directions`: argument parsing, progress bars and printing; the work is in `limner_edit`
+//! (the one generator abstraction, sliders, prompts, recipes).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -9,10 +9,11 @@ use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use clap::Args;
 use limner_data::imageio::save_seed_images;
-use limner_data::provenance::{Provenance, SourceType};
-use limner_faces::directions::{self, Directions, WGenerator};
-use limner_faces::photoreal::{RandomFace, STEER_SIZE};
-use limner_faces::prompt::{self, SteerConfig};
+use limner_edit::directions::{self, Directions};
+use limner_edit::model::{self as edit_model, seed_ws, Model, STEER_SIZE};
+use limner_edit::prompt::{self, SteerConfig};
+use limner_edit::recipe::{Edit, NoiseSpec, Origin, Recipe};
+use limner_edit::sliders::{self, apply_moves, Catalogue, SliderSet};
 use limner_faces::{FaceAnalyzer, FaceAnalyzerConfig, Image};
 use limner_core::progress::bar;
 
@@ -48,16 +49,9 @@ fn analyzer() -> Result<FaceAnalyzer> {
     FaceAnalyzer::load_fetched(FaceAnalyzerConfig::default(), &Device::flex())
 }
 
-/// A steerable generator; `size` is random-face's output size (other models make their own).
-fn load_generator(model: &str, size: Option<usize>) -> Result<Box<dyn WGenerator>> {
-    if model == limner_photoreal::MODEL_NAME {
-        return Ok(Box::new(RandomFace::load_fetched(size.unwrap_or(limner_photoreal::NATIVE_SIZE), &Device::flex())?));
-    }
-    let (g, _) = limner_models::load(Some(model), &Device::flex())?;
-    if let Some(size) = size.filter(|&s| s != g.config.img_resolution) {
-        bail!("--size {size}: model `{model}` makes {}px images (--size resizes only `{}`)", g.config.img_resolution, limner_photoreal::MODEL_NAME);
-    }
-    Ok(Box::new(g))
+/// Opens a model through the one abstraction; `size` is random-face's output size (other models make their own).
+pub fn open_model(model: &str, size: Option<usize>) -> Result<Box<dyn Model>> {
+    edit_model::open(model, size, &Device::flex())
 }
 
 pub fn fit_directions(a: DirectionsArgs) -> Result<()> {
@@ -72,7 +66,7 @@ pub fn fit_directions(a: DirectionsArgs) -> Result<()> {
         None => limner_models::directions_path(&a.model)?,
     };
     // random-face is labelled at 256 px (box-downsampled from 1024), read as `describe` reads photos
-    let g = load_generator(&a.model, (a.model == limner_photoreal::MODEL_NAME).then_some(STEER_SIZE))?;
+    let g = open_model(&a.model, (a.model == limner_photoreal::MODEL_NAME).then_some(STEER_SIZE))?;
     let fa = analyzer()?;
     let seeds: Vec<u64> = (a.first_seed..a.first_seed + a.count as u64).collect();
     // labels so far (resumable: --labels keeps them after every batch)
@@ -135,18 +129,8 @@ pub fn load_directions(model: &str, file: Option<&Path>) -> Result<Directions> {
     }
 }
 
-/// Parses `age=+1.5` into (index, value).
-pub fn parse_slider(d: &Directions, s: &str) -> Result<(usize, f32)> {
-    let (name, v) = s.split_once('=').with_context(|| format!("--slider `{s}`: write NAME=VALUE, e.g. age=+1.5"))?;
-    let v: f32 = v.trim().trim_start_matches('+').parse().with_context(|| format!("--slider `{s}`: `{v}` is not a number"))?;
-    if !v.is_finite() || v.abs() > 10.0 {
-        bail!("--slider `{s}`: values are in standard deviations, between -10 and 10");
-    }
-    Ok((d.index(name.trim())?, v))
-}
-
 /// What `generate` passes over.
-pub struct SteerRequest<'a> {
+pub struct GenerateRequest<'a> {
     pub model: &'a str,
     pub seeds: &'a [u64],
     /// output size (random-face only; default 1024)
@@ -154,6 +138,10 @@ pub struct SteerRequest<'a> {
     pub psi: f32,
     pub noise: f32,
     pub sliders: &'a [String],
+    /// style rows the sliders move (`coarse`, `0-5`, ...)
+    pub layers: Option<&'a str>,
+    /// extra slider files (`limner models sliders --out`)
+    pub slider_files: &'a [PathBuf],
     pub prompt: Option<&'a str>,
     pub directions: Option<&'a Path>,
     pub out: Option<&'a Path>,
@@ -161,53 +149,57 @@ pub struct SteerRequest<'a> {
     pub json: bool,
 }
 
-fn write_images(images: &[Image], seeds: &[u64], out: Option<&Path>, grid: Option<&Path>, prov: &Provenance) -> Result<()> {
-    let res = images[0].width as u32;
+/// Writes `dir/seedNNNN.png` with `dir/seedNNNN.json` (its recipe) per face, and the grid.
+fn write_images(images: &[Image], recipes: &[Recipe], seeds: &[u64], out: Option<&Path>, grid: Option<&Path>) -> Result<()> {
+    let size = images[0].width;
     let rgb: Vec<Vec<u8>> = images.iter().map(|i| i.to_rgb8()).collect();
-    let saved = save_seed_images(&rgb, res, seeds, out, grid, prov)?;
+    // each face labelled with its own recipe (the JSON beside it); the grid with what they share
+    let mut saved = save_seed_images(&rgb, size as u32, seeds, None, grid, &crate::label_cmd::grid_label(recipes)?)?;
     if let Some(dir) = out {
-        eprintln!("wrote {} images to {}", saved.images.len(), dir.display());
+        for ((px, r), &s) in rgb.iter().zip(recipes).zip(seeds) {
+            let png = dir.join(limner_data::imageio::seed_file_name(s));
+            limner_data::imageio::save_image_rgb(&png, size as u32, size as u32, px, &r.provenance()?)?;
+            r.save(&png.with_extension("json"))?;
+            saved.images.push(png);
+        }
     }
-    if let Some(g) = &saved.grid {
-        eprintln!("wrote grid {}", g.display());
+    crate::print_saved(&saved, size);
+    if !saved.images.is_empty() {
+        println!("(each with its recipe, seedNNNN.json: `limner render seedNNNN.json --out again.png`)");
     }
     Ok(())
 }
 
-/// The label of a steered face: the generate recipe plus the sliders or the prompt.
-/// `steered`: the slider values the prompt steering found, by seed.
-fn steer_label(r: &SteerRequest, steered: Option<serde_json::Value>) -> Result<Provenance> {
-    let mut recipe = crate::label_cmd::generate_recipe(r.model, r.psi, r.noise, r.size);
-    if !r.sliders.is_empty() {
-        recipe["sliders"] = serde_json::json!(r.sliders);
+/// A model's slider catalogue: its named directions (`--directions` overrides) and slider files.
+pub fn catalogue(model: &str, directions: Option<&Path>, files: &[PathBuf]) -> Result<Catalogue> {
+    let mut c = Catalogue::new(sliders::named_directions(model, directions)?);
+    for f in files {
+        c.files.push(SliderSet::load(f)?);
     }
-    if let Some(p) = r.prompt {
-        recipe["prompt"] = serde_json::json!(p);
-    }
-    if let Some(d) = r.directions {
-        recipe["directions"] = serde_json::json!(crate::label_cmd::input_name(&d.display().to_string()));
-    }
-    if let Some(s) = steered {
-        recipe["steered_sliders"] = s;
-    }
-    crate::label_cmd::label(SourceType::TrainedAlgorithmicMedia, recipe, Some(r.model))
+    Ok(c)
 }
 
-/// `limner generate --slider ...` and/or `--prompt ...`
-pub fn generate(r: SteerRequest) -> Result<()> {
+/// `limner generate`: every model and every path (plain seeds, sliders, prompt) through the one
+/// generator type; a recipe beside every image.
+pub fn generate(r: GenerateRequest) -> Result<()> {
     // parse the prompt first: a bad prompt fails before anything loads
     let targets = r.prompt.map(prompt::parse).transpose()?;
     if let Some(size) = r.size.filter(|_| r.model == limner_photoreal::MODEL_NAME) {
         limner_photoreal::faces::check_size(size)?;
     }
-    let d = load_directions(r.model, r.directions)?;
-    let sliders: Vec<(usize, f32)> = r.sliders.iter().map(|s| parse_slider(&d, s)).collect::<Result<_>>()?;
-    let g = load_generator(r.model, r.size)?;
-    if g.w_dim() != d.meta.w_dim {
-        bail!("the directions are for w_dim {}, model `{}` has w_dim {}", d.meta.w_dim, r.model, g.w_dim());
+    if targets.is_some() && !r.sliders.is_empty() {
+        bail!("give either --prompt or --slider, not both (the prompt sets the sliders)");
     }
+    let cat = catalogue(r.model, r.directions, r.slider_files)?;
+    if targets.is_some() && cat.named.is_none() {
+        bail!("model `{}` has no named directions yet: make them with `limner models directions --model {}` (or pass --directions FILE)", r.model, r.model);
+    }
+    let g = open_model(r.model, r.size)?;
+    let g = g.as_ref();
     let Some(t) = targets else {
-        let ws: Vec<Vec<f32>> = g.ws(r.seeds, r.psi).iter().map(|w| d.apply(w, &sliders)).collect();
+        let moves: Vec<_> = r.sliders.iter().map(|s| sliders::parse_move(&cat, g, s, r.layers)).collect::<Result<_>>()?;
+        let mut ws = seed_ws(g, r.seeds, r.psi);
+        ws.iter_mut().for_each(|w| apply_moves(w, &moves));
         let pb = bar(r.seeds.len() as u64, "generating");
         let mut images = vec![];
         for (wc, sc) in ws.chunks(16).zip(r.seeds.chunks(16)) {
@@ -215,16 +207,27 @@ pub fn generate(r: SteerRequest) -> Result<()> {
             pb.inc(sc.len() as u64);
         }
         pb.finish_and_clear();
-        return write_images(&images, r.seeds, r.out, r.grid, &steer_label(&r, None)?);
+        let edits: Vec<Edit> = moves.iter().map(|(_, m)| Edit::Slider(m.clone())).collect();
+        let recipes: Vec<Recipe> = ws
+            .iter()
+            .zip(r.seeds)
+            .map(|(w, &s)| Recipe::new(g, w, NoiseSpec { seed: s, scale: r.noise }, Origin::Seed { seed: s, psi: r.psi }, edits.clone()))
+            .collect();
+        write_images(&images, &recipes, r.seeds, r.out, r.grid)?;
+        if r.model == limner_photoreal::MODEL_NAME {
+            println!("licence: {}", limner_photoreal::LICENCE);
+        }
+        return Ok(());
     };
-    if !sliders.is_empty() {
-        bail!("give either --prompt or --slider, not both (the prompt sets the sliders)");
+    let d = cat.named.as_ref().expect("checked above");
+    if g.w_dim() != d.meta.w_dim {
+        bail!("the directions are for w_dim {}, model `{}` has w_dim {}", d.meta.w_dim, r.model, g.w_dim());
     }
     let fa = analyzer()?;
     let cfg = SteerConfig { psi: r.psi, noise: r.noise, ..Default::default() };
     let pb = bar(0, "steering");
     let t0 = Instant::now();
-    let steered = prompt::steer(g.as_ref(), &d, &fa, r.seeds, &t, &cfg, &mut |done, total| {
+    let steered = prompt::steer(g, d, &fa, r.seeds, &t, &cfg, &mut |done, total| {
         pb.set_length(total as u64);
         pb.set_position(done as u64);
     })?;
@@ -235,8 +238,15 @@ pub fn generate(r: SteerRequest) -> Result<()> {
     let before: Vec<Image> = steered.iter().map(|s| s.initial.clone()).collect();
     let judged_before = prompt::judge(&fa, &t, &before);
     let secs = t0.elapsed().as_secs_f64();
-    let found_sliders: serde_json::Map<String, serde_json::Value> = steered.iter().map(|s| (s.seed.to_string(), serde_json::json!(s.sliders))).collect();
-    write_images(&images, r.seeds, r.out, r.grid, &steer_label(&r, Some(found_sliders.into()))?)?;
+    let recipes: Vec<Recipe> = steered
+        .iter()
+        .map(|s| {
+            let ws = edit_model::WPlus::broadcast(&s.w, g.num_ws());
+            let edit = Edit::Prompt { prompt: r.prompt.unwrap_or_default().to_string(), sliders: s.sliders.clone() };
+            Recipe::new(g, &ws, NoiseSpec { seed: s.seed, scale: r.noise }, Origin::Seed { seed: s.seed, psi: r.psi }, vec![edit])
+        })
+        .collect();
+    write_images(&images, &recipes, r.seeds, r.out, r.grid)?;
     let met = judged.iter().filter(|j| j.met).count();
     let found = judged.iter().filter(|j| j.face.is_some()).count();
     let steer_met = steered.iter().filter(|s| s.steering_met).count();

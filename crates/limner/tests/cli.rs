@@ -80,7 +80,7 @@ fn dataset_train_resume_generate_export() {
     // the label names the model without the folders of the disk, and its sha256 matches
     let label: serde_json::Value = serde_json::from_str(&ok(&["inspect", "--json", &s("g1/seed0000.png")])).unwrap();
     let recipe = label["label"]["recipe"].as_str().unwrap();
-    assert!(recipe.contains(r#""model":"run/generator.safetensors""#) && !recipe.contains(&*t.to_string_lossy()), "{recipe}");
+    assert!(recipe.contains(r#""name":"run/generator.safetensors""#) && !recipe.contains(&*t.to_string_lossy()), "{recipe}");
     assert!(t.join("grid.png").exists());
 
     // export under official names, re-import, same pixels

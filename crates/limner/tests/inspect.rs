@@ -47,9 +47,9 @@ fn generate_labels_its_images_and_inspect_reads_them() {
     assert!(text.contains("model check: matches"), "{text}");
     let j = inspect_json(&face);
     let recipe: serde_json::Value = serde_json::from_str(j["label"]["recipe"].as_str().unwrap()).unwrap();
-    assert_eq!(recipe["seed"], 5);
-    assert_eq!(recipe["psi"], 0.6);
-    assert_eq!(recipe["model"], "default");
+    assert_eq!(recipe["origin"]["seed"], 5);
+    assert_eq!(recipe["origin"]["psi"], 0.6);
+    assert_eq!(recipe["model"]["name"], "default");
     assert_eq!(j["label"]["model_sha256"].as_str().map(str::len), Some(64));
     let grid: serde_json::Value = serde_json::from_str(inspect_json(&dir.path().join("grid.png"))["label"]["recipe"].as_str().unwrap()).unwrap();
     assert_eq!(grid["seeds"], serde_json::json!([3, 5]));
@@ -153,4 +153,36 @@ fn a_styled_photo_is_a_composite_and_a_styled_generated_face_is_not() {
     ok(&["style", "--content", face.to_str().unwrap(), "--preset", "style-03", "--out", out.to_str().unwrap()]);
     let j = inspect_json(&out);
     assert!(j["label"]["digital_source_type"].as_str().unwrap().ends_with("/trainedAlgorithmicMedia"), "{j:#}");
+}
+
+#[test]
+fn animations_recipes_and_renders_carry_the_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = |p: &str| dir.path().join(p).to_string_lossy().into_owned();
+    for name in ["a.gif", "a.png"] {
+        ok(&["animate", "--through", "1,2", "--frames", "3", "--out", &s(name)]);
+        let j = inspect_json(&dir.path().join(name));
+        assert_eq!(j["limner_label"], true, "{name}: {j:#}");
+        assert_eq!(j["model_check"], "matches", "{name}: {j:#}");
+        assert_eq!((j["width"].as_u64(), j["height"].as_u64()), (Some(64), Some(64)), "{name}");
+        let recipe: serde_json::Value = serde_json::from_str(j["label"]["recipe"].as_str().unwrap()).unwrap();
+        assert_eq!((recipe["command"].as_str(), recipe["frames"].as_u64()), (Some("animate"), Some(3)));
+        match Command::new("exiftool").args(["-j", "-G1", "-n", "-a", "-validate", "-all"]).arg(dir.path().join(name)).output() {
+            Ok(o) => {
+                let t: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+                assert_eq!(t[0]["ExifTool:Validate"], "0 0 0", "{name}: {t:#}");
+                assert_eq!(t[0]["XMP-limner:Recipe"], j["label"]["recipe"], "{name}: {t:#}");
+                assert!(t[0]["XMP-iptcExt:DigitalSourceType"].as_str().unwrap().ends_with("/trainedAlgorithmicMedia"));
+            }
+            Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("exiftool is needed: {e}"),
+            Err(e) => eprintln!("note: exiftool not found ({e})"),
+        }
+    }
+    // a face's label holds its whole recipe, and `limner render` remakes the same bytes, label included
+    ok(&["generate", "--seeds", "4", "--out", &s("faces")]);
+    ok(&["render", &s("faces/seed0004.json"), "--out", &s("again.png")]);
+    assert!(std::fs::read(s("faces/seed0004.png")).unwrap() == std::fs::read(s("again.png")).unwrap(), "render changed the bytes");
+    let label: serde_json::Value = serde_json::from_str(inspect_json(&dir.path().join("again.png"))["label"]["recipe"].as_str().unwrap()).unwrap();
+    let beside: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(s("faces/seed0004.json")).unwrap()).unwrap();
+    assert_eq!(label, beside);
 }

@@ -11,14 +11,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
-use limner_core::latents_for_seeds;
-use limner_gan::layers::NoiseMode;
-use limner_core::{parse_safetensors, safetensors_bytes, tensor_from, to_vec, write_atomic, HostTensor, Precision, StateDict};
-use limner_gan::Generator;
+use limner_faces::describe::{Attributes, FaceAnalyzer};
+use limner_core::{parse_safetensors, safetensors_bytes, write_atomic, HostTensor, Precision, StateDict};
 use serde::{Deserialize, Serialize};
 
-use crate::describe::{Attributes, FaceAnalyzer};
-use crate::image::Image;
+use crate::model::{read_faces, render_w, seed_w, Model};
 
 /// The attributes with a direction, in orthogonalisation order, and what their positive
 /// side means.
@@ -160,63 +157,6 @@ impl Directions {
     }
 }
 
-/// A generator whose faces can be steered in `w` (one `w` per face, broadcast to every layer).
-pub trait WGenerator {
-    fn w_dim(&self) -> usize;
-    /// The truncated `w` of each seed.
-    fn ws(&self, seeds: &[u64], psi: f32) -> Vec<Vec<f32>>;
-    /// Renders faces from `w`s, each with its seed's noise.
-    fn render(&self, ws: &[Vec<f32>], seeds: &[u64], noise: f32) -> Vec<Image>;
-    /// What the attribute networks read in rendered faces, as labelling and steering see
-    /// them: by default the whole image is the face crop (portraits framed on the face).
-    fn read(&self, fa: &FaceAnalyzer, images: &[Image]) -> Vec<Attributes> {
-        fa.attributes(images)
-    }
-}
-
-impl WGenerator for Generator {
-    fn w_dim(&self) -> usize {
-        self.config.w_dim
-    }
-
-    fn ws(&self, seeds: &[u64], psi: f32) -> Vec<Vec<f32>> {
-        let device = self.mapping.w_avg.device();
-        let mut out = vec![];
-        for chunk in seeds.chunks(64) {
-            let w = self.mapping.forward_w(latents_for_seeds(chunk, self.config.z_dim, &device));
-            let avg = self.mapping.w_avg.clone().reshape([1, self.config.w_dim]);
-            let w = avg.clone() + (w - avg) * psi;
-            out.extend(to_vec(&w).chunks(self.config.w_dim).map(|c| c.to_vec()));
-        }
-        out
-    }
-
-    fn render(&self, ws: &[Vec<f32>], seeds: &[u64], noise: f32) -> Vec<Image> {
-        let device = self.mapping.w_avg.device();
-        let res = self.config.img_resolution;
-        let mut out = vec![];
-        for (wc, sc) in ws.chunks(16).zip(seeds.chunks(16)) {
-            let w = tensor_from(wc.concat(), [wc.len(), self.config.w_dim], &device);
-            let ws3 = w.unsqueeze_dim::<3>(1).repeat_dim(1, self.num_ws());
-            let mut mode = if noise == 0.0 {
-                NoiseMode::None
-            } else {
-                NoiseMode::PerSample { rngs: sc.iter().map(|&s| limner_core::noise_rng_for_seed(s)).collect(), scale: noise }
-            };
-            let img = to_vec(&self.synthesis.forward(ws3, &mut mode));
-            out.extend(img.chunks(3 * res * res).map(|c| nchw_to_image(c, res)));
-        }
-        out
-    }
-}
-
-/// One CHW image in [-1, 1] → 0..255 RGB, rounded as it is saved to PNG.
-pub fn nchw_to_image(chw: &[f32], res: usize) -> Image {
-    let plane = res * res;
-    let data = (0..plane).flat_map(|p| (0..3).map(move |c| ((chw[c * plane + p] + 1.0) * 127.5).round().clamp(0.0, 255.0))).collect();
-    Image { width: res, height: res, data }
-}
-
 /// Labelled faces: the `w` of each seed and what the attribute networks say of its image.
 #[derive(Serialize, Deserialize)]
 pub struct Labelled {
@@ -227,15 +167,15 @@ pub struct Labelled {
     pub seconds: f64,
 }
 
-/// Generates the seeds' faces and labels them with [`WGenerator::read`] (for limner's GANs the whole generated image is the face crop,
+/// Generates the seeds' faces and labels them with [`read_faces`] (for limner's GANs the whole generated image is the face crop,
 /// as generated portraits are framed on the face; labelling on [`crate::prompt::reading`]'s
 /// aligned crop was tried and fitted no better: 67/65/60 % held-out accuracy on 3000 faces). `progress` is called with the number done.
-pub fn label(g: &dyn WGenerator, fa: &FaceAnalyzer, seeds: &[u64], psi: f32, progress: &mut dyn FnMut(usize)) -> Labelled {
+pub fn label(g: &dyn Model, fa: &FaceAnalyzer, seeds: &[u64], psi: f32, progress: &mut dyn FnMut(usize)) -> Labelled {
     let (mut ws, mut attributes) = (vec![], vec![]);
     for chunk in seeds.chunks(32) {
-        let w = g.ws(chunk, psi);
-        let imgs = g.render(&w, chunk, 1.0);
-        attributes.extend(g.read(fa, &imgs));
+        let w = seed_w(g, chunk, psi);
+        let imgs = render_w(g, &w, chunk, 1.0);
+        attributes.extend(read_faces(g, fa, &imgs));
         ws.extend(w);
         progress(chunk.len());
     }
@@ -352,7 +292,7 @@ pub fn fit(l: &Labelled, extreme: f32, model: &str, command: &str, psi: f32, lab
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::describe::tests::attrs;
+    use crate::tests_support::attrs;
 
     /// Synthetic w's where each attribute is a known (correlated) linear function: the fit
     /// must recover directions close to the truth and orthogonal to each other.

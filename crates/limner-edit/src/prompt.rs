@@ -7,10 +7,12 @@
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::describe::{Attributes, Face, FaceAnalyzer};
-use crate::directions::{Directions, WGenerator};
-use crate::image::Image;
-use crate::landmarks68::Landmarks;
+use limner_faces::describe::{Attributes, Face, FaceAnalyzer};
+use limner_faces::landmarks68::Landmarks;
+use limner_faces::Image;
+
+use crate::directions::Directions;
+use crate::model::{read_faces, render_w, seed_w, Model};
 
 /// An apparent-age target in years, inclusive.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -231,6 +233,9 @@ pub struct Steered {
     /// the unsteered face
     #[serde(skip)]
     pub initial: Image,
+    /// the steered face's `w` (every style layer), for its recipe
+    #[serde(skip)]
+    pub w: Vec<f32>,
 }
 
 fn total_gap(g: &[(f32, f32); 3]) -> f32 {
@@ -242,22 +247,26 @@ fn total_gap(g: &[(f32, f32); 3]) -> f32 {
 /// is unmet, all step sizes are tried at once (one batch over seeds × steps) and the
 /// smallest step that meets that target without undoing the others is kept, else the step
 /// that closes most of the total gap.
-pub fn steer(g: &dyn WGenerator, dirs: &Directions, fa: &FaceAnalyzer, seeds: &[u64], t: &Targets, cfg: &SteerConfig, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<Steered>> {
+pub fn steer(g: &dyn Model, dirs: &Directions, fa: &FaceAnalyzer, seeds: &[u64], t: &Targets, cfg: &SteerConfig, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<Steered>> {
     let names = ["gender", "age", "smile"];
     let idx: Vec<usize> = names.iter().map(|n| dirs.index(n)).collect::<Result<_>>()?;
-    let base = g.ws(seeds, cfg.psi);
+    let base = seed_w(g, seeds, cfg.psi);
     let mut sliders = vec![[0.0f32; 3]; seeds.len()];
     let ws_of = |s: usize, v: &[f32; 3]| dirs.apply(&base[s], &[(idx[0], v[0]), (idx[1], v[1]), (idx[2], v[2])]);
     let eval = |pairs: &[(usize, [f32; 3])]| -> Vec<(Image, Attributes)> {
         let ws: Vec<Vec<f32>> = pairs.iter().map(|(s, v)| ws_of(*s, v)).collect();
         let sd: Vec<u64> = pairs.iter().map(|(s, _)| seeds[*s]).collect();
-        let imgs = g.render(&ws, &sd, cfg.noise);
-        let at = g.read(fa, &imgs);
+        let imgs = render_w(g, &ws, &sd, cfg.noise);
+        let at = read_faces(g, fa, &imgs);
         imgs.into_iter().zip(at).collect()
     };
     let mut current = eval(&(0..seeds.len()).map(|s| (s, [0.0; 3])).collect::<Vec<_>>());
     if idx.iter().all(|&i| dirs.meta.attributes[i].slope > 0.0) {
-        return Ok(steer_secant(&eval, dirs, &idx, seeds, t, cfg, current, progress));
+        let mut out = steer_secant(&eval, dirs, &idx, seeds, t, cfg, current, progress);
+        for (s, st) in out.iter_mut().enumerate() {
+            st.w = ws_of(s, &[st.sliders[0].1, st.sliders[1].1, st.sliders[2].1]);
+        }
+        return Ok(out);
     }
     let initial: Vec<Image> = current.iter().map(|c| c.0.clone()).collect();
     let total_work = cfg.rounds * 3;
@@ -313,6 +322,7 @@ pub fn steer(g: &dyn WGenerator, dirs: &Directions, fa: &FaceAnalyzer, seeds: &[
             steering,
             image,
             initial,
+            w: ws_of(s, &sliders[s]),
         })
         .collect())
 }
@@ -428,6 +438,7 @@ fn steer_secant(
             steering,
             image,
             initial,
+            w: vec![],
         })
         .collect()
 }
@@ -451,15 +462,15 @@ pub fn describe_reading(fa: &FaceAnalyzer, images: &[Image]) -> Vec<Attributes> 
 /// [`READ_SIZE`]), their aligned box (padded by 20 %), then the attribute networks on it.
 pub fn reading(fa: &FaceAnalyzer, images: &[Image]) -> Vec<Attributes> {
     let up: Vec<Image> = images.iter().map(|im| if im.width < READ_SIZE { im.resize_bilinear(READ_SIZE, READ_SIZE) } else { im.clone() }).collect();
-    let boxes: Vec<(&Image, crate::describe::Rect)> =
-        up.iter().map(|im| (im, crate::describe::Rect { x: 0.0, y: 0.0, width: im.width as f32, height: im.height as f32 })).collect();
+    let boxes: Vec<(&Image, limner_faces::describe::Rect)> =
+        up.iter().map(|im| (im, limner_faces::describe::Rect { x: 0.0, y: 0.0, width: im.width as f32, height: im.height as f32 })).collect();
     let lms = fa.landmarks(&boxes);
     let crops: Vec<Image> = up
         .iter()
         .zip(lms)
         .map(|(im, lm)| {
             lm.and_then(|lm| {
-                let r = crate::describe::aligned_rect(&lm);
+                let r = limner_faces::describe::aligned_rect(&lm);
                 im.crop(r.x, r.y, r.width, r.height)
             })
             .unwrap_or_else(|| im.clone())
@@ -511,7 +522,7 @@ pub fn judge(fa: &FaceAnalyzer, t: &Targets, images: &[Image]) -> Vec<Judged> {
 /// inner-lip midpoints 62, 66), plus how wide the mouth is against the distance between the
 /// eye centres, each relative to that distance. Larger = more smile-shaped.
 pub fn mouth_smile(lm: &Landmarks) -> f32 {
-    let eye = |r: std::ops::Range<usize>| crate::landmarks68::centre(lm, r);
+    let eye = |r: std::ops::Range<usize>| limner_faces::landmarks68::centre(lm, r);
     let (le, re) = (eye(36..42), eye(42..48));
     let iod = ((re[0] - le[0]).powi(2) + (re[1] - le[1]).powi(2)).sqrt().max(1e-3);
     let (l, r) = (lm[48], lm[54]);

@@ -1,0 +1,37 @@
+//! limner-edit: latent-space editing on every limner generator.
+//!
+//! - [`model`]: the one generator abstraction ([`Model`]): `z → w`, per-layer `w+`
+//!   ([`WPlus`]), synthesis from `w+` with seeded noise, layer groups, size, identity; [`open`]
+//!   opens any model by name (`default`, `random-face`, a run folder, a file);
+//! - [`directions`]: named sliders (gender, age, smile) fitted InterFaceGAN-style;
+//! - [`prompt`]: steering to "a smiling old man" with the named sliders;
+//! - [`sliders`]: one slider type for named and unlabelled (SeFa, GANSpace) directions, one
+//!   `--slider` syntax;
+//! - [`recipe`]: the small versioned JSON that makes any image again;
+//! - [`breed`]: crossbreeding faces by layer group (style mixing) with seeded mutation;
+//! - [`project`]: a photo's face aligned and inverted into `w+` (perceptual + L1 + regulariser);
+//! - [`animate`]: morphs through kept faces and slider sweeps, as GIF or APNG.
+
+pub mod animate;
+pub mod breed;
+pub mod directions;
+pub mod model;
+pub mod project;
+pub mod prompt;
+pub mod recipe;
+pub mod sliders;
+
+pub use model::{open, LayerGroup, Model, ModelId, WPlus};
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use limner_faces::Attributes;
+
+    /// Attributes with the given age, male probability and happy probability (rest neutral).
+    pub(crate) fn attrs(age: f32, male: f32, happy: f32) -> Attributes {
+        let mut expressions = [0.0; 7];
+        expressions[1] = happy;
+        expressions[0] = 1.0 - happy;
+        Attributes { age, male_probability: male, expressions, descriptor: None }
+    }
+}
