@@ -1,5 +1,9 @@
 //! Image I/O shared by all of limner: safe decoding (EXIF rotation, any colour
 //! mode, size limits), atomic PNG writing, tensor <-> RGB8 conversion and grids.
+//!
+//! Images that limner *makes* are written with [`save_image_rgb`] / [`write_labeled`], which
+//! add a provenance label (XMP, see [`crate::provenance`]); [`save_png_rgb`] writes a bare PNG
+//! for charts and other pictures that are not generated media.
 
 use std::fs::{self, File};
 use std::io::{self, Cursor};
@@ -7,6 +11,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, ensure, Context, Result};
+use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::metadata::Orientation;
 use image::{
@@ -14,6 +19,7 @@ use image::{
     ImageReader, Limits, RgbImage,
 };
 
+use crate::provenance::{embed, Provenance};
 use crate::skip::{Oversize, SkipReason};
 use limner_core::write_atomic_with;
 use crate::source::read_bounded;
@@ -50,6 +56,41 @@ pub fn save_png_rgb(path: &Path, w: u32, h: u32, rgb: &[u8]) -> Result<()> {
             .write_image(rgb, w, h, ExtendedColorType::Rgb8)
             .map_err(io::Error::other)
     })
+}
+
+/// JPEG quality of [`save_image_rgb`].
+pub const JPEG_QUALITY: u8 = 92;
+
+/// Writes an 8-bit RGB image (HWC, `w * h * 3` bytes) that limner made, with its provenance
+/// label, atomically: as JPEG (quality [`JPEG_QUALITY`]) when `path` ends in `.jpg`/`.jpeg`,
+/// otherwise as PNG. The label never changes the pixels, and the same image and label give the
+/// same bytes.
+pub fn save_image_rgb(path: &Path, w: u32, h: u32, rgb: &[u8], prov: &Provenance) -> Result<()> {
+    ensure!(
+        rgb.len() as u64 == u64::from(w) * u64::from(h) * 3,
+        "cannot write {}: {} bytes given for a {w}x{h} RGB image",
+        path.display(),
+        rgb.len()
+    );
+    let jpeg = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"));
+    let mut bytes = Vec::new();
+    let encoded = if jpeg {
+        JpegEncoder::new_with_quality(&mut bytes, JPEG_QUALITY).write_image(rgb, w, h, ExtendedColorType::Rgb8)
+    } else {
+        PngEncoder::new(&mut bytes).write_image(rgb, w, h, ExtendedColorType::Rgb8)
+    };
+    encoded.with_context(|| format!("cannot encode {}", path.display()))?;
+    write_labeled(path, &bytes, prov)
+}
+
+/// Writes an already encoded PNG/APNG, JPEG or GIF (an animation, say) with `prov`'s label
+/// added, atomically.
+pub fn write_labeled(path: &Path, encoded: &[u8], prov: &Provenance) -> Result<()> {
+    let bytes = embed(encoded, prov).with_context(|| format!("cannot label {}", path.display()))?;
+    limner_core::write_atomic(path, &bytes)
 }
 
 /// Converts `n` NCHW float images in [-1, 1] to HWC RGB8 buffers (`h * w * 3` each),
@@ -121,23 +162,24 @@ pub struct SavedImages {
 }
 
 /// Writes generated images, one per seed, as `dir/seedNNNN.png` (when `dir` is given) and all
-/// of them as one grid PNG of ⌈√n⌉ columns (when `grid` is given); every file atomically.
-/// `rgb` holds `size * size * 3` bytes per image, in the order of `seeds`.
-pub fn save_seed_images(rgb: &[Vec<u8>], size: u32, seeds: &[u64], dir: Option<&Path>, grid: Option<&Path>) -> Result<SavedImages> {
+/// of them as one grid PNG of ⌈√n⌉ columns (when `grid` is given); every file atomically and
+/// labelled with `prov` (each image's recipe gets its `seed`, the grid's its `seeds`, when the
+/// recipe is a JSON object). `rgb` holds `size * size * 3` bytes per image, in the order of `seeds`.
+pub fn save_seed_images(rgb: &[Vec<u8>], size: u32, seeds: &[u64], dir: Option<&Path>, grid: Option<&Path>, prov: &Provenance) -> Result<SavedImages> {
     ensure!(seeds.len() == rgb.len(), "{} seeds but {} images", seeds.len(), rgb.len());
     let mut saved = SavedImages::default();
     if let Some(dir) = dir {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         for (&s, px) in seeds.iter().zip(rgb) {
             let p = dir.join(seed_file_name(s));
-            save_png_rgb(&p, size, size, px)?;
+            save_image_rgb(&p, size, size, px, &prov.with_recipe_field("seed", s.into()))?;
             saved.images.push(p);
         }
     }
     if let Some(grid) = grid.filter(|_| !rgb.is_empty()) {
         let cols = (rgb.len() as f64).sqrt().ceil() as u32;
         let (w, h, px) = make_grid(rgb, size, cols, 2);
-        save_png_rgb(grid, w, h, &px)?;
+        save_image_rgb(grid, w, h, &px, &prov.with_recipe_field("seeds", seeds.into()))?;
         saved.grid = Some(grid.to_path_buf());
     }
     Ok(saved)
@@ -245,7 +287,7 @@ fn flatten_to_rgb(img: DynamicImage) -> RgbImage {
 /// lenient with cut-off files (a half JPEG decodes with a grey bottom), so the
 /// container structure is checked first. Unknown structure counts as not truncated:
 /// the decoder then judges.
-fn is_truncated(format: ImageFormat, b: &[u8]) -> bool {
+pub(crate) fn is_truncated(format: ImageFormat, b: &[u8]) -> bool {
     match format {
         ImageFormat::Jpeg => jpeg_truncated(b),
         ImageFormat::Png => png_truncated(b),

@@ -12,6 +12,7 @@ mod skip;
 mod source;
 
 pub mod imageio;
+pub mod provenance;
 
 pub use build::{build_dataset, build_dataset_with, BuildReport, Framer};
 pub use options::BuildOptions;

@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use image::DynamicImage;
+use limner_data::provenance::Provenance;
 use limner_data::imageio::{
     load_image_rgb, make_grid, nchw_to_rgb8, save_png_rgb, save_seed_images, DEFAULT_MAX_PIXELS,
 };
@@ -146,7 +147,7 @@ fn seed_images_and_their_grid_are_written_by_seed() {
     let imgs: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i * 100; 4 * 4 * 3]).collect();
     let out = dir.path().join("faces");
     let grid = dir.path().join("grid.png");
-    let saved = save_seed_images(&imgs, 4, &[7, 12345, 0], Some(&out), Some(&grid)).unwrap();
+    let saved = save_seed_images(&imgs, 4, &[7, 12345, 0], Some(&out), Some(&grid), &Provenance::generated()).unwrap();
     let names: Vec<String> = saved.images.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(names, ["seed0007.png", "seed12345.png", "seed0000.png"]);
     let (w, h, px) = load_image_rgb(&out.join("seed12345.png"), 1 << 20).unwrap();
@@ -156,7 +157,7 @@ fn seed_images_and_their_grid_are_written_by_seed() {
     assert_eq!((w, h), (2 * 6 + 2, 2 * 6 + 2));
     assert_eq!(saved.grid.as_deref(), Some(grid.as_path()));
     // mismatched lengths: an error, nothing written
-    let e = save_seed_images(&imgs, 4, &[1], Some(&dir.path().join("no")), None).unwrap_err();
+    let e = save_seed_images(&imgs, 4, &[1], Some(&dir.path().join("no")), None, &Provenance::generated()).unwrap_err();
     assert!(e.to_string().contains("1 seeds but 3 images"), "{e}");
     assert!(!dir.path().join("no").exists());
 }

@@ -263,13 +263,49 @@ pub fn render(r: &Recipe, m: &dyn Model) -> Result<Image> {
     Ok(m.render(&[ws], &[r.noise.seed], r.noise.scale).pop().expect("one image"))
 }
 
-/// Writes an image as PNG and its recipe beside it (`NAME.png` → `NAME.json`), atomically.
+/// Writes an image as PNG, labelled with its recipe ([`Recipe::provenance`]), and the recipe
+/// beside it (`NAME.png` → `NAME.json`), atomically.
 pub fn save_with_recipe(png: &Path, img: &Image, r: &Recipe) -> Result<()> {
     if let Some(dir) = png.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    limner_data::imageio::save_png_rgb(png, img.width as u32, img.height as u32, &img.to_rgb8())?;
+    limner_data::imageio::save_image_rgb(png, img.width as u32, img.height as u32, &img.to_rgb8(), &r.provenance()?)?;
     r.save(&png.with_extension("json"))
+}
+
+impl Recipe {
+    /// The provenance label of an image made from this recipe: the recipe itself (as in the
+    /// JSON beside the image, but every model named by `limner_models::model_label`, never by
+    /// the folders of the user's disk) and the model's sha256. Wholly generated, projections of a
+    /// photo included: all their pixels come from the generator.
+    pub fn provenance(&self) -> Result<limner_data::provenance::Provenance> {
+        let mut v = serde_json::to_value(self)?;
+        name_models(&mut v);
+        Ok(limner_data::provenance::Provenance::generated().with_recipe_json(v).with_model_sha256(Some(self.model.sha256.clone())))
+    }
+}
+
+/// Replaces every `"model": {"name": …}` in a recipe's JSON by the model's label name
+/// (`limner_models::model_label`; a file's name when the model cannot be found here).
+pub fn name_models(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                if k == "model" {
+                    if let Some(Value::String(name)) = x.get_mut("name") {
+                        let label = limner_models::model_label(name).ok().unwrap_or_else(|| {
+                            Path::new(name.as_str()).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+                        });
+                        *name = label;
+                    }
+                }
+                name_models(x);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(name_models),
+        _ => {}
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use limner_data::imageio::{make_grid, nchw_to_rgb8, save_png_rgb};
+use limner_data::imageio::{make_grid, nchw_to_rgb8, save_image_rgb, save_png_rgb};
 
 use crate::generate::{generate_seeds, save_generator, GenerateOptions, GeneratorInfo};
 use crate::params::{write_atomic, Precision};
@@ -177,8 +177,11 @@ fn write_grid(t: &Trainer, opts: &RunOptions) -> Result<()> {
     let rgb = nchw_to_rgb8(&imgs, opts.grid_seeds.len(), res, res);
     let cols = (opts.grid_seeds.len() as f64).sqrt().ceil() as u32;
     let (w, h, px) = make_grid(&rgb, res as u32, cols, 2);
-    save_png_rgb(&opts.out.join(format!("grids/grid-{:06}.png", (t.kimg() * 1000.0).round() as u64 / 1000)), w, h, &px)?;
-    save_png_rgb(&opts.out.join("grid-latest.png"), w, h, &px)
+    // the training run's EMA generator at this point made these faces
+    let recipe = serde_json::json!({"command": "train", "run": opts.out.file_name().map(|n| n.to_string_lossy()), "kimg": t.kimg(), "seeds": opts.grid_seeds, "psi": opts.grid_psi, "noise": 1.0});
+    let prov = limner_data::provenance::Provenance::generated().with_recipe_json(recipe);
+    save_image_rgb(&opts.out.join(format!("grids/grid-{:06}.png", (t.kimg() * 1000.0).round() as u64 / 1000)), w, h, &px, &prov)?;
+    save_image_rgb(&opts.out.join("grid-latest.png"), w, h, &px, &prov)
 }
 
 fn append_metrics(path: &Path, row: &str) -> Result<()> {

@@ -52,6 +52,37 @@ pub fn resolve(name: &str) -> Result<Option<PathBuf>> {
     bail!("model `{name}` not found: give a .safetensors file, a run folder, `default`, or a name from `limner models list`")
 }
 
+/// sha256 (hex) of the file behind a model name or path, as [`resolve`] finds it: the embedded
+/// bytes for `default`, the fetched network for `random-face`, else the generator file. This is
+/// the `limner:ModelSHA256` of the images the model makes.
+pub fn model_sha256(name: &str) -> Result<String> {
+    use limner_data::provenance::{sha256_file, sha256_hex};
+    if name == limner_photoreal::MODEL_NAME {
+        return sha256_file(&fetch::net_path(limner_photoreal::MODEL_NAME)?);
+    }
+    match resolve(name)? {
+        None => Ok(sha256_hex(DEFAULT_GENERATOR)),
+        Some(p) => sha256_file(&p),
+    }
+}
+
+/// How a model is named in an image's recipe: `default` and `random-face` as they are; a file by
+/// its name only (`run/generator.safetensors` for a run's generator), never the folders above it,
+/// so a label reveals nothing of the user's disk and the same model gives the same label however
+/// it was named on the command line (a run folder or its generator file). The sha256 beside it
+/// says exactly which file it was.
+pub fn model_label(name: &str) -> Result<String> {
+    if name == limner_photoreal::MODEL_NAME {
+        return Ok(name.to_string());
+    }
+    let Some(p) = resolve(name)? else { return Ok(DEFAULT_NAME.to_string()) };
+    let file = p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    match p.parent().and_then(|d| d.file_name()).filter(|_| file == "generator.safetensors") {
+        Some(run) => Ok(format!("{}/{file}", run.to_string_lossy())),
+        None => Ok(file),
+    }
+}
+
 /// Loads the fetched random-face (`limner models fetch --only random-face`; the error says so
 /// when it is missing).
 pub fn load_random_face(device: &Device) -> Result<limner_photoreal::MobileStyleGan> {
@@ -206,7 +237,7 @@ pub struct Frozen {
 /// `grid.png` and the [`REFERENCE_SEEDS`] images under `reference/` (psi 0.7), all made from the
 /// half-precision file exactly as users will load it. This is how `models/default` is made.
 pub fn freeze(run: &Path, out: &Path, notes: Option<String>, device: &Device) -> Result<Frozen> {
-    use limner_data::imageio::{make_grid, save_png_rgb, save_seed_images};
+    use limner_data::imageio::{make_grid, save_image_rgb, save_seed_images};
     use limner_gan::generate::{generate_seeds_rgb8, save_generator, GenerateOptions};
     let src = if run.is_dir() { run.join(limner_gan::setup::CHECKPOINT_FILE) } else { run.to_path_buf() };
     let (mut g, info) = load_generator_file(&src, device)?;
@@ -218,8 +249,11 @@ pub fn freeze(run: &Path, out: &Path, notes: Option<String>, device: &Device) ->
     let seeds: Vec<u64> = (0..64).collect();
     let rgb = generate_seeds_rgb8(&g, &seeds, &GenerateOptions { psi: 0.7, noise: 1.0, batch: 16 }, &mut |_| {});
     let (w, h, px) = make_grid(&rgb, res as u32, 8, 2);
-    save_png_rgb(&out.join("grid.png"), w, h, &px)?;
-    save_seed_images(&rgb[..REFERENCE_SEEDS.len()], res as u32, &REFERENCE_SEEDS, Some(&out.join("reference")), None)?;
+    let prov = limner_data::provenance::Provenance::generated()
+        .with_recipe(serde_json::json!({"model": "default", "psi": 0.7, "noise": 1.0}).to_string())
+        .with_model_sha256(Some(limner_data::provenance::sha256_file(&file)?));
+    save_image_rgb(&out.join("grid.png"), w, h, &px, &prov.with_recipe_field("seeds", seeds.clone().into()))?;
+    save_seed_images(&rgb[..REFERENCE_SEEDS.len()], res as u32, &REFERENCE_SEEDS, Some(&out.join("reference")), None, &prov)?;
     let bytes = std::fs::metadata(&file).with_context(|| format!("cannot read {}", file.display()))?.len();
     Ok(Frozen { file, kimg: info.kimg, resolution: res, bytes })
 }

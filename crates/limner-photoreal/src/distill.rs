@@ -11,7 +11,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
-use limner_data::imageio::save_png_rgb;
+use limner_data::imageio::save_image_rgb;
+use limner_data::provenance::Provenance;
 use limner_core::write_atomic;
 use serde_json::{json, Value};
 
@@ -115,7 +116,8 @@ pub fn distill(g: &MobileStyleGan, o: &DistillOptions, progress: &mut dyn FnMut(
             skipped += 1;
         } else {
             let rgb = generate_seeds(g, &[seed], o.psi, o.noise, o.res)?;
-            save_png_rgb(&p, o.res as u32, o.res as u32, &rgb[0])?;
+            let recipe = serde_json::json!({"model": crate::MODEL_NAME, "seed": seed, "psi": o.psi, "noise": o.noise, "size": o.res});
+            save_image_rgb(&p, o.res as u32, o.res as u32, &rgb[0], &Provenance::generated().with_recipe_json(recipe))?;
             written += 1;
         }
         progress(i + 1, o.count);

@@ -10,6 +10,7 @@ use clap::Args;
 use limner_art::dream::{DreamConfig, DreamProgress};
 use limner_art::gatys::{GatysConfig, GatysProgress, Init, Optimizer};
 use limner_art::Picture;
+use limner_data::imageio::save_image_rgb;
 use limner_nets::{InceptionV3, Tap};
 use limner_core::progress::bar_with_template;
 
@@ -110,7 +111,15 @@ pub fn gatys_on(args: &GatysArgs, content: &Picture) -> Result<()> {
         pb.set_message(format!("loss {:.4} (style {:.4}, content {:.4}, tv {:.5})", l.total, l.style, l.content, l.tv));
     })?;
     pb.finish_and_clear();
-    out.save_png(&args.out)?;
+    let content = args.content.display().to_string();
+    let recipe = serde_json::json!({
+        "command": "gatys", "content": crate::label_cmd::input_name(&content), "style": crate::label_cmd::input_name(&args.style.display().to_string()),
+        "steps": cfg.steps, "size": cfg.size, "style_weight": cfg.style_weight, "content_weight": cfg.content_weight, "tv_weight": cfg.tv_weight,
+        "lr": cfg.lr, "preserve_colour": cfg.preserve_colour, "init_noise": args.init_noise, "optimizer": args.optimizer, "seed": cfg.seed,
+        "style_layers": args.style_layers, "content_layer": args.content_layer, "network": "inception-v3",
+    });
+    let prov = crate::label_cmd::label(crate::label_cmd::source_of_input(&content), recipe, crate::label_cmd::seed_model(&content))?;
+    save_image_rgb(&args.out, out.width as u32, out.height as u32, &out.to_rgb8(), &prov)?;
     println!("wrote {} ({}x{}, {} steps)", args.out.display(), out.width, out.height, cfg.steps);
     Ok(())
 }
@@ -190,7 +199,13 @@ pub fn dream(args: &DreamArgs) -> Result<()> {
         pb.set_message(format!("octave {}/{} ({}x{}) step {}/{} objective {:.4}", p.octave, p.octaves, p.width, p.height, p.step, p.steps, p.objective));
     })?;
     pb.finish_and_clear();
-    out.save_png(&args.out)?;
+    let recipe = serde_json::json!({
+        "command": "dream", "input": crate::label_cmd::input_name(&args.input), "layers": args.layer, "octaves": cfg.octaves,
+        "octave_scale": cfg.octave_scale, "jitter": cfg.jitter, "steps": cfg.steps, "lr": cfg.lr, "seed": cfg.seed, "size": args.size,
+        "network": "inception-v3",
+    });
+    let prov = crate::label_cmd::label(crate::label_cmd::source_of_input(&args.input), recipe, crate::label_cmd::seed_model(&args.input))?;
+    save_image_rgb(&args.out, out.width as u32, out.height as u32, &out.to_rgb8(), &prov)?;
     println!("wrote {} ({}x{}, {} octaves x {} steps on {})", args.out.display(), out.width, out.height, cfg.octaves, cfg.steps, args.layer.join(","));
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use clap::Args;
-use limner_data::imageio::{make_grid, save_png_rgb};
+use limner_data::imageio::{make_grid, save_image_rgb, save_png_rgb};
 use limner_core::progress::bar;
 use limner_edit::animate::{self, Format};
 use limner_edit::breed::{self, BreedOptions, ParentSpec};
@@ -34,7 +34,7 @@ pub fn render(a: RenderArgs) -> Result<()> {
     let r = recipe::load_for_render(&a.recipe, a.frame)?;
     let m = recipe::open_model(&r, &Device::flex())?;
     let img = recipe::render(&r, m.as_ref())?;
-    save_png_rgb(&a.out, img.width as u32, img.height as u32, &img.to_rgb8())?;
+    save_image_rgb(&a.out, img.width as u32, img.height as u32, &img.to_rgb8(), &r.provenance()?)?;
     println!("rendered {} ({}, {}px) -> {}", a.recipe.display(), r.model.name, r.size, a.out.display());
     Ok(())
 }
@@ -108,7 +108,8 @@ pub fn breed(a: BreedArgs) -> Result<()> {
         let rgb: Vec<Vec<u8>> = images.iter().map(|i| i.to_rgb8()).collect();
         let cols = (rgb.len() as f64).sqrt().ceil() as u32;
         let (w, h, px) = make_grid(&rgb, m.size() as u32, cols, 2);
-        save_png_rgb(g, w, h, &px)?;
+        let recipes: Vec<Recipe> = litter.iter().map(|(_, r)| r.clone()).collect();
+        save_image_rgb(g, w, h, &px, &crate::label_cmd::grid_label(&recipes)?)?;
         println!("wrote grid {}", g.display());
     }
     println!("bred {} children of {} parents in {secs:.2} s", images.len(), parents.len());
@@ -234,8 +235,10 @@ pub fn animate(a: AnimateArgs) -> Result<()> {
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    limner_core::write_atomic(&a.out, &bytes)?;
     let anim = recipe::Animation { limner_animation: recipe::RECIPE_VERSION, fps: a.fps, frames: frames.into_iter().map(|f| f.recipe).collect() };
+    // the label: the model, frame count and fps (every frame's full recipe is in NAME.json)
+    let label = crate::label_cmd::animation_label(&anim.frames, a.fps)?;
+    limner_data::imageio::write_labeled(&a.out, &bytes, &label)?;
     let json = a.out.with_extension("json");
     limner_core::write_atomic(&json, serde_json::to_string(&anim)?.as_bytes())?;
     println!(
@@ -303,7 +306,11 @@ pub fn project(a: ProjectArgs) -> Result<()> {
     save_with_recipe(&a.out.join("projection.png"), &p.image, &r)?;
     save_png_rgb(&a.out.join("aligned.png"), aligned.width as u32, aligned.height as u32, &aligned.to_rgb8())?;
     let sbs = project::side_by_side(&aligned, &p.image);
-    save_png_rgb(&a.out.join("side_by_side.png"), sbs.width as u32, sbs.height as u32, &sbs.to_rgb8())?;
+    // the user's photo beside the generated projection: a composite
+    let sbs_label = limner_data::provenance::Provenance::new(limner_data::provenance::SourceType::CompositeWithTrainedAlgorithmicMedia)
+        .with_recipe_json(serde_json::json!({"command": "project", "picture": "the aligned photo (left) and its projection (right)", "projection": "projection.png"}))
+        .with_model_sha256(Some(r.model.sha256.clone()));
+    save_image_rgb(&a.out.join("side_by_side.png"), sbs.width as u32, sbs.height as u32, &sbs.to_rgb8(), &sbs_label)?;
     // identity is read at 256 px (face-api's networks want more than 64 px faces)
     let up = |i: &limner_faces::Image| i.resize_bilinear(256, 256);
     let id = project::identity_distance(&fa, &up(&aligned), &up(&p.image));

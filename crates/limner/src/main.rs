@@ -3,6 +3,7 @@
 mod art_cmd;
 mod edit_cmd;
 mod faces_cmd;
+mod label_cmd;
 mod nets_cmd;
 mod photoreal_cmd;
 mod steer_cmd;
@@ -33,6 +34,9 @@ struct Cli {
     /// worker threads for the tensor kernels (default: all cores)
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// your name, written as the creator (dc:creator) in every image this run makes (default: $LIMNER_CREATOR)
+    #[arg(long, global = true, value_name = "NAME")]
+    creator: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,6 +65,8 @@ enum Command {
     Style(style_cmd::StyleArgs),
     /// The web studio: meet new faces, keep and curate them in a gallery (open the printed address)
     Studio(studio_cmd::StudioArgs),
+    /// Show the provenance label limner wrote into an image (source type, recipe, model sha256)
+    Inspect(label_cmd::InspectArgs),
     /// Make an image again from its recipe (the NAME.json written beside every image)
     Render(edit_cmd::RenderArgs),
     /// Crossbreed faces by layer group (coarse / middle / fine) with a seeded mutation
@@ -287,6 +293,7 @@ enum ModelsCmd {
 fn main() {
     limner_kernels::keep_freed_memory();
     let cli = Cli::parse();
+    label_cmd::set_creator(cli.creator.clone());
     if let Some(n) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
             eprintln!("warning: could not set {n} threads: {e}");
@@ -328,6 +335,7 @@ fn run(cmd: Command) -> Result<()> {
         Command::Gatys(a) => art_cmd::gatys(&a),
         Command::Dream(a) => art_cmd::dream(&a),
         Command::Style(a) => style_cmd::style(a),
+        Command::Inspect(a) => label_cmd::inspect(a),
         Command::Models(ModelsCmd::Fetch(a)) => nets_cmd::models_fetch(a),
         Command::Models(ModelsCmd::Directions(a)) => steer_cmd::fit_directions(a),
         Command::Models(ModelsCmd::Sliders(a)) => edit_cmd::sliders(a),

@@ -153,9 +153,15 @@ pub struct GenerateRequest<'a> {
 fn write_images(images: &[Image], recipes: &[Recipe], seeds: &[u64], out: Option<&Path>, grid: Option<&Path>) -> Result<()> {
     let size = images[0].width;
     let rgb: Vec<Vec<u8>> = images.iter().map(|i| i.to_rgb8()).collect();
-    let saved = save_seed_images(&rgb, size as u32, seeds, out, grid)?;
-    for (png, r) in saved.images.iter().zip(recipes) {
-        r.save(&png.with_extension("json"))?;
+    // each face labelled with its own recipe (the JSON beside it); the grid with what they share
+    let mut saved = save_seed_images(&rgb, size as u32, seeds, None, grid, &crate::label_cmd::grid_label(recipes)?)?;
+    if let Some(dir) = out {
+        for ((px, r), &s) in rgb.iter().zip(recipes).zip(seeds) {
+            let png = dir.join(limner_data::imageio::seed_file_name(s));
+            limner_data::imageio::save_image_rgb(&png, size as u32, size as u32, px, &r.provenance()?)?;
+            r.save(&png.with_extension("json"))?;
+            saved.images.push(png);
+        }
     }
     crate::print_saved(&saved, size);
     if !saved.images.is_empty() {

@@ -78,7 +78,13 @@ pub fn style(a: StyleArgs) -> Result<()> {
         Method::Fast => run_fast(&a, &content, size)?,
         Method::Gatys => return run_gatys(&a, content_spec, &content, size, out),
     };
-    styled.save_png(out)?;
+    let recipe = serde_json::json!({
+        "command": "style", "method": "fast", "content": crate::label_cmd::input_name(content_spec),
+        "style": a.style.as_ref().map(|s| crate::label_cmd::input_name(&s.display().to_string())), "preset": a.preset,
+        "strength": a.strength, "size": size, "preserve_colour": a.preserve_colour,
+    });
+    let prov = crate::label_cmd::label(crate::label_cmd::source_of_input(content_spec), recipe, crate::label_cmd::seed_model(content_spec))?;
+    limner_data::imageio::save_image_rgb(out, styled.w as u32, styled.h as u32, &styled.to_rgb8(), &prov)?;
     let what = match (&a.style, &a.preset) {
         (Some(s), _) => format!("style of {}", s.display()),
         (None, Some(p)) => format!("preset {p}"),
