@@ -1,27 +1,9 @@
 //! The `limner` binary end to end, as a user runs it: a real process, real files.
 
+mod cli_support;
+use cli_support::{fails, limner, ok};
+use std::process::Command;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn limner(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_limner")).args(args).output().expect("run limner")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = limner(args);
-    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    assert!(o.status.success(), "limner {args:?} failed:\n{text}");
-    text
-}
-
-fn fails(args: &[&str]) -> String {
-    let o = limner(args);
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(!o.status.success(), "limner {args:?} should have failed");
-    assert!(err.starts_with("error: "), "unclear error for {args:?}: {err}");
-    assert!(!err.contains("panicked"), "limner panicked: {err}");
-    err
-}
 
 /// Writes `n` distinct 24x24 PNG faces-to-be: coloured blobs on varied backgrounds.
 fn write_photos(dir: &Path, n: usize) {

@@ -1,28 +1,9 @@
 //! Recipes, `render`, `breed` and unlabelled sliders through the `limner` binary on the embedded
 //! default model: every image gets a recipe, and `limner render` makes the same PNG bytes again.
 
+mod cli_support;
+use cli_support::{fails, ok};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn limner(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_limner")).args(args).output().expect("run limner")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = limner(args);
-    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    assert!(o.status.success(), "limner {args:?} failed:\n{text}");
-    text
-}
-
-fn fails(args: &[&str]) -> String {
-    let o = limner(args);
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(!o.status.success(), "limner {args:?} should have failed");
-    assert!(err.starts_with("error: "), "unclear error for {args:?}: {err}");
-    assert!(!err.contains("panicked"), "limner panicked: {err}");
-    err
-}
 
 fn same_png(a: &Path, b: &Path) {
     let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());

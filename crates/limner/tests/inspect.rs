@@ -1,30 +1,12 @@
 //! `limner inspect` and the labels the CLI writes, end to end: a real process, real files,
 //! exiftool as the third-party reader.
 
+mod cli_support;
+use cli_support::{fails, limner, ok};
+use std::process::Command;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use limner_data::provenance::{embed, embed_xmp, Provenance};
-
-fn limner(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_limner")).args(args).output().expect("run limner")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = limner(args);
-    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    assert!(o.status.success(), "limner {args:?} failed:\n{text}");
-    text
-}
-
-fn fails(args: &[&str]) -> String {
-    let o = limner(args);
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(!o.status.success(), "limner {args:?} should have failed");
-    assert!(err.starts_with("error: "), "unclear error for {args:?}: {err}");
-    assert!(!err.contains("panicked"), "limner panicked: {err}");
-    err
-}
 
 fn inspect_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&ok(&["inspect", "--json", path.to_str().unwrap()])).unwrap()
