@@ -1,11 +1,9 @@
 //! Seeds: a seed's latent `z` and its noise stream. Every generator in limner (the GAN, the
 //! fetched random-face) draws them here, so seed 7 means the same latent everywhere.
 
-use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::tensor::tensor_from;
 
 /// Draws `n` standard normal numbers from `rng`.
 pub fn randn_host(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
@@ -26,9 +24,10 @@ pub fn noise_rng_for_seed(seed: u64) -> ChaCha8Rng {
 }
 
 /// Latents for a list of seeds, `[N, z_dim]`.
-pub fn latents_for_seeds(seeds: &[u64], z_dim: usize, device: &Device) -> Tensor<2> {
+#[cfg(feature = "tensors")]
+pub fn latents_for_seeds(seeds: &[u64], z_dim: usize, device: &burn::tensor::Device) -> burn::tensor::Tensor<2> {
     let data: Vec<f32> = seeds.iter().flat_map(|&s| latent_for_seed(s, z_dim)).collect();
-    tensor_from(data, [seeds.len(), z_dim], device)
+    crate::tensor::tensor_from(data, [seeds.len(), z_dim], device)
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 
 use std::fmt::Display;
 
-/// Whether this run is CI: the `CI` variable is `true` or `1` (GitHub Actions and `.ci/run` set
-/// `CI=true`). The only place limner reads `CI`.
+/// Whether this run is CI: the `CI` variable is `true` or `1` (CI services set `CI=true`; so
+/// does whoever runs `.ci/run` as CI). The only place limner reads `CI`.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
@@ -14,7 +14,7 @@ pub fn in_ci() -> bool {
 /// `None` (the test returns).
 pub fn missing<T>(what: impl Display) -> Option<T> {
     if in_ci() {
-        panic!("CI=true and {what}: run `limner models fetch` (the CI needs every pinned model)");
+        panic!("CI=true and {what} (under CI every fetched model and reference must be there)");
     }
     eprintln!("note: skipped: {what}");
     None

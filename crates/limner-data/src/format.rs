@@ -9,7 +9,7 @@ use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::build::BuildOptions;
+use crate::options::BuildOptions;
 use limner_core::write_atomic_with;
 
 /// First 8 bytes of every `.limner` file.

@@ -6,13 +6,15 @@
 
 mod build;
 mod format;
+mod options;
 mod phash;
 mod skip;
 mod source;
 
 pub mod imageio;
 
-pub use build::{build_dataset, build_dataset_with, BuildOptions, BuildReport, Framer};
+pub use build::{build_dataset, build_dataset_with, BuildReport, Framer};
+pub use options::BuildOptions;
 /// The decoded image type a [`Framer`] receives and returns.
 pub use image::RgbImage;
 pub use format::{DatasetMeta, PackedDataset, FORMAT_VERSION, MAGIC};

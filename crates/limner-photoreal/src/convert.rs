@@ -20,8 +20,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use limner_core::randn_host;
-use limner_core::{tensor_from, to_vec, write_safetensors, HostTensor, Precision, StateDict};
+use limner_core::{randn_host, tensor_from, to_vec, write_safetensors, HostTensor, Precision, StateDict};
 
 use crate::ir::{Graph, Layer};
 use crate::model::{check_mapping, check_synthesis, MappingNetwork, W_DIM};

@@ -13,9 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{ensure, Context, Result};
 use burn::tensor::Tensor;
 use limner_data::imageio::{nchw_to_rgb8, save_png_rgb};
-use limner_core::{latent_for_seed, noise_rng_for_seed};
-use limner_core::randn_host;
-use limner_core::{tensor_from, to_vec};
+use limner_core::{latent_for_seed, noise_rng_for_seed, randn_host, tensor_from, to_vec};
 
 use crate::model::{Noise, W_DIM};
 use crate::MobileStyleGan;

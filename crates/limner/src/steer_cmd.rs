@@ -35,7 +35,7 @@ pub struct DirectionsArgs {
     /// fraction of faces at each end of an attribute's scores used to fit (InterFaceGAN's extremes)
     #[arg(long, default_value_t = 0.3)]
     pub extreme: f32,
-    /// output file (default: beside the model, see `limner models list`)
+    /// output file (default: beside the model; for `default` and `random-face`, `$LIMNER_HOME/data/MODEL/` or `~/.cache/limner/data/MODEL/`, which then takes precedence over the built-in copy)
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// keep the labels (w and readings of every face, JSON) in this file after every batch, and
