@@ -54,7 +54,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut r = (self.0, Json(json!({ "error": self.1 }))).into_response();
         if self.0 == StatusCode::SERVICE_UNAVAILABLE {
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         r
     }
@@ -80,6 +81,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/images/{id}/recipe", get(recipe))
         .route("/api/blob/{hash}", get(blob))
         .route("/api/stats", get(stats))
+        .route("/api/breed", post(breed))
+        .route("/api/slide", post(slide))
+        .route("/api/sliders", get(sliders))
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
@@ -89,7 +93,12 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// or a write whose Origin is another site (cross-site request forgery), is refused. No CORS
 /// headers are ever sent, so other sites cannot read answers either.
 async fn guard(State(s): St, req: Request, next: Next) -> Response {
-    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     if !s.allowed_hosts.is_empty() {
         let name = host_name(&host);
         if !s.allowed_hosts.iter().any(|h| h == name) {
@@ -97,23 +106,44 @@ async fn guard(State(s): St, req: Request, next: Next) -> Response {
         }
     }
     // an announced oversize body is refused before a byte of it is read
-    let announced = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|n| n > MAX_JSON_BYTES as u64) {
-        return ApiError(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is over {} KiB", MAX_JSON_BYTES / 1024)).into_response();
+        return ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is over {} KiB", MAX_JSON_BYTES / 1024),
+        )
+        .into_response();
     }
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let o = origin.to_str().unwrap_or("");
-            let same = o.strip_prefix("http://").or_else(|| o.strip_prefix("https://")).is_some_and(|rest| rest == host);
+            let same = o
+                .strip_prefix("http://")
+                .or_else(|| o.strip_prefix("https://"))
+                .is_some_and(|rest| rest == host);
             if !same {
-                return ApiError(StatusCode::FORBIDDEN, format!("cross-origin write from `{o}` refused")).into_response();
+                return ApiError(
+                    StatusCode::FORBIDDEN,
+                    format!("cross-origin write from `{o}` refused"),
+                )
+                .into_response();
             }
         }
     }
     let mut r = next.run(req).await;
     let h = r.headers_mut();
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     r
 }
@@ -121,7 +151,10 @@ async fn guard(State(s): St, req: Request, next: Next) -> Response {
 /// The name part of a Host header (`[::1]:8080` → `[::1]`, `localhost:1` → `localhost`).
 fn host_name(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split_once(']').map(|(a, _)| &host[..a.len() + 1]).unwrap_or(host);
+        return host
+            .split_once(']')
+            .map(|(a, _)| &host[..a.len() + 1])
+            .unwrap_or(host);
     }
     host.rsplit_once(':').map(|(a, _)| a).unwrap_or(host)
 }
@@ -130,9 +163,14 @@ const CSP: &str = "default-src 'self'; img-src 'self' blob: data:; script-src 's
 
 fn asset(body: &'static str, ctype: &'static str) -> Response {
     let mut r = body.into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
 }
 
@@ -153,14 +191,20 @@ pub async fn offered_models(s: &AppState) -> Result<Arc<Vec<ModelInfo>>, ApiErro
             return Ok(m.clone());
         }
     }
-    let m = Arc::new(tokio::task::spawn_blocking(render::list_models).await.map_err(|e| ApiError::internal(e.into()))?);
+    let m = Arc::new(
+        tokio::task::spawn_blocking(render::list_models)
+            .await
+            .map_err(|e| ApiError::internal(e.into()))?,
+    );
     *s.models.lock().unwrap() = Some((Instant::now(), m.clone()));
     Ok(m)
 }
 
 async fn models(State(s): St) -> Result<Json<serde_json::Value>, ApiError> {
     let m = offered_models(&s).await?;
-    Ok(Json(json!({ "models": *m, "default": limner_models::DEFAULT_NAME })))
+    Ok(Json(
+        json!({ "models": *m, "default": limner_models::DEFAULT_NAME }),
+    ))
 }
 
 /// A face's parameters as the query string or JSON gives them (all optional but the model).
@@ -177,8 +221,12 @@ pub struct FaceParams {
 impl FaceParams {
     async fn into_request(self, s: &AppState) -> Result<FaceRequest, ApiError> {
         let mut req = FaceRequest {
-            model: self.model.unwrap_or_else(|| limner_models::DEFAULT_NAME.to_string()),
-            seed: self.seed.unwrap_or_else(|| rand::random::<u64>() & render::MAX_SEED),
+            model: self
+                .model
+                .unwrap_or_else(|| limner_models::DEFAULT_NAME.to_string()),
+            seed: self
+                .seed
+                .unwrap_or_else(|| rand::random::<u64>() & render::MAX_SEED),
             psi: self.psi.unwrap_or(0.7),
             noise: self.noise.unwrap_or(1.0),
             size: self.size.unwrap_or(0),
@@ -196,8 +244,22 @@ async fn rendered(s: &AppState, req: &FaceRequest) -> Result<Rendered, ApiError>
     if let Some(r) = s.cache.get(&key) {
         return Ok(r);
     }
-    let rx = s.pool.submit(req.clone()).map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "the studio is busy: every render worker and queue slot is taken; retry in a second".into()))?;
-    let r = rx.await.map_err(|_| ApiError::internal(anyhow::anyhow!("a render worker stopped")))?.map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("cannot render {}: {e}", req.model)))?;
+    let rx = s.pool.submit(req.clone()).map_err(|_| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the studio is busy: every render worker and queue slot is taken; retry in a second"
+                .into(),
+        )
+    })?;
+    let r = rx
+        .await
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("a render worker stopped")))?
+        .map_err(|e| {
+            ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("cannot render {}: {e}", req.model),
+            )
+        })?;
     s.cache.put(key, r.clone());
     Ok(r)
 }
@@ -212,17 +274,33 @@ async fn face(State(s): St, Query(p): Query<FaceParams>) -> Result<Response, Api
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
     h.insert("x-limner-seed", HeaderValue::from(req.seed));
-    h.insert("x-limner-render-ms", HeaderValue::from_str(&format!("{:.1}", r.render_ms)).unwrap());
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(if explicit_seed { "private, max-age=3600" } else { "no-store" }));
+    h.insert(
+        "x-limner-render-ms",
+        HeaderValue::from_str(&format!("{:.1}", r.render_ms)).unwrap(),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(if explicit_seed {
+            "private, max-age=3600"
+        } else {
+            "no-store"
+        }),
+    );
     Ok(resp)
 }
 
 fn clean_curator(c: Option<&str>) -> Result<String, ApiError> {
     let c = c.unwrap_or("").trim();
     if c.chars().count() > MAX_CURATOR || c.chars().any(char::is_control) {
-        return Err(ApiError::bad(format!("curator: a name of at most {MAX_CURATOR} characters, no control characters")));
+        return Err(ApiError::bad(format!(
+            "curator: a name of at most {MAX_CURATOR} characters, no control characters"
+        )));
     }
-    Ok(if c.is_empty() { "anonymous".into() } else { c.to_string() })
+    Ok(if c.is_empty() {
+        "anonymous".into()
+    } else {
+        c.to_string()
+    })
 }
 
 fn clean_tags(tags: &[String]) -> Result<Vec<String>, ApiError> {
@@ -236,7 +314,10 @@ fn clean_tags(tags: &[String]) -> Result<Vec<String>, ApiError> {
             continue;
         }
         if t.chars().count() > MAX_TAG || t.chars().any(char::is_control) {
-            return Err(ApiError::bad(format!("tag `{}`: at most {MAX_TAG} characters, no control characters", t.chars().take(MAX_TAG).collect::<String>())));
+            return Err(ApiError::bad(format!(
+                "tag `{}`: at most {MAX_TAG} characters, no control characters",
+                t.chars().take(MAX_TAG).collect::<String>()
+            )));
         }
         if !out.iter().any(|o| o == t) {
             out.push(t.to_string());
@@ -247,7 +328,9 @@ fn clean_tags(tags: &[String]) -> Result<Vec<String>, ApiError> {
 
 fn check_notes(n: &str) -> Result<(), ApiError> {
     if n.chars().count() > MAX_NOTES {
-        return Err(ApiError::bad(format!("notes: at most {MAX_NOTES} characters")));
+        return Err(ApiError::bad(format!(
+            "notes: at most {MAX_NOTES} characters"
+        )));
     }
     Ok(())
 }
@@ -261,34 +344,408 @@ pub struct KeepBody {
     notes: String,
     #[serde(default)]
     tags: Vec<String>,
+    /// a recipe to keep instead of a seed (a bred child, a slid face), as `/api/breed` or
+    /// `/api/slide` returned it
+    recipe: Option<serde_json::Value>,
+    /// the kept images it came from (a child's parents, a slid face's source)
+    #[serde(default)]
+    parents: Vec<i64>,
 }
 
 /// `POST /api/keep {"model","seed","psi","noise","size","curator","notes","tags"}` → the kept
 /// image (201; 200 when these exact pixels are already kept).
 async fn keep(State(s): St, Json(b): Json<KeepBody>) -> Result<Response, ApiError> {
-    if b.face.seed.is_none() {
-        return Err(ApiError::bad("seed: say which face to keep"));
-    }
     let curator = clean_curator(b.curator.as_deref())?;
     let tags = clean_tags(&b.tags)?;
     check_notes(&b.notes)?;
-    let req = b.face.into_request(&s).await?;
-    let r = rendered(&s, &req).await?;
+    let (r, model) = match &b.recipe {
+        Some(v) => {
+            let recipe = checked_recipe(&s, v).await?;
+            check_parents(&s, &b.parents, &recipe).await?;
+            let model = recipe.model.name.clone();
+            (rendered_recipe(&s, recipe).await?, model)
+        }
+        None => {
+            if b.face.seed.is_none() {
+                return Err(ApiError::bad(
+                    "seed: say which face to keep (or give its recipe)",
+                ));
+            }
+            if !b.parents.is_empty() {
+                return Err(ApiError::bad(
+                    "parents: only a kept recipe (a bred child, a slid face) has parents",
+                ));
+            }
+            let req = b.face.into_request(&s).await?;
+            let model = req.model.clone();
+            (rendered(&s, &req).await?, model)
+        }
+    };
     let blobs = s.blobs.clone();
     let png = r.png.clone();
-    let hash = tokio::task::spawn_blocking(move || blobs.put(&png)).await.map_err(|e| ApiError::internal(e.into()))??;
+    let hash = tokio::task::spawn_blocking(move || blobs.put(&png))
+        .await
+        .map_err(|e| ApiError::internal(e.into()))??;
     if let Some(id) = s.store.find_hash(&hash).await? {
-        let im = s.store.get(id).await?.ok_or_else(|| ApiError::internal(anyhow::anyhow!("image {id} vanished")))?;
+        let im = s
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("image {id} vanished")))?;
         return Ok((StatusCode::OK, Json(im)).into_response());
     }
     // limner-edit's recipe, as its own JSON text (f32s as typed: 0.7, not 0.699999988…)
-    let recipe: serde_json::Value = serde_json::from_str(&r.recipe).map_err(|e| ApiError::internal(e.into()))?;
+    let recipe: serde_json::Value =
+        serde_json::from_str(&r.recipe).map_err(|e| ApiError::internal(e.into()))?;
     let id = s
         .store
-        .insert(&NewImage { hash: &hash, width: r.width as i64, height: r.height as i64, model: &req.model, recipe: &recipe, parents: &[], author: &curator, notes: &b.notes, tags: &tags })
+        .insert(&NewImage {
+            hash: &hash,
+            width: r.width as i64,
+            height: r.height as i64,
+            model: &model,
+            recipe: &recipe,
+            parents: &b.parents,
+            author: &curator,
+            notes: &b.notes,
+            tags: &tags,
+        })
         .await?;
-    let im = s.store.get(id).await?.ok_or_else(|| ApiError::internal(anyhow::anyhow!("image {id} vanished")))?;
+    let im = s
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("image {id} vanished")))?;
     Ok((StatusCode::CREATED, Json(im)).into_response())
+}
+
+/// Most parents of a litter, children in one litter, slider moves in one request.
+pub const MAX_PARENTS: usize = 8;
+pub const MAX_CHILDREN: usize = 12;
+pub const MAX_MOVES: usize = 32;
+/// Slider values (standard deviations) and mutation the API takes.
+pub const SLIDER_RANGE: f32 = 10.0;
+pub const MUTATION_RANGE: (f32, f32) = (0.0, 4.0);
+
+fn busy() -> ApiError {
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the studio is busy: every render worker and queue slot is taken; retry in a second".into(),
+    )
+}
+
+/// Runs generation work on the bounded pool (503 when it is full); the work is skipped if this
+/// future is dropped (the client went away) before a worker reaches it.
+async fn on_pool<T: Send + 'static>(
+    s: &AppState,
+    what: &str,
+    f: impl FnOnce(&mut render::Models) -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    let rx = s.pool.submit_with(f).map_err(|_| busy())?;
+    rx.await
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("a render worker stopped")))?
+        .map_err(|e| {
+            ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("cannot {what}: {e}"),
+            )
+        })
+}
+
+async fn rendered_recipe(
+    s: &AppState,
+    r: limner_edit::recipe::Recipe,
+) -> Result<Rendered, ApiError> {
+    on_pool(s, "render the recipe", move |m| {
+        render::render_recipe(m, &r)
+    })
+    .await
+}
+
+/// A recipe from the client: parsed and checked by limner-edit, on a model offered here.
+async fn checked_recipe(
+    s: &AppState,
+    v: &serde_json::Value,
+) -> Result<limner_edit::recipe::Recipe, ApiError> {
+    let r = limner_edit::recipe::Recipe::from_json(&v.to_string())
+        .map_err(|e| ApiError::bad(format!("recipe: {e:#}")))?;
+    check_offered(s, &r.model.name, r.size).await?;
+    Ok(r)
+}
+
+/// Errors unless `model` at `size` is offered here.
+async fn check_offered(s: &AppState, model: &str, size: usize) -> Result<(), ApiError> {
+    let models = offered_models(s).await?;
+    let Some(m) = models.iter().find(|m| m.name == model) else {
+        return Err(ApiError::bad(format!(
+            "model `{}` is not offered here (see /api/models)",
+            model.chars().take(100).collect::<String>()
+        )));
+    };
+    if !m.sizes.contains(&size) {
+        return Err(ApiError::bad(format!(
+            "size: model `{}` makes {:?}",
+            m.name, m.sizes
+        )));
+    }
+    Ok(())
+}
+
+/// The kept images `ids` (each must exist, no repeats).
+async fn kept(s: &AppState, ids: &[i64]) -> Result<Vec<Image>, ApiError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        if ids[..i].contains(id) {
+            return Err(ApiError::bad(format!("image {id} is named twice")));
+        }
+        out.push(
+            s.store
+                .get(*id)
+                .await?
+                .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no kept image {id}")))?,
+        );
+    }
+    Ok(out)
+}
+
+/// A kept recipe's parents: kept images, as many as a bred child's recipe names.
+async fn check_parents(
+    s: &AppState,
+    parents: &[i64],
+    r: &limner_edit::recipe::Recipe,
+) -> Result<(), ApiError> {
+    if parents.len() > MAX_PARENTS {
+        return Err(ApiError::bad(format!("parents: at most {MAX_PARENTS}")));
+    }
+    kept(s, parents).await?;
+    if let limner_edit::recipe::Origin::Breed { parents: named, .. } = &r.origin {
+        if named.len() != parents.len() {
+            return Err(ApiError::bad(format!(
+                "parents: the child's recipe names {} parents, the request {}",
+                named.len(),
+                parents.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn stored_recipe(im: &Image) -> Result<limner_edit::recipe::Recipe, ApiError> {
+    limner_edit::recipe::Recipe::from_json(&im.recipe.to_string())
+        .map_err(|e| ApiError::bad(format!("image {}'s recipe: {e:#}", im.id)))
+}
+
+fn data_url(png: &[u8]) -> String {
+    use base64::Engine;
+    format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png)
+    )
+}
+
+fn rendered_json(r: &Rendered) -> Result<serde_json::Value, ApiError> {
+    let recipe: serde_json::Value =
+        serde_json::from_str(&r.recipe).map_err(|e| ApiError::internal(e.into()))?;
+    Ok(
+        json!({ "png": data_url(&r.png), "width": r.width, "height": r.height, "recipe": recipe, "render_ms": r.render_ms }),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct BreedBody {
+    parents: Vec<i64>,
+    /// per layer group, the first parent's weight (0–1; the others share the rest)
+    #[serde(default)]
+    coarse: Option<f32>,
+    #[serde(default)]
+    middle: Option<f32>,
+    #[serde(default)]
+    fine: Option<f32>,
+    #[serde(default)]
+    mutation: f32,
+    seed: Option<u64>,
+    children: Option<usize>,
+}
+
+/// `POST /api/breed {"parents":[ids], "coarse","middle","fine": first parent's weight 0-1,
+/// "mutation": 0-4, "seed", "children": 1-12}` → `{"seed", "parents", "children": [{"png": data
+/// URL, "recipe", ...}]}`. Children are not kept: `POST /api/keep {"recipe", "parents"}` keeps one.
+async fn breed(
+    State(s): St,
+    Json(b): Json<BreedBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if b.parents.len() < 2 || b.parents.len() > MAX_PARENTS {
+        return Err(ApiError::bad(format!(
+            "parents: 2 to {MAX_PARENTS} kept images"
+        )));
+    }
+    let children = b.children.unwrap_or(6);
+    if !(1..=MAX_CHILDREN).contains(&children) {
+        return Err(ApiError::bad(format!("children: 1 to {MAX_CHILDREN}")));
+    }
+    if !b.mutation.is_finite() || !(MUTATION_RANGE.0..=MUTATION_RANGE.1).contains(&b.mutation) {
+        return Err(ApiError::bad(format!(
+            "mutation: a number from {} to {}",
+            MUTATION_RANGE.0, MUTATION_RANGE.1
+        )));
+    }
+    let mut genes = vec![];
+    for (name, v) in [("coarse", b.coarse), ("middle", b.middle), ("fine", b.fine)] {
+        if let Some(v) = v {
+            if !v.is_finite() || !(0.0..=1.0).contains(&v) {
+                return Err(ApiError::bad(format!(
+                    "{name}: the first parent's share, from 0 to 1"
+                )));
+            }
+            genes.push(format!("{name}={v}"));
+        }
+    }
+    let seed = b
+        .seed
+        .unwrap_or_else(|| rand::random::<u64>() & render::MAX_SEED);
+    if seed > render::MAX_SEED {
+        return Err(ApiError::bad(format!("seed: 0 to {}", render::MAX_SEED)));
+    }
+    let ims = kept(&s, &b.parents).await?;
+    let parents = ims
+        .iter()
+        .map(stored_recipe)
+        .collect::<Result<Vec<_>, _>>()?;
+    let (m0, s0) = (parents[0].model.clone(), parents[0].size);
+    if let Some((im, _)) = ims
+        .iter()
+        .zip(&parents)
+        .find(|(_, p)| p.model.sha256 != m0.sha256 || p.size != s0)
+    {
+        return Err(ApiError::bad(format!("parents: image {} is from another model or size than image {} (breed faces of one model)", im.id, ims[0].id)));
+    }
+    check_offered(&s, &m0.name, s0).await?;
+    let req = render::BreedRequest {
+        parents,
+        options: limner_edit::breed::BreedOptions {
+            genes: genes.join(","),
+            mutation: b.mutation,
+            seed,
+            children,
+        },
+    };
+    let litter = on_pool(&s, "breed", move |m| render::breed(m, &req)).await?;
+    let children = litter
+        .iter()
+        .map(rendered_json)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(
+        json!({ "seed": seed, "parents": b.parents, "children": children }),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct Move {
+    slider: String,
+    value: f32,
+}
+
+#[derive(Deserialize)]
+pub struct SlideBody {
+    /// a kept image to start from…
+    image: Option<i64>,
+    /// …or a recipe
+    recipe: Option<serde_json::Value>,
+    #[serde(default)]
+    moves: Vec<Move>,
+}
+
+fn is_slider_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-' | b','))
+}
+
+/// `POST /api/slide {"image": id | "recipe": {...}, "moves": [{"slider": "age", "value": 1.5}]}`
+/// → `{"png": data URL, "recipe", "width", "height", "render_ms"}`; values in standard
+/// deviations, -10 to 10.
+async fn slide(
+    State(s): St,
+    Json(b): Json<SlideBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if b.moves.len() > MAX_MOVES {
+        return Err(ApiError::bad(format!("moves: at most {MAX_MOVES}")));
+    }
+    let mut moves = Vec::with_capacity(b.moves.len());
+    for m in &b.moves {
+        if !is_slider_id(&m.slider) {
+            return Err(ApiError::bad(
+                "slider: an id from /api/sliders (age, sefa:coarse:0)",
+            ));
+        }
+        if !m.value.is_finite() || m.value.abs() > SLIDER_RANGE {
+            return Err(ApiError::bad(format!(
+                "slider `{}`: a value from -{SLIDER_RANGE} to {SLIDER_RANGE}",
+                m.slider
+            )));
+        }
+        moves.push((m.slider.clone(), m.value));
+    }
+    let base = match (b.image, &b.recipe) {
+        (Some(id), None) => {
+            let im =
+                s.store.get(id).await?.ok_or_else(|| {
+                    ApiError(StatusCode::NOT_FOUND, format!("no kept image {id}"))
+                })?;
+            let r = stored_recipe(&im)?;
+            check_offered(&s, &r.model.name, r.size).await?;
+            r
+        }
+        (None, Some(v)) => checked_recipe(&s, v).await?,
+        _ => {
+            return Err(ApiError::bad(
+                "give `image` (a kept image's id) or `recipe`, one of them",
+            ))
+        }
+    };
+    let r = on_pool(&s, "move the sliders", move |m| {
+        render::slide(m, &base, &moves)
+    })
+    .await?;
+    Ok(Json(rendered_json(&r)?))
+}
+
+#[derive(Deserialize)]
+pub struct SlidersQuery {
+    model: Option<String>,
+    size: Option<usize>,
+}
+
+/// `GET /api/sliders?model=default&size=` → `{"model", "size", "sliders": [{"id", "kind": named|sefa, "group", "label"}]}`
+async fn sliders(
+    State(s): St,
+    Query(q): Query<SlidersQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let name = q
+        .model
+        .unwrap_or_else(|| limner_models::DEFAULT_NAME.to_string());
+    if !render::is_model_name(&name) {
+        return Err(ApiError::bad("model: give a name from /api/models"));
+    }
+    let models = offered_models(&s).await?;
+    let size = match q.size {
+        Some(z) => z,
+        None => models
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.default_size)
+            .unwrap_or(0),
+    };
+    check_offered(&s, &name, size).await?;
+    let n2 = name.clone();
+    let list = on_pool(&s, "list the sliders", move |m| {
+        render::sliders(m, &n2, size)
+    })
+    .await?;
+    Ok(Json(
+        json!({ "model": name, "size": size, "sliders": list }),
+    ))
 }
 
 /// `GET /api/images?sort=new|old|rating|updated&rejected=hide|only|all&favourite=true&min_rating=3&tag=T&q=TEXT&author=A&model=M&limit=100&offset=0`
@@ -302,20 +759,39 @@ async fn list(State(s): St, Query(f): Query<Filter>) -> Result<Json<Vec<Image>>,
 }
 
 async fn one(State(s): St, Path(id): Path<i64>) -> Result<Json<Image>, ApiError> {
-    s.store.get(id).await?.map(Json).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no image {id}")))
+    s.store
+        .get(id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no image {id}")))
 }
 
 async fn history(State(s): St, Path(id): Path<i64>) -> Result<Json<serde_json::Value>, ApiError> {
     let h = s.store.history(id).await?;
-    Ok(Json(json!(h.into_iter().map(|(c, t, ch)| json!({"curator": c, "at_ms": t, "change": ch})).collect::<Vec<_>>())))
+    Ok(Json(json!(h
+        .into_iter()
+        .map(|(c, t, ch)| json!({"curator": c, "at_ms": t, "change": ch}))
+        .collect::<Vec<_>>())))
 }
 
 /// `GET /api/images/{id}/recipe`: the image's recipe as a file (`limner render FILE --out X.png` makes it again).
 async fn recipe(State(s): St, Path(id): Path<i64>) -> Result<Response, ApiError> {
-    let im = s.store.get(id).await?.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no image {id}")))?;
-    let mut r = Response::new(Body::from(serde_json::to_string_pretty(&im.recipe).map_err(|e| ApiError::internal(e.into()))?));
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&format!("attachment; filename=\"limner-{id}.json\"")).unwrap());
+    let im = s
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no image {id}")))?;
+    let mut r = Response::new(Body::from(
+        serde_json::to_string_pretty(&im.recipe).map_err(|e| ApiError::internal(e.into()))?,
+    ));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&format!("attachment; filename=\"limner-{id}.json\"")).unwrap(),
+    );
     Ok(r)
 }
 
@@ -327,7 +803,11 @@ pub struct UpdateBody {
 }
 
 /// `PATCH /api/images/{id} {"curator", "rating": 0-5 (0 clears), "favourite", "rejected", "tags": [...], "notes"}`
-async fn update(State(s): St, Path(id): Path<i64>, Json(b): Json<UpdateBody>) -> Result<Json<Image>, ApiError> {
+async fn update(
+    State(s): St,
+    Path(id): Path<i64>,
+    Json(b): Json<UpdateBody>,
+) -> Result<Json<Image>, ApiError> {
     let curator = clean_curator(b.curator.as_deref())?;
     let mut u = b.update;
     if let Some(r) = u.rating {
@@ -341,26 +821,50 @@ async fn update(State(s): St, Path(id): Path<i64>, Json(b): Json<UpdateBody>) ->
     if let Some(n) = &u.notes {
         check_notes(n)?;
     }
-    s.store.update(id, &curator, &u).await?.map(Json).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no image {id}")))
+    s.store
+        .update(id, &curator, &u)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no image {id}")))
 }
 
 /// `GET /api/blob/{sha256}` → the kept PNG. Only a 64-hex-digit name reaches the file system.
-async fn blob(State(s): St, Path(hash): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn blob(
+    State(s): St,
+    Path(hash): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     if !is_hash(&hash) {
-        return Err(ApiError(StatusCode::NOT_FOUND, "no such image (a blob is named by its sha256)".into()));
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "no such image (a blob is named by its sha256)".into(),
+        ));
     }
     let etag = format!("\"{hash}\"");
-    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str())
+    {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
     let blobs = s.blobs.clone();
     let h2 = hash.clone();
-    let bytes = tokio::task::spawn_blocking(move || blobs.get(&h2)).await.map_err(|e| ApiError::internal(e.into()))??;
-    let Some(bytes) = bytes else { return Err(ApiError(StatusCode::NOT_FOUND, format!("no image {hash}"))) };
+    let bytes = tokio::task::spawn_blocking(move || blobs.get(&h2))
+        .await
+        .map_err(|e| ApiError::internal(e.into()))??;
+    let Some(bytes) = bytes else {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no image {hash}")));
+    };
     let mut r = Response::new(Body::from(bytes));
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=31536000, immutable"));
-    r.headers_mut().insert(header::ETAG, HeaderValue::from_str(&etag).unwrap());
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    r.headers_mut()
+        .insert(header::ETAG, HeaderValue::from_str(&etag).unwrap());
     Ok(r)
 }
 
