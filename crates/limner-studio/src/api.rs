@@ -54,8 +54,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut r = (self.0, Json(json!({ "error": self.1 }))).into_response();
         if self.0 == StatusCode::SERVICE_UNAVAILABLE {
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         r
     }
@@ -93,12 +92,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// or a write whose Origin is another site (cross-site request forgery), is refused. No CORS
 /// headers are ever sent, so other sites cannot read answers either.
 async fn guard(State(s): St, req: Request, next: Next) -> Response {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
     if !s.allowed_hosts.is_empty() {
         let name = host_name(&host);
         if !s.allowed_hosts.iter().any(|h| h == name) {
@@ -106,44 +100,23 @@ async fn guard(State(s): St, req: Request, next: Next) -> Response {
         }
     }
     // an announced oversize body is refused before a byte of it is read
-    let announced = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let announced = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|n| n > MAX_JSON_BYTES as u64) {
-        return ApiError(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is over {} KiB", MAX_JSON_BYTES / 1024),
-        )
-        .into_response();
+        return ApiError(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is over {} KiB", MAX_JSON_BYTES / 1024)).into_response();
     }
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let o = origin.to_str().unwrap_or("");
-            let same = o
-                .strip_prefix("http://")
-                .or_else(|| o.strip_prefix("https://"))
-                .is_some_and(|rest| rest == host);
+            let same = o.strip_prefix("http://").or_else(|| o.strip_prefix("https://")).is_some_and(|rest| rest == host);
             if !same {
-                return ApiError(
-                    StatusCode::FORBIDDEN,
-                    format!("cross-origin write from `{o}` refused"),
-                )
-                .into_response();
+                return ApiError(StatusCode::FORBIDDEN, format!("cross-origin write from `{o}` refused")).into_response();
             }
         }
     }
     let mut r = next.run(req).await;
     let h = r.headers_mut();
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     r
 }
@@ -151,10 +124,7 @@ async fn guard(State(s): St, req: Request, next: Next) -> Response {
 /// The name part of a Host header (`[::1]:8080` → `[::1]`, `localhost:1` → `localhost`).
 fn host_name(host: &str) -> &str {
     if host.starts_with('[') {
-        return host
-            .split_once(']')
-            .map(|(a, _)| &host[..a.len() + 1])
-            .unwrap_or(host);
+        return host.split_once(']').map(|(a, _)| &host[..a.len() + 1]).unwrap_or(host);
     }
     host.rsplit_once(':').map(|(a, _)| a).unwrap_or(host)
 }
@@ -163,14 +133,9 @@ const CSP: &str = "default-src 'self'; img-src 'self' blob: data:; script-src 's
 
 fn asset(body: &'static str, ctype: &'static str) -> Response {
     let mut r = body.into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    r.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
 }
 
@@ -191,20 +156,14 @@ pub async fn offered_models(s: &AppState) -> Result<Arc<Vec<ModelInfo>>, ApiErro
             return Ok(m.clone());
         }
     }
-    let m = Arc::new(
-        tokio::task::spawn_blocking(render::list_models)
-            .await
-            .map_err(|e| ApiError::internal(e.into()))?,
-    );
+    let m = Arc::new(tokio::task::spawn_blocking(render::list_models).await.map_err(|e| ApiError::internal(e.into()))?);
     *s.models.lock().unwrap() = Some((Instant::now(), m.clone()));
     Ok(m)
 }
 
 async fn models(State(s): St) -> Result<Json<serde_json::Value>, ApiError> {
     let m = offered_models(&s).await?;
-    Ok(Json(
-        json!({ "models": *m, "default": limner_models::DEFAULT_NAME }),
-    ))
+    Ok(Json(json!({ "models": *m, "default": limner_models::DEFAULT_NAME })))
 }
 
 /// A face's parameters as the query string or JSON gives them (all optional but the model).
@@ -221,12 +180,8 @@ pub struct FaceParams {
 impl FaceParams {
     async fn into_request(self, s: &AppState) -> Result<FaceRequest, ApiError> {
         let mut req = FaceRequest {
-            model: self
-                .model
-                .unwrap_or_else(|| limner_models::DEFAULT_NAME.to_string()),
-            seed: self
-                .seed
-                .unwrap_or_else(|| rand::random::<u64>() & render::MAX_SEED),
+            model: self.model.unwrap_or_else(|| limner_models::DEFAULT_NAME.to_string()),
+            seed: self.seed.unwrap_or_else(|| rand::random::<u64>() & render::MAX_SEED),
             psi: self.psi.unwrap_or(0.7),
             noise: self.noise.unwrap_or(1.0),
             size: self.size.unwrap_or(0),
@@ -244,22 +199,8 @@ async fn rendered(s: &AppState, req: &FaceRequest) -> Result<Rendered, ApiError>
     if let Some(r) = s.cache.get(&key) {
         return Ok(r);
     }
-    let rx = s.pool.submit(req.clone()).map_err(|_| {
-        ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the studio is busy: every render worker and queue slot is taken; retry in a second"
-                .into(),
-        )
-    })?;
-    let r = rx
-        .await
-        .map_err(|_| ApiError::internal(anyhow::anyhow!("a render worker stopped")))?
-        .map_err(|e| {
-            ApiError(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("cannot render {}: {e}", req.model),
-            )
-        })?;
+    let rx = s.pool.submit(req.clone()).map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "the studio is busy: every render worker and queue slot is taken; retry in a second".into()))?;
+    let r = rx.await.map_err(|_| ApiError::internal(anyhow::anyhow!("a render worker stopped")))?.map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("cannot render {}: {e}", req.model)))?;
     s.cache.put(key, r.clone());
     Ok(r)
 }
@@ -274,33 +215,17 @@ async fn face(State(s): St, Query(p): Query<FaceParams>) -> Result<Response, Api
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
     h.insert("x-limner-seed", HeaderValue::from(req.seed));
-    h.insert(
-        "x-limner-render-ms",
-        HeaderValue::from_str(&format!("{:.1}", r.render_ms)).unwrap(),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(if explicit_seed {
-            "private, max-age=3600"
-        } else {
-            "no-store"
-        }),
-    );
+    h.insert("x-limner-render-ms", HeaderValue::from_str(&format!("{:.1}", r.render_ms)).unwrap());
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(if explicit_seed { "private, max-age=3600" } else { "no-store" }));
     Ok(resp)
 }
 
 fn clean_curator(c: Option<&str>) -> Result<String, ApiError> {
     let c = c.unwrap_or("").trim();
     if c.chars().count() > MAX_CURATOR || c.chars().any(char::is_control) {
-        return Err(ApiError::bad(format!(
-            "curator: a name of at most {MAX_CURATOR} characters, no control characters"
-        )));
+        return Err(ApiError::bad(format!("curator: a name of at most {MAX_CURATOR} characters, no control characters")));
     }
-    Ok(if c.is_empty() {
-        "anonymous".into()
-    } else {
-        c.to_string()
-    })
+    Ok(if c.is_empty() { "anonymous".into() } else { c.to_string() })
 }
 
 fn clean_tags(tags: &[String]) -> Result<Vec<String>, ApiError> {
@@ -314,10 +239,7 @@ fn clean_tags(tags: &[String]) -> Result<Vec<String>, ApiError> {
             continue;
         }
         if t.chars().count() > MAX_TAG || t.chars().any(char::is_control) {
-            return Err(ApiError::bad(format!(
-                "tag `{}`: at most {MAX_TAG} characters, no control characters",
-                t.chars().take(MAX_TAG).collect::<String>()
-            )));
+            return Err(ApiError::bad(format!("tag `{}`: at most {MAX_TAG} characters, no control characters", t.chars().take(MAX_TAG).collect::<String>())));
         }
         if !out.iter().any(|o| o == t) {
             out.push(t.to_string());
@@ -328,9 +250,7 @@ fn clean_tags(tags: &[String]) -> Result<Vec<String>, ApiError> {
 
 fn check_notes(n: &str) -> Result<(), ApiError> {
     if n.chars().count() > MAX_NOTES {
-        return Err(ApiError::bad(format!(
-            "notes: at most {MAX_NOTES} characters"
-        )));
+        return Err(ApiError::bad(format!("notes: at most {MAX_NOTES} characters")));
     }
     Ok(())
 }
@@ -759,39 +679,20 @@ async fn list(State(s): St, Query(f): Query<Filter>) -> Result<Json<Vec<Image>>,
 }
 
 async fn one(State(s): St, Path(id): Path<i64>) -> Result<Json<Image>, ApiError> {
-    s.store
-        .get(id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no image {id}")))
+    s.store.get(id).await?.map(Json).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no image {id}")))
 }
 
 async fn history(State(s): St, Path(id): Path<i64>) -> Result<Json<serde_json::Value>, ApiError> {
     let h = s.store.history(id).await?;
-    Ok(Json(json!(h
-        .into_iter()
-        .map(|(c, t, ch)| json!({"curator": c, "at_ms": t, "change": ch}))
-        .collect::<Vec<_>>())))
+    Ok(Json(json!(h.into_iter().map(|(c, t, ch)| json!({"curator": c, "at_ms": t, "change": ch})).collect::<Vec<_>>())))
 }
 
 /// `GET /api/images/{id}/recipe`: the image's recipe as a file (`limner render FILE --out X.png` makes it again).
 async fn recipe(State(s): St, Path(id): Path<i64>) -> Result<Response, ApiError> {
-    let im = s
-        .store
-        .get(id)
-        .await?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no image {id}")))?;
-    let mut r = Response::new(Body::from(
-        serde_json::to_string_pretty(&im.recipe).map_err(|e| ApiError::internal(e.into()))?,
-    ));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r.headers_mut().insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&format!("attachment; filename=\"limner-{id}.json\"")).unwrap(),
-    );
+    let im = s.store.get(id).await?.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no image {id}")))?;
+    let mut r = Response::new(Body::from(serde_json::to_string_pretty(&im.recipe).map_err(|e| ApiError::internal(e.into()))?));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&format!("attachment; filename=\"limner-{id}.json\"")).unwrap());
     Ok(r)
 }
 
@@ -803,11 +704,7 @@ pub struct UpdateBody {
 }
 
 /// `PATCH /api/images/{id} {"curator", "rating": 0-5 (0 clears), "favourite", "rejected", "tags": [...], "notes"}`
-async fn update(
-    State(s): St,
-    Path(id): Path<i64>,
-    Json(b): Json<UpdateBody>,
-) -> Result<Json<Image>, ApiError> {
+async fn update(State(s): St, Path(id): Path<i64>, Json(b): Json<UpdateBody>) -> Result<Json<Image>, ApiError> {
     let curator = clean_curator(b.curator.as_deref())?;
     let mut u = b.update;
     if let Some(r) = u.rating {
@@ -821,50 +718,26 @@ async fn update(
     if let Some(n) = &u.notes {
         check_notes(n)?;
     }
-    s.store
-        .update(id, &curator, &u)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no image {id}")))
+    s.store.update(id, &curator, &u).await?.map(Json).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no image {id}")))
 }
 
 /// `GET /api/blob/{sha256}` → the kept PNG. Only a 64-hex-digit name reaches the file system.
-async fn blob(
-    State(s): St,
-    Path(hash): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
+async fn blob(State(s): St, Path(hash): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
     if !is_hash(&hash) {
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            "no such image (a blob is named by its sha256)".into(),
-        ));
+        return Err(ApiError(StatusCode::NOT_FOUND, "no such image (a blob is named by its sha256)".into()));
     }
     let etag = format!("\"{hash}\"");
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        == Some(etag.as_str())
-    {
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
     let blobs = s.blobs.clone();
     let h2 = hash.clone();
-    let bytes = tokio::task::spawn_blocking(move || blobs.get(&h2))
-        .await
-        .map_err(|e| ApiError::internal(e.into()))??;
-    let Some(bytes) = bytes else {
-        return Err(ApiError(StatusCode::NOT_FOUND, format!("no image {hash}")));
-    };
+    let bytes = tokio::task::spawn_blocking(move || blobs.get(&h2)).await.map_err(|e| ApiError::internal(e.into()))??;
+    let Some(bytes) = bytes else { return Err(ApiError(StatusCode::NOT_FOUND, format!("no image {hash}"))) };
     let mut r = Response::new(Body::from(bytes));
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
-    r.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=31536000, immutable"),
-    );
-    r.headers_mut()
-        .insert(header::ETAG, HeaderValue::from_str(&etag).unwrap());
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=31536000, immutable"));
+    r.headers_mut().insert(header::ETAG, HeaderValue::from_str(&etag).unwrap());
     Ok(r)
 }
 

@@ -26,23 +26,14 @@ pub fn hash_bytes(bytes: &[u8]) -> String {
 /// Whether `s` has the form of a blob name: exactly 64 lowercase hex digits. Anything else (a
 /// `/`, `..`, a NUL, upper case) is refused before it comes near the file system.
 pub fn is_hash(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl Blobs {
     /// Opens (creating) the store at `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
-        fs::create_dir_all(dir).with_context(|| {
-            format!(
-                "cannot create the image folder {} (check its permissions or pass another --data)",
-                dir.display()
-            )
-        })?;
-        Ok(Self {
-            dir: dir.to_path_buf(),
-        })
+        fs::create_dir_all(dir).with_context(|| format!("cannot create the image folder {} (check its permissions or pass another --data)", dir.display()))?;
+        Ok(Self { dir: dir.to_path_buf() })
     }
 
     pub fn dir(&self) -> &Path {
@@ -63,12 +54,7 @@ impl Blobs {
         }
         let sub = path.parent().expect("blob has a folder");
         fs::create_dir_all(sub).with_context(|| format!("cannot create {}", sub.display()))?;
-        let tmp = sub.join(format!(
-            ".tmp-{}-{}-{}",
-            &hash[..16],
-            std::process::id(),
-            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let tmp = sub.join(format!(".tmp-{}-{}-{}", &hash[..16], std::process::id(), TMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
             f.write_all(bytes)?;
@@ -80,18 +66,14 @@ impl Blobs {
         };
         if let Err(e) = write() {
             let _ = fs::remove_file(&tmp);
-            return Err(e).with_context(|| {
-                format!("cannot write image {} (is the disk full?)", path.display())
-            });
+            return Err(e).with_context(|| format!("cannot write image {} (is the disk full?)", path.display()));
         }
         Ok(hash)
     }
 
     /// Reads a blob (`None` when absent or not a blob name).
     pub fn get(&self, hash: &str) -> Result<Option<Vec<u8>>> {
-        let Some(p) = self.path(hash) else {
-            return Ok(None);
-        };
+        let Some(p) = self.path(hash) else { return Ok(None) };
         match fs::read(&p) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

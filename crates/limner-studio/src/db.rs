@@ -191,19 +191,12 @@ pub struct Filter {
 pub const MAX_LIMIT: i64 = 500;
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// The sqlx URL of an SQLite file (created when missing).
 pub fn sqlite_url(path: &Path) -> String {
-    let s = path
-        .to_string_lossy()
-        .replace('%', "%25")
-        .replace('?', "%3F")
-        .replace('#', "%23");
+    let s = path.to_string_lossy().replace('%', "%25").replace('?', "%3F").replace('#', "%23");
     format!("sqlite://{s}?mode=rwc")
 }
 
@@ -253,10 +246,7 @@ impl Store {
             .await
             .with_context(|| format!("cannot open the gallery database {url}"))?;
         let store = Self { pool, kind };
-        store
-            .migrate()
-            .await
-            .with_context(|| format!("cannot bring the gallery database {url} up to date"))?;
+        store.migrate().await.with_context(|| format!("cannot bring the gallery database {url} up to date"))?;
         Ok(store)
     }
 
@@ -278,9 +268,7 @@ impl Store {
 
     /// The schema version in the database.
     pub async fn version(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations").fetch_one(&self.pool).await?;
         Ok(row.try_get::<i64, _>("v")?)
     }
 
@@ -293,23 +281,9 @@ impl Store {
         }
         for m in MIGRATIONS.iter().filter(|m| m.version > have) {
             let mut tx = self.pool.begin().await?;
-            let sql = if self.kind == Kind::Sqlite {
-                m.sqlite
-            } else {
-                m.postgres
-            };
-            sqlx::raw_sql(sql)
-                .execute(&mut *tx)
-                .await
-                .with_context(|| format!("migration {} ({})", m.version, m.name))?;
-            sqlx::query(
-                "INSERT INTO schema_migrations (version, name, applied_ms) VALUES ($1, $2, $3)",
-            )
-            .bind(m.version)
-            .bind(m.name)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+            let sql = if self.kind == Kind::Sqlite { m.sqlite } else { m.postgres };
+            sqlx::raw_sql(sql).execute(&mut *tx).await.with_context(|| format!("migration {} ({})", m.version, m.name))?;
+            sqlx::query("INSERT INTO schema_migrations (version, name, applied_ms) VALUES ($1, $2, $3)").bind(m.version).bind(m.name).bind(now_ms()).execute(&mut *tx).await?;
             tx.commit().await?;
         }
         Ok(())
@@ -321,22 +295,14 @@ impl Store {
             sqlx::query("SELECT 1").execute(&self.pool).await?;
             return Ok("ok".into());
         }
-        let rows = sqlx::query("PRAGMA integrity_check")
-            .fetch_all(&self.pool)
-            .await?;
-        let lines: Vec<String> = rows
-            .iter()
-            .map(|r| r.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()?;
+        let rows = sqlx::query("PRAGMA integrity_check").fetch_all(&self.pool).await?;
+        let lines: Vec<String> = rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<_, _>>()?;
         Ok(lines.join("\n"))
     }
 
     /// The id of an image with these bytes, if one is kept.
     pub async fn find_hash(&self, hash: &str) -> Result<Option<i64>> {
-        let row = sqlx::query("SELECT id FROM images WHERE hash = $1 ORDER BY id LIMIT 1")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query("SELECT id FROM images WHERE hash = $1 ORDER BY id LIMIT 1").bind(hash).fetch_optional(&self.pool).await?;
         Ok(match row {
             Some(r) => Some(r.try_get::<i64, _>("id")?),
             None => None,
@@ -363,22 +329,10 @@ impl Store {
         .await?;
         let id: i64 = row.try_get("id")?;
         for t in n.tags {
-            sqlx::query("INSERT INTO tags (image_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(id)
-                .bind(t)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("INSERT INTO tags (image_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING").bind(id).bind(t).execute(&mut *tx).await?;
         }
         let change = serde_json::json!({"kept": {"model": n.model, "recipe": n.recipe}});
-        sqlx::query(
-            "INSERT INTO history (image_id, curator, at_ms, change) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(id)
-        .bind(n.author)
-        .bind(now)
-        .bind(change.to_string())
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("INSERT INTO history (image_id, curator, at_ms, change) VALUES ($1, $2, $3, $4)").bind(id).bind(n.author).bind(now).bind(change.to_string()).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -387,81 +341,44 @@ impl Store {
     pub async fn update(&self, id: i64, curator: &str, u: &Update) -> Result<Option<Image>> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let exists = sqlx::query("SELECT id FROM images WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let exists = sqlx::query("SELECT id FROM images WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
         if exists.is_none() {
             return Ok(None);
         }
         if let Some(r) = u.rating {
             let v: Option<i64> = (r != 0).then_some(r);
-            sqlx::query("UPDATE images SET rating = $1 WHERE id = $2")
-                .bind(v)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("UPDATE images SET rating = $1 WHERE id = $2").bind(v).bind(id).execute(&mut *tx).await?;
         }
         if let Some(f) = u.favourite {
-            sqlx::query("UPDATE images SET favourite = $1 WHERE id = $2")
-                .bind(f as i64)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("UPDATE images SET favourite = $1 WHERE id = $2").bind(f as i64).bind(id).execute(&mut *tx).await?;
         }
         if let Some(r) = u.rejected {
-            sqlx::query("UPDATE images SET rejected = $1 WHERE id = $2")
-                .bind(r as i64)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("UPDATE images SET rejected = $1 WHERE id = $2").bind(r as i64).bind(id).execute(&mut *tx).await?;
         }
         if let Some(n) = &u.notes {
-            sqlx::query("UPDATE images SET notes = $1 WHERE id = $2")
-                .bind(n.as_str())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("UPDATE images SET notes = $1 WHERE id = $2").bind(n.as_str()).bind(id).execute(&mut *tx).await?;
         }
         if let Some(tags) = &u.tags {
-            sqlx::query("DELETE FROM tags WHERE image_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("DELETE FROM tags WHERE image_id = $1").bind(id).execute(&mut *tx).await?;
             for t in tags {
-                sqlx::query(
-                    "INSERT INTO tags (image_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                )
-                .bind(id)
-                .bind(t.as_str())
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query("INSERT INTO tags (image_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING").bind(id).bind(t.as_str()).execute(&mut *tx).await?;
             }
         }
-        sqlx::query("UPDATE images SET updated_ms = $1 WHERE id = $2")
-            .bind(now)
+        sqlx::query("UPDATE images SET updated_ms = $1 WHERE id = $2").bind(now).bind(id).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO history (image_id, curator, at_ms, change) VALUES ($1, $2, $3, $4)")
             .bind(id)
+            .bind(curator)
+            .bind(now)
+            .bind(serde_json::to_string(u)?)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO history (image_id, curator, at_ms, change) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(id)
-        .bind(curator)
-        .bind(now)
-        .bind(serde_json::to_string(u)?)
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         self.get(id).await
     }
 
     /// One image.
     pub async fn get(&self, id: i64) -> Result<Option<Image>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM images WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM images WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
         let Some(row) = row else { return Ok(None) };
         let mut v = vec![image_from_row(&row)?];
         self.fill_tags(&mut v).await?;
@@ -470,21 +387,9 @@ impl Store {
 
     /// The curation history of an image, oldest first: `(curator, at_ms, change)`.
     pub async fn history(&self, id: i64) -> Result<Vec<(String, i64, serde_json::Value)>> {
-        let rows = sqlx::query(
-            "SELECT curator, at_ms, change FROM history WHERE image_id = $1 ORDER BY id",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query("SELECT curator, at_ms, change FROM history WHERE image_id = $1 ORDER BY id").bind(id).fetch_all(&self.pool).await?;
         rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("curator")?,
-                    r.try_get("at_ms")?,
-                    serde_json::from_str(&r.try_get::<String, _>("change")?)
-                        .unwrap_or(serde_json::Value::Null),
-                ))
-            })
+            .map(|r| Ok((r.try_get("curator")?, r.try_get("at_ms")?, serde_json::from_str(&r.try_get::<String, _>("change")?).unwrap_or(serde_json::Value::Null))))
             .collect()
     }
 
@@ -534,14 +439,8 @@ impl Store {
         let offset = f.offset.unwrap_or(0).max(0);
         let lim = p(Arg::I(limit), &mut args);
         let off = p(Arg::I(offset), &mut args);
-        let where_ = if conds.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conds.join(" AND "))
-        };
-        let sql = format!(
-            "SELECT {COLUMNS} FROM images {where_} ORDER BY {order} LIMIT {lim} OFFSET {off}"
-        );
+        let where_ = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
+        let sql = format!("SELECT {COLUMNS} FROM images {where_} ORDER BY {order} LIMIT {lim} OFFSET {off}");
         let mut q = sqlx::query(&sql);
         for a in args {
             q = match a {
@@ -550,22 +449,15 @@ impl Store {
             };
         }
         let rows = q.fetch_all(&self.pool).await?;
-        let mut v = rows
-            .iter()
-            .map(image_from_row)
-            .collect::<Result<Vec<_>>>()?;
+        let mut v = rows.iter().map(image_from_row).collect::<Result<Vec<_>>>()?;
         self.fill_tags(&mut v).await?;
         Ok(v)
     }
 
     /// Every (id, hash) kept, for `--check`.
     pub async fn all_hashes(&self) -> Result<Vec<(i64, String)>> {
-        let rows = sqlx::query("SELECT id, hash FROM images ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("id")?, r.try_get("hash")?)))
-            .collect()
+        let rows = sqlx::query("SELECT id, hash FROM images ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("hash")?))).collect()
     }
 
     async fn fill_tags(&self, v: &mut [Image]) -> Result<()> {
@@ -573,10 +465,7 @@ impl Store {
             return Ok(());
         }
         let ph: Vec<String> = (1..=v.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT image_id, tag FROM tags WHERE image_id IN ({}) ORDER BY tag",
-            ph.join(", ")
-        );
+        let sql = format!("SELECT image_id, tag FROM tags WHERE image_id IN ({}) ORDER BY tag", ph.join(", "));
         let mut q = sqlx::query(&sql);
         for im in v.iter() {
             q = q.bind(im.id);

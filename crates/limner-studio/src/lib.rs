@@ -44,42 +44,27 @@ pub fn default_data_dir() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
         return PathBuf::from(x).join("limner/studio");
     }
-    let home = std::env::var("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("."));
+    let home = std::env::var("HOME").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("."));
     home.join(".local/share/limner/studio")
 }
 
 /// The number of cores (the default worker count).
 pub fn cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 impl Config {
     pub fn db_url(&self) -> String {
-        self.db
-            .clone()
-            .unwrap_or_else(|| db::sqlite_url(&self.data.join("gallery.db")))
+        self.db.clone().unwrap_or_else(|| db::sqlite_url(&self.data.join("gallery.db")))
     }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("cannot start the async runtime")
 }
 
 async fn open(cfg: &Config) -> Result<(db::Store, blobs::Blobs)> {
-    std::fs::create_dir_all(&cfg.data).with_context(|| {
-        format!(
-            "cannot create the studio folder {} (pass another --data)",
-            cfg.data.display()
-        )
-    })?;
+    std::fs::create_dir_all(&cfg.data).with_context(|| format!("cannot create the studio folder {} (pass another --data)", cfg.data.display()))?;
     let blobs = blobs::Blobs::open(&cfg.data.join("images"))?;
     let store = db::Store::open(&cfg.db_url()).await?;
     Ok((store, blobs))
@@ -91,31 +76,16 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, &Config)) -> Result<()
         let (store, blobs) = open(&cfg).await?;
         let ip: IpAddr = match cfg.host.as_str() {
             "localhost" => IpAddr::from([127, 0, 0, 1]),
-            h => h.parse().with_context(|| {
-                format!("--host {h}: give an IP address such as 127.0.0.1 or 0.0.0.0")
-            })?,
+            h => h.parse().with_context(|| format!("--host {h}: give an IP address such as 127.0.0.1 or 0.0.0.0"))?,
         };
         let listener = tokio::net::TcpListener::bind(SocketAddr::new(ip, cfg.port))
             .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on {}:{} (is another studio running there? try --port 0)",
-                    cfg.host, cfg.port
-                )
-            })?;
+            .with_context(|| format!("cannot listen on {}:{} (is another studio running there? try --port 0)", cfg.host, cfg.port))?;
         let addr = listener.local_addr()?;
         // on loopback, answer only to loopback names (a page on another site that rebinds its
         // DNS name to 127.0.0.1 must not reach the gallery)
-        let allowed_hosts = if ip.is_loopback() {
-            vec!["127.0.0.1".into(), "localhost".into(), "[::1]".into()]
-        } else {
-            vec![]
-        };
-        let workers = if cfg.workers == 0 {
-            cores()
-        } else {
-            cfg.workers
-        };
+        let allowed_hosts = if ip.is_loopback() { vec!["127.0.0.1".into(), "localhost".into(), "[::1]".into()] } else { vec![] };
+        let workers = if cfg.workers == 0 { cores() } else { cfg.workers };
         let state = Arc::new(api::AppState {
             store: store.clone(),
             blobs,
@@ -125,10 +95,7 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, &Config)) -> Result<()
             allowed_hosts,
         });
         on_ready(addr, &cfg);
-        axum::serve(listener, api::router(state))
-            .with_graceful_shutdown(shutdown())
-            .await
-            .context("the server stopped")?;
+        axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown()).await.context("the server stopped")?;
         store.close().await;
         Ok(())
     })
@@ -138,8 +105,7 @@ async fn shutdown() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]
@@ -174,20 +140,13 @@ pub fn check(cfg: &Config) -> Result<CheckReport> {
         for (id, hash) in &all {
             match blobs.get(hash) {
                 Ok(Some(b)) if blobs::hash_bytes(&b) == *hash => {}
-                Ok(Some(_)) => {
-                    bad.push((*id, hash.clone(), "its bytes do not match its name".into()))
-                }
+                Ok(Some(_)) => bad.push((*id, hash.clone(), "its bytes do not match its name".into())),
                 Ok(None) => bad.push((*id, hash.clone(), "its file is missing".into())),
                 Err(e) => bad.push((*id, hash.clone(), format!("{e:#}"))),
             }
         }
         store.close().await;
-        Ok(CheckReport {
-            integrity,
-            schema_version,
-            images: all.len(),
-            bad,
-        })
+        Ok(CheckReport { integrity, schema_version, images: all.len(), bad })
     })
 }
 

@@ -41,14 +41,7 @@ pub struct FaceRequest {
 impl FaceRequest {
     /// The key of its image in the render cache.
     pub fn key(&self) -> String {
-        format!(
-            "{}|{}|{}|{}|{}",
-            self.model,
-            self.seed,
-            self.psi.to_bits(),
-            self.noise.to_bits(),
-            self.size
-        )
+        format!("{}|{}|{}|{}|{}", self.model, self.seed, self.psi.to_bits(), self.noise.to_bits(), self.size)
     }
 }
 
@@ -65,11 +58,7 @@ pub struct ModelInfo {
 
 /// Whether a string can be a model name at all (no paths: a model is picked from the list).
 pub fn is_model_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 100
-        && !s.starts_with('.')
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    !s.is_empty() && s.len() <= 100 && !s.starts_with('.') && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// The models the page offers: the embedded default, random-face when fetched, and every
@@ -81,57 +70,24 @@ pub fn list_models() -> Vec<ModelInfo> {
         .filter(|m| is_model_name(&m.name))
         .filter_map(|m| {
             let res = m.resolution?;
-            let sizes = if m.name == limner_photoreal::MODEL_NAME {
-                vec![256, 512, 1024]
-            } else {
-                vec![res]
-            };
+            let sizes = if m.name == limner_photoreal::MODEL_NAME { vec![256, 512, 1024] } else { vec![res] };
             let default_size = sizes[0];
-            Some(ModelInfo {
-                name: m.name,
-                resolution: res,
-                sizes,
-                default_size,
-                licence: m.licence,
-            })
+            Some(ModelInfo { name: m.name, resolution: res, sizes, default_size, licence: m.licence })
         })
         .collect()
 }
 
 /// Checks a request against the models offered; fills in the size when 0.
 pub fn check(req: &mut FaceRequest, models: &[ModelInfo]) -> Result<()> {
-    ensure!(
-        is_model_name(&req.model),
-        "model: give a name from /api/models"
-    );
-    let Some(m) = models.iter().find(|m| m.name == req.model) else {
-        bail!(
-            "model `{}` is not offered here (see /api/models)",
-            req.model
-        )
-    };
+    ensure!(is_model_name(&req.model), "model: give a name from /api/models");
+    let Some(m) = models.iter().find(|m| m.name == req.model) else { bail!("model `{}` is not offered here (see /api/models)", req.model) };
     ensure!(req.seed <= MAX_SEED, "seed: 0 to {MAX_SEED}");
-    ensure!(
-        req.psi.is_finite() && (PSI_RANGE.0..=PSI_RANGE.1).contains(&req.psi),
-        "psi: a number from {} to {}",
-        PSI_RANGE.0,
-        PSI_RANGE.1
-    );
-    ensure!(
-        req.noise.is_finite() && (NOISE_RANGE.0..=NOISE_RANGE.1).contains(&req.noise),
-        "noise: a number from {} to {}",
-        NOISE_RANGE.0,
-        NOISE_RANGE.1
-    );
+    ensure!(req.psi.is_finite() && (PSI_RANGE.0..=PSI_RANGE.1).contains(&req.psi), "psi: a number from {} to {}", PSI_RANGE.0, PSI_RANGE.1);
+    ensure!(req.noise.is_finite() && (NOISE_RANGE.0..=NOISE_RANGE.1).contains(&req.noise), "noise: a number from {} to {}", NOISE_RANGE.0, NOISE_RANGE.1);
     if req.size == 0 {
         req.size = m.default_size;
     }
-    ensure!(
-        m.sizes.contains(&req.size),
-        "size: model `{}` makes {:?}",
-        m.name,
-        m.sizes
-    );
+    ensure!(m.sizes.contains(&req.size), "size: model `{}` makes {:?}", m.name, m.sizes);
     Ok(())
 }
 
@@ -159,11 +115,7 @@ const MODELS_PER_WORKER: usize = 3;
 impl Models {
     /// The model `name` at `size` and its slider catalogue (named directions when the model has
     /// them; unlabelled ones computed on first use and kept).
-    pub fn with_catalogue(
-        &mut self,
-        name: &str,
-        size: usize,
-    ) -> Result<(&dyn Model, Arc<Catalogue>)> {
+    pub fn with_catalogue(&mut self, name: &str, size: usize) -> Result<(&dyn Model, Arc<Catalogue>)> {
         self.get(name, size)?;
         let key = (name.to_string(), size);
         if !self.catalogues.contains_key(&key) {
@@ -195,23 +147,8 @@ fn render(models: &mut Models, req: &FaceRequest) -> Result<Rendered> {
     let t = Instant::now();
     let m = models.get(&req.model, req.size)?;
     let ws = seed_ws(m, &[req.seed], req.psi);
-    let img = m
-        .render(&ws, &[req.seed], req.noise)
-        .pop()
-        .expect("one image");
-    let recipe = Recipe::new(
-        m,
-        &ws[0],
-        NoiseSpec {
-            seed: req.seed,
-            scale: req.noise,
-        },
-        Origin::Seed {
-            seed: req.seed,
-            psi: req.psi,
-        },
-        vec![],
-    );
+    let img = m.render(&ws, &[req.seed], req.noise).pop().expect("one image");
+    let recipe = Recipe::new(m, &ws[0], NoiseSpec { seed: req.seed, scale: req.noise }, Origin::Seed { seed: req.seed, psi: req.psi }, vec![]);
     let png = encode_png(&img.to_rgb8(), img.width as u32, img.height as u32)?;
     Ok(Rendered {
         png: Arc::new(png),
@@ -223,13 +160,7 @@ fn render(models: &mut Models, req: &FaceRequest) -> Result<Rendered> {
 }
 
 /// A recipe's image as PNG, with the recipe's JSON.
-fn finish(
-    rgb: &[u8],
-    width: usize,
-    height: usize,
-    recipe: &Recipe,
-    t: Instant,
-) -> Result<Rendered> {
+fn finish(rgb: &[u8], width: usize, height: usize, recipe: &Recipe, t: Instant) -> Result<Rendered> {
     let png = encode_png(rgb, width as u32, height as u32)?;
     Ok(Rendered {
         png: Arc::new(png),
@@ -258,19 +189,13 @@ pub struct BreedRequest {
 /// Breeds a litter with limner-edit and renders each child (its recipe names its parents).
 pub fn breed(models: &mut Models, b: &BreedRequest) -> Result<Vec<Rendered>> {
     let t = Instant::now();
-    let p0 = b
-        .parents
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("no parents"))?;
+    let p0 = b.parents.first().ok_or_else(|| anyhow::anyhow!("no parents"))?;
     let m = models.get(&p0.model.name, p0.size)?;
     let litter = limner_edit::breed::breed(m, &b.parents, &b.options)?;
     let ws: Vec<_> = litter.iter().map(|(w, _)| w.clone()).collect();
     let seeds: Vec<u64> = litter.iter().map(|(_, r)| r.noise.seed).collect();
     let imgs = m.render(&ws, &seeds, p0.noise.scale);
-    imgs.iter()
-        .zip(&litter)
-        .map(|(img, (_, r))| finish(&img.to_rgb8(), img.width, img.height, r, t))
-        .collect()
+    imgs.iter().zip(&litter).map(|(img, (_, r))| finish(&img.to_rgb8(), img.width, img.height, r, t)).collect()
 }
 
 /// Moves sliders (`(id, value)`, values in standard deviations) from `base`'s `w+` and renders
@@ -288,16 +213,9 @@ pub fn slide(models: &mut Models, base: &Recipe, moves: &[(String, f32)]) -> Res
     limner_edit::sliders::apply_moves(&mut ws, &parsed);
     ensure!(ws.is_finite(), "the sliders moved the face out of range");
     let mut edits = base.edits.clone();
-    edits.extend(
-        parsed
-            .iter()
-            .map(|(_, mv)| limner_edit::recipe::Edit::Slider(mv.clone())),
-    );
+    edits.extend(parsed.iter().map(|(_, mv)| limner_edit::recipe::Edit::Slider(mv.clone())));
     let r = Recipe::new(m, &ws, base.noise, base.origin.clone(), edits);
-    let img = m
-        .render(&[ws], &[r.noise.seed], r.noise.scale)
-        .pop()
-        .expect("one image");
+    let img = m.render(&[ws], &[r.noise.seed], r.noise.scale).pop().expect("one image");
     finish(&img.to_rgb8(), img.width, img.height, &r, t)
 }
 
@@ -324,12 +242,7 @@ pub fn sliders(models: &mut Models, name: &str, size: usize) -> Result<Vec<Slide
     let mut out = vec![];
     if let Some(d) = &cat.named {
         if d.meta.w_dim == m.w_dim() {
-            out.extend(d.meta.attributes.iter().map(|a| SliderInfo {
-                id: a.name.clone(),
-                kind: "named".into(),
-                group: "all".into(),
-                label: a.positive.clone(),
-            }));
+            out.extend(d.meta.attributes.iter().map(|a| SliderInfo { id: a.name.clone(), kind: "named".into(), group: "all".into(), label: a.positive.clone() }));
         }
     }
     for g in limner_edit::LayerGroup::ALL {
@@ -337,12 +250,7 @@ pub fn sliders(models: &mut Models, name: &str, size: usize) -> Result<Vec<Slide
             continue;
         }
         for i in 0..SEFA_PER_GROUP.min(limner_edit::sliders::SHIPPED_SEFA) {
-            out.push(SliderInfo {
-                id: format!("sefa:{}:{i}", g.name()),
-                kind: "sefa".into(),
-                group: g.name().into(),
-                label: format!("{} {}", g.name(), i + 1),
-            });
+            out.push(SliderInfo { id: format!("sefa:{}:{i}", g.name()), kind: "sefa".into(), group: g.name().into(), label: format!("{} {}", g.name(), i + 1) });
         }
     }
     Ok(out)
@@ -414,11 +322,7 @@ impl Pool {
             std::thread::Builder::new()
                 .name(format!("limner-render-{i}"))
                 .spawn(move || {
-                    let mut models = Models {
-                        device: Device::flex(),
-                        loaded: HashMap::new(),
-                        catalogues: HashMap::new(),
-                    };
+                    let mut models = Models { device: Device::flex(), loaded: HashMap::new(), catalogues: HashMap::new() };
                     while let Ok(job) = rx.recv() {
                         stats.busy.fetch_add(1, Ordering::Relaxed);
                         let outcome = job(&mut models);
@@ -437,51 +341,34 @@ impl Pool {
                 })
                 .expect("cannot start a render thread");
         }
-        Self {
-            tx,
-            stats,
-            workers,
-            capacity,
-        }
+        Self { tx, stats, workers, capacity }
     }
 
     /// Queues a face render; `Err(Busy)` when the queue is full.
-    pub fn submit(
-        &self,
-        req: FaceRequest,
-    ) -> Result<oneshot::Receiver<Result<Rendered, String>>, Busy> {
+    pub fn submit(&self, req: FaceRequest) -> Result<oneshot::Receiver<Result<Rendered, String>>, Busy> {
         self.submit_with(move |m| render(m, &req))
     }
 
     /// Queues any generation work (breeding, sliders, a recipe) on a worker with its models;
     /// `Err(Busy)` when the queue is full. Work whose receiver is dropped before a worker
     /// reaches it is skipped; a panic is caught and answered as an error.
-    pub fn submit_with<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Models) -> Result<T> + Send + 'static,
-    ) -> Result<oneshot::Receiver<Result<T, String>>, Busy> {
+    pub fn submit_with<T: Send + 'static>(&self, f: impl FnOnce(&mut Models) -> Result<T> + Send + 'static) -> Result<oneshot::Receiver<Result<T, String>>, Busy> {
         let (reply, rx) = oneshot::channel::<Result<T, String>>();
         let job: Job = Box::new(move |models: &mut Models| {
             if reply.is_closed() {
                 return None;
             }
-            let (r, outcome) =
-                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(models))) {
-                    Ok(Ok(v)) => (Ok(v), Outcome::Done),
-                    Ok(Err(e)) => (Err(format!("{e:#}")), Outcome::Failed),
-                    Err(_) => (
-                        Err("the render failed (a bug: please report it with the request)".into()),
-                        Outcome::Panicked,
-                    ),
-                };
+            let (r, outcome) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(models))) {
+                Ok(Ok(v)) => (Ok(v), Outcome::Done),
+                Ok(Err(e)) => (Err(format!("{e:#}")), Outcome::Failed),
+                Err(_) => (Err("the render failed (a bug: please report it with the request)".into()), Outcome::Panicked),
+            };
             let _ = reply.send(r);
             Some(outcome)
         });
         match self.tx.try_send(job) {
             Ok(()) => {
-                self.stats
-                    .max_queued
-                    .fetch_max(self.tx.len(), Ordering::Relaxed);
+                self.stats.max_queued.fetch_max(self.tx.len(), Ordering::Relaxed);
                 Ok(rx)
             }
             Err(_) => {
@@ -520,10 +407,7 @@ pub struct Cache {
 
 impl Cache {
     pub fn new(cap: usize) -> Self {
-        Self {
-            inner: Mutex::new(Default::default()),
-            cap,
-        }
+        Self { inner: Mutex::new(Default::default()), cap }
     }
 
     pub fn get(&self, key: &str) -> Option<Rendered> {
