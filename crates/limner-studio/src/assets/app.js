@@ -367,6 +367,7 @@ async function showLineage(id) {
   box.dataset.child = String(child.id);
   box.dataset.parents = child.parents.join(',');
   box.hidden = false;
+  box.scrollIntoView({ block: 'nearest' });
 }
 
 function initBreed() {
