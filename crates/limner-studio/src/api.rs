@@ -270,15 +270,54 @@ pub struct KeepBody {
     /// the kept images it came from (a child's parents, a slid face's source)
     #[serde(default)]
     parents: Vec<i64>,
+    /// or: child `child` of this `/api/breed` request (its parents are the request's)
+    breed: Option<BreedBody>,
+    child: Option<usize>,
+    /// or: this `/api/slide` request's face (its parent is the slid image)
+    slide: Option<SlideBody>,
 }
 
 /// `POST /api/keep {"model","seed","psi","noise","size","curator","notes","tags"}` → the kept
-/// image (201; 200 when these exact pixels are already kept).
+/// image (201; 200 when these exact pixels are already kept). Instead of a seed: `"breed": {an
+/// /api/breed request with its seed}, "child": k` (parents recorded from the request), `"slide":
+/// {an /api/slide request}` (parent: its image), or `"recipe": {...}, "parents": [ids]`.
 async fn keep(State(s): St, Json(b): Json<KeepBody>) -> Result<Response, ApiError> {
     let curator = clean_curator(b.curator.as_deref())?;
     let tags = clean_tags(&b.tags)?;
     check_notes(&b.notes)?;
+    let given = [b.recipe.is_some(), b.breed.is_some(), b.slide.is_some()].iter().filter(|x| **x).count();
+    if given > 1 {
+        return Err(ApiError::bad("give one of `recipe`, `breed` (with `child`) or `slide`"));
+    }
+    if b.child.is_some() != b.breed.is_some() {
+        return Err(ApiError::bad("`breed` and `child` go together: the litter and which child of it to keep"));
+    }
+    let mut parents = b.parents.clone();
     let (r, model) = match &b.recipe {
+        _ if b.breed.is_some() || b.slide.is_some() => {
+            if !b.parents.is_empty() {
+                return Err(ApiError::bad("parents: a kept child's parents are its litter's, a slid face's its source (do not name them)"));
+            }
+            let r = if let (Some(br), Some(k)) = (&b.breed, b.child) {
+                if k >= MAX_CHILDREN {
+                    return Err(ApiError::bad(format!("child: 0 to {}", MAX_CHILDREN - 1)));
+                }
+                // child k depends only on (parents, genes, mutation, seed, k): breed k + 1
+                let mut br = br.clone();
+                if br.seed.is_none() {
+                    return Err(ApiError::bad("breed.seed: say which litter the child is from"));
+                }
+                br.children = Some(k + 1);
+                parents = br.parents.clone();
+                bred(&s, &br).await?.1.pop().ok_or_else(|| ApiError::internal(anyhow::anyhow!("an empty litter")))?
+            } else {
+                let sl = b.slide.as_ref().expect("a slide");
+                parents = sl.image.into_iter().collect();
+                slid(&s, sl).await?
+            };
+            let recipe: limner_edit::recipe::Recipe = serde_json::from_str(&r.recipe).map_err(|e| ApiError::internal(e.into()))?;
+            (r, recipe.model.name)
+        }
         Some(v) => {
             let recipe = checked_recipe(&s, v).await?;
             check_parents(&s, &b.parents, &recipe).await?;
@@ -325,7 +364,7 @@ async fn keep(State(s): St, Json(b): Json<KeepBody>) -> Result<Response, ApiErro
             height: r.height as i64,
             model: &model,
             recipe: &recipe,
-            parents: &b.parents,
+            parents: &parents,
             author: &curator,
             notes: &b.notes,
             tags: &tags,
@@ -471,7 +510,7 @@ fn rendered_json(r: &Rendered) -> Result<serde_json::Value, ApiError> {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct BreedBody {
     parents: Vec<i64>,
     /// per layer group, the first parent's weight (0–1; the others share the rest)
@@ -494,6 +533,18 @@ async fn breed(
     State(s): St,
     Json(b): Json<BreedBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let (seed, litter) = bred(&s, &b).await?;
+    let children = litter
+        .iter()
+        .map(rendered_json)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(
+        json!({ "seed": seed, "parents": b.parents, "children": children }),
+    ))
+}
+
+/// A checked litter: its seed and children.
+async fn bred(s: &AppState, b: &BreedBody) -> Result<(u64, Vec<Rendered>), ApiError> {
     if b.parents.len() < 2 || b.parents.len() > MAX_PARENTS {
         return Err(ApiError::bad(format!(
             "parents: 2 to {MAX_PARENTS} kept images"
@@ -549,14 +600,8 @@ async fn breed(
             children,
         },
     };
-    let litter = on_pool(&s, "breed", move |m| render::breed(m, &req)).await?;
-    let children = litter
-        .iter()
-        .map(rendered_json)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(
-        json!({ "seed": seed, "parents": b.parents, "children": children }),
-    ))
+    let litter = on_pool(s, "breed", move |m| render::breed(m, &req)).await?;
+    Ok((seed, litter))
 }
 
 #[derive(Deserialize)]
@@ -589,6 +634,11 @@ async fn slide(
     State(s): St,
     Json(b): Json<SlideBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(rendered_json(&slid(&s, &b).await?)?))
+}
+
+/// A checked slide, rendered.
+async fn slid(s: &AppState, b: &SlideBody) -> Result<Rendered, ApiError> {
     if b.moves.len() > MAX_MOVES {
         return Err(ApiError::bad(format!("moves: at most {MAX_MOVES}")));
     }
@@ -624,11 +674,7 @@ async fn slide(
             ))
         }
     };
-    let r = on_pool(&s, "move the sliders", move |m| {
-        render::slide(m, &base, &moves)
-    })
-    .await?;
-    Ok(Json(rendered_json(&r)?))
+    on_pool(s, "move the sliders", move |m| render::slide(m, &base, &moves)).await
 }
 
 #[derive(Deserialize)]

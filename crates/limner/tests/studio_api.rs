@@ -429,6 +429,23 @@ fn breeding_two_kept_faces_gives_children_that_name_their_parents() {
     assert_eq!(k["author"], "Grace");
     assert_eq!(k["hash"].as_str().unwrap(), sha256_hex(&pngs[1]), "the kept child is the one shown");
     let cid = k["id"].as_i64().unwrap();
+    // keeping by the litter's request (what the page does): the same child, parents from the request
+    let k2 = send_json("POST", &s.url("/api/keep"), &json!({"breed": body, "child": 2, "curator": "Grace"}));
+    assert_eq!(k2.status, 201, "{}", k2.text());
+    let k2 = k2.json();
+    assert_eq!(k2["parents"], json!([a, b]));
+    assert_eq!(k2["hash"].as_str().unwrap(), sha256_hex(&pngs[2]), "child 2 of the same request is the one shown");
+    for bad in [
+        json!({"breed": body, "child": 2, "parents": [a, b]}),
+        json!({"breed": body}),
+        json!({"child": 1, "seed": 4}),
+        json!({"breed": {"parents": [a, b], "mutation": 0.3}, "child": 0}),
+        json!({"breed": body, "child": 99}),
+        json!({"breed": body, "child": 0, "recipe": kids[0]["recipe"]}),
+    ] {
+        let r = send_json("POST", &s.url("/api/keep"), &bad);
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+    }
     s.stop();
     // the lineage survives a restart
     let s = Studio::start(home.path(), &data, &["--workers", "1"]);
@@ -501,6 +518,14 @@ fn sliders_are_listed_and_move_the_face() {
     let k = send_json("POST", &s.url("/api/keep"), &json!({"recipe": slid["recipe"], "parents": [id]}));
     assert_eq!(k.status, 201, "{}", k.text());
     assert_eq!(k.json()["parents"], json!([id]));
+    // or by the slide request (what the page does): the same face, its source as parent
+    let k2 = send_json("POST", &s.url("/api/keep"), &json!({"slide": {"image": id, "moves": [{"slider": "sefa:coarse:0", "value": -2.0}]}}));
+    assert_eq!(k2.status, 200, "the same pixels are already kept: {}", k2.text());
+    assert_eq!(k2.json()["id"], k.json()["id"]);
+    let k3 = send_json("POST", &s.url("/api/keep"), &json!({"slide": {"image": id, "moves": [{"slider": "sefa:middle:1", "value": 2.5}]}}));
+    assert_eq!(k3.status, 201, "{}", k3.text());
+    assert_eq!(k3.json()["parents"], json!([id]));
+    assert_eq!(k3.json()["recipe"]["edits"][0]["slider"], "sefa:middle:1");
     // bad input
     for (bad, code) in [
         (json!({"image": id, "moves": [{"slider": "age", "value": 11}]}), 400),

@@ -236,5 +236,12 @@ fn the_page_breeds_and_slides_in_chromium() {
     let want = send_json("POST", &s.url("/api/slide"), &json!({"image": a, "moves": [{"slider": slider, "value": 2.5}]})).json();
     assert_eq!(sha256_hex(&png_of_data_url(&want["png"])), after, "the image on screen is the last value's");
     save_screenshot(&mut b, "sliders.png");
+    // keep the slid face: it is the one on screen, and it came from the picked face
+    b.eval("document.querySelector('#slide-keep').click()");
+    b.wait_for("document.querySelector('#slide-keep').dataset.keptId", "the slid keep");
+    let kid: i64 = b.eval("document.querySelector('#slide-keep').dataset.keptId").as_str().unwrap().parse().unwrap();
+    let k = get(&s.url(&format!("/api/images/{kid}"))).json();
+    assert_eq!(k["hash"].as_str().unwrap(), after);
+    assert_eq!(k["parents"], json!([a]));
     s.stop();
 }

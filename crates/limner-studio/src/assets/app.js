@@ -320,11 +320,12 @@ async function doBreed() {
   try {
     const r = await api('POST', '/api/breed', body);
     breed.litter = r.children;
+    const asked = { ...body, seed: r.seed };
     $('#litter-seed').textContent = `seed ${r.seed} · parents ${r.parents.map(p => '#' + p).join(' × ')}`;
     litter.replaceChildren(...r.children.map((c, i) => {
       const card = el('div', { class: 'child', dataset: { index: String(i) } });
       card.append(el('img', { src: c.png, alt: `child ${i + 1}` }),
-        el('button', { type: 'button', class: 'keep-child', text: 'Keep', onclick: () => keepChild(card, c, r.parents) }));
+        el('button', { type: 'button', class: 'keep-child', text: 'Keep', onclick: () => keepChild(card, asked, i) }));
       return card;
     }));
     litter.dataset.state = 'loaded';
@@ -337,11 +338,12 @@ async function doBreed() {
   }
 }
 
-async function keepChild(card, child, parents) {
+// the server breeds child i of the same request again (the litter is seeded) and records its parents
+async function keepChild(card, asked, i) {
   const btn = $('button', card);
   btn.disabled = true;
   try {
-    const im = await api('POST', '/api/keep', { recipe: child.recipe, parents, curator: curator() });
+    const im = await api('POST', '/api/keep', { breed: asked, child: i, curator: curator() });
     card.classList.add('kept');
     card.dataset.keptId = String(im.id);
     btn.textContent = `Kept #${im.id}`;
@@ -381,7 +383,7 @@ function initBreed() {
 }
 
 // ---------------------------------------------------------------- Sliders
-const slide = { image: null, sliders: [], inflight: false, dirty: false, recipe: null, gen: 0 };
+const slide = { image: null, sliders: [], inflight: false, dirty: false, shown: null, gen: 0 };
 
 function moves() {
   return [...document.querySelectorAll('#slider-list input')].map(i => ({ slider: i.dataset.slider, value: +i.value })).filter(m => m.value !== 0);
@@ -397,10 +399,11 @@ async function slideRender() {
   img.dataset.state = 'loading';
   const t0 = performance.now();
   try {
-    const r = await api('POST', '/api/slide', { image: slide.image.id, moves: moves() });
+    const asked = { image: slide.image.id, moves: moves() };
+    const r = await api('POST', '/api/slide', asked);
     if (gen === slide.gen) {
       await new Promise((res, rej) => { img.onload = res; img.onerror = rej; img.src = r.png; });
-      slide.recipe = r.recipe;
+      slide.shown = asked;
       img.dataset.state = 'loaded';
       img.dataset.renders = String(+(img.dataset.renders || 0) + 1);
       $('#slide-timing').textContent = `${Math.round(performance.now() - t0)} ms (render ${r.render_ms.toFixed(1)} ms)`;
@@ -418,7 +421,9 @@ async function slideRender() {
 async function pickSlide(im) {
   slide.image = im;
   slide.gen++;
-  slide.recipe = null;
+  slide.shown = null;
+  $('#slide-face').dataset.state = 'loading';
+  $('#slide-keep').disabled = true;
   document.querySelectorAll('#slide-picks .pick').forEach(b => b.setAttribute('aria-pressed', String(b.dataset.id === String(im.id))));
   $('#slide-what').textContent = `#${im.id} · ${im.model}`;
   const list = $('#slider-list');
@@ -465,11 +470,11 @@ function initSliders() {
     document.querySelectorAll('#slider-list input').forEach(i => { i.value = '0'; i.dispatchEvent(new Event('input')); });
   });
   $('#slide-keep').addEventListener('click', async () => {
-    if (!slide.recipe || !slide.image) return;
+    if (!slide.shown) return;
     const btn = $('#slide-keep');
     btn.disabled = true;
     try {
-      const im = await api('POST', '/api/keep', { recipe: slide.recipe, parents: [slide.image.id], curator: curator() });
+      const im = await api('POST', '/api/keep', { slide: slide.shown, curator: curator() });
       btn.dataset.keptId = String(im.id);
       status(`Kept #${im.id}`);
       loadSliders();
