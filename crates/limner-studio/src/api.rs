@@ -80,6 +80,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/images/{id}/recipe", get(recipe))
         .route("/api/blob/{hash}", get(blob))
         .route("/api/stats", get(stats))
+        .route("/api/breed", post(breed))
+        .route("/api/slide", post(slide))
+        .route("/api/sliders", get(sliders))
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
@@ -261,34 +264,454 @@ pub struct KeepBody {
     notes: String,
     #[serde(default)]
     tags: Vec<String>,
+    /// a recipe to keep instead of a seed (a bred child, a slid face), as `/api/breed` or
+    /// `/api/slide` returned it
+    recipe: Option<serde_json::Value>,
+    /// the kept images it came from (a child's parents, a slid face's source)
+    #[serde(default)]
+    parents: Vec<i64>,
+    /// or: child `child` of this `/api/breed` request (its parents are the request's)
+    breed: Option<BreedBody>,
+    child: Option<usize>,
+    /// or: this `/api/slide` request's face (its parent is the slid image)
+    slide: Option<SlideBody>,
 }
 
 /// `POST /api/keep {"model","seed","psi","noise","size","curator","notes","tags"}` → the kept
-/// image (201; 200 when these exact pixels are already kept).
+/// image (201; 200 when these exact pixels are already kept). Instead of a seed: `"breed": {an
+/// /api/breed request with its seed}, "child": k` (parents recorded from the request), `"slide":
+/// {an /api/slide request}` (parent: its image), or `"recipe": {...}, "parents": [ids]`.
 async fn keep(State(s): St, Json(b): Json<KeepBody>) -> Result<Response, ApiError> {
-    if b.face.seed.is_none() {
-        return Err(ApiError::bad("seed: say which face to keep"));
-    }
     let curator = clean_curator(b.curator.as_deref())?;
     let tags = clean_tags(&b.tags)?;
     check_notes(&b.notes)?;
-    let req = b.face.into_request(&s).await?;
-    let r = rendered(&s, &req).await?;
+    let given = [b.recipe.is_some(), b.breed.is_some(), b.slide.is_some()].iter().filter(|x| **x).count();
+    if given > 1 {
+        return Err(ApiError::bad("give one of `recipe`, `breed` (with `child`) or `slide`"));
+    }
+    if b.child.is_some() != b.breed.is_some() {
+        return Err(ApiError::bad("`breed` and `child` go together: the litter and which child of it to keep"));
+    }
+    let mut parents = b.parents.clone();
+    let (r, model) = match &b.recipe {
+        _ if b.breed.is_some() || b.slide.is_some() => {
+            if !b.parents.is_empty() {
+                return Err(ApiError::bad("parents: a kept child's parents are its litter's, a slid face's its source (do not name them)"));
+            }
+            let r = if let (Some(br), Some(k)) = (&b.breed, b.child) {
+                if k >= MAX_CHILDREN {
+                    return Err(ApiError::bad(format!("child: 0 to {}", MAX_CHILDREN - 1)));
+                }
+                // child k depends only on (parents, genes, mutation, seed, k): breed k + 1
+                let mut br = br.clone();
+                if br.seed.is_none() {
+                    return Err(ApiError::bad("breed.seed: say which litter the child is from"));
+                }
+                br.children = Some(k + 1);
+                parents = br.parents.clone();
+                bred(&s, &br).await?.1.pop().ok_or_else(|| ApiError::internal(anyhow::anyhow!("an empty litter")))?
+            } else {
+                let sl = b.slide.as_ref().expect("a slide");
+                parents = sl.image.into_iter().collect();
+                slid(&s, sl).await?
+            };
+            let recipe: limner_edit::recipe::Recipe = serde_json::from_str(&r.recipe).map_err(|e| ApiError::internal(e.into()))?;
+            (r, recipe.model.name)
+        }
+        Some(v) => {
+            let recipe = checked_recipe(&s, v).await?;
+            check_parents(&s, &b.parents, &recipe).await?;
+            let model = recipe.model.name.clone();
+            (rendered_recipe(&s, recipe).await?, model)
+        }
+        None => {
+            if b.face.seed.is_none() {
+                return Err(ApiError::bad(
+                    "seed: say which face to keep (or give its recipe)",
+                ));
+            }
+            if !b.parents.is_empty() {
+                return Err(ApiError::bad(
+                    "parents: only a kept recipe (a bred child, a slid face) has parents",
+                ));
+            }
+            let req = b.face.into_request(&s).await?;
+            let model = req.model.clone();
+            (rendered(&s, &req).await?, model)
+        }
+    };
     let blobs = s.blobs.clone();
     let png = r.png.clone();
-    let hash = tokio::task::spawn_blocking(move || blobs.put(&png)).await.map_err(|e| ApiError::internal(e.into()))??;
+    let hash = tokio::task::spawn_blocking(move || blobs.put(&png))
+        .await
+        .map_err(|e| ApiError::internal(e.into()))??;
     if let Some(id) = s.store.find_hash(&hash).await? {
-        let im = s.store.get(id).await?.ok_or_else(|| ApiError::internal(anyhow::anyhow!("image {id} vanished")))?;
+        let im = s
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("image {id} vanished")))?;
         return Ok((StatusCode::OK, Json(im)).into_response());
     }
     // limner-edit's recipe, as its own JSON text (f32s as typed: 0.7, not 0.699999988…)
-    let recipe: serde_json::Value = serde_json::from_str(&r.recipe).map_err(|e| ApiError::internal(e.into()))?;
+    let recipe: serde_json::Value =
+        serde_json::from_str(&r.recipe).map_err(|e| ApiError::internal(e.into()))?;
     let id = s
         .store
-        .insert(&NewImage { hash: &hash, width: r.width as i64, height: r.height as i64, model: &req.model, recipe: &recipe, parents: &[], author: &curator, notes: &b.notes, tags: &tags })
+        .insert(&NewImage {
+            hash: &hash,
+            width: r.width as i64,
+            height: r.height as i64,
+            model: &model,
+            recipe: &recipe,
+            parents: &parents,
+            author: &curator,
+            notes: &b.notes,
+            tags: &tags,
+        })
         .await?;
-    let im = s.store.get(id).await?.ok_or_else(|| ApiError::internal(anyhow::anyhow!("image {id} vanished")))?;
+    let im = s
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("image {id} vanished")))?;
     Ok((StatusCode::CREATED, Json(im)).into_response())
+}
+
+/// Most parents of a litter, children in one litter, slider moves in one request.
+pub const MAX_PARENTS: usize = 8;
+pub const MAX_CHILDREN: usize = 12;
+pub const MAX_MOVES: usize = 32;
+/// Slider values (standard deviations) and mutation the API takes.
+pub const SLIDER_RANGE: f32 = 10.0;
+pub const MUTATION_RANGE: (f32, f32) = (0.0, 4.0);
+
+fn busy() -> ApiError {
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the studio is busy: every render worker and queue slot is taken; retry in a second".into(),
+    )
+}
+
+/// Runs generation work on the bounded pool (503 when it is full); the work is skipped if this
+/// future is dropped (the client went away) before a worker reaches it.
+async fn on_pool<T: Send + 'static>(
+    s: &AppState,
+    what: &str,
+    f: impl FnOnce(&mut render::Models) -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    let rx = s.pool.submit_with(f).map_err(|_| busy())?;
+    rx.await
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("a render worker stopped")))?
+        .map_err(|e| {
+            ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("cannot {what}: {e}"),
+            )
+        })
+}
+
+async fn rendered_recipe(
+    s: &AppState,
+    r: limner_edit::recipe::Recipe,
+) -> Result<Rendered, ApiError> {
+    on_pool(s, "render the recipe", move |m| {
+        render::render_recipe(m, &r)
+    })
+    .await
+}
+
+/// A recipe from the client: parsed and checked by limner-edit, on a model offered here.
+async fn checked_recipe(
+    s: &AppState,
+    v: &serde_json::Value,
+) -> Result<limner_edit::recipe::Recipe, ApiError> {
+    let r = limner_edit::recipe::Recipe::from_json(&v.to_string())
+        .map_err(|e| ApiError::bad(format!("recipe: {e:#}")))?;
+    check_offered(s, &r.model.name, r.size).await?;
+    Ok(r)
+}
+
+/// Errors unless `model` at `size` is offered here.
+async fn check_offered(s: &AppState, model: &str, size: usize) -> Result<(), ApiError> {
+    let models = offered_models(s).await?;
+    let Some(m) = models.iter().find(|m| m.name == model) else {
+        return Err(ApiError::bad(format!(
+            "model `{}` is not offered here (see /api/models)",
+            model.chars().take(100).collect::<String>()
+        )));
+    };
+    if !m.sizes.contains(&size) {
+        return Err(ApiError::bad(format!(
+            "size: model `{}` makes {:?}",
+            m.name, m.sizes
+        )));
+    }
+    Ok(())
+}
+
+/// The kept images `ids` (each must exist, no repeats).
+async fn kept(s: &AppState, ids: &[i64]) -> Result<Vec<Image>, ApiError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        if ids[..i].contains(id) {
+            return Err(ApiError::bad(format!("image {id} is named twice")));
+        }
+        out.push(
+            s.store
+                .get(*id)
+                .await?
+                .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no kept image {id}")))?,
+        );
+    }
+    Ok(out)
+}
+
+/// A kept recipe's parents: kept images, as many as a bred child's recipe names.
+async fn check_parents(
+    s: &AppState,
+    parents: &[i64],
+    r: &limner_edit::recipe::Recipe,
+) -> Result<(), ApiError> {
+    if parents.len() > MAX_PARENTS {
+        return Err(ApiError::bad(format!("parents: at most {MAX_PARENTS}")));
+    }
+    kept(s, parents).await?;
+    if let limner_edit::recipe::Origin::Breed { parents: named, .. } = &r.origin {
+        if named.len() != parents.len() {
+            return Err(ApiError::bad(format!(
+                "parents: the child's recipe names {} parents, the request {}",
+                named.len(),
+                parents.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn stored_recipe(im: &Image) -> Result<limner_edit::recipe::Recipe, ApiError> {
+    limner_edit::recipe::Recipe::from_json(&im.recipe.to_string())
+        .map_err(|e| ApiError::bad(format!("image {}'s recipe: {e:#}", im.id)))
+}
+
+fn data_url(png: &[u8]) -> String {
+    use base64::Engine;
+    format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png)
+    )
+}
+
+fn rendered_json(r: &Rendered) -> Result<serde_json::Value, ApiError> {
+    let recipe: serde_json::Value =
+        serde_json::from_str(&r.recipe).map_err(|e| ApiError::internal(e.into()))?;
+    Ok(
+        json!({ "png": data_url(&r.png), "width": r.width, "height": r.height, "recipe": recipe, "render_ms": r.render_ms }),
+    )
+}
+
+#[derive(Clone, Deserialize)]
+pub struct BreedBody {
+    parents: Vec<i64>,
+    /// per layer group, the first parent's weight (0–1; the others share the rest)
+    #[serde(default)]
+    coarse: Option<f32>,
+    #[serde(default)]
+    middle: Option<f32>,
+    #[serde(default)]
+    fine: Option<f32>,
+    #[serde(default)]
+    mutation: f32,
+    seed: Option<u64>,
+    children: Option<usize>,
+}
+
+/// `POST /api/breed {"parents":[ids], "coarse","middle","fine": first parent's weight 0-1,
+/// "mutation": 0-4, "seed", "children": 1-12}` → `{"seed", "parents", "children": [{"png": data
+/// URL, "recipe", ...}]}`. Children are not kept: `POST /api/keep {"recipe", "parents"}` keeps one.
+async fn breed(
+    State(s): St,
+    Json(b): Json<BreedBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (seed, litter) = bred(&s, &b).await?;
+    let children = litter
+        .iter()
+        .map(rendered_json)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(
+        json!({ "seed": seed, "parents": b.parents, "children": children }),
+    ))
+}
+
+/// A checked litter: its seed and children.
+async fn bred(s: &AppState, b: &BreedBody) -> Result<(u64, Vec<Rendered>), ApiError> {
+    if b.parents.len() < 2 || b.parents.len() > MAX_PARENTS {
+        return Err(ApiError::bad(format!(
+            "parents: 2 to {MAX_PARENTS} kept images"
+        )));
+    }
+    let children = b.children.unwrap_or(6);
+    if !(1..=MAX_CHILDREN).contains(&children) {
+        return Err(ApiError::bad(format!("children: 1 to {MAX_CHILDREN}")));
+    }
+    if !b.mutation.is_finite() || !(MUTATION_RANGE.0..=MUTATION_RANGE.1).contains(&b.mutation) {
+        return Err(ApiError::bad(format!(
+            "mutation: a number from {} to {}",
+            MUTATION_RANGE.0, MUTATION_RANGE.1
+        )));
+    }
+    let mut genes = vec![];
+    for (name, v) in [("coarse", b.coarse), ("middle", b.middle), ("fine", b.fine)] {
+        if let Some(v) = v {
+            if !v.is_finite() || !(0.0..=1.0).contains(&v) {
+                return Err(ApiError::bad(format!(
+                    "{name}: the first parent's share, from 0 to 1"
+                )));
+            }
+            genes.push(format!("{name}={v}"));
+        }
+    }
+    let seed = b
+        .seed
+        .unwrap_or_else(|| rand::random::<u64>() & render::MAX_SEED);
+    if seed > render::MAX_SEED {
+        return Err(ApiError::bad(format!("seed: 0 to {}", render::MAX_SEED)));
+    }
+    let ims = kept(&s, &b.parents).await?;
+    let parents = ims
+        .iter()
+        .map(stored_recipe)
+        .collect::<Result<Vec<_>, _>>()?;
+    let (m0, s0) = (parents[0].model.clone(), parents[0].size);
+    if let Some((im, _)) = ims
+        .iter()
+        .zip(&parents)
+        .find(|(_, p)| p.model.sha256 != m0.sha256 || p.size != s0)
+    {
+        return Err(ApiError::bad(format!("parents: image {} is from another model or size than image {} (breed faces of one model)", im.id, ims[0].id)));
+    }
+    check_offered(&s, &m0.name, s0).await?;
+    let req = render::BreedRequest {
+        parents,
+        options: limner_edit::breed::BreedOptions {
+            genes: genes.join(","),
+            mutation: b.mutation,
+            seed,
+            children,
+        },
+    };
+    let litter = on_pool(s, "breed", move |m| render::breed(m, &req)).await?;
+    Ok((seed, litter))
+}
+
+#[derive(Deserialize)]
+pub struct Move {
+    slider: String,
+    value: f32,
+}
+
+#[derive(Deserialize)]
+pub struct SlideBody {
+    /// a kept image to start from…
+    image: Option<i64>,
+    /// …or a recipe
+    recipe: Option<serde_json::Value>,
+    #[serde(default)]
+    moves: Vec<Move>,
+}
+
+fn is_slider_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-' | b','))
+}
+
+/// `POST /api/slide {"image": id | "recipe": {...}, "moves": [{"slider": "age", "value": 1.5}]}`
+/// → `{"png": data URL, "recipe", "width", "height", "render_ms"}`; values in standard
+/// deviations, -10 to 10.
+async fn slide(
+    State(s): St,
+    Json(b): Json<SlideBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(rendered_json(&slid(&s, &b).await?)?))
+}
+
+/// A checked slide, rendered.
+async fn slid(s: &AppState, b: &SlideBody) -> Result<Rendered, ApiError> {
+    if b.moves.len() > MAX_MOVES {
+        return Err(ApiError::bad(format!("moves: at most {MAX_MOVES}")));
+    }
+    let mut moves = Vec::with_capacity(b.moves.len());
+    for m in &b.moves {
+        if !is_slider_id(&m.slider) {
+            return Err(ApiError::bad(
+                "slider: an id from /api/sliders (age, sefa:coarse:0)",
+            ));
+        }
+        if !m.value.is_finite() || m.value.abs() > SLIDER_RANGE {
+            return Err(ApiError::bad(format!(
+                "slider `{}`: a value from -{SLIDER_RANGE} to {SLIDER_RANGE}",
+                m.slider
+            )));
+        }
+        moves.push((m.slider.clone(), m.value));
+    }
+    let base = match (b.image, &b.recipe) {
+        (Some(id), None) => {
+            let im =
+                s.store.get(id).await?.ok_or_else(|| {
+                    ApiError(StatusCode::NOT_FOUND, format!("no kept image {id}"))
+                })?;
+            let r = stored_recipe(&im)?;
+            check_offered(&s, &r.model.name, r.size).await?;
+            r
+        }
+        (None, Some(v)) => checked_recipe(&s, v).await?,
+        _ => {
+            return Err(ApiError::bad(
+                "give `image` (a kept image's id) or `recipe`, one of them",
+            ))
+        }
+    };
+    on_pool(s, "move the sliders", move |m| render::slide(m, &base, &moves)).await
+}
+
+#[derive(Deserialize)]
+pub struct SlidersQuery {
+    model: Option<String>,
+    size: Option<usize>,
+}
+
+/// `GET /api/sliders?model=default&size=` → `{"model", "size", "sliders": [{"id", "kind": named|sefa, "group", "label"}]}`
+async fn sliders(
+    State(s): St,
+    Query(q): Query<SlidersQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let name = q
+        .model
+        .unwrap_or_else(|| limner_models::DEFAULT_NAME.to_string());
+    if !render::is_model_name(&name) {
+        return Err(ApiError::bad("model: give a name from /api/models"));
+    }
+    let models = offered_models(&s).await?;
+    let size = match q.size {
+        Some(z) => z,
+        None => models
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.default_size)
+            .unwrap_or(0),
+    };
+    check_offered(&s, &name, size).await?;
+    let n2 = name.clone();
+    let list = on_pool(&s, "list the sliders", move |m| {
+        render::sliders(m, &n2, size)
+    })
+    .await?;
+    Ok(Json(
+        json!({ "model": name, "size": size, "sliders": list }),
+    ))
 }
 
 /// `GET /api/images?sort=new|old|rating|updated&rejected=hide|only|all&favourite=true&min_rating=3&tag=T&q=TEXT&author=A&model=M&limit=100&offset=0`

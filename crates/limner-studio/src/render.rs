@@ -17,6 +17,7 @@ use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder};
 use limner_edit::model::seed_ws;
 use limner_edit::recipe::{NoiseSpec, Origin, Recipe};
+use limner_edit::sliders::Catalogue;
 use limner_edit::Model;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -102,21 +103,36 @@ pub struct Rendered {
     pub render_ms: f64,
 }
 
-/// A worker's opened models, by (name, size) (a few at most).
-struct Models {
+/// A worker's opened models, by (name, size) (a few at most), and their slider catalogues.
+pub struct Models {
     device: Device,
     loaded: HashMap<(String, usize), Box<dyn Model>>,
+    catalogues: HashMap<(String, usize), Arc<Catalogue>>,
 }
 
 const MODELS_PER_WORKER: usize = 3;
 
 impl Models {
-    fn get(&mut self, name: &str, size: usize) -> Result<&dyn Model> {
+    /// The model `name` at `size` and its slider catalogue (named directions when the model has
+    /// them; unlabelled ones computed on first use and kept).
+    pub fn with_catalogue(&mut self, name: &str, size: usize) -> Result<(&dyn Model, Arc<Catalogue>)> {
+        self.get(name, size)?;
+        let key = (name.to_string(), size);
+        if !self.catalogues.contains_key(&key) {
+            let c = Catalogue::new(limner_edit::sliders::named_directions(name, None)?);
+            self.catalogues.insert(key.clone(), Arc::new(c));
+        }
+        Ok((self.loaded[&key].as_ref(), self.catalogues[&key].clone()))
+    }
+
+    /// The model `name` at `size` (opened on first use).
+    pub fn get(&mut self, name: &str, size: usize) -> Result<&dyn Model> {
         let key = (name.to_string(), size);
         if !self.loaded.contains_key(&key) {
             ensure!(is_model_name(name), "bad model name");
             if self.loaded.len() >= MODELS_PER_WORKER {
                 self.loaded.clear();
+                self.catalogues.clear();
             }
             let m = limner_edit::open(name, Some(size), &self.device)?;
             self.loaded.insert(key.clone(), m);
@@ -143,6 +159,103 @@ fn render(models: &mut Models, req: &FaceRequest) -> Result<Rendered> {
     })
 }
 
+/// A recipe's image as PNG, with the recipe's JSON.
+fn finish(rgb: &[u8], width: usize, height: usize, recipe: &Recipe, t: Instant) -> Result<Rendered> {
+    let png = encode_png(rgb, width as u32, height as u32)?;
+    Ok(Rendered {
+        png: Arc::new(png),
+        width: width as u32,
+        height: height as u32,
+        recipe: Arc::new(serde_json::to_string(recipe)?),
+        render_ms: t.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+/// Renders a recipe on its own model at its size (which the caller has checked is offered).
+pub fn render_recipe(models: &mut Models, r: &Recipe) -> Result<Rendered> {
+    let t = Instant::now();
+    let m = models.get(&r.model.name, r.size)?;
+    let img = limner_edit::recipe::render(r, m)?;
+    finish(&img.to_rgb8(), img.width, img.height, r, t)
+}
+
+/// A litter to breed (as [`limner_edit::breed::breed`] takes it).
+#[derive(Clone, Debug)]
+pub struct BreedRequest {
+    pub parents: Vec<Recipe>,
+    pub options: limner_edit::breed::BreedOptions,
+}
+
+/// Breeds a litter with limner-edit and renders each child (its recipe names its parents).
+pub fn breed(models: &mut Models, b: &BreedRequest) -> Result<Vec<Rendered>> {
+    let t = Instant::now();
+    let p0 = b.parents.first().ok_or_else(|| anyhow::anyhow!("no parents"))?;
+    let m = models.get(&p0.model.name, p0.size)?;
+    let litter = limner_edit::breed::breed(m, &b.parents, &b.options)?;
+    let ws: Vec<_> = litter.iter().map(|(w, _)| w.clone()).collect();
+    let seeds: Vec<u64> = litter.iter().map(|(_, r)| r.noise.seed).collect();
+    let imgs = m.render(&ws, &seeds, p0.noise.scale);
+    imgs.iter().zip(&litter).map(|(img, (_, r))| finish(&img.to_rgb8(), img.width, img.height, r, t)).collect()
+}
+
+/// Moves sliders (`(id, value)`, values in standard deviations) from `base`'s `w+` and renders
+/// the result; the recipe keeps `base`'s origin and edits and adds these moves.
+pub fn slide(models: &mut Models, base: &Recipe, moves: &[(String, f32)]) -> Result<Rendered> {
+    let t = Instant::now();
+    let (m, cat) = models.with_catalogue(&base.model.name, base.size)?;
+    limner_edit::recipe::check_model(base, m)?;
+    let parsed = moves
+        .iter()
+        .filter(|(_, v)| *v != 0.0)
+        .map(|(id, v)| limner_edit::sliders::parse_move(&cat, m, &format!("{id}={v}"), None))
+        .collect::<Result<Vec<_>>>()?;
+    let mut ws = base.ws()?;
+    limner_edit::sliders::apply_moves(&mut ws, &parsed);
+    ensure!(ws.is_finite(), "the sliders moved the face out of range");
+    let mut edits = base.edits.clone();
+    edits.extend(parsed.iter().map(|(_, mv)| limner_edit::recipe::Edit::Slider(mv.clone())));
+    let r = Recipe::new(m, &ws, base.noise, base.origin.clone(), edits);
+    let img = m.render(&[ws], &[r.noise.seed], r.noise.scale).pop().expect("one image");
+    finish(&img.to_rgb8(), img.width, img.height, &r, t)
+}
+
+/// One slider the page offers.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SliderInfo {
+    /// what `/api/slide` takes (`age`, `sefa:coarse:0`)
+    pub id: String,
+    /// `named` or `sefa`
+    pub kind: String,
+    /// the layer group an unlabelled slider moves (`all` for named ones)
+    pub group: String,
+    /// what +1 means (named), or the slider's place (unlabelled)
+    pub label: String,
+}
+
+/// Unlabelled sliders offered per layer group.
+pub const SEFA_PER_GROUP: usize = 4;
+
+/// The sliders of a model: its named directions (when it has them) and SeFa's top
+/// [`SEFA_PER_GROUP`] per layer group it has layers in.
+pub fn sliders(models: &mut Models, name: &str, size: usize) -> Result<Vec<SliderInfo>> {
+    let (m, cat) = models.with_catalogue(name, size)?;
+    let mut out = vec![];
+    if let Some(d) = &cat.named {
+        if d.meta.w_dim == m.w_dim() {
+            out.extend(d.meta.attributes.iter().map(|a| SliderInfo { id: a.name.clone(), kind: "named".into(), group: "all".into(), label: a.positive.clone() }));
+        }
+    }
+    for g in limner_edit::LayerGroup::ALL {
+        if limner_edit::model::group_rows(m, g).is_empty() {
+            continue;
+        }
+        for i in 0..SEFA_PER_GROUP.min(limner_edit::sliders::SHIPPED_SEFA) {
+            out.push(SliderInfo { id: format!("sefa:{}:{i}", g.name()), kind: "sefa".into(), group: g.name().into(), label: format!("{} {}", g.name(), i + 1) });
+        }
+    }
+    Ok(out)
+}
+
 /// PNG bytes of an RGB8 image (deterministic: the same pixels give the same bytes).
 pub fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
     let mut out = Vec::new();
@@ -150,9 +263,15 @@ pub fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-struct Job {
-    req: FaceRequest,
-    reply: oneshot::Sender<Result<Rendered, String>>,
+/// A queued piece of work: it runs on a worker with that worker's models and answers its
+/// client itself; `None` when its client had gone (the work was skipped).
+type Job = Box<dyn FnOnce(&mut Models) -> Option<Outcome> + Send>;
+
+/// How a job ended (for the counters).
+enum Outcome {
+    Done,
+    Failed,
+    Panicked,
 }
 
 /// Counters of the pool, as `/api/stats` shows them.
@@ -203,31 +322,21 @@ impl Pool {
             std::thread::Builder::new()
                 .name(format!("limner-render-{i}"))
                 .spawn(move || {
-                    let mut models = Models { device: Device::flex(), loaded: HashMap::new() };
+                    let mut models = Models { device: Device::flex(), loaded: HashMap::new(), catalogues: HashMap::new() };
                     while let Ok(job) = rx.recv() {
-                        if job.reply.is_closed() {
-                            stats.abandoned.fetch_add(1, Ordering::Relaxed);
-                            continue;
-                        }
                         stats.busy.fetch_add(1, Ordering::Relaxed);
-                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| render(&mut models, &job.req)));
+                        let outcome = job(&mut models);
                         stats.busy.fetch_sub(1, Ordering::Relaxed);
-                        let r = match r {
-                            Ok(Ok(r)) => {
-                                stats.rendered.fetch_add(1, Ordering::Relaxed);
-                                Ok(r)
-                            }
-                            Ok(Err(e)) => {
-                                stats.failed.fetch_add(1, Ordering::Relaxed);
-                                Err(format!("{e:#}"))
-                            }
-                            Err(_) => {
-                                stats.failed.fetch_add(1, Ordering::Relaxed);
+                        match outcome {
+                            None => stats.abandoned.fetch_add(1, Ordering::Relaxed),
+                            Some(Outcome::Done) => stats.rendered.fetch_add(1, Ordering::Relaxed),
+                            Some(Outcome::Failed) => stats.failed.fetch_add(1, Ordering::Relaxed),
+                            Some(Outcome::Panicked) => {
                                 models.loaded.clear();
-                                Err("the render failed (a bug: please report it with the request)".into())
+                                models.catalogues.clear();
+                                stats.failed.fetch_add(1, Ordering::Relaxed)
                             }
                         };
-                        let _ = job.reply.send(r);
                     }
                 })
                 .expect("cannot start a render thread");
@@ -235,10 +344,29 @@ impl Pool {
         Self { tx, stats, workers, capacity }
     }
 
-    /// Queues a render; `Err(Busy)` when the queue is full.
+    /// Queues a face render; `Err(Busy)` when the queue is full.
     pub fn submit(&self, req: FaceRequest) -> Result<oneshot::Receiver<Result<Rendered, String>>, Busy> {
-        let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(Job { req, reply }) {
+        self.submit_with(move |m| render(m, &req))
+    }
+
+    /// Queues any generation work (breeding, sliders, a recipe) on a worker with its models;
+    /// `Err(Busy)` when the queue is full. Work whose receiver is dropped before a worker
+    /// reaches it is skipped; a panic is caught and answered as an error.
+    pub fn submit_with<T: Send + 'static>(&self, f: impl FnOnce(&mut Models) -> Result<T> + Send + 'static) -> Result<oneshot::Receiver<Result<T, String>>, Busy> {
+        let (reply, rx) = oneshot::channel::<Result<T, String>>();
+        let job: Job = Box::new(move |models: &mut Models| {
+            if reply.is_closed() {
+                return None;
+            }
+            let (r, outcome) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(models))) {
+                Ok(Ok(v)) => (Ok(v), Outcome::Done),
+                Ok(Err(e)) => (Err(format!("{e:#}")), Outcome::Failed),
+                Err(_) => (Err("the render failed (a bug: please report it with the request)".into()), Outcome::Panicked),
+            };
+            let _ = reply.send(r);
+            Some(outcome)
+        });
+        match self.tx.try_send(job) {
             Ok(()) => {
                 self.stats.max_queued.fetch_max(self.tx.len(), Ordering::Relaxed);
                 Ok(rx)

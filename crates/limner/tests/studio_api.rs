@@ -376,3 +376,171 @@ fn a_render_whose_client_left_is_dropped() {
     }
     s.stop();
 }
+
+/// The PNG in a `data:image/png;base64,` URL.
+fn data_png(v: &Value) -> Vec<u8> {
+    use base64::Engine;
+    let s = v.as_str().expect("a data URL");
+    let b = s.strip_prefix("data:image/png;base64,").expect("a PNG data URL");
+    base64::engine::general_purpose::STANDARD.decode(b).expect("base64")
+}
+
+#[test]
+fn breeding_two_kept_faces_gives_children_that_name_their_parents() {
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let s = Studio::start(home.path(), &data, &["--workers", "1"]);
+    let a = keep(&s, 201, "Ada").json()["id"].as_i64().unwrap();
+    let b = keep(&s, 202, "Ada").json()["id"].as_i64().unwrap();
+    let body = json!({"parents": [a, b], "coarse": 0.8, "middle": 0.5, "fine": 0.2, "mutation": 0.3, "seed": 5, "children": 3});
+    let l1 = send_json("POST", &s.url("/api/breed"), &body);
+    assert_eq!(l1.status, 200, "{}", l1.text());
+    let l1 = l1.json();
+    assert_eq!(l1["seed"], 5);
+    let kids = l1["children"].as_array().unwrap();
+    assert_eq!(kids.len(), 3);
+    let pngs: Vec<Vec<u8>> = kids.iter().map(|k| data_png(&k["png"])).collect();
+    for p in &pngs {
+        decode_png(p);
+    }
+    assert_ne!(pngs[0], pngs[1], "mutation makes each child its own");
+    let pa = get(&s.url(&format!("/api/images/{a}"))).json();
+    let pa_png = get(&s.url(pa["url"].as_str().unwrap())).body;
+    assert!(pngs.iter().all(|p| *p != pa_png), "a child is not its parent");
+    for k in kids {
+        let o = &k["recipe"]["origin"];
+        assert_eq!(o["kind"], "breed");
+        assert_eq!(o["parents"].as_array().unwrap().len(), 2);
+        assert_eq!(o["parents"][0]["origin"]["seed"], 201);
+        assert_eq!(o["parents"][1]["origin"]["seed"], 202);
+    }
+    // same parents, genes, mutation and seed → the same litter, byte for byte
+    let l2 = send_json("POST", &s.url("/api/breed"), &body).json();
+    let again: Vec<Vec<u8>> = l2["children"].as_array().unwrap().iter().map(|k| data_png(&k["png"])).collect();
+    assert_eq!(pngs, again);
+    let other = send_json("POST", &s.url("/api/breed"), &json!({"parents": [a, b], "mutation": 0.3, "seed": 6, "children": 3})).json();
+    assert_ne!(data_png(&other["children"][0]["png"]), pngs[0], "another seed, another litter");
+    // nothing is kept until asked
+    assert_eq!(get(&s.url("/api/images")).json().as_array().unwrap().len(), 2);
+    let k = send_json("POST", &s.url("/api/keep"), &json!({"recipe": kids[1]["recipe"], "parents": [a, b], "curator": "Grace"}));
+    assert_eq!(k.status, 201, "{}", k.text());
+    let k = k.json();
+    assert_eq!(k["parents"], json!([a, b]));
+    assert_eq!(k["author"], "Grace");
+    assert_eq!(k["hash"].as_str().unwrap(), sha256_hex(&pngs[1]), "the kept child is the one shown");
+    let cid = k["id"].as_i64().unwrap();
+    // keeping by the litter's request (what the page does): the same child, parents from the request
+    let k2 = send_json("POST", &s.url("/api/keep"), &json!({"breed": body, "child": 2, "curator": "Grace"}));
+    assert_eq!(k2.status, 201, "{}", k2.text());
+    let k2 = k2.json();
+    assert_eq!(k2["parents"], json!([a, b]));
+    assert_eq!(k2["hash"].as_str().unwrap(), sha256_hex(&pngs[2]), "child 2 of the same request is the one shown");
+    for bad in [
+        json!({"breed": body, "child": 2, "parents": [a, b]}),
+        json!({"breed": body}),
+        json!({"child": 1, "seed": 4}),
+        json!({"breed": {"parents": [a, b], "mutation": 0.3}, "child": 0}),
+        json!({"breed": body, "child": 99}),
+        json!({"breed": body, "child": 0, "recipe": kids[0]["recipe"]}),
+    ] {
+        let r = send_json("POST", &s.url("/api/keep"), &bad);
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+    }
+    s.stop();
+    // the lineage survives a restart
+    let s = Studio::start(home.path(), &data, &["--workers", "1"]);
+    let one = get(&s.url(&format!("/api/images/{cid}"))).json();
+    assert_eq!(one["parents"], json!([a, b]));
+    assert_eq!(one["recipe"]["origin"]["kind"], "breed");
+    // bad input
+    for (bad, why) in [
+        (json!({"parents": [a]}), "2 to"),
+        (json!({"parents": [a, a]}), "twice"),
+        (json!({"parents": [a, 9999]}), "no kept image 9999"),
+        (json!({"parents": [a, b], "mutation": 9}), "mutation"),
+        (json!({"parents": [a, b], "mutation": -1}), "mutation"),
+        (json!({"parents": [a, b], "coarse": 1.5}), "coarse"),
+        (json!({"parents": [a, b], "children": 0}), "children"),
+        (json!({"parents": [a, b], "children": 1000}), "children"),
+        (json!({"parents": [a, b], "seed": 1u64 << 60}), "seed"),
+    ] {
+        let r = send_json("POST", &s.url("/api/breed"), &bad);
+        assert!(r.status == 400 || r.status == 404, "{bad}: {} {}", r.status, r.text());
+        assert!(r.text().contains(why), "{bad}: {}", r.text());
+    }
+    // a child kept with the wrong number of parents, or parents that are not kept, is refused
+    let r = send_json("POST", &s.url("/api/keep"), &json!({"recipe": kids[0]["recipe"], "parents": [a]}));
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = send_json("POST", &s.url("/api/keep"), &json!({"recipe": kids[0]["recipe"], "parents": [a, 777]}));
+    assert_eq!(r.status, 404, "{}", r.text());
+    let mut broken = kids[0]["recipe"].clone();
+    broken["w_shape"] = json!([1, 1]);
+    let r = send_json("POST", &s.url("/api/keep"), &json!({"recipe": broken, "parents": [a, b]}));
+    assert_eq!(r.status, 400, "{}", r.text());
+    s.stop();
+}
+
+#[test]
+fn sliders_are_listed_and_move_the_face() {
+    let home = tempfile::tempdir().unwrap();
+    let s = Studio::start(home.path(), &home.path().join("data"), &["--workers", "1"]);
+    let list = get(&s.url("/api/sliders?model=default"));
+    assert_eq!(list.status, 200, "{}", list.text());
+    let list = list.json();
+    let sl = list["sliders"].as_array().unwrap();
+    let ids: Vec<&str> = sl.iter().map(|x| x["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"sefa:coarse:0"), "{ids:?}");
+    assert!(sl.iter().any(|x| x["kind"] == "sefa"));
+    let id = keep(&s, 301, "Ada").json()["id"].as_i64().unwrap();
+    let shown = get(&s.url(&format!("/api/face?seed=301&psi=0.7&noise=1"))).body;
+    // no moves: the kept face itself
+    let still = send_json("POST", &s.url("/api/slide"), &json!({"image": id, "moves": []}));
+    assert_eq!(still.status, 200, "{}", still.text());
+    assert_eq!(data_png(&still.json()["png"]), shown);
+    let mut seen = vec![shown.clone()];
+    for sid in ids.iter().take(3).chain(["sefa:fine:0"].iter()) {
+        let r = send_json("POST", &s.url("/api/slide"), &json!({"image": id, "moves": [{"slider": sid, "value": 3.0}]}));
+        assert_eq!(r.status, 200, "{sid}: {}", r.text());
+        let r = r.json();
+        let png = data_png(&r["png"]);
+        decode_png(&png);
+        assert!(!seen.contains(&png), "slider {sid} changes the image");
+        seen.push(png.clone());
+        let e = &r["recipe"]["edits"];
+        assert_eq!(e[0]["kind"], "slider");
+        assert_eq!(e[0]["value"], 3.0);
+        // the recipe makes the same image again
+        let again = send_json("POST", &s.url("/api/slide"), &json!({"recipe": r["recipe"], "moves": []})).json();
+        assert_eq!(data_png(&again["png"]), png, "{sid}: its recipe renders it again");
+    }
+    // keeping a slid face records where it came from
+    let slid = send_json("POST", &s.url("/api/slide"), &json!({"image": id, "moves": [{"slider": "sefa:coarse:0", "value": -2.0}]})).json();
+    let k = send_json("POST", &s.url("/api/keep"), &json!({"recipe": slid["recipe"], "parents": [id]}));
+    assert_eq!(k.status, 201, "{}", k.text());
+    assert_eq!(k.json()["parents"], json!([id]));
+    // or by the slide request (what the page does): the same face, its source as parent
+    let k2 = send_json("POST", &s.url("/api/keep"), &json!({"slide": {"image": id, "moves": [{"slider": "sefa:coarse:0", "value": -2.0}]}}));
+    assert_eq!(k2.status, 200, "the same pixels are already kept: {}", k2.text());
+    assert_eq!(k2.json()["id"], k.json()["id"]);
+    let k3 = send_json("POST", &s.url("/api/keep"), &json!({"slide": {"image": id, "moves": [{"slider": "sefa:middle:1", "value": 2.5}]}}));
+    assert_eq!(k3.status, 201, "{}", k3.text());
+    assert_eq!(k3.json()["parents"], json!([id]));
+    assert_eq!(k3.json()["recipe"]["edits"][0]["slider"], "sefa:middle:1");
+    // bad input
+    for (bad, code) in [
+        (json!({"image": id, "moves": [{"slider": "age", "value": 11}]}), 400),
+        (json!({"image": id, "moves": [{"slider": "../etc", "value": 1}]}), 400),
+        (json!({"image": id, "moves": [{"slider": "sefa:coarse:99", "value": 1}]}), 422),
+        (json!({"image": id, "moves": [{"slider": "nonsense", "value": 1}]}), 422),
+        (json!({"moves": []}), 400),
+        (json!({"image": 4242, "moves": []}), 404),
+        (json!({"recipe": {"limner_recipe": 99}, "moves": []}), 400),
+    ] {
+        let r = send_json("POST", &s.url("/api/slide"), &bad);
+        assert_eq!(r.status, code, "{bad}: {}", r.text());
+        assert!(r.json()["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+    assert_eq!(get(&s.url("/api/sliders?model=../x")).status, 400);
+    assert_eq!(get(&s.url("/api/sliders?model=nope")).status, 400);
+    s.stop();
+}

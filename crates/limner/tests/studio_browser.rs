@@ -153,3 +153,95 @@ fn the_page_meets_keeps_and_curates_in_chromium() {
     save_screenshot(&mut b, "gallery.png");
     s.stop();
 }
+
+/// SHA-256 of the PNG in a `data:` URL image (`sel`), computed in the page.
+fn data_img_digest(b: &mut Browser, sel: &str) -> String {
+    let js = format!(
+        "(async () => {{
+  const img = document.querySelector('{sel}');
+  if (!(img.complete && img.naturalWidth > 0)) throw new Error('image not decoded');
+  const b64 = img.src.split(',')[1];
+  const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+  const d = await crypto.subtle.digest('SHA-256', bytes);
+  return Array.from(new Uint8Array(d)).map(x => x.toString(16).padStart(2, '0')).join('');
+}})()"
+    );
+    b.eval(&js).as_str().unwrap().to_string()
+}
+
+fn png_of_data_url(v: &serde_json::Value) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap().strip_prefix("data:image/png;base64,").unwrap()).unwrap()
+}
+
+#[test]
+fn the_page_breeds_and_slides_in_chromium() {
+    let Some(exe) = browser_or_skip() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let s = Studio::start(home.path(), &data, &["--workers", "2"]);
+    let mut ids = vec![];
+    for seed in [401u64, 402, 403, 404] {
+        let k = send_json("POST", &s.url("/api/keep"), &json!({"seed": seed, "psi": 0.7, "curator": "Test Curator"}));
+        assert_eq!(k.status, 201, "{}", k.text());
+        ids.push(k.json()["id"].as_i64().unwrap());
+    }
+    let (a, b2) = (ids[0], ids[1]);
+    let mut b = Browser::launch(&exe);
+
+    // Breed: pick two kept faces, breed, a litter appears
+    b.navigate(&s.url("/#breed"));
+    b.eval("(() => { const c = document.querySelector('#curator'); c.value = 'Test Curator'; c.dispatchEvent(new Event('change')); })()");
+    b.wait_for("document.querySelector('#breed-parents').dataset.state === 'loaded' && document.querySelectorAll('#breed-parents .pick').length === 4", "the kept faces to pick from");
+    assert_eq!(b.eval("document.querySelector('#breed').disabled"), json!(true), "breeding needs two parents");
+    for id in [a, b2] {
+        b.eval(&format!("document.querySelector('#breed-parents .pick[data-id=\"{id}\"]').click()"));
+    }
+    b.eval("document.querySelector('#breed').click()");
+    b.wait_for(
+        "document.querySelector('#litter').dataset.state === 'loaded' && document.querySelectorAll('#litter .child').length === 6 && [...document.querySelectorAll('#litter .child img')].every(i => i.complete && i.naturalWidth > 0)",
+        "the litter",
+    );
+    let d0 = data_img_digest(&mut b, "#litter .child img");
+    let parent_hash = get(&s.url(&format!("/api/images/{a}"))).json()["hash"].as_str().unwrap().to_string();
+    assert_ne!(d0, parent_hash, "a child is not its parent");
+    // a fuller litter for the screenshot: a third parent on the page is not needed; keep child 1
+    b.eval("document.querySelectorAll('#litter .child .keep-child')[1].click()");
+    b.wait_for("document.querySelector('#lineage').dataset.child && !document.querySelector('#lineage').hidden && [...document.querySelectorAll('#lineage img')].every(i => i.complete && i.naturalWidth > 0)", "the lineage");
+    let child: i64 = b.eval("document.querySelector('#lineage').dataset.child").as_str().unwrap().parse().unwrap();
+    assert_eq!(b.eval("document.querySelector('#lineage').dataset.parents"), json!(format!("{a},{b2}")), "the lineage names both parents");
+    assert_eq!(b.eval("document.querySelectorAll('#lineage .ps figure').length"), json!(2));
+    let kept = get(&s.url(&format!("/api/images/{child}"))).json();
+    assert_eq!(kept["parents"], json!([a, b2]), "the gallery records both parents");
+    assert_eq!(kept["author"], "Test Curator");
+    let shown = data_img_digest(&mut b, "#litter .child:nth-child(2) img");
+    assert_eq!(kept["hash"].as_str().unwrap(), shown, "the kept child is the one on screen");
+    save_screenshot(&mut b, "breed.png");
+
+    // Sliders: pick a kept face; a drag changes the image; only the latest value is shown
+    b.navigate(&s.url("/#sliders"));
+    b.wait_for("document.querySelector('#slide-picks').dataset.state === 'loaded' && document.querySelectorAll('#slider-list input').length > 0", "the sliders");
+    b.eval(&format!("document.querySelector('#slide-picks .pick[data-id=\"{a}\"]').click()"));
+    b.wait_for(&format!("document.querySelector('#slide-face').dataset.state === 'loaded' && slide.image.id === {a} && !slide.inflight && !slide.dirty"), "the face to slide");
+    let before = data_img_digest(&mut b, "#slide-face");
+    assert_eq!(before, parent_hash, "at zero the sliders show the kept face");
+    let slider = b.eval("document.querySelector('#slider-list input').dataset.slider").as_str().unwrap().to_string();
+    // a drag: many input events in a row
+    b.eval("(() => { const r = document.querySelector('#slider-list input'); for (let i = 1; i <= 25; i++) { r.value = String(i * 0.1); r.dispatchEvent(new Event('input')); } })()");
+    b.wait_for("document.querySelector('#slide-face').dataset.state === 'loaded' && !slide.inflight && !slide.dirty && document.querySelector('#slider-list output').textContent === '2.5'", "the drag's render");
+    let after = data_img_digest(&mut b, "#slide-face");
+    assert_ne!(after, before, "the slider changes the image");
+    let renders: u64 = b.eval("document.querySelector('#slide-face').dataset.renders").as_str().unwrap().parse().unwrap();
+    assert!(renders <= 6, "a drag of 25 steps renders only the latest values ({renders} renders)");
+    let want = send_json("POST", &s.url("/api/slide"), &json!({"image": a, "moves": [{"slider": slider, "value": 2.5}]})).json();
+    assert_eq!(sha256_hex(&png_of_data_url(&want["png"])), after, "the image on screen is the last value's");
+    save_screenshot(&mut b, "sliders.png");
+    // keep the slid face: it is the one on screen, and it came from the picked face
+    b.eval("document.querySelector('#slide-keep').click()");
+    b.wait_for("document.querySelector('#slide-keep').dataset.keptId", "the slid keep");
+    let kid: i64 = b.eval("document.querySelector('#slide-keep').dataset.keptId").as_str().unwrap().parse().unwrap();
+    let k = get(&s.url(&format!("/api/images/{kid}"))).json();
+    assert_eq!(k["hash"].as_str().unwrap(), after);
+    assert_eq!(k["parents"], json!([a]));
+    s.stop();
+}

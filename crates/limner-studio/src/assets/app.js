@@ -210,7 +210,9 @@ function paintCard(card, im) {
   $('.notes-text', card).textContent = im.notes;
   const o = (im.recipe || {}).origin || {};
   const when = new Date(im.created_ms).toLocaleString();
-  $('.meta', card).textContent = `#${im.id} · ${im.model} · seed ${o.seed ?? '–'} · psi ${o.psi ?? '–'} · by ${im.author} · ${when}`;
+  const from = im.parents && im.parents.length ? ` · from ${im.parents.map(p => '#' + p).join(' × ')}` : '';
+  const what = o.kind === 'breed' ? 'bred' : `seed ${o.seed ?? '–'} · psi ${o.psi ?? '–'}`;
+  $('.meta', card).textContent = `#${im.id} · ${im.model} · ${what}${from} · by ${im.author} · ${when}`;
 }
 
 function card(im) {
@@ -266,16 +268,238 @@ function initGallery() {
   $('#filters').addEventListener('submit', e => e.preventDefault());
 }
 
+// ---------------------------------------------------------------- Breed
+const breed = { picked: [], seed: randomSeed() % 1000000, litter: [], busy: false };
+
+function pickButton(im, pressed, onclick) {
+  return el('button', { type: 'button', class: 'pick', 'aria-pressed': String(pressed), title: `#${im.id} · ${im.model}`,
+    dataset: { id: String(im.id) }, onclick },
+    el('img', { src: im.url, alt: `kept face #${im.id}`, loading: 'lazy' }));
+}
+
+async function keptFaces() {
+  return api('GET', '/api/images?sort=new&rejected=hide&limit=60');
+}
+
+async function loadBreed() {
+  try {
+    const list = await keptFaces();
+    const box = $('#breed-parents');
+    breed.picked = breed.picked.filter(id => list.some(im => im.id === id));
+    box.replaceChildren(...list.map(im => pickButton(im, breed.picked.includes(im.id), e => {
+      const b = e.currentTarget;
+      const i = breed.picked.indexOf(im.id);
+      if (i >= 0) breed.picked.splice(i, 1); else breed.picked.push(im.id);
+      b.setAttribute('aria-pressed', String(i < 0));
+      breedButtons();
+    })));
+    $('#breed-empty').hidden = list.length >= 2;
+    box.dataset.state = 'loaded';
+    breedButtons();
+  } catch (e) {
+    status(`Cannot load the kept faces: ${e.message}`, true);
+  }
+}
+
+function breedButtons() {
+  const ok = breed.picked.length >= 2 && !breed.busy;
+  $('#breed').disabled = !ok;
+  $('#reroll').disabled = !ok;
+}
+
+async function doBreed() {
+  if (breed.picked.length < 2 || breed.busy) return;
+  breed.busy = true;
+  breedButtons();
+  const litter = $('#litter');
+  litter.dataset.state = 'loading';
+  const body = {
+    parents: breed.picked.slice(), seed: breed.seed, children: +$('#children').value, mutation: +$('#mutation').value,
+    coarse: +$('#g-coarse').value, middle: +$('#g-middle').value, fine: +$('#g-fine').value,
+  };
+  try {
+    const r = await api('POST', '/api/breed', body);
+    breed.litter = r.children;
+    const asked = { ...body, seed: r.seed };
+    $('#litter-seed').textContent = `seed ${r.seed} · parents ${r.parents.map(p => '#' + p).join(' × ')}`;
+    litter.replaceChildren(...r.children.map((c, i) => {
+      const card = el('div', { class: 'child', dataset: { index: String(i) } });
+      card.append(el('img', { src: c.png, alt: `child ${i + 1}` }),
+        el('button', { type: 'button', class: 'keep-child', text: 'Keep', onclick: () => keepChild(card, asked, i) }));
+      return card;
+    }));
+    litter.dataset.state = 'loaded';
+  } catch (e) {
+    status(`Cannot breed: ${e.message}`, true);
+    litter.dataset.state = 'error';
+  } finally {
+    breed.busy = false;
+    breedButtons();
+  }
+}
+
+// the server breeds child i of the same request again (the litter is seeded) and records its parents
+async function keepChild(card, asked, i) {
+  const btn = $('button', card);
+  btn.disabled = true;
+  try {
+    const im = await api('POST', '/api/keep', { breed: asked, child: i, curator: curator() });
+    card.classList.add('kept');
+    card.dataset.keptId = String(im.id);
+    btn.textContent = `Kept #${im.id}`;
+    status(`Kept #${im.id}`);
+    await showLineage(im.id);
+    loadBreed();
+  } catch (e) {
+    btn.disabled = false;
+    status(`Not kept: ${e.message}`, true);
+  }
+}
+
+// parents → child, from the gallery's own record
+async function showLineage(id) {
+  const box = $('#lineage');
+  const child = await api('GET', `/api/images/${id}`);
+  const parents = await Promise.all(child.parents.map(p => api('GET', `/api/images/${p}`).catch(() => null)));
+  const fig = (im, label) => el('figure', { dataset: { id: String(im.id) } }, el('img', { src: im.url, alt: label }), el('figcaption', { text: label }));
+  box.replaceChildren(
+    el('div', { class: 'ps' }, ...parents.filter(Boolean).map(p => fig(p, `#${p.id}`))),
+    el('span', { class: 'arrow', 'aria-hidden': 'true', text: '→' }),
+    fig(child, `#${child.id} (child)`));
+  box.dataset.child = String(child.id);
+  box.dataset.parents = child.parents.join(',');
+  box.hidden = false;
+  box.scrollIntoView({ block: 'nearest' });
+}
+
+function initBreed() {
+  for (const id of ['g-coarse', 'g-middle', 'g-fine', 'mutation']) {
+    $('#' + id).addEventListener('input', () => { $(`#${id}-out`).textContent = (+$('#' + id).value).toFixed(2); });
+    $('#' + id).addEventListener('change', () => { if (breed.litter.length) doBreed(); });
+  }
+  $('#breed').addEventListener('click', doBreed);
+  $('#reroll').addEventListener('click', () => { breed.seed = randomSeed() % 1000000; doBreed(); });
+  $('#breed-form').addEventListener('submit', e => e.preventDefault());
+}
+
+// ---------------------------------------------------------------- Sliders
+const slide = { image: null, sliders: [], inflight: false, dirty: false, shown: null, gen: 0 };
+
+function moves() {
+  return [...document.querySelectorAll('#slider-list input')].map(i => ({ slider: i.dataset.slider, value: +i.value })).filter(m => m.value !== 0);
+}
+
+// only one request at a time; a drag while it renders asks again with the latest values when it ends
+async function slideRender() {
+  if (!slide.image) return;
+  if (slide.inflight) { slide.dirty = true; return; }
+  slide.inflight = true;
+  const gen = slide.gen;
+  const img = $('#slide-face');
+  img.dataset.state = 'loading';
+  const t0 = performance.now();
+  try {
+    const asked = { image: slide.image.id, moves: moves() };
+    const r = await api('POST', '/api/slide', asked);
+    if (gen === slide.gen) {
+      await new Promise((res, rej) => { img.onload = res; img.onerror = rej; img.src = r.png; });
+      slide.shown = asked;
+      img.dataset.state = 'loaded';
+      img.dataset.renders = String(+(img.dataset.renders || 0) + 1);
+      $('#slide-timing').textContent = `${Math.round(performance.now() - t0)} ms (render ${r.render_ms.toFixed(1)} ms)`;
+      $('#slide-keep').disabled = moves().length === 0;
+    }
+  } catch (e) {
+    if (/busy/.test(e.message)) { slide.dirty = true; await new Promise(res => setTimeout(res, 500)); }
+    else { status(String(e.message || e), true); img.dataset.state = 'error'; }
+  } finally {
+    slide.inflight = false;
+  }
+  if (slide.dirty) { slide.dirty = false; slideRender(); }
+}
+
+async function pickSlide(im) {
+  slide.image = im;
+  slide.gen++;
+  slide.shown = null;
+  $('#slide-face').dataset.state = 'loading';
+  $('#slide-keep').disabled = true;
+  document.querySelectorAll('#slide-picks .pick').forEach(b => b.setAttribute('aria-pressed', String(b.dataset.id === String(im.id))));
+  $('#slide-what').textContent = `#${im.id} · ${im.model}`;
+  const list = $('#slider-list');
+  list.dataset.state = 'loading';
+  try {
+    const size = (im.recipe || {}).size;
+    const q = new URLSearchParams({ model: im.model });
+    if (size) q.set('size', String(size));
+    const r = await api('GET', '/api/sliders?' + q);
+    slide.sliders = r.sliders;
+    const groups = [];
+    for (const s of r.sliders) {
+      const g = s.kind === 'named' ? 'named' : `unlabelled · ${s.group}`;
+      if (!groups.includes(g)) groups.push(g);
+    }
+    list.replaceChildren(...groups.flatMap(g => [el('h3', { text: g }), ...r.sliders.filter(s => (s.kind === 'named' ? 'named' : `unlabelled · ${s.group}`) === g).map(s => {
+      const out = el('output', { text: '0.0' });
+      const input = el('input', { type: 'range', min: '-5', max: '5', step: '0.1', value: '0', dataset: { slider: s.id },
+        oninput: e => { out.textContent = (+e.target.value).toFixed(1); slideRender(); } });
+      return el('label', {}, `${s.kind === 'named' ? s.id + ' (+ ' + s.label + ')' : s.label}`, out, input);
+    })]));
+    list.dataset.state = 'loaded';
+    $('#slide-reset').disabled = false;
+  } catch (e) {
+    status(`Cannot list the sliders: ${e.message}`, true);
+  }
+  slideRender();
+}
+
+async function loadSliders() {
+  try {
+    const list = await keptFaces();
+    $('#slide-picks').replaceChildren(...list.map(im => pickButton(im, slide.image && slide.image.id === im.id, () => pickSlide(im))));
+    $('#slide-empty').hidden = list.length > 0;
+    $('#slide-picks').dataset.state = 'loaded';
+    if (!slide.image && list.length) pickSlide(list[0]);
+  } catch (e) {
+    status(`Cannot load the kept faces: ${e.message}`, true);
+  }
+}
+
+function initSliders() {
+  $('#slide-reset').addEventListener('click', () => {
+    document.querySelectorAll('#slider-list input').forEach(i => { i.value = '0'; i.dispatchEvent(new Event('input')); });
+  });
+  $('#slide-keep').addEventListener('click', async () => {
+    if (!slide.shown) return;
+    const btn = $('#slide-keep');
+    btn.disabled = true;
+    try {
+      const im = await api('POST', '/api/keep', { slide: slide.shown, curator: curator() });
+      btn.dataset.keptId = String(im.id);
+      status(`Kept #${im.id}`);
+      loadSliders();
+    } catch (e) {
+      status(`Not kept: ${e.message}`, true);
+    } finally {
+      btn.disabled = false;
+    }
+  });
+  $('#slide-form').addEventListener('submit', e => e.preventDefault());
+}
+
 // ---------------------------------------------------------------- views
-function currentView() { return location.hash === '#gallery' ? 'gallery' : 'meet'; }
+const VIEWS = ['meet', 'breed', 'sliders', 'gallery'];
+function currentView() { const v = location.hash.slice(1); return VIEWS.includes(v) ? v : 'meet'; }
 
 function route() {
   const v = currentView();
-  for (const name of ['meet', 'gallery']) {
+  for (const name of VIEWS) {
     $(`#view-${name}`).hidden = name !== v;
     $(`#tab-${name}`).classList.toggle('active', name === v);
   }
   if (v === 'gallery') loadGallery();
+  if (v === 'breed') loadBreed();
+  if (v === 'sliders') loadSliders();
   document.body.dataset.view = v;
 }
 
@@ -285,6 +509,8 @@ function init() {
   cur.addEventListener('change', () => localStorage.setItem('limner.curator', cur.value.trim()));
   initMeet();
   initGallery();
+  initBreed();
+  initSliders();
   window.addEventListener('hashchange', route);
   route();
   document.body.dataset.ready = 'true';
