@@ -149,7 +149,7 @@ fn render(models: &mut Models, req: &FaceRequest) -> Result<Rendered> {
     let ws = seed_ws(m, &[req.seed], req.psi);
     let img = m.render(&ws, &[req.seed], req.noise).pop().expect("one image");
     let recipe = Recipe::new(m, &ws[0], NoiseSpec { seed: req.seed, scale: req.noise }, Origin::Seed { seed: req.seed, psi: req.psi }, vec![]);
-    let png = encode_png(&img.to_rgb8(), img.width as u32, img.height as u32)?;
+    let png = labelled_png(&img.to_rgb8(), img.width as u32, img.height as u32, &recipe)?;
     Ok(Rendered {
         png: Arc::new(png),
         width: img.width as u32,
@@ -161,7 +161,7 @@ fn render(models: &mut Models, req: &FaceRequest) -> Result<Rendered> {
 
 /// A recipe's image as PNG, with the recipe's JSON.
 fn finish(rgb: &[u8], width: usize, height: usize, recipe: &Recipe, t: Instant) -> Result<Rendered> {
-    let png = encode_png(rgb, width as u32, height as u32)?;
+    let png = labelled_png(rgb, width as u32, height as u32, recipe)?;
     Ok(Rendered {
         png: Arc::new(png),
         width: width as u32,
@@ -254,6 +254,13 @@ pub fn sliders(models: &mut Models, name: &str, size: usize) -> Result<Vec<Slide
         }
     }
     Ok(out)
+}
+
+/// PNG bytes of a generated face carrying limner's provenance label (XMP: IPTC digital source
+/// type `trainedAlgorithmicMedia`, the recipe, the model's sha256), as every file the CLI
+/// writes does; the label never changes the pixels, and the same recipe gives the same bytes.
+fn labelled_png(rgb: &[u8], w: u32, h: u32, recipe: &Recipe) -> Result<Vec<u8>> {
+    limner_data::provenance::embed(&encode_png(rgb, w, h)?, &recipe.provenance()?)
 }
 
 /// PNG bytes of an RGB8 image (deterministic: the same pixels give the same bytes).

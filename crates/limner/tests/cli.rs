@@ -1,7 +1,7 @@
 //! The `limner` binary end to end, as a user runs it: a real process, real files.
 
 mod cli_support;
-use cli_support::{fails, limner, ok};
+use cli_support::{fails, ok};
 use std::process::Command;
 use std::path::Path;
 

@@ -59,6 +59,13 @@ fn kept_faces_and_their_curation_survive_a_restart() {
     let s = Studio::start(home.path(), &data, &["--workers", "1"]);
     assert_eq!(get(&s.url("/api/images")).json(), json!([]));
     let shown = get(&s.url("/api/face?seed=101&psi=0.7&noise=1")).body;
+    // the face carries limner's AI-provenance label (XMP), as every file the CLI writes does
+    let xmp = limner_data::provenance::read_xmp(&shown).unwrap().expect("the studio's face carries an XMP label");
+    let label = limner_data::provenance::Label::parse(&xmp);
+    assert!(label.is_limner(), "{xmp}");
+    assert_eq!(label.source_code(), Some("trainedAlgorithmicMedia"), "{xmp}");
+    let recipe: Value = serde_json::from_str(label.recipe.as_deref().expect("the label holds the recipe")).unwrap();
+    assert_eq!(recipe["origin"]["seed"], 101, "{recipe}");
     let k1 = keep(&s, 101, "Ada");
     assert_eq!(k1.status, 201, "{}", k1.text());
     let k1 = k1.json();
