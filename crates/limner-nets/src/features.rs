@@ -33,12 +33,14 @@ pub fn dataset_features(net: &InceptionV3, data: &limner_data::PackedDataset, n:
     out
 }
 
-/// Features of the generator's images for seeds `0..n` at truncation `psi`.
-pub fn generator_features(net: &InceptionV3, g: &limner_gan::Generator, n: usize, psi: f32, progress: &mut dyn FnMut(usize)) -> Vec<Features> {
+/// Features of the generator's images for seeds `first_seed..first_seed + n` at truncation `psi`
+/// (pick seeds the model never trained on: a distilled model's training seeds are its
+/// `dataset distill` range).
+pub fn generator_features(net: &InceptionV3, g: &limner_gan::Generator, first_seed: u64, n: usize, psi: f32, progress: &mut dyn FnMut(usize)) -> Vec<Features> {
     let device = g.mapping.w_avg.device();
     let res = g.config.img_resolution;
     let opts = limner_gan::generate::GenerateOptions { psi, noise: 1.0, batch: 16 };
-    let seeds: Vec<u64> = (0..n as u64).collect();
+    let seeds: Vec<u64> = (first_seed..first_seed.saturating_add(n as u64)).collect();
     let mut out = Vec::with_capacity(n);
     for chunk in seeds.chunks(32) {
         let imgs = limner_gan::generate::generate_seeds(g, chunk, &opts);
@@ -53,8 +55,9 @@ pub fn generator_features(net: &InceptionV3, g: &limner_gan::Generator, n: usize
 
 /// Features of up to `n` images of an image set named as `limner score` takes it: a packed
 /// dataset (`.limner`), a folder of square images (evenly spaced over the sorted names), or a
-/// model (`default`, a run folder, a `.safetensors`; seeds `0..n` at `psi`). At least 2 images.
-pub fn features_of(net: &InceptionV3, spec: &str, n: usize, psi: f32, device: &Device, progress: &mut dyn FnMut(usize)) -> Result<Vec<Features>> {
+/// model (`default`, a run folder, a `.safetensors`; seeds `first_seed..first_seed + n` at `psi`).
+/// At least 2 images.
+pub fn features_of(net: &InceptionV3, spec: &str, n: usize, psi: f32, first_seed: u64, device: &Device, progress: &mut dyn FnMut(usize)) -> Result<Vec<Features>> {
     let p = Path::new(spec);
     let out = if p.is_file() && p.extension().is_some_and(|e| e == "limner") {
         dataset_features(net, &limner_data::PackedDataset::open(p)?, n, device, progress)
@@ -79,7 +82,7 @@ pub fn features_of(net: &InceptionV3, spec: &str, n: usize, psi: f32, device: &D
         out
     } else {
         let (g, _) = limner_models::load(Some(spec), device)?;
-        generator_features(net, &g, n, psi, progress)
+        generator_features(net, &g, first_seed, n, psi, progress)
     };
     if out.len() < 2 {
         bail!("{spec} gave {} image(s); the score needs at least 2", out.len());
@@ -107,7 +110,7 @@ impl TrainScorer {
 
     /// The FID-like score of `g` against the dataset (lower is better).
     pub fn score(&self, g: &limner_gan::Generator) -> Result<f64> {
-        let fake = generator_features(&self.net, g, self.n, 1.0, &mut |_| {});
+        let fake = generator_features(&self.net, g, 0, self.n, 1.0, &mut |_| {});
         fid_like(&self.real, &fake)
     }
 }

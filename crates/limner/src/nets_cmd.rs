@@ -39,9 +39,13 @@ pub struct ScoreArgs {
     pub a: String,
     /// second set, as the first
     pub b: String,
-    /// images per set (datasets and folders: evenly spaced; models: seeds 0..n)
+    /// images per set (datasets and folders: evenly spaced; models: seeds FIRST_SEED..FIRST_SEED+n)
     #[arg(long, default_value_t = 1000)]
     pub n: usize,
+    /// first seed of the images drawn from a model: score on seeds it never trained on (the
+    /// default model's distillation seeds are 0–9610, so its card scores from 100000)
+    #[arg(long, default_value_t = 0)]
+    pub first_seed: u64,
     /// truncation for sets generated from a model
     #[arg(long, default_value_t = 1.0)]
     pub psi: f32,
@@ -55,7 +59,7 @@ pub fn score(a: ScoreArgs) -> Result<()> {
     let net = InceptionV3::load_fetched(&device)?;
     let features = |spec: &str| {
         let pb = bar(a.n as u64, &format!("features of {spec}"));
-        let f = features_of(&net, spec, a.n, a.psi, &device, &mut |k| pb.inc(k as u64));
+        let f = features_of(&net, spec, a.n, a.psi, a.first_seed, &device, &mut |k| pb.inc(k as u64));
         pb.finish_and_clear();
         f
     };
