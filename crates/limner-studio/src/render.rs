@@ -333,7 +333,8 @@ impl Pool {
                     while let Ok(job) = rx.recv() {
                         stats.busy.fetch_add(1, Ordering::Relaxed);
                         let outcome = job(&mut models);
-                        stats.busy.fetch_sub(1, Ordering::Relaxed);
+                        // count the outcome before the worker reads as idle again, so that
+                        // `busy == 0` in the stats means every finished job is counted
                         match outcome {
                             None => stats.abandoned.fetch_add(1, Ordering::Relaxed),
                             Some(Outcome::Done) => stats.rendered.fetch_add(1, Ordering::Relaxed),
@@ -344,6 +345,7 @@ impl Pool {
                                 stats.failed.fetch_add(1, Ordering::Relaxed)
                             }
                         };
+                        stats.busy.fetch_sub(1, Ordering::Relaxed);
                     }
                 })
                 .expect("cannot start a render thread");

@@ -338,7 +338,13 @@ fn a_full_queue_answers_503_with_retry_after_and_the_bound_holds() {
     for a in answers.iter().filter(|a| a.status == 200) {
         decode_png(&a.body);
     }
-    let st = stats(&s);
+    // a worker answers its client before it counts the render: wait until it is idle
+    let t0 = Instant::now();
+    let mut st = stats(&s);
+    while (st["busy"] != 0 || st["queued"] != 0) && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+        st = stats(&s);
+    }
     assert_eq!(st["workers"], 1);
     assert_eq!(st["queue_capacity"], 2);
     assert!(st["max_queued"].as_u64().unwrap() <= 2, "{st}");
