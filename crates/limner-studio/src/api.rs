@@ -78,6 +78,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/images/{id}", get(one).patch(update))
         .route("/api/images/{id}/history", get(history))
         .route("/api/images/{id}/recipe", get(recipe))
+        .route("/api/images/{id}/export", get(export))
         .route("/api/blob/{hash}", get(blob))
         .route("/api/stats", get(stats))
         .route("/api/breed", post(breed))
@@ -739,6 +740,29 @@ async fn recipe(State(s): St, Path(id): Path<i64>) -> Result<Response, ApiError>
     let mut r = Response::new(Body::from(serde_json::to_string_pretty(&im.recipe).map_err(|e| ApiError::internal(e.into()))?));
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r.headers_mut().insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&format!("attachment; filename=\"limner-{id}.json\"")).unwrap());
+    Ok(r)
+}
+
+#[derive(Deserialize)]
+pub struct ExportQuery {
+    format: Option<String>,
+}
+
+/// `GET /api/images/{id}/export?format=png|jpeg`: the kept face as a file to take away, labelled
+/// as AI-made with its recipe, the curator who kept it as creator.
+async fn export(State(s): St, Path(id): Path<i64>, Query(q): Query<ExportQuery>) -> Result<Response, ApiError> {
+    let format = render::ExportFormat::parse(q.format.as_deref().unwrap_or("png")).ok_or_else(|| ApiError::bad("format: png or jpeg"))?;
+    let im = s.store.get(id).await?.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no image {id}")))?;
+    let blobs = s.blobs.clone();
+    let bytes = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
+        let png = blobs.get(&im.hash)?.ok_or_else(|| anyhow::anyhow!("image {id}'s file {} is missing (run `limner studio --check`)", im.hash))?;
+        render::export(&png, &im.recipe, &im.author, format)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.into()))??;
+    let mut r = Response::new(Body::from(bytes));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.mime()));
+    r.headers_mut().insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&format!("attachment; filename=\"limner-{id}.{}\"", format.extension())).unwrap());
     Ok(r)
 }
 

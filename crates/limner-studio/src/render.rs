@@ -263,6 +263,58 @@ fn labelled_png(rgb: &[u8], w: u32, h: u32, recipe: &Recipe) -> Result<Vec<u8>> 
     limner_data::provenance::embed(&encode_png(rgb, w, h)?, &recipe.provenance()?)
 }
 
+/// What a kept face is exported as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    Png,
+    Jpeg,
+}
+
+impl ExportFormat {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "png" => Some(Self::Png),
+            "jpeg" | "jpg" => Some(Self::Jpeg),
+            _ => None,
+        }
+    }
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Png => "image/png",
+            Self::Jpeg => "image/jpeg",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Png => "png",
+            Self::Jpeg => "jpg",
+        }
+    }
+}
+
+/// A kept face as a file to take away: its pixels as PNG or JPEG (quality 92) with limner's
+/// provenance label (AI-made, its recipe, the model's sha256) and the curator who kept it as
+/// the creator (`dc:creator`), through the same labelling path as every file the CLI writes.
+pub fn export(png: &[u8], recipe: &serde_json::Value, creator: &str, format: ExportFormat) -> Result<Vec<u8>> {
+    let rgb = image::load_from_memory_with_format(png, image::ImageFormat::Png)?.to_rgb8();
+    let (w, h) = rgb.dimensions();
+    let encoded = match format {
+        ExportFormat::Png => encode_png(rgb.as_raw(), w, h)?,
+        ExportFormat::Jpeg => {
+            let mut out = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92).encode(rgb.as_raw(), w, h, ExtendedColorType::Rgb8)?;
+            out
+        }
+    };
+    let prov = match serde_json::from_value::<Recipe>(recipe.clone()) {
+        Ok(r) => r.provenance()?,
+        Err(_) => limner_data::provenance::Provenance::generated().with_recipe_json(recipe.clone()),
+    };
+    limner_data::provenance::embed(&encoded, &prov.with_creator(Some(creator.to_string())))
+}
+
 /// PNG bytes of an RGB8 image (deterministic: the same pixels give the same bytes).
 pub fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
     let mut out = Vec::new();

@@ -74,6 +74,27 @@ fn kept_faces_and_their_curation_survive_a_restart() {
     assert_eq!(k1["recipe"]["origin"]["psi"], 0.7, "the recipe's psi reads as typed");
     assert_eq!(k1["recipe"]["model"]["name"], "default");
     assert_eq!(k1["hash"].as_str().unwrap(), sha256_hex(&shown), "the kept file is the face that was shown");
+    // export: PNG and JPEG with the label (AI-made, recipe) and the curator who kept it as creator
+    let kid = k1["id"].as_i64().unwrap();
+    for (format, magic) in [("png", &b"\x89PNG"[..]), ("jpeg", &b"\xff\xd8\xff"[..])] {
+        let e = get(&s.url(&format!("/api/images/{kid}/export?format={format}")));
+        assert_eq!(e.status, 200, "{format}: {}", e.text());
+        assert!(e.body.starts_with(magic), "{format}: not a {format} file");
+        let xmp = limner_data::provenance::read_xmp(&e.body).unwrap().expect("the export carries an XMP label");
+        let label = limner_data::provenance::Label::parse(&xmp);
+        assert_eq!(label.source_code(), Some("trainedAlgorithmicMedia"), "{xmp}");
+        assert_eq!(label.creator.as_deref(), Some("Ada"), "the curator is the export's creator: {xmp}");
+        let r: Value = serde_json::from_str(label.recipe.as_deref().unwrap()).unwrap();
+        assert_eq!(r["origin"]["seed"], 101, "{r}");
+        let px = image::load_from_memory(&e.body).unwrap().to_rgb8();
+        let shown_px = image::load_from_memory(&shown).unwrap().to_rgb8();
+        assert_eq!(px.dimensions(), shown_px.dimensions());
+        if format == "png" {
+            assert_eq!(px, shown_px, "the PNG export has the kept pixels");
+        }
+    }
+    assert_eq!(get(&s.url(&format!("/api/images/{kid}/export?format=tiff"))).status, 400);
+    assert_eq!(get(&s.url("/api/images/999999/export")).status, 404);
     let again = keep(&s, 101, "Ada");
     assert_eq!(again.status, 200, "keeping the same face twice gives the same image");
     assert_eq!(again.json()["id"], k1["id"]);

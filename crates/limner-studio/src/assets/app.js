@@ -240,7 +240,11 @@ function card(im) {
       onclick: e => { e.currentTarget.hidden = true; const t = $('.notes', c); t.hidden = false; t.focus(); } }),
     el('p', { class: 'meta muted' }),
     el('a', { class: 'recipe muted', href: `/api/images/${im.id}/recipe`, download: `limner-${im.id}.json`,
-      title: 'the recipe: `limner render` makes this image again from it', text: 'recipe' }));
+      title: 'the recipe: `limner render` makes this image again from it', text: 'recipe' }),
+    el('a', { class: 'recipe muted', href: `/api/images/${im.id}/export?format=png`, download: `limner-${im.id}.png`,
+      title: 'export as PNG, labelled AI-made with its recipe and you as creator', text: 'PNG' }),
+    el('a', { class: 'recipe muted', href: `/api/images/${im.id}/export?format=jpeg`, download: `limner-${im.id}.jpg`,
+      title: 'export as JPEG, labelled AI-made with its recipe and you as creator', text: 'JPEG' }));
   paintCard(c, im);
   return c;
 }
