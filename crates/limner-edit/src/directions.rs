@@ -292,7 +292,7 @@ pub fn fit(l: &Labelled, extreme: f32, model: &str, command: &str, psi: f32, lab
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tests_support::attrs;
+    use limner_faces::Attributes;
 
     /// Synthetic w's where each attribute is a known (correlated) linear function: the fit
     /// must recover directions close to the truth and orthogonal to each other.
@@ -309,7 +309,7 @@ mod tests {
             let w: Vec<f32> = (0..d).map(|_| rnd()).collect();
             // gender on w0, age on w0 + w1 (correlated with gender), smile on w2
             let male = 1.0 / (1.0 + (-8.0 * w[0]).exp());
-            at.push(attrs(40.0 + 20.0 * (w[0] + w[1]), male, 0.5 + 0.5 * w[2]));
+            at.push(Attributes::from_readings(40.0 + 20.0 * (w[0] + w[1]), male, 0.5 + 0.5 * w[2]));
             ws.push(w);
         }
         let dirs = fit(&Labelled { ws, attributes: at, seconds: 0.0 }, 0.3, "synthetic", "test", 1.0, 0.0).unwrap();

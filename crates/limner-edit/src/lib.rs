@@ -22,16 +22,3 @@ pub mod recipe;
 pub mod sliders;
 
 pub use model::{open, LayerGroup, Model, ModelId, WPlus};
-
-#[cfg(test)]
-pub(crate) mod tests_support {
-    use limner_faces::Attributes;
-
-    /// Attributes with the given age, male probability and happy probability (rest neutral).
-    pub(crate) fn attrs(age: f32, male: f32, happy: f32) -> Attributes {
-        let mut expressions = [0.0; 7];
-        expressions[1] = happy;
-        expressions[0] = 1.0 - happy;
-        Attributes { age, male_probability: male, expressions, descriptor: None }
-    }
-}

@@ -77,6 +77,15 @@ pub struct Attributes {
 }
 
 impl Attributes {
+    /// Readings with the given age, male probability and happy probability; the rest of the
+    /// expression mass is neutral and there is no descriptor (for tests and synthetic labels).
+    pub fn from_readings(age: f32, male_probability: f32, happy: f32) -> Self {
+        let mut expressions = [0.0; 7];
+        expressions[1] = happy;
+        expressions[0] = 1.0 - happy;
+        Attributes { age, male_probability, expressions, descriptor: None }
+    }
+
     /// "female" or "male", whichever the model finds more likely, and its probability.
     pub fn gender(&self) -> (&'static str, f32) {
         if self.male_probability > 0.5 {
@@ -410,12 +419,8 @@ pub fn aligned_rect(lm: &Landmarks) -> Rect {
 pub(crate) mod tests {
     use super::*;
 
-    /// Attributes with the given age, male probability and happy probability (rest neutral).
-    pub(crate) fn attrs(age: f32, male: f32, happy: f32) -> Attributes {
-        let mut expressions = [0.0; 7];
-        expressions[1] = happy;
-        expressions[0] = 1.0 - happy;
-        Attributes { age, male_probability: male, expressions, descriptor: None }
+    fn attrs(age: f32, male: f32, happy: f32) -> Attributes {
+        Attributes::from_readings(age, male, happy)
     }
 
     #[test]
