@@ -257,8 +257,50 @@ impl Container {
 
 /// Adds `prov`'s XMP packet to an encoded PNG/APNG, JPEG or GIF (see the module docs for
 /// where). Any XMP already there is replaced; pixels and every other chunk are kept as they are.
+///
+/// With the `c2pa` feature and credentials set by [`set_c2pa`], the labelled file is then signed
+/// with a C2PA manifest carrying the same claim (see `limner_c2pa`): the pixels and the XMP are
+/// kept, and the signature (which holds a fresh instance id) makes the file's bytes differ run to
+/// run.
 pub fn embed(encoded: &[u8], prov: &Provenance) -> Result<Vec<u8>> {
-    embed_xmp(encoded, &prov.xmp())
+    let labelled = embed_xmp(encoded, &prov.xmp())?;
+    #[cfg(feature = "c2pa")]
+    if let Some(creds) = C2PA.get().and_then(Option::as_ref) {
+        return limner_c2pa::sign(&labelled, &c2pa_claim(prov), creds);
+    }
+    Ok(labelled)
+}
+
+#[cfg(feature = "c2pa")]
+static C2PA: std::sync::OnceLock<Option<limner_c2pa::Credentials>> = std::sync::OnceLock::new();
+
+/// Sets, once per process, the C2PA credentials every labelled image is signed with (the CLI
+/// reads them from `$LIMNER_C2PA_CERT` / `$LIMNER_C2PA_KEY`); `None` signs nothing. Later calls
+/// are ignored.
+#[cfg(feature = "c2pa")]
+pub fn set_c2pa(creds: Option<limner_c2pa::Credentials>) {
+    let _ = C2PA.set(creds);
+}
+
+/// Whether images written now are signed with C2PA.
+pub fn c2pa_signing() -> bool {
+    #[cfg(feature = "c2pa")]
+    return C2PA.get().is_some_and(Option::is_some);
+    #[cfg(not(feature = "c2pa"))]
+    false
+}
+
+/// The C2PA claim that says what `prov`'s XMP says.
+#[cfg(feature = "c2pa")]
+pub fn c2pa_claim(prov: &Provenance) -> limner_c2pa::Claim {
+    limner_c2pa::Claim {
+        title: "limner image".into(),
+        composite: prov.source == SourceType::CompositeWithTrainedAlgorithmicMedia,
+        software: prov.software.clone(),
+        creator: prov.creator.clone(),
+        recipe: prov.recipe.clone(),
+        model_sha256: prov.model_sha256.clone(),
+    }
 }
 
 /// [`embed`] with a ready XMP packet.

@@ -85,6 +85,9 @@ pub struct InspectArgs {
     /// print JSON instead of text
     #[arg(long)]
     pub json: bool,
+    /// a PEM file of certificate authorities to trust when checking a C2PA signature
+    #[arg(long, value_name = "CA.pem")]
+    pub trust: Option<PathBuf>,
 }
 
 /// What `limner inspect` found.
@@ -103,6 +106,9 @@ struct Report {
     /// label holds its sha256)
     model_check: Option<String>,
     model_check_detail: Option<String>,
+    /// the signed C2PA manifest, when the file has one
+    #[cfg(feature = "c2pa")]
+    c2pa: Option<limner_c2pa::Verdict>,
 }
 
 const MAX_INSPECT_BYTES: u64 = 256 << 20;
@@ -134,6 +140,8 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         label: None,
         model_check: None,
         model_check_detail: None,
+        #[cfg(feature = "c2pa")]
+        c2pa: None,
     };
     if let Err(e) = check_complete(&bytes) {
         r.problem = Some(format!("{e:#}"));
@@ -150,6 +158,18 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     }
     if let Some(l) = r.label.as_ref().filter(|l| l.is_limner()) {
         (r.model_check, r.model_check_detail) = check_model(l);
+    }
+    #[cfg(feature = "c2pa")]
+    {
+        let anchors = a.trust.as_ref().map(|p| std::fs::read_to_string(p).with_context(|| format!("cannot read the trust anchors {}", p.display()))).transpose()?;
+        match limner_c2pa::read(&bytes, anchors.as_deref()) {
+            Ok(v) => r.c2pa = v,
+            Err(e) => r.problem = r.problem.or(Some(format!("{e:#}"))),
+        }
+    }
+    #[cfg(not(feature = "c2pa"))]
+    if a.trust.is_some() {
+        bail!("--trust checks C2PA signatures: this limner was built without the `c2pa` feature");
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -222,6 +242,24 @@ fn print_report(r: &Report) {
             if let Some(recipe) = &l.recipe {
                 let pretty = serde_json::from_str::<Value>(recipe).ok().and_then(|v| serde_json::to_string_pretty(&v).ok());
                 println!("recipe: {}", pretty.as_deref().unwrap_or(recipe));
+            }
+        }
+    }
+    #[cfg(feature = "c2pa")]
+    match &r.c2pa {
+        None => println!("C2PA: none (not signed; set $LIMNER_C2PA_CERT and $LIMNER_C2PA_KEY, or run `limner sign`)"),
+        Some(v) => {
+            let state = match v.state {
+                limner_c2pa::State::Trusted => "signed, valid, and the signer is trusted".to_string(),
+                limner_c2pa::State::Valid => "signed and valid; the signer is not among the trusted (give --trust CA.pem)".to_string(),
+                limner_c2pa::State::Invalid => format!("INVALID: the file changed after signing or the signature is bad ({})", v.failures.join(", ")),
+            };
+            println!("C2PA: {state}");
+            if let Some(s) = &v.signer {
+                println!("C2PA signer: {s}");
+            }
+            if let Some(t) = &v.digital_source_type {
+                println!("C2PA source type: {t}");
             }
         }
     }

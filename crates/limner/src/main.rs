@@ -1,6 +1,8 @@
 //! The `limner` command line: argument parsing and progress bars over the library crates.
 
 mod art_cmd;
+#[cfg(feature = "c2pa")]
+mod c2pa_cmd;
 mod edit_cmd;
 mod faces_cmd;
 mod label_cmd;
@@ -75,6 +77,12 @@ enum Command {
     Animate(edit_cmd::AnimateArgs),
     /// Project a photo's face into a model (align, then optimise w and w+), to breed, slide and animate it
     Project(edit_cmd::ProjectArgs),
+    /// Sign limner images with a C2PA manifest (Content Credentials) using your certificate
+    #[cfg(feature = "c2pa")]
+    Sign(c2pa_cmd::SignArgs),
+    /// Make a throw-away test certificate for C2PA signing (trusted by nobody)
+    #[cfg(feature = "c2pa")]
+    C2paCert(c2pa_cmd::CertArgs),
 }
 
 #[derive(Subcommand)]
@@ -294,6 +302,11 @@ fn main() {
     limner_kernels::keep_freed_memory();
     let cli = Cli::parse();
     label_cmd::set_creator(cli.creator.clone());
+    #[cfg(feature = "c2pa")]
+    if let Err(e) = c2pa_cmd::init_from_env() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
     if let Some(n) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
             eprintln!("warning: could not set {n} threads: {e}");
@@ -343,6 +356,10 @@ fn run(cmd: Command) -> Result<()> {
         Command::Breed(a) => edit_cmd::breed(a),
         Command::Animate(a) => edit_cmd::animate(a),
         Command::Project(a) => edit_cmd::project(a),
+        #[cfg(feature = "c2pa")]
+        Command::Sign(a) => c2pa_cmd::sign(a),
+        #[cfg(feature = "c2pa")]
+        Command::C2paCert(a) => c2pa_cmd::cert(a),
         Command::Models(ModelsCmd::List) => {
             let device = Device::flex();
             println!("{:<16} {:>5} {:>9}  {:<40} licence", "name", "res", "kimg", "location");
