@@ -33,7 +33,7 @@ use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
 
 use crate::cpu::{mm, out_vec, scratch};
-use crate::{f32_data, flex_from, on_flex, profile, unique_f32, Switch};
+use crate::{f32_data, flex_from, on_flex, profile, Switch};
 
 static FUSED: Switch = Switch::new("LIMNER_FAST_CONV_RELU");
 
@@ -117,11 +117,14 @@ fn valid_cols(k: usize, pad: usize, s: usize, len: usize) -> (usize, usize) {
 }
 
 /// im2col of output pixels `j0..j1` (flat `oh * wo + ow`) of one sample:
-/// `col[(ci, ky, kx), j - j0] = x[ci, oh*s + ky - ph, ow*s + kx - pw]` (0 in the padding).
-fn im2col_cols(g: &RectGeom, xb: &[f32], j0: usize, j1: usize, col: &mut [f32]) {
+/// `col[(ci, ky, kx), j - j0] = x[ci, oh*s + ky - ph, ow*s + kx - pw]` (0 in the padding);
+/// with `mb` (same layout as `xb`), `x` is read as `x · [m > 0]` (the ReLU mask of the
+/// backward pass, applied while gathering).
+fn im2col_cols(g: &RectGeom, xb: &[f32], mb: Option<&[f32]>, j0: usize, j1: usize, col: &mut [f32]) {
     let (wo, tn, hw_in) = (g.wo(), j1 - j0, g.h * g.w);
     for ci in 0..g.cin {
         let plane = &xb[ci * hw_in..(ci + 1) * hw_in];
+        let mplane = mb.map(|m| &m[ci * hw_in..(ci + 1) * hw_in]);
         for ky in 0..g.kh {
             for kx in 0..g.kw {
                 let row = &mut col[((ci * g.kh + ky) * g.kw + kx) * tn..][..tn];
@@ -136,6 +139,7 @@ fn im2col_cols(g: &RectGeom, xb: &[f32], j0: usize, j1: usize, col: &mut [f32]) 
                         seg.fill(0.0);
                     } else {
                         let src = &plane[ih as usize * g.w..(ih as usize + 1) * g.w];
+                        let msk = mplane.map(|m| &m[ih as usize * g.w..(ih as usize + 1) * g.w]);
                         let a = lo.clamp(ow0, ow1);
                         let b = hi.clamp(a, ow1);
                         seg[..a - ow0].fill(0.0);
@@ -145,10 +149,17 @@ fn im2col_cols(g: &RectGeom, xb: &[f32], j0: usize, j1: usize, col: &mut [f32]) 
                             // no valid column in this run (a may sit below `lo` then)
                         } else if g.s == 1 {
                             let i0 = a + kx - g.pw;
-                            dst.copy_from_slice(&src[i0..i0 + (b - a)]);
+                            match msk {
+                                None => dst.copy_from_slice(&src[i0..i0 + (b - a)]),
+                                Some(m) => copy_masked(dst, &src[i0..i0 + (b - a)], &m[i0..i0 + (b - a)]),
+                            }
                         } else {
                             for (t, d) in dst.iter_mut().enumerate() {
-                                *d = src[(a + t) * g.s + kx - g.pw];
+                                let i = (a + t) * g.s + kx - g.pw;
+                                *d = match msk {
+                                    Some(m) if m[i] <= 0.0 => 0.0,
+                                    _ => src[i],
+                                };
                             }
                         }
                     }
@@ -156,6 +167,14 @@ fn im2col_cols(g: &RectGeom, xb: &[f32], j0: usize, j1: usize, col: &mut [f32]) 
                 }
             }
         }
+    }
+}
+
+/// `dst = src · [m > 0]`.
+#[inline]
+fn copy_masked(dst: &mut [f32], src: &[f32], m: &[f32]) {
+    for ((d, s), m) in dst.iter_mut().zip(src).zip(m) {
+        *d = if *m > 0.0 { *s } else { 0.0 };
     }
 }
 
@@ -213,6 +232,11 @@ fn tiles_per_sample(g: &RectGeom, hw: usize) -> usize {
 /// `y = act(W * im2col(x) + bias)` for every sample; `w` `[cout, cin, kh, kw]` contiguous,
 /// `bias` `[cout]`, `relu` applies `max(0, ·)`.
 pub fn fwd(g: &RectGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+    fwd_masked(g, x, None, w, bias, relu)
+}
+
+/// [`fwd`] of `x · [mask > 0]` (`mask` the same shape as `x`), the mask applied while gathering.
+fn fwd_masked(g: &RectGeom, x: &[f32], mask: Option<&[f32]>, w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
     let (hw, ckk, in_len, out_len) = (g.ho() * g.wo(), g.ckk(), g.in_len(), g.out_len());
     assert_eq!(x.len(), g.n * in_len, "conv input length");
     assert_eq!(w.len(), g.cout * ckk, "conv weight length");
@@ -232,6 +256,7 @@ pub fn fwd(g: &RectGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool)
         let (j0, j1) = (start(i), start(i + 1));
         let tn = j1 - j0;
         let xb = &x[b * in_len..(b + 1) * in_len];
+        let mb = mask.map(|m| &m[b * in_len..(b + 1) * in_len]);
         let yp = yp;
         // SAFETY: task (b, i) alone writes columns j0..j1 of every row of sample b.
         let dst = unsafe { yp.0.add(b * out_len + j0) };
@@ -241,13 +266,13 @@ pub fn fwd(g: &RectGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool)
             }
         }
         let acc = bias.is_some();
-        if g.pointwise() {
+        if g.pointwise() && mb.is_none() {
             unsafe {
                 mm(g.cout, tn, g.cin, dst, hw as isize, acc, w.as_ptr(), 1, g.cin as isize, xb[j0..].as_ptr(), 1, hw as isize, gemm::Parallelism::None);
             }
         } else {
             scratch(ckk * tn, 0, |col, _| {
-                im2col_cols(g, xb, j0, j1, col);
+                im2col_cols(g, xb, mb, j0, j1, col);
                 unsafe { mm(g.cout, tn, ckk, dst, hw as isize, acc, w.as_ptr(), 1, ckk as isize, col.as_ptr(), 1, tn as isize, gemm::Parallelism::None) };
             });
         }
@@ -264,6 +289,17 @@ pub fn fwd(g: &RectGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool)
 
 /// The input gradient of the conv `g` from `dy` (`[n, cout, ho, wo]`, already masked by the ReLU).
 pub fn xgrad(g: &RectGeom, dy: &[f32], w: &[f32]) -> Vec<f32> {
+    xgrad_masked(g, dy, None, w)
+}
+
+/// The input gradient of `relu(conv + b)` from `dy` and the saved output `y`: [`xgrad`] of
+/// `dy · [y > 0]`, the mask applied while gathering (stride 1) or in one pass (stride 2).
+pub fn xgrad_relu(g: &RectGeom, dy: &[f32], y: &[f32], w: &[f32]) -> Vec<f32> {
+    assert_eq!(y.len(), dy.len(), "saved output length");
+    xgrad_masked(g, dy, Some(y), w)
+}
+
+fn xgrad_masked(g: &RectGeom, dy: &[f32], y: Option<&[f32]>, w: &[f32]) -> Vec<f32> {
     let (hw, ckk, in_len, out_len) = (g.ho() * g.wo(), g.ckk(), g.in_len(), g.out_len());
     assert_eq!(dy.len(), g.n * out_len, "conv output-gradient length");
     assert_eq!(w.len(), g.cout * ckk, "conv weight length");
@@ -282,8 +318,16 @@ pub fn xgrad(g: &RectGeom, dy: &[f32], w: &[f32]) -> Vec<f32> {
         }
         let gf = RectGeom { n: g.n, cin: g.cout, h: g.ho(), w: g.wo(), cout: g.cin, kh, kw, s: 1, ph: kh - 1 - g.ph, pw: kw - 1 - g.pw };
         debug_assert_eq!((gf.ho(), gf.wo()), (g.h, g.w));
-        return fwd(&gf, dy, &wf, None, false);
+        return fwd_masked(&gf, dy, y, &wf, None, false);
     }
+    let masked: Vec<f32>;
+    let dy = match y {
+        Some(y) => {
+            masked = dy.iter().zip(y).map(|(d, y)| if *y > 0.0 { *d } else { 0.0 }).collect();
+            &masked[..]
+        }
+        None => dy,
+    };
     // col = Wᵀ · dy[b] (lhs element (r, o) at w[o * ckk + r]), then col2im per input channel
     let mut dx = out_vec(g.n * in_len);
     let t = rayon::current_num_threads().max(1);
@@ -308,18 +352,6 @@ pub fn xgrad(g: &RectGeom, dy: &[f32], w: &[f32]) -> Vec<f32> {
         }
     }
     dx
-}
-
-/// `dy · [y > 0]` in place (`dy` and `y` the same length).
-pub fn relu_mask_inplace(dy: &mut [f32], y: &[f32]) {
-    const CH: usize = 16 * 1024;
-    dy.par_chunks_mut(CH).zip(y.par_chunks(CH)).for_each(|(d, y)| {
-        for (d, y) in d.iter_mut().zip(y) {
-            if *y <= 0.0 {
-                *d = 0.0;
-            }
-        }
-    });
 }
 
 /// The fused op. `geom` = [`RectGeom`] packed.
@@ -351,28 +383,12 @@ impl Backward<Flex, 1> for ConvReluBackward {
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x] = ops.parents;
-        let mut dy = grads.consume::<Flex>(&ops.node);
+        let dy = grads.consume::<Flex>(&ops.node);
         let (y, w, geom) = ops.state;
         let Some(node) = node_x else { return };
         let g = RectGeom::unpack(geom);
-        let yv = f32_data(&y);
-        let owned: Option<Vec<f32>> = profile::time(
-            || "relu bwd (mask)".to_string(),
-            || match unique_f32(&mut dy) {
-                Some(buf) => {
-                    relu_mask_inplace(buf, &yv);
-                    None
-                }
-                None => {
-                    let mut v = f32_data(&dy).into_owned();
-                    relu_mask_inplace(&mut v, &yv);
-                    Some(v)
-                }
-            },
-        );
-        let dyv = f32_data(&dy);
-        let masked: &[f32] = owned.as_deref().unwrap_or(&dyv);
-        let dx = profile::time(|| g.label("bwd(input)"), || xgrad(&g, masked, &f32_data(&w)));
+        let (yv, dyv) = (f32_data(&y), f32_data(&dy));
+        let dx = profile::time(|| g.label("bwd(input)+relu mask"), || xgrad_relu(&g, &dyv, &yv, &f32_data(&w)));
         grads.register::<Flex>(node.id, flex_from(dx, [g.n, g.cin, g.h, g.w]));
     }
 }
@@ -502,6 +518,20 @@ mod tests {
         }
     }
 
+    /// The fused mask gives the gradient of the masked `dy`, bit for bit.
+    #[test]
+    fn xgrad_relu_is_xgrad_of_the_masked_gradient() {
+        let mut seed = 5;
+        for &(n, cin, h, w, cout, kh, kw, s, ph, pw) in &CASES {
+            let g = RectGeom { n, cin, h, w, cout, kh, kw, s, ph, pw };
+            let wt = rnd(g.cout * g.ckk(), &mut seed);
+            let dy = rnd(g.n * g.out_len(), &mut seed);
+            let y = rnd(g.n * g.out_len(), &mut seed); // about half <= 0
+            let masked: Vec<f32> = dy.iter().zip(&y).map(|(d, y)| if *y > 0.0 { *d } else { 0.0 }).collect();
+            assert_eq!(xgrad_relu(&g, &dy, &y, &wt), xgrad(&g, &masked, &wt), "{g:?}");
+        }
+    }
+
     /// Any column range (tiles start and end inside rows) gives the same columns as the whole.
     #[test]
     fn im2col_of_any_column_range_matches_the_whole() {
@@ -514,12 +544,12 @@ mod tests {
             let hw = g.ho() * g.wo();
             let x = rnd(g.in_len(), &mut seed);
             let mut full = vec![f32::NAN; g.ckk() * hw];
-            im2col_cols(&g, &x, 0, hw, &mut full);
+            im2col_cols(&g, &x, None, 0, hw, &mut full);
             for j0 in 0..hw {
                 for j1 in j0 + 1..=hw {
                     let tn = j1 - j0;
                     let mut part = vec![f32::NAN; g.ckk() * tn];
-                    im2col_cols(&g, &x, j0, j1, &mut part);
+                    im2col_cols(&g, &x, None, j0, j1, &mut part);
                     for r in 0..g.ckk() {
                         assert_eq!(&part[r * tn..(r + 1) * tn], &full[r * hw + j0..r * hw + j1], "{g:?} {j0}..{j1}");
                     }
