@@ -3,7 +3,7 @@
 # and DeepDream (crates/limner-art on limner-nets' InceptionV3, burn flex, limner-kernels convs) vs the same algorithms in
 # PyTorch on torchvision's InceptionV3 truncated at Mixed_6c (bench/torch_art.py), in ONE run.
 #
-#   bench/art.sh [--steps N] [--full] [--reps N] [--size PX] [--images N]
+#   bench/art.sh [--steps N] [--full] [--reps N] [--size PX] [--images N] [--no-build]
 #
 # --steps N  timed Gatys steps per side (default 20, after 2 warm-up steps); the 200-step total
 #            is extrapolated from the median step (the output says `extrapolated=true`)
@@ -11,6 +11,7 @@
 # --reps N   DeepDream repetitions per side (default 3; 4 octaves x 10 steps each)
 # --size PX  image side (default 256)
 # --images N FID-like features of N images (default 1000; 128 px, batch 32, forward only)
+# --no-build use the limner-bench already built in $CARGO_TARGET_DIR
 # Also timed: the perceptual distance forward + backward (batch 8, 128 px, median of 10 calls).
 #
 # Needs the fetched InceptionV3 (`limner models fetch --only inception-v3`) and the bench venv
@@ -24,6 +25,7 @@ STEPS=20
 REPS=3
 SIZE=256
 IMAGES=1000
+BUILD=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --steps) STEPS="$2"; shift ;;
@@ -31,14 +33,15 @@ while [ $# -gt 0 ]; do
         --reps) REPS="$2"; shift ;;
         --size) SIZE="$2"; shift ;;
         --images) IMAGES="$2"; shift ;;
-        -h|--help) sed -n 2,19p "$0"; exit 0 ;;
+        --no-build) BUILD=0 ;;
+        -h|--help) sed -n 2,20p "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
 
 source "$HERE/common.sh"
-build_bench
+[ "$BUILD" = 1 ] && build_bench
 ensure_torch_venv torchvision
 
 RAW="$RESULTS/art_raw.txt"
