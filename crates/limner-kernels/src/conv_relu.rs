@@ -178,6 +178,13 @@ fn mask(dy: &[f32], y: &[f32]) -> Vec<f32> {
     out
 }
 
+/// Square kernels through [`crate::cpu::conv_fwd`] (default); `LIMNER_CONV_RELU_TILES=1`
+/// sends them through the column tiles too, for A/B runs.
+fn square_via_cpu() -> bool {
+    static TILES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    !*TILES.get_or_init(|| std::env::var("LIMNER_CONV_RELU_TILES").is_ok_and(|v| v == "1"))
+}
+
 /// `row = max(row + b, 0)` (ReLU only with `relu`, `+ b` only with a bias).
 #[inline]
 fn epilogue(row: &mut [f32], b: Option<f32>, relu: bool) {
@@ -265,11 +272,12 @@ fn fwd_masked(g: &RectGeom, x: &[f32], mask: Option<&[f32]>, w: &[f32], bias: Op
     if hw == 0 || g.n == 0 || g.cout == 0 {
         return out_vec(g.n * out_len);
     }
-    let t = rayon::current_num_threads().max(1);
-    if mask.is_none() && g.kh == g.kw && g.ph == g.pw && g.n >= t {
-        // a batch of at least one sample per thread, square kernel: `cpu::conv_fwd`
-        // (phase-split planes once per sample, row-tiled im2col) took less CPU time here
-        // (`perf stat -e task-clock`, FID batch 32: 3.8 vs 4.3 s), then one epilogue pass
+    if mask.is_none() && g.kh == g.kw && g.ph == g.pw && square_via_cpu() {
+        // square kernels: `cpu::conv_fwd` (phase-split planes once per sample, row-tiled
+        // im2col; batch-parallel, or a parallel gemm below one sample per thread) took less
+        // time than the column tiles below (`perf stat -e task-clock`, FID batch 32: 3.8 vs
+        // 4.3 s; DeepDream's batch-1 backward: 87 vs 116 ms per step in
+        // bench/results/inception-profile.md), then one epilogue pass
         let cg = crate::cpu::Geom { n: g.n, cin: g.cin, h: g.h, w: g.w, cout: g.cout, k: g.kh, s: g.s, p: g.ph };
         let mut y = crate::cpu::conv_fwd(&cg, x, w);
         if bias.is_some() || relu {
