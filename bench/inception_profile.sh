@@ -9,8 +9,7 @@
 # LIMNER_PROFILE timing of every limner-kernels call; "other" = wall time outside them, i.e.
 # burn's own ops; PyTorch: torch.profiler self CPU time per aten op). Also runs each limner
 # workload with LIMNER_FAST_CONV_RELU=0 (the previous conv path) for the before/after column.
-# Writes bench/results/inception-profile_raw.txt (the tables in inception-profile.md are
-# written by hand from it).
+# Writes bench/results/inception-profile_raw.txt and the tables in inception-profile.md.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -41,3 +40,5 @@ RAW="$RESULTS/inception-profile_raw.txt"
     done
     echo "# loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$RAW"
+"$PY" "$HERE/inception_profile_table.py" "$RAW" "$RESULTS/inception-profile.md"
+echo "tables written to $RESULTS/inception-profile.md (raw: $RAW)" >&2
