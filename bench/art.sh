@@ -78,7 +78,7 @@ for line in open(raw):
     elif line.startswith("# ") and not line.startswith("# busy processes at start"):
         header.append(line[2:].rstrip())
 ok = shapes["limner"] == shapes["torch"] and len(shapes["limner"]) == 11
-L = ["# limner vs PyTorch: Gatys style transfer and DeepDream on InceptionV3 (CPU, fp32, 2 threads)\n", "```"]
+L = ["# limner vs PyTorch on InceptionV3: Gatys, DeepDream, the perceptual distance, FID-like features (CPU, fp32, 2 threads)\n", "```"]
 L += header
 L.append("```\n")
 L.append(f"Architecture check (activation shapes of conv2d_1..5 and mixed0..5 at the benchmark size, limner vs "
