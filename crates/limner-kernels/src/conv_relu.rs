@@ -3,17 +3,19 @@
 //! rectangular kernel (1×1, 3×3, 5×5, 1×7, 7×1), stride `s` in both directions, zero padding
 //! `(ph, pw)` on both sides, groups 1, dilation 1.
 //!
-//! Forward: the output of every sample is cut into column tiles (runs of output pixels); each
-//! tile is one rayon task: its im2col block (none for 1×1 convs: the input plane is the gemm
-//! operand) in a per-thread scratch buffer, then one single-threaded `gemm`, then bias + ReLU over the
-//! tile while it is in cache. With batch 1
-//! the tiles give the parallelism; with big batches the samples do. No separate bias / ReLU
-//! pass, no weight gradient.
+//! Forward, square kernels (1×1, 3×3, 5×5): [`crate::cpu::conv_fwd`] (phase-split planes,
+//! row-tiled im2col + gemm; batch-parallel, or gemm-parallel below one sample per thread), then
+//! one bias + ReLU pass; it took less CPU time than the column tiles below in A/B runs
+//! (bench/NOTES.md, "InceptionV3 (issue 21)"; `LIMNER_CONV_RELU_TILES=1` forces the tiles).
+//! Non-square kernels (1×7, 7×1): the output of every sample is cut into column tiles (runs of
+//! output pixels); each tile is one rayon task: its im2col block in a per-thread scratch buffer,
+//! one single-threaded `gemm`, then bias + ReLU over the tile while it is in cache. With batch 1
+//! the tiles give the parallelism; with big batches the samples do. No weight gradient.
 //!
 //! Backward (input only; the weights and the bias are constants in every use limner makes of
 //! the network): `dy · [y > 0]` (from the saved output), then the input gradient: for stride 1
 //! a forward conv of the masked gradient with the flipped, transposed kernel and padding
-//! `(kh-1-ph, kw-1-pw)` (the same tiled kernel, no scatter); for stride 2 `Wᵀ · dy` and a
+//! `(kh-1-ph, kw-1-pw)` (the same forward kernels, no scatter); for stride 2 `Wᵀ · dy` and a
 //! col2im scatter, parallel over the input channels. Results never depend on the thread
 //! count: each output element is summed by one task in a fixed order.
 //!

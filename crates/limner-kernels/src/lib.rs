@@ -17,7 +17,9 @@
 //! conv), only for the inputs that need a gradient.
 //!
 //! [`pool`] adds max / average pooling kernels and [`act`] a fused `relu(x + bias)`, each with
-//! its own backward (InceptionV3's pools and conv epilogues).
+//! its own backward (InceptionV3's pools and conv epilogues); [`conv_relu`] the whole
+//! `relu(conv(x, w) + b)` of InceptionV3 with frozen weights (any kernel shape, input-only
+//! backward). [`profile`] times every kernel call when `LIMNER_PROFILE=1`.
 //!
 //! `LIMNER_FAST_CONV=0` in the environment (or [`set_enabled(false)`](set_enabled)) turns the
 //! fast path off at run time, for A/B comparisons.
