@@ -3,13 +3,16 @@
 # and DeepDream (crates/limner-art on limner-nets' InceptionV3, burn flex, limner-kernels convs) vs the same algorithms in
 # PyTorch on torchvision's InceptionV3 truncated at Mixed_6c (bench/torch_art.py), in ONE run.
 #
-#   bench/art.sh [--steps N] [--full] [--reps N] [--size PX]
+#   bench/art.sh [--steps N] [--full] [--reps N] [--size PX] [--images N] [--no-build]
 #
 # --steps N  timed Gatys steps per side (default 20, after 2 warm-up steps); the 200-step total
 #            is extrapolated from the median step (the output says `extrapolated=true`)
 # --full     time all 200 Gatys steps instead (about 2 x 2-3 minutes on 2 busy cores)
 # --reps N   DeepDream repetitions per side (default 3; 4 octaves x 10 steps each)
 # --size PX  image side (default 256)
+# --images N FID-like features of N images (default 1000; 128 px, batch 32, forward only)
+# --no-build use the limner-bench already built in $CARGO_TARGET_DIR
+# Also timed: the perceptual distance forward + backward (batch 8, 128 px, median of 10 calls).
 #
 # Needs the fetched InceptionV3 (`limner models fetch --only inception-v3`) and the bench venv
 # ($HOME/.cache/limner-bench-venv with torch; torchvision is installed into it if missing).
@@ -21,20 +24,24 @@ ROOT="$(cd "$HERE/.." && pwd)"
 STEPS=20
 REPS=3
 SIZE=256
+IMAGES=1000
+BUILD=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --steps) STEPS="$2"; shift ;;
         --full) STEPS=200 ;;
         --reps) REPS="$2"; shift ;;
         --size) SIZE="$2"; shift ;;
-        -h|--help) sed -n 2,17p "$0"; exit 0 ;;
+        --images) IMAGES="$2"; shift ;;
+        --no-build) BUILD=0 ;;
+        -h|--help) sed -n 2,20p "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
 
 source "$HERE/common.sh"
-build_bench
+[ "$BUILD" = 1 ] && build_bench
 ensure_torch_venv torchvision
 
 RAW="$RESULTS/art_raw.txt"
@@ -42,7 +49,7 @@ RAW="$RESULTS/art_raw.txt"
 {
     echo "# date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
-    echo "# command: bench/art.sh --steps $STEPS --reps $REPS --size $SIZE"
+    echo "# command: bench/art.sh --steps $STEPS --reps $REPS --size $SIZE --images $IMAGES"
     echo "# PyTorch OpenMP wait policy: OMP_WAIT_POLICY=PASSIVE (see NOTES.md)"
     echo "# busy processes at start (top, %CPU > 20):"
     top -b -n1 | awk 'NR>7 && $9+0 > 20 {printf "#   pid %s %s%% %s\n", $1, $9, $12}'
@@ -52,6 +59,10 @@ RAW="$RESULTS/art_raw.txt"
 env OMP_WAIT_POLICY=PASSIVE "$PY" "$HERE/torch_art.py" gatys "$SIZE" "$STEPS" 2>&1 | tee -a "$RAW"
 "$BIN" art-dream "$SIZE" "$REPS" | tee -a "$RAW"
 env OMP_WAIT_POLICY=PASSIVE "$PY" "$HERE/torch_art.py" dream "$SIZE" "$REPS" 2>&1 | tee -a "$RAW"
+"$BIN" art-perceptual 10 | tee -a "$RAW"
+env OMP_WAIT_POLICY=PASSIVE "$PY" "$HERE/torch_art.py" perceptual 10 2>&1 | tee -a "$RAW"
+"$BIN" art-fid "$IMAGES" | tee -a "$RAW"
+env OMP_WAIT_POLICY=PASSIVE "$PY" "$HERE/torch_art.py" fid "$IMAGES" 2>&1 | tee -a "$RAW"
 echo "# busy processes at end: $(top -b -n1 | awk 'NR>7 && $9+0 > 20 {printf "pid %s %s%% %s; ", $1, $9, $12}')" | tee -a "$RAW"
 
 python3 - "$RAW" "$RESULTS/art.md" <<'PYEOF'
@@ -67,7 +78,7 @@ for line in open(raw):
     elif line.startswith("# ") and not line.startswith("# busy processes at start"):
         header.append(line[2:].rstrip())
 ok = shapes["limner"] == shapes["torch"] and len(shapes["limner"]) == 11
-L = ["# limner vs PyTorch: Gatys style transfer and DeepDream on InceptionV3 (CPU, fp32, 2 threads)\n", "```"]
+L = ["# limner vs PyTorch on InceptionV3: Gatys, DeepDream, the perceptual distance, FID-like features (CPU, fp32, 2 threads)\n", "```"]
 L += header
 L.append("```\n")
 L.append(f"Architecture check (activation shapes of conv2d_1..5 and mixed0..5 at the benchmark size, limner vs "
@@ -88,6 +99,14 @@ if "limner" in d and "torch" in d:
     l, t = d["limner"], d["torch"]
     L.append(f"| DeepDream total, s ({l['size']} px, 4 octaves x 10 steps, median of {l['n']}) | {float(l['median_ms'])/1e3:.2f} | {float(t['median_ms'])/1e3:.2f} | {float(l['median_ms'])/float(t['median_ms']):.2f} |")
     L.append(f"| DeepDream ms/step (mean over the octaves) | {float(l['per_step_ms']):.1f} | {float(t['per_step_ms']):.1f} | {float(l['per_step_ms'])/float(t['per_step_ms']):.2f} |")
+p = res.get("perceptual", {})
+if "limner" in p and "torch" in p:
+    l, t = p["limner"], p["torch"]
+    L.append(f"| perceptual distance fwd+bwd, ms (128 px, batch 8, median of {l['n']}) | {float(l['median_ms']):.1f} | {float(t['median_ms']):.1f} | {float(l['median_ms'])/float(t['median_ms']):.2f} |")
+f = res.get("fid_features", {})
+if "limner" in f and "torch" in f:
+    l, t = f["limner"], f["torch"]
+    L.append(f"| FID-like features of {l['images']} images, s (128 px, batch 32, median of {l['n']}) | {float(l['median_ms'])/1e3:.2f} | {float(t['median_ms'])/1e3:.2f} | {float(l['median_ms'])/float(t['median_ms']):.2f} |")
 text = "\n".join(L) + "\n"
 open(out, "w").write(text)
 print()

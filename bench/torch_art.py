@@ -13,7 +13,7 @@ limner's). Every BasicConv2d's batch norm is folded into its conv (as limner's w
 so each conv is conv + bias + ReLU on both sides. One difference stays: torchvision's block
 average pools count the zero padding (Keras' do not); the cost is the same.
 
-Usage: torch_art.py gatys [SIZE] [STEPS] | dream [SIZE] [REPS]
+Usage: torch_art.py gatys [SIZE] [STEPS] | dream [SIZE] [REPS] | perceptual [REPS] | fid [IMAGES]
 Prints `SHAPE torch ...` and `RESULT torch ...` lines like limner-bench.
 """
 import os
@@ -163,6 +163,63 @@ def dream(size, reps):
           f"per_step_ms={m / 40:.2f}", flush=True)
 
 
+def rand_images(shape, seed, lo, hi):
+    g = torch.Generator().manual_seed(seed)
+    return lo + (hi - lo) * torch.rand(*shape, generator=g)
+
+
+def unit_channels(f):
+    return f / (f.square().sum(1, keepdim=True) + 1e-10).sqrt()
+
+
+def perceptual(reps):
+    """limner's perceptual distance (crates/limner-nets/src/perceptual.rs): conv2d_3, conv2d_5 and
+    mixed0 at 128 px, batch 8, forward of target (no grad) and fake, backward to the fake."""
+    net = make_net()
+    taps = ["conv2d_3", "conv2d_5", "mixed0"]
+    fake, target = rand_images((8, 3, 128, 128), 3, -1, 1), rand_images((8, 3, 128, 128), 4, -1, 1)
+
+    def step():
+        f = fake.clone().requires_grad_(True)
+        want = forward_taps(net, (f + 1) * 0.5, taps)
+        with torch.no_grad():
+            have = forward_taps(net, (target + 1) * 0.5, taps)
+        d = sum((unit_channels(a) - unit_channels(b)).square().sum(1).mean() for a, b in zip(want, have)) / len(taps)
+        d.backward()
+        return float(f.grad.abs().sum())
+
+    for _ in range(2):
+        step()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - t) * 1e3)
+    print(f"RESULT torch perceptual size=128 batch=8 n={reps} median_ms={statistics.median(times):.2f} min_ms={min(times):.2f}", flush=True)
+
+
+def fid(images):
+    """FID-like features: mixed5 averaged over space, batch 32, 128 px, forward only."""
+    net = make_net()
+    x = rand_images((images, 3, 128, 128), 5, 0, 1)
+
+    def run():
+        out = []
+        with torch.no_grad():
+            for i in range(0, images, 32):
+                out.append(forward_taps(net, x[i:i + 32], ["mixed5"])[0].mean((2, 3)))
+        return torch.cat(out)
+
+    with torch.no_grad():
+        forward_taps(net, x[:32], ["mixed5"])
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - t) * 1e3)
+    print(f"RESULT torch fid_features size=128 batch=32 images={images} n=3 median_ms={statistics.median(times):.1f} min_ms={min(times):.1f}", flush=True)
+
+
 def shapes(size):
     net = make_net()
     with torch.no_grad():
@@ -181,6 +238,10 @@ if __name__ == "__main__":
         gatys(num(2, 256), num(3, 20))
     elif what == "dream":
         dream(num(2, 256), num(3, 3))
+    elif what == "perceptual":
+        perceptual(num(2, 10))
+    elif what == "fid":
+        fid(num(2, 1000))
     else:
-        sys.exit(f"unknown measurement {what} (gatys, dream)")
+        sys.exit(f"unknown measurement {what} (gatys, dream, perceptual, fid)")
     print(f"# torch_art {what} done, loadavg at end: {loadavg()}", flush=True)

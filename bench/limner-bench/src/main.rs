@@ -20,6 +20,7 @@
 //! ops not counted), so both sides divide by the same number.
 
 mod art;
+mod inception;
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -61,14 +62,25 @@ fn main() {
     if what.is_empty() || what.iter().any(|w| w == "all") {
         what = vec!["modconv".into(), "gen".into(), "train-step".into(), "parts".into()];
     }
+    if what.first().is_some_and(|w| w == "peak") {
+        inception::bench_peak();
+        return;
+    }
+    if what.first().is_some_and(|w| w == "inception-profile") {
+        let iters = what.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
+        inception::bench_profile(what.get(1).map(String::as_str).unwrap_or("gatys"), iters);
+        return;
+    }
     if let Some(w) = what.first().filter(|w| w.starts_with("art-")) {
         let num = |i: usize, d: usize| what.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
         println!("# limner-bench {w}: loadavg at start: {}", loadavg());
         match w.as_str() {
             "art-gatys" => art::bench_gatys(num(1, 256), num(2, 20)),
             "art-dream" => art::bench_dream(num(1, 256), num(2, 3)),
+            "art-perceptual" => inception::bench_perceptual(num(1, 10)),
+            "art-fid" => inception::bench_fid(num(1, 1000)),
             other => {
-                eprintln!("unknown measurement `{other}` (art-gatys, art-dream)");
+                eprintln!("unknown measurement `{other}` (art-gatys, art-dream, art-perceptual, art-fid)");
                 std::process::exit(2);
             }
         }

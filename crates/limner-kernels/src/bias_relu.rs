@@ -17,7 +17,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
-use crate::{f32_data, flex_from, on_flex};
+use crate::{f32_data, flex_from, on_flex, profile};
 
 /// `y[n, c, :, :] = max(x[n, c, :, :] + b[c], 0)` over `nc = [n, c]` planes of `hw` values.
 pub fn bias_relu_fwd(x: &[f32], b: &[f32], nc: [usize; 2], hw: usize) -> Vec<f32> {
@@ -59,7 +59,7 @@ pub trait FastBiasRelu: Backend {
 }
 
 fn fwd(x: &FlexTensor, b: &FlexTensor, d: [usize; 4]) -> FlexTensor {
-    flex_from(bias_relu_fwd(&f32_data(x), &f32_data(b), [d[0], d[1]], d[2] * d[3]), d)
+    profile::time(|| "bias+relu fwd".into(), || flex_from(bias_relu_fwd(&f32_data(x), &f32_data(b), [d[0], d[1]], d[2] * d[3]), d))
 }
 
 impl FastBiasRelu for Flex {
@@ -80,7 +80,7 @@ impl Backward<Flex, 2> for BiasReluBackward {
         let dy = grads.consume::<Flex>(&ops.node);
         let (y, d) = ops.state;
         let hw = d[2] * d[3];
-        let dx = relu_bwd(&f32_data(&y), &f32_data(&dy), hw);
+        let dx = profile::time(|| "relu bwd".into(), || relu_bwd(&f32_data(&y), &f32_data(&dy), hw));
         if let Some(node) = node_b {
             grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(bias_grad(&dx, [d[0], d[1]], hw), [d[1]])));
         }

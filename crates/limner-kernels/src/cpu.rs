@@ -59,7 +59,7 @@ fn threads() -> usize {
 /// A `Vec<f32>` of length `n` whose contents are unspecified (the caller overwrites every
 /// element before reading any): skips the memset of `vec![0.0; n]` for outputs gemm writes.
 #[allow(clippy::uninit_vec)]
-fn out_vec(n: usize) -> Vec<f32> {
+pub(crate) fn out_vec(n: usize) -> Vec<f32> {
     let mut v = Vec::with_capacity(n);
     // SAFETY: f32 has no invalid bit patterns; every caller writes all `n` elements before
     // any read (gemm with beta = 0 / full-plane loops).
@@ -246,7 +246,7 @@ fn tile_rows(g: &Geom) -> usize {
 
 /// `dst[m, n] (= or +=) lhs[m, k] * rhs[k, n]` with explicit (column, row) strides.
 #[allow(clippy::too_many_arguments)]
-unsafe fn mm(
+pub(crate) unsafe fn mm(
     m: usize,
     n: usize,
     k: usize,
@@ -359,7 +359,7 @@ fn for_each_col_tile(g: &Geom, xb: &[f32], ckk: usize, mut f: impl FnMut(usize, 
 
 /// Takes this thread's scratch when it is free (else fresh buffers, e.g. if a rayon
 /// worker re-entered while waiting inside a parallel gemm).
-fn scratch<R>(na: usize, nb: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+pub(crate) fn scratch<R>(na: usize, nb: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
     let busy = SCRATCH.with(|s| s.try_borrow_mut().is_err());
     if busy {
         let (mut a, mut b) = (vec![0.0f32; na], vec![0.0f32; nb]);

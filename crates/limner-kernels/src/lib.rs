@@ -17,7 +17,9 @@
 //! conv), only for the inputs that need a gradient.
 //!
 //! [`pool`] adds max / average pooling kernels and [`act`] a fused `relu(x + bias)`, each with
-//! its own backward (InceptionV3's pools and conv epilogues).
+//! its own backward (InceptionV3's pools and conv epilogues); [`conv_relu`] the whole
+//! `relu(conv(x, w) + b)` of InceptionV3 with frozen weights (any kernel shape, input-only
+//! backward). [`profile`] times every kernel call when `LIMNER_PROFILE=1`.
 //!
 //! `LIMNER_FAST_CONV=0` in the environment (or [`set_enabled(false)`](set_enabled)) turns the
 //! fast path off at run time, for A/B comparisons.
@@ -25,9 +27,11 @@
 pub mod act;
 pub mod alloc;
 pub mod bias_relu;
+pub mod conv_relu;
 pub mod cpu;
 pub mod mobile;
 pub mod pool;
+pub mod profile;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -46,6 +50,7 @@ use burn::tensor::{DType, Tensor, TensorData};
 pub use alloc::keep_freed_memory;
 pub use cpu::Geom;
 pub use bias_relu::bias_relu;
+pub use conv_relu::conv_bias_relu;
 pub use pool::{avg_pool2d, max_pool2d};
 
 /// A run-time switch read once from an environment variable (`VAR=0` turns it off) and
@@ -153,6 +158,10 @@ fn flex_from(v: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
 }
 
 fn fwd(a: &[usize; 9], x: &FlexTensor, w: &FlexTensor) -> FlexTensor {
+    profile::time(|| conv_label(a, "fwd"), || fwd_unprofiled(a, x, w))
+}
+
+fn fwd_unprofiled(a: &[usize; 9], x: &FlexTensor, w: &FlexTensor) -> FlexTensor {
     let g = geom_of(*a);
     if is_dw(a) && !dw_fwd_own() {
         // burn flex's own direct depthwise forward was as fast or faster than `cpu::dw_fwd`
@@ -178,6 +187,10 @@ fn dw_fwd_own() -> bool {
     *OWN.get_or_init(|| std::env::var("LIMNER_OWN_DWFWD").is_ok_and(|v| v == "1"))
 }
 fn xgrad(a: &[usize; 9], dy: &FlexTensor, w: &FlexTensor) -> FlexTensor {
+    profile::time(|| conv_label(a, "bwd(input)"), || xgrad_unprofiled(a, dy, w))
+}
+
+fn xgrad_unprofiled(a: &[usize; 9], dy: &FlexTensor, w: &FlexTensor) -> FlexTensor {
     let g = geom_of(*a);
     if is_dw(a) && g.s == 1 && g.p < g.k && !dw_fwd_own() {
         // stride-1 depthwise input gradient = depthwise forward conv of dy with the flipped
@@ -203,6 +216,13 @@ fn wgrad(a: &[usize; 9], x: &FlexTensor, dy: &FlexTensor) -> FlexTensor {
     } else {
         flex_from(cpu::conv_wgrad(&g, &f32_data(x), &f32_data(dy)), [g.cout, g.cin, g.k, g.k])
     }
+}
+
+/// A [`profile`] label for the conv `a`.
+fn conv_label(a: &[usize; 9], what: &str) -> String {
+    let g = geom_of(*a);
+    let s = if g.s > 1 { format!("/{}", g.s) } else { String::new() };
+    format!("conv {}x{}{s} {what} cin={} cout={} in=[{}, {}] n={}", g.k, g.k, g.cin, g.cout, g.h, g.w, g.n)
 }
 
 impl FastConv for Flex {

@@ -23,7 +23,7 @@ use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
 
-use crate::{f32_data, flex_from, on_flex};
+use crate::{f32_data, flex_from, on_flex, profile};
 
 /// Pool geometry: planes `n * c` of `h x w`, window `k`, stride `s`, padding `p`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,6 +181,11 @@ pub trait FastPool: Backend {
     fn fast_avg_pool2d(x: FloatTensor<Self>, geom: [usize; 6], nc: [usize; 2], include_pad: usize) -> FloatTensor<Self>;
 }
 
+/// A [`profile`] label: `max pool fwd 3x3/2 planes=192 in=[60, 60]`.
+fn label(what: &str, g: &PoolGeom) -> String {
+    format!("{what} {}x{}/{} planes={} in=[{}, {}]", g.k, g.k, g.s, g.planes, g.h, g.w)
+}
+
 fn out_shape(g: &PoolGeom, nc: [usize; 2]) -> [usize; 4] {
     [nc[0], nc[1], g.ho(), g.wo()]
 }
@@ -188,11 +193,11 @@ fn out_shape(g: &PoolGeom, nc: [usize; 2]) -> [usize; 4] {
 impl FastPool for Flex {
     fn fast_max_pool2d(x: FlexTensor, geom: [usize; 6], nc: [usize; 2]) -> FlexTensor {
         let g = PoolGeom::unpack(geom);
-        flex_from(max_fwd(&g, &f32_data(&x)).0, out_shape(&g, nc))
+        profile::time(|| label("max pool fwd", &g), || flex_from(max_fwd(&g, &f32_data(&x)).0, out_shape(&g, nc)))
     }
     fn fast_avg_pool2d(x: FlexTensor, geom: [usize; 6], nc: [usize; 2], include_pad: usize) -> FlexTensor {
         let g = PoolGeom::unpack(geom);
-        flex_from(avg_fwd(&g, &f32_data(&x), include_pad == 1), out_shape(&g, nc))
+        profile::time(|| label("avg pool fwd", &g), || flex_from(avg_fwd(&g, &f32_data(&x), include_pad == 1), out_shape(&g, nc)))
     }
 }
 
@@ -209,7 +214,8 @@ impl Backward<Flex, 1> for MaxPoolBackward {
         let (idx, geom, shape) = ops.state;
         if let Some(node) = node {
             let g = PoolGeom::unpack(geom);
-            grads.register::<Flex>(node.id, flex_from(max_bwd(&g, &f32_data(&dy), &idx), shape));
+            let dx = profile::time(|| label("max pool bwd", &g), || flex_from(max_bwd(&g, &f32_data(&dy), &idx), shape));
+            grads.register::<Flex>(node.id, dx);
         }
     }
 }
@@ -227,7 +233,8 @@ impl Backward<Flex, 1> for AvgPoolBackward {
         let (geom, shape, include_pad) = ops.state;
         if let Some(node) = node {
             let g = PoolGeom::unpack(geom);
-            grads.register::<Flex>(node.id, flex_from(avg_bwd(&g, &f32_data(&dy), include_pad), shape));
+            let dx = profile::time(|| label("avg pool bwd", &g), || flex_from(avg_bwd(&g, &f32_data(&dy), include_pad), shape));
+            grads.register::<Flex>(node.id, dx);
         }
     }
 }
@@ -236,7 +243,7 @@ impl<C: CheckpointStrategy> FastPool for Autodiff<Flex, C> {
     fn fast_max_pool2d(x: FloatTensor<Self>, geom: [usize; 6], nc: [usize; 2]) -> FloatTensor<Self> {
         let (xp, xn) = x.into_parts();
         let g = PoolGeom::unpack(geom);
-        let (y, idx) = max_fwd(&g, &f32_data(&xp));
+        let (y, idx) = profile::time(|| label("max pool fwd", &g), || max_fwd(&g, &f32_data(&xp)));
         let y = flex_from(y, out_shape(&g, nc));
         match MaxPoolBackward.prepare::<C>([xn]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => prep.finish((std::sync::Arc::new(idx), geom, [nc[0], nc[1], g.h, g.w]), y),
@@ -247,7 +254,7 @@ impl<C: CheckpointStrategy> FastPool for Autodiff<Flex, C> {
     fn fast_avg_pool2d(x: FloatTensor<Self>, geom: [usize; 6], nc: [usize; 2], include_pad: usize) -> FloatTensor<Self> {
         let (xp, xn) = x.into_parts();
         let g = PoolGeom::unpack(geom);
-        let y = flex_from(avg_fwd(&g, &f32_data(&xp), include_pad == 1), out_shape(&g, nc));
+        let y = profile::time(|| label("avg pool fwd", &g), || flex_from(avg_fwd(&g, &f32_data(&xp), include_pad == 1), out_shape(&g, nc)));
         match AvgPoolBackward.prepare::<C>([xn]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => prep.finish((geom, [nc[0], nc[1], g.h, g.w], include_pad == 1), y),
             OpsKind::UnTracked(prep) => prep.finish(y),

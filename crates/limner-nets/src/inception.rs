@@ -19,7 +19,7 @@ use std::str::FromStr;
 use anyhow::{anyhow, bail, Context, Result};
 use burn::tensor::module::interpolate;
 use limner_kernels::{avg_pool2d, max_pool2d};
-use burn::tensor::ops::{AvgPoolOptions, ConvOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions};
+use burn::tensor::ops::{AvgPoolOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 use limner_core::read_safetensors;
 
@@ -275,9 +275,9 @@ impl InceptionV3 {
         self.convs[0].weight.device()
     }
 
-    /// `conv2d_n` + folded batch norm + ReLU. Square kernels go through limner-kernels' fast
-    /// CPU path (own im2col + gemm forward and input-gradient kernels); the factorised 1×7 / 7×1
-    /// kernels fall back to burn's conv. Bias and ReLU are one fused limner-kernels op.
+    /// `conv2d_n` + folded batch norm + ReLU: limner-kernels' fused conv + bias + ReLU (any
+    /// kernel shape, the 1×7 / 7×1 ones included; input-only backward, the weights are
+    /// constants) on the CPU, burn's ops elsewhere.
     fn conv(&self, n: usize, x: Tensor<4>, taps: &Taps) -> Tensor<4> {
         let c = &self.convs[n - 1];
         let [_, _, kh, kw] = c.weight.dims();
@@ -285,8 +285,7 @@ impl InceptionV3 {
             Some(&(_, s)) => (s, [0, 0]),
             None => (1, [kh / 2, kw / 2]),
         };
-        let opts = ConvOptions::new([stride, stride], pad, [1, 1], 1);
-        let y = limner_kernels::bias_relu(limner_kernels::conv2d(x, c.weight.clone(), None, opts), c.bias.clone());
+        let y = limner_kernels::conv_bias_relu(x, c.weight.clone(), c.bias.clone(), stride, pad);
         taps.record(Tap::Conv(n), &y);
         y
     }
