@@ -29,6 +29,7 @@ Fixtures:
             the same half-rounded weights in fp32 (`force_fp32=True`, as on a CPU)
   cond      8 px conditional model (c_dim=4, the mapping's class embedding)
   orig      8 px generator with architecture='orig'
+  orig_G_ema_state_dict.pt   `torch.save(G_ema.state_dict())` of `orig` (the zip format)
   evil_*    plain-Python pickles that would run code (see `make_evil`); each was checked to
             really run it under Python's pickle before being written
 """
@@ -257,6 +258,9 @@ def main():
             pass
         with open(os.path.join(args.out, f'{name}.pkl'), 'wb') as f:
             f.write(clean)
+        if name == 'orig':
+            # the same G_ema's state dict as torch.save writes it (a zip archive; no source inside)
+            torch.save(G_ema.state_dict(), os.path.join(args.out, 'orig_G_ema_state_dict.pt'))
         meta = {'fixture': name, 'spec': repr(spec), 'torch': torch.__version__, 'module_src_rewritten': str(n)}
         save_file(io_t, os.path.join(args.out, f'{name}.io.safetensors'), metadata=meta)
         print(f'{name}.pkl: {len(clean)} bytes ({len(data)} as pickled, {n} module_src strings replaced); '

@@ -264,10 +264,12 @@ fn resolve_pending(v: Value, storages: &HashMap<Rc<str>, Rc<Storage>>) -> Result
 /// A `torch.save` zip archive: `<name>/data.pkl` with storages as persistent ids whose bytes
 /// are `<name>/data/<key>`.
 pub fn load_zip(b: &[u8], limits: &Limits, nesting: usize) -> Result<Value> {
-    let mut z = zip::ZipArchive::new(Cursor::new(b)).context("not a readable zip archive")?;
+    let z = zip::ZipArchive::new(Cursor::new(b)).context("not a readable zip archive")?;
     let pkl = z.file_names().find(|n| n.ends_with("data.pkl")).map(String::from).ok_or_else(|| anyhow!("zip archive without data.pkl: not a torch.save file"))?;
     let prefix = pkl.trim_end_matches("data.pkl").to_string();
-    let mut read = |name: &str| -> Result<Vec<u8>> {
+    let z = RefCell::new(z);
+    let read = |name: &str| -> Result<Vec<u8>> {
+        let mut z = z.borrow_mut();
         let f = z.by_name(name).with_context(|| format!("the archive has no `{name}`"))?;
         ensure!(f.size() <= limits.max_file_bytes, "`{name}` is {} bytes (limit {})", f.size(), limits.max_file_bytes);
         let mut v = Vec::with_capacity(f.size() as usize);
@@ -275,31 +277,19 @@ pub fn load_zip(b: &[u8], limits: &Limits, nesting: usize) -> Result<Value> {
         Ok(v)
     };
     let data = read(&pkl)?;
-    let mut storages: HashMap<Rc<str>, (DType, Vec<u8>)> = HashMap::new();
-    let mut wanted: Vec<(Rc<str>, DType, u64)> = vec![];
-    {
-        // first pass: which storages the pickle names
-        let mut u = Unpickler::new(&data, limits, nesting).with_persistent_load(Box::new(|pid| {
-            let (dtype, key, numel) = parse_persistent_id(&pid)?;
-            wanted.push((key.clone(), dtype, numel));
-            Ok(Value::PendingStorage { key, dtype, numel })
-        }));
-        u.load().context("data.pkl")?;
-    }
-    for (key, dtype, numel) in &wanted {
-        if storages.contains_key(key) {
-            continue;
+    let mut storages: HashMap<Rc<str>, Rc<Storage>> = HashMap::new();
+    let mut u = Unpickler::new(&data, limits, nesting).with_persistent_load(Box::new(|pid| {
+        let (dtype, key, numel) = parse_persistent_id(&pid)?;
+        if let Some(s) = storages.get(&key) {
+            ensure!(s.dtype == dtype, "storage `{key}` is read as two types");
+            return Ok(Value::Storage(s.clone()));
         }
         let bytes = read(&format!("{prefix}data/{key}"))?;
         let need = numel.checked_mul(dtype.size()).ok_or_else(|| anyhow!("storage `{key}` size overflows"))?;
         ensure!(bytes.len() as u64 >= need, "storage `{key}`: {need} bytes named, {} stored", bytes.len());
-        storages.insert(key.clone(), (*dtype, bytes));
-    }
-    let storages: HashMap<Rc<str>, Rc<Storage>> = storages.into_iter().map(|(k, (dtype, bytes))| (k, Rc::new(Storage { dtype, bytes }))).collect();
-    // second pass with the bytes at hand
-    let mut u = Unpickler::new(&data, limits, nesting).with_persistent_load(Box::new(|pid| {
-        let (_, key, _) = parse_persistent_id(&pid)?;
-        Ok(Value::Storage(storages.get(&key).cloned().ok_or_else(|| anyhow!("storage `{key}` missing"))?))
+        let s = Rc::new(Storage { dtype, bytes });
+        storages.insert(key, s.clone());
+        Ok(Value::Storage(s))
     }));
     u.load().context("data.pkl")
 }

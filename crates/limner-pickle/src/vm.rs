@@ -359,6 +359,9 @@ impl<'a> Unpickler<'a> {
         loop {
             let at = self.pos;
             let op = self.take(1, "an opcode").context("the pickle ends before its STOP opcode: the file is truncated")?[0];
+            if at == 0 && op != b'\x80' {
+                bail!("not a pickle of protocol 2 to 5 (it does not start with the PROTO opcode but with 0x{op:02x}): limner reads the pickles Python 3 writes");
+            }
             match op {
                 b'\x80' => {
                     let p = self.u8()?;
@@ -717,11 +720,8 @@ impl<'a> Unpickler<'a> {
 /// `BUILD`: sets an object's state. Only the shapes these files use are accepted.
 fn build(obj: &Value, state: Value) -> Result<()> {
     match (obj, &state) {
-        (Value::Dict(d), Value::Dict(s)) => {
-            let items = s.borrow().clone();
-            d.borrow_mut().extend(items);
-        }
-        (Value::Dict(_), Value::None) => {}
+        // a dict's attributes (`state_dict()._metadata`), not its items: not needed
+        (Value::Dict(_), _) => {}
         (Value::Object(o), _) => o.borrow_mut().state = state,
         (Value::NumpyDtype(_), Value::Tuple(_)) => {} // byte order and flags: numpy's own
         (Value::Tensor(_), _) => {}                   // a parameter's Python attributes

@@ -91,3 +91,21 @@ fn conditional_snapshot_reads_its_class_embedding() {
     assert_eq!(g.state_dict["mapping.embed.weight"].shape, [8, 4]);
     assert_eq!(g.state_dict["mapping.fc0.weight"].shape, [8, 16]);
 }
+
+#[test]
+fn torch_save_zip_archives_read_the_same_tensors() {
+    // orig_G_ema_state_dict.pt = torch.save(G_ema.state_dict()) of orig.pkl's G_ema
+    let s = read_snapshot(&fixture("orig.pkl"), &Limits::default()).unwrap();
+    let g = s.network("G_ema").unwrap();
+    let v = limner_pickle::load_file(&fixture("orig_G_ema_state_dict.pt"), &Limits::default()).unwrap();
+    let items = v.items();
+    assert_eq!(items.len(), g.state_dict.len(), "{:?}", v.keys());
+    for (k, t) in items {
+        let k = k.as_str().unwrap().to_string();
+        let Value::Tensor(t) = t else { panic!("{k} is not a tensor") };
+        let want = &g.state_dict[&k];
+        assert_eq!(t.shape, want.shape, "{k}");
+        assert_eq!(t.to_f32(), want.data, "{k}");
+    }
+    assert_eq!(kwarg(&g.init_kwargs, &["synthesis_kwargs", "architecture"]).and_then(|v| v.as_str().map(String::from)).as_deref(), Some("orig"));
+}
