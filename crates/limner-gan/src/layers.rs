@@ -319,6 +319,8 @@ pub struct SynthesisLayer {
     pub resample_filter: Tensor<2>,
     pub up: bool,
     pub resolution: usize,
+    /// clamp the output to ±this (`conv_clamp`; the activation gain is 1 at inference)
+    pub clamp: Option<f32>,
 }
 
 impl SynthesisLayer {
@@ -333,6 +335,7 @@ impl SynthesisLayer {
             resample_filter: fir_buffer(device),
             up,
             resolution,
+            clamp: None,
         }
     }
 
@@ -380,7 +383,11 @@ impl SynthesisLayer {
         };
         // lrelu(x * dcoefs + noise + bias) * sqrt(2): one fused op on flex (limner-kernels,
         // bit-identical forward), burn's composition elsewhere
-        limner_kernels::demod_noise_bias_lrelu(x, dcoefs, nadd, self.bias.clone(), 0.2, LRELU_GAIN)
+        let y = limner_kernels::demod_noise_bias_lrelu(x, dcoefs, nadd, self.bias.clone(), 0.2, LRELU_GAIN);
+        match self.clamp {
+            Some(c) => y.clamp(-c, c),
+            None => y,
+        }
     }
 }
 
@@ -403,6 +410,8 @@ pub struct ToRGBLayer {
     pub weight: Tensor<4>,
     /// `[3]`
     pub bias: Tensor<1>,
+    /// clamp the output to ±this (`conv_clamp`)
+    pub clamp: Option<f32>,
 }
 
 impl ToRGBLayer {
@@ -412,6 +421,7 @@ impl ToRGBLayer {
             affine: FullyConnectedLayer::new(w_dim, in_channels, Activation::Linear, 1.0, 1.0, init),
             weight: init.randn([out_channels, in_channels, 1, 1]),
             bias: Tensor::zeros([out_channels], device),
+            clamp: None,
         }
     }
 
@@ -421,7 +431,11 @@ impl ToRGBLayer {
         let styles = self.affine.forward(w).mul_scalar(1.0 / (cin as f64).sqrt()); // [N, in]
         let x = limner_kernels::scale_channels(x, styles); // x * styles.reshape([n, cin, 1, 1])
         let y = conv2d(x, self.weight.clone(), None, ConvOptions::new([1, 1], [0, 0], [1, 1], 1)); // [N, 3, H, W]
-        bias_act(y, Some(self.bias.clone()), Activation::Linear, 1.0)
+        let y = bias_act(y, Some(self.bias.clone()), Activation::Linear, 1.0);
+        match self.clamp {
+            Some(c) => y.clamp(-c, c),
+            None => y,
+        }
     }
 }
 
