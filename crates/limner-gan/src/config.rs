@@ -76,6 +76,10 @@ pub struct DiscriminatorConfig {
     pub channel_max: usize,
     pub mbstd_group_size: usize,
     pub mbstd_num_channels: usize,
+    /// `conv_clamp` of the official networks: fromrgb, conv0, conv1 and the epilogue conv
+    /// clamp their outputs to ±this (times the layer's gain); `None` = no clamp
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv_clamp: Option<f64>,
 }
 
 impl DiscriminatorConfig {
@@ -87,6 +91,7 @@ impl DiscriminatorConfig {
             channel_max: 128,
             mbstd_group_size: 4,
             mbstd_num_channels: 1,
+            conv_clamp: None,
         }
     }
 

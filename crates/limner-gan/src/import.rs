@@ -331,3 +331,92 @@ pub fn generator_config_from_kwargs(kw: &limner_pickle::Value) -> Result<(Genera
     cfg.validate()?;
     Ok((cfg, num_fp16_res))
 }
+
+/// Reads the discriminator (`D`) of an official snapshot pickle into limner's
+/// [`Discriminator`] (nothing in the pickle runs), its config from the pickle's constructor
+/// arguments. limner's discriminator is the official `resnet` one without class conditioning;
+/// anything else is refused by name.
+pub fn load_discriminator_pickle(path: &Path, device: &Device) -> Result<Discriminator> {
+    let snap = limner_pickle::stylegan2::read_snapshot(path, &limner_pickle::Limits::default())?;
+    let net = snap.network("D").with_context(|| format!("{}", path.display()))?;
+    if net.class_name != "Discriminator" {
+        bail!("{}: `D` is a {}, not a Discriminator", path.display(), net.class_name);
+    }
+    let cfg = discriminator_config_from_kwargs(&net.init_kwargs).with_context(|| format!("{}: `D` cannot be imported", path.display()))?;
+    check_filters(&net.state_dict).with_context(|| format!("{}: `D`", path.display()))?;
+    let mut d = Discriminator::new(&cfg, device);
+    load_state_dict(&mut d, &net.state_dict, device)
+        .with_context(|| format!("{}: `D`'s tensors do not match its own constructor arguments (a modified network?)", path.display()))?;
+    Ok(d)
+}
+
+/// The official `Discriminator(c_dim, img_resolution, img_channels, architecture,
+/// channel_base, channel_max, num_fp16_res, conv_clamp, cmap_dim, block_kwargs,
+/// mapping_kwargs, epilogue_kwargs)` arguments as limner's config.
+pub fn discriminator_config_from_kwargs(kw: &limner_pickle::Value) -> Result<DiscriminatorConfig> {
+    use limner_pickle::stylegan2::kwarg;
+    use limner_pickle::Value;
+    let present = |path: &[&str]| kwarg(kw, path).filter(|v| !matches!(v, Value::None));
+    let int = |path: &[&str], default: Option<usize>| -> Result<usize> {
+        match present(path) {
+            Some(v) => v.as_int().filter(|&i| i >= 0).map(|i| i as usize).with_context(|| format!("`{}` is {v:?}, not a count", path.join("."))),
+            None => default.with_context(|| format!("the constructor arguments have no `{}`", path.join("."))),
+        }
+    };
+    let text = |path: &[&str], default: &str| present(path).map(|v| v.as_str().map(String::from).unwrap_or_else(|| format!("{v:?}"))).unwrap_or(default.into());
+    if !matches!(kw, Value::Dict(_)) {
+        bail!("no constructor arguments (`_init_kwargs`) in the pickle");
+    }
+    let c_dim = int(&["c_dim"], Some(0))?;
+    ensure!(c_dim == 0, "it is a conditional discriminator (c_dim = {c_dim}: the class-projection mapping `mapping`); limner's discriminator has no class-label input");
+    let arch = text(&["architecture"], "resnet");
+    ensure!(arch == "resnet", "architecture = {arch:?}: limner's discriminator is the 'resnet' one (StyleGAN2-ADA's default)");
+    for (k, _) in kw.items() {
+        let k = k.as_str().unwrap_or("?").to_string();
+        match k.as_str() {
+            "c_dim" | "img_resolution" | "img_channels" | "architecture" | "channel_base" | "channel_max" | "num_fp16_res" | "conv_clamp" | "cmap_dim"
+            | "mapping_kwargs" => {}
+            "block_kwargs" => {
+                for (b, _) in kwarg(kw, &["block_kwargs"]).map(|v| v.items()).unwrap_or_default() {
+                    let b = b.as_str().unwrap_or("?").to_string();
+                    match b.as_str() {
+                        "fp16_channels_last" | "freeze_layers" => {}
+                        "activation" => ensure!(text(&["block_kwargs", "activation"], "lrelu") == "lrelu", "block_kwargs.activation: limner supports 'lrelu' only"),
+                        "resample_filter" => {
+                            let f: Vec<f64> = present(&["block_kwargs", "resample_filter"]).and_then(|v| v.elements()).map(|e| e.iter().filter_map(Value::as_f64).collect()).unwrap_or(vec![1.0, 3.0, 3.0, 1.0]);
+                            ensure!(f == [1.0, 3.0, 3.0, 1.0], "block_kwargs.resample_filter = {f:?}: limner supports only [1, 3, 3, 1]");
+                        }
+                        _ => bail!("block_kwargs.{b} is not supported by limner's discriminator"),
+                    }
+                }
+            }
+            "epilogue_kwargs" => {
+                for (e, _) in kwarg(kw, &["epilogue_kwargs"]).map(|v| v.items()).unwrap_or_default() {
+                    let e = e.as_str().unwrap_or("?").to_string();
+                    match e.as_str() {
+                        "mbstd_group_size" | "mbstd_num_channels" => {}
+                        "activation" => ensure!(text(&["epilogue_kwargs", "activation"], "lrelu") == "lrelu", "epilogue_kwargs.activation: limner supports 'lrelu' only"),
+                        _ => bail!("epilogue_kwargs.{e} is not supported by limner's discriminator"),
+                    }
+                }
+            }
+            _ => bail!("unknown constructor argument `{k}` (not one of stylegan2-ada-pytorch's Discriminator arguments)"),
+        }
+    }
+    let mut cfg = DiscriminatorConfig::limner_default(int(&["img_resolution"], None)?);
+    cfg.img_channels = int(&["img_channels"], None)?;
+    cfg.channel_base = int(&["channel_base"], Some(32768))?;
+    cfg.channel_max = int(&["channel_max"], Some(512))?;
+    if matches!(kwarg(kw, &["epilogue_kwargs", "mbstd_group_size"]), Some(Value::None)) {
+        bail!("epilogue_kwargs.mbstd_group_size = None (the whole minibatch as one group) is not supported: limner needs a group size");
+    }
+    cfg.mbstd_group_size = int(&["epilogue_kwargs", "mbstd_group_size"], Some(4))?;
+    cfg.mbstd_num_channels = int(&["epilogue_kwargs", "mbstd_num_channels"], Some(1))?;
+    ensure!(cfg.mbstd_num_channels >= 1, "mbstd_num_channels = 0 (no minibatch-stddev layer) is not supported");
+    cfg.conv_clamp = match present(&["conv_clamp"]) {
+        Some(v) => Some(v.as_f64().with_context(|| format!("`conv_clamp` is {v:?}, not a number"))?),
+        None => None,
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}

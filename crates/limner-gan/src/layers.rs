@@ -184,6 +184,8 @@ pub struct Conv2dLayer {
     pub kernel: usize,
     /// `[4, 4]` buffer, kept for state-dict fidelity (always the `[1,3,3,1]` filter)
     pub resample_filter: Tensor<2>,
+    /// clamp the output to ±this (`conv_clamp` times the layer's gain)
+    pub clamp: Option<f32>,
 }
 
 /// How a [`Conv2dLayer`] is built, burn `Config` style: the sizes, then named options
@@ -233,6 +235,7 @@ impl Conv2dConfig {
             down: self.down,
             kernel: k,
             resample_filter: fir_buffer(device),
+            clamp: None,
         }
     }
 }
@@ -252,7 +255,16 @@ impl Conv2dLayer {
                 conv2d(x, w, None, ConvOptions::new([2, 2], [0, 0], [1, 1], 1))
             }
         };
-        bias_act(y, self.bias.clone(), self.activation, self.act_gain)
+        let y = bias_act(y, self.bias.clone(), self.activation, self.act_gain);
+        match self.clamp {
+            Some(c) => y.clamp(-c, c),
+            None => y,
+        }
+    }
+
+    /// This layer clamping at `conv_clamp` (times its gain, as the official `bias_act` does).
+    pub fn with_conv_clamp(self, conv_clamp: Option<f64>) -> Self {
+        Self { clamp: conv_clamp.map(|c| (c * self.act_gain) as f32), ..self }
     }
 }
 

@@ -96,3 +96,19 @@ fn conditional_and_orig_generators_are_refused_by_name() {
     let e = format!("{:#}", load_generator_pickle(&fixture("tiny.pkl"), "G_avg", &device).err().expect("refused"));
     assert!(e.contains("no `G_avg` network (it has: D, G, G_ema, augment_pipe)"), "{e}");
 }
+
+#[test]
+fn discriminators_reproduce_the_official_logits() {
+    let device = Device::flex();
+    for name in ["tiny", "clamp16"] {
+        let d = limner_gan::import::load_discriminator_pickle(&fixture(&format!("{name}.pkl")), &device).unwrap();
+        let (io, _) = read_safetensors(&fixture(&format!("{name}.io.safetensors"))).unwrap();
+        let logits = to_vec(&d.forward(t(&io, "img_psi1", &device)));
+        let diff = max_abs_diff(&logits, &io["d_logits"].data);
+        eprintln!("{name} D d_logits: max |limner - official| = {diff:.2e} (tolerance 2e-5; logits {:?})", io["d_logits"].data);
+        assert!(diff <= 2e-5, "{name}: {diff}");
+        assert_eq!(d.config.conv_clamp, if name == "clamp16" { Some(0.5) } else { None });
+    }
+    let e = format!("{:#}", limner_gan::import::load_discriminator_pickle(&fixture("cond.pkl"), &device).err().expect("refused"));
+    assert!(e.contains("conditional discriminator (c_dim = 4"), "{e}");
+}
