@@ -342,7 +342,7 @@ fn run(cmd: Command) -> Result<()> {
             let m = limner_models::import_pickle(&src, &network, &out, discriminator.as_deref(), force, &device)?;
             let c = &m.config;
             println!(
-                "imported {network} of {}: {}px, z {} / w {}, {} mapping layers, channels {} / {}{}, {} parameters -> {}",
+                "imported {network} of {}: {}px, z {} / w {}, {} mapping layers, channel_base {} / channel_max {}{}, {} parameters -> {}",
                 src.display(),
                 c.img_resolution,
                 c.z_dim,
