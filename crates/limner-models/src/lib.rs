@@ -166,7 +166,7 @@ pub fn import_pickle(src: &Path, network: &str, out: &str, discriminator: Option
     let name = src.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let mut notes = format!("imported from {name} ({network}, stored {}", p.stored_dtypes.join("+"));
     if p.num_fp16_res > 0 {
-        notes += &format!("; the official code runs its {} highest resolutions in fp16 on a GPU, limner computes in f32 like its force_fp32", p.num_fp16_res);
+        notes += &format!("; the official code runs its {} highest resolutions in fp16 unless force_fp32, limner computes in f32", p.num_fp16_res);
     }
     if let Some(t) = &p.training_set {
         notes += &format!("; trained on {t}");
