@@ -212,7 +212,7 @@ def make_evil(out_dir, marker):
         os.remove(marker)
         with open(os.path.join(out_dir, f'{name}.pkl'), 'wb') as f:
             f.write(data)
-        print(f'{name}.pkl: {len(data)} bytes (runs `{cmd}` under Python pickle: checked)')
+        print(f'{name}.pkl: {len(data)} bytes (creates {marker} when Python unpickles it: checked)')
 
 
 def main():

@@ -109,6 +109,10 @@ fn collect(state: &Value, prefix: &str, depth: usize, limits: &Limits, sd: &mut 
             let full = format!("{prefix}{name}");
             match &v {
                 Value::Tensor(t) => {
+                    let total: u64 = sd.values().map(|h| h.data.len() as u64).sum::<u64>() + t.numel() as u64;
+                    if total > limits.max_network_elems {
+                        bail!("the network's tensors add up to more than {} elements at `{full}` (limit): refusing", limits.max_network_elems);
+                    }
                     dtypes.insert(t.storage.dtype);
                     let data = t.to_f32();
                     sd.insert(full, HostTensor { shape: t.shape.clone(), data });

@@ -235,7 +235,8 @@ fn load_legacy(b: &[u8], limits: &Limits, nesting: usize) -> Result<Value> {
     let keys = keys.elements().ok_or_else(|| anyhow!("torch payload: storage keys are {}", keys.kind()))?;
     let mut storages: HashMap<Rc<str>, Rc<Storage>> = HashMap::new();
     for k in keys {
-        let Value::Str(k) = k else { bail!("torch payload: storage key {:?}", k) };
+        let Value::Str(k) = &k else { bail!("torch payload: storage key {:?}", k) };
+        let k = k.clone();
         let dtype = pending.borrow().iter().find(|(key, _, _)| *key == k).map(|p| p.1).ok_or_else(|| anyhow!("torch payload: storage `{k}` is not used"))?;
         ensure!(b.len() - pos >= 8, "torch payload truncated before storage `{k}`");
         let numel = u64::from_le_bytes(b[pos..pos + 8].try_into().unwrap());
@@ -250,13 +251,14 @@ fn load_legacy(b: &[u8], limits: &Limits, nesting: usize) -> Result<Value> {
 }
 
 fn resolve_pending(v: Value, storages: &HashMap<Rc<str>, Rc<Storage>>) -> Result<Value> {
-    match v {
+    match &v {
         Value::PendingStorage { key, numel, dtype } => {
-            let s = storages.get(&key).ok_or_else(|| anyhow!("storage `{key}` has no data in the payload"))?;
+            let (numel, dtype) = (*numel, *dtype);
+            let s = storages.get(key).ok_or_else(|| anyhow!("storage `{key}` has no data in the payload"))?;
             ensure!(s.dtype == dtype && s.numel() >= numel, "storage `{key}`: {numel} {dtype:?} elements named, {} stored", s.numel());
             Ok(Value::Storage(s.clone()))
         }
-        Value::Storage(_) | Value::Tensor(_) => Ok(v),
+        Value::Storage(_) | Value::Tensor(_) => Ok(v.clone()),
         other => bail!("a torch payload holding {} (limner reads storages and tensors)", other.kind()),
     }
 }

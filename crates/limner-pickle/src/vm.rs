@@ -26,12 +26,15 @@ pub struct Limits {
     pub max_depth: usize,
     /// most elements of one tensor
     pub max_tensor_elems: u64,
+    /// most elements read out of one network (tensors may share a storage, so this bounds
+    /// the memory a small hostile file can ask for)
+    pub max_network_elems: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         let max_file_bytes = std::env::var("LIMNER_PICKLE_MAX_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(4 << 30);
-        Self { max_file_bytes, max_memo: 1 << 22, max_stack: 1 << 20, max_nesting: 1, max_depth: 64, max_tensor_elems: 1 << 31 }
+        Self { max_file_bytes, max_memo: 1 << 22, max_stack: 1 << 20, max_nesting: 1, max_depth: 64, max_tensor_elems: 1 << 31, max_network_elems: 1 << 29 }
     }
 }
 
@@ -144,6 +147,48 @@ impl fmt::Debug for Value {
             Value::Tensor(t) => write!(f, "<{:?} tensor {:?}>", t.storage.dtype, t.shape),
             Value::NumpyDtype(d) => write!(f, "<numpy dtype {d}>"),
             Value::PendingStorage { key, .. } => write!(f, "<storage {key}>"),
+        }
+    }
+}
+
+/// Dropping a deeply nested value (a pickle can nest a million lists with a few bytes each)
+/// must not recurse once per level: containers this value alone owns are emptied onto a
+/// heap stack first, so every drop is shallow.
+impl Drop for Value {
+    fn drop(&mut self) {
+        fn drain(v: &mut Value, out: &mut Vec<Value>) {
+            match v {
+                Value::List(l) | Value::Set(l) => {
+                    if Rc::strong_count(l) == 1 {
+                        out.append(&mut l.borrow_mut());
+                    }
+                }
+                Value::Dict(d) => {
+                    if Rc::strong_count(d) == 1 {
+                        for (k, v) in d.borrow_mut().drain(..) {
+                            out.push(k);
+                            out.push(v);
+                        }
+                    }
+                }
+                Value::Tuple(t) => {
+                    if let Some(items) = Rc::get_mut(t) {
+                        out.extend(items.iter_mut().map(|x| std::mem::replace(x, Value::None)));
+                    }
+                }
+                Value::Object(o) => {
+                    if Rc::strong_count(o) == 1 {
+                        out.push(std::mem::replace(&mut o.borrow_mut().state, Value::None));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut pending = vec![];
+        drain(self, &mut pending);
+        while let Some(mut v) = pending.pop() {
+            drain(&mut v, &mut pending);
+            // `v` drops here with its owned containers already emptied
         }
     }
 }

@@ -176,3 +176,31 @@ fn garbage_is_not_a_pickle() {
     let e = err_of(snapshot_from_value(&v, &Limits::default()));
     assert!(e.contains("not a snapshot"), "{e}");
 }
+
+#[test]
+fn a_million_nested_lists_do_not_overflow_the_stack() {
+    // ] then a million times: a new list, the previous one appended to it (from the memo)
+    let mut p = b"\x80\x04]\x94".to_vec();
+    for i in 0..1_000_000u32 {
+        p.push(b']');
+        p.push(b'j');
+        p.extend(i.to_le_bytes());
+        p.extend(b"a\x940"); // append, memoize, pop
+    }
+    p.push(b'j');
+    p.extend(1_000_000u32.to_le_bytes());
+    p.push(b'.');
+    let tight = Limits { max_memo: 2_000_000, ..Limits::default() };
+    let v = load_bytes(&p, &tight).unwrap();
+    let e = err_of(snapshot_from_value(&v, &tight));
+    assert!(e.contains("not a snapshot"), "{e}");
+    drop(v); // iterative: no stack overflow
+}
+
+#[test]
+fn tensors_sharing_one_storage_cannot_ask_for_unbounded_memory() {
+    // a real snapshot read with a small per-network budget is refused clearly
+    let tight = Limits { max_network_elems: 10_000, ..Limits::default() };
+    let e = err_of(read_snapshot(&fixture("tiny.pkl"), &tight));
+    assert!(e.contains("more than 10000 elements") && e.contains("tiny.pkl"), "{e}");
+}

@@ -102,7 +102,7 @@ fn torch_save_zip_archives_read_the_same_tensors() {
     assert_eq!(items.len(), g.state_dict.len(), "{:?}", v.keys());
     for (k, t) in items {
         let k = k.as_str().unwrap().to_string();
-        let Value::Tensor(t) = t else { panic!("{k} is not a tensor") };
+        let Value::Tensor(t) = &t else { panic!("{k} is not a tensor") };
         let want = &g.state_dict[&k];
         assert_eq!(t.shape, want.shape, "{k}");
         assert_eq!(t.to_f32(), want.data, "{k}");
