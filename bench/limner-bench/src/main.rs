@@ -12,6 +12,9 @@
 //! `art-gatys [SIZE] [STEPS]` and `art-dream [SIZE] [REPS]` (not part of `all`; `bench/art.sh`
 //! runs them): Gatys style transfer and DeepDream on limner's InceptionV3, see `art.rs`.
 //!
+//! `pickle-gen PKL IO [REPS]` (not part of `all`; `bench/pickle.sh` runs it): an official
+//! StyleGAN2-ADA pickle imported and generating, see `pickle.rs`.
+//!
 //! `kernels` and `ab` (not part of `all`) compare burn's flex convs with limner-kernels in one
 //! process: per conv layer (fwd / input grad / weight grad), and the whole training step.
 //!
@@ -26,6 +29,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 mod photoreal;
+mod pickle;
 
 use burn::tensor::{Device, Distribution, Tensor};
 use limner_gan::layers::{NoiseMode, SynthesisLayer};
@@ -69,6 +73,17 @@ fn main() {
     if what.first().is_some_and(|w| w == "inception-profile") {
         let iters = what.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
         inception::bench_profile(what.get(1).map(String::as_str).unwrap_or("gatys"), iters);
+        return;
+    }
+    if what.first().is_some_and(|w| w == "pickle-gen") {
+        // pickle-gen PKL IO [REPS]
+        let (Some(pkl), Some(io)) = (what.get(1), what.get(2)) else {
+            eprintln!("usage: limner-bench pickle-gen PKL IO.safetensors [REPS]");
+            std::process::exit(2);
+        };
+        println!("# limner-bench pickle-gen: loadavg at start: {}", loadavg());
+        pickle::bench_pickle_gen(pkl, io, what.get(3).and_then(|r| r.parse().ok()).unwrap_or(5));
+        println!("# limner-bench pickle-gen done, loadavg at end: {}", loadavg());
         return;
     }
     if let Some(w) = what.first().filter(|w| w.starts_with("art-")) {

@@ -18,6 +18,10 @@ pub struct GeneratorConfig {
     pub mapping_lr_multiplier: f64,
     /// decay of the running average `w_avg` (training only)
     pub w_avg_beta: f64,
+    /// `conv_clamp` of the official networks: the synthesis convs' and ToRGB's outputs are
+    /// clamped to ±this (official configs use 256 with mixed precision); `None` = no clamp
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv_clamp: Option<f64>,
 }
 
 impl GeneratorConfig {
@@ -33,6 +37,7 @@ impl GeneratorConfig {
             channel_max: 128,
             mapping_lr_multiplier: 0.01,
             w_avg_beta: 0.995,
+            conv_clamp: None,
         }
     }
 
@@ -55,6 +60,9 @@ impl GeneratorConfig {
         anyhow::ensure!(self.z_dim > 0 && self.w_dim > 0, "z_dim and w_dim must be positive");
         anyhow::ensure!(self.mapping_layers >= 1, "the mapping network needs at least one layer");
         anyhow::ensure!(self.channels(self.img_resolution) >= 1, "channel_base too small for the resolution");
+        if let Some(c) = self.conv_clamp {
+            anyhow::ensure!(c.is_finite() && c > 0.0, "conv_clamp must be a positive number, not {c}");
+        }
         Ok(())
     }
 }
@@ -68,6 +76,10 @@ pub struct DiscriminatorConfig {
     pub channel_max: usize,
     pub mbstd_group_size: usize,
     pub mbstd_num_channels: usize,
+    /// `conv_clamp` of the official networks: fromrgb, conv0, conv1 and the epilogue conv
+    /// clamp their outputs to ±this (times the layer's gain); `None` = no clamp
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv_clamp: Option<f64>,
 }
 
 impl DiscriminatorConfig {
@@ -79,6 +91,7 @@ impl DiscriminatorConfig {
             channel_max: 128,
             mbstd_group_size: 4,
             mbstd_num_channels: 1,
+            conv_clamp: None,
         }
     }
 

@@ -149,6 +149,8 @@ impl Discriminator {
         let device = &init.device().clone();
         let mut blocks = vec![];
         let mut res = cfg.img_resolution;
+        // the official skip conv has no clamp
+        let clamp = cfg.conv_clamp;
         while res > 4 {
             let tmp = cfg.channels(res);
             let out = cfg.channels(res / 2);
@@ -156,10 +158,10 @@ impl Discriminator {
             blocks.push(DiscriminatorBlock {
                 resolution: res,
                 // initialised in this order (the RNG stream of `init` fixes the weights)
-                fromrgb: first.then(|| Conv2dConfig::new(cfg.img_channels, tmp, 1).with_activation(Activation::Lrelu).init(init)),
-                conv0: Conv2dConfig::new(tmp, tmp, 3).with_activation(Activation::Lrelu).init(init),
+                fromrgb: first.then(|| Conv2dConfig::new(cfg.img_channels, tmp, 1).with_activation(Activation::Lrelu).init(init).with_conv_clamp(clamp)),
+                conv0: Conv2dConfig::new(tmp, tmp, 3).with_activation(Activation::Lrelu).init(init).with_conv_clamp(clamp),
                 // resnet branch: downsampling, scaled by sqrt(0.5) so branch + skip keeps the variance
-                conv1: Conv2dConfig::new(tmp, out, 3).with_activation(Activation::Lrelu).with_down(true).with_act_gain(SQRT_HALF).init(init),
+                conv1: Conv2dConfig::new(tmp, out, 3).with_activation(Activation::Lrelu).with_down(true).with_act_gain(SQRT_HALF).init(init).with_conv_clamp(clamp),
                 skip: Conv2dConfig::new(tmp, out, 1).with_bias(false).with_down(true).with_act_gain(SQRT_HALF).init(init),
                 resample_filter: fir_buffer(device),
             });
@@ -170,7 +172,7 @@ impl Discriminator {
         let b4 = DiscriminatorEpilogue {
             mbstd_group_size: cfg.mbstd_group_size,
             mbstd_num_channels: f,
-            conv: Conv2dConfig::new(c + f, c, 3).with_activation(Activation::Lrelu).init(init),
+            conv: Conv2dConfig::new(c + f, c, 3).with_activation(Activation::Lrelu).init(init).with_conv_clamp(clamp),
             fc: FullyConnectedLayer::new(c * 16, c, Activation::Lrelu, 1.0, 0.0, init),
             out: FullyConnectedLayer::new(c, 1, Activation::Linear, 1.0, 0.0, init),
         };

@@ -215,12 +215,14 @@ impl SynthesisNetwork {
                     let in_ch = cfg.channels(res / 2);
                     (None, Some(SynthesisLayer::new(in_ch, out_ch, cfg.w_dim, res, true, init)), out_ch)
                 };
+                let clamp = cfg.conv_clamp.map(|c| c as f32);
+                let conv0 = conv0.map(|c| SynthesisLayer { clamp, ..c });
                 SynthesisBlock {
                     resolution: res,
                     constant,
                     conv0,
-                    conv1: SynthesisLayer::new(in_ch, out_ch, cfg.w_dim, res, false, init),
-                    torgb: ToRGBLayer::new(out_ch, cfg.img_channels, cfg.w_dim, init),
+                    conv1: SynthesisLayer { clamp, ..SynthesisLayer::new(in_ch, out_ch, cfg.w_dim, res, false, init) },
+                    torgb: ToRGBLayer { clamp, ..ToRGBLayer::new(out_ch, cfg.img_channels, cfg.w_dim, init) },
                     resample_filter: fir_buffer(device),
                 }
             })

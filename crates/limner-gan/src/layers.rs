@@ -184,6 +184,8 @@ pub struct Conv2dLayer {
     pub kernel: usize,
     /// `[4, 4]` buffer, kept for state-dict fidelity (always the `[1,3,3,1]` filter)
     pub resample_filter: Tensor<2>,
+    /// clamp the output to ±this (`conv_clamp` times the layer's gain)
+    pub clamp: Option<f32>,
 }
 
 /// How a [`Conv2dLayer`] is built, burn `Config` style: the sizes, then named options
@@ -233,6 +235,7 @@ impl Conv2dConfig {
             down: self.down,
             kernel: k,
             resample_filter: fir_buffer(device),
+            clamp: None,
         }
     }
 }
@@ -252,7 +255,16 @@ impl Conv2dLayer {
                 conv2d(x, w, None, ConvOptions::new([2, 2], [0, 0], [1, 1], 1))
             }
         };
-        bias_act(y, self.bias.clone(), self.activation, self.act_gain)
+        let y = bias_act(y, self.bias.clone(), self.activation, self.act_gain);
+        match self.clamp {
+            Some(c) => y.clamp(-c, c),
+            None => y,
+        }
+    }
+
+    /// This layer clamping at `conv_clamp` (times its gain, as the official `bias_act` does).
+    pub fn with_conv_clamp(self, conv_clamp: Option<f64>) -> Self {
+        Self { clamp: conv_clamp.map(|c| (c * self.act_gain) as f32), ..self }
     }
 }
 
@@ -319,6 +331,8 @@ pub struct SynthesisLayer {
     pub resample_filter: Tensor<2>,
     pub up: bool,
     pub resolution: usize,
+    /// clamp the output to ±this (`conv_clamp`; the activation gain is 1 at inference)
+    pub clamp: Option<f32>,
 }
 
 impl SynthesisLayer {
@@ -333,6 +347,7 @@ impl SynthesisLayer {
             resample_filter: fir_buffer(device),
             up,
             resolution,
+            clamp: None,
         }
     }
 
@@ -380,7 +395,11 @@ impl SynthesisLayer {
         };
         // lrelu(x * dcoefs + noise + bias) * sqrt(2): one fused op on flex (limner-kernels,
         // bit-identical forward), burn's composition elsewhere
-        limner_kernels::demod_noise_bias_lrelu(x, dcoefs, nadd, self.bias.clone(), 0.2, LRELU_GAIN)
+        let y = limner_kernels::demod_noise_bias_lrelu(x, dcoefs, nadd, self.bias.clone(), 0.2, LRELU_GAIN);
+        match self.clamp {
+            Some(c) => y.clamp(-c, c),
+            None => y,
+        }
     }
 }
 
@@ -403,6 +422,8 @@ pub struct ToRGBLayer {
     pub weight: Tensor<4>,
     /// `[3]`
     pub bias: Tensor<1>,
+    /// clamp the output to ±this (`conv_clamp`)
+    pub clamp: Option<f32>,
 }
 
 impl ToRGBLayer {
@@ -412,6 +433,7 @@ impl ToRGBLayer {
             affine: FullyConnectedLayer::new(w_dim, in_channels, Activation::Linear, 1.0, 1.0, init),
             weight: init.randn([out_channels, in_channels, 1, 1]),
             bias: Tensor::zeros([out_channels], device),
+            clamp: None,
         }
     }
 
@@ -421,7 +443,11 @@ impl ToRGBLayer {
         let styles = self.affine.forward(w).mul_scalar(1.0 / (cin as f64).sqrt()); // [N, in]
         let x = limner_kernels::scale_channels(x, styles); // x * styles.reshape([n, cin, 1, 1])
         let y = conv2d(x, self.weight.clone(), None, ConvOptions::new([1, 1], [0, 0], [1, 1], 1)); // [N, 3, H, W]
-        bias_act(y, Some(self.bias.clone()), Activation::Linear, 1.0)
+        let y = bias_act(y, Some(self.bias.clone()), Activation::Linear, 1.0);
+        match self.clamp {
+            Some(c) => y.clamp(-c, c),
+            None => y,
+        }
     }
 }
 

@@ -106,12 +106,96 @@ pub fn load(name: Option<&str>, device: &Device) -> Result<(Generator, Generator
     }
 }
 
+/// Where `limner models import --out OUT` writes: a bare model name (letters, digits, `.`,
+/// `_`, `-`; not starting with `.`) becomes `<models dir>/OUT.safetensors`, so `--model OUT`
+/// finds it everywhere; a path must end in `.safetensors`.
+pub fn import_target(out: &str) -> Result<PathBuf> {
+    let p = Path::new(out);
+    if out.ends_with(".safetensors") {
+        return Ok(p.to_path_buf());
+    }
+    if p.components().count() > 1 {
+        bail!("--out `{out}`: give a model name, or a path ending in .safetensors");
+    }
+    let ok = !out.is_empty() && !out.starts_with('.') && out.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !ok {
+        bail!("`{out}` is not a model name: use letters, digits, `.`, `_` and `-` (or give a path ending in .safetensors)");
+    }
+    if out == DEFAULT_NAME || out == limner_photoreal::MODEL_NAME {
+        bail!("`{out}` is the name of a built-in model: choose another name");
+    }
+    Ok(models_dir().join(format!("{out}.safetensors")))
+}
+
+/// What [`import_pickle`] made.
+#[derive(Clone, Debug)]
+pub struct Imported {
+    pub file: PathBuf,
+    pub config: limner_gan::GeneratorConfig,
+    /// trainable parameters
+    pub params: usize,
+    /// what the notes of the model file say
+    pub notes: String,
+}
+
+/// Imports the generator `network` (`G_ema` or `G`) of an official StyleGAN2-ADA snapshot
+/// pickle as a limner model file at [`import_target`]`(out)`, read without running anything
+/// in the pickle (`limner_gan::import::load_generator_pickle`). An existing file is kept
+/// unless `force`; the file is written atomically.
+///
+/// With `discriminator`, the snapshot's `D` is also written there (safetensors, official
+/// state-dict names, its limner config as `limner_discriminator` metadata).
+pub fn import_pickle(src: &Path, network: &str, out: &str, discriminator: Option<&Path>, force: bool, device: &Device) -> Result<Imported> {
+    use limner_gan::generate::save_generator;
+    let file = import_target(out)?;
+    for f in std::iter::once(file.as_path()).chain(discriminator) {
+        if f.exists() && !force {
+            bail!("{} already exists: choose another name, or pass --force to replace it", f.display());
+        }
+    }
+    let mut p = limner_gan::import::load_generator_pickle(src, network, device)?;
+    if let Some(dpath) = discriminator {
+        let mut d = limner_gan::import::load_discriminator_pickle(src, device)?;
+        let sd = limner_gan::params::state_dict(&mut d, false);
+        let meta = std::collections::BTreeMap::from([("limner_discriminator".to_string(), serde_json::to_string(&d.config)?)]);
+        if let Some(dir) = dpath.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        limner_core::write_safetensors(dpath, &sd, &meta, limner_core::Precision::F32)?;
+    }
+    let name = src.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut notes = format!("imported from {name} ({network}, stored {}", p.stored_dtypes.join("+"));
+    if p.num_fp16_res > 0 {
+        notes += &format!("; the official code runs its {} highest resolutions in fp16 unless force_fp32, limner computes in f32", p.num_fp16_res);
+    }
+    if let Some(t) = &p.training_set {
+        notes += &format!("; trained on {t}");
+    }
+    notes += "); licence: as its source";
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let info = GeneratorInfo { notes: Some(notes.clone()), ..Default::default() };
+    save_generator(&file, &mut p.generator, &info, limner_core::Precision::F32)?;
+    let params = parameter_count(&mut p.generator);
+    Ok(Imported { file, config: p.generator.config.clone(), params, notes })
+}
+
+/// Trainable parameters of a generator.
+pub fn parameter_count(g: &mut Generator) -> usize {
+    limner_gan::params::state_dict(g, true).values().map(|t| t.data.len()).sum()
+}
+
 /// One row of `limner models list`.
 #[derive(Clone, Debug)]
 pub struct ModelEntry {
     pub name: String,
     pub location: String,
     pub resolution: Option<usize>,
+    /// layers of the mapping network (StyleGAN2 generators)
+    pub mapping_layers: Option<usize>,
+    /// trainable parameters (StyleGAN2 generators)
+    pub params: Option<usize>,
     pub kimg: Option<f64>,
     pub licence: String,
 }
@@ -120,11 +204,15 @@ pub struct ModelEntry {
 /// generator in [`models_dir`].
 pub fn list(device: &Device) -> Vec<ModelEntry> {
     let mut v = vec![];
-    let (res, kimg) = load_default(device).map(|(g, i)| (Some(g.config.img_resolution), i.kimg)).unwrap_or((None, None));
+    let (res, mapping_layers, params, kimg) = load_default(device)
+        .map(|(mut g, i)| (Some(g.config.img_resolution), Some(g.config.mapping_layers), Some(parameter_count(&mut g)), i.kimg))
+        .unwrap_or((None, None, None, None));
     v.push(ModelEntry {
         name: DEFAULT_NAME.into(),
         location: "embedded in the binary".into(),
         resolution: res,
+        mapping_layers,
+        params,
         kimg,
         licence: "non-commercial (trained on faces rendered by an FFHQ-lineage StyleGAN)".into(),
     });
@@ -134,6 +222,8 @@ pub fn list(device: &Device) -> Vec<ModelEntry> {
             name: limner_photoreal::MODEL_NAME.into(),
             location: p.display().to_string(),
             resolution: Some(limner_photoreal::NATIVE_SIZE),
+            mapping_layers: None,
+            params: None,
             kimg: None,
             licence: limner_photoreal::LICENCE.into(),
         });
@@ -142,14 +232,16 @@ pub fn list(device: &Device) -> Vec<ModelEntry> {
         let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
         files.sort();
         for p in files {
-            let (res, kimg, notes) = match load_generator_file(&p, device) {
-                Ok((g, i)) => (Some(g.config.img_resolution), i.kimg, i.notes),
-                Err(_) => (None, None, Some("unreadable".into())),
+            let (res, mapping_layers, params, kimg, notes) = match load_generator_file(&p, device) {
+                Ok((mut g, i)) => (Some(g.config.img_resolution), Some(g.config.mapping_layers), Some(parameter_count(&mut g)), i.kimg, i.notes),
+                Err(_) => (None, None, None, None, Some("unreadable".into())),
             };
             v.push(ModelEntry {
                 name: p.file_stem().unwrap_or_default().to_string_lossy().into(),
                 location: p.display().to_string(),
                 resolution: res,
+                mapping_layers,
+                params,
                 kimg,
                 licence: notes.unwrap_or_else(|| "as its source".into()),
             });

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use clap::{Args, Parser, Subcommand};
 use limner_core::progress::{bar, bar_with_template};
@@ -255,15 +255,30 @@ struct GenerateArgs {
 
 #[derive(Subcommand)]
 enum ModelsCmd {
-    /// Import an official StyleGAN2-ADA generator state dict (safetensors, PyTorch names)
+    /// Import an official StyleGAN2-ADA generator: a network snapshot pickle
+    /// (network-snapshot-*.pkl from stylegan2-ada-pytorch, read without running anything in
+    /// it), or a state dict in safetensors under the PyTorch names (--stylegan2)
     Import {
+        /// network-snapshot-*.pkl written by stylegan2-ada-pytorch's training loop
+        #[arg(value_name = "SNAPSHOT.pkl", required_unless_present = "stylegan2", conflicts_with = "stylegan2")]
+        pickle: Option<PathBuf>,
         #[arg(long, value_name = "G.safetensors")]
-        stylegan2: PathBuf,
-        /// config JSON (z_dim, w_dim, img_resolution, mapping_layers, channel_base, channel_max); inferred from the shapes if omitted
-        #[arg(long)]
+        stylegan2: Option<PathBuf>,
+        /// with --stylegan2: config JSON (z_dim, w_dim, img_resolution, mapping_layers, channel_base, channel_max); inferred from the shapes if omitted
+        #[arg(long, requires = "stylegan2")]
         config: Option<PathBuf>,
+        /// which generator of a snapshot: G_ema (the one to generate with) or G (the raw training generator)
+        #[arg(long, default_value = "G_ema", value_parser = ["G_ema", "G"])]
+        network: String,
+        /// a model name (saved in the models folder, then `--model NAME` works everywhere) or a path ending in .safetensors
         #[arg(long)]
-        out: PathBuf,
+        out: String,
+        /// with a snapshot: also write its discriminator (D) here, official names (.safetensors)
+        #[arg(long, value_name = "D.safetensors", conflicts_with = "stylegan2")]
+        discriminator: Option<PathBuf>,
+        /// replace an existing model file
+        #[arg(long)]
+        force: bool,
     },
     /// List the embedded default model and imported ones
     List,
@@ -335,11 +350,42 @@ fn run(cmd: Command) -> Result<()> {
         }
         Command::Train(a) => train(a),
         Command::Generate(a) => generate(a),
-        Command::Models(ModelsCmd::Import { stylegan2, config, out }) => {
+        Command::Models(ModelsCmd::Import { pickle: Some(src), network, out, discriminator, force, .. }) => {
             let device = Device::flex();
+            let m = limner_models::import_pickle(&src, &network, &out, discriminator.as_deref(), force, &device)?;
+            let c = &m.config;
+            println!(
+                "imported {network} of {}: {}px, z {} / w {}, {} mapping layers, channel_base {} / channel_max {}{}, {} parameters -> {}",
+                src.display(),
+                c.img_resolution,
+                c.z_dim,
+                c.w_dim,
+                c.mapping_layers,
+                c.channel_base,
+                c.channel_max,
+                c.conv_clamp.map(|x| format!(", conv_clamp {x}")).unwrap_or_default(),
+                m.params,
+                m.file.display()
+            );
+            println!("{}", m.notes);
+            if let Some(d) = &discriminator {
+                println!("discriminator (D) -> {}", d.display());
+            }
+            Ok(())
+        }
+        Command::Models(ModelsCmd::Import { pickle: None, stylegan2, config, out, force, .. }) => {
+            let device = Device::flex();
+            let stylegan2 = stylegan2.context("give a snapshot .pkl or --stylegan2 G.safetensors")?;
+            let out = limner_models::import_target(&out)?;
+            if out.exists() && !force {
+                bail!("{} already exists: choose another --out, or pass --force to replace it", out.display());
+            }
             let cfg = config.as_deref().map(limner_gan::import::read_config_json).transpose()?.map(|c| c.0);
             let mut g = limner_gan::import::load_generator(&stylegan2, cfg.as_ref(), &device)?;
             let info = GeneratorInfo { notes: Some(format!("imported from {}", stylegan2.display())), ..Default::default() };
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            }
             save_generator(&out, &mut g, &info, Precision::F32)?;
             println!("imported {}px generator ({} ws) -> {}", g.config.img_resolution, g.num_ws(), out.display());
             Ok(())
@@ -362,11 +408,13 @@ fn run(cmd: Command) -> Result<()> {
         Command::C2paCert(a) => c2pa_cmd::cert(a),
         Command::Models(ModelsCmd::List) => {
             let device = Device::flex();
-            println!("{:<16} {:>5} {:>9}  {:<40} licence", "name", "res", "kimg", "location");
+            println!("{:<16} {:>6} {:>7} {:>7} {:>9}  {:<40} licence", "name", "res", "mapping", "params", "kimg", "location");
             for m in limner_models::list(&device) {
                 let res = m.resolution.map(|r| format!("{r}px")).unwrap_or_else(|| "?".into());
                 let kimg = m.kimg.map(|k| format!("{k:.1}")).unwrap_or_else(|| "-".into());
-                println!("{:<16} {:>5} {:>9}  {:<40} {}", m.name, res, kimg, m.location, m.licence);
+                let mapping = m.mapping_layers.map(|l| l.to_string()).unwrap_or_else(|| "-".into());
+                let params = m.params.map(|p| format!("{:.2}M", p as f64 / 1e6)).unwrap_or_else(|| "-".into());
+                println!("{:<16} {:>6} {:>7} {:>7} {:>9}  {:<40} {}", m.name, res, mapping, params, kimg, m.location, m.licence);
                 if let Ok(d) = steer_cmd::load_directions(&m.name, None) {
                     let names: Vec<String> = d.meta.attributes.iter().map(|a| format!("{} ({:.0}%)", a.name, a.held_out_accuracy * 100.0)).collect();
                     println!("{:<16} sliders: {} [held-out accuracy; from {} labelled faces]", "", names.join(", "), d.meta.labelled);
