@@ -1,0 +1,2 @@
+pub mod knn;
+pub mod stats;
