@@ -28,7 +28,7 @@ use crate::knn::Matrix;
 use crate::source::Rgb8;
 
 /// Side of the pixel-space thumbnail.
-pub const PIXEL_SIDE: usize = 32;
+pub const PIXEL_SIDE: usize = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
