@@ -1,6 +1,6 @@
 //! The three spaces the audit measures in.
 //!
-//! - **pixels**: the image box-downsampled to 32 × 32, each colour channel standardised (mean
+//! - **pixels**: the image box-downsampled to 16 × 16, each colour channel standardised (mean
 //!   0, standard deviation 1), the whole vector scaled to unit length — so a brightness or colour cast, light noise and a few
 //!   pixels of crop barely move it. Images are compared as framed: a model's samples and its
 //!   training images share one alignment (limner's datasets are aligned crops), so no landmark
@@ -59,7 +59,7 @@ impl Space {
 
     pub fn describe(self) -> &'static str {
         match self {
-            Space::Pixels => "pixels (32×32, channels standardised, unit length)",
+            Space::Pixels => "pixels (16×16, channels standardised, unit length)",
             Space::Inception => "InceptionV3 mixed5 pooled (768-d)",
             Space::Identity => "face identity (face-api / dlib 128-d descriptor)",
         }

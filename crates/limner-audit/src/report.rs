@@ -99,23 +99,36 @@ fn ordinal_rate(p: f64) -> String {
     format!("{p} %")
 }
 
-/// One line that says what the numbers mean.
+/// One line that says what the numbers mean: **copying** when some space's copy rate is
+/// surely (Wilson lower bound) above 10× the calibration rate, **elevated** when above 2×,
+/// else **no sign of copying**.
 pub fn verdict(r: &AuditResult) -> String {
-    let worst = r.spaces.iter().max_by(|a, b| a.copy_rate.total_cmp(&b.copy_rate));
-    match worst {
-        Some(w) if w.copy_rate_ci.0 > 5.0 * r.percentile / 100.0 => format!(
+    let base = r.percentile / 100.0;
+    let Some(w) = r.spaces.iter().max_by(|a, b| a.copy_rate_ci.0.total_cmp(&b.copy_rate_ci.0)) else { return "no spaces were measured".into() };
+    if w.copy_rate_ci.0 > 10.0 * base {
+        format!(
             "**Verdict: copying.** In {}, {} of the samples are suspected copies (the calibration rate is {} %): this model reproduces training images.",
             w.space.name(),
             pct(w.copy_rate),
             r.percentile
-        ),
-        Some(w) => format!(
-            "**Verdict: no sign of copying.** The highest copy rate is {} ({}), against {} % for images the model never saw.",
-            pct(w.copy_rate),
+        )
+    } else if w.copy_rate_ci.0 > 2.0 * base {
+        format!(
+            "**Verdict: elevated in {}.** {} of the samples are closer to a training image than {} % of new images are (95 % interval {} – {}); look at closest.png to see whether they are copies or merely typical faces.",
             w.space.name(),
+            pct(w.copy_rate),
+            r.percentile,
+            pct(w.copy_rate_ci.0),
+            pct(w.copy_rate_ci.1)
+        )
+    } else {
+        let top = r.spaces.iter().max_by(|a, b| a.copy_rate.total_cmp(&b.copy_rate)).unwrap();
+        format!(
+            "**Verdict: no sign of copying.** The highest copy rate is {} ({}), against {} % for images the model never saw.",
+            pct(top.copy_rate),
+            top.space.name(),
             r.percentile
-        ),
-        None => "no spaces were measured".into(),
+        )
     }
 }
 

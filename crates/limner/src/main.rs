@@ -1,6 +1,7 @@
 //! The `limner` command line: argument parsing and progress bars over the library crates.
 
 mod art_cmd;
+mod audit_cmd;
 mod edit_cmd;
 mod faces_cmd;
 mod label_cmd;
@@ -75,6 +76,8 @@ enum Command {
     Animate(edit_cmd::AnimateArgs),
     /// Project a photo's face into a model (align, then optimise w and w+), to breed, slide and animate it
     Project(edit_cmd::ProjectArgs),
+    /// Memorization audit: does a model make new faces or copies of its training images? (report.md, report.json, pictures)
+    Audit(audit_cmd::AuditArgs),
 }
 
 #[derive(Subcommand)]
@@ -343,6 +346,7 @@ fn run(cmd: Command) -> Result<()> {
         Command::Breed(a) => edit_cmd::breed(a),
         Command::Animate(a) => edit_cmd::animate(a),
         Command::Project(a) => edit_cmd::project(a),
+        Command::Audit(a) => audit_cmd::run(a),
         Command::Models(ModelsCmd::List) => {
             let device = Device::flex();
             println!("{:<16} {:>5} {:>9}  {:<40} licence", "name", "res", "kimg", "location");
