@@ -157,8 +157,8 @@ impl ImageSet for Packed {
 pub const IMAGE_EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "webp", "gif"];
 
 /// A folder of square images of one size (sorted by name; not recursive). Every file must be
-/// an image (hidden files and a distillation's `manifest.json` aside): a stray file is an error
-/// naming it, not something silently skipped.
+/// an image (hidden files and `.json` side files aside): a stray file is an error naming it,
+/// not something silently skipped.
 pub struct Folder {
     pub dir: PathBuf,
     pub files: Vec<PathBuf>,
@@ -171,10 +171,12 @@ impl Folder {
         for e in std::fs::read_dir(dir).with_context(|| format!("cannot read the folder {}", dir.display()))? {
             let p = e?.path();
             let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            if name.starts_with('.') || name == limner_photoreal::distill::MANIFEST || p.is_dir() {
+            let ext = p.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+            // hidden files, sub-folders and JSON side files (the recipes `limner generate` writes
+            // beside each image, a distillation's manifest) are not images and not errors
+            if name.starts_with('.') || ext == "json" || p.is_dir() {
                 continue;
             }
-            let ext = p.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
             ensure!(
                 IMAGE_EXTENSIONS.contains(&ext.as_str()),
                 "{} is not an image file (the audit reads .png, .jpg, .jpeg, .webp and .gif): move it out of {}",
