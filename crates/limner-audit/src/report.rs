@@ -151,10 +151,10 @@ fn space_plot(sr: &SpaceResult, width: u32, height: u32) -> Vec<u8> {
     let (hs, hh) = (histogram(&sr.sample_nearest, lo, hi, 40), histogram(&sr.heldout_nearest, lo, hi, 40));
     let top = hs.iter().chain(&hh).map(|p| p.1).fold(0.0, f64::max);
     let line = [(sr.threshold as f64, 0.0), (sr.threshold as f64, top)];
-    let title = format!("{}: nearest training distance (samples blue, held-out orange, threshold red)", sr.space.name());
+    let title = format!("{}: nearest training image", sr.space.name());
     render_line_plot(
         &title,
-        "distance to the nearest training image",
+        "distance (share of each set per bin)",
         &[
             Series { name: "samples", points: &hs, color: [31, 119, 180] },
             Series { name: "held-out", points: &hh, color: [255, 127, 14] },
