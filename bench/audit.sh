@@ -12,14 +12,14 @@ ROOT="$(cd "$HERE/.." && pwd)"
 source "$HERE/common.sh"
 if [ "${1:-}" = "--quick" ]; then N=20000; M=2000; else N=100000; M=10000; fi
 "$PY" -c "import numpy" 2>/dev/null || ensure_torch_venv
-(cd "$ROOT" && cargo build --release -q -p limner-bench --bin audit-bench)
+(cd "$ROOT" && cargo build --release -q -p limner-audit --example knn_bench)
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 RAW="$RESULTS/audit_raw.txt"
 {
   echo "# $(date -u +%FT%TZ) $(nproc) cores, loadavg $(cut -d' ' -f1-3 /proc/loadavg), numpy $("$PY" -c 'import numpy; print(numpy.__version__)')"
   for DIM in 768 128; do
-    "$CARGO_TARGET_DIR/release/audit-bench" "$TMP" $N $M $DIM
+    "$CARGO_TARGET_DIR/release/examples/knn_bench" "$TMP" $N $M $DIM
     "$PY" "$HERE/audit_numpy.py" "$TMP" $N $M $DIM
   done
 } | tee "$RAW" >&2

@@ -1,4 +1,4 @@
-"""Brute-force nearest neighbours in numpy on the vectors audit-bench wrote (blocked like limner,
+"""Brute-force nearest neighbours in numpy on the vectors knn_bench (crates/limner-audit/examples) wrote (blocked like limner,
 |q|^2 + |b|^2 - 2 q.b, float32 BLAS), timed; checks the answers against limner's.
 Usage: audit_numpy.py DIR TRAIN QUERIES DIM"""
 import sys, time

@@ -99,16 +99,40 @@ impl AuditResult {
 
 /// Embeds every image of a set in batches; `progress(images_done)`.
 pub fn embed_set(e: &Embedder, set: &dyn ImageSet, batch: usize, progress: &mut dyn FnMut(usize)) -> Result<Vec<Matrix>> {
+    Ok(embed_set_with_thumbs(e, set, batch, 0, progress)?.0)
+}
+
+/// As [`embed_set`], also keeping a `thumb`-pixel thumbnail of every image (RGB8, in order;
+/// none when `thumb` is 0).
+pub fn embed_set_with_thumbs(e: &Embedder, set: &dyn ImageSet, batch: usize, thumb: usize, progress: &mut dyn FnMut(usize)) -> Result<(Vec<Matrix>, Vec<u8>)> {
     let mut parts: Vec<Vec<f32>> = vec![vec![]; e.spaces.len()];
+    let mut thumbs = vec![];
     let idx: Vec<usize> = (0..set.len()).collect();
     for chunk in idx.chunks(batch.max(1)) {
         let imgs = set.load(chunk)?;
+        if thumb > 0 {
+            for im in &imgs {
+                thumbs.extend(im.resized(thumb).data);
+            }
+        }
         for (p, m) in parts.iter_mut().zip(e.embed(&imgs)) {
             p.extend(m.data);
         }
         progress(chunk.len());
     }
-    Ok(e.spaces.iter().zip(parts).map(|(s, data)| Matrix::new(set.len(), s.dim(), data)).collect())
+    Ok((e.spaces.iter().zip(parts).map(|(s, data)| Matrix::new(set.len(), s.dim(), data)).collect(), thumbs))
+}
+
+/// What an audit embedded, for a training index ([`crate::index`]).
+pub struct Embedded {
+    pub spaces: Vec<Space>,
+    pub compare_size: usize,
+    pub face_box: crate::embed::RelBox,
+    pub train: Vec<Matrix>,
+    pub heldout: Vec<Matrix>,
+    /// [`crate::index::THUMB`]-pixel thumbnails of the training images
+    pub train_thumbs: Vec<u8>,
+    pub train_labels: Vec<String>,
 }
 
 /// Progress of an audit: `(stage, done, total)`.
@@ -117,6 +141,11 @@ pub type Progress<'a> = &'a mut dyn FnMut(&str, usize, usize);
 /// Runs the audit of `samples` against `train`, calibrated on `heldout` (images of the same kind
 /// the model never saw).
 pub fn audit(train: &dyn ImageSet, heldout: &dyn ImageSet, samples: &dyn ImageSet, o: &AuditOptions, device: &Device, progress: Progress) -> Result<AuditResult> {
+    Ok(audit_full(train, heldout, samples, o, device, progress)?.0)
+}
+
+/// [`audit`], also giving back the training and held-out embeddings (to write a training index).
+pub fn audit_full(train: &dyn ImageSet, heldout: &dyn ImageSet, samples: &dyn ImageSet, o: &AuditOptions, device: &Device, progress: Progress) -> Result<(AuditResult, Embedded)> {
     ensure!(train.len() >= 2, "the training set ({}) needs at least 2 images", train.describe());
     ensure!(heldout.len() >= 2, "the held-out set ({}) needs at least 2 images", heldout.describe());
     ensure!(samples.len() >= 2, "the audit needs at least 2 samples");
@@ -129,18 +158,18 @@ pub fn audit(train: &dyn ImageSet, heldout: &dyn ImageSet, samples: &dyn ImageSe
         e.find_face_box(&train.load(&idx)?)?;
     }
     let t0 = Instant::now();
-    let mut embed = |set: &dyn ImageSet, stage: &str| {
+    let mut embed = |set: &dyn ImageSet, stage: &str, thumb: usize| {
         let total = set.len();
         let mut done = 0;
         progress(stage, 0, total);
-        embed_set(&e, set, o.batch, &mut |k| {
+        embed_set_with_thumbs(&e, set, o.batch, thumb, &mut |k| {
             done += k;
             progress(stage, done, total)
         })
     };
-    let et = embed(train, "embedding the training images")?;
-    let eh = embed(heldout, "embedding the held-out images")?;
-    let es = embed(samples, "embedding the samples")?;
+    let (et, train_thumbs) = embed(train, "embedding the training images", crate::index::THUMB)?;
+    let eh = embed(heldout, "embedding the held-out images", 0)?.0;
+    let es = embed(samples, "embedding the samples", 0)?.0;
     let seconds_embedding = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     let mut spaces = vec![];
@@ -205,7 +234,7 @@ pub fn audit(train: &dyn ImageSet, heldout: &dyn ImageSet, samples: &dyn ImageSe
             Pair { sample: i, sample_label: samples.label(i), train: ti, train_label: train.label(ti), space: sr.space, distance: sr.sample_nearest[i], ratio }
         })
         .collect();
-    Ok(AuditResult {
+    let result = AuditResult {
         samples: samples.describe(),
         train: train.describe(),
         heldout: heldout.describe(),
@@ -222,5 +251,15 @@ pub fn audit(train: &dyn ImageSet, heldout: &dyn ImageSet, samples: &dyn ImageSe
         seconds_embedding,
         seconds_search,
         warnings,
-    })
+    };
+    let embedded = Embedded {
+        spaces: o.spaces.clone(),
+        compare_size,
+        face_box: e.face_box,
+        train: et,
+        heldout: eh,
+        train_thumbs,
+        train_labels: (0..train.len()).map(|i| train.label(i)).collect(),
+    };
+    Ok((result, embedded))
 }

@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod embed;
+pub mod index;
 pub mod knn;
 pub mod report;
 pub mod source;

@@ -124,3 +124,44 @@ fn bad_inputs_get_clear_errors() {
     let e = audit(&one, &two, &two, &AuditOptions { spaces: vec![Space::Pixels], ..Default::default() }, &Device::flex(), &mut |_, _, _| {}).err().unwrap();
     assert!(format!("{e}").contains("at least 2"), "{e}");
 }
+
+#[test]
+fn a_training_index_catches_copies_at_export_and_round_trips() {
+    let device = Device::flex();
+    let spaces: Vec<Space> = spaces().into_iter().filter(|&s| s != Space::Pixels).collect();
+    if spaces.is_empty() {
+        return; // the note was printed by `fetched` (under CI it failed)
+    }
+    let m = ModelSamples { model: limner_edit::model::open("default", None, &device).unwrap(), first_seed: 0, count: 0, psi: 1.0, noise: 0.0 };
+    let train = InMemory { name: "train".into(), images: faces(&m, 0, 40) };
+    let heldout = InMemory { name: "held".into(), images: faces(&m, 1000, 100) };
+    let samples = InMemory { name: "s".into(), images: faces(&m, 5000, 4) };
+    let o = AuditOptions { spaces: spaces.clone(), ..Default::default() };
+    let (_, emb) = limner_audit::audit::audit_full(&train, &heldout, &samples, &o, &device, &mut |_, _, _| {}).unwrap();
+    let index = limner_audit::index::TrainingIndex::from_embedded(&emb, &device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("training-index.safetensors");
+    index.save(&path).unwrap();
+    let back = limner_audit::index::TrainingIndex::load(&path).unwrap();
+    assert_eq!(back.labels, index.labels);
+    assert_eq!(back.space_list(), index.space_list());
+    let e = back.embedder(&device).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let copy = disguise(&train.images[7], &mut rng);
+    let new_faces = faces(&m, 7000, 10);
+    let checks = back.check(&e, &[vec![copy], new_faces].concat(), &device).unwrap();
+    assert!(checks[0].near_copy, "{:?}", checks[0]);
+    assert_eq!(checks[0].closest().unwrap().nearest, 7, "{:?}", checks[0]);
+    assert!(checks[0].explain().contains("train #7"), "{}", checks[0].explain());
+    let refused = checks[1..].iter().filter(|c| c.near_copy).count();
+    assert!(refused <= 1, "new faces pass: {refused} of 10 refused");
+    // the thumbnail of the nearest training image looks like it (mean colour within a few levels)
+    let t = back.thumbnail(7).unwrap();
+    let small = train.images[7].resized(limner_audit::index::THUMB);
+    let diff: f64 = t.data.iter().zip(&small.data).map(|(&a, &b)| (a as f64 - b as f64).abs()).sum::<f64>() / t.data.len() as f64;
+    assert!(diff < 8.0, "thumbnail differs by {diff} levels on average");
+    // a file that is not an index
+    std::fs::write(dir.path().join("bad.safetensors"), b"nope").unwrap();
+    let err = format!("{:#}", limner_audit::index::TrainingIndex::load(&dir.path().join("bad.safetensors")).err().unwrap());
+    assert!(err.contains("bad.safetensors") && err.contains("not a limner training index"), "{err}");
+}

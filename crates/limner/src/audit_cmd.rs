@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use burn::tensor::Device;
 use clap::Args;
-use limner_audit::{audit, open_set, AuditOptions, Space};
+use limner_audit::audit::audit_full;
+use limner_audit::{open_set, AuditOptions, Space};
 use limner_core::progress::bar;
 
 /// `limner audit`
@@ -45,6 +46,9 @@ pub struct AuditArgs {
     /// the report folder (report.md, report.json, histograms.png, closest.png)
     #[arg(long)]
     pub out: PathBuf,
+    /// also write the model's training index for the copy check on exports (put it in the model's folder as training-index.safetensors)
+    #[arg(long, value_name = "FILE")]
+    pub index_out: Option<PathBuf>,
 }
 
 pub fn run(a: AuditArgs) -> Result<()> {
@@ -60,7 +64,7 @@ pub fn run(a: AuditArgs) -> Result<()> {
     println!("held-out: {}", heldout.describe());
     let o = AuditOptions { spaces, percentile: a.percentile, ..Default::default() };
     let mut pb: Option<(String, indicatif::ProgressBar)> = None;
-    let r = audit(train.as_ref(), heldout.as_ref(), samples.as_ref(), &o, &device, &mut |stage, done, total| {
+    let (r, embedded) = audit_full(train.as_ref(), heldout.as_ref(), samples.as_ref(), &o, &device, &mut |stage, done, total| {
         if pb.as_ref().is_none_or(|(s, _)| s != stage) {
             if let Some((_, b)) = pb.take() {
                 b.finish_and_clear();
@@ -98,5 +102,11 @@ pub fn run(a: AuditArgs) -> Result<()> {
     }
     println!("{}", limner_audit::report::verdict(&r).replace("**", ""));
     println!("report: {} (+ report.json, histograms.png, closest.png)", files.markdown.display());
+    if let Some(p) = &a.index_out {
+        let index = limner_audit::index::TrainingIndex::from_embedded(&embedded, &device)?;
+        index.save(p)?;
+        let th: Vec<String> = index.spaces.iter().map(|s| format!("{} {:.4}", s.space.name(), s.threshold)).collect();
+        println!("training index: {} ({} images, {:.1} MB; thresholds {})", p.display(), index.labels.len(), std::fs::metadata(p)?.len() as f64 / 1e6, th.join(", "));
+    }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod art_cmd;
 mod audit_cmd;
+mod copy_cmd;
 mod edit_cmd;
 mod faces_cmd;
 mod label_cmd;
@@ -246,6 +247,12 @@ struct GenerateArgs {
     /// with --prompt: print the per-seed report as JSON
     #[arg(long)]
     json: bool,
+    /// the training index for the copy check (default: training-index.safetensors in the model's folder, if there)
+    #[arg(long, value_name = "FILE")]
+    copy_index: Option<PathBuf>,
+    /// write images even when they are near copies of training images (recorded in each image's label)
+    #[arg(long)]
+    allow_near_copy: bool,
 }
 
 #[derive(Subcommand)]
@@ -533,6 +540,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
         bail!("--psi and --noise must be finite numbers");
     }
     let seeds = parse_seeds(&a.seeds)?;
+    let guard = copy_cmd::CopyGuard::open(&a.model, a.copy_index.as_deref(), a.allow_near_copy)?;
     steer_cmd::generate(steer_cmd::GenerateRequest {
         model: &a.model,
         seeds: &seeds,
@@ -547,6 +555,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
         out: a.out.as_deref(),
         grid: a.grid.as_deref(),
         json: a.json,
+        guard: guard.as_ref(),
     })
 }
 

@@ -1,9 +1,9 @@
-//! audit-bench: times limner-audit's exact nearest-neighbour search (blocked matrix products on
+//! knn_bench: times limner-audit's exact nearest-neighbour search (blocked matrix products on
 //! burn flex) on seeded random vectors, and writes the same vectors and the answers as raw
 //! little-endian files for `bench/audit_numpy.py`, which times numpy brute force on them and
 //! checks the answers agree. Driven by `bench/audit.sh`.
 //!
-//! Usage: audit-bench DIR TRAIN QUERIES DIM   (prints `RESULT limner knn train=… queries=… dim=… s=…`)
+//! Usage: cargo run --release -p limner-audit --example knn_bench -- DIR TRAIN QUERIES DIM   (prints `RESULT limner knn train=… queries=… dim=… s=…`)
 
 use std::time::Instant;
 
@@ -21,7 +21,7 @@ fn write_f32(path: &std::path::Path, v: &[f32]) -> anyhow::Result<()> {
 fn main() -> anyhow::Result<()> {
     limner_kernels::keep_freed_memory();
     let a: Vec<String> = std::env::args().collect();
-    anyhow::ensure!(a.len() == 5, "usage: audit-bench DIR TRAIN QUERIES DIM");
+    anyhow::ensure!(a.len() == 5, "usage: knn_bench DIR TRAIN QUERIES DIM");
     let dir = std::path::PathBuf::from(&a[1]);
     let (n, m, d): (usize, usize, usize) = (a[2].parse()?, a[3].parse()?, a[4].parse()?);
     std::fs::create_dir_all(&dir)?;
