@@ -84,3 +84,41 @@ fn audit_rejects_bad_inputs_clearly() {
     assert!(e.contains("one image"), "{e}");
     assert!(!out.join("report.md").exists(), "no report from a failed audit");
 }
+
+#[test]
+fn generate_refuses_near_copies_of_an_indexed_training_set() {
+    let device = burn::tensor::Device::flex();
+    if limner_core::testing::fetched(limner_faces::recognition::FaceRecognitionNet::load_fetched(&device)).is_none()
+        || limner_core::testing::fetched(limner_nets::InceptionV3::load_fetched(&device)).is_none()
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let train = generate(dir.path(), "train", "0-29");
+    let held = generate(dir.path(), "held", "1000-1059");
+    let index = dir.path().join("training-index.safetensors");
+    let text = ok(&[
+        "audit", "--model", "default", "--data", &train, "--heldout", &held, "--samples", "4", "--first-seed", "5000", "--psi", "1",
+        "--spaces", "inception,identity", "--out", dir.path().join("report").to_str().unwrap(), "--index-out", index.to_str().unwrap(),
+    ]);
+    assert!(text.contains("training index:"), "{text}");
+    let out = dir.path().join("out");
+    let idx = index.to_str().unwrap();
+    // seed 5 is training image seed0005.png itself: refused, nothing written, the pair shown
+    let e = fails(&["generate", "--seeds", "5", "--psi", "1", "--out", out.to_str().unwrap(), "--copy-index", idx]);
+    assert!(e.contains("near copy") && e.contains("seed0005.png") && e.contains("--allow-near-copy"), "{e}");
+    assert!(!out.join("seed0005.png").exists());
+    assert!(out.join("near-copy-seed0005.png").is_file());
+    // allowed: written, and the label says so
+    ok(&["generate", "--seeds", "5", "--psi", "1", "--out", out.to_str().unwrap(), "--copy-index", idx, "--allow-near-copy"]);
+    let label = ok(&["inspect", out.join("seed0005.png").to_str().unwrap()]);
+    assert!(label.contains("nearest training images: ") && label.contains("written anyway, the user allowed it"), "{label}");
+    // a new face passes and carries its distances
+    ok(&["generate", "--seeds", "7000", "--psi", "1", "--out", out.to_str().unwrap(), "--copy-index", idx]);
+    let label = ok(&["inspect", out.join("seed7000.png").to_str().unwrap()]);
+    assert!(label.contains("identity") && label.contains("near copy: no"), "{label}");
+    // a bad index file is a clear error
+    std::fs::write(dir.path().join("bad.safetensors"), b"x").unwrap();
+    let e = fails(&["generate", "--seeds", "1", "--out", out.to_str().unwrap(), "--copy-index", dir.path().join("bad.safetensors").to_str().unwrap()]);
+    assert!(e.contains("bad.safetensors"), "{e}");
+}
