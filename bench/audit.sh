@@ -29,7 +29,7 @@ rows, head = {}, ""
 for line in open(sys.argv[1]):
     if line.startswith("#"):
         head = line.strip("# \n")
-    m = re.match(r"RESULT (\w+) knn train=(\d+) queries=(\d+) dim=(\d+) s=([\d.]+)(?: agree=([\d.]+))?", line)
+    m = re.match(r"RESULT (\w+) knn train=(\d+) queries=(\d+) dim=(\d+) s=([\d.eE+-]+)(?: agree=([\d.]+))?", line)
     if m:
         r = rows.setdefault((int(m[2]), int(m[3]), int(m[4])), {})
         r[m[1]] = float(m[5])

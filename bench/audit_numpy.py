@@ -19,4 +19,4 @@ for q0 in range(0, m, 1024):
     out[q0:q0 + 1024] = d2.argmin(1)
 s = time.perf_counter() - t
 agree = float((out == limner).mean())
-print(f"RESULT numpy knn train={n} queries={m} dim={dim} s={s:.3} agree={agree:.4}")
+print(f"RESULT numpy knn train={n} queries={m} dim={dim} s={s:.3f} agree={agree:.4f}")
