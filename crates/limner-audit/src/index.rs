@@ -35,6 +35,10 @@ pub const INCEPTION_DIMS: usize = 32;
 pub const INDEX_FILE: &str = "training-index.safetensors";
 const FORMAT: &str = "limner-training-index/1";
 
+/// The embedded default model's training index (its 9,611 distillation images; written by
+/// `limner audit --index-out`, see `models/default/audit/`).
+pub static DEFAULT_INDEX: &[u8] = include_bytes!("../../../models/default/training-index.safetensors");
+
 /// One space of the index.
 #[derive(Clone, Debug)]
 pub struct IndexSpace {

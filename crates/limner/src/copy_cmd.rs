@@ -30,12 +30,24 @@ pub fn index_path(model: &str, explicit: Option<&Path>) -> Option<PathBuf> {
 }
 
 impl CopyGuard {
-    /// `None` when no index applies to the model.
+    /// `None` when no index applies to the model. The default model's index is embedded; a
+    /// model's own index needs the fetched networks, and without them the check is skipped with a
+    /// note (an index named with `--copy-index` must work, else it is an error).
     pub fn open(model: &str, explicit: Option<&Path>, allow: bool) -> Result<Option<Self>> {
-        let Some(path) = index_path(model, explicit) else { return Ok(None) };
         let device = Device::flex();
-        let index = TrainingIndex::load(&path)?;
-        let embedder = index.embedder(&device)?;
+        let index = match index_path(model, explicit) {
+            Some(path) => TrainingIndex::load(&path)?,
+            None if model == limner_models::DEFAULT_NAME => TrainingIndex::from_bytes(limner_audit::index::DEFAULT_INDEX)?,
+            None => return Ok(None),
+        };
+        let embedder = match index.embedder(&device) {
+            Ok(e) => e,
+            Err(e) if explicit.is_none() => {
+                eprintln!("note: copy check skipped (it needs `limner models fetch --only inception-v3` and `--only face-api`): {e:#}");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Some(Self { index, embedder, allow, device }))
     }
 
