@@ -108,3 +108,21 @@ pub fn labelled(p: &Provenance, record: Option<&serde_json::Value>) -> Provenanc
         None => p.clone(),
     }
 }
+
+/// Saves a recipe-made face as `limner_edit::recipe::save_with_recipe` does, after the copy
+/// check (refused near copies write nothing), with the check's record in its label.
+pub fn save_checked(guard: Option<&CopyGuard>, png: &Path, img: &limner_faces::Image, r: &limner_edit::recipe::Recipe) -> Result<()> {
+    if let Some(dir) = png.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    }
+    let rgb = img.to_rgb8();
+    let record = match guard {
+        Some(g) => {
+            let name = png.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            g.check(&[Rgb8::new(img.width, rgb.clone())], &[name], png.parent())?.pop()
+        }
+        None => None,
+    };
+    limner_data::imageio::save_image_rgb(png, img.width as u32, img.height as u32, &rgb, &labelled(&r.provenance()?, record.as_ref()))?;
+    r.save(&png.with_extension("json"))
+}
