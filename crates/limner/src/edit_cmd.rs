@@ -12,7 +12,7 @@ use limner_core::progress::bar;
 use limner_edit::animate::{self, Format};
 use limner_edit::breed::{self, BreedOptions, ParentSpec};
 use limner_edit::model::parse_layers;
-use limner_edit::recipe::{self, save_with_recipe, Recipe};
+use limner_edit::recipe::{self, Recipe};
 use limner_edit::sliders::{self, Method};
 
 use crate::steer_cmd::open_model;
@@ -28,13 +28,30 @@ pub struct RenderArgs {
     /// for an animation's recipes (`limner animate` writes NAME.json): which frame, from 0
     #[arg(long)]
     pub frame: Option<usize>,
+    /// the training index for the copy check (default: the model's own, as `generate` finds it)
+    #[arg(long, value_name = "FILE")]
+    pub copy_index: Option<PathBuf>,
+    /// write the image even when it is a near copy of a training image (recorded in its label)
+    #[arg(long)]
+    pub allow_near_copy: bool,
 }
 
 pub fn render(a: RenderArgs) -> Result<()> {
     let r = recipe::load_for_render(&a.recipe, a.frame)?;
     let m = recipe::open_model(&r, &Device::flex())?;
     let img = recipe::render(&r, m.as_ref())?;
-    save_image_rgb(&a.out, img.width as u32, img.height as u32, &img.to_rgb8(), &r.provenance()?)?;
+    let rgb = img.to_rgb8();
+    // the same copy check as `generate`, so a recipe renders the same bytes (label included)
+    let guard = crate::copy_cmd::CopyGuard::open(&r.model.name, a.copy_index.as_deref(), a.allow_near_copy)?;
+    let record = match &guard {
+        Some(g) => {
+            let name = a.out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            g.check(&[limner_audit::Rgb8::new(img.width, rgb.clone())], &[name], a.out.parent())?.pop()
+        }
+        None => None,
+    };
+    let prov = crate::copy_cmd::labelled(&r.provenance()?, record.as_ref());
+    save_image_rgb(&a.out, img.width as u32, img.height as u32, &rgb, &prov)?;
     println!("rendered {} ({}, {}px) -> {}", a.recipe.display(), r.model.name, r.size, a.out.display());
     Ok(())
 }
@@ -99,8 +116,9 @@ pub fn breed(a: BreedArgs) -> Result<()> {
     let images = m.render(&ws, &noise, parents[0].noise.scale);
     let secs = t0.elapsed().as_secs_f64();
     if let Some(dir) = &a.out {
+        let guard = crate::copy_cmd::CopyGuard::open(&m.id().name, None, false)?;
         for (k, (img, (_, r))) in images.iter().zip(&litter).enumerate() {
-            save_with_recipe(&dir.join(format!("child{k:02}.png")), img, r)?;
+            crate::copy_cmd::save_checked(guard.as_ref(), &dir.join(format!("child{k:02}.png")), img, r)?;
         }
         println!("wrote {} children (childNN.png + childNN.json recipes) to {}", images.len(), dir.display());
     }
@@ -303,7 +321,8 @@ pub fn project(a: ProjectArgs) -> Result<()> {
     let secs = t0.elapsed().as_secs_f64();
     let sha = limner_edit::model::sha256_hex(&bytes);
     let r = Recipe::new(m, &p.ws, recipe::NoiseSpec { seed: 0, scale: 0.0 }, recipe::Origin::Projection { source_sha256: sha, steps: a.steps, space: a.space.clone() }, vec![]);
-    save_with_recipe(&a.out.join("projection.png"), &p.image, &r)?;
+    let guard = crate::copy_cmd::CopyGuard::open(&m.id().name, None, false)?;
+    crate::copy_cmd::save_checked(guard.as_ref(), &a.out.join("projection.png"), &p.image, &r)?;
     save_png_rgb(&a.out.join("aligned.png"), aligned.width as u32, aligned.height as u32, &aligned.to_rgb8())?;
     let sbs = project::side_by_side(&aligned, &p.image);
     // the user's photo beside the generated projection: a composite

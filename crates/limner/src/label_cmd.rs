@@ -239,6 +239,18 @@ fn print_report(r: &Report) {
                 (Some(c), None) => println!("model check: {c}"),
                 _ => {}
             }
+            if let Some(nt) = l.recipe.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok()).map(|v| v["nearest_training"].clone()).filter(|v| !v.is_null()) {
+                let spaces: Vec<String> = nt["distances"]
+                    .as_object()
+                    .map(|m| m.iter().map(|(k, d)| format!("{k} {} (copy threshold {}, {})", d["distance"], d["threshold"], d["nearest"].as_str().unwrap_or("?"))).collect())
+                    .unwrap_or_default();
+                println!("nearest training images: {}", spaces.join("; "));
+                if nt["allowed_by_user"] == true {
+                    println!("near copy: written anyway, the user allowed it (--allow-near-copy)");
+                } else if nt["near_copy"] == false {
+                    println!("near copy: no (farther from every training image than the copy thresholds)");
+                }
+            }
             if let Some(recipe) = &l.recipe {
                 let pretty = serde_json::from_str::<Value>(recipe).ok().and_then(|v| serde_json::to_string_pretty(&v).ok());
                 println!("recipe: {}", pretty.as_deref().unwrap_or(recipe));

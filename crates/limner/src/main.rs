@@ -3,6 +3,8 @@
 mod art_cmd;
 #[cfg(feature = "c2pa")]
 mod c2pa_cmd;
+mod audit_cmd;
+mod copy_cmd;
 mod edit_cmd;
 mod faces_cmd;
 mod label_cmd;
@@ -83,6 +85,8 @@ enum Command {
     /// Make a throw-away test certificate for C2PA signing (trusted by nobody)
     #[cfg(feature = "c2pa")]
     C2paCert(c2pa_cmd::CertArgs),
+    /// Memorization audit: does a model make new faces or copies of its training images? (report.md, report.json, pictures)
+    Audit(audit_cmd::AuditArgs),
 }
 
 #[derive(Subcommand)]
@@ -251,6 +255,12 @@ struct GenerateArgs {
     /// with --prompt: print the per-seed report as JSON
     #[arg(long)]
     json: bool,
+    /// the training index for the copy check (default: training-index.safetensors in the model's folder, if there)
+    #[arg(long, value_name = "FILE")]
+    copy_index: Option<PathBuf>,
+    /// write images even when they are near copies of training images (recorded in each image's label)
+    #[arg(long)]
+    allow_near_copy: bool,
 }
 
 #[derive(Subcommand)]
@@ -406,6 +416,7 @@ fn run(cmd: Command) -> Result<()> {
         Command::Sign(a) => c2pa_cmd::sign(a),
         #[cfg(feature = "c2pa")]
         Command::C2paCert(a) => c2pa_cmd::cert(a),
+        Command::Audit(a) => audit_cmd::run(a),
         Command::Models(ModelsCmd::List) => {
             let device = Device::flex();
             println!("{:<16} {:>6} {:>7} {:>7} {:>9}  {:<40} licence", "name", "res", "mapping", "params", "kimg", "location");
@@ -594,6 +605,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
         bail!("--psi and --noise must be finite numbers");
     }
     let seeds = parse_seeds(&a.seeds)?;
+    let guard = copy_cmd::CopyGuard::open(&a.model, a.copy_index.as_deref(), a.allow_near_copy)?;
     steer_cmd::generate(steer_cmd::GenerateRequest {
         model: &a.model,
         seeds: &seeds,
@@ -608,6 +620,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
         out: a.out.as_deref(),
         grid: a.grid.as_deref(),
         json: a.json,
+        guard: guard.as_ref(),
     })
 }
 

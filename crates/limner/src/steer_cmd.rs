@@ -147,18 +147,31 @@ pub struct GenerateRequest<'a> {
     pub out: Option<&'a Path>,
     pub grid: Option<&'a Path>,
     pub json: bool,
+    /// the copy check (none when the model has no training index)
+    pub guard: Option<&'a crate::copy_cmd::CopyGuard>,
 }
 
 /// Writes `dir/seedNNNN.png` with `dir/seedNNNN.json` (its recipe) per face, and the grid.
-fn write_images(images: &[Image], recipes: &[Recipe], seeds: &[u64], out: Option<&Path>, grid: Option<&Path>) -> Result<()> {
+fn write_images(images: &[Image], recipes: &[Recipe], seeds: &[u64], out: Option<&Path>, grid: Option<&Path>, guard: Option<&crate::copy_cmd::CopyGuard>) -> Result<()> {
     let size = images[0].width;
     let rgb: Vec<Vec<u8>> = images.iter().map(|i| i.to_rgb8()).collect();
+    // the copy check first: a refused near copy writes nothing
+    let records = match guard {
+        Some(g) => {
+            let faces: Vec<limner_audit::Rgb8> = rgb.iter().map(|px| limner_audit::Rgb8::new(size, px.clone())).collect();
+            let names: Vec<String> = seeds.iter().map(|&s| limner_data::imageio::seed_file_name(s).trim_end_matches(".png").to_string()).collect();
+            Some(g.check(&faces, &names, out)?)
+        }
+        None => None,
+    };
     // each face labelled with its own recipe (the JSON beside it); the grid with what they share
     let mut saved = save_seed_images(&rgb, size as u32, seeds, None, grid, &crate::label_cmd::grid_label(recipes)?)?;
     if let Some(dir) = out {
         for ((px, r), &s) in rgb.iter().zip(recipes).zip(seeds) {
             let png = dir.join(limner_data::imageio::seed_file_name(s));
-            limner_data::imageio::save_image_rgb(&png, size as u32, size as u32, px, &r.provenance()?)?;
+            let i = saved.images.len();
+            let prov = crate::copy_cmd::labelled(&r.provenance()?, records.as_ref().map(|v| &v[i]));
+            limner_data::imageio::save_image_rgb(&png, size as u32, size as u32, px, &prov)?;
             r.save(&png.with_extension("json"))?;
             saved.images.push(png);
         }
@@ -213,7 +226,7 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
             .zip(r.seeds)
             .map(|(w, &s)| Recipe::new(g, w, NoiseSpec { seed: s, scale: r.noise }, Origin::Seed { seed: s, psi: r.psi }, edits.clone()))
             .collect();
-        write_images(&images, &recipes, r.seeds, r.out, r.grid)?;
+        write_images(&images, &recipes, r.seeds, r.out, r.grid, r.guard)?;
         if r.model == limner_photoreal::MODEL_NAME {
             println!("licence: {}", limner_photoreal::LICENCE);
         }
@@ -246,7 +259,7 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
             Recipe::new(g, &ws, NoiseSpec { seed: s.seed, scale: r.noise }, Origin::Seed { seed: s.seed, psi: r.psi }, vec![edit])
         })
         .collect();
-    write_images(&images, &recipes, r.seeds, r.out, r.grid)?;
+    write_images(&images, &recipes, r.seeds, r.out, r.grid, r.guard)?;
     let met = judged.iter().filter(|j| j.met).count();
     let found = judged.iter().filter(|j| j.face.is_some()).count();
     let steer_met = steered.iter().filter(|s| s.steering_met).count();
