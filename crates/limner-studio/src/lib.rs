@@ -10,6 +10,7 @@ pub mod api;
 mod assets;
 pub mod blobs;
 pub mod db;
+pub mod jobs;
 pub mod render;
 
 use std::net::{IpAddr, SocketAddr};
@@ -91,6 +92,8 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, &Config)) -> Result<()
             blobs,
             pool: render::Pool::new(workers, cfg.queue.max(1)),
             cache: render::Cache::new(32),
+            art: render::Cache::new(16),
+            jobs: jobs::Jobs::default(),
             models: Mutex::new(None),
             allowed_hosts,
         });
