@@ -253,7 +253,7 @@ fn the_page_breeds_and_slides_in_chromium() {
 #[test]
 fn the_page_projects_a_photo_styles_dreams_and_animates_in_chromium() {
     let Some(exe) = browser_or_skip() else { return };
-    for net in ["tiny-face-detector", "inception-v3", "style-transfer"] {
+    for net in ["tiny-face-detector", "inception-v3", "multistyle26", "arbitrary_predict", "arbitrary_transform"] {
         if limner_core::testing::fetched(limner_models::fetch::net_path(net)).is_none() {
             return;
         }

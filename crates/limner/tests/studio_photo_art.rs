@@ -196,7 +196,7 @@ fn a_photo_is_refused_without_a_face_and_projected_kept_and_edited_with_one() {
 
 #[test]
 fn style_and_dream_change_a_face_and_are_kept_with_their_lineage() {
-    if !fetched(&["tiny-face-detector", "inception-v3", "style-transfer"]) {
+    if !fetched(&["tiny-face-detector", "inception-v3", "multistyle26", "arbitrary_predict", "arbitrary_transform"]) {
         return;
     }
     let home = tempfile::tempdir().unwrap();
