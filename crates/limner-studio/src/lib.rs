@@ -2,9 +2,11 @@
 //!
 //! [`run`] serves the embedded page (`assets/`: one HTML/JS/CSS app, no build step, nothing
 //! fetched from the network) and the API ([`api`]) on an axum server; renders go through a
-//! bounded worker pool ([`render::Pool`]); kept images are content-addressed PNG files
-//! ([`blobs`]) beside the gallery database ([`db`], SQLite by default, PostgreSQL with the
-//! `postgres` feature).
+//! bounded worker pool ([`render::Pool`]), a photo's projection as a job the page follows
+//! ([`jobs`]); kept images are content-addressed PNG files ([`blobs`]) beside the gallery
+//! database ([`db`], SQLite by default, PostgreSQL with the `postgres` feature). The work itself
+//! (generation, projection, style and dream, animation) is the libraries' (limner-edit,
+//! limner-art), called from [`render`].
 
 pub mod api;
 mod assets;
