@@ -894,10 +894,6 @@ fn check_upload_type(headers: &HeaderMap) -> Result<(), ApiError> {
     ))
 }
 
-fn unsupported(e: anyhow::Error) -> ApiError {
-    ApiError(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("{e:#}"))
-}
-
 /// `POST /api/photos?model=default&steps=150` with a photo as the body (JPEG, PNG or WebP, at
 /// most 16 MiB; `curl -H 'Content-Type: image/jpeg' --data-binary @me.jpg`) → 202 `{"id", "status", "aligned": PNG data URL,
 /// "faces", ...}`: the face was found and aligned, and its projection is queued as a job (follow
@@ -924,11 +920,19 @@ async fn photos(State(s): St, Query(q): Query<PhotoQuery>, headers: HeaderMap, b
     if body.is_empty() {
         return Err(ApiError::bad("send the photo as the request body (curl -H 'Content-Type: image/jpeg' --data-binary @me.jpg)"));
     }
-    let upload = tokio::task::spawn_blocking(move || render::decode_upload(&body, "photo")).await.map_err(|e| ApiError::internal(e.into()))?.map_err(unsupported)?;
-    let upload = Arc::new(upload);
-    let (u, m2) = (upload.clone(), model.clone());
-    let aligned = on_pool(&s, "use the photo", move |m| render::align(m, &u, &m2, size)).await?;
-    let job = s.jobs.add(model, size, steps, upload.sha256.clone(), aligned.png, aligned.faces).map_err(|_| {
+    // decoded and its face found on the pool, so the memory a photo takes is bounded by the
+    // workers, whatever the number of uploads at once
+    let m2 = model.clone();
+    let found = on_pool(&s, "use the photo", move |m| -> anyhow::Result<Result<(String, render::Aligned), String>> {
+        let up = match render::decode_upload(&body, "photo") {
+            Ok(u) => u,
+            Err(e) => return Ok(Err(format!("{e:#}"))),
+        };
+        Ok(Ok((up.sha256.clone(), render::align(m, &up, &m2, size)?)))
+    })
+    .await?;
+    let (sha256, aligned) = found.map_err(|e| ApiError(StatusCode::UNSUPPORTED_MEDIA_TYPE, e))?;
+    let job = s.jobs.add(model, size, steps, sha256, aligned.png, aligned.faces).map_err(|_| {
         ApiError(StatusCode::SERVICE_UNAVAILABLE, format!("{} projections are waiting or running: wait for one to finish", crate::jobs::MAX_JOBS))
     })?;
     let (j, target) = (job.clone(), aligned.image);
@@ -1017,10 +1021,17 @@ async fn paintings(State(s): St, headers: HeaderMap, body: axum::body::Bytes) ->
     if body.is_empty() {
         return Err(ApiError::bad("send the painting as the request body (curl -H 'Content-Type: image/jpeg' --data-binary @painting.jpg)"));
     }
+    // decoded on the pool (bounded memory, as a photo)
+    let made = on_pool(&s, "use the painting", move |_| -> anyhow::Result<Result<Vec<u8>, String>> {
+        match render::decode_upload(&body, "painting") {
+            Ok(up) => Ok(Ok(render::painting_png(&up)?)),
+            Err(e) => Ok(Err(format!("{e:#}"))),
+        }
+    })
+    .await?;
+    let png = made.map_err(|e| ApiError(StatusCode::UNSUPPORTED_MEDIA_TYPE, e))?;
     let blobs = s.blobs.clone();
     let (hash, w, h) = tokio::task::spawn_blocking(move || -> Result<(String, u32, u32), ApiError> {
-        let up = render::decode_upload(&body, "painting").map_err(unsupported)?;
-        let png = render::painting_png(&up)?;
         let img = image::load_from_memory_with_format(&png, image::ImageFormat::Png).map_err(|e| ApiError::internal(e.into()))?;
         Ok((blobs.put(&png)?, img.width(), img.height()))
     })

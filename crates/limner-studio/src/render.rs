@@ -509,8 +509,8 @@ pub const MAX_UPLOAD_BYTES: usize = 16 << 20;
 pub const MAX_UPLOAD_PIXELS: u64 = 36_000_000;
 /// A photo's longer side is brought down to this before its face is looked for.
 pub const DETECT_SIDE: usize = 1024;
-/// Projection steps by default: about 0.1 s a step for the 64 px default model on 2 cores, so
-/// about 15 s (`limner project` takes 300 by default; the page lets the user choose).
+/// Projection steps by default: about 0.13 s a step for the 64 px default model on 2 cores, so
+/// about 20 s (`limner project` takes 300 by default; the page lets the user choose).
 pub const PROJECT_STEPS: usize = 150;
 pub const MAX_PROJECT_STEPS: usize = 1000;
 /// A projection preview is rendered every this many steps.
@@ -531,6 +531,12 @@ pub fn decode_upload(bytes: &[u8], what: &str) -> Result<Upload> {
     let (w, h, rgb) = limner_data::imageio::decode_image_rgb(bytes, MAX_UPLOAD_PIXELS).map_err(|e| anyhow::anyhow!("the {what} cannot be used: {e:#} (upload a JPEG, PNG or WebP picture)"))?;
     ensure!(w >= 16 && h >= 16, "the {what} is {w}×{h} px: too small (at least 16×16)");
     Ok(Upload { width: w as usize, height: h as usize, rgb, sha256: crate::blobs::hash_bytes(bytes) })
+}
+
+/// `w`×`h` scaled so the longer side is `side`.
+fn fit(w: usize, h: usize, side: usize) -> (usize, usize) {
+    let s = side as f64 / w.max(h) as f64;
+    (((w as f64 * s).round() as usize).max(1), ((h as f64 * s).round() as usize).max(1))
 }
 
 /// A photo's face, aligned FFHQ-style to the size of the model it will be projected onto.
@@ -555,11 +561,16 @@ pub fn align(models: &mut Models, photo: &Upload, name: &str, size: usize) -> Re
         let cfg = limner_faces::FaceAnalyzerConfig::default();
         models.faces = Some(limner_faces::FaceAnalyzer::load_fetched(cfg, &models.device)?);
     }
-    let mut img = limner_faces::Image::from_rgb8(photo.width, photo.height, &photo.rgb);
-    if photo.width.max(photo.height) > DETECT_SIDE {
-        let s = DETECT_SIDE as f64 / photo.width.max(photo.height) as f64;
-        img = img.resize_bilinear(((photo.width as f64 * s).round() as usize).max(1), ((photo.height as f64 * s).round() as usize).max(1));
-    }
+    // brought down in 8-bit before the float copy face-api works on (a 36-megapixel photo would
+    // otherwise take 432 MB as floats)
+    let img = if photo.width.max(photo.height) > DETECT_SIDE {
+        let (w, h) = fit(photo.width, photo.height, DETECT_SIDE);
+        let full = image::RgbImage::from_raw(photo.width as u32, photo.height as u32, photo.rgb.clone()).ok_or_else(|| anyhow::anyhow!("bad photo buffer"))?;
+        let small = image::imageops::resize(&full, w as u32, h as u32, image::imageops::FilterType::Triangle);
+        limner_faces::Image::from_rgb8(w, h, small.as_raw())
+    } else {
+        limner_faces::Image::from_rgb8(photo.width, photo.height, &photo.rgb)
+    };
     let fa = models.faces.as_ref().expect("loaded");
     let (image, faces) = limner_edit::project::align_photo(fa, &img, side)?;
     let png = encode_png(&image.to_rgb8(), side as u32, side as u32)?;
@@ -621,10 +632,9 @@ pub const PAINTING_SIDE: usize = 512;
 /// is stored: pixels only, none of the upload's metadata).
 pub fn painting_png(up: &Upload) -> Result<Vec<u8>> {
     let img = image::RgbImage::from_raw(up.width as u32, up.height as u32, up.rgb.clone()).ok_or_else(|| anyhow::anyhow!("bad painting buffer"))?;
-    let side = up.width.max(up.height);
-    let img = if side > PAINTING_SIDE {
-        let s = PAINTING_SIDE as f64 / side as f64;
-        image::imageops::resize(&img, ((up.width as f64 * s).round() as u32).max(1), ((up.height as f64 * s).round() as u32).max(1), image::imageops::FilterType::Triangle)
+    let img = if up.width.max(up.height) > PAINTING_SIDE {
+        let (w, h) = fit(up.width, up.height, PAINTING_SIDE);
+        image::imageops::resize(&img, w as u32, h as u32, image::imageops::FilterType::Triangle)
     } else {
         img
     };

@@ -640,7 +640,7 @@ function initPhoto() {
   $('#photo-steps').addEventListener('input', () => {
     const n = +$('#photo-steps').value;
     $('#photo-steps-out').textContent = String(n);
-    $('#photo-time').textContent = `About 0.1 s a step on two cores for the 64 px default model: ${n} steps take about ${Math.round(n / 10)} s. More steps come closer.`;
+    $('#photo-time').textContent = `About 0.13 s a step on two cores for the 64 px default model: ${n} steps take about ${Math.round(n * 0.13)} s. More steps come closer.`;
   });
   $('#photo-go').addEventListener('click', photoGo);
   $('#photo-cancel').addEventListener('click', async () => {
