@@ -6,6 +6,7 @@
 //!   through limner-nets' InceptionV3. `limner gatys`, `limner style --method gatys`.
 //! * [`dream`]: DeepDream (Mordvintsev et al. 2015): octaves of gradient ascent on a layer's
 //!   activations. `limner dream`.
+//! * [`step`]: one art step (style or dream) on a kept face, as the studio applies and records it.
 //!
 //! Images: [`Image`] (interleaved float RGB in [0, 1], loaded through limner-data's safe
 //! decoder) for the networks run by tract; [`Picture`] (planar, with the tensor conversions and
@@ -16,6 +17,7 @@ pub mod fast;
 pub mod gatys;
 pub mod image;
 pub mod picture;
+pub mod step;
 
 pub use fast::{stylize, FastOptions, Style};
 pub use image::Image;

@@ -44,6 +44,14 @@ pub fn load_image_rgb(path: &Path, max_pixels: u64) -> Result<(u32, u32, Vec<u8>
     Ok((img.width(), img.height(), img.into_raw()))
 }
 
+/// Decodes image bytes held in memory (an upload) as [`load_image_rgb`] decodes a file: the
+/// format sniffed from the content (JPEG, PNG, WebP; never the name), truncated or corrupt data
+/// and images declaring more than `max_pixels` refused with the reason, EXIF orientation applied.
+pub fn decode_image_rgb(bytes: &[u8], max_pixels: u64) -> Result<(u32, u32, Vec<u8>)> {
+    let img = decode_rgb(bytes, max_pixels).map_err(|reason| anyhow!("{reason}"))?;
+    Ok((img.width(), img.height(), img.into_raw()))
+}
+
 /// Writes an 8-bit RGB image (HWC, `w * h * 3` bytes) as PNG, atomically.
 pub fn save_png_rgb(path: &Path, w: u32, h: u32, rgb: &[u8]) -> Result<()> {
     ensure!(

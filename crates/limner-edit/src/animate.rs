@@ -135,6 +135,16 @@ pub fn render_frames(m: &dyn Model, frames: &[Frame], progress: &mut dyn FnMut(u
         .collect()
 }
 
+/// The provenance label of an animation (GIF/APNG): wholly generated, its model (when every
+/// frame has the same one), the frame count and fps; every frame's recipe goes beside it.
+pub fn provenance(frames: &[Recipe], fps: u16) -> Result<limner_data::provenance::Provenance> {
+    let first = frames.first().context("no frames")?;
+    let mut v = serde_json::json!({"command": "animate", "model": {"name": first.model.name, "sha256": first.model.sha256}, "fps": fps, "frames": frames.len()});
+    crate::recipe::name_models(&mut v);
+    let same_model = frames.iter().all(|r| r.model.sha256 == first.model.sha256);
+    Ok(limner_data::provenance::Provenance::generated().with_recipe_json(v).with_model_sha256(same_model.then(|| first.model.sha256.clone())))
+}
+
 /// The animation formats written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {

@@ -7,6 +7,8 @@
 //! mapping network puts faces). No encoder yet: every projection starts from `w_avg`.
 //! Renders without per-pixel noise (noise 0), so the recipe re-renders exactly.
 
+use std::ops::ControlFlow;
+
 use anyhow::{bail, ensure, Context, Result};
 use burn::tensor::Tensor;
 use limner_core::{tensor_from, to_vec, PerceptualDistance};
@@ -70,6 +72,52 @@ pub fn align_photo(fa: &FaceAnalyzer, photo: &Image, size: usize) -> Result<(Ima
 
 /// Projects an aligned face (`target`, the model's size) onto `m`. `progress(step, distance)`.
 pub fn project(m: &dyn Model, target: &Image, dist: &dyn PerceptualDistance, o: &ProjectOptions, progress: &mut dyn FnMut(usize, f32)) -> Result<Projected> {
+    project_steps(m, target, dist, o, &mut |s: &Step| {
+        progress(s.step, s.distance);
+        ControlFlow::Continue(())
+    })
+}
+
+/// Where a projection is after one step (what [`project_steps`] reports).
+pub struct Step<'a> {
+    /// steps done, 1 ..= steps
+    pub step: usize,
+    pub steps: usize,
+    /// the perceptual distance of this step's `w+` (before its update)
+    pub distance: f32,
+    params: &'a [f32],
+    rows: usize,
+    per_layer: bool,
+}
+
+impl Step<'_> {
+    /// The `w+` reached so far (after this step's update), e.g. to render a preview.
+    pub fn ws(&self) -> WPlus {
+        if self.per_layer {
+            WPlus { rows: self.rows, dim: self.params.len() / self.rows, data: self.params.to_vec() }
+        } else {
+            WPlus::broadcast(self.params, self.rows)
+        }
+    }
+}
+
+/// The error of a projection stopped by its caller ([`project_steps`]' callback breaking).
+#[derive(Debug)]
+pub struct Cancelled {
+    pub step: usize,
+}
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the projection was cancelled after {} steps", self.step)
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
+/// [`project`], reporting every step (with its `w+`, for previews); the callback returns
+/// `ControlFlow::Break(())` to stop, and the projection then fails with [`Cancelled`].
+pub fn project_steps(m: &dyn Model, target: &Image, dist: &dyn PerceptualDistance, o: &ProjectOptions, on_step: &mut dyn FnMut(&Step) -> ControlFlow<()>) -> Result<Projected> {
     ensure!(target.width == m.size() && target.height == m.size(), "the aligned photo is {}×{}, model `{}` makes {}px", target.width, target.height, m.id().name, m.size());
     ensure!((1..=100_000).contains(&o.steps), "--steps {}: between 1 and 100000", o.steps);
     ensure!(o.lr.is_finite() && o.lr > 0.0, "the learning rate must be a positive number");
@@ -117,7 +165,10 @@ pub fn project(m: &dyn Model, target: &Image, dist: &dyn PerceptualDistance, o: 
             let vh = vel[i] / (1.0 - b2.powi(adam_t));
             params[i] -= o.lr * mh / (vh.sqrt() + eps);
         }
-        progress(step + 1, d);
+        let s = Step { step: step + 1, steps: o.steps, distance: d, params: &params, rows, per_layer };
+        if on_step(&s).is_break() {
+            return Err(Cancelled { step: step + 1 }.into());
+        }
     }
     let ws = if per_layer { WPlus { rows, dim, data: params } } else { WPlus::broadcast(&params, rows) };
     ensure!(ws.is_finite(), "the projection diverged (non-finite w)");

@@ -30,6 +30,10 @@ pub struct AppState {
     pub blobs: Blobs,
     pub pool: Pool,
     pub cache: Cache,
+    /// the latest art results, by the sha256 of their PNG (what `/api/keep {"art"}` keeps)
+    pub art: Cache,
+    /// projections of uploaded photos
+    pub jobs: crate::jobs::Jobs,
     pub models: Mutex<Option<(Instant, Arc<Vec<ModelInfo>>)>>,
     /// the page and API answer only to these Host names (DNS-rebinding guard); empty = any
     pub allowed_hosts: Vec<String>,
@@ -84,6 +88,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/breed", post(breed))
         .route("/api/slide", post(slide))
         .route("/api/sliders", get(sliders))
+        .route("/api/photos", post(photos).layer(DefaultBodyLimit::max(render::MAX_UPLOAD_BYTES)))
+        .route("/api/jobs/{id}", get(job).delete(cancel_job))
+        .route("/api/paintings", post(paintings).layer(DefaultBodyLimit::max(render::MAX_UPLOAD_BYTES)))
+        .route("/api/art", post(art))
+        .route("/api/animate", post(animate))
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
@@ -102,8 +111,9 @@ async fn guard(State(s): St, req: Request, next: Next) -> Response {
     }
     // an announced oversize body is refused before a byte of it is read
     let announced = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > MAX_JSON_BYTES as u64) {
-        return ApiError(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is over {} KiB", MAX_JSON_BYTES / 1024)).into_response();
+    let limit = body_limit(req.uri().path());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return ApiError(StatusCode::PAYLOAD_TOO_LARGE, too_large(limit)).into_response();
     }
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
@@ -120,6 +130,24 @@ async fn guard(State(s): St, req: Request, next: Next) -> Response {
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     r
+}
+
+/// The largest body a route takes: uploads (a photo, a painting) up to
+/// [`render::MAX_UPLOAD_BYTES`], everything else JSON up to [`MAX_JSON_BYTES`].
+fn body_limit(path: &str) -> usize {
+    if matches!(path, "/api/photos" | "/api/paintings") {
+        render::MAX_UPLOAD_BYTES
+    } else {
+        MAX_JSON_BYTES
+    }
+}
+
+fn too_large(limit: usize) -> String {
+    if limit >= 1 << 20 {
+        format!("the upload is over {} MiB: use a smaller picture (a portrait of a few MB is plenty)", limit >> 20)
+    } else {
+        format!("the body is over {} KiB", limit / 1024)
+    }
 }
 
 /// The name part of a Host header (`[::1]:8080` → `[::1]`, `localhost:1` → `localhost`).
@@ -276,6 +304,8 @@ pub struct KeepBody {
     child: Option<usize>,
     /// or: this `/api/slide` request's face (its parent is the slid image)
     slide: Option<SlideBody>,
+    /// or: an `/api/art` result, by its `token` (its parent is the image the art was applied to)
+    art: Option<String>,
 }
 
 /// `POST /api/keep {"model","seed","psi","noise","size","curator","notes","tags"}` → the kept
@@ -286,15 +316,31 @@ async fn keep(State(s): St, Json(b): Json<KeepBody>) -> Result<Response, ApiErro
     let curator = clean_curator(b.curator.as_deref())?;
     let tags = clean_tags(&b.tags)?;
     check_notes(&b.notes)?;
-    let given = [b.recipe.is_some(), b.breed.is_some(), b.slide.is_some()].iter().filter(|x| **x).count();
+    let given = [b.recipe.is_some(), b.breed.is_some(), b.slide.is_some(), b.art.is_some()].iter().filter(|x| **x).count();
     if given > 1 {
-        return Err(ApiError::bad("give one of `recipe`, `breed` (with `child`) or `slide`"));
+        return Err(ApiError::bad("give one of `recipe`, `breed` (with `child`), `slide` or `art`"));
     }
     if b.child.is_some() != b.breed.is_some() {
         return Err(ApiError::bad("`breed` and `child` go together: the litter and which child of it to keep"));
     }
     let mut parents = b.parents.clone();
-    let (r, model) = match &b.recipe {
+    let (r, model) = if let Some(token) = &b.art {
+        if !b.parents.is_empty() {
+            return Err(ApiError::bad("parents: an art picture's parent is the image it was made from (do not name it)"));
+        }
+        let r = s.art.get(token).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "no such art result here (the studio holds the last 16): apply the art step again, then keep it".into()))?;
+        let v: serde_json::Value = serde_json::from_str(&r.recipe).map_err(|e| ApiError::internal(e.into()))?;
+        let ar = limner_art::step::ArtRecipe::from_value(&v).ok_or_else(|| ApiError::internal(anyhow::anyhow!("an art result without its recipe")))?;
+        let model = match &ar.source {
+            limner_art::step::ArtSource::Image { image, .. } => {
+                parents = vec![*image];
+                s.store.get(*image).await?.map(|im| im.model).unwrap_or_else(|| "art".into())
+            }
+            limner_art::step::ArtSource::Photo { .. } => "photo".into(),
+        };
+        (r, model)
+    } else {
+        match &b.recipe {
         _ if b.breed.is_some() || b.slide.is_some() => {
             if !b.parents.is_empty() {
                 return Err(ApiError::bad("parents: a kept child's parents are its litter's, a slid face's its source (do not name them)"));
@@ -339,6 +385,7 @@ async fn keep(State(s): St, Json(b): Json<KeepBody>) -> Result<Response, ApiErro
             let req = b.face.into_request(&s).await?;
             let model = req.model.clone();
             (rendered(&s, &req).await?, model)
+        }
         }
     };
     let blobs = s.blobs.clone();
@@ -491,6 +538,13 @@ async fn check_parents(
 }
 
 fn stored_recipe(im: &Image) -> Result<limner_edit::recipe::Recipe, ApiError> {
+    if let Some(a) = limner_art::step::ArtRecipe::from_value(&im.recipe) {
+        let from = match a.source {
+            limner_art::step::ArtSource::Image { image, .. } => format!("image {image}"),
+            limner_art::step::ArtSource::Photo { .. } => "a photo".into(),
+        };
+        return Err(ApiError::bad(format!("image {} is a picture made by the art step (from {from}), not a generator's face: breed, slide and animate its source face instead", im.id)));
+    }
     limner_edit::recipe::Recipe::from_json(&im.recipe.to_string())
         .map_err(|e| ApiError::bad(format!("image {}'s recipe: {e:#}", im.id)))
 }
@@ -813,4 +867,325 @@ async fn blob(State(s): St, Path(hash): Path<String>, headers: HeaderMap) -> Res
 
 async fn stats(State(s): St) -> Json<render::StatsView> {
     Json(s.pool.stats())
+}
+
+// ---------------------------------------------------------------------------------------
+// Your photo
+
+#[derive(Deserialize)]
+pub struct PhotoQuery {
+    model: Option<String>,
+    size: Option<usize>,
+    steps: Option<usize>,
+}
+
+/// An upload's body must say it is a picture (`image/jpeg`, `image/png`, `image/webp`) or raw
+/// bytes (`application/octet-stream`): a form another site's page posts is never one. The bytes
+/// are then judged by decoding them, not by this header.
+fn check_upload_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if matches!(mime.as_str(), "image/jpeg" | "image/png" | "image/webp" | "application/octet-stream") {
+        return Ok(());
+    }
+    Err(ApiError(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        format!("send the picture's bytes as the body with Content-Type image/jpeg, image/png, image/webp or application/octet-stream (got `{}`)", mime.chars().take(60).collect::<String>()),
+    ))
+}
+
+/// `POST /api/photos?model=default&steps=150` with a photo as the body (JPEG, PNG or WebP, at
+/// most 16 MiB; `curl -H 'Content-Type: image/jpeg' --data-binary @me.jpg`) → 202 `{"id", "status", "aligned": PNG data URL,
+/// "faces", ...}`: the face was found and aligned, and its projection is queued as a job (follow
+/// it at `/api/jobs/{id}`). Not an image → 415; no face → 422; nothing is stored either way.
+async fn photos(State(s): St, Query(q): Query<PhotoQuery>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    check_upload_type(&headers)?;
+    let model = q.model.unwrap_or_else(|| limner_models::DEFAULT_NAME.to_string());
+    if !render::is_model_name(&model) {
+        return Err(ApiError::bad("model: give a name from /api/models"));
+    }
+    if !render::projectable(&model) {
+        return Err(ApiError::bad(format!(
+            "model `{model}` cannot take a photo yet: random-face has no differentiable path, so projection works on StyleGAN2 models only (the default, trained runs, imports)"
+        )));
+    }
+    let models = offered_models(&s).await?;
+    let Some(info) = models.iter().find(|m| m.name == model) else { return Err(ApiError::bad(format!("model `{model}` is not offered here (see /api/models)"))) };
+    let size = q.size.unwrap_or(info.default_size);
+    check_offered(&s, &model, size).await?;
+    let steps = q.steps.unwrap_or(render::PROJECT_STEPS);
+    if !(1..=render::MAX_PROJECT_STEPS).contains(&steps) {
+        return Err(ApiError::bad(format!("steps: 1 to {}", render::MAX_PROJECT_STEPS)));
+    }
+    if body.is_empty() {
+        return Err(ApiError::bad("send the photo as the request body (curl -H 'Content-Type: image/jpeg' --data-binary @me.jpg)"));
+    }
+    // decoded and its face found on the pool, so the memory a photo takes is bounded by the
+    // workers, whatever the number of uploads at once
+    let m2 = model.clone();
+    let found = on_pool(&s, "use the photo", move |m| -> anyhow::Result<Result<(String, render::Aligned), String>> {
+        let up = match render::decode_upload(&body, "photo") {
+            Ok(u) => u,
+            Err(e) => return Ok(Err(format!("{e:#}"))),
+        };
+        Ok(Ok((up.sha256.clone(), render::align(m, &up, &m2, size)?)))
+    })
+    .await?;
+    let (sha256, aligned) = found.map_err(|e| ApiError(StatusCode::UNSUPPORTED_MEDIA_TYPE, e))?;
+    let job = s.jobs.add(model, size, steps, sha256, aligned.png, aligned.faces).map_err(|_| {
+        ApiError(StatusCode::SERVICE_UNAVAILABLE, format!("{} projections are waiting or running: wait for one to finish", crate::jobs::MAX_JOBS))
+    })?;
+    let (j, target) = (job.clone(), aligned.image);
+    let rx = match s.pool.submit_with(move |m| crate::jobs::run_projection(m, &j, &target)) {
+        Ok(rx) => rx,
+        Err(_) => {
+            s.jobs.remove(job.id);
+            return Err(busy());
+        }
+    };
+    let j = job.clone();
+    tokio::spawn(async move {
+        let err = match rx.await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(_) => Some("a render worker stopped".into()),
+        };
+        if let Some(e) = err {
+            j.update(|p| {
+                p.status = crate::jobs::Status::Failed;
+                p.error = Some(e);
+            });
+        }
+    });
+    let mut v = job_json(&job)?;
+    v["aligned"] = json!(data_url(&job.aligned_png));
+    Ok((StatusCode::ACCEPTED, Json(v)).into_response())
+}
+
+fn job_json(job: &crate::jobs::Job) -> Result<serde_json::Value, ApiError> {
+    let p = job.progress();
+    let per_step = match (p.started_ms, p.step) {
+        (Some(t), n) if n > 0 => Some((p.elapsed_ms - t) / n as f64),
+        _ => None,
+    };
+    Ok(json!({
+        "id": job.id,
+        "kind": "projection",
+        "status": p.status,
+        "model": job.model,
+        "size": job.size,
+        "steps": job.steps,
+        "step": p.step,
+        "distance": p.distance,
+        "start_distance": p.start_distance,
+        "faces": job.faces,
+        "source_sha256": job.source_sha256,
+        "preview": p.preview.as_ref().map(|(_, png)| data_url(png)),
+        "preview_step": p.preview.as_ref().map(|(n, _)| *n),
+        "result": p.result.as_ref().map(rendered_json).transpose()?,
+        "error": p.error,
+        "elapsed_ms": p.elapsed_ms,
+        "ms_per_step": per_step,
+    }))
+}
+
+fn find_job(s: &AppState, id: u64) -> Result<Arc<crate::jobs::Job>, ApiError> {
+    s.jobs.get(id).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no job {id} (the studio remembers the last {} projections)", crate::jobs::MAX_JOBS)))
+}
+
+/// `GET /api/jobs/{id}` → the projection's progress: `status` (queued, running, done, failed,
+/// cancelled), `step` of `steps`, `distance`, a `preview` PNG data URL every few steps, and when
+/// done the `result` (`{"png", "recipe", ...}`: keep it with `POST /api/keep {"recipe"}`). A job
+/// nobody asks about for a minute is cancelled.
+async fn job(State(s): St, Path(id): Path<u64>) -> Result<Json<serde_json::Value>, ApiError> {
+    let j = find_job(&s, id)?;
+    j.touch();
+    Ok(Json(job_json(&j)?))
+}
+
+/// `DELETE /api/jobs/{id}` cancels the projection (it stops at its next step).
+async fn cancel_job(State(s): St, Path(id): Path<u64>) -> Result<Json<serde_json::Value>, ApiError> {
+    let j = find_job(&s, id)?;
+    j.cancel();
+    Ok(Json(job_json(&j)?))
+}
+
+// ---------------------------------------------------------------------------------------
+// Art
+
+/// `POST /api/paintings` with a picture as the body (JPEG, PNG or WebP, at most 16 MiB) → 201
+/// `{"painting": sha256, "url", "width", "height"}`: kept (at most 512 px, pixels only) as a
+/// style for `/api/art`. Not an image → 415, nothing stored.
+async fn paintings(State(s): St, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    check_upload_type(&headers)?;
+    if body.is_empty() {
+        return Err(ApiError::bad("send the painting as the request body (curl -H 'Content-Type: image/jpeg' --data-binary @painting.jpg)"));
+    }
+    // decoded on the pool (bounded memory, as a photo)
+    let made = on_pool(&s, "use the painting", move |_| -> anyhow::Result<Result<Vec<u8>, String>> {
+        match render::decode_upload(&body, "painting") {
+            Ok(up) => Ok(Ok(render::painting_png(&up)?)),
+            Err(e) => Ok(Err(format!("{e:#}"))),
+        }
+    })
+    .await?;
+    let png = made.map_err(|e| ApiError(StatusCode::UNSUPPORTED_MEDIA_TYPE, e))?;
+    let blobs = s.blobs.clone();
+    let (hash, w, h) = tokio::task::spawn_blocking(move || -> Result<(String, u32, u32), ApiError> {
+        let img = image::load_from_memory_with_format(&png, image::ImageFormat::Png).map_err(|e| ApiError::internal(e.into()))?;
+        Ok((blobs.put(&png)?, img.width(), img.height()))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.into()))??;
+    Ok((StatusCode::CREATED, Json(json!({"painting": hash, "url": format!("/api/blob/{hash}"), "width": w, "height": h}))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ArtBody {
+    /// a kept image…
+    image: Option<i64>,
+    /// …or the photo of a projection job (its aligned face: the result is a composite of it)
+    photo: Option<u64>,
+    art: limner_art::step::ArtStep,
+}
+
+/// `POST /api/art {"image": id, "art": {"kind": "style", "preset": "style-07" | "painting_sha256":
+/// from /api/paintings, "strength": 0-1, "keep_colours": bool} | {"kind": "dream", "layer":
+/// "mixed3", "strength": 0-1, "seed": 0}}` → `{"png", "recipe", "token", ...}`; `POST /api/keep
+/// {"art": token}` keeps it. Instead of `image`, `"photo": job` styles the uploaded photo's face.
+async fn art(State(s): St, Json(b): Json<ArtBody>) -> Result<Json<serde_json::Value>, ApiError> {
+    use limner_art::step::{ArtRecipe, ArtSource, ArtStep};
+    b.art.check().map_err(|e| ApiError::bad(format!("art: {e:#}")))?;
+    let (png, source) = match (b.image, b.photo) {
+        (Some(id), None) => {
+            let im = s.store.get(id).await?.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no kept image {id}")))?;
+            let blobs = s.blobs.clone();
+            let h = im.hash.clone();
+            let png = tokio::task::spawn_blocking(move || blobs.get(&h)).await.map_err(|e| ApiError::internal(e.into()))??;
+            let png = png.ok_or_else(|| ApiError::internal(anyhow::anyhow!("image {id}'s file is missing (run `limner studio --check`)")))?;
+            (Arc::new(png), ArtSource::Image { image: id, sha256: im.hash, recipe: im.recipe })
+        }
+        (None, Some(job)) => {
+            let j = find_job(&s, job)?;
+            (j.aligned_png.clone(), ArtSource::Photo { sha256: j.source_sha256.clone() })
+        }
+        _ => return Err(ApiError::bad("give `image` (a kept image's id) or `photo` (a projection job's id), one of them")),
+    };
+    let painting = match &b.art {
+        ArtStep::Style { painting_sha256: Some(h), .. } => {
+            if !crate::blobs::is_hash(h) {
+                return Err(ApiError::bad("painting_sha256: the `painting` /api/paintings answered"));
+            }
+            let blobs = s.blobs.clone();
+            let h2 = h.clone();
+            let p = tokio::task::spawn_blocking(move || blobs.get(&h2)).await.map_err(|e| ApiError::internal(e.into()))??;
+            Some(p.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no painting {h} here: upload it with POST /api/paintings")))?)
+        }
+        _ => None,
+    };
+    let recipe = ArtRecipe::new(b.art, source);
+    let r = on_pool(&s, "apply the art step", move |m| {
+        let img = image::load_from_memory_with_format(&png, image::ImageFormat::Png)?.to_rgb8();
+        render::art(m, img.as_raw(), img.width() as usize, img.height() as usize, painting.as_deref(), &recipe)
+    })
+    .await?;
+    let token = crate::blobs::hash_bytes(&r.png);
+    s.art.put(token.clone(), r.clone());
+    let mut v = rendered_json(&r)?;
+    v["token"] = json!(token);
+    Ok(Json(v))
+}
+
+// ---------------------------------------------------------------------------------------
+// Animate
+
+#[derive(Deserialize)]
+pub struct SweepBody {
+    image: i64,
+    slider: String,
+    from: f32,
+    to: f32,
+}
+
+#[derive(Deserialize)]
+pub struct AnimateBody {
+    /// keyframes: kept images, in order…
+    images: Option<Vec<i64>>,
+    /// …or a kept image's lineage: its first parent → it → its other parents…
+    lineage: Option<i64>,
+    /// …or one kept image with a slider swept
+    sweep: Option<SweepBody>,
+    frames: Option<usize>,
+    fps: Option<u16>,
+    #[serde(default, rename = "loop")]
+    looped: bool,
+    /// gif (default) or apng; mp4 is explained, not written
+    format: Option<String>,
+}
+
+/// `POST /api/animate {"images": [ids] | "lineage": id | "sweep": {"image", "slider", "from",
+/// "to"}, "frames": 24, "fps": 12, "loop": false, "format": "gif" | "apng"}` → the animation file
+/// (labelled AI-made, its model, frames and fps). MP4 is not written (no pure-Rust encoder).
+async fn animate(State(s): St, Json(b): Json<AnimateBody>) -> Result<Response, ApiError> {
+    use limner_edit::animate::Format;
+    let fmt = b.format.as_deref().unwrap_or("gif");
+    if fmt.len() > 8 || !fmt.bytes().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ApiError::bad("format: gif or apng"));
+    }
+    let format = Format::from_path(std::path::Path::new(&format!("animation.{fmt}"))).map_err(|e| ApiError::bad(format!("format `{fmt}`: {e:#}")))?;
+    let frames = b.frames.unwrap_or(24);
+    if !(2..=render::MAX_FRAMES).contains(&frames) {
+        return Err(ApiError::bad(format!("frames: 2 to {}", render::MAX_FRAMES)));
+    }
+    let fps = b.fps.unwrap_or(12);
+    if !(1..=50).contains(&fps) {
+        return Err(ApiError::bad("fps: 1 to 50"));
+    }
+    let given = [b.images.is_some(), b.lineage.is_some(), b.sweep.is_some()].iter().filter(|x| **x).count();
+    if given != 1 {
+        return Err(ApiError::bad("give one of `images` (keyframes), `lineage` (a kept image) or `sweep`"));
+    }
+    let ids: Vec<i64> = if let Some(ids) = &b.images {
+        if ids.len() < 2 || ids.len() > 16 {
+            return Err(ApiError::bad("images: 2 to 16 kept images, in order"));
+        }
+        ids.clone()
+    } else if let Some(id) = b.lineage {
+        let im = s.store.get(id).await?.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no kept image {id}")))?;
+        let Some((first, rest)) = im.parents.split_first() else {
+            return Err(ApiError::bad(format!("image {id} has no parents to animate from (it was not bred, slid or styled from a kept face): sweep a slider instead, or name keyframes")));
+        };
+        std::iter::once(*first).chain([id]).chain(rest.iter().copied()).collect()
+    } else {
+        vec![b.sweep.as_ref().expect("a sweep").image]
+    };
+    let ims = kept(&s, &ids).await?;
+    let keys = ims.iter().map(stored_recipe).collect::<Result<Vec<_>, _>>()?;
+    if let Some((im, _)) = ims.iter().zip(&keys).find(|(_, k)| k.model.sha256 != keys[0].model.sha256 || k.size != keys[0].size) {
+        return Err(ApiError::bad(format!("image {} is from another model or size than image {} (animate faces of one model)", im.id, ims[0].id)));
+    }
+    check_offered(&s, &keys[0].model.name, keys[0].size).await?;
+    let a = match &b.sweep {
+        Some(sw) => {
+            if !is_slider_id(&sw.slider) {
+                return Err(ApiError::bad("sweep.slider: an id from /api/sliders (age, sefa:coarse:0)"));
+            }
+            if !(sw.from.is_finite() && sw.to.is_finite() && sw.from.abs() <= SLIDER_RANGE && sw.to.abs() <= SLIDER_RANGE) {
+                return Err(ApiError::bad(format!("sweep: from and to between -{SLIDER_RANGE} and {SLIDER_RANGE}")));
+            }
+            render::Animation::Sweep { key: keys.into_iter().next().expect("one key"), slider: sw.slider.clone(), from: sw.from, to: sw.to }
+        }
+        None => render::Animation::Through { keys },
+    };
+    let looped = b.looped;
+    let bytes = on_pool(&s, "animate", move |m| render::animate(m, &a, frames, looped, fps, format)).await?;
+    let (mime, ext) = match format {
+        Format::Gif => ("image/gif", "gif"),
+        Format::Apng => ("image/apng", "png"),
+    };
+    let mut r = Response::new(Body::from(bytes));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    r.headers_mut().insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&format!("attachment; filename=\"limner-animation.{ext}\"")).unwrap());
+    r.headers_mut().insert("x-limner-frames", HeaderValue::from(frames));
+    Ok(r)
 }

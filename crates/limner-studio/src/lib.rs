@@ -2,14 +2,17 @@
 //!
 //! [`run`] serves the embedded page (`assets/`: one HTML/JS/CSS app, no build step, nothing
 //! fetched from the network) and the API ([`api`]) on an axum server; renders go through a
-//! bounded worker pool ([`render::Pool`]); kept images are content-addressed PNG files
-//! ([`blobs`]) beside the gallery database ([`db`], SQLite by default, PostgreSQL with the
-//! `postgres` feature).
+//! bounded worker pool ([`render::Pool`]), a photo's projection as a job the page follows
+//! ([`jobs`]); kept images are content-addressed PNG files ([`blobs`]) beside the gallery
+//! database ([`db`], SQLite by default, PostgreSQL with the `postgres` feature). The work itself
+//! (generation, projection, style and dream, animation) is the libraries' (limner-edit,
+//! limner-art), called from [`render`].
 
 pub mod api;
 mod assets;
 pub mod blobs;
 pub mod db;
+pub mod jobs;
 pub mod render;
 
 use std::net::{IpAddr, SocketAddr};
@@ -91,6 +94,8 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, &Config)) -> Result<()
             blobs,
             pool: render::Pool::new(workers, cfg.queue.max(1)),
             cache: render::Cache::new(32),
+            art: render::Cache::new(16),
+            jobs: jobs::Jobs::default(),
             models: Mutex::new(None),
             allowed_hosts,
         });

@@ -54,6 +54,8 @@ pub struct ModelInfo {
     pub sizes: Vec<usize>,
     pub default_size: usize,
     pub licence: String,
+    /// whether a photo can be projected onto it (`/api/photos`; not random-face yet)
+    pub projectable: bool,
 }
 
 /// Whether a string can be a model name at all (no paths: a model is picked from the list).
@@ -72,7 +74,8 @@ pub fn list_models() -> Vec<ModelInfo> {
             let res = m.resolution?;
             let sizes = if m.name == limner_photoreal::MODEL_NAME { vec![256, 512, 1024] } else { vec![res] };
             let default_size = sizes[0];
-            Some(ModelInfo { name: m.name, resolution: res, sizes, default_size, licence: m.licence })
+            let projectable = projectable(&m.name);
+            Some(ModelInfo { name: m.name, resolution: res, sizes, default_size, licence: m.licence, projectable })
         })
         .collect()
 }
@@ -103,11 +106,16 @@ pub struct Rendered {
     pub render_ms: f64,
 }
 
-/// A worker's opened models, by (name, size) (a few at most), and their slider catalogues.
+/// A worker's opened models, by (name, size) (a few at most), and their slider catalogues;
+/// the networks of projection (face-api, the perceptual distance) and DeepDream (InceptionV3),
+/// loaded on first use.
 pub struct Models {
     device: Device,
     loaded: HashMap<(String, usize), Box<dyn Model>>,
     catalogues: HashMap<(String, usize), Arc<Catalogue>>,
+    faces: Option<limner_faces::FaceAnalyzer>,
+    perceptual: Option<limner_nets::perceptual::InceptionPerceptual>,
+    inception: Option<limner_nets::InceptionV3>,
 }
 
 const MODELS_PER_WORKER: usize = 3;
@@ -310,7 +318,11 @@ pub fn export(png: &[u8], recipe: &serde_json::Value, creator: &str, format: Exp
     };
     let prov = match serde_json::from_value::<Recipe>(recipe.clone()) {
         Ok(r) => r.provenance()?,
-        Err(_) => limner_data::provenance::Provenance::generated().with_recipe_json(recipe.clone()),
+        // an art step's picture: a composite when a person's photo is at its root
+        Err(_) => match limner_art::step::ArtRecipe::from_value(recipe) {
+            Some(a) => a.provenance(),
+            None => limner_data::provenance::Provenance::generated().with_recipe_json(recipe.clone()),
+        },
     };
     limner_data::provenance::embed(&encoded, &prov.with_creator(Some(creator.to_string())))
 }
@@ -381,7 +393,7 @@ impl Pool {
             std::thread::Builder::new()
                 .name(format!("limner-render-{i}"))
                 .spawn(move || {
-                    let mut models = Models { device: Device::flex(), loaded: HashMap::new(), catalogues: HashMap::new() };
+                    let mut models = Models { device: Device::flex(), loaded: HashMap::new(), catalogues: HashMap::new(), faces: None, perceptual: None, inception: None };
                     while let Ok(job) = rx.recv() {
                         stats.busy.fetch_add(1, Ordering::Relaxed);
                         let outcome = job(&mut models);
@@ -486,4 +498,207 @@ impl Cache {
         }
         q.push_back((key, r));
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Your photo: uploads, alignment, projection
+
+/// Largest upload (a photo, a painting) in bytes.
+pub const MAX_UPLOAD_BYTES: usize = 16 << 20;
+/// Largest upload in pixels (declared in its header; refused before decoding).
+pub const MAX_UPLOAD_PIXELS: u64 = 36_000_000;
+/// A photo's longer side is brought down to this before its face is looked for.
+pub const DETECT_SIDE: usize = 1024;
+/// Projection steps by default: about 0.13 s a step for the 64 px default model on 2 cores, so
+/// about 20 s (`limner project` takes 300 by default; the page lets the user choose).
+pub const PROJECT_STEPS: usize = 150;
+pub const MAX_PROJECT_STEPS: usize = 1000;
+/// A projection preview is rendered every this many steps.
+pub const PREVIEW_EVERY: usize = 5;
+
+/// An uploaded picture, decoded.
+pub struct Upload {
+    pub width: usize,
+    pub height: usize,
+    pub rgb: Vec<u8>,
+    /// sha256 of the bytes as uploaded
+    pub sha256: String,
+}
+
+/// Decodes an upload (by its content, never a name or a header), refusing what is not a JPEG,
+/// PNG or WebP picture, truncated or corrupt data, and pictures over [`MAX_UPLOAD_PIXELS`].
+pub fn decode_upload(bytes: &[u8], what: &str) -> Result<Upload> {
+    let (w, h, rgb) = limner_data::imageio::decode_image_rgb(bytes, MAX_UPLOAD_PIXELS).map_err(|e| anyhow::anyhow!("the {what} cannot be used: {e:#} (upload a JPEG, PNG or WebP picture)"))?;
+    ensure!(w >= 16 && h >= 16, "the {what} is {w}×{h} px: too small (at least 16×16)");
+    Ok(Upload { width: w as usize, height: h as usize, rgb, sha256: crate::blobs::hash_bytes(bytes) })
+}
+
+/// `w`×`h` scaled so the longer side is `side`.
+fn fit(w: usize, h: usize, side: usize) -> (usize, usize) {
+    let s = side as f64 / w.max(h) as f64;
+    (((w as f64 * s).round() as usize).max(1), ((h as f64 * s).round() as usize).max(1))
+}
+
+/// A photo's face, aligned FFHQ-style to the size of the model it will be projected onto.
+pub struct Aligned {
+    pub image: limner_faces::Image,
+    /// faces found in the photo (the largest is used)
+    pub faces: usize,
+    /// the aligned face as PNG (the person's own photo: no AI label)
+    pub png: Vec<u8>,
+}
+
+/// Whether a model can be projected onto (random-face has no differentiable path).
+pub fn projectable(name: &str) -> bool {
+    name != limner_photoreal::MODEL_NAME
+}
+
+/// Finds the largest face of `photo` (face-api) and aligns it to model `name` at `size`; a
+/// photo without a face is an error that says so.
+pub fn align(models: &mut Models, photo: &Upload, name: &str, size: usize) -> Result<Aligned> {
+    let side = models.get(name, size)?.size();
+    if models.faces.is_none() {
+        let cfg = limner_faces::FaceAnalyzerConfig::default();
+        models.faces = Some(limner_faces::FaceAnalyzer::load_fetched(cfg, &models.device)?);
+    }
+    // brought down in 8-bit before the float copy face-api works on (a 36-megapixel photo would
+    // otherwise take 432 MB as floats)
+    let img = if photo.width.max(photo.height) > DETECT_SIDE {
+        let (w, h) = fit(photo.width, photo.height, DETECT_SIDE);
+        let full = image::RgbImage::from_raw(photo.width as u32, photo.height as u32, photo.rgb.clone()).ok_or_else(|| anyhow::anyhow!("bad photo buffer"))?;
+        let small = image::imageops::resize(&full, w as u32, h as u32, image::imageops::FilterType::Triangle);
+        limner_faces::Image::from_rgb8(w, h, small.as_raw())
+    } else {
+        limner_faces::Image::from_rgb8(photo.width, photo.height, &photo.rgb)
+    };
+    let fa = models.faces.as_ref().expect("loaded");
+    let (image, faces) = limner_edit::project::align_photo(fa, &img, side)?;
+    let png = encode_png(&image.to_rgb8(), side as u32, side as u32)?;
+    Ok(Aligned { image, faces, png })
+}
+
+/// One projection step as the page sees it.
+pub struct ProjectStep {
+    pub step: usize,
+    pub distance: f32,
+    /// a labelled PNG of the face reached so far (every [`PREVIEW_EVERY`] steps and the first)
+    pub preview: Option<Vec<u8>>,
+}
+
+/// Projects an aligned photo onto model `name` at `size` (limner-edit's projection: w, then
+/// w+); `on_step` sees every step and may stop it. The result is kept like any face: its recipe
+/// records the photo's sha256 as its origin.
+pub fn project(models: &mut Models, name: &str, size: usize, target: &limner_faces::Image, source_sha256: &str, steps: usize, on_step: &mut dyn FnMut(ProjectStep) -> std::ops::ControlFlow<()>) -> Result<(Rendered, f32, f32)> {
+    let t = Instant::now();
+    if models.perceptual.is_none() {
+        models.perceptual = Some(limner_nets::perceptual::InceptionPerceptual::load_fetched(&models.device)?);
+    }
+    models.get(name, size)?;
+    let m = models.loaded[&(name.to_string(), size)].as_ref();
+    let dist = models.perceptual.as_ref().expect("loaded");
+    let opts = limner_edit::project::ProjectOptions { steps, ..Default::default() };
+    let mut failed = None;
+    let p = limner_edit::project::project_steps(m, target, dist, &opts, &mut |s| {
+        let preview = if s.step == 1 || s.step % PREVIEW_EVERY == 0 {
+            let img = m.render(&[s.ws()], &[0], 0.0).pop().expect("one image");
+            let label = limner_data::provenance::Provenance::generated().with_model_sha256(Some(m.id().sha256.clone()));
+            match encode_png(&img.to_rgb8(), img.width as u32, img.height as u32).and_then(|png| limner_data::provenance::embed(&png, &label)) {
+                Ok(png) => Some(png),
+                Err(e) => {
+                    failed = Some(e);
+                    return std::ops::ControlFlow::Break(());
+                }
+            }
+        } else {
+            None
+        };
+        on_step(ProjectStep { step: s.step, distance: s.distance, preview })
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let p = p?;
+    let r = Recipe::new(m, &p.ws, NoiseSpec { seed: 0, scale: 0.0 }, Origin::Projection { source_sha256: source_sha256.to_string(), steps, space: "w+".into() }, vec![]);
+    Ok((finish(&p.image.to_rgb8(), p.image.width, p.image.height, &r, t)?, p.start_distance, p.distance))
+}
+
+// ---------------------------------------------------------------------------------------
+// Art
+
+/// A painting's longer side is brought down to this when it is kept for style transfer.
+pub const PAINTING_SIDE: usize = 512;
+
+/// An uploaded painting, decoded, brought down to [`PAINTING_SIDE`] and re-encoded as PNG (what
+/// is stored: pixels only, none of the upload's metadata).
+pub fn painting_png(up: &Upload) -> Result<Vec<u8>> {
+    let img = image::RgbImage::from_raw(up.width as u32, up.height as u32, up.rgb.clone()).ok_or_else(|| anyhow::anyhow!("bad painting buffer"))?;
+    let img = if up.width.max(up.height) > PAINTING_SIDE {
+        let (w, h) = fit(up.width, up.height, PAINTING_SIDE);
+        image::imageops::resize(&img, w as u32, h as u32, image::imageops::FilterType::Triangle)
+    } else {
+        img
+    };
+    encode_png(img.as_raw(), img.width(), img.height())
+}
+
+/// Applies an art step to a picture (8-bit RGB): `painting` is the style painting's PNG of a
+/// painting step. The result is labelled with `recipe` (a [`limner_art::step::ArtRecipe`]).
+pub fn art(models: &mut Models, rgb: &[u8], w: usize, h: usize, painting: Option<&[u8]>, recipe: &limner_art::step::ArtRecipe) -> Result<Rendered> {
+    let t = Instant::now();
+    let painting = match painting {
+        Some(png) => {
+            let p = image::load_from_memory_with_format(png, image::ImageFormat::Png)?.to_rgb8();
+            Some(limner_art::Image::from_rgb8(p.width() as usize, p.height() as usize, p.as_raw()))
+        }
+        None => None,
+    };
+    if matches!(recipe.art, limner_art::step::ArtStep::Dream { .. }) && models.inception.is_none() {
+        models.inception = Some(limner_nets::InceptionV3::load_fetched(&models.device)?);
+    }
+    let (out, ow, oh) = recipe.art.apply(rgb, w, h, painting.as_ref(), models.inception.as_ref())?;
+    let mut recipe = recipe.clone();
+    recipe.width = ow;
+    recipe.height = oh;
+    let png = limner_data::provenance::embed(&encode_png(&out, ow as u32, oh as u32)?, &recipe.provenance())?;
+    Ok(Rendered { png: Arc::new(png), width: ow as u32, height: oh as u32, recipe: Arc::new(serde_json::to_string(&recipe)?), render_ms: t.elapsed().as_secs_f64() * 1e3 })
+}
+
+// ---------------------------------------------------------------------------------------
+// Animate
+
+/// Largest number of frames an animation may have at 256 px (fewer at larger sizes: the
+/// bound is on frames × pixels).
+pub const MAX_FRAMES: usize = 120;
+const MAX_FRAME_PIXELS: usize = MAX_FRAMES * 256 * 256;
+
+/// An animation to make (with [`limner_edit::animate`]).
+pub enum Animation {
+    /// through kept faces (at least two), in order
+    Through { keys: Vec<Recipe> },
+    /// one kept face with a slider swept
+    Sweep { key: Recipe, slider: String, from: f32, to: f32 },
+}
+
+/// Renders and encodes an animation, labelled (AI-made, the model, frames and fps).
+pub fn animate(models: &mut Models, a: &Animation, frames: usize, looped: bool, fps: u16, format: limner_edit::animate::Format) -> Result<Vec<u8>> {
+    use limner_edit::animate;
+    let key0 = match a {
+        Animation::Through { keys } => keys.first().ok_or_else(|| anyhow::anyhow!("no keyframes"))?,
+        Animation::Sweep { key, .. } => key,
+    };
+    ensure!(frames.saturating_mul(key0.size * key0.size) <= MAX_FRAME_PIXELS, "frames: at most {} at {} px", MAX_FRAME_PIXELS / (key0.size * key0.size), key0.size);
+    let (name, size) = (key0.model.name.clone(), key0.size);
+    let list = match a {
+        Animation::Through { keys } => animate::through(models.get(&name, size)?, keys, frames, looped)?,
+        Animation::Sweep { key, slider, from, to } => {
+            let (m, cat) = models.with_catalogue(&name, size)?;
+            let (s, mv) = limner_edit::sliders::parse_move(&cat, m, &format!("{slider}=0"), None)?;
+            animate::sweep(m, key, &s, &mv.rows, *from, *to, frames, looped)?
+        }
+    };
+    let m = models.get(&name, size)?;
+    let images = animate::render_frames(m, &list, &mut |_| {});
+    let bytes = animate::encode(&images, format, fps)?;
+    let recipes: Vec<Recipe> = list.into_iter().map(|f| f.recipe).collect();
+    limner_data::provenance::embed(&bytes, &animate::provenance(&recipes, fps)?)
 }

@@ -60,16 +60,7 @@ pub fn grid_label(recipes: &[limner_edit::recipe::Recipe]) -> Result<Provenance>
 /// The label of an animation (GIF/APNG): its model, frame count and fps; every frame's recipe
 /// is in the JSON beside it.
 pub fn animation_label(frames: &[limner_edit::recipe::Recipe], fps: u16) -> Result<Provenance> {
-    let mut p = grid_label(frames)?;
-    let mut v: Value = p.recipe.as_deref().map(serde_json::from_str).transpose()?.unwrap_or_else(|| json!({}));
-    v["command"] = json!("animate");
-    v["fps"] = json!(fps);
-    v["frames"] = json!(frames.len());
-    if let Some(o) = v.as_object_mut() {
-        o.remove("faces");
-    }
-    p.recipe = None;
-    Ok(p.with_recipe_json(v))
+    limner_edit::animate::provenance(frames, fps)
 }
 
 /// The model behind a `seed:N` input (the embedded default), none for a file.

@@ -67,7 +67,7 @@ enum Command {
     Describe(faces_cmd::DescribeArgs),
     /// Restyle a portrait in the look of a painting or a built-in style (`--list` shows them)
     Style(style_cmd::StyleArgs),
-    /// The web studio: meet new faces, keep and curate them in a gallery (open the printed address)
+    /// The web studio: meet new faces, breed and slide them, project your photo, style and dream, animate, and curate a gallery (open the printed address)
     Studio(studio_cmd::StudioArgs),
     /// Show the provenance label limner wrote into an image (source type, recipe, model sha256)
     Inspect(label_cmd::InspectArgs),

@@ -245,3 +245,116 @@ fn the_page_breeds_and_slides_in_chromium() {
     assert_eq!(k["parents"], json!([a]));
     s.stop();
 }
+
+/// The page's Your photo, Art and Animate views: a photo uploaded in the page is projected (its
+/// progress shown), kept and slid; style and DeepDream change a kept face; the gallery animates a
+/// face to a GIF. Needs face-api, InceptionV3 and the style networks fetched (under CI=true a
+/// missing one fails the test).
+#[test]
+fn the_page_projects_a_photo_styles_dreams_and_animates_in_chromium() {
+    let Some(exe) = browser_or_skip() else { return };
+    for net in ["tiny-face-detector", "inception-v3", "multistyle26", "arbitrary_predict", "arbitrary_transform"] {
+        if limner_core::testing::fetched(limner_models::fetch::net_path(net)).is_none() {
+            return;
+        }
+    }
+    let home = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(limner_core::dirs::nets_dir(), home.path().join("nets")).unwrap();
+    let data = home.path().join("data");
+    let s = Studio::start(home.path(), &data, &["--workers", "2"]);
+    let a = send_json("POST", &s.url("/api/keep"), &json!({"seed": 401, "psi": 0.7, "curator": "Test Curator"})).json()["id"].as_i64().unwrap();
+    let mut b = Browser::launch(&exe);
+
+    // Your photo: pick a file, project it (progress on the page), keep it
+    let faces = std::env::var_os("LIMNER_TEST_FACES").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/work/shared/data/faces128"));
+    let photo = match std::fs::read(faces.join("0001_00004.jpg")) {
+        Ok(p) => p,
+        Err(_) => {
+            let out = home.path().join("rf");
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_limner")).args(["generate", "--model", "random-face", "--size", "128", "--seeds", "11", "--out"]).arg(&out).output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            std::fs::read(out.join("seed0011.png")).unwrap()
+        }
+    };
+    let b64 = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(&photo)
+    };
+    b.navigate(&s.url("/#photo"));
+    b.eval("(() => { const c = document.querySelector('#curator'); c.value = 'Test Curator'; c.dispatchEvent(new Event('change')); })()");
+    b.wait_for("document.querySelectorAll('#photo-model option').length > 0", "the models");
+    b.eval(&format!(
+        "(() => {{ const bytes = Uint8Array.from(atob('{b64}'), c => c.charCodeAt(0)); const dt = new DataTransfer();
+           dt.items.add(new File([bytes], 'me.jpg', {{ type: 'image/jpeg' }})); const f = document.querySelector('#photo-file'); f.files = dt.files;
+           f.dispatchEvent(new Event('change')); const r = document.querySelector('#photo-steps'); r.value = '30'; r.dispatchEvent(new Event('input')); }})()"
+    ));
+    b.wait_for("!document.querySelector('#photo-go').disabled", "the project button");
+    b.eval("document.querySelector('#photo-go').click()");
+    b.wait_for("document.querySelector('#photo-before').dataset.state === 'loaded'", "the aligned photo");
+    b.wait_for("document.querySelector('#photo-state').dataset.status === 'done' && document.querySelector('#photo-after').dataset.state === 'loaded' && !document.querySelector('#photo-keep').disabled", "the projection");
+    assert_eq!(b.eval("document.querySelector('#photo-progress').value"), json!(30));
+    assert!(b.eval("document.querySelector('#photo-state').textContent").as_str().unwrap().contains("30 steps"));
+    let projected = data_img_digest(&mut b, "#photo-after");
+    save_screenshot(&mut b, "photo.png");
+    b.eval("document.querySelector('#photo-keep').click()");
+    b.wait_for("document.querySelector('#photo-keep').dataset.keptId && !document.querySelector('#photo-next').hidden", "the keep");
+    let pid: i64 = b.eval("document.querySelector('#photo-keep').dataset.keptId").as_str().unwrap().parse().unwrap();
+    let kept = get(&s.url(&format!("/api/images/{pid}"))).json();
+    assert_eq!(kept["hash"].as_str().unwrap(), projected, "the kept face is the projection on screen");
+    assert_eq!(kept["recipe"]["origin"]["kind"], "projection");
+    assert_eq!(kept["recipe"]["origin"]["source_sha256"], sha256_hex(&photo));
+    assert_eq!(kept["author"], "Test Curator");
+    // …and it is editable: on to Sliders with it picked; a slider changes it
+    b.eval("document.querySelector('#photo-to-sliders').click()");
+    b.wait_for(&format!("document.querySelector('#slide-face').dataset.state === 'loaded' && slide.image && slide.image.id === {pid} && !slide.inflight && !slide.dirty && document.querySelectorAll('#slider-list input').length > 0"), "the projected face in Sliders");
+    assert_eq!(data_img_digest(&mut b, "#slide-face"), projected);
+    b.eval("(() => { const r = document.querySelector('#slider-list input[data-slider^=\"sefa\"]'); r.value = '3'; r.dispatchEvent(new Event('input')); })()");
+    b.wait_for("document.querySelector('#slide-face').dataset.state === 'loaded' && !slide.inflight && !slide.dirty && moves().length === 1", "the slid projection");
+    assert_ne!(data_img_digest(&mut b, "#slide-face"), projected, "a slider moves the projected face");
+
+    // Art: style, then DeepDream, on a kept face; keep the dream
+    b.navigate(&s.url("/#art"));
+    b.wait_for(&format!("document.querySelector('#art-picks').dataset.state === 'loaded' && document.querySelector('#art-picks .pick[data-id=\"{a}\"]')"), "the faces to style");
+    b.eval(&format!("document.querySelector('#art-picks .pick[data-id=\"{a}\"]').click()"));
+    b.wait_for("document.querySelector('#art-before').dataset.state === 'loaded' && !document.querySelector('#art-go').disabled", "the face to style");
+    b.eval("document.querySelector('#art-go').click()");
+    b.wait_for("document.querySelector('#art-after').dataset.state === 'loaded'", "the styled face");
+    let styled = data_img_digest(&mut b, "#art-after");
+    let source = get(&s.url(&format!("/api/images/{a}"))).json()["hash"].as_str().unwrap().to_string();
+    assert_ne!(styled, source);
+    let styled_px = decode_png(&png_of_data_url(&b.eval("document.querySelector('#art-after').src")));
+    let src_px = decode_png(&get(&s.url(&format!("/api/blob/{source}"))).body);
+    let up = image::imageops::resize(&src_px, styled_px.width(), styled_px.height(), image::imageops::FilterType::Triangle);
+    let diff = styled_px.as_raw().iter().zip(up.as_raw()).map(|(x, y)| (*x as f64 - *y as f64).abs()).sum::<f64>() / up.as_raw().len() as f64;
+    assert!(diff > 10.0, "style changes the face (mean difference {diff:.1} of 255)");
+    save_screenshot(&mut b, "art.png");
+    b.eval("(() => { const k = document.querySelector('#art-kind'); k.value = 'dream'; k.dispatchEvent(new Event('change')); })()");
+    b.eval("document.querySelector('#art-go').click()");
+    b.wait_for(&format!("document.querySelector('#art-after').dataset.state === 'loaded' && document.querySelector('#art-after').dataset.token !== '{styled}'"), "the dream");
+    let dreamed = data_img_digest(&mut b, "#art-after");
+    assert_ne!(dreamed, styled);
+    assert_ne!(dreamed, source);
+    b.eval("document.querySelector('#art-keep').click()");
+    b.wait_for("document.querySelector('#art-keep').dataset.keptId", "the kept dream");
+    let did: i64 = b.eval("document.querySelector('#art-keep').dataset.keptId").as_str().unwrap().parse().unwrap();
+    let kd = get(&s.url(&format!("/api/images/{did}"))).json();
+    assert_eq!(kd["hash"].as_str().unwrap(), dreamed);
+    assert_eq!(kd["parents"], json!([a]));
+    assert_eq!(kd["recipe"]["art"]["kind"], "dream");
+
+    // Animate from the gallery: a slider sweep of the kept face, as a GIF on the page
+    b.navigate(&s.url("/#gallery"));
+    let c = card(a);
+    b.wait_for(&format!("{c} && {c}.querySelector('.animate-btn')"), "the gallery");
+    assert_eq!(b.eval(&format!("!!{}.querySelector('.animate-btn')", card(did))), json!(false), "an art picture is not animated");
+    b.eval(&format!("{c}.querySelector('.animate-btn').click()"));
+    b.wait_for("!document.querySelector('#animate-panel').hidden && document.querySelectorAll('#anim-slider option').length > 0", "the animate panel");
+    assert_eq!(b.eval("document.querySelector('#anim-kind').value"), json!("sweep"), "a face without parents sweeps a slider");
+    b.eval("(() => { const f = document.querySelector('#anim-frames'); f.value = '12'; })()");
+    b.eval("document.querySelector('#anim-go').click()");
+    b.wait_for("document.querySelector('#anim-out').dataset.state === 'loaded' && !document.querySelector('#anim-download').hidden", "the animation");
+    assert_eq!(b.eval("document.querySelector('#anim-out').dataset.frames"), json!("12"));
+    assert!(b.eval("document.querySelector('#anim-format option[value=mp4]').textContent").as_str().unwrap().contains("not written"));
+    save_screenshot(&mut b, "animate.png");
+    s.stop();
+}

@@ -211,7 +211,9 @@ function paintCard(card, im) {
   const o = (im.recipe || {}).origin || {};
   const when = new Date(im.created_ms).toLocaleString();
   const from = im.parents && im.parents.length ? ` · from ${im.parents.map(p => '#' + p).join(' × ')}` : '';
-  const what = o.kind === 'breed' ? 'bred' : `seed ${o.seed ?? '–'} · psi ${o.psi ?? '–'}`;
+  const r = im.recipe || {};
+  const what = r.limner_art ? `${r.art.kind === 'dream' ? 'DeepDream ' + r.art.layer : 'styled ' + (r.art.preset || 'with a painting')}`
+    : o.kind === 'breed' ? 'bred' : o.kind === 'projection' ? `your photo (${o.steps} steps)` : `seed ${o.seed ?? '–'} · psi ${o.psi ?? '–'}`;
   $('.meta', card).textContent = `#${im.id} · ${im.model} · ${what}${from} · by ${im.author} · ${when}`;
 }
 
@@ -245,6 +247,10 @@ function card(im) {
       title: 'export as PNG, labelled AI-made with its recipe and you as creator', text: 'PNG' }),
     el('a', { class: 'recipe muted', href: `/api/images/${im.id}/export?format=jpeg`, download: `limner-${im.id}.jpg`,
       title: 'export as JPEG, labelled AI-made with its recipe and you as creator', text: 'JPEG' }));
+  if (!(im.recipe || {}).limner_art) {
+    c.append(el('button', { type: 'button', class: 'animate-btn', title: 'animate its lineage or a slider sweep (GIF/APNG)', text: 'Animate',
+      onclick: () => openAnimate(im) }));
+  }
   paintCard(c, im);
   return c;
 }
@@ -281,7 +287,12 @@ function pickButton(im, pressed, onclick) {
     el('img', { src: im.url, alt: `kept face #${im.id}`, loading: 'lazy' }));
 }
 
+// kept generator faces (an art step's picture has no latent to breed, slide or animate)
 async function keptFaces() {
+  return (await keptImages()).filter(im => !(im.recipe || {}).limner_art);
+}
+
+async function keptImages() {
   return api('GET', '/api/images?sort=new&rejected=hide&limit=60');
 }
 
@@ -387,7 +398,7 @@ function initBreed() {
 }
 
 // ---------------------------------------------------------------- Sliders
-const slide = { image: null, sliders: [], inflight: false, dirty: false, shown: null, gen: 0 };
+const slide = { image: null, sliders: [], inflight: false, dirty: false, shown: null, gen: 0, want: null };
 
 function moves() {
   return [...document.querySelectorAll('#slider-list input')].map(i => ({ slider: i.dataset.slider, value: +i.value })).filter(m => m.value !== 0);
@@ -463,7 +474,10 @@ async function loadSliders() {
     $('#slide-picks').replaceChildren(...list.map(im => pickButton(im, slide.image && slide.image.id === im.id, () => pickSlide(im))));
     $('#slide-empty').hidden = list.length > 0;
     $('#slide-picks').dataset.state = 'loaded';
-    if (!slide.image && list.length) pickSlide(list[0]);
+    const want = slide.want && list.find(im => im.id === slide.want);
+    slide.want = null;
+    if (want) pickSlide(want);
+    else if (!slide.image && list.length) pickSlide(list[0]);
   } catch (e) {
     status(`Cannot load the kept faces: ${e.message}`, true);
   }
@@ -491,8 +505,348 @@ function initSliders() {
   $('#slide-form').addEventListener('submit', e => e.preventDefault());
 }
 
+// ---------------------------------------------------------------- Your photo
+const photo = { job: null, timer: null, result: null, models: [] };
+
+function photoState(text, st) {
+  const p = $('#photo-state');
+  p.textContent = text;
+  p.dataset.status = st;
+}
+
+function photoButtons() {
+  const running = photo.job && ['queued', 'running'].includes(photo.job.status);
+  const m = photo.models.find(m => m.name === $('#photo-model').value);
+  $('#photo-go').disabled = running || !$('#photo-file').files.length || !(m && m.projectable);
+  $('#photo-cancel').disabled = !running;
+  $('#photo-keep').disabled = !photo.result || !!$('#photo-keep').dataset.keptId;
+}
+
+async function loadPhoto() {
+  try {
+    const { models, default: def } = await api('GET', '/api/models');
+    photo.models = models;
+    const sel = $('#photo-model');
+    const was = sel.value;
+    sel.replaceChildren(...models.map(m => el('option', { value: m.name, text: `${m.name} (${m.resolution} px)${m.projectable ? '' : ': cannot take a photo yet'}` })));
+    sel.value = models.some(m => m.name === was) ? was : def;
+    photoModelNote();
+  } catch (e) {
+    status(`Cannot list the models: ${e.message}`, true);
+  }
+  photoButtons();
+}
+
+function photoModelNote() {
+  const m = photo.models.find(m => m.name === $('#photo-model').value);
+  const note = $('#photo-model-note');
+  note.hidden = !m || m.projectable;
+  if (m && !m.projectable) note.textContent = `${m.name} cannot take a photo yet: it has no differentiable path, so projection works on StyleGAN2 models only (the default, trained runs, imports). Pick one of those.`;
+  photoButtons();
+}
+
+async function photoGo() {
+  const file = $('#photo-file').files[0];
+  if (!file) return;
+  clearTimeout(photo.timer);
+  photo.result = null;
+  delete $('#photo-keep').dataset.keptId;
+  $('#photo-next').hidden = true;
+  $('#photo-after').dataset.state = 'empty';
+  $('#photo-before').dataset.state = 'empty';
+  photoState('Looking for the face…', 'uploading');
+  $('#photo-go').disabled = true;
+  const q = new URLSearchParams({ model: $('#photo-model').value, steps: $('#photo-steps').value });
+  try {
+    const r = await fetch('/api/photos?' + q, { method: 'POST', body: file, headers: { 'Content-Type': 'application/octet-stream' } });
+    const data = await r.json().catch(() => ({}));
+    if (!r.ok) throw new Error(data.error || `${r.status} ${r.statusText}`);
+    photo.job = data;
+    await new Promise((res, rej) => { const i = $('#photo-before'); i.onload = res; i.onerror = rej; i.src = data.aligned; });
+    $('#photo-before').dataset.state = 'loaded';
+    if (data.faces > 1) status(`${data.faces} faces in the photo: projecting the largest`);
+    paintJob(data);
+    pollJob();
+  } catch (e) {
+    photo.job = null;
+    photoState(`Refused: ${e.message}`, 'refused');
+    status(e.message, true);
+  }
+  photoButtons();
+}
+
+function paintJob(j) {
+  photo.job = j;
+  const prog = $('#photo-progress');
+  prog.hidden = false;
+  prog.max = j.steps;
+  prog.value = j.step;
+  const d = j.distance == null ? '' : ` · distance ${j.distance.toFixed(4)} (from ${j.start_distance.toFixed(4)})`;
+  const t = j.ms_per_step ? ` · ${(j.ms_per_step / 1000).toFixed(2)} s a step` : '';
+  const texts = {
+    queued: 'Waiting for a render worker…',
+    running: `Projecting: step ${j.step} of ${j.steps}${d}${t}`,
+    done: `Done: ${j.steps} steps in ${(j.elapsed_ms / 1000).toFixed(1)} s${d}`,
+    failed: `Failed: ${j.error}`,
+    cancelled: `Cancelled after ${j.step} steps`,
+  };
+  photoState(texts[j.status] || j.status, j.status);
+  const after = $('#photo-after');
+  const src = j.result ? j.result.png : j.preview;
+  if (src && after.dataset.step !== String(j.preview_step)) {
+    after.src = src;
+    after.dataset.step = String(j.preview_step);
+    after.dataset.state = j.result ? 'loaded' : 'preview';
+  }
+  $('#photo-after-cap').textContent = j.result ? "the model's closest face (keep it to edit it)" : `the model's face at step ${j.preview_step || 0}`;
+  if (j.result) photo.result = j.result;
+  photoButtons();
+}
+
+async function pollJob() {
+  clearTimeout(photo.timer);
+  if (!photo.job) return;
+  try {
+    const j = await api('GET', `/api/jobs/${photo.job.id}`);
+    paintJob(j);
+    if (['queued', 'running'].includes(j.status)) photo.timer = setTimeout(pollJob, 400);
+  } catch (e) {
+    photoState(`Lost the projection: ${e.message}`, 'failed');
+    photo.job = null;
+    photoButtons();
+  }
+}
+
+async function photoKeep() {
+  if (!photo.result) return;
+  const btn = $('#photo-keep');
+  btn.disabled = true;
+  try {
+    const im = await api('POST', '/api/keep', { recipe: photo.result.recipe, curator: curator() });
+    btn.dataset.keptId = String(im.id);
+    status(`Kept #${im.id}: your photo's face`);
+    $('#photo-next').hidden = false;
+    $('#photo-to-sliders').onclick = () => { slide.want = im.id; slide.image = null; };
+    $('#photo-to-art').onclick = () => { art.want = im.id; };
+  } catch (e) {
+    status(`Not kept: ${e.message}`, true);
+  }
+  photoButtons();
+}
+
+function initPhoto() {
+  $('#photo-file').addEventListener('change', photoButtons);
+  $('#photo-model').addEventListener('change', photoModelNote);
+  $('#photo-steps').addEventListener('input', () => {
+    const n = +$('#photo-steps').value;
+    $('#photo-steps-out').textContent = String(n);
+    $('#photo-time').textContent = `About 0.13 s a step on two cores for the 64 px default model: ${n} steps take about ${Math.round(n * 0.13)} s. More steps come closer.`;
+  });
+  $('#photo-go').addEventListener('click', photoGo);
+  $('#photo-cancel').addEventListener('click', async () => {
+    if (!photo.job) return;
+    try { paintJob(await api('DELETE', `/api/jobs/${photo.job.id}`)); pollJob(); } catch (e) { status(e.message, true); }
+  });
+  $('#photo-keep').addEventListener('click', photoKeep);
+  $('#photo-form').addEventListener('submit', e => e.preventDefault());
+}
+
+// ---------------------------------------------------------------- Art
+const art = { image: null, result: null, painting: null, busy: false, want: null };
+
+function artStep() {
+  const strength = +$('#art-strength').value;
+  if ($('#art-kind').value === 'dream') return { kind: 'dream', layer: $('#art-layer').value, strength, seed: 0 };
+  const p = $('#art-preset').value;
+  const step = { kind: 'style', strength, keep_colours: $('#art-colours').checked };
+  if (p === 'painting') step.painting_sha256 = art.painting; else step.preset = p;
+  return step;
+}
+
+function artButtons() {
+  const needsPainting = $('#art-kind').value === 'style' && $('#art-preset').value === 'painting';
+  $('#art-go').disabled = art.busy || !art.image || (needsPainting && !art.painting);
+  $('#art-keep').disabled = art.busy || !art.result || !!$('#art-keep').dataset.keptId;
+}
+
+function pickArt(im) {
+  art.image = im;
+  art.result = null;
+  delete $('#art-keep').dataset.keptId;
+  document.querySelectorAll('#art-picks .pick').forEach(b => b.setAttribute('aria-pressed', String(b.dataset.id === String(im.id))));
+  const before = $('#art-before');
+  before.onload = () => { before.dataset.state = 'loaded'; };
+  before.src = im.url;
+  $('#art-before-cap').textContent = `#${im.id} · ${im.model}`;
+  $('#art-after').dataset.state = 'empty';
+  $('#art-after').removeAttribute('src');
+  artButtons();
+}
+
+async function loadArt() {
+  try {
+    const list = await keptImages();
+    $('#art-picks').replaceChildren(...list.map(im => pickButton(im, art.image && art.image.id === im.id, () => pickArt(im))));
+    $('#art-empty').hidden = list.length > 0;
+    $('#art-picks').dataset.state = 'loaded';
+    const want = art.want && list.find(im => im.id === art.want);
+    art.want = null;
+    if (want) pickArt(want);
+    else if (!art.image && list.length) pickArt(list[0]);
+  } catch (e) {
+    status(`Cannot load the kept faces: ${e.message}`, true);
+  }
+}
+
+async function artGo() {
+  if (!art.image || art.busy) return;
+  art.busy = true;
+  artButtons();
+  const after = $('#art-after');
+  after.dataset.state = 'loading';
+  const t0 = performance.now();
+  try {
+    const r = await api('POST', '/api/art', { image: art.image.id, art: artStep() });
+    await new Promise((res, rej) => { after.onload = res; after.onerror = rej; after.src = r.png; });
+    art.result = r;
+    delete $('#art-keep').dataset.keptId;
+    after.dataset.state = 'loaded';
+    after.dataset.token = r.token;
+    $('#art-after-cap').textContent = `after · ${r.width} px · ${Math.round(performance.now() - t0)} ms`;
+  } catch (e) {
+    after.dataset.state = 'error';
+    status(`Cannot apply it: ${e.message}`, true);
+  } finally {
+    art.busy = false;
+    artButtons();
+  }
+}
+
+async function uploadPainting() {
+  const f = $('#art-painting').files[0];
+  art.painting = null;
+  artButtons();
+  if (!f) return;
+  try {
+    const r = await fetch('/api/paintings', { method: 'POST', body: f, headers: { 'Content-Type': 'application/octet-stream' } });
+    const data = await r.json().catch(() => ({}));
+    if (!r.ok) throw new Error(data.error || `${r.status} ${r.statusText}`);
+    art.painting = data.painting;
+    status(`Painting ready (${data.width}×${data.height})`);
+  } catch (e) {
+    status(`Painting refused: ${e.message}`, true);
+  }
+  artButtons();
+}
+
+function initArt() {
+  const presets = $('#art-preset');
+  for (let i = 0; i < 26; i++) { const n = `style-${String(i).padStart(2, '0')}`; presets.append(el('option', { value: n, text: n })); }
+  presets.append(el('option', { value: 'painting', text: 'a painting of yours…' }));
+  presets.value = 'style-07';
+  const layers = $('#art-layer');
+  for (let i = 0; i <= 5; i++) layers.append(el('option', { value: `mixed${i}`, text: `mixed${i}` }));
+  layers.value = 'mixed3';
+  $('#art-kind').addEventListener('change', () => {
+    const dream = $('#art-kind').value === 'dream';
+    $('#art-style').hidden = dream;
+    $('#art-dream').hidden = !dream;
+    artButtons();
+  });
+  presets.addEventListener('change', () => { $('#art-painting-row').hidden = presets.value !== 'painting'; artButtons(); });
+  $('#art-painting').addEventListener('change', uploadPainting);
+  $('#art-strength').addEventListener('input', () => { $('#art-strength-out').textContent = (+$('#art-strength').value).toFixed(2); });
+  $('#art-go').addEventListener('click', artGo);
+  $('#art-keep').addEventListener('click', async () => {
+    if (!art.result) return;
+    const btn = $('#art-keep');
+    btn.disabled = true;
+    try {
+      const im = await api('POST', '/api/keep', { art: art.result.token, curator: curator() });
+      btn.dataset.keptId = String(im.id);
+      status(`Kept #${im.id}`);
+    } catch (e) {
+      status(`Not kept: ${e.message}`, true);
+    }
+    artButtons();
+  });
+  $('#art-form').addEventListener('submit', e => e.preventDefault());
+}
+
+// ---------------------------------------------------------------- Animate (from the gallery)
+const anim = { image: null, url: null, busy: false };
+
+async function openAnimate(im) {
+  anim.image = im;
+  const panel = $('#animate-panel');
+  panel.hidden = false;
+  $('#anim-what').textContent = `#${im.id}`;
+  const kind = $('#anim-kind');
+  kind.querySelector('option[value=lineage]').disabled = !im.parents.length;
+  if (!im.parents.length) kind.value = 'sweep';
+  animKind();
+  $('#anim-out').dataset.state = 'empty';
+  $('#anim-download').hidden = true;
+  try {
+    const q = new URLSearchParams({ model: im.model });
+    if ((im.recipe || {}).size) q.set('size', String(im.recipe.size));
+    const r = await api('GET', '/api/sliders?' + q);
+    const sel = $('#anim-slider');
+    sel.replaceChildren(...r.sliders.map(s => el('option', { value: s.id, text: s.kind === 'named' ? `${s.id} (+ ${s.label})` : `unlabelled ${s.label}` })));
+  } catch (e) {
+    status(`Cannot list the sliders: ${e.message}`, true);
+  }
+  panel.scrollIntoView({ block: 'nearest' });
+}
+
+function animKind() {
+  const sweep = $('#anim-kind').value === 'sweep';
+  $('#anim-slider-row').hidden = !sweep;
+  $('#anim-range-row').hidden = !sweep;
+}
+
+async function animGo() {
+  if (!anim.image || anim.busy) return;
+  anim.busy = true;
+  $('#anim-go').disabled = true;
+  const out = $('#anim-out');
+  out.dataset.state = 'loading';
+  const format = $('#anim-format').value;
+  const body = { frames: +$('#anim-frames').value, fps: +$('#anim-fps').value, loop: $('#anim-loop').checked, format };
+  if ($('#anim-kind').value === 'sweep') body.sweep = { image: anim.image.id, slider: $('#anim-slider').value, from: +$('#anim-from').value, to: +$('#anim-to').value };
+  else body.lineage = anim.image.id;
+  try {
+    const r = await fetch('/api/animate', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    if (!r.ok) { const e = await r.json().catch(() => ({})); throw new Error(e.error || `${r.status} ${r.statusText}`); }
+    const blob = await r.blob();
+    if (anim.url) URL.revokeObjectURL(anim.url);
+    anim.url = URL.createObjectURL(blob);
+    await new Promise((res, rej) => { out.onload = res; out.onerror = rej; out.src = anim.url; });
+    out.dataset.state = 'loaded';
+    out.dataset.frames = r.headers.get('X-Limner-Frames') || '';
+    out.dataset.bytes = String(blob.size);
+    const dl = $('#anim-download');
+    dl.href = anim.url;
+    dl.download = `limner-${anim.image.id}.${format === 'apng' ? 'png' : 'gif'}`;
+    dl.hidden = false;
+  } catch (e) {
+    out.dataset.state = 'error';
+    status(`Cannot animate: ${e.message}`, true);
+  } finally {
+    anim.busy = false;
+    $('#anim-go').disabled = false;
+  }
+}
+
+function initAnimate() {
+  $('#anim-kind').addEventListener('change', animKind);
+  $('#anim-go').addEventListener('click', animGo);
+  $('#anim-close').addEventListener('click', () => { $('#animate-panel').hidden = true; });
+  $('#anim-form').addEventListener('submit', e => e.preventDefault());
+}
+
 // ---------------------------------------------------------------- views
-const VIEWS = ['meet', 'breed', 'sliders', 'gallery'];
+const VIEWS = ['meet', 'breed', 'sliders', 'photo', 'art', 'gallery'];
 function currentView() { const v = location.hash.slice(1); return VIEWS.includes(v) ? v : 'meet'; }
 
 function route() {
@@ -504,6 +858,8 @@ function route() {
   if (v === 'gallery') loadGallery();
   if (v === 'breed') loadBreed();
   if (v === 'sliders') loadSliders();
+  if (v === 'photo') loadPhoto();
+  if (v === 'art') loadArt();
   document.body.dataset.view = v;
 }
 
@@ -515,6 +871,9 @@ function init() {
   initGallery();
   initBreed();
   initSliders();
+  initPhoto();
+  initArt();
+  initAnimate();
   window.addEventListener('hashchange', route);
   route();
   document.body.dataset.ready = 'true';

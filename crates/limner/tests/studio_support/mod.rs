@@ -160,3 +160,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// Sends raw bytes (an upload) with a content type.
+pub fn send_bytes(method: &str, url: &str, content_type: &str, body: &[u8]) -> Answer {
+    answer(agent().request(method, url).set("Content-Type", content_type).send_bytes(body))
+}
