@@ -160,7 +160,12 @@ fn tidy_floats(v: &mut serde_json::Value) {
             }
         }
         Value::Array(a) => a.iter_mut().for_each(tidy_floats),
-        Value::Object(o) => o.values_mut().for_each(tidy_floats),
+        Value::Object(o) => {
+            // canonical key order whatever serde_json's features (a dependency may turn on
+            // `preserve_order`): the same recipe is the same bytes
+            o.sort_keys();
+            o.values_mut().for_each(tidy_floats)
+        }
         _ => {}
     }
 }
