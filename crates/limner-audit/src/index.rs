@@ -21,7 +21,8 @@ use burn::tensor::Device;
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::Embedded;
+use crate::audit::{embed_set_with_thumbs, Embedded};
+use crate::source::ImageSet;
 use crate::embed::{Embedder, RelBox, Space};
 use crate::knn::{knn, Matrix};
 use crate::source::Rgb8;
@@ -59,7 +60,15 @@ pub struct TrainingIndex {
     /// the thumbnails as one JPEG mosaic, [`THUMB`]-pixel tiles in rows of `mosaic_cols`
     pub mosaic_jpeg: Vec<u8>,
     pub mosaic_cols: usize,
+    /// how the thresholds were calibrated ([`CALIBRATED_HELDOUT`] or [`CALIBRATED_LOO`])
+    pub calibration: String,
 }
+
+/// Thresholds from held-out images' nearest training distances (as the audit does).
+pub const CALIBRATED_HELDOUT: &str = "held-out images";
+/// Thresholds from the training images' nearest distances to the *other* training images (when
+/// no held-out set is given: each training image stands in for a new image of its kind).
+pub const CALIBRATED_LOO: &str = "leave-one-out: each training image's nearest other training image";
 
 /// What the check found for one image.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -154,7 +163,8 @@ impl TrainingIndex {
             };
             // stored in half precision: calibrate on what is stored
             let t = Matrix::new(t.rows, t.cols, t.data.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect());
-            let threshold = percentile(&knn(&h, &t, 1, false, device).nearest(), 1.0);
+            let nearest = if h.rows == 0 { knn(&t, &t, 1, true, device).nearest() } else { knn(&h, &t, 1, false, device).nearest() };
+            let threshold = percentile(&nearest, 1.0);
             spaces.push(IndexSpace { space, threshold, vectors: t });
         }
         ensure!(!spaces.is_empty(), "a training index needs the identity or the inception space");
@@ -174,7 +184,46 @@ impl TrainingIndex {
         }
         let mut jpeg = vec![];
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode(&mosaic, w as u32, h as u32, image::ExtendedColorType::Rgb8)?;
-        Ok(Self { compare_size: e.compare_size, face_box: e.face_box, labels: e.train_labels.clone(), spaces, pca: pca_out, mosaic_jpeg: jpeg, mosaic_cols: cols })
+        let calibration = if e.heldout.iter().all(|h| h.rows == 0) { CALIBRATED_LOO } else { CALIBRATED_HELDOUT }.to_string();
+        Ok(Self { compare_size: e.compare_size, face_box: e.face_box, labels: e.train_labels.clone(), spaces, pca: pca_out, mosaic_jpeg: jpeg, mosaic_cols: cols, calibration })
+    }
+
+    /// Builds the index of a training set (identity and InceptionV3 features; needs the fetched
+    /// networks), its thresholds calibrated on `heldout` (images of the same kind the model
+    /// never saw), or without one leave-one-out on the training set ([`CALIBRATED_LOO`]).
+    /// `progress(done, total)` counts embedded images.
+    pub fn build(train: &dyn ImageSet, heldout: Option<&dyn ImageSet>, device: &Device, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
+        ensure!(train.len() >= 2, "a training index needs at least 2 training images ({} has {})", train.describe(), train.len());
+        let spaces = vec![Space::Inception, Space::Identity];
+        let compare_size = heldout.map_or(train.size(), |h| h.size().min(train.size()));
+        let mut e = Embedder::new(&spaces, compare_size, device)?;
+        let n = train.len().min(16);
+        let idx: Vec<usize> = (0..n).map(|i| i * train.len() / n).collect();
+        e.find_face_box(&train.load(&idx)?)?;
+        let total = train.len() + heldout.map_or(0, |h| h.len());
+        let mut done = 0;
+        let (t, thumbs) = embed_set_with_thumbs(&e, train, 64, THUMB, &mut |k| {
+            done += k;
+            progress(done, total)
+        })?;
+        let h = match heldout {
+            Some(h) => embed_set_with_thumbs(&e, h, 64, 0, &mut |k| {
+                done += k;
+                progress(done, total)
+            })?
+            .0,
+            None => spaces.iter().map(|s| Matrix::new(0, s.dim(), vec![])).collect(),
+        };
+        let embedded = Embedded {
+            spaces,
+            compare_size,
+            face_box: e.face_box,
+            train: t,
+            heldout: h,
+            train_thumbs: thumbs,
+            train_labels: (0..train.len()).map(|i| train.label(i)).collect(),
+        };
+        Self::from_embedded(&embedded, device)
     }
 
     /// The bytes of the index file (safetensors: f16 vectors, u8 JPEG mosaic, JSON metadata).
@@ -201,6 +250,7 @@ impl TrainingIndex {
             ("labels".into(), serde_json::to_string(&self.labels)?),
             ("mosaic_cols".into(), self.mosaic_cols.to_string()),
             ("thumb".into(), THUMB.to_string()),
+            ("calibration".into(), self.calibration.clone()),
         ]
         .into();
         Ok(safetensors::serialize(views, Some(meta))?)
@@ -251,6 +301,7 @@ impl TrainingIndex {
             pca,
             mosaic_jpeg: st.tensor("thumbnails.jpeg")?.data().to_vec(),
             mosaic_cols: get("mosaic_cols")?.parse()?,
+            calibration: meta.get("calibration").cloned().unwrap_or_else(|| CALIBRATED_HELDOUT.to_string()),
         })
     }
 

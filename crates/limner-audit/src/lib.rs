@@ -9,7 +9,9 @@
 //! the pictures. Image sets of any kind sit behind [`source::ImageSet`], so tests feed fakes.
 
 pub mod audit;
+pub mod card;
 pub mod embed;
+pub mod guard;
 pub mod index;
 pub mod knn;
 pub mod report;

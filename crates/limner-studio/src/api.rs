@@ -306,6 +306,9 @@ pub struct KeepBody {
     slide: Option<SlideBody>,
     /// or: an `/api/art` result, by its `token` (its parent is the image the art was applied to)
     art: Option<String>,
+    /// keep it even when it is a near copy of a training image (recorded in its label)
+    #[serde(default)]
+    allow_near_copy: bool,
 }
 
 /// `POST /api/keep {"model","seed","psi","noise","size","curator","notes","tags"}` → the kept
@@ -388,8 +391,18 @@ async fn keep(State(s): St, Json(b): Json<KeepBody>) -> Result<Response, ApiErro
         }
         }
     };
+    // a generated face is checked against its model's training set; the kept file's label
+    // carries the nearest distances (the same pixels as shown)
+    let mut png = r.png.clone();
+    if b.art.is_none() {
+        let recipe: limner_edit::recipe::Recipe = serde_json::from_str(&r.recipe).map_err(|e| ApiError::internal(e.into()))?;
+        match checked(&s, &recipe, &png, b.allow_near_copy).await? {
+            Ok(Some(record)) => png = Arc::new(render::with_record(&png, &recipe, &record)?),
+            Ok(None) => {}
+            Err(refused) => return Ok(refused),
+        }
+    }
     let blobs = s.blobs.clone();
-    let png = r.png.clone();
     let hash = tokio::task::spawn_blocking(move || blobs.put(&png))
         .await
         .map_err(|e| ApiError::internal(e.into()))??;
@@ -424,6 +437,21 @@ async fn keep(State(s): St, Json(b): Json<KeepBody>) -> Result<Response, ApiErro
         .await?
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("image {id} vanished")))?;
     Ok((StatusCode::CREATED, Json(im)).into_response())
+}
+
+/// The copy check of a generated face on the pool: `Ok(record)` to keep or export it (none when
+/// no training index applies), `Err(answer)`: 409 with the reason, the distances and the face
+/// beside the closest training thumbnail (`side_by_side`, a PNG data URL).
+async fn checked(s: &AppState, recipe: &limner_edit::recipe::Recipe, png: &Arc<Vec<u8>>, allow: bool) -> Result<Result<Option<serde_json::Value>, Response>, ApiError> {
+    let (model, png) = (recipe.model.name.clone(), png.clone());
+    match on_pool(s, "check the face against its training set", move |m| render::copy_check(m, &model, &png, allow)).await? {
+        render::Checked::Passed(record) => Ok(Ok(record)),
+        render::Checked::Refused { message, side_by_side, distances } => Ok(Err((
+            StatusCode::CONFLICT,
+            Json(json!({"error": message, "near_copy": true, "distances": distances, "side_by_side": side_by_side.as_deref().map(data_url)})),
+        )
+            .into_response())),
+    }
 }
 
 /// Most parents of a litter, children in one litter, slider moves in one request.
@@ -800,6 +828,9 @@ async fn recipe(State(s): St, Path(id): Path<i64>) -> Result<Response, ApiError>
 #[derive(Deserialize)]
 pub struct ExportQuery {
     format: Option<String>,
+    /// export a near copy of a training image anyway (recorded in its label)
+    #[serde(default)]
+    allow_near_copy: bool,
 }
 
 /// `GET /api/images/{id}/export?format=png|jpeg`: the kept face as a file to take away, labelled
@@ -808,12 +839,28 @@ async fn export(State(s): St, Path(id): Path<i64>, Query(q): Query<ExportQuery>)
     let format = render::ExportFormat::parse(q.format.as_deref().unwrap_or("png")).ok_or_else(|| ApiError::bad("format: png or jpeg"))?;
     let im = s.store.get(id).await?.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no image {id}")))?;
     let blobs = s.blobs.clone();
-    let bytes = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
-        let png = blobs.get(&im.hash)?.ok_or_else(|| anyhow::anyhow!("image {id}'s file {} is missing (run `limner studio --check`)", im.hash))?;
-        render::export(&png, &im.recipe, &im.author, format)
+    let hash = im.hash.clone();
+    let png = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
+        blobs.get(&hash)?.ok_or_else(|| anyhow::anyhow!("image {id}'s file {hash} is missing (run `limner studio --check`)"))
     })
     .await
     .map_err(|e| ApiError::internal(e.into()))??;
+    // the nearest training distances: those measured when it was kept (in its file's label),
+    // else (a face kept before the check existed) measured now, refusing a near copy
+    let record = match limner_audit::guard::record_in(&png) {
+        Some(r) => Some(r),
+        None => match limner_edit::recipe::Recipe::from_json(&im.recipe.to_string()) {
+            Ok(recipe) => match checked(&s, &recipe, &Arc::new(png.clone()), q.allow_near_copy).await? {
+                Ok(r) => r,
+                Err(refused) => return Ok(refused),
+            },
+            // an art step's picture: its source face was checked when kept
+            Err(_) => None,
+        },
+    };
+    let bytes = tokio::task::spawn_blocking(move || render::export(&png, &im.recipe, &im.author, format, record.as_ref()))
+        .await
+        .map_err(|e| ApiError::internal(e.into()))??;
     let mut r = Response::new(Body::from(bytes));
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.mime()));
     r.headers_mut().insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&format!("attachment; filename=\"limner-{id}.{}\"", format.extension())).unwrap());

@@ -116,6 +116,8 @@ pub struct Models {
     faces: Option<limner_faces::FaceAnalyzer>,
     perceptual: Option<limner_nets::perceptual::InceptionPerceptual>,
     inception: Option<limner_nets::InceptionV3>,
+    /// the copy check of each model's kept and exported faces (`None`: no index applies)
+    guards: HashMap<String, Option<limner_audit::guard::CopyGuard>>,
 }
 
 const MODELS_PER_WORKER: usize = 3;
@@ -147,6 +149,61 @@ impl Models {
         }
         Ok(self.loaded[&key].as_ref())
     }
+}
+
+/// What the copy check said of a face about to be kept or exported.
+pub enum Checked {
+    /// kept/exported: the label's record of its nearest training distances (`None` when no
+    /// training index applies to its model, or the check's networks are not fetched)
+    Passed(Option<serde_json::Value>),
+    /// a near copy of a training image, refused
+    Refused {
+        /// why, and how to override
+        message: String,
+        /// the face beside the closest training thumbnail (PNG)
+        side_by_side: Option<Vec<u8>>,
+        /// the distances per space
+        distances: serde_json::Value,
+    },
+}
+
+/// How a studio request overrides a refusal.
+pub const OVERRIDE: &str = "set \"allow_near_copy\": true in the request (export: ?allow_near_copy=true) to keep or export it anyway";
+
+/// The copy check of a generated face (its PNG, made by `model`) against the model's training
+/// index, as the CLI's exports are checked (`limner_audit::guard`).
+pub fn copy_check(models: &mut Models, model: &str, png: &[u8], allow: bool) -> Result<Checked> {
+    if !models.guards.contains_key(model) {
+        let g = limner_audit::guard::CopyGuard::open(model, None, false, &mut |n| eprintln!("limner studio: {n}"))?;
+        models.guards.insert(model.to_string(), g);
+    }
+    let Some(g) = models.guards.get_mut(model).and_then(|g| g.as_mut()) else { return Ok(Checked::Passed(None)) };
+    let rgb = image::load_from_memory_with_format(png, image::ImageFormat::Png)?.to_rgb8();
+    ensure!(rgb.width() == rgb.height(), "the copy check takes square faces");
+    let face = limner_audit::Rgb8::new(rgb.width() as usize, rgb.into_raw());
+    let checks = g.measure(std::slice::from_ref(&face))?;
+    g.allowing(allow);
+    match g.verdict(&checks, std::slice::from_ref(&face), &["face".to_string()], None, OVERRIDE) {
+        Ok(mut records) => Ok(Checked::Passed(records.pop())),
+        Err(e) => match e.downcast::<limner_audit::guard::NearCopies>() {
+            Ok(n) => {
+                let r = &n.refused[0];
+                Ok(Checked::Refused {
+                    message: format!("a near copy of a training image, refused: {}; {}", r.explanation, n.how_to_override),
+                    side_by_side: r.side_by_side_png.clone(),
+                    distances: r.check.to_json(),
+                })
+            }
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// A kept face's PNG again, its label carrying the copy check's record (same pixels).
+pub fn with_record(png: &[u8], recipe: &Recipe, record: &serde_json::Value) -> Result<Vec<u8>> {
+    let rgb = image::load_from_memory_with_format(png, image::ImageFormat::Png)?.to_rgb8();
+    let prov = limner_audit::guard::labelled(&recipe.provenance()?, Some(record));
+    limner_data::provenance::embed(&encode_png(rgb.as_raw(), rgb.width(), rgb.height())?, &prov)
 }
 
 /// Renders one face to PNG (on the calling thread), with its recipe (limner-edit's, which
@@ -305,7 +362,8 @@ impl ExportFormat {
 /// A kept face as a file to take away: its pixels as PNG or JPEG (quality 92) with limner's
 /// provenance label (AI-made, its recipe, the model's sha256) and the curator who kept it as
 /// the creator (`dc:creator`), through the same labelling path as every file the CLI writes.
-pub fn export(png: &[u8], recipe: &serde_json::Value, creator: &str, format: ExportFormat) -> Result<Vec<u8>> {
+/// `record`: the copy check's (nearest training distances), added to the label.
+pub fn export(png: &[u8], recipe: &serde_json::Value, creator: &str, format: ExportFormat, record: Option<&serde_json::Value>) -> Result<Vec<u8>> {
     let rgb = image::load_from_memory_with_format(png, image::ImageFormat::Png)?.to_rgb8();
     let (w, h) = rgb.dimensions();
     let encoded = match format {
@@ -324,6 +382,7 @@ pub fn export(png: &[u8], recipe: &serde_json::Value, creator: &str, format: Exp
             None => limner_data::provenance::Provenance::generated().with_recipe_json(recipe.clone()),
         },
     };
+    let prov = limner_audit::guard::labelled(&prov, record);
     limner_data::provenance::embed(&encoded, &prov.with_creator(Some(creator.to_string())))
 }
 
@@ -393,7 +452,7 @@ impl Pool {
             std::thread::Builder::new()
                 .name(format!("limner-render-{i}"))
                 .spawn(move || {
-                    let mut models = Models { device: Device::flex(), loaded: HashMap::new(), catalogues: HashMap::new(), faces: None, perceptual: None, inception: None };
+                    let mut models = Models { device: Device::flex(), loaded: HashMap::new(), catalogues: HashMap::new(), faces: None, perceptual: None, inception: None, guards: HashMap::new() };
                     while let Ok(job) = rx.recv() {
                         stats.busy.fetch_add(1, Ordering::Relaxed);
                         let outcome = job(&mut models);

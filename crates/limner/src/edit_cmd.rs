@@ -1,7 +1,7 @@
 //! CLI glue for latent-space editing: `limner render`, `limner breed`, `limner models sliders`
 //! (argument parsing and printing; the work is in `limner_edit`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -42,11 +42,11 @@ pub fn render(a: RenderArgs) -> Result<()> {
     let img = recipe::render(&r, m.as_ref())?;
     let rgb = img.to_rgb8();
     // the same copy check as `generate`, so a recipe renders the same bytes (label included)
-    let guard = crate::copy_cmd::CopyGuard::open(&r.model.name, a.copy_index.as_deref(), a.allow_near_copy)?;
+    let guard = crate::copy_cmd::open(&r.model.name, a.copy_index.as_deref(), a.allow_near_copy)?;
     let record = match &guard {
         Some(g) => {
             let name = a.out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            g.check(&[limner_audit::Rgb8::new(img.width, rgb.clone())], &[name], a.out.parent())?.pop()
+            g.check(&[limner_audit::Rgb8::new(img.width, rgb.clone())], &[name], a.out.parent(), crate::copy_cmd::OVERRIDE)?.pop()
         }
         None => None,
     };
@@ -116,7 +116,7 @@ pub fn breed(a: BreedArgs) -> Result<()> {
     let images = m.render(&ws, &noise, parents[0].noise.scale);
     let secs = t0.elapsed().as_secs_f64();
     if let Some(dir) = &a.out {
-        let guard = crate::copy_cmd::CopyGuard::open(&m.id().name, None, false)?;
+        let guard = crate::copy_cmd::open(&m.id().name, None, false)?;
         for (k, (img, (_, r))) in images.iter().zip(&litter).enumerate() {
             crate::copy_cmd::save_checked(guard.as_ref(), &dir.join(format!("child{k:02}.png")), img, r)?;
         }
@@ -218,6 +218,12 @@ pub struct AnimateArgs {
     /// the animation: NAME.gif or NAME.png (APNG); every frame's recipe goes to NAME.json
     #[arg(long)]
     pub out: PathBuf,
+    /// the training index for the copy check (default: the model's own, as `generate` finds it)
+    #[arg(long, value_name = "FILE")]
+    pub copy_index: Option<PathBuf>,
+    /// write the animation even when a frame is a near copy of a training image (recorded in its label)
+    #[arg(long)]
+    pub allow_near_copy: bool,
 }
 
 pub fn animate(a: AnimateArgs) -> Result<()> {
@@ -249,13 +255,26 @@ pub fn animate(a: AnimateArgs) -> Result<()> {
     let images = animate::render_frames(m, &frames, &mut |d| pb.set_position(d as u64));
     pb.finish_and_clear();
     let secs = t0.elapsed().as_secs_f64();
+    // the copy check on every frame (in-between frames are new images too), before anything is written
+    let guard = crate::copy_cmd::open(&m.id().name, a.copy_index.as_deref(), a.allow_near_copy)?;
+    let record = match &guard {
+        Some(g) => {
+            let faces: Vec<limner_audit::Rgb8> = images.iter().map(|i| limner_audit::Rgb8::new(i.width, i.to_rgb8())).collect();
+            let names: Vec<String> = (0..faces.len()).map(|i| format!("frame{i:03}")).collect();
+            let checks = g.measure(&faces)?;
+            let dir = a.out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            g.verdict(&checks, &faces, &names, Some(dir), crate::copy_cmd::OVERRIDE)?;
+            Some(limner_audit::guard::frames_record(&checks, g.allows()))
+        }
+        None => None,
+    };
     let bytes = animate::encode(&images, format, a.fps)?;
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let anim = recipe::Animation { limner_animation: recipe::RECIPE_VERSION, fps: a.fps, frames: frames.into_iter().map(|f| f.recipe).collect() };
     // the label: the model, frame count and fps (every frame's full recipe is in NAME.json)
-    let label = crate::label_cmd::animation_label(&anim.frames, a.fps)?;
+    let label = crate::copy_cmd::labelled(&crate::label_cmd::animation_label(&anim.frames, a.fps)?, record.as_ref());
     limner_data::imageio::write_labeled(&a.out, &bytes, &label)?;
     let json = a.out.with_extension("json");
     limner_core::write_atomic(&json, serde_json::to_string(&anim)?.as_bytes())?;
@@ -321,7 +340,7 @@ pub fn project(a: ProjectArgs) -> Result<()> {
     let secs = t0.elapsed().as_secs_f64();
     let sha = limner_edit::model::sha256_hex(&bytes);
     let r = Recipe::new(m, &p.ws, recipe::NoiseSpec { seed: 0, scale: 0.0 }, recipe::Origin::Projection { source_sha256: sha, steps: a.steps, space: a.space.clone() }, vec![]);
-    let guard = crate::copy_cmd::CopyGuard::open(&m.id().name, None, false)?;
+    let guard = crate::copy_cmd::open(&m.id().name, None, false)?;
     crate::copy_cmd::save_checked(guard.as_ref(), &a.out.join("projection.png"), &p.image, &r)?;
     save_png_rgb(&a.out.join("aligned.png"), aligned.width as u32, aligned.height as u32, &aligned.to_rgb8())?;
     let sbs = project::side_by_side(&aligned, &p.image);

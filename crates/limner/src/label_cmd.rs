@@ -233,7 +233,14 @@ fn print_report(r: &Report) {
             if let Some(nt) = l.recipe.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok()).map(|v| v["nearest_training"].clone()).filter(|v| !v.is_null()) {
                 let spaces: Vec<String> = nt["distances"]
                     .as_object()
-                    .map(|m| m.iter().map(|(k, d)| format!("{k} {} (copy threshold {}, {})", d["distance"], d["threshold"], d["nearest"].as_str().unwrap_or("?"))).collect())
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, d)| {
+                                let frame = d["frame"].as_u64().map(|f| format!(", frame {f}")).unwrap_or_default();
+                                format!("{k} {} (copy threshold {}, {}{frame})", d["distance"], d["threshold"], d["nearest"].as_str().unwrap_or("?"))
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default();
                 println!("nearest training images: {}", spaces.join("; "));
                 if nt["allowed_by_user"] == true {

@@ -210,6 +210,11 @@ struct TrainArgs {
     /// Adam's beta1 for G and D (StyleGAN2: 0)
     #[arg(long, default_value_t = 0.0)]
     beta1: f64,
+    /// images of the same kind the model never trains on (a folder or a .limner dataset): they
+    /// calibrate the copy thresholds of the training index written at the end (default:
+    /// leave-one-out on the training images)
+    #[arg(long)]
+    heldout: Option<String>,
 }
 
 #[derive(Args)]
@@ -310,6 +315,10 @@ enum ModelsCmd {
         /// provenance recorded in the file (data, command)
         #[arg(long)]
         notes: Option<String>,
+        /// images of the same kind the model never trained on, to calibrate the training
+        /// index's copy thresholds when the run has no index yet (default: leave-one-out)
+        #[arg(long)]
+        heldout: Option<String>,
     },
     /// Export a limner generator under the official StyleGAN2-ADA state-dict names
     Export {
@@ -434,7 +443,7 @@ fn run(cmd: Command) -> Result<()> {
             println!("(imported models live in {})", limner_models::models_dir().display());
             Ok(())
         }
-        Command::Models(ModelsCmd::Freeze { run, out, notes }) => freeze(&run, &out, notes),
+        Command::Models(ModelsCmd::Freeze { run, out, notes, heldout }) => freeze(&run, &out, notes, heldout.as_deref()),
         Command::Models(ModelsCmd::Export { model, stylegan2, out }) => {
             if !stylegan2 {
                 bail!("choose an export format: --stylegan2");
@@ -594,6 +603,34 @@ fn train(a: TrainArgs) -> Result<()> {
         RunEnd::Finished => println!("finished {:.1} kimg; generator: {}", trainer.kimg(), a.out.join("generator.safetensors").display()),
         RunEnd::Interrupted => println!("stopped at {:.2} kimg; checkpoint saved: resume with --resume", trainer.kimg()),
     }
+    let generator = a.out.join("generator.safetensors");
+    if generator.is_file() {
+        model_card(&a.out, &a.out, &generator, Some(trainer.kimg()), a.heldout.as_deref(), &device)?;
+    }
+    Ok(())
+}
+
+/// Writes the model card and the training index beside a model (`limner_audit::card`) and says so.
+fn model_card(run: &Path, dir: &Path, weights: &Path, kimg: Option<f64>, heldout: Option<&str>, device: &Device) -> Result<()> {
+    let mut pb: Option<indicatif::ProgressBar> = None;
+    let card = limner_audit::card::card_for_run(run, dir, weights, kimg, heldout, device, &mut |n| eprintln!("note: {n}"), &mut |done, total| {
+        pb.get_or_insert_with(|| bar(total as u64, "training index: embedding the training images")).set_position(done as u64);
+    })?;
+    if let Some(b) = pb {
+        b.finish_and_clear();
+    }
+    if let Some(c) = card {
+        let index = match &c.training_index {
+            Some(ix) => format!("; training index {} ({} images)", dir.join(&ix.file).display(), ix.images),
+            None => String::new(),
+        };
+        println!(
+            "model card: {} (this model is {} of the size of the {} training images it learned from){index}",
+            dir.join(limner_audit::card::CARD_MD).display(),
+            limner_audit::card::percent(c.ratio),
+            c.dataset.images
+        );
+    }
     Ok(())
 }
 
@@ -605,7 +642,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
         bail!("--psi and --noise must be finite numbers");
     }
     let seeds = parse_seeds(&a.seeds)?;
-    let guard = copy_cmd::CopyGuard::open(&a.model, a.copy_index.as_deref(), a.allow_near_copy)?;
+    let guard = copy_cmd::open(&a.model, a.copy_index.as_deref(), a.allow_near_copy)?;
     steer_cmd::generate(steer_cmd::GenerateRequest {
         model: &a.model,
         seeds: &seeds,
@@ -634,8 +671,10 @@ pub fn print_saved(saved: &SavedImages, size: usize) {
     }
 }
 
-fn freeze(run: &Path, out: &Path, notes: Option<String>) -> Result<()> {
-    let f = limner_models::freeze(run, out, notes, &Device::flex())?;
+fn freeze(run: &Path, out: &Path, notes: Option<String>, heldout: Option<&str>) -> Result<()> {
+    let device = Device::flex();
+    let f = limner_models::freeze(run, out, notes, &device)?;
     println!("froze {:.1} kimg, {}px, {:.2} MB -> {}", f.kimg.unwrap_or(0.0), f.resolution, f.bytes as f64 / 1e6, f.file.display());
-    Ok(())
+    let run_dir = if run.is_dir() { run } else { run.parent().unwrap_or(Path::new(".")) };
+    model_card(run_dir, out, &f.file, f.kimg, heldout, &device)
 }

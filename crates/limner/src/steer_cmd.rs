@@ -160,7 +160,7 @@ fn write_images(images: &[Image], recipes: &[Recipe], seeds: &[u64], out: Option
         Some(g) => {
             let faces: Vec<limner_audit::Rgb8> = rgb.iter().map(|px| limner_audit::Rgb8::new(size, px.clone())).collect();
             let names: Vec<String> = seeds.iter().map(|&s| limner_data::imageio::seed_file_name(s).trim_end_matches(".png").to_string()).collect();
-            Some(g.check(&faces, &names, out)?)
+            Some(g.check(&faces, &names, out, crate::copy_cmd::OVERRIDE)?)
         }
         None => None,
     };

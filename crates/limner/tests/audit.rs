@@ -124,3 +124,125 @@ fn generate_refuses_near_copies_of_an_indexed_training_set() {
     let e = fails(&["generate", "--seeds", "1", "--out", out.to_str().unwrap(), "--copy-index", dir.path().join("bad.safetensors").to_str().unwrap()]);
     assert!(e.contains("bad.safetensors"), "{e}");
 }
+
+/// `limner animate` checks every frame against the model's training index (the default's is
+/// embedded): psi 1 seed 2 is a near copy of its training image `seed00000002.png`, so an
+/// animation starting there is refused (nothing written, the frame shown beside the training
+/// thumbnail) unless `--allow-near-copy`, which its label records; other seeds pass with the
+/// closest distances per space in the label.
+#[test]
+fn animate_refuses_a_near_copy_frame_unless_allowed_and_records_it() {
+    let device = burn::tensor::Device::flex();
+    if limner_core::testing::fetched(limner_faces::recognition::FaceRecognitionNet::load_fetched(&device)).is_none()
+        || limner_core::testing::fetched(limner_nets::InceptionV3::load_fetched(&device)).is_none()
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let gif = dir.path().join("a.gif");
+    let g = gif.to_str().unwrap();
+    let e = fails(&["animate", "--through", "2,100000", "--psi", "1", "--frames", "4", "--out", g]);
+    assert!(e.contains("near copy") && e.contains("frame000") && e.contains("seed00000002") && e.contains("--allow-near-copy"), "{e}");
+    assert!(!gif.exists() && !gif.with_extension("json").exists(), "a refused animation writes nothing");
+    assert!(dir.path().join("near-copy-frame000.png").is_file());
+    ok(&["animate", "--through", "2,100000", "--psi", "1", "--frames", "4", "--out", g, "--allow-near-copy"]);
+    let label = ok(&["inspect", g]);
+    assert!(label.contains("nearest training images: ") && label.contains("frame 0") && label.contains("written anyway, the user allowed it"), "{label}");
+    let j: serde_json::Value = serde_json::from_str(&ok(&["inspect", "--json", g])).unwrap();
+    let recipe: serde_json::Value = serde_json::from_str(j["label"]["recipe"].as_str().unwrap()).unwrap();
+    let nt = &recipe["nearest_training"];
+    assert_eq!(nt["frames_checked"], 4, "{nt}");
+    assert_eq!(nt["near_copy_frames"][0], 0, "{nt}");
+    // new faces: written, with the distances
+    let gif2 = dir.path().join("b.gif");
+    ok(&["animate", "--through", "100001,100002", "--psi", "0.7", "--frames", "4", "--out", gif2.to_str().unwrap()]);
+    let label = ok(&["inspect", gif2.to_str().unwrap()]);
+    assert!(label.contains("identity") && label.contains("near copy: no"), "{label}");
+}
+
+/// Writes `n` distinct 24×24 PNGs: coloured blobs on varied backgrounds (`offset` varies the set).
+fn write_blobs(dir: &Path, n: usize, offset: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for k in 0..n {
+        let i = k + offset;
+        let mut px = vec![0u8; 24 * 24 * 3];
+        for y in 0..24 {
+            for x in 0..24 {
+                let inside = (x as i32 - 12 + (i % 5) as i32 - 2).pow(2) + (y as i32 - 12).pow(2) < 40 + (i * 7 % 30) as i32;
+                let p = (y * 24 + x) * 3;
+                let c = if inside { [(i * 37 % 256) as u8, (i * 91 % 256) as u8, (255 - i * 53 % 256) as u8] } else { [(x * 10) as u8, (40 + i * 3 % 50) as u8, (y * 10) as u8] };
+                px[p..p + 3].copy_from_slice(&c);
+            }
+        }
+        limner_data::imageio::save_png_rgb(&dir.join(format!("{i:03}.png")), 24, 24, &px).unwrap();
+    }
+}
+
+fn sha256_file(p: &Path) -> String {
+    limner_data::provenance::sha256_file(p).unwrap()
+}
+
+/// `limner train` and `limner models freeze` write MODEL_CARD.md and model-card.json beside the
+/// model (dataset sha256, image count and bytes, weights bytes, their ratio, the training
+/// command, the latest audit once one exists) and the training index for the copy check, which
+/// `generate` then uses. A hand-written card keeps its text; the generated part is replaced.
+#[test]
+fn train_and_freeze_write_the_model_card_and_the_training_index() {
+    let device = burn::tensor::Device::flex();
+    let nets = limner_core::testing::fetched(limner_faces::recognition::FaceRecognitionNet::load_fetched(&device)).is_some()
+        && limner_core::testing::fetched(limner_nets::InceptionV3::load_fetched(&device)).is_some();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let s = |p: &str| t.join(p).to_string_lossy().to_string();
+    write_blobs(&t.join("photos"), 40, 0);
+    write_blobs(&t.join("held"), 12, 100);
+    ok(&["dataset", "build", &s("photos"), "--res", "16", "--out", &s("d.limner"), "--near-dup", "0"]);
+    let small = ["--batch", "8", "--z-dim", "16", "--w-dim", "16", "--mapping-layers", "2", "--channel-base", "256", "--channel-max", "32"];
+    let (d, r) = (s("d.limner"), s("run"));
+    let mut args = vec!["train", "--data", &d, "--out", &r, "--kimg", "0.024", "--snap-kimg", "0.024"];
+    args.extend(small);
+    let text = ok(&args);
+    assert!(text.contains("model card: ") && text.contains("% of the size of the 40 training images"), "{text}");
+    let card: serde_json::Value = serde_json::from_slice(&std::fs::read(t.join("run/model-card.json")).unwrap()).unwrap();
+    assert_eq!(card["dataset"]["sha256"], sha256_file(&t.join("d.limner")), "{card}");
+    assert_eq!(card["dataset"]["images"], 40);
+    assert_eq!(card["dataset"]["pixel_bytes"], 40 * 16 * 16 * 3);
+    let weights = std::fs::metadata(t.join("run/generator.safetensors")).unwrap().len();
+    assert_eq!(card["weights_bytes"], weights);
+    assert!((card["ratio"].as_f64().unwrap() - weights as f64 / (40.0 * 16.0 * 16.0 * 3.0)).abs() < 1e-9, "{card}");
+    assert!(card["training_command"].as_str().unwrap().starts_with("limner train --data"), "{card}");
+    assert!(card["audit"].is_null(), "no audit yet: {card}");
+    let md = std::fs::read_to_string(t.join("run/MODEL_CARD.md")).unwrap();
+    assert!(md.contains("of the size of the images it learned from") && md.contains(card["dataset"]["sha256"].as_str().unwrap()), "{md}");
+    if nets {
+        assert_eq!(card["training_index"]["images"], 40, "{card}");
+        assert!(card["training_index"]["calibration"].as_str().unwrap().starts_with("leave-one-out"), "{card}");
+        assert!(t.join("run/training-index.safetensors").is_file());
+    }
+
+    // an audit of the run, then a freeze: the frozen model's card shows the audit's numbers,
+    // keeps the hand-written text, and its index is the run's
+    ok(&["audit", "--model", &r, "--data", &d, "--heldout", &s("held"), "--samples", "8", "--spaces", "pixels", "--out", &s("run/audit")]);
+    std::fs::create_dir_all(t.join("frozen")).unwrap();
+    std::fs::write(t.join("frozen/MODEL_CARD.md"), "# blobs\n\nHand-written notes stay.\n").unwrap();
+    for _ in 0..2 {
+        let text = ok(&["models", "freeze", "--run", &r, "--out", &s("frozen")]);
+        assert!(text.contains("model card: "), "{text}");
+    }
+    let card: serde_json::Value = serde_json::from_slice(&std::fs::read(t.join("frozen/model-card.json")).unwrap()).unwrap();
+    assert_eq!(card["weights_bytes"], std::fs::metadata(t.join("frozen/generator.safetensors")).unwrap().len());
+    assert!(card["weights_bytes"].as_u64().unwrap() < weights, "half precision: {card}");
+    assert_eq!(card["audit"]["samples"], 8, "{card}");
+    assert_eq!(card["audit"]["spaces"][0]["space"], "pixels", "{card}");
+    let md = std::fs::read_to_string(t.join("frozen/MODEL_CARD.md")).unwrap();
+    assert!(md.starts_with("# blobs\n\nHand-written notes stay."), "{md}");
+    assert_eq!(md.matches("limner model card: generated").count(), 1, "one generated part after two freezes: {md}");
+    assert!(md.contains("| pixels | "), "{md}");
+    if nets {
+        assert_eq!(std::fs::read(t.join("frozen/training-index.safetensors")).unwrap(), std::fs::read(t.join("run/training-index.safetensors")).unwrap());
+        // the frozen model's exports are checked against it
+        ok(&["generate", "--model", &s("frozen/generator.safetensors"), "--seeds", "0", "--out", &s("g"), "--allow-near-copy"]);
+        let label = ok(&["inspect", &s("g/seed0000.png")]);
+        assert!(label.contains("nearest training images: ") && label.contains("identity"), "{label}");
+    }
+}

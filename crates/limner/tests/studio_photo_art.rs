@@ -361,3 +361,70 @@ fn lineages_and_slider_sweeps_animate_to_gif_and_apng() {
     assert_eq!(animate(json!({"images": [a, 999999]})).status, 404);
     s.stop();
 }
+
+/// The nearest-training record a file's label carries (`limner_audit::guard`).
+fn nearest(bytes: &[u8]) -> Value {
+    let r: Value = serde_json::from_str(label(bytes).recipe.as_deref().expect("a recipe in the label")).unwrap();
+    r["nearest_training"].clone()
+}
+
+/// The copy check on the studio's kept faces and exports (issue 18 §3), with the default model's
+/// embedded training index: a new face is kept and exported with its nearest training distances
+/// in the label (the same pixels as shown); psi 1 seed 2, a near copy of its training image
+/// `seed00000002.png`, is refused (409, the reason, the pair side by side, nothing kept) unless
+/// the request sets `allow_near_copy`, which the kept file and its export record.
+#[test]
+fn kept_and_exported_faces_carry_nearest_training_distances_and_near_copies_need_an_override() {
+    if !fetched(&["face-recognition", "inception-v3"]) {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let s = studio(home.path(), &["--workers", "1"]);
+    let keep = |seed: u64, psi: f64, allow: Option<bool>| {
+        let mut b = json!({"model": "default", "seed": seed, "psi": psi, "noise": 1.0, "curator": "Ada"});
+        if let Some(a) = allow {
+            b["allow_near_copy"] = a.into();
+        }
+        send_json("POST", &s.url("/api/keep"), &b)
+    };
+    let k = keep(100001, 0.7, None);
+    assert_eq!(k.status, 201, "{}", k.text());
+    let k = k.json();
+    let kept = get(&s.url(k["url"].as_str().unwrap())).body;
+    let shown = get(&s.url("/api/face?seed=100001&psi=0.7&noise=1")).body;
+    assert_eq!(decode_png(&kept), decode_png(&shown), "the kept file has the pixels shown");
+    let nt = nearest(&kept);
+    assert_eq!(nt["near_copy"], false, "{nt}");
+    for space in ["identity", "inception"] {
+        let d = &nt["distances"][space];
+        assert!(d["distance"].as_f64().unwrap() >= d["threshold"].as_f64().unwrap(), "{space}: {nt}");
+        assert!(d["nearest"].as_str().unwrap().starts_with("seed"), "{nt}");
+    }
+    let id = k["id"].as_i64().unwrap();
+    for format in ["png", "jpeg"] {
+        let e = get(&s.url(&format!("/api/images/{id}/export?format={format}")));
+        assert_eq!(e.status, 200, "{}", e.text());
+        assert_eq!(nearest(&e.body), nt, "{format}: the export carries the kept face's distances");
+    }
+
+    // a near copy: refused, with the reason and the pair; nothing kept
+    let r = keep(2, 1.0, None);
+    assert_eq!(r.status, 409, "{}", r.text());
+    let j = r.json();
+    let msg = j["error"].as_str().unwrap();
+    assert!(msg.contains("near copy") && msg.contains("seed00000002") && msg.contains("allow_near_copy"), "{msg}");
+    assert!(j["side_by_side"].as_str().unwrap().starts_with("data:image/png;base64,"), "{j}");
+    let pair = png_of(&j["side_by_side"]);
+    assert_eq!(decode_png(&pair).dimensions(), (196, 96));
+    assert_eq!(get(&s.url("/api/images")).json().as_array().unwrap().len(), 1, "the refused face was not kept");
+    // the override: kept, and recorded in its file and its export
+    let r = keep(2, 1.0, Some(true));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = r.json();
+    let nt = nearest(&get(&s.url(r["url"].as_str().unwrap())).body);
+    assert_eq!((nt["near_copy"].clone(), nt["allowed_by_user"].clone()), (json!(true), json!(true)), "{nt}");
+    let e = get(&s.url(&format!("/api/images/{}/export?format=png", r["id"])));
+    assert_eq!(e.status, 200, "{}", e.text());
+    assert_eq!(nearest(&e.body)["allowed_by_user"], true);
+    s.stop();
+}

@@ -37,6 +37,11 @@ async function api(method, url, body) {
   }
   const r = await fetch(url, opts);
   const data = await r.json().catch(() => ({}));
+  // a near copy of a training image: the curator decides, and the override is recorded
+  if (r.status === 409 && data.near_copy && body && !body.allow_near_copy
+      && window.confirm(`${data.error}\n\nKeep it anyway? (recorded in its label)`)) {
+    return api(method, url, { ...body, allow_near_copy: true });
+  }
   if (!r.ok) throw new Error(data.error || `${r.status} ${r.statusText}`);
   return data;
 }
