@@ -1168,6 +1168,9 @@ pub struct AnimateBody {
     looped: bool,
     /// gif (default) or apng; mp4 is explained, not written
     format: Option<String>,
+    /// write it even when a frame is a near copy of a training image (recorded in its label)
+    #[serde(default)]
+    allow_near_copy: bool,
 }
 
 /// `POST /api/animate {"images": [ids] | "lineage": id | "sweep": {"image", "slider", "from",
@@ -1224,8 +1227,8 @@ async fn animate(State(s): St, Json(b): Json<AnimateBody>) -> Result<Response, A
         }
         None => render::Animation::Through { keys },
     };
-    let looped = b.looped;
-    let bytes = on_pool(&s, "animate", move |m| render::animate(m, &a, frames, looped, fps, format)).await?;
+    let (looped, allow) = (b.looped, b.allow_near_copy);
+    let bytes = on_pool(&s, "animate", move |m| render::animate(m, &a, frames, looped, fps, format, allow)).await?;
     let (mime, ext) = match format {
         Format::Gif => ("image/gif", "gif"),
         Format::Apng => ("image/apng", "png"),

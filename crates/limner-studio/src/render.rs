@@ -135,6 +135,16 @@ impl Models {
         Ok((self.loaded[&key].as_ref(), self.catalogues[&key].clone()))
     }
 
+    /// The copy check of `model`'s faces (opened on first use; `None` when no training index
+    /// applies or its networks are not fetched).
+    pub fn guard(&mut self, model: &str) -> Result<Option<&mut limner_audit::guard::CopyGuard>> {
+        if !self.guards.contains_key(model) {
+            let g = limner_audit::guard::CopyGuard::open(model, None, false, &mut |n| eprintln!("limner studio: {n}"))?;
+            self.guards.insert(model.to_string(), g);
+        }
+        Ok(self.guards.get_mut(model).and_then(|g| g.as_mut()))
+    }
+
     /// The model `name` at `size` (opened on first use).
     pub fn get(&mut self, name: &str, size: usize) -> Result<&dyn Model> {
         let key = (name.to_string(), size);
@@ -173,11 +183,7 @@ pub const OVERRIDE: &str = "set \"allow_near_copy\": true in the request (export
 /// The copy check of a generated face (its PNG, made by `model`) against the model's training
 /// index, as the CLI's exports are checked (`limner_audit::guard`).
 pub fn copy_check(models: &mut Models, model: &str, png: &[u8], allow: bool) -> Result<Checked> {
-    if !models.guards.contains_key(model) {
-        let g = limner_audit::guard::CopyGuard::open(model, None, false, &mut |n| eprintln!("limner studio: {n}"))?;
-        models.guards.insert(model.to_string(), g);
-    }
-    let Some(g) = models.guards.get_mut(model).and_then(|g| g.as_mut()) else { return Ok(Checked::Passed(None)) };
+    let Some(g) = models.guard(model)? else { return Ok(Checked::Passed(None)) };
     let rgb = image::load_from_memory_with_format(png, image::ImageFormat::Png)?.to_rgb8();
     ensure!(rgb.width() == rgb.height(), "the copy check takes square faces");
     let face = limner_audit::Rgb8::new(rgb.width() as usize, rgb.into_raw());
@@ -739,7 +745,10 @@ pub enum Animation {
 }
 
 /// Renders and encodes an animation, labelled (AI-made, the model, frames and fps).
-pub fn animate(models: &mut Models, a: &Animation, frames: usize, looped: bool, fps: u16, format: limner_edit::animate::Format) -> Result<Vec<u8>> {
+/// Every frame is checked against the model's training index as `limner animate` does: a near
+/// copy is an error unless `allow`, and the label records the closest frame per space.
+#[allow(clippy::too_many_arguments)]
+pub fn animate(models: &mut Models, a: &Animation, frames: usize, looped: bool, fps: u16, format: limner_edit::animate::Format, allow: bool) -> Result<Vec<u8>> {
     use limner_edit::animate;
     let key0 = match a {
         Animation::Through { keys } => keys.first().ok_or_else(|| anyhow::anyhow!("no keyframes"))?,
@@ -757,7 +766,17 @@ pub fn animate(models: &mut Models, a: &Animation, frames: usize, looped: bool, 
     };
     let m = models.get(&name, size)?;
     let images = animate::render_frames(m, &list, &mut |_| {});
+    let record = match models.guard(&name)? {
+        Some(g) => {
+            let faces: Vec<limner_audit::Rgb8> = images.iter().map(|i| limner_audit::Rgb8::new(i.width, i.to_rgb8())).collect();
+            let names: Vec<String> = (0..faces.len()).map(|i| format!("frame {i}")).collect();
+            let checks = g.measure(&faces)?;
+            g.allowing(allow).verdict(&checks, &faces, &names, None, OVERRIDE)?;
+            Some(limner_audit::guard::frames_record(&checks, allow))
+        }
+        None => None,
+    };
     let bytes = animate::encode(&images, format, fps)?;
     let recipes: Vec<Recipe> = list.into_iter().map(|f| f.recipe).collect();
-    limner_data::provenance::embed(&bytes, &animate::provenance(&recipes, fps)?)
+    limner_data::provenance::embed(&bytes, &limner_audit::guard::labelled(&animate::provenance(&recipes, fps)?, record.as_ref()))
 }

@@ -168,7 +168,10 @@ fn a_photo_is_refused_without_a_face_and_projected_kept_and_edited_with_one() {
     assert_eq!(k.status, 201, "{}", k.text());
     let k = k.json();
     assert_eq!(k["author"], "Ada");
-    assert_eq!(k["hash"].as_str().unwrap(), sha256_hex(&png), "the kept face is the projection shown");
+    // the kept face is the projection shown, its label adding the nearest training distances
+    let kept = get(&s.url(k["url"].as_str().unwrap())).body;
+    assert_eq!(decode_png(&kept), decode_png(&png), "the kept face is the projection shown");
+    assert_eq!(nearest(&kept)["near_copy"], false, "{}", nearest(&kept));
     let kid = k["id"].as_i64().unwrap();
     let slid = send_json("POST", &s.url("/api/slide"), &json!({"image": kid, "moves": [{"slider": "sefa:coarse:0", "value": 3.0}]}));
     assert_eq!(slid.status, 200, "{}", slid.text());
@@ -426,5 +429,16 @@ fn kept_and_exported_faces_carry_nearest_training_distances_and_near_copies_need
     let e = get(&s.url(&format!("/api/images/{}/export?format=png", r["id"])));
     assert_eq!(e.status, 200, "{}", e.text());
     assert_eq!(nearest(&e.body)["allowed_by_user"], true);
+    // an animation from it: its first frame is that near copy, refused unless allowed
+    let body = json!({"images": [r["id"], k["id"]], "frames": 4});
+    let a = send_json("POST", &s.url("/api/animate"), &body);
+    assert_eq!(a.status, 422, "{}", a.text());
+    assert!(a.text().contains("near copy") && a.text().contains("frame 0") && a.text().contains("allow_near_copy"), "{}", a.text());
+    let mut body = body;
+    body["allow_near_copy"] = true.into();
+    let a = send_json("POST", &s.url("/api/animate"), &body);
+    assert_eq!(a.status, 200, "{}", a.text());
+    let nt = nearest(&a.body);
+    assert_eq!((nt["near_copy_frames"][0].clone(), nt["allowed_by_user"].clone()), (json!(0), json!(true)), "{nt}");
     s.stop();
 }
