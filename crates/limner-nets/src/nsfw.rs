@@ -25,6 +25,10 @@ pub const NSFW_SIZE: usize = 299;
 /// nsfwjs' classes in the order of its outputs (`NSFW_CLASSES`); the loader checks the file's.
 pub const CLASSES: [&str; 5] = ["Drawing", "Hentai", "Neutral", "Porn", "Sexy"];
 
+/// [`NsfwClassifier::classify_rgb8`] brings pictures with a longer side over this down to it
+/// (in 8-bit) first.
+pub const MAX_SIDE: usize = 1024;
+
 /// Images per forward pass (299 px activations: about 60 MB an image at the widest layer).
 const BATCH: usize = 4;
 
@@ -157,12 +161,23 @@ impl NsfwClassifier {
     }
 
     /// Classifies one 8-bit RGB picture (`rgb` row-major, `w`×`h`×3), as nsfwjs does with a
-    /// decoded image. Bring large photos down first (the studio does, to 1024 px): this makes a
-    /// float copy of the whole picture.
+    /// decoded image; a picture whose longer side is over [`MAX_SIDE`] is first brought down to
+    /// it in 8-bit (triangle filter), so a large photo never becomes a large float copy (nsfwjs'
+    /// own bilinear resize to 299 px would only sample it more coarsely).
     pub fn classify_rgb8(&self, w: usize, h: usize, rgb: &[u8]) -> Result<NsfwScores> {
         if w == 0 || h == 0 || rgb.len() != w * h * 3 {
             bail!("{} bytes are not a {w}×{h} RGB picture", rgb.len());
         }
+        let small;
+        let (w, h, rgb) = if w.max(h) > MAX_SIDE {
+            let s = MAX_SIDE as f64 / w.max(h) as f64;
+            let (sw, sh) = (((w as f64 * s).round() as u32).max(1), ((h as f64 * s).round() as u32).max(1));
+            let full = image::RgbImage::from_raw(w as u32, h as u32, rgb.to_vec()).ok_or_else(|| anyhow!("bad picture buffer"))?;
+            small = image::imageops::resize(&full, sw, sh, image::imageops::FilterType::Triangle);
+            (sw as usize, sh as usize, small.as_raw().as_slice())
+        } else {
+            (w, h, rgb)
+        };
         let data: Vec<f32> = rgb.iter().map(|&v| v as f32 / 255.0).collect();
         let x = Tensor::<4>::from_data(TensorData::new(data, [1, h, w, 3]), &self.net.device()).permute([0, 3, 1, 2]);
         Ok(self.classify(x).pop().expect("one image"))

@@ -506,7 +506,7 @@ function initSliders() {
 }
 
 // ---------------------------------------------------------------- Your photo
-const photo = { job: null, timer: null, result: null, models: [] };
+const photo = { job: null, timer: null, result: null, models: [], events: null };
 
 function photoState(text, st) {
   const p = $('#photo-state');
@@ -549,6 +549,7 @@ async function photoGo() {
   const file = $('#photo-file').files[0];
   if (!file) return;
   clearTimeout(photo.timer);
+  if (photo.events) { photo.events.close(); photo.events = null; }
   photo.result = null;
   delete $('#photo-keep').dataset.keptId;
   $('#photo-next').hidden = true;
@@ -566,7 +567,7 @@ async function photoGo() {
     $('#photo-before').dataset.state = 'loaded';
     if (data.faces > 1) status(`${data.faces} faces in the photo: projecting the largest`);
     paintJob(data);
-    pollJob();
+    followJob();
   } catch (e) {
     photo.job = null;
     photoState(`Refused: ${e.message}`, 'refused');
@@ -603,9 +604,36 @@ function paintJob(j) {
   photoButtons();
 }
 
+// The projection's progress: streamed (Server-Sent Events on /api/jobs/ID/events); when the
+// stream cannot be opened or breaks, polled (GET /api/jobs/ID) instead.
+function followJob() {
+  clearTimeout(photo.timer);
+  if (photo.events) { photo.events.close(); photo.events = null; }
+  if (!photo.job) return;
+  if (typeof EventSource !== 'function') return pollJob();
+  const id = photo.job.id;
+  const es = new EventSource(`/api/jobs/${id}/events`);
+  photo.events = es;
+  $('#photo-progress').dataset.following = 'events';
+  es.addEventListener('progress', ev => {
+    if (photo.events !== es) return;
+    const j = JSON.parse(ev.data);
+    if (!photo.job || photo.job.id !== j.id) { es.close(); return; }
+    paintJob(j);
+    if (!['queued', 'running'].includes(j.status)) { es.close(); photo.events = null; }
+  });
+  es.onerror = () => {
+    if (photo.events !== es) return;
+    es.close();
+    photo.events = null;
+    if (photo.job && photo.job.id === id && ['queued', 'running'].includes(photo.job.status)) pollJob();
+  };
+}
+
 async function pollJob() {
   clearTimeout(photo.timer);
   if (!photo.job) return;
+  $('#photo-progress').dataset.following = 'polling';
   try {
     const j = await api('GET', `/api/jobs/${photo.job.id}`);
     paintJob(j);
@@ -645,7 +673,7 @@ function initPhoto() {
   $('#photo-go').addEventListener('click', photoGo);
   $('#photo-cancel').addEventListener('click', async () => {
     if (!photo.job) return;
-    try { paintJob(await api('DELETE', `/api/jobs/${photo.job.id}`)); pollJob(); } catch (e) { status(e.message, true); }
+    try { paintJob(await api('DELETE', `/api/jobs/${photo.job.id}`)); if (!photo.events) pollJob(); } catch (e) { status(e.message, true); }
   });
   $('#photo-keep').addEventListener('click', photoKeep);
   $('#photo-form').addEventListener('submit', e => e.preventDefault());
