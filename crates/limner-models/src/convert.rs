@@ -220,10 +220,17 @@ fn fold_conv_bn(model: &tfjs::LayersModel, layers: &[Value]) -> Result<(StateDic
         }
         sd.insert(format!("{name}.weight"), HostTensor { shape: vec![cout, cin, kh, kw], data: w });
         sd.insert(format!("{name}.bias"), HostTensor { shape: vec![cout], data: bias.iter().map(|&b| b as f32).collect() });
-        convs.push(json!({
-            "name": name, "kernel": c["kernel_size"], "strides": c["strides"], "padding": c["padding"],
-            "batch_norm": bn_name, "epsilon": eps,
-        }));
+        // keys sorted whatever serde_json's features (c2pa turns on preserve_order), so the
+        // metadata is the same text from every build
+        let rec: BTreeMap<&str, Value> = BTreeMap::from([
+            ("name", json!(name)),
+            ("kernel", c["kernel_size"].clone()),
+            ("strides", c["strides"].clone()),
+            ("padding", c["padding"].clone()),
+            ("batch_norm", json!(bn_name)),
+            ("epsilon", json!(eps)),
+        ]);
+        convs.push(Value::Object(rec.into_iter().map(|(k, v)| (k.to_string(), v)).collect()));
     }
     Ok((sd, convs))
 }
