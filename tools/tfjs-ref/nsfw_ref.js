@@ -9,11 +9,13 @@
 // aligned corners to 299) and returns the softmax; OUT.json gets the probabilities in nsfwjs'
 // class order and the class names (NSFW_CLASSES).
 const fs = require('fs');
+const path = require('path');
 const tf = require('@tensorflow/tfjs');
 require('@tensorflow/tfjs-backend-wasm');
 const nsfwjs = require('nsfwjs/core');
 const { InceptionV3Model } = require('nsfwjs/models/inception_v3');
-const { NSFW_CLASSES } = require('nsfwjs/dist/cjs/nsfw_classes');
+// the class names are not among the package's exports: read from its own file beside index.js
+const { NSFW_CLASSES } = require(path.join(path.dirname(require.resolve('nsfwjs')), 'nsfw_classes.js'));
 
 async function main() {
   const [out, ...rest] = process.argv.slice(2);
