@@ -554,6 +554,7 @@ async function photoGo() {
   delete $('#photo-keep').dataset.keptId;
   $('#photo-next').hidden = true;
   $('#photo-after').dataset.state = 'empty';
+  delete $('#photo-after').dataset.step;
   $('#photo-before').dataset.state = 'empty';
   photoState('Looking for the face…', 'uploading');
   $('#photo-go').disabled = true;
@@ -594,9 +595,11 @@ function paintJob(j) {
   photoState(texts[j.status] || j.status, j.status);
   const after = $('#photo-after');
   const src = j.result ? j.result.png : j.preview;
-  if (src && after.dataset.step !== String(j.preview_step)) {
+  // the result replaces the preview of the same step (the event stream shows both)
+  const key = j.result ? `result ${j.id}` : String(j.preview_step);
+  if (src && after.dataset.step !== key) {
     after.src = src;
-    after.dataset.step = String(j.preview_step);
+    after.dataset.step = key;
     after.dataset.state = j.result ? 'loaded' : 'preview';
   }
   $('#photo-after-cap').textContent = j.result ? "the model's closest face (keep it to edit it)" : `the model's face at step ${j.preview_step || 0}`;
