@@ -542,8 +542,8 @@ fn fit(w: usize, h: usize, side: usize) -> (usize, usize) {
 
 /// The explicit-content threshold by default (`limner studio --nsfw-threshold`): an upload whose
 /// probability of being explicit by nsfwjs' classifier, P(Porn) + P(Hentai) + P(Sexy), is above
-/// it is refused. 0.6: a clothed portrait scores well under it (0.0–0.2 on the test faces); a
-/// picture nsfwjs finds more likely explicit than not, with some margin, is over it.
+/// it is refused. 0.6: clothed portraits score well under it (0.000–0.124 on 20 of the shared
+/// 128 px faces); a picture nsfwjs finds more likely explicit than not, with some margin, is over it.
 pub const NSFW_THRESHOLD: f32 = 0.6;
 
 /// What screening an upload found.
