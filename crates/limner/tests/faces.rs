@@ -1,4 +1,5 @@
-//! `limner describe` and `limner dataset build --align` end to end on real faces.
+//! `limner describe` and `limner dataset build --align` end to end on real faces, and `limner
+//! nsfw` (nsfwjs' classifier; needs `limner models fetch --only inception-v3`).
 //!
 //! Needs `limner models fetch --only face-api` (under CI=true a missing model fails the test;
 //! elsewhere it is skipped with a note). Faces: /work/shared/data/faces128 (or
