@@ -61,9 +61,12 @@ pub const FACE_API_MODELS: [(&str, &str); 7] = [
     ("face-expression", "face_expression_model"),
 ];
 
-/// nsfwjs' TF.js InceptionV3 → `inception-v3.safetensors`.
+/// nsfwjs' TF.js InceptionV3 → `inception-v3.safetensors` (up to `mixed5`) and
+/// `nsfwjs-head.safetensors` (the rest of nsfwjs' classifier: `mixed6` … `mixed10`, the 8×8
+/// average pool and the dense head). Two files so that `inception-v3.safetensors`, which the
+/// feature metrics, the perceptual distance and DeepDream load, stays as it was.
 ///
-/// Kept: every `Conv2D` up to `mixed5`, under its Keras name, with the batch norm that follows
+/// Kept: every `Conv2D`, under its Keras name, with the batch norm that follows
 /// it folded in (Keras InceptionV3 convs have no bias and their batch norms no scale):
 /// `conv2d_N.weight[o, i, kh, kw] = kernel[kh, kw, i, o] · s[o]` and
 /// `conv2d_N.bias[o] = beta[o] − moving_mean[o] · s[o]`, with
@@ -72,6 +75,11 @@ pub const FACE_API_MODELS: [(&str, &str); 7] = [
 /// convention (the model has no rescaling layer: it takes RGB in [0, 1], which nsfwjs makes by
 /// `/255` and a bilinear, aligned-corners resize) and each conv's kernel, strides and padding,
 /// which the loader checks against its architecture.
+///
+/// The head file also holds `dense_1` … `dense_3` (`dense_N.weight` `[in, out]` as Keras keeps
+/// it, `dense_N.bias` `[out]`: 2048 → 256 ReLU → 128 ReLU → 5 softmax; the dropouts do nothing
+/// at inference) and the class names in output order (metadata `classes`, from the package's
+/// `NSFW_CLASSES`).
 pub fn inception_v3(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
     let dir = "package/dist/models/inception_v3";
     let model = tfjs::read_min_js(archive.text(&format!("{dir}/model.min.js"))?, |shard| {
@@ -86,10 +94,92 @@ pub fn inception_v3(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
         bail!("expected the first layer after the input to be a Conv2D (no rescaling layer)");
     }
     let input_shape = layers[0].pointer("/config/batch_input_shape").cloned().unwrap_or(Value::Null);
+    let (sd, convs) = fold_conv_bn(&model, &layers[..=last])?;
+    let mut meta = BTreeMap::new();
+    meta.insert("format".into(), "limner-nets/inception-v3/1".into());
+    meta.insert("source".into(), "npm nsfwjs@4.3.0 dist/models/inception_v3 (TF.js layers model, 8-bit quantised)".into());
+    meta.insert("layers_up_to".into(), INCEPTION_LAST_LAYER.into());
+    meta.insert("batch_norm".into(), "folded: weight = kernel * s, bias = beta - moving_mean * s, s = 1/sqrt(moving_variance + epsilon)".into());
+    meta.insert("input_range".into(), "[0,1]".into());
+    meta.insert("input_scale".into(), "1".into());
+    meta.insert("input_offset".into(), "0".into());
+    meta.insert("input_shape".into(), input_shape.to_string());
+    meta.insert("resize".into(), "bilinear, align_corners=true (as nsfwjs)".into());
+    meta.insert("convs".into(), Value::Array(convs).to_string());
+    let trunk = safetensors_bytes(&sd, &meta, Precision::F32)?;
+
+    // the rest: mixed6 ... mixed10 and the head
+    let rest = &layers[last + 1..];
+    let (mut sd, convs) = fold_conv_bn(&model, rest)?;
+    let dense: Vec<&Value> = rest.iter().filter(|l| l["class_name"] == "Dense").collect();
+    let acts: Vec<&str> = dense.iter().map(|l| l.pointer("/config/activation").and_then(Value::as_str).unwrap_or("")).collect();
+    if dense.len() != 3 || acts != ["relu", "relu", "softmax"] {
+        bail!("expected nsfwjs' head of three dense layers (relu, relu, softmax), found {} with activations {acts:?}", dense.len());
+    }
+    let pool = rest.iter().find(|l| l["class_name"] == "AveragePooling2D" && l.pointer("/inbound_nodes/0/0/0").and_then(Value::as_str) == Some("mixed10"));
+    let pool_size = pool.and_then(|p| p.pointer("/config/pool_size")).cloned().ok_or_else(|| anyhow!("no average pool after mixed10"))?;
+    for (n, l) in dense.iter().enumerate() {
+        let name = l["name"].as_str().unwrap_or_default();
+        if l.pointer("/config/use_bias") != Some(&Value::Bool(true)) {
+            bail!("`{name}` has no bias");
+        }
+        let k = model.weight(&format!("{name}/kernel"))?;
+        let b = model.weight(&format!("{name}/bias"))?;
+        if k.shape.len() != 2 || b.shape != [k.shape[1]] {
+            bail!("`{name}`: kernel {:?} and bias {:?} do not make a dense layer", k.shape, b.shape);
+        }
+        sd.insert(format!("dense_{}.weight", n + 1), HostTensor { shape: k.shape.clone(), data: k.data.clone() });
+        sd.insert(format!("dense_{}.bias", n + 1), HostTensor { shape: b.shape.clone(), data: b.data.clone() });
+    }
+    let classes = nsfw_classes(archive)?;
+    let units = dense[2].pointer("/config/units").and_then(Value::as_u64).unwrap_or(0) as usize;
+    if classes.len() != units {
+        bail!("the package names {} classes, its last dense layer has {units} units", classes.len());
+    }
+    let mut meta = BTreeMap::new();
+    meta.insert("format".into(), "limner-nets/nsfwjs-head/1".into());
+    meta.insert("source".into(), "npm nsfwjs@4.3.0 dist/models/inception_v3 (TF.js layers model, 8-bit quantised): the layers after mixed5".into());
+    meta.insert("layers_after".into(), INCEPTION_LAST_LAYER.into());
+    meta.insert("batch_norm".into(), "folded: weight = kernel * s, bias = beta - moving_mean * s, s = 1/sqrt(moving_variance + epsilon)".into());
+    meta.insert("input_shape".into(), input_shape.to_string());
+    meta.insert("resize".into(), "bilinear, align_corners=true (as nsfwjs)".into());
+    meta.insert("pool".into(), pool_size.to_string());
+    meta.insert("head".into(), "mixed10 -> average pool -> flatten -> dense_1 relu -> dense_2 relu -> dense_3 softmax (dense weights [in, out])".into());
+    meta.insert("classes".into(), Value::from(classes).to_string());
+    meta.insert("convs".into(), Value::Array(convs).to_string());
+    let head = safetensors_bytes(&sd, &meta, Precision::F32)?;
+    Ok(vec![("inception-v3".into(), trunk), (NSFW_HEAD.into(), head)])
+}
+
+/// The converted file of nsfwjs' classifier after `mixed5` (beside `inception-v3`).
+pub const NSFW_HEAD: &str = "nsfwjs-head";
+
+/// nsfwjs' class names in output order, read from the package's `dist/cjs/nsfw_classes.js`
+/// (`0: 'Drawing', 1: 'Hentai', ...`).
+fn nsfw_classes(archive: &Archive) -> Result<Vec<String>> {
+    let js = archive.text("package/dist/cjs/nsfw_classes.js")?;
+    let mut out = vec![];
+    for line in js.lines() {
+        let Some((k, v)) = line.trim().trim_end_matches(',').split_once(':') else { continue };
+        let (Ok(i), Some(name)) = (k.trim().parse::<usize>(), v.trim().strip_prefix('\'').and_then(|v| v.strip_suffix('\''))) else { continue };
+        if i != out.len() {
+            bail!("nsfw_classes.js: class {i} out of order");
+        }
+        out.push(name.to_string());
+    }
+    if out.is_empty() {
+        bail!("nsfw_classes.js names no classes");
+    }
+    Ok(out)
+}
+
+/// Every `Conv2D` of `layers` with the batch norm (among `layers`) that follows it folded in:
+/// `conv2d_N.weight` `[out, in, kh, kw]` and `conv2d_N.bias`, and each conv's configuration.
+fn fold_conv_bn(model: &tfjs::LayersModel, layers: &[Value]) -> Result<(StateDict, Vec<Value>)> {
     let inbound = |l: &Value| -> Option<String> { l.pointer("/inbound_nodes/0/0/0").and_then(Value::as_str).map(str::to_string) };
     let mut sd = StateDict::new();
     let mut convs = vec![];
-    for l in &layers[..=last] {
+    for l in layers {
         if l["class_name"] != "Conv2D" {
             continue;
         }
@@ -100,7 +190,7 @@ pub fn inception_v3(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
         let mut bias = if c["use_bias"] == true { model.weight(&format!("{name}/bias"))?.data.iter().map(|&b| b as f64).collect() } else { vec![0.0f64; cout] };
         let mut scale = vec![1.0f64; cout];
         // the batch norm fed by this conv
-        let bn = layers[..=last]
+        let bn = layers
             .iter()
             .find(|b| b["class_name"] == "BatchNormalization" && inbound(b).as_deref() == Some(name.as_str()))
             .ok_or_else(|| anyhow!("no batch norm after `{name}`"))?;
@@ -130,23 +220,19 @@ pub fn inception_v3(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
         }
         sd.insert(format!("{name}.weight"), HostTensor { shape: vec![cout, cin, kh, kw], data: w });
         sd.insert(format!("{name}.bias"), HostTensor { shape: vec![cout], data: bias.iter().map(|&b| b as f32).collect() });
-        convs.push(json!({
-            "name": name, "kernel": c["kernel_size"], "strides": c["strides"], "padding": c["padding"],
-            "batch_norm": bn_name, "epsilon": eps,
-        }));
+        // keys sorted whatever serde_json's features (c2pa turns on preserve_order), so the
+        // metadata is the same text from every build
+        let rec: BTreeMap<&str, Value> = BTreeMap::from([
+            ("name", json!(name)),
+            ("kernel", c["kernel_size"].clone()),
+            ("strides", c["strides"].clone()),
+            ("padding", c["padding"].clone()),
+            ("batch_norm", json!(bn_name)),
+            ("epsilon", json!(eps)),
+        ]);
+        convs.push(Value::Object(rec.into_iter().map(|(k, v)| (k.to_string(), v)).collect()));
     }
-    let mut meta = BTreeMap::new();
-    meta.insert("format".into(), "limner-nets/inception-v3/1".into());
-    meta.insert("source".into(), "npm nsfwjs@4.3.0 dist/models/inception_v3 (TF.js layers model, 8-bit quantised)".into());
-    meta.insert("layers_up_to".into(), INCEPTION_LAST_LAYER.into());
-    meta.insert("batch_norm".into(), "folded: weight = kernel * s, bias = beta - moving_mean * s, s = 1/sqrt(moving_variance + epsilon)".into());
-    meta.insert("input_range".into(), "[0,1]".into());
-    meta.insert("input_scale".into(), "1".into());
-    meta.insert("input_offset".into(), "0".into());
-    meta.insert("input_shape".into(), input_shape.to_string());
-    meta.insert("resize".into(), "bilinear, align_corners=true (as nsfwjs)".into());
-    meta.insert("convs".into(), Value::Array(convs).to_string());
-    Ok(vec![("inception-v3".into(), safetensors_bytes(&sd, &meta, Precision::F32)?)])
+    Ok((sd, convs))
 }
 
 /// face-api's weight maps → one safetensors file per network, under the manifest's own names

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::convert;
-pub use crate::convert::{Archive, FACE_API_MODELS, FACE_API_MODEL_DIR, INCEPTION_LAST_LAYER, RANDOM_FACE_DATA, STYLE_MULTI, STYLE_PREDICT, STYLE_TRANSFORM};
+pub use crate::convert::{Archive, FACE_API_MODELS, FACE_API_MODEL_DIR, INCEPTION_LAST_LAYER, NSFW_HEAD, RANDOM_FACE_DATA, STYLE_MULTI, STYLE_PREDICT, STYLE_TRANSFORM};
 
 /// Which registry a package comes from (and so which client downloads it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,9 +95,9 @@ pub static SOURCES: &[Source] = &[Source {
     package: "nsfwjs",
     version: "4.3.0",
     sha256: "4496790efc9bdc6f3e85a826a8e482c1fa1e9db4b3d18c095e98cc0c73cfb12f",
-    licence: "nsfwjs package: MIT; InceptionV3 up to mixed5: Keras' ImageNet weights (ImageNet-trained)",
-    what: "InceptionV3 up to mixed5 (ImageNet), from nsfwjs' TF.js model, batch norm folded",
-    nets: &["inception-v3"],
+    licence: "nsfwjs package: MIT; InceptionV3 up to mixed5: Keras' ImageNet weights (ImageNet-trained); mixed6 on and the head: nsfwjs' fine-tuning (MIT)",
+    what: "InceptionV3 up to mixed5 (ImageNet), and nsfwjs' classifier after it (mixed6-mixed10 + 5-class head), from nsfwjs' TF.js model, batch norm folded",
+    nets: &["inception-v3", NSFW_HEAD],
     format: NetFormat::Safetensors,
     keep: &["package/dist/models/inception_v3/"],
     convert: convert::inception_v3,

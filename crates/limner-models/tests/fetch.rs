@@ -34,6 +34,10 @@ fn missing_corrupt_and_mismatched_files_give_clear_errors() {
     let e = net_path("inception-v3").unwrap_err().to_string();
     assert!(e.contains("limner models fetch --only inception-v3") && !e.contains('\n'), "{e}");
     assert!(net_path("pool3").unwrap_err().to_string().contains("inception-v3"));
+    // nsfwjs' classifier after mixed5 is a second file of the same source
+    assert_eq!(source("inception-v3").unwrap().nets, ["inception-v3", limner_models::fetch::NSFW_HEAD]);
+    let e = net_path("nsfwjs-head").unwrap_err().to_string();
+    assert!(e.contains("nsfwjs-head") && e.contains("limner models fetch --only inception-v3") && !e.contains('\n'), "{e}");
 
     // corrupt converted file: says so and how to fix it
     let p = home.join("nets/inception-v3/inception-v3.safetensors");

@@ -165,18 +165,23 @@ impl Taps<'_> {
 /// Keras `conv2d_bn`: convolution (no bias) + batch norm (no scale) + ReLU, with the batch
 /// norm folded into `weight` and `bias` by the converter.
 #[derive(Clone, Debug)]
-struct ConvBn {
+pub(crate) struct ConvBn {
     /// `[out, in, kh, kw]`
-    weight: Tensor<4>,
+    pub(crate) weight: Tensor<4>,
     /// `[out]`
-    bias: Tensor<1>,
+    pub(crate) bias: Tensor<1>,
 }
 
-/// The convs with `padding="valid"` and their strides; every other conv is stride 1, "same".
-const VALID: [(usize, usize); 6] = [(1, 2), (2, 1), (4, 1), (5, 1), (27, 2), (30, 2)];
+/// The convs with `padding="valid"` and their strides; every other conv is stride 1, "same"
+/// (`conv2d_72` and `conv2d_76` are in `mixed8`, past the trunk this type loads; nsfwjs'
+/// classifier, [`crate::nsfw`], adds those convs).
+pub(crate) const VALID: [(usize, usize); 8] = [(1, 2), (2, 1), (4, 1), (5, 1), (27, 2), (30, 2), (72, 2), (76, 2)];
 
 /// The last conv of `mixed5` (`conv2d_1` ... `conv2d_50`).
-const LAST_CONV: usize = 50;
+pub(crate) const LAST_CONV: usize = 50;
+
+/// The last conv of `mixed10` (nsfwjs' classifier: `conv2d_51` ... `conv2d_94` follow the trunk).
+pub(crate) const LAST_CONV_MIXED10: usize = 94;
 
 /// InceptionV3 up to `mixed5`.
 #[derive(Clone, Debug)]
@@ -340,6 +345,48 @@ impl InceptionV3 {
         Tensor::cat(vec![branch1x1, branch7x7, branch7x7dbl, branch_pool], 1)
     }
 
+    /// Adds `conv2d_51` ... `conv2d_94` (mixed6 ... mixed10), in order; [`crate::nsfw`] loads them.
+    pub(crate) fn add_convs(&mut self, convs: Vec<ConvBn>) {
+        assert_eq!(self.convs.len(), LAST_CONV, "the trunk has its convs up to mixed5 only");
+        assert_eq!(convs.len(), LAST_CONV_MIXED10 - LAST_CONV);
+        self.convs.extend(convs);
+    }
+
+    /// The grid reduction to 8×8 (Keras `mixed8`): `[N, 768, 17, 17] -> [N, 1280, 8, 8]`.
+    fn block_d(&self, x: Tensor<4>, t: &Taps) -> Tensor<4> {
+        let c = |n: usize, x| self.conv(n, x, t);
+        let branch3x3 = c(72, c(71, x.clone())); //                       1x1 192, 3x3 stride 2 valid 320
+        let branch7x7x3 = c(76, c(75, c(74, c(73, x.clone())))); //       1x1, 1x7, 7x1 192, 3x3 stride 2 valid 192
+        let branch_pool = max_pool(x); //                                  [N, 768, 8, 8]
+        Tensor::cat(vec![branch3x3, branch7x7x3, branch_pool], 1)
+    }
+
+    /// The 8×8 block with expanded filter banks (Keras `mixed9`, `mixed10`; `first` = 77, 86):
+    /// `[N, 1280 | 2048, 8, 8] -> [N, 2048, 8, 8]`.
+    fn block_e(&self, x: Tensor<4>, first: usize, t: &Taps) -> Tensor<4> {
+        let c = |k: usize, x| self.conv(first + k, x, t);
+        let branch1x1 = c(0, x.clone()); //                                [N, 320]
+        let b3 = c(1, x.clone()); //                                       1x1 384
+        let branch3x3 = Tensor::cat(vec![c(2, b3.clone()), c(3, b3)], 1); // 1x3, 3x1 384 each (mixed9_0)
+        let b3dbl = c(5, c(4, x.clone())); //                              1x1 448, 3x3 384
+        let branch3x3dbl = Tensor::cat(vec![c(6, b3dbl.clone()), c(7, b3dbl)], 1); // 1x3, 3x1 384 each
+        let branch_pool = c(8, avg_pool_same(x)); //                      [N, 192]
+        Tensor::cat(vec![branch1x1, branch3x3, branch3x3dbl, branch_pool], 1)
+    }
+
+    /// Runs from the image to `mixed10` (`[N, 2048, 8, 8]` at 299 px); needs the convs
+    /// [`Self::add_convs`] adds.
+    pub(crate) fn forward_mixed10(&self, x: Tensor<4>) -> Tensor<4> {
+        assert_eq!(self.convs.len(), LAST_CONV_MIXED10, "mixed6 ... mixed10 are not loaded");
+        let t = Taps { wanted: &[], got: RefCell::new(BTreeMap::new()) };
+        let x = self.forward_to(x, Layer::Mixed5); //  [N, 768, 17, 17]
+        let x = self.block_c(x, 51, &t); //            mixed6 (c7 = 160)
+        let x = self.block_c(x, 61, &t); //            mixed7 (c7 = 192)
+        let x = self.block_d(x, &t); //                mixed8 [N, 1280, 8, 8]
+        let x = self.block_e(x, 77, &t); //            mixed9 [N, 2048, 8, 8]
+        self.block_e(x, 86, &t) //                     mixed10
+    }
+
     /// Runs from the image to `layer`. `x`: NCHW RGB in [0, 1], any size ≥ 75 px (no resize).
     pub fn forward_to(&self, x: Tensor<4>, layer: Layer) -> Tensor<4> {
         self.forward_layers(x, &[layer]).pop().expect("one layer")
@@ -411,7 +458,7 @@ pub fn resize(x: Tensor<4>, size: usize) -> Tensor<4> {
 
 /// 3×3 max pool, stride 2, valid (`max_pooling2d_*`); limner-kernels' pool (with its own
 /// backward) on the CPU.
-fn max_pool(x: Tensor<4>) -> Tensor<4> {
+pub(crate) fn max_pool(x: Tensor<4>) -> Tensor<4> {
     max_pool2d(x, MaxPoolOptions::new([3, 3]).with_stride([2, 2]))
 }
 
@@ -423,14 +470,19 @@ fn avg_pool_same(x: Tensor<4>) -> Tensor<4> {
 
 /// Checks the converter's record of each conv (kernel, strides, padding) against [`VALID`].
 fn check_conv_configs(convs: Option<&String>) -> Result<()> {
+    check_conv_range(convs, 1..=LAST_CONV)
+}
+
+/// [`check_conv_configs`] for the convs `range` (`conv2d_51 ..= conv2d_94` for nsfwjs' rest).
+pub(crate) fn check_conv_range(convs: Option<&String>, range: std::ops::RangeInclusive<usize>) -> Result<()> {
     let convs: serde_json::Value = serde_json::from_str(convs.ok_or_else(|| anyhow!("no `convs` metadata"))?)?;
     let convs = convs.as_array().ok_or_else(|| anyhow!("`convs` metadata is not a list"))?;
-    if convs.len() != LAST_CONV {
-        bail!("{} convs up to mixed5, expected {LAST_CONV}", convs.len());
+    if convs.len() != range.clone().count() {
+        bail!("{} convs, expected {} (conv2d_{} ... conv2d_{})", convs.len(), range.clone().count(), range.start(), range.end());
     }
     for c in convs {
         let name = c["name"].as_str().unwrap_or_default();
-        let n: usize = name.strip_prefix("conv2d_").and_then(|s| s.parse().ok()).ok_or_else(|| anyhow!("unexpected conv `{name}`"))?;
+        let n: usize = name.strip_prefix("conv2d_").and_then(|s| s.parse().ok()).filter(|n| range.contains(n)).ok_or_else(|| anyhow!("unexpected conv `{name}`"))?;
         let stride = c["strides"][0].as_u64().unwrap_or(0) as usize;
         let valid = c["padding"] == "valid";
         let one_by_one = c["kernel"] == serde_json::json!([1, 1]);

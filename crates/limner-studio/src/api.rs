@@ -37,6 +37,8 @@ pub struct AppState {
     pub models: Mutex<Option<(Instant, Arc<Vec<ModelInfo>>)>>,
     /// the page and API answer only to these Host names (DNS-rebinding guard); empty = any
     pub allowed_hosts: Vec<String>,
+    /// uploads nsfwjs scores above this (Porn + Hentai + Sexy) are refused
+    pub nsfw_threshold: f32,
 }
 
 type St = State<Arc<AppState>>;
@@ -90,6 +92,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/sliders", get(sliders))
         .route("/api/photos", post(photos).layer(DefaultBodyLimit::max(render::MAX_UPLOAD_BYTES)))
         .route("/api/jobs/{id}", get(job).delete(cancel_job))
+        .route("/api/jobs/{id}/events", get(job_events))
         .route("/api/paintings", post(paintings).layer(DefaultBodyLimit::max(render::MAX_UPLOAD_BYTES)))
         .route("/api/art", post(art))
         .route("/api/animate", post(animate))
@@ -944,7 +947,9 @@ fn check_upload_type(headers: &HeaderMap) -> Result<(), ApiError> {
 /// `POST /api/photos?model=default&steps=150` with a photo as the body (JPEG, PNG or WebP, at
 /// most 16 MiB; `curl -H 'Content-Type: image/jpeg' --data-binary @me.jpg`) → 202 `{"id", "status", "aligned": PNG data URL,
 /// "faces", ...}`: the face was found and aligned, and its projection is queued as a job (follow
-/// it at `/api/jobs/{id}`). Not an image → 415; no face → 422; nothing is stored either way.
+/// it at `/api/jobs/{id}`), with its `screening` (nsfwjs' probabilities). Not an image → 415;
+/// explicit (nsfwjs: Porn + Hentai + Sexy over `--nsfw-threshold`) → 422; no face → 422;
+/// nothing is stored in any of these cases.
 async fn photos(State(s): St, Query(q): Query<PhotoQuery>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
     check_upload_type(&headers)?;
     let model = q.model.unwrap_or_else(|| limner_models::DEFAULT_NAME.to_string());
@@ -967,18 +972,23 @@ async fn photos(State(s): St, Query(q): Query<PhotoQuery>, headers: HeaderMap, b
     if body.is_empty() {
         return Err(ApiError::bad("send the photo as the request body (curl -H 'Content-Type: image/jpeg' --data-binary @me.jpg)"));
     }
-    // decoded and its face found on the pool, so the memory a photo takes is bounded by the
-    // workers, whatever the number of uploads at once
+    // decoded, screened and its face found on the pool, so the memory a photo takes is bounded
+    // by the workers, whatever the number of uploads at once
     let m2 = model.clone();
-    let found = on_pool(&s, "use the photo", move |m| -> anyhow::Result<Result<(String, render::Aligned), String>> {
+    let threshold = s.nsfw_threshold;
+    let found = on_pool(&s, "use the photo", move |m| -> anyhow::Result<Result<(String, render::Aligned, render::Screening), ApiError>> {
         let up = match render::decode_upload(&body, "photo") {
             Ok(u) => u,
-            Err(e) => return Ok(Err(format!("{e:#}"))),
+            Err(e) => return Ok(Err(ApiError(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("{e:#}")))),
         };
-        Ok(Ok((up.sha256.clone(), render::align(m, &up, &m2, size)?)))
+        let screened = render::screen(m, &up, threshold)?;
+        if screened.refused() {
+            return Ok(Err(explicit(&screened, "photo")));
+        }
+        Ok(Ok((up.sha256.clone(), render::align(m, &up, &m2, size)?, screened)))
     })
     .await?;
-    let (sha256, aligned) = found.map_err(|e| ApiError(StatusCode::UNSUPPORTED_MEDIA_TYPE, e))?;
+    let (sha256, aligned, screened) = found?;
     let job = s.jobs.add(model, size, steps, sha256, aligned.png, aligned.faces).map_err(|_| {
         ApiError(StatusCode::SERVICE_UNAVAILABLE, format!("{} projections are waiting or running: wait for one to finish", crate::jobs::MAX_JOBS))
     })?;
@@ -1006,7 +1016,13 @@ async fn photos(State(s): St, Query(q): Query<PhotoQuery>, headers: HeaderMap, b
     });
     let mut v = job_json(&job)?;
     v["aligned"] = json!(data_url(&job.aligned_png));
+    v["screening"] = json!(screened);
     Ok((StatusCode::ACCEPTED, Json(v)).into_response())
+}
+
+/// The refusal of an upload nsfwjs' classifier finds explicit.
+fn explicit(screened: &render::Screening, what: &str) -> ApiError {
+    ApiError(StatusCode::UNPROCESSABLE_ENTITY, screened.message(what))
 }
 
 fn job_json(job: &crate::jobs::Job) -> Result<serde_json::Value, ApiError> {
@@ -1050,6 +1066,37 @@ async fn job(State(s): St, Path(id): Path<u64>) -> Result<Json<serde_json::Value
     Ok(Json(job_json(&j)?))
 }
 
+/// `GET /api/jobs/{id}/events`: the projection's progress as Server-Sent Events (what the page's
+/// `EventSource` follows; `GET /api/jobs/{id}` stays for polling): an `event: progress` whose
+/// `data` is the JSON of `GET /api/jobs/{id}` at once, then on every change (every step; at
+/// least every 15 s while nothing changes), the last one when the job has finished, after
+/// which the stream ends. An open stream counts as polling (the job is not abandoned).
+async fn job_events(State(s): St, Path(id): Path<u64>) -> Result<Response, ApiError> {
+    use axum::response::sse::{Event, Sse};
+    let j = find_job(&s, id)?;
+    j.touch();
+    let rx = j.subscribe();
+    let events = futures_util::stream::unfold((j, rx, true, false), |(j, mut rx, first, finished)| async move {
+        if finished {
+            return None;
+        }
+        if !first {
+            let _ = tokio::time::timeout(Duration::from_secs(15), rx.changed()).await;
+        }
+        rx.borrow_and_update();
+        j.touch();
+        let finished = j.progress().status.finished();
+        let ev = match job_json(&j).map_err(|e| e.1).and_then(|v| Event::default().event("progress").json_data(v).map_err(|e| e.to_string())) {
+            Ok(ev) => ev,
+            Err(e) => Event::default().event("error").data(e),
+        };
+        Some((Ok::<_, std::convert::Infallible>(ev), (j, rx, false, finished)))
+    });
+    let mut r = Sse::new(events).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(r)
+}
+
 /// `DELETE /api/jobs/{id}` cancels the projection (it stops at its next step).
 async fn cancel_job(State(s): St, Path(id): Path<u64>) -> Result<Json<serde_json::Value>, ApiError> {
     let j = find_job(&s, id)?;
@@ -1062,21 +1109,28 @@ async fn cancel_job(State(s): St, Path(id): Path<u64>) -> Result<Json<serde_json
 
 /// `POST /api/paintings` with a picture as the body (JPEG, PNG or WebP, at most 16 MiB) → 201
 /// `{"painting": sha256, "url", "width", "height"}`: kept (at most 512 px, pixels only) as a
-/// style for `/api/art`. Not an image → 415, nothing stored.
+/// style for `/api/art`, with its `screening`. Not an image → 415; explicit (as a photo) → 422;
+/// nothing stored either way.
 async fn paintings(State(s): St, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
     check_upload_type(&headers)?;
     if body.is_empty() {
         return Err(ApiError::bad("send the painting as the request body (curl -H 'Content-Type: image/jpeg' --data-binary @painting.jpg)"));
     }
-    // decoded on the pool (bounded memory, as a photo)
-    let made = on_pool(&s, "use the painting", move |_| -> anyhow::Result<Result<Vec<u8>, String>> {
-        match render::decode_upload(&body, "painting") {
-            Ok(up) => Ok(Ok(render::painting_png(&up)?)),
-            Err(e) => Ok(Err(format!("{e:#}"))),
+    // decoded and screened on the pool (bounded memory, as a photo)
+    let threshold = s.nsfw_threshold;
+    let made = on_pool(&s, "use the painting", move |m| -> anyhow::Result<Result<(Vec<u8>, render::Screening), ApiError>> {
+        let up = match render::decode_upload(&body, "painting") {
+            Ok(up) => up,
+            Err(e) => return Ok(Err(ApiError(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("{e:#}")))),
+        };
+        let screened = render::screen(m, &up, threshold)?;
+        if screened.refused() {
+            return Ok(Err(explicit(&screened, "painting")));
         }
+        Ok(Ok((render::painting_png(&up)?, screened)))
     })
     .await?;
-    let png = made.map_err(|e| ApiError(StatusCode::UNSUPPORTED_MEDIA_TYPE, e))?;
+    let (png, screened) = made?;
     let blobs = s.blobs.clone();
     let (hash, w, h) = tokio::task::spawn_blocking(move || -> Result<(String, u32, u32), ApiError> {
         let img = image::load_from_memory_with_format(&png, image::ImageFormat::Png).map_err(|e| ApiError::internal(e.into()))?;
@@ -1084,7 +1138,7 @@ async fn paintings(State(s): St, headers: HeaderMap, body: axum::body::Bytes) ->
     })
     .await
     .map_err(|e| ApiError::internal(e.into()))??;
-    Ok((StatusCode::CREATED, Json(json!({"painting": hash, "url": format!("/api/blob/{hash}"), "width": w, "height": h}))).into_response())
+    Ok((StatusCode::CREATED, Json(json!({"painting": hash, "url": format!("/api/blob/{hash}"), "width": w, "height": h, "screening": screened}))).into_response())
 }
 
 #[derive(Deserialize)]

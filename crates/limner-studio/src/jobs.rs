@@ -2,6 +2,8 @@
 //! render pool, with its progress (step, distance, a preview every few steps) kept here for the
 //! page to poll, cancellable, and cancelled by itself when nobody has asked about it for
 //! [`ABANDONED_AFTER`]. At most [`MAX_JOBS`] are remembered (the oldest finished are forgotten).
+//! Every change of a job's progress is also announced ([`Job::subscribe`]), so the API can
+//! stream it to the page (Server-Sent Events) instead of being polled.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -62,6 +64,8 @@ pub struct Job {
     cancel: AtomicBool,
     seen: Mutex<Instant>,
     progress: Mutex<Progress>,
+    /// bumped on every progress change
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Job {
@@ -88,11 +92,19 @@ impl Job {
     }
 
     pub fn update(&self, f: impl FnOnce(&mut Progress)) {
-        let mut p = self.progress.lock().unwrap();
-        f(&mut p);
-        if p.status.finished() {
-            p.elapsed_ms = self.created.elapsed().as_secs_f64() * 1e3;
+        {
+            let mut p = self.progress.lock().unwrap();
+            f(&mut p);
+            if p.status.finished() {
+                p.elapsed_ms = self.created.elapsed().as_secs_f64() * 1e3;
+            }
         }
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// A receiver that wakes on every progress change after this call.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 }
 
@@ -138,6 +150,7 @@ impl Jobs {
                 started_ms: None,
                 elapsed_ms: 0.0,
             }),
+            changed: tokio::sync::watch::channel(0).0,
         });
         list.push_back(job.clone());
         Ok(job)

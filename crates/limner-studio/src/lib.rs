@@ -36,6 +36,9 @@ pub struct Config {
     pub workers: usize,
     /// renders that may wait for a worker before requests get 503
     pub queue: usize,
+    /// an upload whose explicit probability (nsfwjs: Porn + Hentai + Sexy) is above this is
+    /// refused ([`render::NSFW_THRESHOLD`] by default)
+    pub nsfw_threshold: f32,
 }
 
 /// The default data folder: `$LIMNER_HOME/studio`, else `$XDG_DATA_HOME/limner/studio`, else
@@ -98,6 +101,7 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, &Config)) -> Result<()
             jobs: jobs::Jobs::default(),
             models: Mutex::new(None),
             allowed_hosts,
+            nsfw_threshold: cfg.nsfw_threshold,
         });
         on_ready(addr, &cfg);
         axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown()).await.context("the server stopped")?;

@@ -59,6 +59,8 @@ enum Command {
     Models(ModelsCmd),
     /// FID-like score and KID between two image sets (.limner datasets, image folders or models)
     Score(nets_cmd::ScoreArgs),
+    /// Classify pictures with nsfwjs' classifier: Drawing, Hentai, Neutral, Porn, Sexy probabilities (needs `limner models fetch`)
+    Nsfw(nets_cmd::NsfwArgs),
     /// Style transfer by image optimisation on InceptionV3 (Gatys et al.; needs `limner models fetch`)
     Gatys(art_cmd::GatysArgs),
     /// DeepDream on a photo or a generated face (InceptionV3; needs `limner models fetch`)
@@ -410,6 +412,7 @@ fn run(cmd: Command) -> Result<()> {
             Ok(())
         }
         Command::Score(a) => nets_cmd::score(a),
+        Command::Nsfw(a) => nets_cmd::nsfw(a),
         Command::Gatys(a) => art_cmd::gatys(&a),
         Command::Dream(a) => art_cmd::dream(&a),
         Command::Style(a) => style_cmd::style(a),

@@ -73,3 +73,33 @@ pub fn score(a: ScoreArgs) -> Result<()> {
     println!("images: {} vs {}", fa.len(), fb.len());
     Ok(())
 }
+
+/// `limner nsfw FILE...`: nsfwjs' classifier on pictures.
+#[derive(Args)]
+pub struct NsfwArgs {
+    /// pictures (JPEG, PNG or WebP)
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// one JSON object a line instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn nsfw(a: NsfwArgs) -> Result<()> {
+    use limner_nets::nsfw::{NsfwClassifier, CLASSES};
+    let net = NsfwClassifier::load_fetched(&Device::flex())?;
+    for f in &a.files {
+        let (w, h, rgb) = limner_data::imageio::load_image_rgb(f, 36_000_000)?;
+        let t = std::time::Instant::now();
+        let s = net.classify_rgb8(w as usize, h as usize, &rgb)?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        if a.json {
+            let probs: serde_json::Map<String, serde_json::Value> = CLASSES.iter().zip(s.probs).map(|(c, p)| (c.to_string(), serde_json::json!(p))).collect();
+            println!("{}", serde_json::json!({"file": f.display().to_string(), "probabilities": probs, "explicit": s.explicit(), "top": s.top().0, "ms": ms}));
+        } else {
+            let probs: Vec<String> = CLASSES.iter().zip(s.probs).map(|(c, p)| format!("{c} {p:.3}")).collect();
+            println!("{}: {} · explicit (Porn+Hentai+Sexy) {:.3} · top {} ({ms:.0} ms)", f.display(), probs.join(", "), s.explicit(), s.top().0);
+        }
+    }
+    Ok(())
+}

@@ -28,6 +28,10 @@ pub struct StudioArgs {
     /// renders that may wait for a worker; beyond it requests get 503 + Retry-After (default: 4 per worker)
     #[arg(long)]
     pub queue: Option<usize>,
+    /// refuse uploads (your photo, a style painting) whose probability of being explicit by
+    /// nsfwjs' classifier, P(Porn) + P(Hentai) + P(Sexy), is above this (0 to 1)
+    #[arg(long, default_value_t = limner_studio::render::NSFW_THRESHOLD, value_name = "P")]
+    pub nsfw_threshold: f32,
     /// check the gallery (database integrity, every kept image's file) and exit
     #[arg(long)]
     pub check: bool,
@@ -38,6 +42,9 @@ pub fn studio(a: StudioArgs) -> Result<()> {
     if workers == 0 {
         bail!("--workers must be at least 1");
     }
+    if !(0.0..=1.0).contains(&a.nsfw_threshold) {
+        bail!("--nsfw-threshold is a probability: 0 to 1 (got {})", a.nsfw_threshold);
+    }
     let cfg = limner_studio::Config {
         host: a.host,
         port: a.port,
@@ -45,6 +52,7 @@ pub fn studio(a: StudioArgs) -> Result<()> {
         db: a.db,
         workers,
         queue: a.queue.unwrap_or(4 * workers),
+        nsfw_threshold: a.nsfw_threshold,
     };
     if a.check {
         let r = limner_studio::check(&cfg)?;
@@ -62,6 +70,7 @@ pub fn studio(a: StudioArgs) -> Result<()> {
     limner_studio::run(cfg, |addr, cfg| {
         println!("limner studio: open http://{addr}/");
         println!("gallery: {} ({} render workers, queue {})", cfg.data.display(), cfg.workers, cfg.queue);
+        println!("uploads screened with nsfwjs: refused over P(explicit) = {}", cfg.nsfw_threshold);
         if !addr.ip().is_loopback() {
             println!("warning: serving {} to the network, without login", addr.ip());
         }

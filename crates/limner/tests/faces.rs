@@ -1,4 +1,5 @@
-//! `limner describe` and `limner dataset build --align` end to end on real faces.
+//! `limner describe` and `limner dataset build --align` end to end on real faces, and `limner
+//! nsfw` (nsfwjs' classifier; needs `limner models fetch --only inception-v3`).
 //!
 //! Needs `limner models fetch --only face-api` (under CI=true a missing model fails the test;
 //! elsewhere it is skipped with a note). Faces: /work/shared/data/faces128 (or
@@ -117,4 +118,30 @@ fn describe_and_align_real_faces() {
     let ds = limner_data::PackedDataset::open(&out).unwrap();
     assert_eq!((ds.len(), ds.res()), (2, 64));
     assert!(ds.meta().options.align);
+}
+
+/// `limner nsfw`: nsfwjs' classifier on files (needs `limner models fetch --only inception-v3`).
+#[test]
+fn nsfw_classifies_files_and_refuses_non_pictures() {
+    if limner_core::testing::fetched(limner_models::fetch::net_path("nsfwjs-head")).is_none() {
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let face = repo.join("models/default/reference/seed0000.png");
+    let out = ok(&["nsfw", "--json", face.to_str().unwrap()]);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["top"], "Neutral", "{v}");
+    let p = v["probabilities"].as_object().unwrap();
+    assert_eq!(p.keys().collect::<Vec<_>>(), ["Drawing", "Hentai", "Neutral", "Porn", "Sexy"]);
+    let explicit = v["explicit"].as_f64().unwrap();
+    let sum = ["Porn", "Hentai", "Sexy"].iter().map(|k| p[*k].as_f64().unwrap()).sum::<f64>();
+    assert!((explicit - sum).abs() < 1e-5 && explicit < 0.05, "{v}");
+    let text = ok(&["nsfw", face.to_str().unwrap()]);
+    assert!(text.contains("explicit (Porn+Hentai+Sexy)") && text.contains("top Neutral"), "{text}");
+    // not a picture: a clear error naming the file
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("notes.png");
+    std::fs::write(&bad, b"not a picture").unwrap();
+    let o = limner(&["nsfw", bad.to_str().unwrap()]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("notes.png"), "{}", String::from_utf8_lossy(&o.stderr));
 }

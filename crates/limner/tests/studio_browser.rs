@@ -253,7 +253,7 @@ fn the_page_breeds_and_slides_in_chromium() {
 #[test]
 fn the_page_projects_a_photo_styles_dreams_and_animates_in_chromium() {
     let Some(exe) = browser_or_skip() else { return };
-    for net in ["tiny-face-detector", "inception-v3", "multistyle26", "arbitrary_predict", "arbitrary_transform"] {
+    for net in ["tiny-face-detector", "inception-v3", "nsfwjs-head", "multistyle26", "arbitrary_predict", "arbitrary_transform"] {
         if limner_core::testing::fetched(limner_models::fetch::net_path(net)).is_none() {
             return;
         }
@@ -293,6 +293,7 @@ fn the_page_projects_a_photo_styles_dreams_and_animates_in_chromium() {
     b.wait_for("document.querySelector('#photo-before').dataset.state === 'loaded'", "the aligned photo");
     b.wait_for("document.querySelector('#photo-state').dataset.status === 'done' && document.querySelector('#photo-after').dataset.state === 'loaded' && !document.querySelector('#photo-keep').disabled", "the projection");
     assert_eq!(b.eval("document.querySelector('#photo-progress').value"), json!(30));
+    assert_eq!(b.eval("document.querySelector('#photo-progress').dataset.following"), json!("events"), "the page followed the projection by its event stream (EventSource), not by polling");
     assert!(b.eval("document.querySelector('#photo-state').textContent").as_str().unwrap().contains("30 steps"));
     let projected = data_img_digest(&mut b, "#photo-after");
     let projected_png: String = b.eval("document.querySelector('#photo-after').src.split(',')[1]").as_str().unwrap().to_string();

@@ -5,7 +5,12 @@
 //! lineage and the right provenance label; animations are decodable GIF/APNG with the frames
 //! asked for.
 //!
-//! Needs the fetched networks: face-api, InceptionV3 and the style networks (`limner models
+//! Uploads are screened for explicit content with nsfwjs' classifier: a real face passes at the
+//! default threshold, and a forced threshold of 0 refuses the same photo and painting with the
+//! explicit message, storing nothing (the refusal path is tested with a clothed face and a
+//! forced threshold because explicit test pictures cannot be shipped).
+//!
+//! Needs the fetched networks: face-api, InceptionV3 (with nsfwjs' head) and the style networks (`limner models
 //! fetch`); under CI=true a missing one fails the test, elsewhere it is skipped with a note.
 //! Faces: /work/shared/data/faces128 (or `$LIMNER_TEST_FACES`) when present, else a random-face
 //! render.
@@ -87,6 +92,26 @@ fn wait_job(s: &Studio, id: i64, limit: Duration) -> (Value, Vec<Value>) {
     }
 }
 
+/// Follows `/api/jobs/{id}/events` (Server-Sent Events) until the server ends the stream: the
+/// `progress` events' JSON, in order.
+fn job_events(s: &Studio, id: i64) -> Vec<Value> {
+    use std::io::BufRead;
+    let r = ureq::AgentBuilder::new().timeout(Duration::from_secs(300)).build().get(&s.url(&format!("/api/jobs/{id}/events"))).call().unwrap();
+    assert!(r.content_type().starts_with("text/event-stream"), "{}", r.content_type());
+    let mut out = vec![];
+    let mut event = String::new();
+    for line in std::io::BufReader::new(r.into_reader()).lines() {
+        let line = line.unwrap();
+        if let Some(e) = line.strip_prefix("event:") {
+            event = e.trim().to_string();
+        } else if let Some(d) = line.strip_prefix("data:") {
+            assert_eq!(event, "progress", "{line}");
+            out.push(serde_json::from_str(d.trim()).unwrap());
+        }
+    }
+    out
+}
+
 fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
     assert_eq!(a.dimensions(), b.dimensions());
     a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| (*x as f64 - *y as f64).abs()).sum::<f64>() / a.as_raw().len() as f64
@@ -94,7 +119,7 @@ fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
 
 #[test]
 fn a_photo_is_refused_without_a_face_and_projected_kept_and_edited_with_one() {
-    if !fetched(&["tiny-face-detector", "inception-v3"]) {
+    if !fetched(&["tiny-face-detector", "inception-v3", "nsfwjs-head"]) {
         return;
     }
     let home = tempfile::tempdir().unwrap();
@@ -138,17 +163,35 @@ fn a_photo_is_refused_without_a_face_and_projected_kept_and_edited_with_one() {
     assert_eq!(get(&s.url("/api/images")).json(), json!([]));
     assert_eq!(files_under(&home.path().join("data/images")), 0, "a refused upload leaves no file");
 
-    // a real face: aligned at once, projected as a job the page can follow
+    // a real face: screened (not explicit), aligned at once, projected as a job the page can follow
     let a = send_bytes("POST", &s.url("/api/photos?steps=40"), "image/jpeg", &face);
     assert_eq!(a.status, 202, "{}", a.text());
     let j = a.json();
+    let sc = &j["screening"];
+    let explicit = sc["explicit"].as_f64().unwrap();
+    assert!(explicit < 0.6 && (sc["threshold"].as_f64().unwrap() - 0.6).abs() < 1e-6, "a clothed face passes the default threshold: {sc}");
+    let probs = sc["probabilities"].as_object().unwrap();
+    assert_eq!(probs.len(), 5);
+    assert!((probs.values().map(|p| p.as_f64().unwrap()).sum::<f64>() - 1.0).abs() < 1e-3, "{sc}");
+    eprintln!("screening a {} byte face photo: {sc}", face.len());
     let aligned = decode_png(&png_of(&j["aligned"]));
     assert_eq!(aligned.dimensions(), (res, res), "the face is aligned at the model's size");
     assert!(j["faces"].as_u64().unwrap() >= 1);
     assert_eq!(j["steps"], 40);
     let id = j["id"].as_i64().unwrap();
+    // its progress streamed (Server-Sent Events): every step as it comes, the stream ending
+    // with the finished job
+    let events = job_events(&s, id);
+    assert!(events.len() >= 5, "progress events as the job runs: {}", events.len());
+    let steps: Vec<u64> = events.iter().map(|e| e["step"].as_u64().unwrap()).collect();
+    assert!(steps.windows(2).all(|w| w[0] <= w[1]) && steps.iter().filter(|&&n| n > 0 && n < 40).count() >= 3, "steps go up one by one: {steps:?}");
+    let last = events.last().unwrap();
+    assert_eq!((last["status"].as_str(), last["step"].as_u64()), (Some("done"), Some(40)), "the last event is the finished job");
+    assert!(last["result"]["png"].is_string());
+    // …and polling gives the same job (the page's fallback)
     let (done, seen) = wait_job(&s, id, Duration::from_secs(300));
     assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["result"]["recipe"], last["result"]["recipe"]);
     assert_eq!(done["step"], 40);
     let (d, d0) = (done["distance"].as_f64().unwrap(), done["start_distance"].as_f64().unwrap());
     assert!(d.is_finite() && d0.is_finite() && d < d0, "the projection comes closer to the photo: {d} from {d0}");
@@ -198,8 +241,40 @@ fn a_photo_is_refused_without_a_face_and_projected_kept_and_edited_with_one() {
 }
 
 #[test]
+fn an_upload_over_the_explicit_threshold_is_refused_and_nothing_is_stored() {
+    if !fetched(&["tiny-face-detector", "inception-v3", "nsfwjs-head"]) {
+        return;
+    }
+    // we cannot ship explicit pictures to test with: a threshold of 0 makes nsfwjs' explicit
+    // score of a real, clothed face photo (small but never 0) count as explicit
+    let home = tempfile::tempdir().unwrap();
+    let s = studio(home.path(), &["--workers", "1", "--nsfw-threshold", "0"]);
+    let face = face_photo(home.path());
+    let a = send_bytes("POST", &s.url("/api/photos?steps=5"), "image/jpeg", &face);
+    assert_eq!(a.status, 422, "{}", a.text());
+    let msg = a.json()["error"].as_str().unwrap().to_string();
+    assert!(msg.contains("refused as explicit") && msg.contains("P(Porn) + P(Hentai) + P(Sexy)") && msg.contains("threshold 0.000") && msg.contains("nothing was stored"), "{msg}");
+    let p = send_bytes("POST", &s.url("/api/paintings"), "image/jpeg", &face);
+    assert_eq!(p.status, 422, "{}", p.text());
+    assert!(p.text().contains("painting is refused as explicit"), "{}", p.text());
+    // not an image is still 415, before any screening
+    assert_eq!(send_bytes("POST", &s.url("/api/paintings"), "image/png", b"not a picture").status, 415);
+    // nothing stored: no job, no kept image, no file
+    assert_eq!(get(&s.url("/api/jobs/1")).status, 404, "a refused photo makes no job");
+    assert_eq!(get(&s.url("/api/images")).json(), json!([]));
+    assert_eq!(files_under(&home.path().join("data/images")), 0, "a refused upload leaves no file");
+    s.stop();
+    let (ok, out) = check(home.path(), &home.path().join("data"));
+    assert!(ok && out.contains(": 0 kept, 0 bad"), "the database holds nothing: {out}");
+
+    // a threshold that is not a probability is refused at start
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_limner")).args(["studio", "--port", "0", "--nsfw-threshold", "1.5"]).env("LIMNER_HOME", home.path()).output().unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--nsfw-threshold"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
 fn style_and_dream_change_a_face_and_are_kept_with_their_lineage() {
-    if !fetched(&["tiny-face-detector", "inception-v3", "multistyle26", "arbitrary_predict", "arbitrary_transform"]) {
+    if !fetched(&["tiny-face-detector", "inception-v3", "nsfwjs-head", "multistyle26", "arbitrary_predict", "arbitrary_transform"]) {
         return;
     }
     let home = tempfile::tempdir().unwrap();
@@ -227,6 +302,7 @@ fn style_and_dream_change_a_face_and_are_kept_with_their_lineage() {
     assert_eq!(bad.status, 415, "{}", bad.text());
     let painting = send_bytes("POST", &s.url("/api/paintings"), "image/png", &no_face_png());
     assert_eq!(painting.status, 201, "{}", painting.text());
+    assert!(painting.json()["screening"]["explicit"].as_f64().unwrap() < 0.6, "{}", painting.text());
     let sha = painting.json()["painting"].as_str().unwrap().to_string();
     let painted = art(json!({"image": id, "art": {"kind": "style", "painting_sha256": sha, "strength": 0.8, "keep_colours": false}}));
     assert_eq!(painted.status, 200, "{}", painted.text());

@@ -511,7 +511,7 @@ function initSliders() {
 }
 
 // ---------------------------------------------------------------- Your photo
-const photo = { job: null, timer: null, result: null, models: [] };
+const photo = { job: null, timer: null, result: null, models: [], events: null };
 
 function photoState(text, st) {
   const p = $('#photo-state');
@@ -554,10 +554,12 @@ async function photoGo() {
   const file = $('#photo-file').files[0];
   if (!file) return;
   clearTimeout(photo.timer);
+  if (photo.events) { photo.events.close(); photo.events = null; }
   photo.result = null;
   delete $('#photo-keep').dataset.keptId;
   $('#photo-next').hidden = true;
   $('#photo-after').dataset.state = 'empty';
+  delete $('#photo-after').dataset.step;
   $('#photo-before').dataset.state = 'empty';
   photoState('Looking for the face…', 'uploading');
   $('#photo-go').disabled = true;
@@ -571,7 +573,7 @@ async function photoGo() {
     $('#photo-before').dataset.state = 'loaded';
     if (data.faces > 1) status(`${data.faces} faces in the photo: projecting the largest`);
     paintJob(data);
-    pollJob();
+    followJob();
   } catch (e) {
     photo.job = null;
     photoState(`Refused: ${e.message}`, 'refused');
@@ -598,9 +600,11 @@ function paintJob(j) {
   photoState(texts[j.status] || j.status, j.status);
   const after = $('#photo-after');
   const src = j.result ? j.result.png : j.preview;
-  if (src && after.dataset.step !== String(j.preview_step)) {
+  // the result replaces the preview of the same step (the event stream shows both)
+  const key = j.result ? `result ${j.id}` : String(j.preview_step);
+  if (src && after.dataset.step !== key) {
     after.src = src;
-    after.dataset.step = String(j.preview_step);
+    after.dataset.step = key;
     after.dataset.state = j.result ? 'loaded' : 'preview';
   }
   $('#photo-after-cap').textContent = j.result ? "the model's closest face (keep it to edit it)" : `the model's face at step ${j.preview_step || 0}`;
@@ -608,9 +612,36 @@ function paintJob(j) {
   photoButtons();
 }
 
+// The projection's progress: streamed (Server-Sent Events on /api/jobs/ID/events); when the
+// stream cannot be opened or breaks, polled (GET /api/jobs/ID) instead.
+function followJob() {
+  clearTimeout(photo.timer);
+  if (photo.events) { photo.events.close(); photo.events = null; }
+  if (!photo.job) return;
+  if (typeof EventSource !== 'function') return pollJob();
+  const id = photo.job.id;
+  const es = new EventSource(`/api/jobs/${id}/events`);
+  photo.events = es;
+  $('#photo-progress').dataset.following = 'events';
+  es.addEventListener('progress', ev => {
+    if (photo.events !== es) return;
+    const j = JSON.parse(ev.data);
+    if (!photo.job || photo.job.id !== j.id) { es.close(); return; }
+    paintJob(j);
+    if (!['queued', 'running'].includes(j.status)) { es.close(); photo.events = null; }
+  });
+  es.onerror = () => {
+    if (photo.events !== es) return;
+    es.close();
+    photo.events = null;
+    if (photo.job && photo.job.id === id && ['queued', 'running'].includes(photo.job.status)) pollJob();
+  };
+}
+
 async function pollJob() {
   clearTimeout(photo.timer);
   if (!photo.job) return;
+  $('#photo-progress').dataset.following = 'polling';
   try {
     const j = await api('GET', `/api/jobs/${photo.job.id}`);
     paintJob(j);
@@ -650,7 +681,7 @@ function initPhoto() {
   $('#photo-go').addEventListener('click', photoGo);
   $('#photo-cancel').addEventListener('click', async () => {
     if (!photo.job) return;
-    try { paintJob(await api('DELETE', `/api/jobs/${photo.job.id}`)); pollJob(); } catch (e) { status(e.message, true); }
+    try { paintJob(await api('DELETE', `/api/jobs/${photo.job.id}`)); if (!photo.events) pollJob(); } catch (e) { status(e.message, true); }
   });
   $('#photo-keep').addEventListener('click', photoKeep);
   $('#photo-form').addEventListener('submit', e => e.preventDefault());
