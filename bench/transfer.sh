@@ -3,7 +3,7 @@
 # the 2 cores, and compare with training from scratch for the same wall-clock time.
 #
 #   bench/transfer.sh [--minutes 60] [--chunk 10] [--preset style-07] [--faces DIR] [--work DIR]
-#                     [--only transfer|scratch] [--score-n 500]
+#                     [--only transfer|scratch] [--held 500] [--score-n 500]
 #
 # 1. The domain, made reproducibly: faces128 portraits (default /work/shared/data/faces128 or
 #    $LIMNER_FACES128) turned into paintings by `limner style --preset PRESET --size 128`:
@@ -16,7 +16,7 @@
 #    continues bit for bit), and after every piece its EMA generator is scored:
 #    `limner score RUN HELDOUT --n SCORE_N --first-seed 100000` (FID-like, InceptionV3 mixed5).
 # 3. Prints kimg vs FID-like for both runs (and the starting model's score), also written to
-#    WORK/curves.csv and bench/results/transfer-latest.md; grids: WORK/*/grid-latest.png.
+#    WORK/curves.csv and bench/results/transfer-latest.md; grids: WORK/run-*/grid-latest.png.
 #
 # Needs `limner models fetch --only style-transfer --only inception-v3`. Builds limner
 # (release; CARGO_TARGET_DIR defaults to $HOME/.cache/limner-target). Scoring time is not
@@ -31,6 +31,7 @@ FACES="${LIMNER_FACES128:-/work/shared/data/faces128}"
 WORK="${LIMNER_TRANSFER_WORK:-$HOME/.cache/limner-transfer-bench}"
 ONLY=""
 SCORE_N=500
+HELD_N=500
 while [ $# -gt 0 ]; do
     case "$1" in
         --minutes) MINUTES="$2"; shift ;;
@@ -40,6 +41,7 @@ while [ $# -gt 0 ]; do
         --work) WORK="$2"; shift ;;
         --only) ONLY="$2"; shift ;;
         --score-n) SCORE_N="$2"; shift ;;
+        --held) HELD_N="$2"; shift ;;
         -h|--help) sed -n 2,24p "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -54,10 +56,11 @@ mkdir -p "$RESULTS" "$WORK"
 # -- 1. the domain ---------------------------------------------------------------------------
 [ -d "$FACES" ] || { echo "no faces128 folder at $FACES (give --faces DIR)" >&2; exit 1; }
 PAINT="$WORK/paintings-$PRESET"
-mkdir -p "$PAINT/train" "$PAINT/heldout"
+HELDOUT="$PAINT/heldout-$HELD_N"
+mkdir -p "$PAINT/train" "$HELDOUT"
 mapfile -t TRAIN < <(ls "$FACES" | grep -E '^[0-9_]*[1-9]\.(jpg|png)$' | sort | head -100)
-mapfile -t HELD < <(ls "$FACES" | grep -E '^[0-9_]*0\.(jpg|png)$' | sort | head -500)
-[ "${#TRAIN[@]}" -eq 100 ] && [ "${#HELD[@]}" -eq 500 ] || { echo "need 100 + 500 faces in $FACES" >&2; exit 1; }
+mapfile -t HELD < <(ls "$FACES" | grep -E '^[0-9_]*0\.(jpg|png)$' | sort | head -"$HELD_N")
+[ "${#TRAIN[@]}" -eq 100 ] && [ "${#HELD[@]}" -eq "$HELD_N" ] || { echo "need 100 + $HELD_N faces in $FACES" >&2; exit 1; }
 style_all() { # DEST FILE...
     local dest="$1" f out; shift
     for f in "$@"; do
@@ -67,14 +70,14 @@ style_all() { # DEST FILE...
 }
 echo "== painting ${#TRAIN[@]} training and ${#HELD[@]} held-out faces with $PRESET (cached in $PAINT)" >&2
 style_all "$PAINT/train" "${TRAIN[@]}"
-style_all "$PAINT/heldout" "${HELD[@]}"
+style_all "$HELDOUT" "${HELD[@]}"
 DATA="$PAINT/train64.limner"
 [ -s "$DATA" ] || "$LIMNER" dataset build "$PAINT/train" --res 64 --out "$DATA" >&2
 
 # -- 2. the runs -------------------------------------------------------------------------------
-CURVES="$WORK/curves.csv"
+CURVES="$WORK/curves-$PRESET-$HELD_N.csv"
 score() { # MODEL -> FID-like
-    "$LIMNER" score "$1" "$PAINT/heldout" --n "$SCORE_N" --first-seed 100000 2>/dev/null | sed -n 's/^FID-like.*: \([0-9.]*\)$/\1/p'
+    "$LIMNER" score "$1" "$HELDOUT" --n "$SCORE_N" --first-seed 100000 2>/dev/null | sed -n 's/^FID-like.*: \([0-9.]*\)$/\1/p'
 }
 if [ ! -s "$CURVES" ]; then
     echo "run,minutes,kimg,fid_like" > "$CURVES"
@@ -82,7 +85,7 @@ if [ ! -s "$CURVES" ]; then
 fi
 ARCH=(--z-dim 512 --w-dim 512 --mapping-layers 8 --channel-base 2048 --channel-max 128)
 train_for() { # NAME MINUTES EXTRA...
-    local name="$1" total="$2" out="$WORK/$1" done_min=0 resume=() kimg; shift 2
+    local name="$1" total="$2" out="$WORK/run-$PRESET-$HELD_N-$1" done_min=0 resume=() kimg; shift 2
     done_min=$(awk -F, -v r="$name" '$1==r {m=$2} END {print m+0}' "$CURVES")
     while [ "$done_min" -lt "$total" ]; do
         [ -s "$out/latest.safetensors" ] && resume=(--resume) || resume=("$@")
