@@ -12,6 +12,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::ada::AdaState;
 use crate::config::{DiscriminatorConfig, GeneratorConfig};
 use crate::optim::Adam;
 use crate::params::{load_state_dict, state_dict};
@@ -44,6 +45,7 @@ impl Trainer {
             rng_seed: self.rng.get_seed(),
             rng_stream: self.rng.get_stream(),
             rng_word_pos: self.rng.get_word_pos().to_string(),
+            ada: self.train.ada.is_some().then(|| AdaCheckpoint { p_bits: self.ada.p.to_bits(), sign_sum: self.ada.sign_sum, sign_n: self.ada.sign_n }),
         };
         // a single metadata key keeps the file bytes deterministic (safetensors writes its
         // metadata map in hash order)
@@ -85,6 +87,9 @@ impl Trainer {
         rng.set_stream(state.rng_stream);
         rng.set_word_pos(state.rng_word_pos.parse().context("bad rng position in checkpoint")?);
         t.rng = rng;
+        if let Some(a) = state.ada {
+            t.ada = AdaState { p: f64::from_bits(a.p_bits), sign_sum: a.sign_sum, sign_n: a.sign_n };
+        }
         Ok(t)
     }
 }
@@ -104,4 +109,23 @@ pub struct CheckpointState {
     rng_seed: [u8; 32],
     rng_stream: u64,
     rng_word_pos: String,
+    /// ADA's state (runs with ADA only)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ada: Option<AdaCheckpoint>,
+}
+
+/// ADA's state in a checkpoint: `p` as its IEEE bits (JSON numbers need not round-trip an f64
+/// exactly) and the integer sign statistics of the current interval.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct AdaCheckpoint {
+    p_bits: u64,
+    sign_sum: i64,
+    sign_n: u64,
+}
+
+impl CheckpointState {
+    /// ADA's probability `p` at the checkpoint (`None`: a run without ADA).
+    pub fn augment_p(&self) -> Option<f64> {
+        self.ada.as_ref().map(|a| f64::from_bits(a.p_bits))
+    }
 }

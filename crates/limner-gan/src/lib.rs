@@ -1,5 +1,6 @@
 //! limner-gan: StyleGAN2-ADA networks on burn, their training loop and generation.
 
+pub mod ada;
 pub mod augment;
 pub mod checkpoint;
 pub mod config;

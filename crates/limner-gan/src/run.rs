@@ -52,6 +52,8 @@ pub struct Accum {
     distill_n: u32,
     perceptual: f64,
     perceptual_n: u32,
+    /// ADA's p at the latest step
+    augment_p: Option<f64>,
 }
 
 impl Accum {
@@ -73,6 +75,9 @@ impl Accum {
             self.perceptual += p as f64;
             self.perceptual_n += 1;
         }
+        if s.augment_p.is_some() {
+            self.augment_p = s.augment_p;
+        }
     }
     fn mean(&self, x: f64) -> f64 {
         x / self.n.max(1) as f64
@@ -86,7 +91,7 @@ pub enum RunEnd {
     Interrupted,
 }
 
-const CSV_HEADER: &str = "kimg,step,seconds,images_per_s,loss_g,loss_d,d_real,d_fake,r1,fid_like,distill_l1,perceptual";
+const CSV_HEADER: &str = "kimg,step,seconds,images_per_s,loss_g,loss_d,d_real,d_fake,r1,fid_like,distill_l1,perceptual,augment_p";
 
 /// Trains until `total_kimg` or until `stop` is set, snapshotting every `snap_kimg` and at
 /// the end. `on_step` sees every step (for a progress bar).
@@ -150,7 +155,7 @@ pub fn snapshot(t: &mut Trainer, opts: &RunOptions, acc: &Accum, secs: f64, ips:
     write_grid(t, opts)?;
     if acc.n > 0 {
         let row = format!(
-            "{:.3},{},{:.1},{:.2},{:.5},{:.5},{:.5},{:.5},{},{},{},{}",
+            "{:.3},{},{:.1},{:.2},{:.5},{:.5},{:.5},{:.5},{},{},{},{},{}",
             t.kimg(),
             t.step,
             secs,
@@ -162,7 +167,8 @@ pub fn snapshot(t: &mut Trainer, opts: &RunOptions, acc: &Accum, secs: f64, ips:
             if acc.r1_n > 0 { format!("{:.5}", acc.r1 / acc.r1_n as f64) } else { String::new() },
             score.map(|s| format!("{s:.3}")).unwrap_or_default(),
             if acc.distill_n > 0 { format!("{:.5}", acc.distill / acc.distill_n as f64) } else { String::new() },
-            if acc.perceptual_n > 0 { format!("{:.5}", acc.perceptual / acc.perceptual_n as f64) } else { String::new() }
+            if acc.perceptual_n > 0 { format!("{:.5}", acc.perceptual / acc.perceptual_n as f64) } else { String::new() },
+            acc.augment_p.map(|p| format!("{p:.4}")).unwrap_or_default()
         );
         append_metrics(&opts.out.join("metrics.csv"), &row)?;
         write_loss_plot(&opts.out)?;
@@ -227,12 +233,15 @@ fn write_loss_plot(out: &Path) -> Result<()> {
     let kimg = col("kimg");
     let pts = |name: &str| ema_smooth(&kimg.iter().copied().zip(col(name)).collect::<Vec<_>>(), 0.5);
     let (g, d, r1, l1, pd) = (pts("loss_g"), pts("loss_d"), pts("r1"), pts("distill_l1"), pts("perceptual"));
+    // ADA's p, unsmoothed (it is already a slow controller)
+    let ap: Vec<(f64, f64)> = kimg.iter().copied().zip(col("augment_p")).filter(|(_, p)| p.is_finite()).collect();
     let series = [
         Series { name: "G loss", points: &g, color: [220, 60, 40] },
         Series { name: "D loss", points: &d, color: [40, 90, 220] },
         Series { name: "R1", points: &r1, color: [40, 160, 80] },
         Series { name: "distill L1", points: &l1, color: [150, 60, 170] },
         Series { name: "perceptual", points: &pd, color: [200, 150, 20] },
+        Series { name: "ADA p", points: &ap, color: [30, 30, 30] },
     ];
     let px = render_line_plot("limner training losses", "kimg", &series, 800, 480);
     save_png_rgb(&out.join("loss.png"), 800, 480, &px)

@@ -10,6 +10,7 @@ use burn::tensor::Device;
 
 use crate::config::{DiscriminatorConfig, GeneratorConfig};
 use crate::generate::load_generator_file;
+use crate::{Discriminator, Generator};
 use crate::generator::MappingNetwork;
 use crate::train::{DataSource, TrainConfig, Trainer};
 
@@ -27,6 +28,45 @@ pub trait TeacherMapping {
     fn mapping_network(&self, lr_multiplier: f64, num_ws: usize, w_avg_beta: f64) -> Result<MappingNetwork>;
 }
 
+/// Pretrained networks a new run starts from (transfer learning, `limner train --init`): G,
+/// its EMA and, where the source has one, D. The run takes their configs.
+pub struct InitNetworks {
+    /// how the user named the source (for messages)
+    pub name: String,
+    pub g: Generator,
+    pub g_ema: Generator,
+    /// the source's discriminator; `None`: D starts from random weights
+    pub d: Option<Discriminator>,
+}
+
+impl InitNetworks {
+    /// A source that is one (EMA) generator, such as the embedded default: G = G_ema = it.
+    pub fn generator(name: &str, g: Generator) -> Self {
+        Self { name: name.to_string(), g_ema: g.clone(), g, d: None }
+    }
+
+    /// A training run's checkpoint (`RUN/latest.safetensors`): its G, G_ema and D, as the
+    /// official code resumes a snapshot for transfer.
+    pub fn checkpoint(name: &str, ckpt: &Path, device: &Device) -> Result<Self> {
+        let t = Trainer::load(ckpt, device)?;
+        Ok(Self { name: name.to_string(), g: t.g, g_ema: t.g_ema, d: Some(t.d) })
+    }
+
+    /// Adds a discriminator file: official state-dict names with the limner config as
+    /// `limner_discriminator` metadata, as `limner models import --discriminator` writes it.
+    pub fn with_discriminator_file(mut self, path: &Path, device: &Device) -> Result<Self> {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read discriminator {}", path.display()))?;
+        let (_, meta) = limner_core::parse_safetensors(&bytes).with_context(|| format!("{} is not a safetensors file", path.display()))?;
+        let cfg: DiscriminatorConfig = serde_json::from_str(
+            meta.get("limner_discriminator")
+                .with_context(|| format!("{} has no `limner_discriminator` metadata: write it with `limner models import PKL --discriminator FILE`", path.display()))?,
+        )
+        .with_context(|| format!("{}: bad discriminator metadata", path.display()))?;
+        self.d = Some(crate::import::load_discriminator(path, &cfg, device)?);
+        Ok(self)
+    }
+}
+
 /// A new run: the networks' configs, the training options, and where G starts.
 pub struct NewRun<'a> {
     pub generator: GeneratorConfig,
@@ -36,6 +76,9 @@ pub struct NewRun<'a> {
     pub teacher: Option<&'a dyn TeacherMapping>,
     /// start G and its EMA from this generator file (same config)
     pub init_generator: Option<&'a Path>,
+    /// transfer learning: start G, G_ema and (where there is one) D from these networks;
+    /// their configs replace `generator` and `discriminator`
+    pub init: Option<InitNetworks>,
 }
 
 /// What a user may change when resuming a run (everything else is the checkpoint's).
@@ -60,7 +103,29 @@ pub fn checkpoint_path(out: &Path, resume: bool) -> Result<PathBuf> {
 
 /// Starts a new run on `data`. `note` receives one line per choice worth telling the user.
 pub fn new_trainer(run: NewRun, data: &dyn DataSource, device: &Device, note: &mut dyn FnMut(String)) -> Result<Trainer> {
-    let NewRun { generator: mut g, discriminator: d, mut train, teacher, init_generator } = run;
+    let NewRun { generator: mut g, discriminator: mut d, mut train, teacher, init_generator, init } = run;
+    if let Some(init) = &init {
+        if teacher.is_some() || init_generator.is_some() {
+            bail!("--init {} starts every network from a pretrained model: it cannot be combined with --teacher-mapping or --init-generator", init.name);
+        }
+        let (res, data_res) = (init.g.config.img_resolution, data.resolution());
+        if res != data_res {
+            bail!(
+                "--init {}: the model is {res}×{res} px but the dataset is {data_res}×{data_res} px; rebuild the dataset at the model's resolution (`limner dataset build PHOTOS --res {res} --out DATA.limner`) or start from a {data_res} px model",
+                init.name
+            );
+        }
+        if let Some(src) = &init.d {
+            if src.config.img_resolution != res {
+                bail!("--init {}: its discriminator is {} px but its generator is {res} px", init.name, src.config.img_resolution);
+            }
+        }
+        g = init.g.config.clone();
+        d = match &init.d {
+            Some(src) => src.config.clone(),
+            None => DiscriminatorConfig { channel_base: g.channel_base, channel_max: g.channel_max, ..DiscriminatorConfig::limner_default(res) },
+        };
+    }
     if let Some(t) = teacher {
         (g.z_dim, g.w_dim, g.mapping_layers) = t.mapping_dims();
         train.freeze_mapping = true;
@@ -88,6 +153,29 @@ pub fn new_trainer(run: NewRun, data: &dyn DataSource, device: &Device, note: &m
         t.g = src.clone();
         t.g_ema = src;
         note(format!("G and its EMA start from {}", p.display()));
+    }
+    if let Some(init) = init {
+        let (gc, dc) = (&init.g.config, &d);
+        note(format!(
+            "transfer: G and its EMA start from {} ({} px, z {} w {}, {} mapping layers, channel_base {} channel_max {})",
+            init.name, gc.img_resolution, gc.z_dim, gc.w_dim, gc.mapping_layers, gc.channel_base, gc.channel_max
+        ));
+        t.g = init.g;
+        t.g_ema = init.g_ema;
+        match init.d {
+            Some(src) => {
+                t.d = src;
+                note(format!("transfer: D starts from {}'s discriminator", init.name));
+            }
+            None => note(format!(
+                "transfer: {} has no discriminator, so D starts from random weights (channel_base {} channel_max {}; seed {}): G keeps what it knows, but D must first learn to tell faces apart, so expect the first few kimg to move G less purposefully",
+                init.name, dc.channel_base, dc.channel_max, t.train.seed
+            )),
+        }
+        if t.train.freeze_d > 0 {
+            let frozen: Vec<String> = t.d.blocks.iter().take(t.train.freeze_d).map(|b| format!("b{}", b.resolution)).collect();
+            note(format!("FreezeD: D's blocks {} stay as they start", frozen.join(", ")));
+        }
     }
     Ok(t)
 }

@@ -1,5 +1,5 @@
 //! The GAN training step: non-saturating logistic loss, lazy R1 by finite differences,
-//! DiffAugment, style mixing, paired distillation; Adam ([`crate::optim`]), the generator's
+//! DiffAugment or adaptive discriminator augmentation ([`crate::ada`]), FreezeD, style mixing, paired distillation; Adam ([`crate::optim`]), the generator's
 //! EMA ([`crate::ema`]), the checkpoint ([`crate::checkpoint`]) and the data order
 //! ([`crate::order`]) live beside it.
 //!
@@ -16,6 +16,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::ada::{AdaConfig, AdaState};
 use crate::augment::DiffAugment;
 use crate::config::{DiscriminatorConfig, GeneratorConfig};
 use crate::layers::NoiseMode;
@@ -46,7 +47,16 @@ pub struct TrainConfig {
     /// R1 weight (0 = off); applied every `r1_interval` steps, by finite differences
     pub r1_gamma: f64,
     pub r1_interval: u64,
+    /// DiffAugment's transforms (all off with ADA)
     pub diffaugment: DiffAugment,
+    /// Adaptive discriminator augmentation instead of DiffAugment (`None`: off). Its `p`
+    /// lives in [`Trainer::ada`] and the checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ada: Option<AdaConfig>,
+    /// FreezeD (Mo et al. 2020): the first this many discriminator blocks (from the
+    /// highest resolution down, `b{R}`) keep their weights; the rest of D trains.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub freeze_d: usize,
     /// random horizontal flips of the real images
     pub xflip: bool,
     pub seed: u64,
@@ -84,6 +94,10 @@ fn one() -> f64 {
     1.0
 }
 
+fn is_zero(v: &usize) -> bool {
+    *v == 0
+}
+
 impl TrainConfig {
     /// Checks that the options make a run: a batch, and something to learn from (a
     /// discriminator or a distillation loss; the perceptual distance is a distillation loss).
@@ -97,6 +111,12 @@ impl TrainConfig {
         }
         if self.perceptual > 0.0 && self.distill_l1 <= 0.0 {
             bail!("the perceptual distance is a distillation loss: it needs --distill (distill_l1 > 0)");
+        }
+        if let Some(ada) = &self.ada {
+            ada.validate()?;
+            if self.diffaugment != DiffAugment::none() {
+                bail!("ADA and DiffAugment ({}) are both on: choose one (--aug ada or --aug diffaugment)", self.diffaugment.policy());
+            }
         }
         Ok(())
     }
@@ -116,6 +136,8 @@ impl Default for TrainConfig {
             r1_gamma: 0.05,
             r1_interval: 16,
             diffaugment: DiffAugment::all(),
+            ada: None,
+            freeze_d: 0,
             xflip: true,
             seed: 0,
             distill_l1: 0.0,
@@ -155,6 +177,10 @@ pub struct StepStats {
     /// perceptual distance to the teacher's images (with `TrainConfig::perceptual` only)
     pub perceptual: Option<f32>,
     pub r1: Option<f32>,
+    /// the ADA augmentation probability this step used (ADA only)
+    pub augment_p: Option<f64>,
+    /// `E[sign(D(real))]` of the interval that ended with this step (ADA only)
+    pub ada_rt: Option<f64>,
 }
 
 /// A GAN being trained: networks, optimiser state, RNG and data position.
@@ -172,6 +198,9 @@ pub struct Trainer {
     pub epoch: u64,
     pub epoch_pos: usize,
     order: Vec<usize>,
+    /// ADA's probability `p` and the sign statistics of the current interval (unused
+    /// without ADA)
+    pub ada: AdaState,
     pub device: Device,
     /// The network behind `TrainConfig::perceptual` (not saved with the run: attach it again
     /// after [`Trainer::load`]).
@@ -183,6 +212,10 @@ impl Trainer {
         gcfg.validate()?;
         dcfg.validate()?;
         train.validate()?;
+        let d_blocks = crate::config::block_resolutions(dcfg.img_resolution).len() - 1;
+        if train.freeze_d > d_blocks {
+            bail!("--freeze-d {}: a {}px discriminator has only {d_blocks} blocks", train.freeze_d, dcfg.img_resolution);
+        }
         // initial weights come from the run seed alone (no global RNG state)
         let mut init = crate::layers::Init::new(train.seed.wrapping_add(0x5EED), device);
         let g = Generator::init(gcfg, &mut init);
@@ -190,6 +223,7 @@ impl Trainer {
         let g_ema = g.clone();
         Ok(Self {
             rng: ChaCha8Rng::seed_from_u64(train.seed),
+            ada: train.ada.as_ref().map(AdaState::new).unwrap_or_default(),
             train,
             g,
             d,
@@ -294,6 +328,12 @@ impl Trainer {
 
         self.step += 1;
         self.images_seen += n as u64;
+        if let Some(ada) = &self.train.ada {
+            stats.augment_p = Some(self.ada.p);
+            if self.step % ada.interval == 0 {
+                stats.ada_rt = self.ada.adjust(ada, n);
+            }
+        }
         let (l1, perceptual) = (stats.distill.unwrap_or(0.0), stats.perceptual.unwrap_or(0.0));
         if ![stats.loss_g, stats.loss_d, l1, perceptual].iter().all(|v| v.is_finite()) {
             bail!(
@@ -323,9 +363,12 @@ impl Trainer {
             g_plain.synthesis.forward(ws, &mut noise) // [N, 3, R, R], no tape
         };
         let mut d_ad = lift(&self.d, true);
-        let aug = self.train.diffaugment.clone();
-        let fake_aug = aug.apply(fake.autodiff(), &mut self.rng);
-        let real_aug = aug.apply(real.clone().autodiff(), &mut self.rng);
+        // FreezeD: the first blocks take part without gradients of their own
+        for (b, src) in d_ad.blocks.iter_mut().zip(&self.d.blocks).take(self.train.freeze_d) {
+            *b = lift(src, false);
+        }
+        let fake_aug = self.augment(fake.autodiff()); // [N, 3, R, R]
+        let real_aug = self.augment(real.clone().autodiff()); // [N, 3, R, R]
         // lazy R1: gamma/2 * |grad_x D(x)|^2, estimated as ((D(x + eps v) - D(x)) / eps)^2 with
         // v ~ N(0, I), whose expectation is |grad_x D(x)|^2 (first-order only: no double backward)
         let r1_due = self.train.r1_gamma > 0.0 && self.step % self.train.r1_interval == 0;
@@ -342,6 +385,9 @@ impl Trainer {
         let loss_d = softplus(fake_logits.clone(), 1.0).mean() + softplus(real_logits.clone().neg(), 1.0).mean();
         stats.loss_d = loss_d.clone().into_scalar::<f32>();
         stats.d_fake = fake_logits.mean().into_scalar::<f32>();
+        if self.train.ada.is_some() {
+            self.ada.observe(&crate::params::to_vec(&real_logits));
+        }
         stats.d_real = real_logits.mean().into_scalar::<f32>();
         let mut total = loss_d;
         if r1_due {
@@ -388,8 +434,7 @@ impl Trainer {
         };
         let mut loss_g = if self.adversarial() {
             let d_const = lift(&self.d, false);
-            let aug = self.train.diffaugment.clone();
-            let logits = d_const.forward(aug.apply(fake.clone(), &mut self.rng));
+            let logits = d_const.forward(self.augment(fake.clone())); // [N, 1]
             let adv = softplus(logits.neg(), 1.0).mean();
             stats.loss_g = adv.clone().into_scalar::<f32>();
             adv.mul_scalar(self.train.adversarial)
@@ -421,6 +466,14 @@ impl Trainer {
             self.g.mapping.update_w_avg(&w);
         }
         Ok(())
+    }
+
+    /// What D sees of a batch: the ADA pipeline at the current `p`, or DiffAugment.
+    fn augment(&mut self, x: Tensor<4>) -> Tensor<4> {
+        match &self.train.ada {
+            Some(ada) => ada.pipe.apply(x, self.ada.p, &mut self.rng),
+            None => self.train.diffaugment.apply(x, &mut self.rng),
+        }
     }
 
     /// Moves the EMA generator towards G for the batch just trained (before `images_seen`

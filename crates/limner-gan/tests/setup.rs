@@ -42,7 +42,7 @@ impl TeacherMapping for Teacher {
 
 fn new_run<'a>(train: TrainConfig, teacher: Option<&'a dyn TeacherMapping>) -> NewRun<'a> {
     let (generator, discriminator) = tiny(16);
-    NewRun { generator, discriminator, train, teacher, init_generator: None }
+    NewRun { generator, discriminator, train, teacher, init_generator: None, init: None }
 }
 
 #[test]
@@ -124,4 +124,34 @@ fn resuming_applies_the_overrides_and_checks_them() {
     let o = ResumeOverrides { adversarial: Some(0.0), ..Default::default() };
     let e = format!("{:#}", resume_trainer(&ckpt, &o, &device, &mut |_| {}).err().unwrap());
     assert!(e.contains("nothing to train") && e.contains(CHECKPOINT_FILE), "{e}");
+}
+
+/// `--init RUN`: a new run starts from a training run's checkpoint with its G, G_ema and D
+/// (and their configs, whatever the run's own options said), a fresh optimiser and step 0;
+/// a dataset at another resolution is refused.
+#[test]
+fn transfer_from_a_run_takes_g_g_ema_and_d() {
+    use limner_gan::setup::InitNetworks;
+    let device = Device::flex();
+    let data = common::Discs::new(8, 16, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join(CHECKPOINT_FILE);
+    let (g, d) = tiny(16);
+    let mut src = Trainer::new(TrainConfig { batch: 4, seed: 5, ..Default::default() }, &g, &d, &device).unwrap();
+    src.step(&data).unwrap();
+    src.save(&ckpt).unwrap();
+    let init = InitNetworks::checkpoint("src", &ckpt, &device).unwrap();
+    // the run's own configs differ (CLI defaults): the source's win
+    let run = NewRun { generator: GeneratorConfig::limner_default(16), discriminator: DiscriminatorConfig::limner_default(16), init: Some(init), ..new_run(TrainConfig::default(), None) };
+    let mut notes = vec![];
+    let mut t = new_trainer(run, &data, &device, &mut |n| notes.push(n)).unwrap();
+    assert_eq!(t.step, 0);
+    assert_eq!(state_dict(&mut t.g, false), state_dict(&mut src.g, false));
+    assert_eq!(state_dict(&mut t.g_ema, false), state_dict(&mut src.g_ema, false));
+    assert_eq!(state_dict(&mut t.d, false), state_dict(&mut src.d, false));
+    assert!(notes.iter().any(|n| n.contains("D starts from src's discriminator")), "{notes:?}");
+    let init = InitNetworks::checkpoint("src", &ckpt, &device).unwrap();
+    let run = NewRun { init: Some(init), ..new_run(TrainConfig::default(), None) };
+    let e = new_trainer(run, &common::Discs::new(8, 32, 1), &device, &mut |_| {}).err().unwrap().to_string();
+    assert!(e.contains("16×16") && e.contains("32×32") && e.contains("--res 16"), "{e}");
 }

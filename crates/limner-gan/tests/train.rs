@@ -62,6 +62,59 @@ fn resume_is_exact() {
     assert_eq!(a.checkpoint_bytes().unwrap(), b.checkpoint_bytes().unwrap(), "full checkpoints differ");
 }
 
+/// With ADA, N steps in one go, or 3 + save + load + the rest (the checkpoint falls inside an
+/// ADA interval, so the interval's sign statistics must survive it too), give bitwise the same
+/// p, networks and checkpoint; and p has moved (the run really adapts).
+#[test]
+fn ada_resume_continues_p_exactly() {
+    use limner_gan::ada::AdaConfig;
+    let device = Device::flex();
+    let data = common::Discs::new(24, 16, 1);
+    let (g, d) = tiny(16);
+    // fast adaptation (0.16 a step of two minibatches), starting mid-way so that it can move
+    // either way and the pipeline is active from the first step
+    let ada = AdaConfig { interval: 2, kimg: 0.05, initial_p: 0.5, ..Default::default() };
+    let train = TrainConfig { batch: 4, r1_interval: 2, seed: 7, ada: Some(ada), diffaugment: limner_gan::augment::DiffAugment::none(), ..Default::default() };
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("part.safetensors");
+    let steps = 8;
+
+    let mut a = Trainer::new(train.clone(), &g, &d, &device).unwrap();
+    let mut ps = vec![];
+    for _ in 0..steps {
+        a.step(&data).unwrap();
+        ps.push(a.ada.p);
+    }
+    eprintln!("p after each step: {ps:?}");
+    assert!(ps.iter().any(|&p| p != 0.5), "p never moved: {ps:?}");
+
+    let mut b = Trainer::new(train, &g, &d, &device).unwrap();
+    for _ in 0..3 {
+        b.step(&data).unwrap();
+    }
+    assert!(b.ada.sign_n > 0, "the checkpoint should fall inside an ADA interval");
+    b.save(&ckpt).unwrap();
+    let mid = b.ada.clone();
+    drop(b);
+    let mut b = Trainer::load(&ckpt, &device).unwrap();
+    assert_eq!(b.ada, mid, "ADA state lost in the checkpoint");
+    for _ in 3..steps {
+        b.step(&data).unwrap();
+    }
+    assert_eq!(a.ada.p.to_bits(), b.ada.p.to_bits(), "p differs after resume");
+    assert_eq!(a.ada, b.ada);
+    for (name, x, y) in [
+        ("G", state_dict(&mut a.g, false), state_dict(&mut b.g, false)),
+        ("D", state_dict(&mut a.d, false), state_dict(&mut b.d, false)),
+        ("G_ema", state_dict(&mut a.g_ema, false), state_dict(&mut b.g_ema, false)),
+    ] {
+        for (k, v) in &x {
+            assert_eq!(v.data, y[k].data, "{name}.{k} differs after resume");
+        }
+    }
+    assert_eq!(a.checkpoint_bytes().unwrap(), b.checkpoint_bytes().unwrap(), "full checkpoints differ");
+}
+
 /// Statistics of a set of NCHW images: per-channel mean and std, and the mean image.
 fn stats(imgs: &[f32], n: usize, res: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let plane = res * res;

@@ -106,6 +106,36 @@ pub fn load(name: Option<&str>, device: &Device) -> Result<(Generator, Generator
     }
 }
 
+/// The pretrained networks `limner train --init NAME` starts from: `default` (the embedded
+/// model: its EMA generator, no discriminator), a run folder (its checkpoint's G, G_ema and D),
+/// a checkpoint or generator file, or an imported model's name; `discriminator` adds a D file
+/// written by `limner models import PKL --discriminator FILE`.
+pub fn init_networks(name: &str, discriminator: Option<&Path>, device: &Device) -> Result<limner_gan::setup::InitNetworks> {
+    use limner_gan::setup::{InitNetworks, CHECKPOINT_FILE};
+    if name == limner_photoreal::MODEL_NAME {
+        bail!("--init {name}: random-face is a MobileStyleGAN, which limner runs but does not train; start from `default`, a run, or an imported StyleGAN2-ADA model");
+    }
+    let run_ckpt = Path::new(name).join(CHECKPOINT_FILE);
+    let init = if name == DEFAULT_NAME {
+        InitNetworks::generator(name, load_default(device)?.0)
+    } else if run_ckpt.is_file() {
+        InitNetworks::checkpoint(name, &run_ckpt, device)?
+    } else {
+        let p = resolve(name)?.expect("only `default` resolves to the embedded model");
+        let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+        let is_checkpoint = limner_core::parse_safetensors(&bytes).map(|(_, m)| m.contains_key(limner_gan::checkpoint::CHECKPOINT_KEY)).unwrap_or(false);
+        if is_checkpoint {
+            InitNetworks::checkpoint(name, &p, device)?
+        } else {
+            InitNetworks::generator(name, load_generator_bytes(&bytes, device).with_context(|| format!("cannot load model {}", p.display()))?.0)
+        }
+    };
+    match discriminator {
+        Some(d) => init.with_discriminator_file(d, device),
+        None => Ok(init),
+    }
+}
+
 /// Where `limner models import --out OUT` writes: a bare model name (letters, digits, `.`,
 /// `_`, `-`; not starting with `.`) becomes `<models dir>/OUT.safetensors`, so `--model OUT`
 /// finds it everywhere; a path must end in `.safetensors`.

@@ -150,15 +150,47 @@ struct TrainArgs {
     /// EMA half-life in kimg
     #[arg(long, default_value_t = 10.0)]
     ema_kimg: f64,
-    /// EMA ramp-up: the half-life is at most this fraction of the images seen (0 = off)
-    #[arg(long, default_value_t = 0.05)]
-    ema_rampup: f64,
+    /// EMA ramp-up: the half-life is at most this fraction of the images seen (0 = off;
+    /// default 0.05, off with --init as the official code does when transferring)
+    #[arg(long)]
+    ema_rampup: Option<f64>,
     /// R1 weight (0 turns it off)
     #[arg(long, default_value_t = 0.05)]
     r1_gamma: f64,
-    /// DiffAugment policy: any of color,translation,cutout, or none
-    #[arg(long, default_value = "color,translation,cutout")]
-    diffaugment: String,
+    /// what D sees: `diffaugment` (DiffAugment, the default), `ada` (adaptive discriminator
+    /// augmentation: StyleGAN2-ADA's pipeline with p tuned from D's outputs on reals) or `none`
+    #[arg(long, default_value = "diffaugment", value_parser = ["diffaugment", "ada", "none"])]
+    aug: String,
+    /// DiffAugment policy (--aug diffaugment): any of color,translation,cutout, or none
+    /// [default: color,translation,cutout]
+    #[arg(long)]
+    diffaugment: Option<String>,
+    /// ADA's pipeline (--aug ada): bgc (the official default), bg, blit, geom or color
+    #[arg(long, default_value = "bgc")]
+    augpipe: String,
+    /// ADA's target for E[sign(D(real))]: p rises while D is surer than this on the reals
+    #[arg(long, default_value_t = 0.6)]
+    ada_target: f64,
+    /// ADA's speed: p can move by 1 in this many kimg [default: 500, 100 with --init]
+    #[arg(long)]
+    ada_kimg: Option<f64>,
+    /// ADA adjusts p every this many minibatches
+    #[arg(long, default_value_t = 4)]
+    ada_interval: u64,
+    /// ADA's p at the start of the run
+    #[arg(long, default_value_t = 0.0)]
+    augment_p: f64,
+    /// transfer learning: start G, its EMA and (where the source has one) D from a pretrained
+    /// model: `default`, a run folder, a checkpoint or generator file, or an imported model's
+    /// name; the run takes its architecture (--z-dim, --channel-* … are ignored)
+    #[arg(long)]
+    init: Option<String>,
+    /// with --init: start D from this file (`limner models import PKL --discriminator FILE`)
+    #[arg(long, requires = "init")]
+    init_discriminator: Option<PathBuf>,
+    /// FreezeD: keep the first N discriminator blocks (highest resolutions) as they start
+    #[arg(long, default_value_t = 0)]
+    freeze_d: usize,
     #[arg(long, default_value_t = 0.9)]
     style_mixing: f64,
     #[arg(long)]
@@ -506,6 +538,9 @@ fn losses(s: &limner_gan::train::StepStats) -> String {
     if let Some(p) = s.perceptual {
         out += &format!("  perceptual {p:.4}");
     }
+    if let Some(p) = s.augment_p {
+        out += &format!("  p {p:.3}");
+    }
     out
 }
 
@@ -515,6 +550,9 @@ fn train(a: TrainArgs) -> Result<()> {
     let ckpt = setup::checkpoint_path(&a.out, a.resume)?;
     let note = &mut |line: String| eprintln!("{line}");
     let mut trainer = if a.resume {
+        if a.init.is_some() {
+            bail!("--init starts a new run from a pretrained model; --resume continues {} from its checkpoint: give one of them", a.out.display());
+        }
         let overrides = setup::ResumeOverrides { noise_off: a.noise_off, adversarial: a.adversarial, perceptual: a.perceptual };
         setup::resume_trainer(&ckpt, &overrides, &device, note)?
     } else {
@@ -533,15 +571,43 @@ fn train(a: TrainArgs) -> Result<()> {
             ..GeneratorConfig::limner_default(res)
         };
         let discriminator = DiscriminatorConfig { channel_base: a.channel_base, channel_max: a.channel_max, ..DiscriminatorConfig::limner_default(res) };
+        let transfer = a.init.is_some();
+        let (diffaugment, ada) = match a.aug.as_str() {
+            "ada" => {
+                if a.diffaugment.is_some() {
+                    bail!("--diffaugment sets DiffAugment's policy, but --aug ada replaces DiffAugment: drop one of them");
+                }
+                let ada = limner_gan::ada::AdaConfig {
+                    pipe: limner_gan::ada::AugmentPipe::preset(&a.augpipe)?,
+                    target: a.ada_target,
+                    interval: a.ada_interval,
+                    // official: ada_kimg 100 when resuming a pretrained network, to react faster
+                    kimg: a.ada_kimg.unwrap_or(if transfer { 100.0 } else { 500.0 }),
+                    initial_p: a.augment_p,
+                };
+                ada.validate()?;
+                (DiffAugment::none(), Some(ada))
+            }
+            "none" => (DiffAugment::none(), None),
+            _ => (DiffAugment::parse(a.diffaugment.as_deref().unwrap_or("color,translation,cutout"))?, None),
+        };
+        // official: no EMA ramp-up when starting from a pretrained network
+        let ema_rampup = a.ema_rampup.unwrap_or(if transfer { 0.0 } else { 0.05 });
+        let init = match &a.init {
+            Some(name) => Some(limner_models::init_networks(name, a.init_discriminator.as_deref(), &device)?),
+            None => None,
+        };
         let train = TrainConfig {
             batch: a.batch,
             g_lr: a.g_lr,
             d_lr: a.d_lr,
             ema_kimg: a.ema_kimg,
-            ema_rampup: (a.ema_rampup > 0.0).then_some(a.ema_rampup),
+            ema_rampup: (ema_rampup > 0.0).then_some(ema_rampup),
             r1_gamma: a.r1_gamma,
             style_mixing: a.style_mixing,
-            diffaugment: DiffAugment::parse(&a.diffaugment)?,
+            diffaugment,
+            ada,
+            freeze_d: a.freeze_d,
             xflip: !a.no_xflip,
             seed: a.seed,
             distill_l1: a.distill,
@@ -557,6 +623,7 @@ fn train(a: TrainArgs) -> Result<()> {
             train,
             teacher: teacher.as_ref().map(|t| t as &dyn setup::TeacherMapping),
             init_generator: a.init_generator.as_deref(),
+            init,
         };
         setup::new_trainer(run, &data, &device, note)?
     };

@@ -274,3 +274,43 @@ fn style_end_to_end_and_errors() {
         assert_eq!(png_size(&t.join("g.png")).0.max(png_size(&t.join("g.png")).1), 64);
     }
 }
+
+/// `limner train --init default --aug ada --freeze-d 1` end to end: it starts from the embedded
+/// model (saying D starts fresh), logs ADA's p in metrics.csv, and resumes; the wrong
+/// resolution, DiffAugment's policy with ADA, and --init with --resume are refused clearly.
+#[test]
+fn train_transfer_with_ada() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let s = |p: &str| t.join(p).to_string_lossy().to_string();
+    std::fs::create_dir_all(t.join("mine")).unwrap();
+    for i in 0..12u32 {
+        write_png(&t.join(format!("mine/{i:02}.png")), 64, 64, |x, y| {
+            let inside = (x as i32 - 32).pow(2) + (y as i32 - 30).pow(2) < 300 + (i as i32 * 40);
+            if inside { [200, (150 + i * 7) as u8, 120] } else { [(x * 3) as u8, (60 + i * 5) as u8, (y * 3) as u8] }
+        });
+    }
+    ok(&["dataset", "build", &s("mine"), "--res", "64", "--out", &s("mine.limner"), "--near-dup", "0"]);
+    ok(&["dataset", "build", &s("mine"), "--res", "32", "--out", &s("mine32.limner"), "--near-dup", "0"]);
+    let err = fails(&["train", "--data", &s("mine32.limner"), "--out", &s("r32"), "--init", "default", "--aug", "ada"]);
+    assert!(err.contains("64×64") && err.contains("--res 64"), "{err}");
+    let err = fails(&["train", "--data", &s("mine.limner"), "--out", &s("rx"), "--aug", "ada", "--diffaugment", "color"]);
+    assert!(err.contains("--aug ada"), "{err}");
+
+    let run = s("run");
+    let args = ["train", "--data", &s("mine.limner"), "--out", &run, "--init", "default", "--aug", "ada", "--augment-p", "0.25", "--ada-interval", "1", "--ada-kimg", "0.1", "--freeze-d", "1", "--batch", "4", "--kimg", "0.008", "--snap-kimg", "0.004"];
+    let out = ok(&args);
+    assert!(out.contains("has no discriminator") && out.contains("FreezeD: D's blocks b64"), "{out}");
+    let metrics = std::fs::read_to_string(t.join("run/metrics.csv")).unwrap();
+    assert!(metrics.lines().next().unwrap().ends_with(",augment_p"), "{metrics}");
+    let last: Vec<&str> = metrics.lines().last().unwrap().split(',').collect();
+    let p: f64 = last.last().unwrap().parse().unwrap_or_else(|_| panic!("no p in {metrics}"));
+    assert!((0.0..=1.0).contains(&p) && p != 0.25, "p {p} did not adapt: {metrics}");
+    let run_json = std::fs::read_to_string(t.join("run/run.json")).unwrap();
+    assert!(run_json.contains("\"ada\"") && run_json.contains("\"freeze_d\": 1"), "{run_json}");
+    let err = fails(&["train", "--data", &s("mine.limner"), "--out", &run, "--init", "default", "--resume"]);
+    assert!(err.contains("--init") && err.contains("--resume"), "{err}");
+    ok(&["train", "--data", &s("mine.limner"), "--out", &run, "--kimg", "0.012", "--snap-kimg", "0.004", "--resume"]);
+    let metrics = std::fs::read_to_string(t.join("run/metrics.csv")).unwrap();
+    assert!(metrics.lines().last().unwrap().starts_with("0.012"), "{metrics}");
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Issue 20 §2's demo: adapt a model to 100 portraits of a domain no model here has seen, on
+# the 2 cores, and compare with training from scratch for the same wall-clock time.
+#
+#   bench/transfer.sh [--minutes 60] [--chunk 10] [--preset style-07] [--faces DIR] [--work DIR]
+#                     [--only transfer|scratch] [--held 500] [--score-n 500]
+#
+# 1. The domain, made reproducibly: faces128 portraits (default /work/shared/data/faces128 or
+#    $LIMNER_FACES128) turned into paintings by `limner style --preset PRESET --size 128`:
+#    the first 100 files whose index does not end in 0 for training (packed at the default
+#    model's 64 px), the first 500 whose index ends in 0 held out. Cached in WORK.
+# 2. Two runs for MINUTES each, both with ADA (target 0.6) on the same architecture as the
+#    embedded default (z = w = 512, 8 mapping layers, channel_base 2048, channel_max 128):
+#    `--init default --freeze-d 1` (transfer) and from random weights (scratch). Each run
+#    trains in CHUNK-minute pieces (`timeout -s INT`: Ctrl-C saves a checkpoint, `--resume`
+#    continues bit for bit), and after every piece its EMA generator is scored:
+#    `limner score RUN HELDOUT --n SCORE_N --first-seed 100000` (FID-like, InceptionV3 mixed5).
+# 3. Prints kimg vs FID-like for both runs (and the starting model's score), also written to
+#    WORK/curves.csv and bench/results/transfer-latest.md; grids: WORK/run-*/grid-latest.png.
+#
+# Needs `limner models fetch --only style-transfer --only inception-v3`. Builds limner
+# (release; CARGO_TARGET_DIR defaults to $HOME/.cache/limner-target). Scoring time is not
+# counted as training time.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+MINUTES=60
+CHUNK=10
+PRESET=style-07
+FACES="${LIMNER_FACES128:-/work/shared/data/faces128}"
+WORK="${LIMNER_TRANSFER_WORK:-$HOME/.cache/limner-transfer-bench}"
+ONLY=""
+SCORE_N=500
+HELD_N=500
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --minutes) MINUTES="$2"; shift ;;
+        --chunk) CHUNK="$2"; shift ;;
+        --preset) PRESET="$2"; shift ;;
+        --faces) FACES="$2"; shift ;;
+        --work) WORK="$2"; shift ;;
+        --only) ONLY="$2"; shift ;;
+        --score-n) SCORE_N="$2"; shift ;;
+        --held) HELD_N="$2"; shift ;;
+        -h|--help) sed -n 2,24p "$0"; exit 0 ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/limner-target}"
+LIMNER="$CARGO_TARGET_DIR/release/limner"
+RESULTS="$HERE/results"
+mkdir -p "$RESULTS" "$WORK"
+(cd "$ROOT" && cargo build --release -p limner >&2)
+
+# -- 1. the domain ---------------------------------------------------------------------------
+[ -d "$FACES" ] || { echo "no faces128 folder at $FACES (give --faces DIR)" >&2; exit 1; }
+PAINT="$WORK/paintings-$PRESET"
+HELDOUT="$PAINT/heldout-$HELD_N"
+mkdir -p "$PAINT/train" "$HELDOUT"
+mapfile -t TRAIN < <(ls "$FACES" | grep -E '^[0-9_]*[1-9]\.(jpg|png)$' | sort | head -100)
+mapfile -t HELD < <(ls "$FACES" | grep -E '^[0-9_]*0\.(jpg|png)$' | sort | head -"$HELD_N")
+[ "${#TRAIN[@]}" -eq 100 ] && [ "${#HELD[@]}" -eq "$HELD_N" ] || { echo "need 100 + $HELD_N faces in $FACES" >&2; exit 1; }
+style_all() { # DEST FILE...
+    local dest="$1" f out; shift
+    for f in "$@"; do
+        out="$dest/${f%.*}.png"
+        [ -s "$out" ] || "$LIMNER" style --content "$FACES/$f" --preset "$PRESET" --size 128 --out "$out" >/dev/null
+    done
+}
+echo "== painting ${#TRAIN[@]} training and ${#HELD[@]} held-out faces with $PRESET (cached in $PAINT)" >&2
+style_all "$PAINT/train" "${TRAIN[@]}"
+style_all "$HELDOUT" "${HELD[@]}"
+DATA="$PAINT/train64.limner"
+[ -s "$DATA" ] || "$LIMNER" dataset build "$PAINT/train" --res 64 --out "$DATA" >&2
+
+# -- 2. the runs -------------------------------------------------------------------------------
+CURVES="$WORK/curves-$PRESET-$HELD_N.csv"
+score() { # MODEL -> FID-like
+    "$LIMNER" score "$1" "$HELDOUT" --n "$SCORE_N" --first-seed 100000 2>/dev/null | sed -n 's/^FID-like.*: \([0-9.]*\)$/\1/p'
+}
+if [ ! -s "$CURVES" ]; then
+    echo "run,minutes,kimg,fid_like" > "$CURVES"
+    echo "start,0,0,$(score default)" >> "$CURVES"
+fi
+ARCH=(--z-dim 512 --w-dim 512 --mapping-layers 8 --channel-base 2048 --channel-max 128)
+train_for() { # NAME MINUTES EXTRA...
+    local name="$1" total="$2" out="$WORK/run-$PRESET-$HELD_N-$1" done_min=0 resume=() kimg; shift 2
+    done_min=$(awk -F, -v r="$name" '$1==r {m=$2} END {print m+0}' "$CURVES")
+    while [ "$done_min" -lt "$total" ]; do
+        [ -s "$out/latest.safetensors" ] && resume=(--resume) || resume=("$@")
+        echo "== $name: minutes $done_min..$((done_min + CHUNK))" >&2
+        timeout -s INT "$((CHUNK * 60))" "$LIMNER" train --data "$DATA" --out "$out" --kimg 100000 --snap-kimg 5 \
+            --aug ada "${resume[@]}" >>"$WORK/$name.log" 2>&1 || true
+        done_min=$((done_min + CHUNK))
+        kimg=$(tail -1 "$out/metrics.csv" | cut -d, -f1)
+        echo "$name,$done_min,$kimg,$(score "$out")" >> "$CURVES"
+        tail -1 "$CURVES" >&2
+    done
+}
+[ "$ONLY" = scratch ] || train_for transfer "$MINUTES" --init default --freeze-d 1
+[ "$ONLY" = transfer ] || train_for scratch "$MINUTES" "${ARCH[@]}"
+
+# -- 3. the table --------------------------------------------------------------------------------
+{
+    echo "# transfer vs scratch on $PRESET paintings ($(date -u +%F), $(nproc) cores)"
+    echo
+    echo "| run | minutes | kimg | FID-like vs 500 held-out paintings |"
+    echo "|---|---|---|---|"
+    tail -n +2 "$CURVES" | awk -F, '{printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4}'
+} | tee "$RESULTS/transfer-latest.md"
