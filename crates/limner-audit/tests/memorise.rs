@@ -14,7 +14,6 @@
 use anyhow::Result;
 use burn::tensor::Device;
 use limner_audit::{audit, AuditOptions, ImageSet, Rgb8, Space};
-use limner_gan::config::{DiscriminatorConfig, GeneratorConfig};
 use limner_gan::generate::{generate_seeds_rgb8, GenerateOptions};
 use limner_gan::train::{DataSource, TrainConfig, Trainer};
 use rand::{Rng, SeedableRng};
@@ -102,19 +101,6 @@ impl DataSource for Train {
     }
 }
 
-fn tiny() -> (GeneratorConfig, DiscriminatorConfig) {
-    let mut g = GeneratorConfig::limner_default(RES);
-    g.z_dim = 32;
-    g.w_dim = 32;
-    g.mapping_layers = 2;
-    g.channel_base = 512;
-    g.channel_max = 64;
-    let mut d = DiscriminatorConfig::limner_default(RES);
-    d.channel_base = 512;
-    d.channel_max = 64;
-    (g, d)
-}
-
 fn samples(t: &Trainer, seeds: &[u64]) -> Vec<Rgb8> {
     generate_seeds_rgb8(&t.g_ema, seeds, &GenerateOptions { psi: 1.0, noise: 1.0, batch: 32 }, &mut |_| {}).into_iter().map(|d| Rgb8::new(RES, d)).collect()
 }
@@ -127,7 +113,7 @@ fn audit_at(t: &Trainer, seeds: std::ops::Range<u64>, train: &Set, held: &Set) -
 }
 
 fn trainer(paired: bool) -> Trainer {
-    let (g, d) = tiny();
+    let (g, d) = limner_gan::config::tiny(RES);
     let cfg = TrainConfig {
         batch: 16,
         ema_kimg: 0.05,

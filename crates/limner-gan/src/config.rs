@@ -122,3 +122,11 @@ pub fn block_resolutions(res: usize) -> Vec<usize> {
     }
     v
 }
+
+/// A tiny generator/discriminator pair at `res` (32-d latents, 2 mapping layers, at most 64
+/// channels): a training step takes milliseconds, for tests and smoke runs.
+pub fn tiny(res: usize) -> (GeneratorConfig, DiscriminatorConfig) {
+    let g = GeneratorConfig { z_dim: 32, w_dim: 32, mapping_layers: 2, channel_base: 512, channel_max: 64, ..GeneratorConfig::limner_default(res) };
+    let d = DiscriminatorConfig { channel_base: 512, channel_max: 64, ..DiscriminatorConfig::limner_default(res) };
+    (g, d)
+}

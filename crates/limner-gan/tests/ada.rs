@@ -5,7 +5,7 @@ mod common;
 
 use burn::tensor::Device;
 use limner_gan::ada::{ada_adjust, AdaConfig, AdaState, AugmentPipe};
-use limner_gan::config::{DiscriminatorConfig, GeneratorConfig};
+use limner_gan::config::tiny;
 use limner_gan::params::{state_dict, tensor_from, to_vec};
 use limner_gan::train::{TrainConfig, Trainer};
 use rand::{Rng, SeedableRng};
@@ -191,12 +191,6 @@ fn flips_and_quarter_turns_move_whole_pixels() {
         kinds[k] += 1;
     }
     assert!(kinds.iter().filter(|&&k| k > 0).count() >= 3, "rotations {kinds:?}");
-}
-
-fn tiny(res: usize) -> (GeneratorConfig, DiscriminatorConfig) {
-    let g = GeneratorConfig { z_dim: 32, w_dim: 32, mapping_layers: 2, channel_base: 512, channel_max: 64, ..GeneratorConfig::limner_default(res) };
-    let d = DiscriminatorConfig { channel_base: 512, channel_max: 64, ..DiscriminatorConfig::limner_default(res) };
-    (g, d)
 }
 
 /// FreezeD: with `freeze_d = 1` a training step with ADA leaves D's first block (b16) as it

@@ -5,18 +5,12 @@
 mod common;
 
 use burn::tensor::Device;
-use limner_gan::config::{DiscriminatorConfig, GeneratorConfig};
+use limner_gan::config::{tiny, DiscriminatorConfig, GeneratorConfig};
 use limner_gan::generator::MappingNetwork;
 use limner_gan::layers::Init;
 use limner_gan::params::state_dict;
 use limner_gan::setup::{checkpoint_path, new_trainer, resume_trainer, NewRun, ResumeOverrides, TeacherMapping, CHECKPOINT_FILE};
 use limner_gan::train::{TrainConfig, Trainer};
-
-fn tiny(res: usize) -> (GeneratorConfig, DiscriminatorConfig) {
-    let g = GeneratorConfig { z_dim: 32, w_dim: 32, mapping_layers: 2, channel_base: 512, channel_max: 64, ..GeneratorConfig::limner_default(res) };
-    let d = DiscriminatorConfig { channel_base: 512, channel_max: 64, ..DiscriminatorConfig::limner_default(res) };
-    (g, d)
-}
 
 /// A teacher with a 3-layer, 24-d mapping network of its own.
 struct Teacher(MappingNetwork);

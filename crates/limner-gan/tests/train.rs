@@ -3,23 +3,10 @@
 mod common;
 
 use burn::tensor::Device;
-use limner_gan::config::{DiscriminatorConfig, GeneratorConfig};
+use limner_gan::config::tiny;
 use limner_gan::layers::NoiseMode;
 use limner_gan::params::{state_dict, tensor_from, to_vec};
 use limner_gan::train::{TrainConfig, Trainer};
-
-fn tiny(res: usize) -> (GeneratorConfig, DiscriminatorConfig) {
-    let mut g = GeneratorConfig::limner_default(res);
-    g.z_dim = 32;
-    g.w_dim = 32;
-    g.mapping_layers = 2;
-    g.channel_base = 512;
-    g.channel_max = 64;
-    let mut d = DiscriminatorConfig::limner_default(res);
-    d.channel_base = 512;
-    d.channel_max = 64;
-    (g, d)
-}
 
 /// N steps in one go, or N/2 + save + load + N/2, give bitwise the same networks,
 /// optimiser moments and RNG position.
