@@ -181,7 +181,13 @@ pub fn write_card(input: &CardInput) -> Result<ModelCard> {
         thresholds: ix.spaces.iter().map(|s| (s.space.name().to_string(), s.threshold)).collect(),
         calibration: ix.calibration.clone(),
     });
-    let audit = std::iter::once(input.dir.to_path_buf()).chain(input.audit_dirs.iter().cloned()).find_map(|d| audit_facts(&d.join("audit").join("report.json")));
+    let audit = std::iter::once(input.dir.to_path_buf()).chain(input.audit_dirs.iter().cloned()).find_map(|d| audit_facts(&d.join("audit").join("report.json"))).map(|mut a| {
+        // a report beside the card is linked relative to it, so the card reads the same wherever it is
+        if let Ok(rel) = Path::new(&a.report).strip_prefix(input.dir) {
+            a.report = rel.display().to_string();
+        }
+        a
+    });
     let card = ModelCard {
         format: FORMAT.into(),
         weights: input.weights.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
@@ -280,6 +286,17 @@ pub fn markdown(c: &ModelCard) -> String {
     }
     s += "\nWritten by limner (`model-card.json` holds the same numbers).\n";
     s
+}
+
+/// The card (and the index) of a model trained elsewhere or before cards existed (`limner
+/// models card`): `weights` in `dir`, trained on `dataset` by `command`. The training index
+/// beside the model is kept when it indexes exactly this dataset's images, else rebuilt.
+#[allow(clippy::too_many_arguments)]
+pub fn card_for_model(dir: &Path, weights: &Path, dataset: &Path, command: &str, kimg: Option<f64>, heldout: Option<&str>, device: &Device, note: &mut dyn FnMut(String), progress: &mut dyn FnMut(usize, usize)) -> Result<ModelCard> {
+    anyhow::ensure!(weights.is_file(), "{} is not a file: give the model's generator with --weights", weights.display());
+    anyhow::ensure!(dataset.is_file(), "the training dataset {} is not here: give the `.limner` file the model was trained on (`limner dataset build`)", dataset.display());
+    ensure_index(dir, dataset, heldout, None, device, note, progress)?;
+    write_card(&CardInput { dir, weights, kimg, dataset, training_command: command.to_string(), audit_dirs: vec![] })
 }
 
 /// The card (and the index) of a training run's model, written into `dir`: after `limner train`

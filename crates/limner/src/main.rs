@@ -354,6 +354,28 @@ enum ModelsCmd {
         #[arg(long)]
         heldout: Option<String>,
     },
+    /// Write the model card (MODEL_CARD.md's generated part, model-card.json) and the training
+    /// index for a model trained before cards existed or elsewhere (this is how models/default's is made)
+    Card {
+        /// the model's folder (the card goes here; a hand-written MODEL_CARD.md is kept around the generated part)
+        #[arg(long)]
+        dir: PathBuf,
+        /// the generator file (default: DIR/generator.safetensors)
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// the `.limner` dataset the model was trained on
+        #[arg(long)]
+        data: PathBuf,
+        /// the command that trained it, as recorded on the card
+        #[arg(long)]
+        command: String,
+        /// how many thousand images it saw
+        #[arg(long)]
+        kimg: Option<f64>,
+        /// held-out images of the same kind to calibrate a new training index (default: leave-one-out)
+        #[arg(long)]
+        heldout: Option<String>,
+    },
     /// Export a limner generator under the official StyleGAN2-ADA state-dict names
     Export {
         #[arg(long, default_value = "default")]
@@ -479,6 +501,19 @@ fn run(cmd: Command) -> Result<()> {
             Ok(())
         }
         Command::Models(ModelsCmd::Freeze { run, out, notes, heldout }) => freeze(&run, &out, notes, heldout.as_deref()),
+        Command::Models(ModelsCmd::Card { dir, weights, data, command, kimg, heldout }) => {
+            let weights = weights.unwrap_or_else(|| dir.join("generator.safetensors"));
+            let device = Device::flex();
+            let mut pb: Option<indicatif::ProgressBar> = None;
+            let c = limner_audit::card::card_for_model(&dir, &weights, &data, &command, kimg, heldout.as_deref(), &device, &mut |n| eprintln!("note: {n}"), &mut |done, total| {
+                pb.get_or_insert_with(|| bar(total as u64, "training index: embedding the training images")).set_position(done as u64);
+            })?;
+            if let Some(b) = pb {
+                b.finish_and_clear();
+            }
+            print_card(&dir, &c);
+            Ok(())
+        }
         Command::Models(ModelsCmd::Export { model, stylegan2, out }) => {
             if !stylegan2 {
                 bail!("choose an export format: --stylegan2");
@@ -690,18 +725,22 @@ fn model_card(run: &Path, dir: &Path, weights: &Path, kimg: Option<f64>, heldout
         b.finish_and_clear();
     }
     if let Some(c) = card {
-        let index = match &c.training_index {
-            Some(ix) => format!("; training index {} ({} images)", dir.join(&ix.file).display(), ix.images),
-            None => String::new(),
-        };
-        println!(
-            "model card: {} (this model is {} of the size of the {} training images it learned from){index}",
-            dir.join(limner_audit::card::CARD_MD).display(),
-            limner_audit::card::percent(c.ratio),
-            c.dataset.images
-        );
+        print_card(dir, &c);
     }
     Ok(())
+}
+
+fn print_card(dir: &Path, c: &limner_audit::card::ModelCard) {
+    let index = match &c.training_index {
+        Some(ix) => format!("; training index {} ({} images)", dir.join(&ix.file).display(), ix.images),
+        None => String::new(),
+    };
+    println!(
+        "model card: {} (this model is {} of the size of the {} training images it learned from){index}",
+        dir.join(limner_audit::card::CARD_MD).display(),
+        limner_audit::card::percent(c.ratio),
+        c.dataset.images
+    );
 }
 
 fn generate(a: GenerateArgs) -> Result<()> {

@@ -245,4 +245,27 @@ fn train_and_freeze_write_the_model_card_and_the_training_index() {
         let label = ok(&["inspect", &s("g/seed0000.png")]);
         assert!(label.contains("nearest training images: ") && label.contains("identity"), "{label}");
     }
+
+    // a model trained elsewhere (as models/default was): `models card` writes its card from the
+    // dataset and the command given, keeps the hand-written text, and links an audit beside it
+    // relative to the card
+    let e = t.join("elsewhere");
+    std::fs::create_dir_all(e.join("audit")).unwrap();
+    std::fs::copy(t.join("frozen/generator.safetensors"), e.join("generator.safetensors")).unwrap();
+    std::fs::copy(t.join("run/audit/report.json"), e.join("audit/report.json")).unwrap();
+    std::fs::write(e.join("MODEL_CARD.md"), "# elsewhere\n\nTrained on another machine.\n").unwrap();
+    let text = ok(&["models", "card", "--dir", &s("elsewhere"), "--data", &d, "--command", "limner train --data d.limner --kimg 0.024", "--kimg", "0.024"]);
+    assert!(text.contains("% of the size of the 40 training images"), "{text}");
+    let card: serde_json::Value = serde_json::from_slice(&std::fs::read(e.join("model-card.json")).unwrap()).unwrap();
+    assert_eq!(card["training_command"], "limner train --data d.limner --kimg 0.024", "{card}");
+    assert_eq!(card["dataset"]["sha256"], sha256_file(&t.join("d.limner")), "{card}");
+    assert_eq!(card["weights_sha256"], sha256_file(&e.join("generator.safetensors")), "{card}");
+    assert_eq!(card["audit"]["report"], "audit/report.json", "{card}");
+    let md = std::fs::read_to_string(e.join("MODEL_CARD.md")).unwrap();
+    assert!(md.starts_with("# elsewhere\n\nTrained on another machine.") && md.contains("(audit/report.json)"), "{md}");
+    if nets {
+        assert_eq!(card["training_index"]["images"], 40, "{card}");
+    }
+    let missing = fails(&["models", "card", "--dir", &s("elsewhere"), "--data", &s("nowhere.limner"), "--command", "x"]);
+    assert!(missing.contains("nowhere.limner") && missing.contains("is not here"), "{missing}");
 }
