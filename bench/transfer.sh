@@ -2,7 +2,7 @@
 # Issue 20 §2's demo: adapt a model to 100 portraits of a domain no model here has seen, on
 # the 2 cores, and compare with training from scratch for the same wall-clock time.
 #
-#   bench/transfer.sh [--minutes 60] [--chunk 10] [--preset style-07] [--faces DIR] [--work DIR]
+#   bench/transfer.sh [--minutes 60] [--chunk 10] [--preset style-05] [--faces DIR] [--work DIR]
 #                     [--only transfer|scratch] [--held 500] [--score-n 500]
 #
 # 1. The domain, made reproducibly: faces128 portraits (default /work/shared/data/faces128 or
@@ -12,7 +12,7 @@
 # 2. Two runs for MINUTES each, both with ADA (target 0.6) on the same architecture as the
 #    embedded default (z = w = 512, 8 mapping layers, channel_base 2048, channel_max 128):
 #    `--init default --freeze-d 1` (transfer) and from random weights (scratch). Each run
-#    trains in CHUNK-minute pieces (`timeout -s INT`: Ctrl-C saves a checkpoint, `--resume`
+#    trains in CHUNK-minute pieces (`timeout --foreground -s INT`: Ctrl-C saves a checkpoint, `--resume`
 #    continues bit for bit), and after every piece its EMA generator is scored:
 #    `limner score RUN HELDOUT --n SCORE_N --first-seed 100000` (FID-like, InceptionV3 mixed5).
 # 3. Prints kimg vs FID-like for both runs (and the starting model's score), also written to
@@ -26,7 +26,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 MINUTES=60
 CHUNK=10
-PRESET=style-07
+PRESET=style-05  # keeps faces readable at 128 px; style-07 turns them into colour fields that blobs match (a 1-minute scratch run "won")
 FACES="${LIMNER_FACES128:-/work/shared/data/faces128}"
 WORK="${LIMNER_TRANSFER_WORK:-$HOME/.cache/limner-transfer-bench}"
 ONLY=""
@@ -90,10 +90,12 @@ train_for() { # NAME MINUTES EXTRA...
     while [ "$done_min" -lt "$total" ]; do
         [ -s "$out/latest.safetensors" ] && resume=(--resume) || resume=("$@")
         echo "== $name: minutes $done_min..$((done_min + CHUNK))" >&2
-        timeout -s INT "$((CHUNK * 60))" "$LIMNER" train --data "$DATA" --out "$out" --kimg 100000 --snap-kimg 5 \
+        # --foreground: SIGINT to limner alone; without it timeout also signals the process
+        # group, limner sees a second Ctrl-C and exits without its checkpoint
+        timeout --foreground -s INT "$((CHUNK * 60))" "$LIMNER" train --data "$DATA" --out "$out" --kimg 100000 --snap-kimg 5 \
             --aug ada "${resume[@]}" >>"$WORK/$name.log" 2>&1 || true
         done_min=$((done_min + CHUNK))
-        kimg=$(tail -1 "$out/metrics.csv" | cut -d, -f1)
+        kimg=$( [ -s "$out/metrics.csv" ] && tail -1 "$out/metrics.csv" | cut -d, -f1 || echo 0)
         echo "$name,$done_min,$kimg,$(score "$out")" >> "$CURVES"
         tail -1 "$CURVES" >&2
     done
@@ -105,7 +107,7 @@ train_for() { # NAME MINUTES EXTRA...
 {
     echo "# transfer vs scratch on $PRESET paintings ($(date -u +%F), $(nproc) cores)"
     echo
-    echo "| run | minutes | kimg | FID-like vs 500 held-out paintings |"
+    echo "| run | minutes | kimg | FID-like vs $HELD_N held-out paintings (N = $SCORE_N) |"
     echo "|---|---|---|---|"
     tail -n +2 "$CURVES" | awk -F, '{printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4}'
 } | tee "$RESULTS/transfer-latest.md"
