@@ -90,7 +90,33 @@ pub fn safetensors_bytes(
         .collect::<Result<_>>()?;
     let meta: std::collections::HashMap<String, String> =
         metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    Ok(safetensors::serialize(views, Some(meta))?)
+    canonical_header(safetensors::serialize(views, Some(meta))?)
+}
+
+/// The safetensors crate takes the metadata as a `HashMap`, so its keys come out in a random
+/// order and the same weights would hash differently from run to run (recipes name a model by
+/// its file's SHA-256). Rewrites the JSON header with every object's keys sorted; the tensor
+/// data and its offsets are unchanged.
+fn canonical_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
+    fn sort(v: &mut serde_json::Value) {
+        if let serde_json::Value::Object(o) = v {
+            o.sort_keys();
+            o.values_mut().for_each(sort);
+        }
+    }
+    let n = u64::from_le_bytes(bytes[..8].try_into()?) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n])?;
+    sort(&mut header);
+    let mut text = serde_json::to_vec(&header)?;
+    // the data that follows starts 8-byte aligned, as the format asks
+    while text.len() % 8 != 0 {
+        text.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// Writes a state dict as safetensors, atomically.
@@ -121,6 +147,22 @@ mod tests {
             assert!((x - y).abs() <= x.abs() * 1e-3, "{x} vs {y}");
         }
         assert_eq!(half["s"].shape, Vec::<usize>::new());
+    }
+
+    #[test]
+    fn the_same_weights_and_metadata_are_the_same_bytes() {
+        let mut sd = StateDict::new();
+        sd.insert("w".into(), HostTensor { shape: vec![3], data: vec![1.0, 2.0, 3.0] });
+        sd.insert("b".into(), HostTensor { shape: vec![1], data: vec![0.5] });
+        let meta: BTreeMap<String, String> = (0..12).map(|i| (format!("key{i}"), format!("value {i}"))).collect();
+        let first = safetensors_bytes(&sd, &meta, Precision::F16).unwrap();
+        // HashMap iteration order differs between maps (random seeds): many tries would catch it
+        for _ in 0..20 {
+            assert_eq!(safetensors_bytes(&sd, &meta, Precision::F16).unwrap(), first);
+        }
+        let (back, m) = parse_safetensors(&first).unwrap();
+        assert_eq!(m, meta);
+        assert_eq!(back["w"].data, vec![1.0, 2.0, 3.0]);
     }
 
     #[test]

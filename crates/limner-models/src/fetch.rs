@@ -262,8 +262,9 @@ fn up_to_date(src: &Source) -> bool {
         && prov["kept"].as_array().is_some_and(|k| k.iter().all(|f| f.as_str().is_some_and(|f| dir.join(f).is_file())))
 }
 
-/// Bumped when a converter's output changes, so old caches are converted again.
-const CONVERTER_VERSION: u64 = 1;
+/// Bumped when a converter's output changes, so old caches are converted again (2: safetensors
+/// headers with sorted keys, so a converted file has the same SHA-256 on every machine).
+const CONVERTER_VERSION: u64 = 2;
 
 fn fetch_one(src: &'static Source, opts: &FetchOptions, log: &mut dyn FnMut(&str)) -> Result<Fetched> {
     let dir = nets_dir().join(src.name);
