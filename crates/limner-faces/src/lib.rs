@@ -20,6 +20,7 @@ pub mod age_gender;
 pub mod align;
 pub mod expression;
 pub mod face_feature_extractor;
+pub mod human;
 pub mod image;
 pub mod landmarks68;
 pub mod layers;
