@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use limner_faces::describe::{Attributes, Face, FaceAnalyzer};
+use limner_faces::human::{Judge, Reading};
 use limner_faces::landmarks68::Landmarks;
 use limner_faces::Image;
 
@@ -517,6 +518,27 @@ pub fn judge(fa: &FaceAnalyzer, t: &Targets, images: &[Image]) -> Vec<Judged> {
         .collect()
 }
 
+/// Whether the independent reading (human-models, [`limner_faces::human`]) meets the targets,
+/// read the way human says it: gender by FaceRes (male when P(male) > 0.5), age the expected
+/// value over its 100 bins (rounded) inside the range, smiling when the emotion network's most
+/// likely label is `happy` (and not smiling otherwise).
+pub fn satisfied_independent(t: &Targets, r: &Reading) -> bool {
+    let smiling = r.top_emotion().0 == "happy";
+    t.male.is_none_or(|m| r.is_male() == m)
+        && t.age.is_none_or(|a| (a.min..=a.max).contains(&r.age.round().max(1.0)))
+        && t.smiling.is_none_or(|s| s == smiling)
+}
+
+/// The independent judge's reading of each image (upscaled to [`JUDGE_SIZE`] as [`judge`]
+/// does), with whether it meets the targets; `None` where BlazeFace finds no face.
+pub fn judge_independent(j: &Judge, t: &Targets, images: &[Image]) -> Vec<Option<(Reading, bool)>> {
+    let up: Vec<Image> = images.iter().map(|im| if im.width < JUDGE_SIZE { im.resize_bilinear(JUDGE_SIZE, JUDGE_SIZE) } else { im.clone() }).collect();
+    j.read(&up).into_iter().map(|r| r.map(|r| {
+        let met = satisfied_independent(t, &r);
+        (r, met)
+    })).collect()
+}
+
 /// A smile measure from mouth geometry alone (independent of the expression network):
 /// how far the mouth corners (points 48, 54) sit above the middle of the lips (mean of the
 /// inner-lip midpoints 62, 66), plus how wide the mouth is against the distance between the
@@ -608,6 +630,20 @@ mod tests {
         let start = eval(&seeds.iter().map(|&s| (s as usize, [0.0; 3])).collect::<Vec<_>>());
         let out = steer_secant(&eval, &dirs, &[0, 1, 2], &seeds, &t, &cfg, start, &mut |_, _| {});
         assert!(out.iter().all(|s| s.steering_met), "{:?}", out.iter().map(|s| s.steering.sentence()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_independent_reading_is_judged_as_human_says_it() {
+        let mut emotions = [0.0; 7];
+        emotions[3] = 0.4; // happy, the most likely at 40 %
+        emotions[6] = 0.35;
+        let r = Reading { box_xyxy: [0.0; 4], box_score: 0.9, male: 0.6, age: 50.4, age_human: 52.0, emotions, };
+        assert!(satisfied_independent(&parse("a smiling old man").unwrap(), &r));
+        assert!(!satisfied_independent(&parse("a smiling old woman").unwrap(), &r));
+        assert!(!satisfied_independent(&parse("a young man").unwrap(), &r));
+        assert!(!satisfied_independent(&parse("a neutral man").unwrap(), &r));
+        let r = Reading { age: 49.4, ..r };
+        assert!(!satisfied_independent(&parse("an old man").unwrap(), &r));
     }
 
     #[test]
