@@ -10,7 +10,8 @@
 # --quick     seeds 0-7 instead of 0-31
 # --no-build  use the limner already built in $CARGO_TARGET_DIR (default target/)
 #
-# Needs `limner models fetch` (random-face, face-api, human-models) and jq.
+# Needs `limner models fetch` (random-face, face-api, human-models) and jq. With
+# LIMNER_PROMPTS_RAW=DIR each run's `--json` report (per seed: both readings, sliders) is kept there.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -63,7 +64,10 @@ for run in "${RUNS[@]}"; do
     jq -r --arg m "$label" --arg n "$N" --arg s "$secs" '
         "| \($m) | \(.prompt) | \(.met_independent)/\($n) | \(.met_independent_before)/\($n) | \(.met)/\($n) (unsteered \(.met_before)/\($n)) | \(.done)/\($n) | \($s) |"
     ' "$TMP/run.json" >> "$TMP/table.md"
-    cp "$TMP/run.json" "$HERE/results/prompts_$(echo "$label $prompt" | tr -c 'a-z0-9' '_').json"
+    if [ -n "${LIMNER_PROMPTS_RAW:-}" ]; then
+        mkdir -p "$LIMNER_PROMPTS_RAW"
+        cp "$TMP/run.json" "$LIMNER_PROMPTS_RAW/$(echo "$label $prompt" | tr -c 'a-z0-9' '_').json"
+    fi
 done
 cp "$TMP/table.md" "$OUT"
 cat "$OUT"
