@@ -49,8 +49,8 @@ mkdir -p "$HERE/results"
 {
     echo "seeds $SEEDS, psi 0.7; load: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
-    echo "| model | prompt | as asked, steered (independent) | same seeds, unsteered (independent) | limner's own read-back (face-api) | done (both agree) | seconds |"
-    echo "|---|---|---:|---:|---:|---:|---:|"
+    echo "| model | prompt | as asked, steered (independent) | same seeds, unsteered (independent) | limner's own read-back (face-api) | done (both agree) | same person (face-api identity < 0.6) | seconds |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|"
 } > "$TMP/table.md"
 for run in "${RUNS[@]}"; do
     IFS='|' read -r model size prompt <<< "$run"
@@ -62,7 +62,7 @@ for run in "${RUNS[@]}"; do
     "$BIN" "${args[@]}" > "$TMP/run.json"
     secs=$(( $(date +%s) - t0 ))
     jq -r --arg m "$label" --arg n "$N" --arg s "$secs" '
-        "| \($m) | \(.prompt) | \(.met_independent)/\($n) | \(.met_independent_before)/\($n) | \(.met)/\($n) (unsteered \(.met_before)/\($n)) | \(.done)/\($n) | \($s) |"
+        "| \($m) | \(.prompt) | \(.met_independent)/\($n) | \(.met_independent_before)/\($n) | \(.met)/\($n) (unsteered \(.met_before)/\($n)) | \(.done)/\($n) | \(.same_person // "-")/\(.identity_compared // "-") | \($s) |"
     ' "$TMP/run.json" >> "$TMP/table.md"
     if [ -n "${LIMNER_PROMPTS_RAW:-}" ]; then
         mkdir -p "$LIMNER_PROMPTS_RAW"

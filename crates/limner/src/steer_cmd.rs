@@ -246,10 +246,23 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
     })?;
     pb.finish_and_clear();
     let images: Vec<Image> = steered.iter().map(|s| s.image.clone()).collect();
-    let judged = prompt::judge(&fa, &t, &images);
+    // describe's pipeline, with face-api's identity descriptors (is the steered face the same person?)
+    let fa_id = FaceAnalyzer::load_fetched(FaceAnalyzerConfig { descriptors: true, ..Default::default() }, &Device::flex())?;
+    let judged = prompt::judge(&fa_id, &t, &images);
     // the unsteered faces, for the mouth-geometry comparison
     let before: Vec<Image> = steered.iter().map(|s| s.initial.clone()).collect();
-    let judged_before = prompt::judge(&fa, &t, &before);
+    let judged_before = prompt::judge(&fa_id, &t, &before);
+    // face-api's identity distance from each steered face to its unsteered self (< 0.6: the same person)
+    let identity: Vec<Option<f32>> = judged
+        .iter()
+        .zip(&judged_before)
+        .map(|(a, b)| {
+            let (a, b) = (a.face.as_ref()?.descriptor.as_ref()?, b.face.as_ref()?.descriptor.as_ref()?);
+            Some(a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f32>().sqrt())
+        })
+        .collect();
+    let same_person = identity.iter().filter(|d| d.is_some_and(|d| d < limner_faces::recognition::SAME_PERSON)).count();
+    let identity_compared = identity.iter().filter(|d| d.is_some()).count();
     // the independent judge (human-models), on the steered and on the unsteered faces
     let independent = limner_faces::human::Judge::fetched(&burn::tensor::Device::flex())?;
     let ind = prompt::judge_independent(&independent, &t, &images);
@@ -279,15 +292,15 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
             .iter()
             .zip(&judged)
             .zip(&judged_before)
-            .zip(ind.iter().zip(&ind_before).zip(&done))
-            .map(|(((s, j), b), ((r, rb), d))| {
+            .zip(ind.iter().zip(&ind_before).zip(done.iter().zip(&identity)))
+            .map(|(((s, j), b), ((r, rb), (d, id)))| {
                 let reading = |r: &Option<(limner_faces::human::Reading, bool)>| {
                     r.as_ref().map(|(r, met)| {
                         serde_json::json!({ "description": r.sentence(), "met": met, "male": r.male, "age": r.age, "age_human": r.age_human, "emotion": r.top_emotion().0, "happy": r.emotion("happy") })
                     })
                 };
                 serde_json::json!({
-                    "done": d, "independent": reading(r), "independent_before": reading(rb),
+                    "done": d, "independent": reading(r), "independent_before": reading(rb), "identity_distance": id,
                     "met_independent": r.as_ref().is_some_and(|r| r.1), "met_independent_before": rb.as_ref().is_some_and(|r| r.1),
                     "seed": s.seed, "sliders": s.sliders, "steering_reading": s.steering.sentence(), "steering_met": s.steering_met,
                     "description": j.description, "met": j.met, "age": j.face.as_ref().map(|f| f.age),
@@ -302,6 +315,7 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
             serde_json::to_string_pretty(&serde_json::json!({
                 "prompt": r.prompt, "targets": t, "seeds": rows, "met": met, "faces_found": found, "steering_met": steer_met,
                 "done": n_done, "met_independent": ind_met, "met_independent_before": ind_met_before,
+                "same_person": same_person, "identity_compared": identity_compared,
                 "met_before": judged_before.iter().filter(|j| j.met).count(), "independent_models": limner_faces::human::LICENCE,
                 "mouth_smile_increased": mouth_up, "mouth_smile_compared": mouth.len(), "seconds": secs,
             }))?
@@ -328,6 +342,7 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
     }
     let n = r.seeds.len();
     println!("{n_done}/{n} done: as asked by both readings");
+    println!("the same person as unsteered (face-api identity distance < {}): {same_person}/{identity_compared} compared", limner_faces::recognition::SAME_PERSON);
     println!(
         "independent judge (human-models, never used to steer): {ind_met}/{n} as asked; the same seeds unsteered: {ind_met_before}/{n}"
     );
