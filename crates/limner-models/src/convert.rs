@@ -308,8 +308,13 @@ pub fn graph_short_name(name: &str) -> &str {
 /// architecture out and take every layer's weights, stride, padding and fused activation from
 /// here by node name, so a graph unlike the one ported is an error at load time.
 pub fn human_models(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut out = vec![];
-    for (net, stem) in HUMAN_MODELS {
+    HUMAN_MODELS.iter().map(|(net, stem)| Ok((net.to_string(), graph_model(archive, stem, net)?))).collect()
+}
+
+/// One TF.js graph model `HUMAN_MODEL_DIR/STEM.json` (+ its shards) → safetensors bytes, as
+/// [`human_models`] describes.
+fn graph_model(archive: &Archive, stem: &str, net: &str) -> Result<Vec<u8>> {
+    {
         let json_path = format!("{HUMAN_MODEL_DIR}{stem}.json");
         let model: Value = serde_json::from_str(archive.text(&json_path)?).with_context(|| format!("`{json_path}` is not JSON"))?;
         let manifest = serde_json::to_string(&model["weightsManifest"])?;
@@ -372,9 +377,8 @@ pub fn human_models(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
         meta.insert("layout".into(), "conv [out, in, kh, kw]; depthwise [c, 1, kh, kw]; MatMul [in, out] (as TF); names: graph nodes without StatefulPartitionedCall/ and the model scope".into());
         meta.insert("graph".into(), Value::Array(graph).to_string());
         meta.insert("input_shape".into(), input_shape.to_string());
-        out.push((net.to_string(), safetensors_bytes(&sd, &meta, Precision::F32)?));
+        safetensors_bytes(&sd, &meta, Precision::F32)
     }
-    Ok(out)
 }
 
 fn b64_text(s: &str) -> Result<String> {
@@ -431,6 +435,56 @@ pub fn style_transfer(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A two-node graph model: a depthwise conv (`[3, 3, 2, 1]`) feeding a fused 1×1 conv
+    /// (`[1, 1, 2, 3]` + bias + ReLU), float32 and float16 weights.
+    #[test]
+    fn graph_models_keep_their_nodes_and_relay_kernels_by_the_op_that_reads_them() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let model = json!({
+            "format": "graph-model",
+            "modelTopology": { "node": [
+                { "name": "input", "op": "Placeholder", "attr": { "shape": { "shape": { "dim": [{"size": "-1"}, {"size": "8"}, {"size": "8"}, {"size": "2"}] } } } },
+                { "name": "StatefulPartitionedCall/model_1/dw_w", "op": "Const" },
+                { "name": "StatefulPartitionedCall/model_1/dw/depthwise", "op": "DepthwiseConv2dNative", "input": ["input", "StatefulPartitionedCall/model_1/dw_w"],
+                  "attr": { "strides": { "list": { "i": ["1", "2", "2", "1"] } }, "padding": { "s": b64("SAME") } } },
+                { "name": "StatefulPartitionedCall/model_1/pw/Relu", "op": "_FusedConv2D", "input": ["StatefulPartitionedCall/model_1/dw/depthwise", "pw_w", "pw_b"],
+                  "attr": { "strides": { "list": { "i": ["1", "1", "1", "1"] } }, "padding": { "s": b64("VALID") }, "fused_ops": { "list": { "s": [b64("BiasAdd"), b64("Relu")] } } } },
+            ] },
+            "weightsManifest": [{ "paths": ["m.bin"], "weights": [
+                { "name": "StatefulPartitionedCall/model_1/dw_w", "shape": [3, 3, 2, 1], "dtype": "float32" },
+                { "name": "pw_w", "shape": [1, 1, 2, 3], "dtype": "float32", "quantization": { "dtype": "float16" } },
+                { "name": "pw_b", "shape": [3], "dtype": "float32" },
+            ] }],
+        });
+        let mut bin = vec![];
+        (0..18).for_each(|v| bin.extend_from_slice(&(v as f32).to_le_bytes()));
+        (0..6).for_each(|v| bin.extend_from_slice(&half::f16::from_f32(v as f32).to_le_bytes()));
+        [0.5f32, -1.0, 2.0].iter().for_each(|v| bin.extend_from_slice(&v.to_le_bytes()));
+        let mut files = BTreeMap::new();
+        files.insert(format!("{HUMAN_MODEL_DIR}m.json"), model.to_string().into_bytes());
+        files.insert(format!("{HUMAN_MODEL_DIR}m.bin"), bin);
+        let bytes = graph_model(&Archive { files }, "m", "human-test").unwrap();
+        let (sd, meta) = limner_core::weights::parse_safetensors(&bytes).unwrap();
+        assert_eq!(meta["format"], "limner-faces/human-test/1");
+        // depthwise [kh, kw, c, 1] -> [c, 1, kh, kw]: channel 1, (y 2, x 0) is HWC index (2·3 + 0)·2 + 1
+        let dw = &sd["dw_w"];
+        assert_eq!(dw.shape, vec![2, 1, 3, 3]);
+        assert_eq!(dw.data[9 + 2 * 3], 13.0);
+        // conv [1, 1, in 2, out 3] -> [3, 2, 1, 1]: (out 2, in 1) is index 1·3 + 2
+        let pw = &sd["pw_w"];
+        assert_eq!(pw.shape, vec![3, 2, 1, 1]);
+        assert_eq!(pw.data[2 * 2 + 1], 5.0);
+        assert_eq!(sd["pw_b"].data, vec![0.5, -1.0, 2.0]);
+        let graph: Value = serde_json::from_str(&meta["graph"]).unwrap();
+        assert_eq!(graph[1]["name"], "dw/depthwise");
+        assert_eq!(graph[1]["strides"], json!([1, 2, 2, 1]));
+        assert_eq!(graph[2]["inputs"], json!(["dw/depthwise", "pw_w", "pw_b"]));
+        assert_eq!(graph[2]["fused_ops"], json!(["BiasAdd", "Relu"]));
+        assert_eq!(graph[2]["padding"], "VALID");
+        assert_eq!(meta["input_shape"], "[-1,8,8,2]");
+    }
 
     #[test]
     fn kernels_are_relaid_out_channel_major() {
