@@ -63,6 +63,8 @@ const SMILE_WORDS: [(&str, bool); 8] =
 const FILLER: [&str; 20] = [
     "a", "an", "the", "of", "with", "and", "person", "face", "portrait", "photo", "picture", "who", "is", "looking", "aged", "age", "years", "year", "old-looking", "in",
 ];
+/// Expressions the independent emotion network judges but no direction here steers yet.
+const UNSTEERED_EXPRESSIONS: [&str; 9] = ["surprised", "surprise", "angry", "sad", "fearful", "scared", "afraid", "disgusted", "crying"];
 /// Words that are understood as asking for something no model here can measure.
 const UNMEASURABLE: [&str; 10] = ["glasses", "beard", "moustache", "mustache", "hat", "bald", "blonde", "hair", "makeup", "earrings"];
 
@@ -123,6 +125,8 @@ pub fn parse(prompt: &str) -> Result<Targets> {
         } else if let Some(&(_, s)) = SMILE_WORDS.iter().find(|s| s.0 == w) {
             t.smiling = Some(s != neg);
         } else if FILLER.contains(&w) {
+        } else if UNSTEERED_EXPRESSIONS.contains(&w) {
+            unknown.push(format!("`{w}` (human-models' emotion network can judge it, but limner has no direction to steer it yet)"));
         } else if UNMEASURABLE.contains(&w) {
             unknown.push(format!("`{w}` (no network here judges it: face-api and human-models read only gender, age and expression)"));
         } else {
@@ -588,6 +592,8 @@ mod tests {
     fn unknown_words_are_errors_that_list_the_vocabulary() {
         let e = parse("an old man with glasses").unwrap_err().to_string();
         assert!(e.contains("`glasses` (no network here judges it: face-api and human-models read only gender, age and expression)") && e.contains("elderly") && e.contains("smiling"), "{e}");
+        let e = parse("a surprised woman").unwrap_err().to_string();
+        assert!(e.contains("`surprised` (human-models' emotion network can judge it, but limner has no direction to steer it yet)"), "{e}");
         let e = parse("a purple dragon").unwrap_err().to_string();
         assert!(e.contains("`purple`") && e.contains("`dragon`"), "{e}");
         assert!(parse("a man and a woman").is_err());
