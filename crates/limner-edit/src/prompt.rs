@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use limner_faces::describe::{Attributes, Face, FaceAnalyzer};
+use limner_faces::human::{Judge, Reading};
 use limner_faces::landmarks68::Landmarks;
 use limner_faces::Image;
 
@@ -62,6 +63,8 @@ const SMILE_WORDS: [(&str, bool); 8] =
 const FILLER: [&str; 20] = [
     "a", "an", "the", "of", "with", "and", "person", "face", "portrait", "photo", "picture", "who", "is", "looking", "aged", "age", "years", "year", "old-looking", "in",
 ];
+/// Expressions the independent emotion network judges but no direction here steers yet.
+const UNSTEERED_EXPRESSIONS: [&str; 9] = ["surprised", "surprise", "angry", "sad", "fearful", "scared", "afraid", "disgusted", "crying"];
 /// Words that are understood as asking for something no model here can measure.
 const UNMEASURABLE: [&str; 10] = ["glasses", "beard", "moustache", "mustache", "hat", "bald", "blonde", "hair", "makeup", "earrings"];
 
@@ -122,8 +125,10 @@ pub fn parse(prompt: &str) -> Result<Targets> {
         } else if let Some(&(_, s)) = SMILE_WORDS.iter().find(|s| s.0 == w) {
             t.smiling = Some(s != neg);
         } else if FILLER.contains(&w) {
+        } else if UNSTEERED_EXPRESSIONS.contains(&w) {
+            unknown.push(format!("`{w}` (human-models' emotion network can judge it, but limner has no direction to steer it yet)"));
         } else if UNMEASURABLE.contains(&w) {
-            unknown.push(format!("`{w}` (no model here measures it)"));
+            unknown.push(format!("`{w}` (no network here judges it: face-api and human-models read only gender, age and expression)"));
         } else {
             unknown.push(format!("`{w}`"));
         }
@@ -147,8 +152,24 @@ fn age_number(w: &str) -> Option<AgeRange> {
     Some(AgeRange { min: n - 5.0, max: n + 5.0 })
 }
 
+/// The age band the steering aims face-api's reading into: the asked range shrunk by a quarter
+/// of its width (at most [`AGE_MARGIN`] years) at each bounded end (a lower bound of 0 is left
+/// as it is). face-api's age network reads random-face's faces about ten years older than the
+/// independent FaceRes does (median 54 vs 44 on seeds 0–31; 10–20 years on most seeds steered
+/// to "an old woman"), so steering that stops as soon as face-api reads "50" leaves most "old"
+/// faces in their thirties and forties by the other judge (6/32 old by it); "old" (50+) is
+/// steered until face-api reads 65, "young" (≤ 29) until it reads 21.
+pub fn steering_range(r: AgeRange) -> AgeRange {
+    let m = ((r.max - r.min) / 4.0).min(AGE_MARGIN);
+    AgeRange { min: if r.min > 0.0 { r.min + m } else { r.min }, max: r.max - m }
+}
+
+/// The largest margin [`steering_range`] keeps inside an asked age range, in years.
+pub const AGE_MARGIN: f32 = 15.0;
+
 /// How far an attribute reading is from one target (0 when met; positive distances), and
-/// the sign of the step along its direction that would help.
+/// the sign of the step along its direction that would help. Age is measured against
+/// [`steering_range`].
 fn gaps(t: &Targets, a: &Attributes) -> [(f32, f32); 3] {
     let gender = match t.male {
         // the description says "man"/"woman" from 70 % on
@@ -158,7 +179,7 @@ fn gaps(t: &Targets, a: &Attributes) -> [(f32, f32); 3] {
         }
         None => (0.0, 0.0),
     };
-    let age = match t.age {
+    let age = match t.age.map(steering_range) {
         Some(r) => {
             let age = a.age.round();
             if age < r.min {
@@ -334,7 +355,7 @@ fn aims(t: &Targets) -> [Option<f32>; 3] {
     use crate::directions::logit;
     [
         t.male.map(|m| if m { logit(0.85) } else { -logit(0.85) }),
-        t.age.map(|r| {
+        t.age.map(steering_range).map(|r| {
             // aim 3 years inside the range (its middle when narrower than 6 years); the side is
             // chosen per reading in `steer_secant`
             r.min + 3.0f32.min((r.max - r.min) / 2.0)
@@ -388,7 +409,7 @@ fn steer_secant(
                 let sc = score(names[k], &current[s].1);
                 if k == 1 {
                     // too old: aim below the range's top instead
-                    let r = t.age.expect("age asked");
+                    let r = steering_range(t.age.expect("age asked"));
                     if g[k].1 < 0.0 {
                         target = r.max - 3.0f32.min((r.max - r.min) / 2.0);
                     }
@@ -517,6 +538,27 @@ pub fn judge(fa: &FaceAnalyzer, t: &Targets, images: &[Image]) -> Vec<Judged> {
         .collect()
 }
 
+/// Whether the independent reading (human-models, [`limner_faces::human`]) meets the targets,
+/// read the way human says it: gender by FaceRes (male when P(male) > 0.5), age the expected
+/// value over its 100 bins (rounded) inside the range, smiling when the emotion network's most
+/// likely label is `happy` (and not smiling otherwise).
+pub fn satisfied_independent(t: &Targets, r: &Reading) -> bool {
+    let smiling = r.top_emotion().0 == "happy";
+    t.male.is_none_or(|m| r.is_male() == m)
+        && t.age.is_none_or(|a| (a.min..=a.max).contains(&r.age.round().max(1.0)))
+        && t.smiling.is_none_or(|s| s == smiling)
+}
+
+/// The independent judge's reading of each image (upscaled to [`JUDGE_SIZE`] as [`judge`]
+/// does), with whether it meets the targets; `None` where BlazeFace finds no face.
+pub fn judge_independent(j: &Judge, t: &Targets, images: &[Image]) -> Vec<Option<(Reading, bool)>> {
+    let up: Vec<Image> = images.iter().map(|im| if im.width < JUDGE_SIZE { im.resize_bilinear(JUDGE_SIZE, JUDGE_SIZE) } else { im.clone() }).collect();
+    j.read(&up).into_iter().map(|r| r.map(|r| {
+        let met = satisfied_independent(t, &r);
+        (r, met)
+    })).collect()
+}
+
 /// A smile measure from mouth geometry alone (independent of the expression network):
 /// how far the mouth corners (points 48, 54) sit above the middle of the lips (mean of the
 /// inner-lip midpoints 62, 66), plus how wide the mouth is against the distance between the
@@ -549,7 +591,9 @@ mod tests {
     #[test]
     fn unknown_words_are_errors_that_list_the_vocabulary() {
         let e = parse("an old man with glasses").unwrap_err().to_string();
-        assert!(e.contains("`glasses` (no model here measures it)") && e.contains("elderly") && e.contains("smiling"), "{e}");
+        assert!(e.contains("`glasses` (no network here judges it: face-api and human-models read only gender, age and expression)") && e.contains("elderly") && e.contains("smiling"), "{e}");
+        let e = parse("a surprised woman").unwrap_err().to_string();
+        assert!(e.contains("`surprised` (human-models' emotion network can judge it, but limner has no direction to steer it yet)"), "{e}");
         let e = parse("a purple dragon").unwrap_err().to_string();
         assert!(e.contains("`purple`") && e.contains("`dragon`"), "{e}");
         assert!(parse("a man and a woman").is_err());
@@ -608,6 +652,31 @@ mod tests {
         let start = eval(&seeds.iter().map(|&s| (s as usize, [0.0; 3])).collect::<Vec<_>>());
         let out = steer_secant(&eval, &dirs, &[0, 1, 2], &seeds, &t, &cfg, start, &mut |_, _| {});
         assert!(out.iter().all(|s| s.steering_met), "{:?}", out.iter().map(|s| s.steering.sentence()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn steering_aims_inside_the_asked_age_range() {
+        assert_eq!(steering_range(parse("old").unwrap().age.unwrap()), AgeRange { min: 65.0, max: 105.0 });
+        assert_eq!(steering_range(parse("young").unwrap().age.unwrap()), AgeRange { min: 0.0, max: 21.75 });
+        assert_eq!(steering_range(parse("40s").unwrap().age.unwrap()), AgeRange { min: 42.25, max: 46.75 });
+        // a reading of 55 meets "old" but the steering still has a way to go
+        let a = Attributes::from_readings(55.0, 0.1, 0.0);
+        assert!(satisfied(&parse("an old woman").unwrap(), &a));
+        assert_eq!(gaps(&parse("an old woman").unwrap(), &a)[1], (1.0, 1.0));
+    }
+
+    #[test]
+    fn the_independent_reading_is_judged_as_human_says_it() {
+        let mut emotions = [0.0; 7];
+        emotions[3] = 0.4; // happy, the most likely at 40 %
+        emotions[6] = 0.35;
+        let r = Reading { box_xyxy: [0.0; 4], box_score: 0.9, male: 0.6, age: 50.4, age_human: 52.0, emotions, };
+        assert!(satisfied_independent(&parse("a smiling old man").unwrap(), &r));
+        assert!(!satisfied_independent(&parse("a smiling old woman").unwrap(), &r));
+        assert!(!satisfied_independent(&parse("a young man").unwrap(), &r));
+        assert!(!satisfied_independent(&parse("a neutral man").unwrap(), &r));
+        let r = Reading { age: 49.4, ..r };
+        assert!(!satisfied_independent(&parse("an old man").unwrap(), &r));
     }
 
     #[test]

@@ -74,6 +74,39 @@ impl Image {
         Image { width, height, data }
     }
 
+    /// `tf.image.cropAndResize(image, [[y1, x1, y2, x2]], [0], [height, width])` (bilinear,
+    /// extrapolation value 0): the box in normalised coordinates (`y · (H − 1)` is a pixel row),
+    /// sampled at `height`×`width` points from corner to corner; points outside the image are 0.
+    pub fn crop_and_resize(&self, [y1, x1, y2, x2]: [f32; 4], width: usize, height: usize) -> Image {
+        let (ih, iw) = ((self.height - 1) as f64, (self.width - 1) as f64);
+        let (y1, x1, y2, x2) = (y1 as f64, x1 as f64, y2 as f64, x2 as f64);
+        let hs = if height > 1 { (y2 - y1) * ih / (height - 1) as f64 } else { 0.0 };
+        let ws = if width > 1 { (x2 - x1) * iw / (width - 1) as f64 } else { 0.0 };
+        let mut data = vec![0.0f32; width * height * 3];
+        for y in 0..height {
+            let fy = if height > 1 { y1 * ih + y as f64 * hs } else { 0.5 * (y1 + y2) * ih };
+            if fy < 0.0 || fy > ih {
+                continue;
+            }
+            let (top, bottom) = (fy.floor() as usize, fy.ceil() as usize);
+            let dy = (fy - top as f64) as f32;
+            for x in 0..width {
+                let fx = if width > 1 { x1 * iw + x as f64 * ws } else { 0.5 * (x1 + x2) * iw };
+                if fx < 0.0 || fx > iw {
+                    continue;
+                }
+                let (left, right) = (fx.floor() as usize, fx.ceil() as usize);
+                let dx = (fx - left as f64) as f32;
+                for c in 0..3 {
+                    let t = self.px(left, top, c) + (self.px(right, top, c) - self.px(left, top, c)) * dx;
+                    let b = self.px(left, bottom, c) + (self.px(right, bottom, c) - self.px(left, bottom, c)) * dx;
+                    data[(y * width + x) * 3 + c] = t + (b - t) * dy;
+                }
+            }
+        }
+        Image { width, height, data }
+    }
+
     /// The pixels of a box in pixel coordinates, clipped at the borders and floored as face-api
     /// does (`clipAtImageBorders`); `None` when nothing is left.
     pub fn crop(&self, x: f32, y: f32, width: f32, height: f32) -> Option<Image> {
@@ -158,6 +191,22 @@ mod tests {
         // x = 3 samples 1.5; x = 7 samples 3.5 → clamped to the last column (3)
         assert_eq!(up.data[3 * 3], 1.5);
         assert_eq!(up.data[7 * 3], 3.0);
+    }
+
+    #[test]
+    fn crop_and_resize_samples_corner_to_corner_with_zeros_outside() {
+        let im = ramp(5, 5);
+        // the whole image at 3×3: samples 0, 2, 4
+        let c = im.crop_and_resize([0.0, 0.0, 1.0, 1.0], 3, 3);
+        assert_eq!(&c.data[(3 + 1) * 3..(3 + 1) * 3 + 3], &[2.0, 2.0, 4.0]);
+        assert_eq!(&c.data[8 * 3..8 * 3 + 3], &[4.0, 4.0, 8.0]);
+        // a box half outside on the left: x = −0.5 → −2 (zero), 0.5 → 2 (between 1 and 3: 1.0·… )
+        let c = im.crop_and_resize([0.0, -0.5, 1.0, 0.5], 3, 3);
+        assert_eq!(&c.data[0..3], &[0.0, 0.0, 0.0]);
+        assert_eq!(c.data[3], 0.0); // x = 0 (the first column)
+        assert_eq!(c.data[2 * 3], 2.0);
+        let c = im.crop_and_resize([0.1, 0.1, 0.2, 0.2], 2, 2);
+        assert!((c.data[0] - 0.4).abs() < 1e-6 && (c.data[1] - 0.4).abs() < 1e-6);
     }
 
     #[test]

@@ -133,7 +133,7 @@ pub fn grouped_conv(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, st
 }
 
 /// A 2-d convolution with a bias; `weight` `[out, in / groups, kh, kw]`.
-fn conv(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, stride: usize, padding: Padding, groups: usize) -> Tensor<4> {
+pub(crate) fn conv(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, stride: usize, padding: Padding, groups: usize) -> Tensor<4> {
     let [_, _, kh, kw] = weight.dims();
     let [_, _, h, w] = x.dims();
     let (top, bottom) = if padding == Padding::Same { same_padding(h, kh, stride) } else { (0, 0) };

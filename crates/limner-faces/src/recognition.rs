@@ -19,6 +19,9 @@ use crate::layers::{avg_pool_valid, max_pool_valid, normalize, Conv, Padding, We
 /// Descriptor length.
 pub const DESCRIPTOR: usize = 128;
 
+/// The distance under which two descriptors are taken for one person (dlib's and face-api's 0.6).
+pub const SAME_PERSON: f32 = 0.6;
+
 /// Input side (face-api: 150).
 pub const INPUT_SIZE: usize = 150;
 

