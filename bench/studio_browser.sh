@@ -14,7 +14,10 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/limner-target}"
 cd "$ROOT"
-cargo build --release -q -p limner -p limner-bench --bin limner --bin studio-browser
+# two builds, so the studio measured is the binary `cargo run --release -p limner` makes (built
+# with the bench, cargo would unify their features into another build of limner)
+cargo build --release -q -p limner --bin limner
+cargo build --release -q -p limner-bench --bin studio-browser
 {
   echo "# limner studio in a browser: interactive speed"
   echo
