@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Interactive speed of `limner studio` in headless Chromium (bench/limner-bench/src/bin/studio-browser.rs):
+# Interactive speed of `limner studio` in headless Chromium (bench/studio_browser.rs):
 #
 #   bench/studio_browser.sh [--samples 40] [--warmup 4] [--workers N]
 #
-# Builds limner and limner-bench (release), starts the real studio on loopback and Debian's
+# Builds limner and the bench (release), starts the real studio on loopback and Debian's
 # chromium (driven by the end-to-end tests' DevTools client), and measures in the page: a
 # slider's input event → the new image on screen (64 px default, 256 px random-face when
 # fetched), a reload → its new face on screen, the New face button; p50/p95 against the goals
@@ -14,10 +14,9 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/limner-target}"
 cd "$ROOT"
-# two builds, so the studio measured is the binary `cargo run --release -p limner` makes (built
-# with the bench, cargo would unify their features into another build of limner)
-cargo build --release -q -p limner --bin limner
-cargo build --release -q -p limner-bench --bin studio-browser
+# the bench is the limner crate's `studio-browser` example (bench/studio_browser.rs): it reuses the
+# studio tests' support code (tests/studio_support: the studio on loopback, the DevTools client)
+cargo build --release -q -p limner --bin limner --example studio-browser
 {
   echo "# limner studio in a browser: interactive speed"
   echo
@@ -26,7 +25,7 @@ cargo build --release -q -p limner-bench --bin studio-browser
   echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
   echo '```'
-  "$CARGO_TARGET_DIR/release/studio-browser" --limner "$CARGO_TARGET_DIR/release/limner" "$@"
+  "$CARGO_TARGET_DIR/release/examples/studio-browser" "$@"
   echo '```'
   echo
   echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

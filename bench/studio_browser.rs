@@ -1,4 +1,6 @@
-//! Interactive speed of `limner studio` in a real browser (bench/studio_browser.sh runs it).
+//! Interactive speed of `limner studio` in a real browser (bench/studio_browser.sh runs it, as
+//! the `studio-browser` example of the limner crate, so that it shares the end-to-end tests'
+//! support code and dev-dependencies, built once).
 //!
 //! It starts the studio binary on loopback and headless Chromium (driven over the DevTools
 //! protocol by the end-to-end tests' own client, `crates/limner/tests/studio_support/cdp.rs`),
@@ -15,36 +17,32 @@
 //! the last byte to the frame, i.e. JSON/base64, image decode and paint), with the worker's own
 //! render time (`X-Limner-Render-Ms` / `render_ms`, PNG encoding included).
 
-#[path = "../../../../crates/limner/tests/studio_support/cdp.rs"]
-mod cdp;
-#[path = "../studio_server.rs"]
-mod studio_server;
+// the end-to-end tests' own support: the studio on loopback, the DevTools client
+#[path = "../crates/limner/tests/studio_support/mod.rs"]
+mod studio_support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
-use studio_server::Server;
+use studio_support::{cdp, Studio};
 
 struct Args {
-    limner: PathBuf,
     samples: usize,
     warmup: usize,
     workers: Option<usize>,
 }
 
 fn parse() -> Result<Args> {
-    let mut a = Args { limner: studio_server::default_limner(), samples: 40, warmup: 4, workers: None };
+    let mut a = Args { samples: 40, warmup: 4, workers: None };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut v = || it.next().with_context(|| format!("{k} needs a value"));
         match k.as_str() {
-            "--limner" => a.limner = PathBuf::from(v()?),
             "--samples" => a.samples = v()?.parse()?,
             "--warmup" => a.warmup = v()?.parse()?,
             "--workers" => a.workers = Some(v()?.parse()?),
-            _ => bail!("unknown option {k} (--limner PATH --samples N --warmup N --workers N)"),
+            _ => bail!("unknown option {k} (--samples N --warmup N --workers N)"),
         }
     }
     ensure!(a.samples >= 2, "--samples: at least 2");
@@ -160,7 +158,7 @@ fn measure(b: &mut cdp::Browser, warmup: usize, js: impl Fn(usize) -> String, n:
     Ok(out)
 }
 
-fn keep(srv: &Server, body: Value) -> Result<i64> {
+fn keep(srv: &Studio, body: Value) -> Result<i64> {
     let r = ureq::post(&srv.url("/api/keep")).send_json(body.clone());
     match r {
         Ok(r) => Ok(r.into_json::<Value>()?["id"].as_i64().context("no id")?),
@@ -174,7 +172,11 @@ fn main() -> Result<()> {
     let exe = cdp::chromium_path().with_context(|| format!("{} is missing: apt-get install chromium (or set LIMNER_CHROMIUM)", cdp::CHROMIUM))?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let workers = a.workers.unwrap_or(cores);
-    let srv = Server::start(&a.limner, &["--workers".into(), workers.to_string()])?;
+    // a fresh gallery; the machine's model cache (random-face when fetched)
+    let home = tempfile::tempdir()?;
+    std::os::unix::fs::symlink(limner_core::dirs::nets_dir(), home.path().join("nets"))?;
+    let w = workers.to_string();
+    let srv = Studio::start(home.path(), &home.path().join("data"), &["--workers", &w]);
     let models: Value = ureq::get(&srv.url("/api/models")).call()?.into_json()?;
     let has_rf = models["models"].as_array().is_some_and(|m| m.iter().any(|m| m["name"] == "random-face"));
     println!("# limner studio in headless Chromium: {} samples a case after {} warm-up, {workers} render workers, {cores} cores", a.samples, a.warmup);
@@ -216,7 +218,8 @@ fn main() -> Result<()> {
     // --- Sliders view (64 px): a kept face, a SeFa slider
     let id64 = keep(&srv, json!({"model": "default", "seed": 401, "psi": 0.7}))?;
     let slide_case = |b: &mut cdp::Browser, id: i64, what: &str| -> Result<Row> {
-        b.navigate(&srv.url("/#sliders"));
+        // (a query makes it a new document, so the page lists the kept faces afresh)
+        b.navigate(&srv.url(&format!("/?face={id}#sliders")));
         b.wait_for(&format!("document.querySelector('#slide-picks .pick[data-id=\"{id}\"]')"), "the kept face to pick");
         b.eval(&format!("document.querySelector('#slide-picks .pick[data-id=\"{id}\"]').click()"));
         b.wait_for(&format!("document.querySelector('#slide-face').dataset.state === 'loaded' && slide.image.id === {id} && !slide.inflight && !slide.dirty && document.querySelector('#slider-list input[data-slider=\"sefa:coarse:0\"]')"), "the face to slide");
@@ -230,7 +233,7 @@ fn main() -> Result<()> {
         // --- 256 px, random-face: Sliders view and Meet's psi
         let id256 = keep(&srv, json!({"model": "random-face", "size": 256, "seed": 11, "psi": 0.7}))?;
         rows.push(slide_case(&mut b, id256, "Sliders: SeFa slider → face (256 px, random-face)")?);
-        b.navigate(&srv.url("/#meet"));
+        b.navigate(&srv.url("/?rf#meet"));
         b.wait_for("document.querySelector('#model').dataset.state === 'loaded' && document.querySelector('#face').dataset.state === 'loaded'", "Meet");
         b.eval("(() => { const m = document.querySelector('#model'); m.value = 'random-face'; m.dispatchEvent(new Event('change')); const s = document.querySelector('#size'); s.value = '256'; s.dispatchEvent(new Event('change')); })()");
         b.wait_for("document.querySelector('#face').dataset.state === 'loaded' && document.querySelector('#face').naturalWidth === 256 && !meet.inflight && !meet.dirty", "a random-face face at 256 px");
@@ -250,7 +253,8 @@ fn main() -> Result<()> {
     println!();
     println!("server: request sent → first byte (queue + render + PNG encode + HTTP); render: the worker's time (PNG encode included);");
     println!("download: first → last byte; client: last byte → the frame that paints the decoded image (JSON/base64, decode, layout). Medians.");
-    let (rss, peak) = srv.rss();
-    println!("server RSS {rss:.0} MiB (peak {peak:.0} MiB)");
+    let st: Value = ureq::get(&srv.url("/api/stats")).call()?.into_json()?;
+    println!("pool: {} rendered, {} refused (503), {} abandoned", st["rendered"], st["rejected"], st["abandoned"]);
+    srv.stop();
     Ok(())
 }
