@@ -22,7 +22,7 @@ cargo build --release -q -p limner --bin limner --example studio-browser
   echo
   echo "\`bench/studio_browser.sh $*\` on $(nproc) cores, $(date -u +%Y-%m-%d), $(chromium --version 2>/dev/null | head -1)"
   echo
-  echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); niceness $(nice)"
   echo
   echo '```'
   "$CARGO_TARGET_DIR/release/examples/studio-browser" "$@"
