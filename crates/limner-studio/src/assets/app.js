@@ -93,6 +93,8 @@ async function show() {
       const url = URL.createObjectURL(blob);
       await new Promise((res, rej) => { img.onload = res; img.onerror = rej; img.src = url; });
       await img.decode().catch(() => {});
+      // a new seed asked for while this face loaded: it is not the face wanted any more
+      if (ctrl.signal.aborted) { URL.revokeObjectURL(url); throw new DOMException('superseded', 'AbortError'); }
       // (bench/studio_browser.sh reads this mark: a refresh's time to its face on screen)
       performance.mark('limner:face');
       if (meet.url) URL.revokeObjectURL(meet.url);
@@ -440,6 +442,9 @@ async function slideRender() {
     const r = await api('POST', '/api/slide', asked);
     if (gen === slide.gen) {
       await new Promise((res, rej) => { img.onload = res; img.onerror = rej; img.src = r.png; });
+    }
+    // another face may have been picked while this image loaded: then it is not the one wanted
+    if (gen === slide.gen) {
       slide.shown = asked;
       img.dataset.state = 'loaded';
       img.dataset.renders = String(+(img.dataset.renders || 0) + 1);
