@@ -72,33 +72,66 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
+/// One route of the API: its path (axum's and OpenAPI's `{param}` syntax), the methods it
+/// answers and its handlers. [`routes`] is the one list: the router is built from it, and a test
+/// checks every route and method against the OpenAPI document ([`OPENAPI_JSON`]).
+pub struct Route {
+    pub path: &'static str,
+    pub methods: &'static [&'static str],
+    handler: axum::routing::MethodRouter<Arc<AppState>>,
+}
+
+fn route(path: &'static str, methods: &'static [&'static str], handler: axum::routing::MethodRouter<Arc<AppState>>) -> Route {
+    Route { path, methods, handler }
+}
+
+/// Every route the studio serves.
+pub fn routes() -> Vec<Route> {
+    let upload = || DefaultBodyLimit::max(render::MAX_UPLOAD_BYTES);
+    vec![
+        route("/", &["GET"], get(page)),
+        route("/app.js", &["GET"], get(app_js)),
+        route("/app.css", &["GET"], get(app_css)),
+        route("/api/openapi.json", &["GET"], get(openapi)),
+        route("/api/models", &["GET"], get(models)),
+        route("/api/face", &["GET"], get(face)),
+        route("/api/keep", &["POST"], post(keep)),
+        route("/api/images", &["GET"], get(list)),
+        route("/api/images/{id}", &["GET", "PATCH"], get(one).patch(update)),
+        route("/api/images/{id}/history", &["GET"], get(history)),
+        route("/api/images/{id}/lineage", &["GET"], get(lineage)),
+        route("/api/images/{id}/recipe", &["GET"], get(recipe)),
+        route("/api/images/{id}/export", &["GET"], get(export)),
+        route("/api/blob/{hash}", &["GET"], get(blob)),
+        route("/api/stats", &["GET"], get(stats)),
+        route("/api/breed", &["POST"], post(breed)),
+        route("/api/slide", &["POST"], post(slide)),
+        route("/api/sliders", &["GET"], get(sliders)),
+        route("/api/photos", &["POST"], post(photos).layer(upload())),
+        route("/api/jobs/{id}", &["GET", "DELETE"], get(job).delete(cancel_job)),
+        route("/api/jobs/{id}/events", &["GET"], get(job_events)),
+        route("/api/paintings", &["POST"], post(paintings).layer(upload())),
+        route("/api/art", &["POST"], post(art)),
+        route("/api/animate", &["POST"], post(animate)),
+    ]
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/", get(page))
-        .route("/app.js", get(app_js))
-        .route("/app.css", get(app_css))
-        .route("/api/models", get(models))
-        .route("/api/face", get(face))
-        .route("/api/keep", post(keep))
-        .route("/api/images", get(list))
-        .route("/api/images/{id}", get(one).patch(update))
-        .route("/api/images/{id}/history", get(history))
-        .route("/api/images/{id}/recipe", get(recipe))
-        .route("/api/images/{id}/export", get(export))
-        .route("/api/blob/{hash}", get(blob))
-        .route("/api/stats", get(stats))
-        .route("/api/breed", post(breed))
-        .route("/api/slide", post(slide))
-        .route("/api/sliders", get(sliders))
-        .route("/api/photos", post(photos).layer(DefaultBodyLimit::max(render::MAX_UPLOAD_BYTES)))
-        .route("/api/jobs/{id}", get(job).delete(cancel_job))
-        .route("/api/jobs/{id}/events", get(job_events))
-        .route("/api/paintings", post(paintings).layer(DefaultBodyLimit::max(render::MAX_UPLOAD_BYTES)))
-        .route("/api/art", post(art))
-        .route("/api/animate", post(animate))
+    routes()
+        .into_iter()
+        .fold(Router::new(), |r, rt| r.route(rt.path, rt.handler))
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
+}
+
+/// The API's OpenAPI 3.1 document (hand-written, embedded; served at `/api/openapi.json`).
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    let mut r = OPENAPI_JSON.into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
 }
 
 /// Same-origin only: a request whose Host is not one this server answers to (DNS rebinding),
@@ -817,6 +850,53 @@ async fn one(State(s): St, Path(id): Path<i64>) -> Result<Json<Image>, ApiError>
 async fn history(State(s): St, Path(id): Path<i64>) -> Result<Json<serde_json::Value>, ApiError> {
     let h = s.store.history(id).await?;
     Ok(Json(json!(h.into_iter().map(|(c, t, ch)| json!({"curator": c, "at_ms": t, "change": ch})).collect::<Vec<_>>())))
+}
+
+/// Most generations and images a lineage answer holds.
+pub const MAX_GENERATIONS: usize = 8;
+pub const MAX_LINEAGE_IMAGES: usize = 128;
+
+#[derive(Deserialize)]
+pub struct LineageQuery {
+    generations: Option<usize>,
+}
+
+/// `GET /api/images/{id}/lineage?generations=4` → `{"root": id, "generations": n, "images": [{id,
+/// url, parents, model, author, created_ms, generation}], "truncated"}`: the image and its
+/// ancestors, breadth first, `generation` 0 for the image, 1 for its parents, 2 for theirs…
+/// (each image once, at its nearest generation; at most 128).
+async fn lineage(State(s): St, Path(id): Path<i64>, Query(q): Query<LineageQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+    let generations = q.generations.unwrap_or(4);
+    if !(1..=MAX_GENERATIONS).contains(&generations) {
+        return Err(ApiError::bad(format!("generations: 1 to {MAX_GENERATIONS}")));
+    }
+    let root = s.store.get(id).await?.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no image {id}")))?;
+    let mut seen = std::collections::HashSet::from([id]);
+    let mut out = vec![];
+    let mut level = vec![root];
+    let mut truncated = false;
+    for g in 0..generations {
+        let mut next = vec![];
+        for im in &level {
+            for p in &im.parents {
+                if g + 1 < generations && seen.insert(*p) {
+                    if seen.len() > MAX_LINEAGE_IMAGES {
+                        truncated = true;
+                        continue;
+                    }
+                    if let Some(pi) = s.store.get(*p).await? {
+                        next.push(pi);
+                    }
+                }
+            }
+        }
+        out.extend(level.into_iter().map(|im| json!({"id": im.id, "url": im.url, "parents": im.parents, "model": im.model, "author": im.author, "created_ms": im.created_ms, "generation": g})));
+        if next.is_empty() {
+            break;
+        }
+        level = next;
+    }
+    Ok(Json(json!({"root": id, "generations": generations, "images": out, "truncated": truncated})))
 }
 
 /// `GET /api/images/{id}/recipe`: the image's recipe as a file (`limner render FILE --out X.png` makes it again).

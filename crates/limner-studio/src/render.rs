@@ -296,7 +296,7 @@ pub fn slide(models: &mut Models, base: &Recipe, moves: &[(String, f32)]) -> Res
 pub struct SliderInfo {
     /// what `/api/slide` takes (`age`, `sefa:coarse:0`)
     pub id: String,
-    /// `named` or `sefa`
+    /// `named`, `sefa` or `ganspace`
     pub kind: String,
     /// the layer group an unlabelled slider moves (`all` for named ones)
     pub group: String,
@@ -306,9 +306,13 @@ pub struct SliderInfo {
 
 /// Unlabelled sliders offered per layer group.
 pub const SEFA_PER_GROUP: usize = 4;
+/// GANSpace sliders offered (the top principal components of `w`, moving every layer; one PCA
+/// per model, computed on a worker the first time one is moved).
+pub const GANSPACE_OFFERED: usize = 4;
 
-/// The sliders of a model: its named directions (when it has them) and SeFa's top
-/// [`SEFA_PER_GROUP`] per layer group it has layers in.
+/// The sliders of a model: its named directions (when it has them), SeFa's top
+/// [`SEFA_PER_GROUP`] per layer group it has layers in, and GANSpace's top [`GANSPACE_OFFERED`]
+/// (limner-edit's [`limner_edit::sliders::Catalogue`] resolves every id).
 pub fn sliders(models: &mut Models, name: &str, size: usize) -> Result<Vec<SliderInfo>> {
     let (m, cat) = models.with_catalogue(name, size)?;
     let mut out = vec![];
@@ -324,6 +328,9 @@ pub fn sliders(models: &mut Models, name: &str, size: usize) -> Result<Vec<Slide
         for i in 0..SEFA_PER_GROUP.min(limner_edit::sliders::SHIPPED_SEFA) {
             out.push(SliderInfo { id: format!("sefa:{}:{i}", g.name()), kind: "sefa".into(), group: g.name().into(), label: format!("{} {}", g.name(), i + 1) });
         }
+    }
+    for i in 0..GANSPACE_OFFERED {
+        out.push(SliderInfo { id: format!("ganspace:all:{i}"), kind: "ganspace".into(), group: "all".into(), label: format!("component {}", i + 1) });
     }
     Ok(out)
 }

@@ -234,6 +234,20 @@ fn bad_input_is_refused_clearly_and_other_sites_are_shut_out() {
     let home = tempfile::tempdir().unwrap();
     let data = home.path().join("data");
     let s = Studio::start(home.path(), &data, &["--workers", "1"]);
+    // with no --host it listens on loopback only: the kernel's own table of listening sockets
+    // has its port on 127.0.0.1 and nowhere else
+    assert!(s.base.starts_with("http://127.0.0.1:"), "{}", s.base);
+    let listening: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|t| t.lines().skip(1).map(str::to_string).collect::<Vec<_>>())
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // local address HEXIP:HEXPORT, state 0A = LISTEN
+            (f.len() > 3 && f[3] == "0A" && f[1].ends_with(&format!(":{:04X}", s.port))).then(|| f[1].split(':').next().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(listening, vec!["0100007F".to_string()], "listening on 127.0.0.1 only");
     for (q, needle) in [
         ("psi=NaN", "psi"),
         ("psi=inf", "psi"),
@@ -374,40 +388,60 @@ fn a_full_queue_answers_503_with_retry_after_and_the_bound_holds() {
     s.stop();
 }
 
+/// Every render the pool has seen: waiting, drawing, or finished one way or another.
+fn submitted(st: &Value) -> u64 {
+    ["queued", "busy", "rendered", "abandoned", "failed"].iter().map(|k| st[*k].as_u64().unwrap()).sum()
+}
+
+/// A render whose client hangs up while it waits in the queue is never drawn. The hung-up
+/// request waits behind up to three renders of live clients (seconds of work on one worker), so
+/// the server sees the hang-up long before the worker reaches it, even on loaded cores; the
+/// test checks that it was still queued when its client left (each step waits on the pool's
+/// counters, not on a clock).
 #[test]
 fn a_render_whose_client_left_is_dropped() {
     let home = tempfile::tempdir().unwrap();
     slow_model(home.path());
     let s = Studio::start(home.path(), &home.path().join("data"), &["--workers", "1", "--queue", "4"]);
     assert_eq!(get(&s.url("/api/face?model=slow&seed=0")).status, 200);
-    let t0 = Instant::now();
-    let busy_url = s.url("/api/face?model=slow&seed=1");
-    let first = std::thread::spawn(move || get(&busy_url));
-    // wait until the worker has taken the first render
-    while stats(&s)["busy"] != 1 {
-        assert!(t0.elapsed() < Duration::from_secs(30), "the worker never started");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    // a second render queues behind it; its client hangs up before it starts
-    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    write!(c, "GET /api/face?model=slow&seed=2 HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", s.port).unwrap();
-    while stats(&s)["queued"] != 1 {
-        assert!(t0.elapsed() < Duration::from_secs(30), "the second render never queued: {}", stats(&s));
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    drop(c);
-    assert_eq!(first.join().unwrap().status, 200);
-    let t = Instant::now();
-    loop {
-        let st = stats(&s);
-        if st["queued"] == 0 && st["busy"] == 0 {
-            assert_eq!(st["abandoned"], 1, "{st}");
-            assert_eq!(st["rendered"], 2, "the abandoned render was not drawn: {st}");
-            break;
+    let wait = |what: &str, ok: &dyn Fn(&Value) -> bool| -> Value {
+        let t0 = Instant::now();
+        loop {
+            let st = stats(&s);
+            if ok(&st) {
+                return st;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(120), "{what}: {st}");
+            std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(t.elapsed() < Duration::from_secs(30), "{st}");
-        std::thread::sleep(Duration::from_millis(10));
+    };
+    let base = submitted(&wait("the warm-up render to be counted", &|st| st["busy"] == 0 && st["queued"] == 0));
+    // three live clients, one after the other (so their order in the queue is known)
+    let live: Vec<_> = (1..=3u64)
+        .map(|seed| {
+            let url = s.url(&format!("/api/face?model=slow&seed={seed}"));
+            let t = std::thread::spawn(move || get(&url));
+            wait("a live render to be submitted", &|st| submitted(st) == base + seed);
+            t
+        })
+        .collect();
+    // the fourth queues behind them; its client hangs up before a worker can reach it
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    write!(c, "GET /api/face?model=slow&seed=4 HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", s.port).unwrap();
+    let st = wait("the fourth render to be submitted", &|st| submitted(st) == base + 4);
+    drop(c);
+    // it was still waiting when its client left: it is the last submitted, so while anything is
+    // queued, it is
+    assert!(st["queued"].as_u64().unwrap() >= 1, "the worker reached the fourth render before its client left (the cores are too loaded for this test): {st}");
+    for t in live {
+        let a = t.join().unwrap();
+        assert_eq!(a.status, 200, "{}", a.text());
+        decode_png(&a.body);
     }
+    let st = wait("the pool to be idle", &|st| st["queued"] == 0 && st["busy"] == 0);
+    assert_eq!(st["abandoned"], 1, "the render whose client left was dropped: {st}");
+    assert_eq!(st["rendered"], 4, "the warm-up and the three live renders were drawn, the abandoned one was not: {st}");
+    assert_eq!(st["failed"], 0, "{st}");
     s.stop();
 }
 
@@ -486,6 +520,28 @@ fn breeding_two_kept_faces_gives_children_that_name_their_parents() {
     let one = get(&s.url(&format!("/api/images/{cid}"))).json();
     assert_eq!(one["parents"], json!([a, b]));
     assert_eq!(one["recipe"]["origin"]["kind"], "breed");
+    // a grandchild: the child bred with another face; its lineage has three generations
+    let c = keep(&s, 203, "Ada").json()["id"].as_i64().unwrap();
+    let g = send_json("POST", &s.url("/api/keep"), &json!({"breed": {"parents": [cid, c], "mutation": 0.2, "seed": 9}, "child": 0, "curator": "Grace"}));
+    assert_eq!(g.status, 201, "{}", g.text());
+    let gid = g.json()["id"].as_i64().unwrap();
+    let l = get(&s.url(&format!("/api/images/{gid}/lineage")));
+    assert_eq!(l.status, 200, "{}", l.text());
+    let l = l.json();
+    assert_eq!(l["root"], gid);
+    let at = |gen: u64| -> Vec<i64> {
+        let mut v: Vec<i64> = l["images"].as_array().unwrap().iter().filter(|i| i["generation"] == gen).map(|i| i["id"].as_i64().unwrap()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(at(0), vec![gid]);
+    assert_eq!(at(1), { let mut v = vec![cid, c]; v.sort(); v });
+    assert_eq!(at(2), vec![a, b], "the grandparents");
+    assert!(at(3).is_empty());
+    assert_eq!(get(&s.url(&format!("/api/images/{gid}/lineage?generations=2"))).json()["images"].as_array().unwrap().len(), 3, "two generations: the image and its parents");
+    assert_eq!(get(&s.url(&format!("/api/images/{gid}/lineage?generations=0"))).status, 400);
+    assert_eq!(get(&s.url(&format!("/api/images/{gid}/lineage?generations=99"))).status, 400);
+    assert_eq!(get(&s.url("/api/images/4242/lineage")).status, 404);
     // bad input
     for (bad, why) in [
         (json!({"parents": [a]}), "2 to"),
@@ -525,6 +581,8 @@ fn sliders_are_listed_and_move_the_face() {
     let ids: Vec<&str> = sl.iter().map(|x| x["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&"sefa:coarse:0"), "{ids:?}");
     assert!(sl.iter().any(|x| x["kind"] == "sefa"));
+    assert!(ids.contains(&"ganspace:all:0"), "GANSpace beside SeFa: {ids:?}");
+    assert!(sl.iter().filter(|x| x["kind"] == "ganspace").all(|x| x["id"].as_str().unwrap().starts_with("ganspace:")));
     let id = keep(&s, 301, "Ada").json()["id"].as_i64().unwrap();
     let shown = get(&s.url(&format!("/api/face?seed=301&psi=0.7&noise=1"))).body;
     // no moves: the kept face itself
@@ -532,7 +590,7 @@ fn sliders_are_listed_and_move_the_face() {
     assert_eq!(still.status, 200, "{}", still.text());
     assert_eq!(data_png(&still.json()["png"]), shown);
     let mut seen = vec![shown.clone()];
-    for sid in ids.iter().take(3).chain(["sefa:fine:0"].iter()) {
+    for sid in ids.iter().take(3).chain(["sefa:fine:0", "ganspace:all:0", "ganspace:all:1"].iter()) {
         let r = send_json("POST", &s.url("/api/slide"), &json!({"image": id, "moves": [{"slider": sid, "value": 3.0}]}));
         assert_eq!(r.status, 200, "{sid}: {}", r.text());
         let r = r.json();
@@ -576,5 +634,72 @@ fn sliders_are_listed_and_move_the_face() {
     }
     assert_eq!(get(&s.url("/api/sliders?model=../x")).status, 400);
     assert_eq!(get(&s.url("/api/sliders?model=nope")).status, 400);
+    s.stop();
+}
+
+/// `/api/openapi.json` documents every route the router serves, with each of its methods, and
+/// nothing it does not serve (the route list is the one the router is built from).
+#[test]
+fn the_openapi_document_covers_every_route() {
+    let home = tempfile::tempdir().unwrap();
+    let s = Studio::start(home.path(), &home.path().join("data"), &["--workers", "1"]);
+    let r = get(&s.url("/api/openapi.json"));
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("application/json"));
+    let doc = r.json();
+    assert_eq!(doc, serde_json::from_str::<Value>(limner_studio::api::OPENAPI_JSON).unwrap(), "the served document is the embedded one");
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    let routes = limner_studio::api::routes();
+    assert!(routes.len() >= 20);
+    let mut served = HashSet::new();
+    for rt in &routes {
+        let ops = paths.get(rt.path).unwrap_or_else(|| panic!("{} is not in the OpenAPI document", rt.path));
+        for m in rt.methods {
+            let op = &ops[m.to_ascii_lowercase()];
+            assert!(op.is_object(), "{m} {} is not in the OpenAPI document", rt.path);
+            assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()), "{m} {}: no responses", rt.path);
+            assert!(op["summary"].as_str().is_some_and(|t| !t.is_empty()), "{m} {}: no summary", rt.path);
+            served.insert((rt.path.to_string(), m.to_ascii_lowercase()));
+        }
+        // path parameters are declared
+        for seg in rt.path.split('/').filter(|x| x.starts_with('{')) {
+            let name = seg.trim_matches(|c| c == '{' || c == '}');
+            for m in rt.methods {
+                let params = ops[m.to_ascii_lowercase()]["parameters"].as_array().cloned().unwrap_or_default();
+                assert!(params.iter().any(|p| p["in"] == "path" && p["name"] == name), "{m} {}: path parameter {name} undeclared", rt.path);
+            }
+        }
+    }
+    for (path, ops) in paths {
+        for m in ops.as_object().unwrap().keys() {
+            assert!(served.contains(&(path.clone(), m.clone())), "the document has {m} {path}, which the studio does not serve");
+        }
+    }
+    // every $ref resolves
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o {
+                    if k == "$ref" {
+                        out.push(x.as_str().unwrap().to_string());
+                    } else {
+                        refs(x, out);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let mut all = vec![];
+    refs(&doc, &mut all);
+    assert!(!all.is_empty());
+    for r in all {
+        let ptr = r.strip_prefix('#').unwrap_or_else(|| panic!("{r}: only local refs"));
+        assert!(doc.pointer(ptr).is_some(), "{r} does not resolve");
+    }
+    // and the routes really answer (a route in the list that the router missed would 404 with no body)
+    assert_eq!(get(&s.url("/api/stats")).status, 200);
     s.stop();
 }

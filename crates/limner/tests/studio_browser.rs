@@ -216,6 +216,35 @@ fn the_page_breeds_and_slides_in_chromium() {
     assert_eq!(kept["author"], "Test Curator");
     let shown = data_img_digest(&mut b, "#litter .child:nth-child(2) img");
     assert_eq!(kept["hash"].as_str().unwrap(), shown, "the kept child is the one on screen");
+
+    // a second generation: the kept child bred with another face; the lineage view draws the
+    // family tree, grandparents → parents → child
+    let other = ids[2];
+    b.wait_for(&format!("document.querySelector('#breed-parents .pick[data-id=\"{child}\"]') && document.querySelectorAll('#breed-parents .pick').length === 5"), "the kept child among the parents");
+    for id in [a, b2, child, other] {
+        b.eval(&format!("document.querySelector('#breed-parents .pick[data-id=\"{id}\"]').click()"));
+    }
+    assert_eq!(b.eval("breed.picked.slice().sort((x, y) => x - y).join(',')"), json!(format!("{},{}", child.min(other), child.max(other))));
+    b.eval("document.querySelector('#breed').click()");
+    b.wait_for(
+        &format!("document.querySelector('#litter').dataset.state === 'loaded' && document.querySelector('#litter-seed').textContent.includes('#{child}') && [...document.querySelectorAll('#litter .child img')].every(i => i.complete && i.naturalWidth > 0)"),
+        "the second litter",
+    );
+    b.eval("document.querySelectorAll('#litter .child .keep-child')[0].click()");
+    b.wait_for("document.querySelector('#lineage').dataset.generations === '3' && [...document.querySelectorAll('#lineage img')].every(i => i.complete && i.naturalWidth > 0)", "the three-generation lineage");
+    let grandchild: i64 = b.eval("document.querySelector('#lineage').dataset.child").as_str().unwrap().parse().unwrap();
+    assert_eq!(get(&s.url(&format!("/api/images/{grandchild}"))).json()["parents"], json!([child, other]));
+    let gen_ids = |b: &mut Browser, g: u32| -> Vec<i64> {
+        let v = b.eval(&format!("[...document.querySelectorAll('#lineage .node[data-generation=\"{g}\"]')].map(n => +n.dataset.id)"));
+        let mut v: Vec<i64> = v.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(gen_ids(&mut b, 0), vec![grandchild], "the child at the root");
+    assert_eq!(gen_ids(&mut b, 1), { let mut v = vec![child, other]; v.sort(); v }, "its parents");
+    assert_eq!(gen_ids(&mut b, 2), { let mut v = vec![a, b2]; v.sort(); v }, "its grandparents, above the parent they had");
+    assert_eq!(b.eval(&format!("[...document.querySelectorAll('#lineage .node[data-id=\"{child}\"] > .ps > .node')].map(n => +n.dataset.id).sort((x, y) => x - y).join(',')")), json!(format!("{a},{b2}")), "the grandparents are drawn above their child");
+    assert!(b.eval("document.querySelector('#lineage .legend').textContent").as_str().unwrap().contains("grandparents → parents → child"));
     save_screenshot(&mut b, "breed.png");
 
     // Sliders: pick a kept face; a drag changes the image; only the latest value is shown
@@ -235,6 +264,18 @@ fn the_page_breeds_and_slides_in_chromium() {
     assert!(renders <= 6, "a drag of 25 steps renders only the latest values ({renders} renders)");
     let want = send_json("POST", &s.url("/api/slide"), &json!({"image": a, "moves": [{"slider": slider, "value": 2.5}]})).json();
     assert_eq!(sha256_hex(&png_of_data_url(&want["png"])), after, "the image on screen is the last value's");
+    // GANSpace's sliders are offered beside SeFa's and the named ones, and move the face too
+    assert!(b.eval("document.querySelectorAll('#slider-list input[data-slider^=\"sefa:\"]').length").as_u64().unwrap() > 0);
+    assert!(b.eval("[...document.querySelectorAll('#slider-list h3')].some(h => h.textContent.startsWith('GANSpace'))") == json!(true));
+    b.eval("(() => { const r = document.querySelector('#slider-list input[data-slider=\"ganspace:all:0\"]'); r.value = '2'; r.dispatchEvent(new Event('input')); })()");
+    b.wait_for("document.querySelector('#slide-face').dataset.state === 'loaded' && !slide.inflight && !slide.dirty && moves().length === 2", "the GANSpace render");
+    let gan = data_img_digest(&mut b, "#slide-face");
+    assert_ne!(gan, after, "a GANSpace slider changes the image");
+    let want = send_json("POST", &s.url("/api/slide"), &json!({"image": a, "moves": [{"slider": slider, "value": 2.5}, {"slider": "ganspace:all:0", "value": 2.0}]})).json();
+    assert_eq!(sha256_hex(&png_of_data_url(&want["png"])), gan, "the image on screen is both sliders' render");
+    b.eval("(() => { const r = document.querySelector('#slider-list input[data-slider=\"ganspace:all:0\"]'); r.value = '0'; r.dispatchEvent(new Event('input')); })()");
+    b.wait_for("document.querySelector('#slide-face').dataset.state === 'loaded' && !slide.inflight && !slide.dirty && moves().length === 1", "back to one slider");
+    assert_eq!(data_img_digest(&mut b, "#slide-face"), after);
     save_screenshot(&mut b, "sliders.png");
     // keep the slid face: it is the one on screen, and it came from the picked face
     b.eval("document.querySelector('#slide-keep').click()");

@@ -92,6 +92,11 @@ async function show() {
       const blob = await r.blob();
       const url = URL.createObjectURL(blob);
       await new Promise((res, rej) => { img.onload = res; img.onerror = rej; img.src = url; });
+      await img.decode().catch(() => {});
+      // a new seed asked for while this face loaded: it is not the face wanted any more
+      if (ctrl.signal.aborted) { URL.revokeObjectURL(url); throw new DOMException('superseded', 'AbortError'); }
+      // (bench/studio_browser.sh reads this mark: a refresh's time to its face on screen)
+      performance.mark('limner:face');
       if (meet.url) URL.revokeObjectURL(meet.url);
       meet.url = url;
       meet.shown = p;
@@ -144,16 +149,8 @@ function fillSizes() {
 }
 
 async function initMeet() {
-  try {
-    const { models, default: def } = await api('GET', '/api/models');
-    meet.models = models;
-    const sel = $('#model');
-    for (const m of models) sel.append(el('option', { value: m.name, text: `${m.name} (${m.resolution} px)` }));
-    sel.value = def;
-    fillSizes();
-  } catch (e) {
-    status(`Cannot list the models: ${e.message}`, true);
-  }
+  // the first face is asked for at once (the default model), not after the model list
+  show();
   for (const id of ['psi', 'noise']) {
     $('#' + id).addEventListener('input', () => {
       $(`#${id}-out`).textContent = (+$('#' + id).value).toFixed(2);
@@ -176,7 +173,17 @@ async function initMeet() {
     if (e.key === 'n' || e.key === ' ') { e.preventDefault(); goSeed(randomSeed()); }
     if (e.key === 'k') { e.preventDefault(); keep(); }
   });
-  show();
+  try {
+    const { models, default: def } = await api('GET', '/api/models');
+    meet.models = models;
+    const sel = $('#model');
+    for (const m of models) sel.append(el('option', { value: m.name, text: `${m.name} (${m.resolution} px)` }));
+    sel.value = def;
+    fillSizes();
+    $('#model').dataset.state = 'loaded';
+  } catch (e) {
+    status(`Cannot list the models: ${e.message}`, true);
+  }
 }
 
 // ---------------------------------------------------------------- Gallery
@@ -376,18 +383,30 @@ async function keepChild(card, asked, i) {
   }
 }
 
-// parents → child, from the gallery's own record
+// the family tree, from the gallery's own record: the child at the bottom, its parents above it,
+// theirs above them (nested boxes, up to 4 generations)
 async function showLineage(id) {
   const box = $('#lineage');
-  const child = await api('GET', `/api/images/${id}`);
-  const parents = await Promise.all(child.parents.map(p => api('GET', `/api/images/${p}`).catch(() => null)));
-  const fig = (im, label) => el('figure', { dataset: { id: String(im.id) } }, el('img', { src: im.url, alt: label }), el('figcaption', { text: label }));
+  const l = await api('GET', `/api/images/${id}/lineage?generations=4`);
+  const byId = new Map(l.images.map(im => [im.id, im]));
+  const node = (im, gen, path) => {
+    const n = el('div', { class: 'node', dataset: { id: String(im.id), generation: String(gen) } });
+    const ps = gen + 1 < l.generations ? im.parents.map(p => byId.get(p)).filter(p => p && !path.includes(p.id)) : [];
+    if (ps.length) n.append(el('div', { class: 'ps' }, ...ps.map(p => node(p, gen + 1, [...path, p.id]))));
+    const label = gen === 0 ? `#${im.id} (child)` : `#${im.id}`;
+    n.append(el('figure', { dataset: { id: String(im.id) } }, el('img', { src: im.url, alt: `kept face #${im.id}` }), el('figcaption', { text: label })));
+    return n;
+  };
+  const root = byId.get(l.root);
+  const tree = node(root, 0, [root.id]);
+  const depth = Math.max(...[...tree.querySelectorAll('.node')].map(n => +n.dataset.generation), 0) + 1;
+  const names = ['child', 'parents', 'grandparents', 'great-grandparents'];
   box.replaceChildren(
-    el('div', { class: 'ps' }, ...parents.filter(Boolean).map(p => fig(p, `#${p.id}`))),
-    el('span', { class: 'arrow', 'aria-hidden': 'true', text: '→' }),
-    fig(child, `#${child.id} (child)`));
-  box.dataset.child = String(child.id);
-  box.dataset.parents = child.parents.join(',');
+    el('p', { class: 'muted small legend', text: `Lineage: ${names.slice(0, depth).reverse().join(' → ')}` }),
+    tree);
+  box.dataset.child = String(root.id);
+  box.dataset.parents = root.parents.join(',');
+  box.dataset.generations = String(depth);
   box.hidden = false;
   box.scrollIntoView({ block: 'nearest' });
 }
@@ -423,6 +442,9 @@ async function slideRender() {
     const r = await api('POST', '/api/slide', asked);
     if (gen === slide.gen) {
       await new Promise((res, rej) => { img.onload = res; img.onerror = rej; img.src = r.png; });
+    }
+    // another face may have been picked while this image loaded: then it is not the one wanted
+    if (gen === slide.gen) {
       slide.shown = asked;
       img.dataset.state = 'loaded';
       img.dataset.renders = String(+(img.dataset.renders || 0) + 1);
@@ -454,12 +476,13 @@ async function pickSlide(im) {
     if (size) q.set('size', String(size));
     const r = await api('GET', '/api/sliders?' + q);
     slide.sliders = r.sliders;
+    const groupOf = s => s.kind === 'named' ? 'named' : s.kind === 'ganspace' ? 'GANSpace · all layers' : `SeFa · ${s.group}`;
     const groups = [];
     for (const s of r.sliders) {
-      const g = s.kind === 'named' ? 'named' : `unlabelled · ${s.group}`;
+      const g = groupOf(s);
       if (!groups.includes(g)) groups.push(g);
     }
-    list.replaceChildren(...groups.flatMap(g => [el('h3', { text: g }), ...r.sliders.filter(s => (s.kind === 'named' ? 'named' : `unlabelled · ${s.group}`) === g).map(s => {
+    list.replaceChildren(...groups.flatMap(g => [el('h3', { text: g }), ...r.sliders.filter(s => groupOf(s) === g).map(s => {
       const out = el('output', { text: '0.0' });
       const input = el('input', { type: 'range', min: '-5', max: '5', step: '0.1', value: '0', dataset: { slider: s.id },
         oninput: e => { out.textContent = (+e.target.value).toFixed(1); slideRender(); } });
@@ -828,7 +851,7 @@ async function openAnimate(im) {
     if ((im.recipe || {}).size) q.set('size', String(im.recipe.size));
     const r = await api('GET', '/api/sliders?' + q);
     const sel = $('#anim-slider');
-    sel.replaceChildren(...r.sliders.map(s => el('option', { value: s.id, text: s.kind === 'named' ? `${s.id} (+ ${s.label})` : `unlabelled ${s.label}` })));
+    sel.replaceChildren(...r.sliders.map(s => el('option', { value: s.id, text: s.kind === 'named' ? `${s.id} (+ ${s.label})` : `${s.kind === 'ganspace' ? 'GANSpace' : 'SeFa ' + s.group} ${s.label}` })));
   } catch (e) {
     status(`Cannot list the sliders: ${e.message}`, true);
   }

@@ -18,11 +18,21 @@ pub struct Studio {
     pub data: PathBuf,
 }
 
+/// The limner binary: cargo's for the tests; for the browser benchmark (an example, in
+/// `target/release/examples/`), the one built beside it in `target/release/`.
+pub fn limner_exe() -> PathBuf {
+    if let Some(p) = option_env!("CARGO_BIN_EXE_limner") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("this program's path");
+    exe.parent().and_then(|d| d.parent()).map(|d| d.join("limner")).expect("target/release/limner")
+}
+
 impl Studio {
     /// Starts `limner studio --port 0 --data DATA ARGS...` with `LIMNER_HOME=home` and waits
     /// for the address it prints.
     pub fn start(home: &Path, data: &Path, args: &[&str]) -> Studio {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_limner"))
+        let mut child = Command::new(limner_exe())
             .args(["studio", "--port", "0", "--data"])
             .arg(data)
             .args(args)
@@ -92,7 +102,7 @@ impl Drop for Studio {
 
 /// `limner studio --check --data DATA`: (success, stdout).
 pub fn check(home: &Path, data: &Path) -> (bool, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_limner")).args(["studio", "--check", "--data"]).arg(data).env("LIMNER_HOME", home).output().unwrap();
+    let o = Command::new(limner_exe()).args(["studio", "--check", "--data"]).arg(data).env("LIMNER_HOME", home).output().unwrap();
     (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
 }
 
