@@ -268,10 +268,11 @@ pub fn batch_of(m: &dyn Model, net: &EncoderNet, seeds: &[u64], psi: (f32, f32))
     (img, tensor_from(target, [n, d], &device))
 }
 
-/// The standardised squared error of `net` on seeds (no gradients): what training lowers.
-pub fn w_loss(m: &dyn Model, net: &EncoderNet, seeds: &[u64], psi: (f32, f32)) -> f32 {
+/// The standardised squared error of `net` on seeds (no gradients), what training lowers,
+/// and that of guessing `w_avg` (the baseline).
+pub fn w_loss(m: &dyn Model, net: &EncoderNet, seeds: &[u64], psi: (f32, f32)) -> (f32, f32) {
     let (img, target) = batch_of(m, net, seeds, psi);
-    to_vec(&(net.forward_std(img) - target).square().mean())[0]
+    (to_vec(&(net.forward_std(img) - target.clone()).square().mean())[0], to_vec(&target.square().mean())[0])
 }
 
 /// A training checkpoint: the net, Adam, the step.

@@ -52,3 +52,103 @@ fn random_face_projection_gradients_flow() {
     assert!(p.distance < 0.9 * p.start_distance, "6 steps moved the distance from {} to {}", p.start_distance, p.distance);
     assert!(ds[5] < ds[0]);
 }
+
+mod encoder {
+    use super::*;
+    use limner_edit::encoder::{self, Encoder, TrainOptions};
+
+    fn default_model() -> Box<dyn Model> {
+        open("default", None, &Device::flex()).unwrap()
+    }
+
+    /// A short training run lowers the held-out w-space loss, writes the f16 file and its
+    /// checkpoint, and `resume` continues from the checkpoint's step.
+    #[test]
+    fn short_training_lowers_the_w_loss_and_resumes() {
+        let m = default_model();
+        let m = m.as_ref();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("enc.safetensors");
+        let held: Vec<u64> = (0..32).map(|i| 7_000 + i).collect();
+        let o = TrainOptions { steps: 150, batch: 16, lr: 0.005, checkpoint_every: 25, ..Default::default() };
+        let fresh = encoder::EncoderNet::new(&m.w_avg(), &encoder::w_spread(m), 1, &m.device());
+        let (before, base) = encoder::w_loss(m, &fresh, &held, o.psi);
+        let mut losses = vec![];
+        let e = encoder::train(m, &out, false, &o, &mut |_, l| losses.push(l)).unwrap();
+        let (after, _) = encoder::w_loss(m, &e.net, &held, o.psi);
+        eprintln!("held-out w loss {before:.3} → {after:.3} after 150 steps (guessing w_avg: {base:.3}); training losses {losses:.3?}");
+        assert!(after < 0.9 * before, "150 steps moved the held-out loss from {before} to {after}");
+        assert_eq!(e.steps, 150);
+        let size = std::fs::metadata(&out).unwrap().len();
+        assert!(size < 4_000_000, "the f16 encoder is {size} bytes");
+        let back = Encoder::load(&out, &Device::flex()).unwrap();
+        back.check_model(m, "enc").unwrap();
+        let (x, _) = encoder::w_loss(m, &back.net, &held, o.psi);
+        assert!((x - after).abs() < 0.02 * after, "the f16 file scores {x}, the trained net {after}");
+        let o2 = TrainOptions { steps: 152, ..o };
+        let e2 = encoder::train(m, &out, true, &o2, &mut |_, _| {}).unwrap();
+        assert_eq!(e2.steps, 152);
+    }
+
+    /// The encoder's guess (the shipped or cached one when there is one, else one trained here)
+    /// is closer (perceptual distance) to renders of new seeds than `w_avg`, and guesses fast.
+    #[test]
+    fn the_guess_beats_w_avg_on_new_seeds() {
+        let m = default_model();
+        let m = m.as_ref();
+        let Some(dist) = limner_core::testing::fetched(limner_nets::perceptual::InceptionPerceptual::load_fetched(&Device::flex())) else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let e = match encoder::locate(m, &Device::flex()).unwrap() {
+            Some((e, f)) => {
+                eprintln!("using the encoder {f} ({} steps)", e.steps);
+                e
+            }
+            None => encoder::train(m, &dir.path().join("e.safetensors"), false, &TrainOptions { steps: 400, lr: 0.005, ..Default::default() }, &mut |_, _| {}).unwrap(),
+        };
+        let seeds: Vec<u64> = (0..12).map(|i| 500 + i).collect();
+        let (avg, guess) = encoder::compare_on_renders(m, &e, &dist, &seeds).unwrap();
+        eprintln!("mean perceptual distance to renders of 12 new seeds: w_avg {avg:.4}, encoder {guess:.4}");
+        assert!(guess < 0.85 * avg, "the encoder's guess ({guess}) is not clearly closer than w_avg ({avg})");
+        let face = m.render(&seed_ws(m, &[600], 0.7), &[0], 0.0);
+        let t0 = Instant::now();
+        e.guess(&face).unwrap();
+        eprintln!("one guess in {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
+    }
+
+    /// Missing, garbage, truncated and wrong-model encoder files are clear errors.
+    #[test]
+    fn bad_encoder_files_are_clear_errors() {
+        let m = default_model();
+        let m = m.as_ref();
+        let dir = tempfile::tempdir().unwrap();
+        let d = Device::flex();
+        let err = |p: &std::path::Path| format!("{:#}", Encoder::load(p, &d).map(|_| ()).unwrap_err());
+        let missing = dir.path().join("none.safetensors");
+        let e = err(&missing);
+        assert!(e.contains("none.safetensors") && e.contains("limner models encoder"), "{e}");
+        let junk = dir.path().join("junk.safetensors");
+        std::fs::write(&junk, b"not an encoder at all").unwrap();
+        let e = err(&junk);
+        assert!(e.contains("junk.safetensors") && e.contains("not a valid safetensors"), "{e}");
+        let good = dir.path().join("good.safetensors");
+        let enc = encoder::train(m, &good, false, &TrainOptions { steps: 1, batch: 2, ..Default::default() }, &mut |_, _| {}).unwrap();
+        let bytes = std::fs::read(&good).unwrap();
+        let cut = dir.path().join("cut.safetensors");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        let e = err(&cut);
+        assert!(e.contains("cut.safetensors"), "{e}");
+        // another model's encoder
+        let other = Encoder { model_sha256: "0".repeat(64), model_name: "other".into(), ..enc.clone() };
+        let e = format!("{:#}", other.check_model(m, "x.safetensors").unwrap_err());
+        assert!(e.contains("trained for model `other`") && e.contains("limner models encoder --model default"), "{e}");
+        // a safetensors file that is not an encoder
+        let plain = dir.path().join("plain.safetensors");
+        let sd = limner_core::StateDict::from([("x".to_string(), limner_core::HostTensor { shape: vec![1], data: vec![1.0] })]);
+        limner_core::write_safetensors(&plain, &sd, &Default::default(), limner_core::Precision::F32).unwrap();
+        let e = err(&plain);
+        assert!(e.contains("not a limner encoder"), "{e}");
+        // resume without a checkpoint
+        let e = format!("{:#}", encoder::train(m, &dir.path().join("fresh.safetensors"), true, &TrainOptions::default(), &mut |_, _| {}).map(|_| ()).unwrap_err());
+        assert!(e.contains("--resume") && e.contains("fresh.ckpt.safetensors"), "{e}");
+    }
+}

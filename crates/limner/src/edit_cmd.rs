@@ -363,8 +363,8 @@ pub fn encoder(a: EncoderArgs) -> Result<()> {
         pb.set_message(format!("training the encoder (w loss {v:.3})"));
     })?;
     pb.finish_and_clear();
-    let loss = encoder::w_loss(m, &e.net, &held, o.psi);
-    println!("trained the encoder of `{}` to step {} in {:.0} s: held-out w loss {loss:.3} (1.0 = guessing w_avg, standardised)", a.model, e.steps, t0.elapsed().as_secs_f64());
+    let (loss, base) = encoder::w_loss(m, &e.net, &held, o.psi);
+    println!("trained the encoder of `{}` to step {} in {:.0} s: held-out w loss {loss:.3} (guessing w_avg: {base:.3}; standardised w)", a.model, e.steps, t0.elapsed().as_secs_f64());
     println!("wrote {} ({:.1} MB, f16) and its checkpoint {} (--resume continues)", out.display(), std::fs::metadata(&out)?.len() as f64 / 1e6, out.with_extension("ckpt.safetensors").display());
     Ok(())
 }
