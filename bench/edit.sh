@@ -13,7 +13,8 @@
 # (bench/limner-bench/src/bin/project-bench.rs); writes bench/results/project.md.
 #
 #   bench/edit.sh [--quick]
-#   bench/edit.sh --project [--steps 300] [--rf-steps 60] [--models default,random-face]
+#   bench/edit.sh --project [--steps 300] [--rf-steps 60] [--models default,random-face] [--encoder-default F]
+# (results in bench/results/project_<models>.md; wall and CPU seconds, as the 2 cores are shared)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/limner-target}"
@@ -39,21 +40,23 @@ PY
   fi
   cargo build --release -q -p limner-bench --bin project-bench
   mkdir -p "$HERE/results"
-  "$CARGO_TARGET_DIR/release/project-bench" "$@" "$PHOTOS/astronaut.png" "$PHOTOS/obama.jpg" "$PHOTOS/biden.jpg" | tee "$HERE/results/project_raw.txt"
-  python3 - "$HERE/results/project_raw.txt" <<'PY' | tee "$HERE/results/project.md"
+  TAG="$(echo "$*" | sed -n 's/.*--models \([^ ]*\).*/\1/p' | tr ',' '+')"
+  TAG="${TAG:-all}"
+  "$CARGO_TARGET_DIR/release/project-bench" "$@" "$PHOTOS/astronaut.png" "$PHOTOS/obama.jpg" "$PHOTOS/biden.jpg" | tee "$HERE/results/project_${TAG}_raw.txt"
+  python3 - "$HERE/results/project_${TAG}_raw.txt" <<'PY' | tee "$HERE/results/project_${TAG}.md"
 import re, sys
 lines = open(sys.argv[1]).read().splitlines()
 for l in lines:
     if l.startswith("#") or l.startswith("HELDOUT") or l.startswith("RESULT"):
         print(l.replace("HELDOUT", "held-out renders, mean perceptual distance:"), "  ")
 print()
-print("| model | photo | start | steps | s | perceptual | identity (< 0.6 same) |")
-print("|---|---|---|---:|---:|---:|---:|")
+print("| model | photo | start | steps | wall s | CPU s | perceptual | identity (< 0.6 same) |")
+print("|---|---|---|---:|---:|---:|---:|---:|")
 for l in lines:
-    m = re.match(r"ROW (\S+) (\S+) (\S+) steps=(\d+) s=([\d.]+) perceptual=([\d.]+) identity=(\S+)", l)
+    m = re.match(r"ROW (\S+) (\S+) (\S+) steps=(\d+) s=([\d.]+) cpu=([\d.]+) perceptual=([\d.]+) identity=(\S+)", l)
     if m:
         mode = {"w_avg": "w_avg alone", "encoder": "encoder alone", "encoder+opt": "encoder + optimisation", "opt": "w_avg + optimisation"}[m[3]]
-        print(f"| {m[1]} | {m[2]} | {mode} | {m[4]} | {m[5]} | {m[6]} | {m[7]} |")
+        print(f"| {m[1]} | {m[2]} | {mode} | {m[4]} | {m[5]} | {m[6]} | {m[7]} | {m[8]} |")
 PY
   exit 0
 fi

@@ -17,6 +17,16 @@ use limner_edit::model::open;
 use limner_edit::project::{self, ProjectOptions};
 use limner_faces::Image;
 
+/// CPU seconds this process has used (user + system): the machine is shared, so wall time
+/// alone says little.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = after.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    // fields 14 and 15 of stat (utime, stime) are 12 and 13 after the command name, in ticks
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+}
+
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
 }
@@ -87,6 +97,7 @@ fn main() -> Result<()> {
             modes.push(("opt", n_steps, false));
             for (mode, st, use_enc) in modes {
                 let t0 = Instant::now();
+                let c0 = cpu_secs();
                 let start = match (&enc, use_enc) {
                     (Some((e, _)), true) => Some(e.guess(std::slice::from_ref(&aligned))?.pop().expect("one")),
                     _ if st == 0 => Some(m.w_avg()),
@@ -94,9 +105,10 @@ fn main() -> Result<()> {
                 };
                 let p = project::project(m, &aligned, &dist, &ProjectOptions { steps: st, start, ..Default::default() }, &mut |_, _| {})?;
                 let secs = t0.elapsed().as_secs_f64();
+                let cpu = cpu_secs() - c0;
                 let up = |i: &Image| i.resize_bilinear(256, 256);
                 let id = project::identity_distance(&fa, &up(&aligned), &up(&p.image)).map_or("none".to_string(), |d| format!("{d:.3}"));
-                println!("ROW {label} {pname} {mode} steps={st} s={secs:.1} perceptual={:.4} identity={id}", p.distance);
+                println!("ROW {label} {pname} {mode} steps={st} s={secs:.1} cpu={cpu:.1} perceptual={:.4} identity={id}", p.distance);
             }
         }
     }
