@@ -271,8 +271,15 @@ pub fn batch_of(m: &dyn Model, net: &EncoderNet, seeds: &[u64], psi: (f32, f32))
 /// The standardised squared error of `net` on seeds (no gradients), what training lowers,
 /// and that of guessing `w_avg` (the baseline).
 pub fn w_loss(m: &dyn Model, net: &EncoderNet, seeds: &[u64], psi: (f32, f32)) -> (f32, f32) {
-    let (img, target) = batch_of(m, net, seeds, psi);
-    (to_vec(&(net.forward_std(img) - target.clone()).square().mean())[0], to_vec(&target.square().mean())[0])
+    let (mut loss, mut base) = (0f32, 0f32);
+    // in chunks: random-face renders 1024² maps
+    for chunk in seeds.chunks(8) {
+        let (img, target) = batch_of(m, net, chunk, psi);
+        loss += to_vec(&(net.forward_std(img) - target.clone()).square().sum())[0];
+        base += to_vec(&target.square().sum())[0];
+    }
+    let n = (seeds.len() * net.w_dim()).max(1) as f32;
+    (loss / n, base / n)
 }
 
 /// A training checkpoint: the net, Adam, the step.
