@@ -42,6 +42,8 @@ PY
   mkdir -p "$HERE/results"
   TAG="$(echo "$*" | sed -n 's/.*--models \([^ ]*\).*/\1/p' | tr ',' '+')"
   TAG="${TAG:-all}"
+  MODES="$(echo "$*" | sed -n 's/.*--modes \([^ ]*\).*/\1/p' | tr ',' '+')"
+  [ -z "$MODES" ] || TAG="$TAG-$MODES"
   "$CARGO_TARGET_DIR/release/project-bench" "$@" "$PHOTOS/astronaut.png" "$PHOTOS/obama.jpg" "$PHOTOS/biden.jpg" | tee "$HERE/results/project_${TAG}_raw.txt"
   python3 - "$HERE/results/project_${TAG}_raw.txt" <<'PY' | tee "$HERE/results/project_${TAG}.md"
 import re, sys

@@ -11,7 +11,8 @@
 //! it trained) and, for `--resume`, `ENCODER.ckpt.safetensors` beside it (f32 weights and Adam
 //! moments). Both are written atomically. [`locate`] finds a model's encoder: beside a model
 //! file (`G.encoder.safetensors`), in the cache (`$LIMNER_HOME/data/encoders/<sha256>.safetensors`,
-//! where `limner models encoder` writes by default), or embedded for the default model.
+//! where `limner models encoder` writes by default), or embedded for the default model;
+//! random-face without its own falls back to the default model's, which shares its w space.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,8 +36,9 @@ pub const VERSION: u32 = 1;
 /// Training seeds start here, far from the seeds people type (tests hold out seeds below it).
 pub const TRAIN_SEED_BASE: u64 = 1 << 40;
 
-/// The default model's encoder, trained by `limner models encoder --model default`.
-pub const EMBEDDED_DEFAULT: Option<&[u8]> = None;
+/// The default model's encoder (`models/default/encoder.safetensors`, trained by `limner models
+/// encoder --model default --steps 2000 --batch 32`).
+pub const EMBEDDED_DEFAULT: Option<&[u8]> = Some(include_bytes!("../../../models/default/encoder.safetensors"));
 
 /// The encoder network (see the module docs).
 #[derive(Clone, Debug)]
@@ -220,6 +222,20 @@ pub fn locate(m: &dyn Model, device: &Device) -> Result<Option<(Encoder, String)
             let e = Encoder::from_bytes(bytes, "(embedded)", device)?;
             e.check_model(m, "(embedded)")?;
             return Ok(Some((e, "embedded".into())));
+        }
+    }
+    // The default model was distilled into random-face's w space (its mapping network is
+    // random-face's), so its encoder's guess is a w random-face renders as a similar face.
+    if m.id().name == limner_photoreal::MODEL_NAME {
+        let default_sha = crate::model::sha256_hex(limner_models::DEFAULT_GENERATOR);
+        let cached = limner_core::dirs::user_data_dir("encoders").join(format!("{default_sha}.safetensors"));
+        let found = if cached.is_file() {
+            Some((Encoder::load(&cached, device)?, cached.display().to_string()))
+        } else {
+            EMBEDDED_DEFAULT.map(|b| Encoder::from_bytes(b, "(embedded)", device).map(|e| (e, "embedded".to_string()))).transpose()?
+        };
+        if let Some((e, f)) = found.filter(|(e, _)| e.model_sha256 == default_sha && e.net.w_dim() == m.w_dim()) {
+            return Ok(Some((e, format!("the default model's encoder ({f}), which shares random-face's w space"))));
         }
     }
     Ok(None)

@@ -6,7 +6,7 @@
 //! held-out seeds. Prints `ROW` lines (`bench/project.sh` tabulates them).
 //!
 //! Usage: project-bench [--steps N] [--rf-steps N] [--models default,random-face]
-//!                      [--encoder-default FILE] PHOTO...
+//!                      [--encoder-default FILE] [--modes w_avg,encoder,encoder+opt,opt] PHOTO...
 
 use std::time::Instant;
 
@@ -38,6 +38,7 @@ fn main() -> Result<()> {
     let rf_steps: usize = arg(&args, "--rf-steps").map_or(Ok(60), |s| s.parse())?;
     let models = arg(&args, "--models").unwrap_or_else(|| "default,random-face".into());
     let enc_default = arg(&args, "--encoder-default");
+    let only = arg(&args, "--modes"); // e.g. `encoder,encoder+opt` (default: all four)
     let mut photos = vec![];
     let mut skip = false;
     for a in &args {
@@ -95,6 +96,9 @@ fn main() -> Result<()> {
                 modes.push(("encoder+opt", n_steps, true));
             }
             modes.push(("opt", n_steps, false));
+            if let Some(only) = &only {
+                modes.retain(|(name, _, _)| only.split(',').any(|o| o == *name));
+            }
             for (mode, st, use_enc) in modes {
                 let t0 = Instant::now();
                 let c0 = cpu_secs();
