@@ -10,11 +10,14 @@
 //! - [`recipe`]: the small versioned JSON that makes any image again;
 //! - [`breed`]: crossbreeding faces by layer group (style mixing) with seeded mutation;
 //! - [`project`]: a photo's face aligned and inverted into `w+` (perceptual + L1 + regulariser);
+//! - [`encoder`]: a small conv net trained on the model's own renders that guesses a face's
+//!   `w` in one pass, the projection's start;
 //! - [`animate`]: morphs through kept faces and slider sweeps, as GIF or APNG.
 
 pub mod animate;
 pub mod breed;
 pub mod directions;
+pub mod encoder;
 pub mod model;
 pub mod project;
 pub mod prompt;

@@ -154,7 +154,7 @@ pub trait Model: Send + Sync {
     /// A copy whose [`synthesize`](Model::synthesize) runs on the autodiff device (weights
     /// constant), for projection: gradients reach the `ws`.
     fn differentiable(&self) -> Result<Box<dyn Model>> {
-        bail!("model `{}` has no differentiable path yet (projection works on StyleGAN2 models: default, runs, imports)", self.id().name)
+        bail!("model `{}` has no differentiable path yet (projection works on StyleGAN2 models (default, runs, imports) and random-face)", self.id().name)
     }
 
     /// Renders faces as 0..255 images (rounded as PNG stores them), one at a time: every image
@@ -473,6 +473,9 @@ impl Model for RandomFace {
     }
     fn framing(&self) -> Framing {
         Framing::Portrait
+    }
+    fn differentiable(&self) -> Result<Box<dyn Model>> {
+        Ok(Box::new(RandomFace { model: self.model.autodiff(), size: self.size, strengths: self.strengths.clone(), id: self.id.clone() }))
     }
 
     /// One face at a time at 1024², box-downsampled on the host in f64 (as

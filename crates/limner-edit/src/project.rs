@@ -4,7 +4,8 @@
 //! optimised with Adam from `w_avg`: first one `w` for every layer, then every layer's own
 //! (`w+`), minimising a perceptual distance (any [`PerceptualDistance`], e.g.
 //! `limner_nets::perceptual`) plus pixel L1 plus `reg · ‖w − w_avg‖²` (keeps `w` where the
-//! mapping network puts faces). No encoder yet: every projection starts from `w_avg`.
+//! mapping network puts faces). It starts from `w_avg` or from a given `w` (the
+//! [`crate::encoder`]'s guess).
 //! Renders without per-pixel noise (noise 0), so the recipe re-renders exactly.
 
 use std::ops::ControlFlow;
@@ -28,11 +29,13 @@ pub struct ProjectOptions {
     pub l1: f32,
     /// weight of `mean((w − w_avg)²)`
     pub reg: f32,
+    /// where to start (one `w`, e.g. the [`crate::encoder`]'s guess); `None` = `w_avg`
+    pub start: Option<Vec<f32>>,
 }
 
 impl Default for ProjectOptions {
     fn default() -> Self {
-        Self { steps: 300, w_plus: true, lr: 0.05, l1: 0.3, reg: 0.001 }
+        Self { steps: 300, w_plus: true, lr: 0.05, l1: 0.3, reg: 0.001, start: None }
     }
 }
 
@@ -40,13 +43,13 @@ impl Default for ProjectOptions {
 pub struct Projected {
     pub ws: WPlus,
     pub image: Image,
-    /// the perceptual distance of the start (`w_avg`) and of the result
+    /// the perceptual distance of the start (`w_avg` or the given start) and of the result
     pub start_distance: f32,
     pub distance: f32,
 }
 
 /// 0..255 HWC image → `[1, 3, S, S]` in [-1, 1].
-fn to_tensor(img: &Image, device: &burn::tensor::Device) -> Tensor<4> {
+pub fn image_tensor(img: &Image, device: &burn::tensor::Device) -> Tensor<4> {
     let s = img.width;
     let plane = s * s;
     let mut chw = vec![0f32; 3 * plane];
@@ -119,15 +122,28 @@ impl std::error::Error for Cancelled {}
 /// `ControlFlow::Break(())` to stop, and the projection then fails with [`Cancelled`].
 pub fn project_steps(m: &dyn Model, target: &Image, dist: &dyn PerceptualDistance, o: &ProjectOptions, on_step: &mut dyn FnMut(&Step) -> ControlFlow<()>) -> Result<Projected> {
     ensure!(target.width == m.size() && target.height == m.size(), "the aligned photo is {}×{}, model `{}` makes {}px", target.width, target.height, m.id().name, m.size());
-    ensure!((1..=100_000).contains(&o.steps), "--steps {}: between 1 and 100000", o.steps);
+    ensure!(o.steps <= 100_000, "--steps {}: at most 100000", o.steps);
+    ensure!(o.steps >= 1 || o.start.is_some(), "--steps 0 needs a start (an encoder's guess)");
     ensure!(o.lr.is_finite() && o.lr > 0.0, "the learning rate must be a positive number");
-    let dm = m.differentiable()?;
     let device = m.device();
     let (rows, dim) = (m.num_ws(), m.w_dim());
     let avg = m.w_avg();
-    let t = to_tensor(target, &device);
+    let t = image_tensor(target, &device);
     // parameters: one w (first phase), then rows × w
-    let mut params: Vec<f32> = avg.clone();
+    let mut params: Vec<f32> = match &o.start {
+        Some(w) => {
+            ensure!(w.len() == dim && w.iter().all(|v| v.is_finite()), "the start w has {} values (model `{}` takes {dim}) or is not finite", w.len(), m.id().name);
+            w.clone()
+        }
+        None => avg.clone(),
+    };
+    if o.steps == 0 {
+        let ws = WPlus::broadcast(&params, rows);
+        let image = m.render(std::slice::from_ref(&ws), &[0], 0.0).pop().expect("one");
+        let d = to_vec(&dist.distance(image_tensor(&image, &device).autodiff(), t))[0];
+        return Ok(Projected { ws, image, start_distance: d, distance: d });
+    }
+    let dm = m.differentiable()?;
     let (mut mom, mut vel) = (vec![0f32; dim], vec![0f32; dim]);
     let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
     let switch = if o.w_plus { o.steps / 2 } else { o.steps };
@@ -174,7 +190,7 @@ pub fn project_steps(m: &dyn Model, target: &Image, dist: &dyn PerceptualDistanc
     ensure!(ws.is_finite(), "the projection diverged (non-finite w)");
     let image = m.render(std::slice::from_ref(&ws), &[0], 0.0).pop().expect("one");
     // the final distance, measured on the result
-    let out = to_vec(&dist.distance(to_tensor(&image, &device).autodiff(), t))[0];
+    let out = to_vec(&dist.distance(image_tensor(&image, &device).autodiff(), t))[0];
     Ok(Projected { ws, image, start_distance, distance: out })
 }
 

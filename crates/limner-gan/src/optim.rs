@@ -52,7 +52,7 @@ pub fn grads_of<P: Params>(net: &mut P, grads: &burn::tensor::Gradients) -> Hash
 
 impl Adam {
     /// One Adam step on `net`'s trainable tensors.
-    pub(crate) fn step<P: Params>(&mut self, net: &mut P, grads: &HashMap<String, Tensor<1>>, lr: f64, b1: f64, b2: f64) {
+    pub fn step<P: Params>(&mut self, net: &mut P, grads: &HashMap<String, Tensor<1>>, lr: f64, b1: f64, b2: f64) {
         self.t += 1;
         struct Upd<'a> {
             adam: &'a mut Adam,
@@ -90,13 +90,13 @@ impl Adam {
         net.visit_params("", &mut Upd { adam: self, grads, lr, b1, b2 });
     }
 
-    pub(crate) fn export(&self, prefix: &str, out: &mut StateDict) {
+    pub fn export(&self, prefix: &str, out: &mut StateDict) {
         for (k, t) in self.m.iter().map(|(k, t)| (format!("{prefix}.m.{k}"), t)).chain(self.v.iter().map(|(k, t)| (format!("{prefix}.v.{k}"), t))) {
             out.insert(k, HostTensor { shape: t.dims().to_vec(), data: to_vec(t) });
         }
     }
 
-    pub(crate) fn import(prefix: &str, sd: &StateDict, t: u64, device: &Device) -> Self {
+    pub fn import(prefix: &str, sd: &StateDict, t: u64, device: &Device) -> Self {
         let mut a = Adam { t, ..Default::default() };
         for (k, h) in sd {
             let mk = |_: &str| tensor_from(h.data.clone(), [h.data.len()], device);

@@ -100,6 +100,41 @@ impl MobileStyleGan {
         Ok(Self { mapping, synthesis: Synthesis::from_state_dict(sd, device)? })
     }
 
+    /// A copy on burn's autodiff backend (weights constant, no gradients kept for them), for
+    /// projection: gradients reach the `ws` given to [`Self::synthesize`]. The fused inference
+    /// kernels (`limner_kernels::mobile`) do not run on autodiff tensors, so this copy takes the
+    /// burn composition of every layer (`StyledConv::forward_burn`, [`model::idwt`]); the
+    /// inference path is unchanged (a test pins the two to the same image).
+    pub fn autodiff(&self) -> Self {
+        let ad = |t: &Tensor<2>| t.clone().autodiff();
+        let ad4 = |t: &Tensor<4>| t.clone().autodiff();
+        let ad1 = |t: &Tensor<1>| t.clone().autodiff();
+        let m = |m: &model::Modulation| model::Modulation { weight_t: ad(&m.weight_t), bias: ad(&m.bias), scale: m.scale };
+        let sc = |c: &model::StyledConv| model::StyledConv {
+            modulation: m(&c.modulation),
+            weight_dw: c.weight_dw.as_ref().map(ad4),
+            weight: ad4(&c.weight),
+            bias: ad1(&c.bias),
+            noise_const: ad4(&c.noise_const),
+            slope: c.slope,
+        };
+        let s = &self.synthesis;
+        let synthesis = Synthesis {
+            input: ad4(&s.input),
+            conv1: sc(&s.conv1),
+            layers: s.layers.iter().map(|b| model::SynthesisBlock { up: m(&b.up), conv1: sc(&b.conv1), conv2: sc(&b.conv2) }).collect(),
+            to_img: model::ToImg { modulation: m(&s.to_img.modulation), weight: ad4(&s.to_img.weight), bias: ad1(&s.to_img.bias) },
+            idwt_k: ad4(&s.idwt_k),
+            channels: s.channels.clone(),
+        };
+        let mapping = MappingNetwork {
+            pixel_norm_eps: self.mapping.pixel_norm_eps,
+            layers: self.mapping.layers.iter().map(|l| model::MappingLayer { weight_t: ad(&l.weight_t), bias: ad(&l.bias), slope: l.slope, gain: l.gain }).collect(),
+            w_avg: self.mapping.w_avg.as_ref().map(ad),
+        };
+        Self { mapping, synthesis }
+    }
+
     /// The average w, `[1, 512]`, that truncation pulls towards.
     pub fn w_avg(&self) -> Tensor<2> {
         self.mapping.w_avg.clone().expect("set by from_state_dict")

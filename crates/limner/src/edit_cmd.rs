@@ -296,17 +296,77 @@ pub fn animate(a: AnimateArgs) -> Result<()> {
 pub struct ProjectArgs {
     /// a photo with a face (JPEG, PNG or WebP)
     pub photo: PathBuf,
-    /// `default`, a generator file, a run folder or a name from `limner models list` (StyleGAN2 models)
+    /// `default`, `random-face`, a generator file, a run folder or a name from `limner models list`
     #[arg(long, default_value = "default")]
     pub model: String,
+    /// output side for random-face (a power of two up to 1024; 256 recommended)
+    #[arg(long)]
+    pub size: Option<usize>,
     /// output folder: projection.png + projection.json (its recipe), aligned.png, side_by_side.png
     #[arg(long)]
     pub out: PathBuf,
-    #[arg(long, default_value_t = 300)]
-    pub steps: usize,
+    /// optimisation steps after the encoder's guess (0 = the guess alone); default 300, 60 for random-face
+    #[arg(long)]
+    pub steps: Option<usize>,
     /// w (one w for every layer) or w+ (w first, then every layer its own)
     #[arg(long, default_value = "w+")]
     pub space: String,
+    /// start from w_avg instead of the model's encoder (`limner models encoder`)
+    #[arg(long)]
+    pub no_encoder: bool,
+    /// the encoder file to start from (default: beside the model, in the cache, or embedded)
+    #[arg(long, conflicts_with = "no_encoder")]
+    pub encoder: Option<PathBuf>,
+}
+
+/// `limner models encoder`
+#[derive(Args)]
+pub struct EncoderArgs {
+    #[arg(long, default_value = "default")]
+    pub model: String,
+    /// random-face's render size while training (faces are read at 64 px)
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// total training steps (a resumed run continues up to this)
+    #[arg(long, default_value_t = 2000)]
+    pub steps: u64,
+    /// faces per step
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// the encoder file (default: the cache, where `limner project` finds it); the resumable
+    /// checkpoint is written beside it as NAME.ckpt.safetensors
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// continue from the checkpoint beside --out
+    #[arg(long)]
+    pub resume: bool,
+}
+
+pub fn encoder(a: EncoderArgs) -> Result<()> {
+    use limner_edit::encoder::{self, TrainOptions};
+    let size = (a.model == limner_photoreal::MODEL_NAME).then_some(a.size);
+    let m = open_model(&a.model, size)?;
+    let m = m.as_ref();
+    let out = a.out.clone().unwrap_or_else(|| encoder::cache_path(m));
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let o = TrainOptions { steps: a.steps, batch: a.batch, ..Default::default() };
+    let held: Vec<u64> = (0..64).map(|i| 1_000_000 + i).collect();
+    let pb = bar(a.steps, "training the encoder");
+    let t0 = Instant::now();
+    let mut avg = None::<f32>;
+    let e = encoder::train(m, &out, a.resume, &o, &mut |s, l| {
+        let v = avg.map_or(l, |x| 0.98 * x + 0.02 * l);
+        avg = Some(v);
+        pb.set_position(s);
+        pb.set_message(format!("training the encoder (w loss {v:.3})"));
+    })?;
+    pb.finish_and_clear();
+    let (loss, base) = encoder::w_loss(m, &e.net, &held, o.psi);
+    println!("trained the encoder of `{}` to step {} in {:.0} s: held-out w loss {loss:.3} (guessing w_avg: {base:.3}; standardised w)", a.model, e.steps, t0.elapsed().as_secs_f64());
+    println!("wrote {} ({:.1} MB, f16) and its checkpoint {} (--resume continues)", out.display(), std::fs::metadata(&out)?.len() as f64 / 1e6, out.with_extension("ckpt.safetensors").display());
+    Ok(())
 }
 
 pub fn project(a: ProjectArgs) -> Result<()> {
@@ -320,18 +380,38 @@ pub fn project(a: ProjectArgs) -> Result<()> {
     let (w, h, rgb) = limner_data::imageio::load_image_rgb(&a.photo, 64 << 20).with_context(|| format!("cannot use {} as a photo", a.photo.display()))?;
     let photo = limner_faces::Image::from_rgb8(w as usize, h as usize, &rgb);
     let device = Device::flex();
-    let m = open_model(&a.model, None)?;
+    let m = open_model(&a.model, a.size)?;
     let m = m.as_ref();
-    m.differentiable()?;
+    let steps = a.steps.unwrap_or(if a.model == limner_photoreal::MODEL_NAME { 60 } else { 300 });
+    if steps > 0 {
+        m.differentiable()?;
+    }
+    let enc = match (&a.encoder, a.no_encoder) {
+        (_, true) => None,
+        (Some(p), _) => {
+            let e = limner_edit::encoder::Encoder::load(p, &device)?;
+            e.check_model(m, &p.display().to_string())?;
+            Some((e, p.display().to_string()))
+        }
+        (None, false) => limner_edit::encoder::locate(m, &device)?,
+    };
+    if enc.is_none() && steps == 0 {
+        bail!("--steps 0 projects with the encoder alone, and model `{}` has none: train one with `limner models encoder --model {}`", a.model, a.model);
+    }
     let fa = limner_faces::FaceAnalyzer::load_fetched(limner_faces::FaceAnalyzerConfig { descriptors: true, ..Default::default() }, &device)?;
     let (aligned, faces) = project::align_photo(&fa, &photo, m.size()).with_context(|| format!("{}", a.photo.display()))?;
     if faces > 1 {
         eprintln!("note: {faces} faces in {}: projecting the largest", a.photo.display());
     }
     let dist = limner_nets::perceptual::InceptionPerceptual::load_fetched(&device)?;
-    let pb = bar(a.steps as u64, "projecting");
     let t0 = Instant::now();
-    let opts = ProjectOptions { steps: a.steps, w_plus, ..Default::default() };
+    let start = match &enc {
+        Some((e, _)) => Some(e.guess(std::slice::from_ref(&aligned))?.pop().expect("one")),
+        None => None,
+    };
+    let guess_secs = t0.elapsed().as_secs_f64();
+    let pb = bar(steps as u64, "projecting");
+    let opts = ProjectOptions { steps, w_plus, start, ..Default::default() };
     let p = project::project(m, &aligned, &dist, &opts, &mut |s, d| {
         pb.set_position(s as u64);
         pb.set_message(format!("projecting (distance {d:.4})"));
@@ -339,7 +419,7 @@ pub fn project(a: ProjectArgs) -> Result<()> {
     pb.finish_and_clear();
     let secs = t0.elapsed().as_secs_f64();
     let sha = limner_edit::model::sha256_hex(&bytes);
-    let r = Recipe::new(m, &p.ws, recipe::NoiseSpec { seed: 0, scale: 0.0 }, recipe::Origin::Projection { source_sha256: sha, steps: a.steps, space: a.space.clone() }, vec![]);
+    let r = Recipe::new(m, &p.ws, recipe::NoiseSpec { seed: 0, scale: 0.0 }, recipe::Origin::Projection { source_sha256: sha, steps, space: a.space.clone() }, vec![]);
     let guard = crate::copy_cmd::open(&m.id().name, None, false)?;
     crate::copy_cmd::save_checked(guard.as_ref(), &a.out.join("projection.png"), &p.image, &r)?;
     save_png_rgb(&a.out.join("aligned.png"), aligned.width as u32, aligned.height as u32, &aligned.to_rgb8())?;
@@ -352,8 +432,12 @@ pub fn project(a: ProjectArgs) -> Result<()> {
     // identity is read at 256 px (face-api's networks want more than 64 px faces)
     let up = |i: &limner_faces::Image| i.resize_bilinear(256, 256);
     let id = project::identity_distance(&fa, &up(&aligned), &up(&p.image));
-    println!("projected {} onto `{}` in {secs:.1} s ({} steps, {}; started from w_avg, no encoder yet)", a.photo.display(), a.model, a.steps, a.space);
-    println!("perceptual distance {:.4} (from {:.4} at w_avg)", p.distance, p.start_distance);
+    let from = match &enc {
+        Some((_, f)) => format!("the encoder's guess ({f}, {:.0} ms)", guess_secs * 1e3),
+        None => "w_avg".to_string(),
+    };
+    println!("projected {} onto `{}` in {secs:.1} s ({steps} steps, {}; started from {from})", a.photo.display(), a.model, a.space);
+    println!("perceptual distance {:.4} (from {:.4} at the start)", p.distance, p.start_distance);
     match id {
         Some(d) => println!("face-api identity distance {d:.3} ({} by face-api's 0.6 rule)", if d < 0.6 { "the same person" } else { "not the same person" }),
         None => println!("face-api identity distance: no face found in the projection"),

@@ -337,6 +337,8 @@ enum ModelsCmd {
     Directions(steer_cmd::DirectionsArgs),
     /// Find unlabelled sliders: SeFa (closed form, from the style layers' weights) or GANSpace (PCA of sampled w's)
     Sliders(edit_cmd::SlidersArgs),
+    /// Train a model's projection encoder (a first guess of w from a face, for `limner project`) on pairs it renders itself; resumable
+    Encoder(edit_cmd::EncoderArgs),
     /// Freeze a training run's EMA generator into a compact half-precision file, with a
     /// sample grid and reference images (this is how models/default is made)
     Freeze {
@@ -474,6 +476,7 @@ fn run(cmd: Command) -> Result<()> {
         Command::Models(ModelsCmd::Fetch(a)) => nets_cmd::models_fetch(a),
         Command::Models(ModelsCmd::Directions(a)) => steer_cmd::fit_directions(a),
         Command::Models(ModelsCmd::Sliders(a)) => edit_cmd::sliders(a),
+        Command::Models(ModelsCmd::Encoder(a)) => edit_cmd::encoder(a),
         Command::Render(a) => edit_cmd::render(a),
         Command::Breed(a) => edit_cmd::breed(a),
         Command::Animate(a) => edit_cmd::animate(a),

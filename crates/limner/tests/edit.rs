@@ -163,7 +163,8 @@ fn project_a_photo_and_reject_bad_ones() {
     let t = tmp.path();
     let s = |p: &str| t.join(p).to_string_lossy().to_string();
     ok(&["generate", "--model", "random-face", "--size", "256", "--seeds", "21", "--out", &s("photo")]);
-    let out = ok(&["project", &s("photo/seed0021.png"), "--steps", "120", "--out", &s("proj")]);
+    let out = ok(&["project", &s("photo/seed0021.png"), "--steps", "120", "--no-encoder", "--out", &s("proj")]);
+    assert!(out.contains("started from w_avg"), "{out}");
     eprintln!("{out}");
     let num = |key: &str| -> f32 {
         let i = out.find(key).unwrap_or_else(|| panic!("no `{key}` in {out}")) + key.len();
@@ -181,6 +182,15 @@ fn project_a_photo_and_reject_bad_ones() {
     // the projected face breeds like any other
     ok(&["breed", "--parents", &format!("{},12", s("proj/projection.json")), "--children", "1", "--out", &s("kids")]);
 
+    // an encoder trained here (a few steps) gives the start; --steps 0 is its guess alone
+    let out = ok(&["models", "encoder", "--steps", "3", "--batch", "4", "--out", &s("enc.safetensors")]);
+    assert!(out.contains("held-out w loss") && t.join("enc.ckpt.safetensors").is_file(), "{out}");
+    let out = ok(&["models", "encoder", "--steps", "4", "--batch", "4", "--resume", "--out", &s("enc.safetensors")]);
+    assert!(out.contains("to step 4"), "{out}");
+    let out = ok(&["project", &s("photo/seed0021.png"), "--steps", "0", "--encoder", &s("enc.safetensors"), "--out", &s("guess")]);
+    assert!(out.contains("0 steps") && out.contains("started from the encoder's guess"), "{out}");
+    assert!(t.join("guess/projection.json").is_file());
+
     // bad photos
     let flat = vec![128u8; 96 * 96 * 3];
     limner_data::imageio::save_png_rgb(&t.join("flat.png"), 96, 96, &flat).unwrap();
@@ -193,7 +203,9 @@ fn project_a_photo_and_reject_bad_ones() {
     std::fs::write(t.join("cut.png"), &photo[..photo.len() / 2]).unwrap();
     let e = fails(&["project", &s("cut.png"), "--out", &s("p2")]);
     assert!(e.contains("cut.png"), "{e}");
-    let e = fails(&["project", &s("photo/seed0021.png"), "--model", "random-face", "--out", &s("p2")]);
-    assert!(e.contains("differentiable"), "{e}");
+    let e = fails(&["project", &s("photo/seed0021.png"), "--encoder", &s("cut.png"), "--out", &s("p2")]);
+    assert!(e.contains("cut.png") && e.contains("limner models encoder"), "{e}");
+    let e = fails(&["project", &s("photo/seed0021.png"), "--model", "random-face", "--size", "256", "--steps", "0", "--encoder", &s("none.safetensors"), "--out", &s("p2")]);
+    assert!(e.contains("none.safetensors"), "{e}");
     assert!(!t.join("p2").exists());
 }
