@@ -1036,16 +1036,11 @@ async fn photos(State(s): St, Query(q): Query<PhotoQuery>, headers: HeaderMap, b
     if !render::is_model_name(&model) {
         return Err(ApiError::bad("model: give a name from /api/models"));
     }
-    if !render::projectable(&model) {
-        return Err(ApiError::bad(format!(
-            "model `{model}` cannot take a photo yet: random-face has no differentiable path, so projection works on StyleGAN2 models only (the default, trained runs, imports)"
-        )));
-    }
     let models = offered_models(&s).await?;
     let Some(info) = models.iter().find(|m| m.name == model) else { return Err(ApiError::bad(format!("model `{model}` is not offered here (see /api/models)"))) };
     let size = q.size.unwrap_or(info.default_size);
     check_offered(&s, &model, size).await?;
-    let steps = q.steps.unwrap_or(render::PROJECT_STEPS);
+    let steps = q.steps.unwrap_or(render::default_project_steps(&model));
     if !(1..=render::MAX_PROJECT_STEPS).contains(&steps) {
         return Err(ApiError::bad(format!("steps: 1 to {}", render::MAX_PROJECT_STEPS)));
     }

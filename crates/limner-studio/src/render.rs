@@ -74,8 +74,8 @@ pub fn list_models() -> Vec<ModelInfo> {
             let res = m.resolution?;
             let sizes = if m.name == limner_photoreal::MODEL_NAME { vec![256, 512, 1024] } else { vec![res] };
             let default_size = sizes[0];
-            let projectable = projectable(&m.name);
-            Some(ModelInfo { name: m.name, resolution: res, sizes, default_size, licence: m.licence, projectable })
+            // every model limner opens has a differentiable path (random-face's since session 8)
+            Some(ModelInfo { name: m.name, resolution: res, sizes, default_size, licence: m.licence, projectable: true })
         })
         .collect()
 }
@@ -676,9 +676,14 @@ pub struct Aligned {
     pub png: Vec<u8>,
 }
 
-/// Whether a model can be projected onto (random-face has no differentiable path).
-pub fn projectable(name: &str) -> bool {
-    name != limner_photoreal::MODEL_NAME
+/// Projection steps when the page asks for none: random-face's 1024² synthesis makes each step
+/// costly, so fewer (as `limner project` does).
+pub fn default_project_steps(name: &str) -> usize {
+    if name == limner_photoreal::MODEL_NAME {
+        60
+    } else {
+        PROJECT_STEPS
+    }
 }
 
 /// Finds the largest face of `photo` (face-api) and aligns it to model `name` at `size`; a
@@ -724,7 +729,12 @@ pub fn project(models: &mut Models, name: &str, size: usize, target: &limner_fac
     models.get(name, size)?;
     let m = models.loaded[&(name.to_string(), size)].as_ref();
     let dist = models.perceptual.as_ref().expect("loaded");
-    let opts = limner_edit::project::ProjectOptions { steps, ..Default::default() };
+    // the model's encoder (beside it, in the cache, or the embedded default's) gives the start
+    let start = match limner_edit::encoder::locate(m, &models.device)? {
+        Some((e, _)) => Some(e.guess(std::slice::from_ref(target))?.pop().expect("one guess")),
+        None => None,
+    };
+    let opts = limner_edit::project::ProjectOptions { steps, start, ..Default::default() };
     let mut failed = None;
     let p = limner_edit::project::project_steps(m, target, dist, &opts, &mut |s| {
         let preview = if s.step == 1 || s.step % PREVIEW_EVERY == 0 {

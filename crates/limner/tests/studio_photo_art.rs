@@ -147,10 +147,15 @@ fn a_photo_is_refused_without_a_face_and_projected_kept_and_edited_with_one() {
     assert_eq!(a.status, 400, "{}", a.text());
     if models["models"].as_array().unwrap().iter().any(|m| m["name"] == "random-face") {
         let rf = models["models"].as_array().unwrap().iter().find(|m| m["name"] == "random-face").unwrap();
-        assert_eq!(rf["projectable"], false);
-        let a = send_bytes("POST", &s.url("/api/photos?model=random-face"), "image/jpeg", &face);
-        assert_eq!(a.status, 400, "{}", a.text());
-        assert!(a.text().contains("random-face") && a.text().contains("StyleGAN2"), "{}", a.text());
+        assert_eq!(rf["projectable"], true, "random-face takes photos too (its autodiff path)");
+        let a = send_bytes("POST", &s.url("/api/photos?model=random-face&size=256&steps=2"), "image/jpeg", &face);
+        assert_eq!(a.status, 202, "{}", a.text());
+        let j = a.json();
+        assert_eq!(decode_png(&png_of(&j["aligned"])).dimensions(), (256, 256), "aligned at random-face's asked size");
+        let (done, _) = wait_job(&s, j["id"].as_i64().unwrap(), Duration::from_secs(600));
+        assert_eq!(done["status"], "done", "{done}");
+        assert_eq!(decode_png(&png_of(&done["result"]["png"])).dimensions(), (256, 256));
+        eprintln!("random-face: a photo projected at 256 px in 2 steps, distance {} from {}", done["distance"], done["start_distance"]);
     }
     // an announced oversize upload is refused before a byte of it is read
     let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();

@@ -556,7 +556,7 @@ async function loadPhoto() {
     photo.models = models;
     const sel = $('#photo-model');
     const was = sel.value;
-    sel.replaceChildren(...models.map(m => el('option', { value: m.name, text: `${m.name} (${m.resolution} px)${m.projectable ? '' : ': cannot take a photo yet'}` })));
+    sel.replaceChildren(...models.map(m => el('option', { value: m.name, text: `${m.name} (${m.resolution} px)${m.projectable ? '' : ': cannot take a photo'}` })));
     sel.value = models.some(m => m.name === was) ? was : def;
     photoModelNote();
   } catch (e) {
@@ -569,7 +569,7 @@ function photoModelNote() {
   const m = photo.models.find(m => m.name === $('#photo-model').value);
   const note = $('#photo-model-note');
   note.hidden = !m || m.projectable;
-  if (m && !m.projectable) note.textContent = `${m.name} cannot take a photo yet: it has no differentiable path, so projection works on StyleGAN2 models only (the default, trained runs, imports). Pick one of those.`;
+  if (m && !m.projectable) note.textContent = `${m.name} cannot take a photo: pick another model.`;
   photoButtons();
 }
 
