@@ -102,9 +102,17 @@ L.append(f"Architecture check (activation shapes of conv2d_1..5 and mixed0..5 at
 for k, v in shapes["limner"].items():
     L.append(f"- {k}: limner {v}, torch {shapes['torch'].get(k, '-')}")
 L.append("")
-L.append("| measurement | limner | torch | limner/torch | load avg (1 min) at start, limner / torch |")
-L.append("|---|---:|---:|---:|---|")
-ld = lambda k: f"{load.get((k, 'limner'), '?')} / {load.get((k, 'torch'), '?')}"
+L.append("limner/torch: wall time; CPU time limner/torch: process CPU time of all threads (median per iteration), "
+         "which other processes on the machine change much less than the wall time.")
+L.append("")
+L.append("| measurement | limner | torch | limner/torch | CPU time limner/torch | load avg (1 min) at start, limner / torch |")
+L.append("|---|---:|---:|---:|---:|---|")
+def ld(k):
+    # the ratio of process CPU time (median per iteration, all threads): less sensitive to other
+    # processes than the wall time; then the load averages
+    l, t = res.get(k, {}).get("limner", {}), res.get(k, {}).get("torch", {})
+    cr = f"{float(l['cpu_ms']) / float(t['cpu_ms']):.2f}" if "cpu_ms" in l and "cpu_ms" in t else "-"
+    return f"{cr} | {load.get((k, 'limner'), '?')} / {load.get((k, 'torch'), '?')}"
 g = res.get("gatys_step", {})
 if "limner" in g and "torch" in g:
     l, t = g["limner"], g["torch"]

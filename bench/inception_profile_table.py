@@ -27,10 +27,11 @@ def kind(side, label):
 
 def main(raw_path, out_path):
     raw = open(raw_path).read().splitlines()
-    tot, agg, top = {}, collections.defaultdict(lambda: collections.defaultdict(float)), collections.defaultdict(list)
+    tot, tcpu, agg, top = {}, {}, collections.defaultdict(lambda: collections.defaultdict(float)), collections.defaultdict(list)
     header = [l[2:] for l in raw if l.startswith("# ")]
     peak = [l for l in raw if l.startswith("RESULT limner peak")]
     flop = collections.defaultdict(lambda: collections.defaultdict(float))
+    cpu = collections.defaultdict(lambda: collections.defaultdict(float))
     convs = collections.defaultdict(list)
     # the 2-core fp32 peak: cores x the single-thread FMA-chain rate per second of its own CPU time
     cores, per_core = 2, None
@@ -46,14 +47,18 @@ def main(raw_path, out_path):
         p = line.split()
         if line.startswith("TOTAL"):
             tot[(p[1], p[2])] = float(re.search(r" ms=([\d.]+)", line).group(1))
+            m = re.search(r" cpu_ms=([\d.]+)", line)
+            if m:
+                tcpu[(p[1], p[2])] = float(m.group(1))
         elif line.startswith("PROFILE"):
             kv = {}
-            while p and re.match(r"^(ms|gflop|calls)=", p[-1]):
+            while p and re.match(r"^(ms|gflop|calls|cpu_ms)=", p[-1]):
                 k, v = p.pop().split("=", 1)
                 kv[k] = float(v)
             side, w, label, ms = p[1], p[2], " ".join(p[3:]), kv["ms"]
             agg[(side, w)][kind(side, label)] += ms
             flop[(side, w)][kind(side, label)] += kv.get("gflop", 0.0)
+            cpu[(side, w)][kind(side, label)] += kv.get("cpu_ms", 0.0)
             top[(side, w)].append((ms, label))
             if kv.get("gflop"):
                 convs[w].append((kv["gflop"], ms, int(kv.get("calls", 1)), label))
@@ -67,7 +72,8 @@ def main(raw_path, out_path):
                     ("fid", "128 px, batch 32, mixed5, forward")]:
         L += ["", f"## {w}: {what}", ""]
         L.append(f"Wall time per iteration (median, un-profiled): limner **{tot.get(('limner', w))} ms**, limner with the "
-                 f"previous conv path (`LIMNER_FAST_CONV_RELU=0`) {tot.get(('limner-before', w))} ms, PyTorch **{tot.get(('torch', w))} ms**.")
+                 f"previous conv path (`LIMNER_FAST_CONV_RELU=0`) {tot.get(('limner-before', w))} ms, PyTorch **{tot.get(('torch', w))} ms**. "
+                 f"Process CPU time per iteration (all threads): limner {tcpu.get(('limner', w), '?')} ms, PyTorch {tcpu.get(('torch', w), '?')} ms.")
         L += ["", "| op kind | limner ms | PyTorch ms |", "|---|---:|---:|"]
         a, b = agg[("limner", w)], agg[("torch", w)]
         for k in sorted(set(a) | set(b), key=lambda k: -(a.get(k, 0) + b.get(k, 0))):
@@ -78,17 +84,24 @@ def main(raw_path, out_path):
             L += ["", f"Conv throughput (GFLOP = 2 x multiply-adds per iteration, from limner's geometry; the same "
                       f"network on both sides, so PyTorch's GFLOP/s use the same count; % of the {cores}-core fp32 peak "
                       f"{pk} GFLOP/s measured by `limner-bench peak`):", "",
-                  "| conv kind | GFLOP | limner ms | limner GFLOP/s | limner % peak | PyTorch ms | PyTorch GFLOP/s | PyTorch % peak |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| conv kind | GFLOP | limner ms | limner GFLOP/s | limner % peak | limner GFLOP per CPU-s | % of one core | PyTorch ms | PyTorch GFLOP/s | PyTorch % peak |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            cp = cpu[("limner", w)]
+            core = lambda r: f"{100 * r / per_core:.0f}" if per_core else "?"
             pct = lambda r: f"{100 * r / peak_gf:.0f}" if peak_gf else "?"
-            tot = [0.0, 0.0, 0.0]
+            tot = [0.0, 0.0, 0.0, 0.0]
             for k in sorted((k for k in fl if fl[k] > 0), key=lambda k: -fl[k]):
-                g, lm, tm = fl[k], a.get(k, 0.0), b.get(k, 0.0)
-                tot[0] += g; tot[1] += lm; tot[2] += tm
-                lr, tr = (g / lm * 1e3 if lm else 0.0), (g / tm * 1e3 if tm else 0.0)
-                L.append(f"| {k} | {g:.2f} | {lm:.1f} | {lr:.0f} | {pct(lr)} | {tm:.1f} | {tr:.0f} | {pct(tr)} |")
+                g, lm, tm, lc = fl[k], a.get(k, 0.0), b.get(k, 0.0), cp.get(k, 0.0)
+                tot[0] += g; tot[1] += lm; tot[2] += tm; tot[3] += lc
+                lr, tr, cr = (g / lm * 1e3 if lm else 0.0), (g / tm * 1e3 if tm else 0.0), (g / lc * 1e3 if lc else 0.0)
+                L.append(f"| {k} | {g:.2f} | {lm:.1f} | {lr:.0f} | {pct(lr)} | {cr:.0f} | {core(cr)} | {tm:.1f} | {tr:.0f} | {pct(tr)} |")
             lr, tr = tot[0] / tot[1] * 1e3 if tot[1] else 0.0, tot[0] / tot[2] * 1e3 if tot[2] else 0.0
-            L.append(f"| **all convs** | {tot[0]:.2f} | {tot[1]:.1f} | {lr:.0f} | {pct(lr)} | {tot[2]:.1f} | {tr:.0f} | {pct(tr)} |")
+            cr = tot[0] / tot[3] * 1e3 if tot[3] else 0.0
+            L.append(f"| **all convs** | {tot[0]:.2f} | {tot[1]:.1f} | {lr:.0f} | {pct(lr)} | {cr:.0f} | {core(cr)} | {tot[2]:.1f} | {tr:.0f} | {pct(tr)} |")
+            L += ["", f"(GFLOP per CPU-s: FLOPs over the CPU time limner's process used during the calls; "
+                      f"% of one core = of {per_core or 0:.0f} GFLOP/s, one core's FMA peak: the efficiency of the cores it got, "
+                      f"which does not depend on how many other processes shared them. On a quiet machine with both cores busy "
+                      f"the wall-time % of the {cores}-core peak equals it.)"]
             hot = sorted(convs[w], reverse=True)[:8]
             L += ["", "Hottest limner convs (most GFLOP): " + "; ".join(
                 f"`{l}` x{c}: {g:.2f} GFLOP in {ms:.1f} ms = {g / ms * 1e3:.0f} GFLOP/s ({pct(g / ms * 1e3)} %)" for g, ms, c, l in hot)]

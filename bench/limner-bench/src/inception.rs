@@ -26,6 +26,15 @@ fn load() -> InceptionV3 {
     })
 }
 
+/// CPU time of this process so far (all threads), ms: printed as `cpu_ms` beside the wall
+/// times, a figure the other processes on a shared machine change much less.
+pub fn cpu_ms() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: plain out-parameter
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 * 1e-6
+}
+
 /// Deterministic pseudo-random values in [lo, hi).
 fn rand_images(shape: [usize; 4], seed: u32, lo: f32, hi: f32) -> TensorData {
     let n: usize = shape.iter().product();
@@ -84,16 +93,18 @@ pub fn bench_profile(name: &str, iters: usize) {
     for _ in 0..2 {
         step();
     }
-    let mut times = vec![];
+    let (mut times, mut cpus) = (vec![], vec![]);
     for _ in 0..iters {
-        let t0 = Instant::now();
+        let (t0, c0) = (Instant::now(), cpu_ms());
         step();
         times.push(t0.elapsed().as_secs_f64() * 1e3);
+        cpus.push(cpu_ms() - c0);
     }
     let m = median(&mut times.clone());
     println!(
-        "TOTAL limner {name} size={size} batch={batch} ms={m:.2} min_ms={:.2} n={iters}",
-        times.iter().cloned().fold(f64::INFINITY, f64::min)
+        "TOTAL limner {name} size={size} batch={batch} ms={m:.2} min_ms={:.2} cpu_ms={:.2} n={iters}",
+        times.iter().cloned().fold(f64::INFINITY, f64::min),
+        median(&mut cpus)
     );
     limner_kernels::profile::take();
     limner_kernels::profile::set_enabled(true);
@@ -110,7 +121,14 @@ pub fn bench_profile(name: &str, iters: usize) {
         sum += ms;
         if ms >= 0.05 {
             // gflop: per iteration (2 per multiply-add; 0 for ops that are not convs)
-            println!("PROFILE limner {name} {} gflop={:.4} calls={} ms={ms:.3}", r.label, r.flops / iters as f64 / 1e9, r.calls / iters as u64);
+            // cpu_ms: the process's CPU time during the calls (all threads), per iteration
+            println!(
+                "PROFILE limner {name} {} gflop={:.4} calls={} cpu_ms={:.3} ms={ms:.3}",
+                r.label,
+                r.flops / iters as f64 / 1e9,
+                r.calls / iters as u64,
+                r.cpu_ms / iters as f64
+            );
         }
     }
     println!("PROFILE limner {name} other (burn ops: cat, slices, gradient sums, loss, copies) ms={:.3}", (wall - sum).max(0.0));
@@ -131,14 +149,15 @@ pub fn bench_perceptual(reps: usize) {
     for _ in 0..2 {
         step();
     }
-    let mut times = vec![];
+    let (mut times, mut cpus) = (vec![], vec![]);
     for _ in 0..reps {
-        let t0 = Instant::now();
+        let (t0, c0) = (Instant::now(), cpu_ms());
         step();
         times.push(t0.elapsed().as_secs_f64() * 1e3);
+        cpus.push(cpu_ms() - c0);
     }
     let mn = times.iter().cloned().fold(f64::INFINITY, f64::min);
-    println!("RESULT limner perceptual size=128 batch=8 n={reps} median_ms={:.2} min_ms={mn:.2}", median(&mut times));
+    println!("RESULT limner perceptual size=128 batch=8 n={reps} median_ms={:.2} min_ms={mn:.2} cpu_ms={:.2}", median(&mut times), median(&mut cpus));
 }
 
 /// FID-like features of `images` random 128 px images (batch 32), timed whole, median of 3.
@@ -147,16 +166,21 @@ pub fn bench_fid(images: usize) {
     let dev = net.device();
     let x = Tensor::<4>::from_data(rand_images([images, 3, 128, 128], 5, 0.0, 1.0), &dev);
     let _ = net.pooled_features(x.clone().slice([0..32.min(images)]));
-    let mut times = vec![];
+    let (mut times, mut cpus) = (vec![], vec![]);
     let mut check = 0.0f32;
     for _ in 0..3 {
-        let t0 = Instant::now();
+        let (t0, c0) = (Instant::now(), cpu_ms());
         let f = net.pooled_features(x.clone());
         times.push(t0.elapsed().as_secs_f64() * 1e3);
+        cpus.push(cpu_ms() - c0);
         check = f.iter().map(|v| v.iter().sum::<f32>()).sum();
     }
     let mn = times.iter().cloned().fold(f64::INFINITY, f64::min);
-    println!("RESULT limner fid_features size=128 batch=32 images={images} n=3 median_ms={:.1} min_ms={mn:.1} checksum={check:.3}", median(&mut times));
+    println!(
+        "RESULT limner fid_features size=128 batch=32 images={images} n=3 median_ms={:.1} min_ms={mn:.1} cpu_ms={:.1} checksum={check:.3}",
+        median(&mut times),
+        median(&mut cpus)
+    );
 }
 
 /// The fp32 peak of this machine, measured: every thread runs independent AVX-512 FMA chains

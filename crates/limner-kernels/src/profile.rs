@@ -23,6 +23,10 @@ pub struct Row {
     pub calls: u64,
     /// floating-point operations, all calls (0 for ops that are not counted)
     pub flops: f64,
+    /// CPU time of the whole process during the calls (all its threads: the op's workers,
+    /// and any other thread of the process that ran meanwhile), ms; unlike the wall time it
+    /// does not grow when other processes take the cores away
+    pub cpu_ms: f64,
 }
 
 impl Row {
@@ -30,6 +34,23 @@ impl Row {
     pub fn gflops_per_s(&self) -> f64 {
         if self.ms > 0.0 { self.flops / self.ms / 1e6 } else { 0.0 }
     }
+    /// GFLOP per second of CPU time: the rate of one busy core (compare with one core's peak).
+    pub fn gflops_per_cpu_s(&self) -> f64 {
+        if self.cpu_ms > 0.0 { self.flops / self.cpu_ms / 1e6 } else { 0.0 }
+    }
+}
+
+/// CPU time of this process so far, ms (`CLOCK_PROCESS_CPUTIME_ID`; 0 where unavailable).
+fn process_cpu_ms() -> f64 {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: plain out-parameter
+        if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } == 0 {
+            return ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 * 1e-6;
+        }
+    }
+    0.0
 }
 
 /// Whether kernel calls are timed (`LIMNER_PROFILE=1`).
@@ -60,15 +81,17 @@ pub fn time_flops<R>(label: impl FnOnce() -> String, flops: f64, f: impl FnOnce(
     if !enabled() {
         return f();
     }
-    let t = Instant::now();
+    let (t, c) = (Instant::now(), process_cpu_ms());
     let r = f();
     let dt = t.elapsed().as_secs_f64() * 1e3;
+    let dc = process_cpu_ms() - c;
     let mut m = TOTALS.lock().unwrap_or_else(|e| e.into_inner());
     let label = label();
     let e = m.entry(label.clone()).or_insert_with(|| Row { label, ..Row::default() });
     e.ms += dt;
     e.calls += 1;
     e.flops += flops;
+    e.cpu_ms += dc;
     r
 }
 
@@ -97,6 +120,8 @@ mod tests {
         let a = rows.iter().find(|r| r.label == "test op a").expect("row a");
         assert_eq!((a.calls, a.flops), (3, 6e6));
         assert!(a.ms >= 6.0, "{a:?}");
+        // sleeping takes no CPU time
+        assert!(a.cpu_ms < a.ms, "{a:?}");
         assert!(a.gflops_per_s() > 0.0 && a.gflops_per_s() <= 1.0, "{a:?}");
         let b = rows.iter().find(|r| r.label == "test op b").expect("row b");
         assert_eq!((b.calls, b.flops, b.gflops_per_s()), (1, 0.0, 0.0));
