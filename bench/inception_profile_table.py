@@ -89,15 +89,15 @@ def main(raw_path, out_path):
             cp = cpu[("limner", w)]
             core = lambda r: f"{100 * r / per_core:.0f}" if per_core else "?"
             pct = lambda r: f"{100 * r / peak_gf:.0f}" if peak_gf else "?"
-            tot = [0.0, 0.0, 0.0, 0.0]
+            ctot = [0.0, 0.0, 0.0, 0.0]
             for k in sorted((k for k in fl if fl[k] > 0), key=lambda k: -fl[k]):
                 g, lm, tm, lc = fl[k], a.get(k, 0.0), b.get(k, 0.0), cp.get(k, 0.0)
-                tot[0] += g; tot[1] += lm; tot[2] += tm; tot[3] += lc
+                ctot[0] += g; ctot[1] += lm; ctot[2] += tm; ctot[3] += lc
                 lr, tr, cr = (g / lm * 1e3 if lm else 0.0), (g / tm * 1e3 if tm else 0.0), (g / lc * 1e3 if lc else 0.0)
                 L.append(f"| {k} | {g:.2f} | {lm:.1f} | {lr:.0f} | {pct(lr)} | {cr:.0f} | {core(cr)} | {tm:.1f} | {tr:.0f} | {pct(tr)} |")
-            lr, tr = tot[0] / tot[1] * 1e3 if tot[1] else 0.0, tot[0] / tot[2] * 1e3 if tot[2] else 0.0
-            cr = tot[0] / tot[3] * 1e3 if tot[3] else 0.0
-            L.append(f"| **all convs** | {tot[0]:.2f} | {tot[1]:.1f} | {lr:.0f} | {pct(lr)} | {cr:.0f} | {core(cr)} | {tot[2]:.1f} | {tr:.0f} | {pct(tr)} |")
+            lr, tr = ctot[0] / ctot[1] * 1e3 if ctot[1] else 0.0, ctot[0] / ctot[2] * 1e3 if ctot[2] else 0.0
+            cr = ctot[0] / ctot[3] * 1e3 if ctot[3] else 0.0
+            L.append(f"| **all convs** | {ctot[0]:.2f} | {ctot[1]:.1f} | {lr:.0f} | {pct(lr)} | {cr:.0f} | {core(cr)} | {ctot[2]:.1f} | {tr:.0f} | {pct(tr)} |")
             L += ["", f"(GFLOP per CPU-s: FLOPs over the CPU time limner's process used during the calls; "
                       f"% of one core = of {per_core or 0:.0f} GFLOP/s, one core's FMA peak: the efficiency of the cores it got, "
                       f"which does not depend on how many other processes shared them. On a quiet machine with both cores busy "
