@@ -659,7 +659,7 @@ pub fn bias_lrelu<const D: usize>(x: Tensor<D>, bias: Tensor<1>, alpha: f64, gai
 }
 
 /// Is this a flex device (plain or autodiff)?
-fn on_flex<const D: usize>(t: &Tensor<D>) -> bool {
+pub fn on_flex<const D: usize>(t: &Tensor<D>) -> bool {
     match t.device().as_dispatch() {
         DispatchDevice::Flex(_) => true,
         DispatchDevice::Autodiff(a) => matches!(a.clone().inner(), DispatchDevice::Flex(_)),

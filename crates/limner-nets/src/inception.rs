@@ -455,11 +455,30 @@ impl InceptionV3 {
         for start in (0..n).step_by(32) {
             let end = (start + 32).min(n);
             let x = resize(images.clone().slice([start..end]), FEATURE_SIZE);
-            let f = self.forward_to(x, Layer::Mixed5).mean_dim(3).mean_dim(2); // [b, 768, 1, 1]
-            let v: Vec<f32> = f.into_data().try_into_vec_as::<f32>().expect("f32");
+            let v = self.pooled_batch(x);
             out.extend(v.chunks_exact(FEATURE_DIM).map(|c| <[f32; FEATURE_DIM]>::try_from(c).unwrap()));
         }
         out
+    }
+
+    /// `mixed5` averaged over space for one batch, flat (`[b * 768]`). On flex with several
+    /// threads and at least 16 images, the two halves of the batch run side by side
+    /// (`rayon::join`): each thread keeps its own samples through the whole network, instead of
+    /// the two threads meeting at the end of each of the ~60 ops (a thread that the OS takes
+    /// away stalls every op it is part of). Every kernel computes each sample on its own, so the
+    /// values are the same as one pass over the whole batch.
+    fn pooled_batch(&self, x: Tensor<4>) -> Vec<f32> {
+        let run = |x: Tensor<4>| -> Vec<f32> {
+            let f = self.forward_to(x, Layer::Mixed5).mean_dim(3).mean_dim(2); // [b, 768, 1, 1]
+            f.into_data().try_into_vec_as::<f32>().expect("f32")
+        };
+        let b = x.dims()[0];
+        if b < 16 || rayon::current_num_threads() < 2 || !limner_kernels::on_flex(&x) {
+            return run(x);
+        }
+        let (mut first, second) = rayon::join(|| run(x.clone().slice([0..b / 2])), || run(x.clone().slice([b / 2..b])));
+        first.extend(second);
+        first
     }
 }
 
