@@ -102,10 +102,10 @@ def gatys(size, steps):
         cinv = 1.0 / float((cfeat * cfeat).sum())
     x = content.clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=0.02, betas=(0.9, 0.999), eps=1e-8)
-    times = []
+    times, cpus = [], []
     t0 = time.perf_counter()
     for _ in range(steps + 2):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=True)
         feats = forward_taps(net, pad(x), STYLE_LAYERS + [CONTENT_LAYER])
         style_l = sum(((gram(f) - g) ** 2).sum() * n for f, g, n in zip(feats[:-1], targets, inv)) / len(targets)
@@ -118,11 +118,12 @@ def gatys(size, steps):
             x.clamp_(0, 1)
         float(loss.detach())
         times.append((time.perf_counter() - t) * 1e3)
+        cpus.append((time.process_time() - c) * 1e3)
     wall = time.perf_counter() - t0
     timed = times[2:]
     m = statistics.median(timed)
     total = sum(timed[:200]) / 1e3 if steps >= 200 else m * 200 / 1e3
-    print(f"RESULT torch gatys_step size={size} n={len(timed)} median_ms={m:.2f} min_ms={min(timed):.2f} "
+    print(f"RESULT torch gatys_step size={size} n={len(timed)} median_ms={m:.2f} min_ms={min(timed):.2f} cpu_ms={statistics.median(cpus[2:]):.2f} "
           f"total200_s={total:.1f} extrapolated={'true' if steps < 200 else 'false'} wall_s={wall:.1f} loss={float(loss.detach()):.4f}", flush=True)
 
 
@@ -153,13 +154,14 @@ def dream(size, reps):
     net = make_net()
     img = test_picture(size, 1.0)
     dream_once(net, img, octaves=1, steps=1)
-    totals = []
+    totals, cpus = [], []
     for _ in range(reps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         dream_once(net, img)
         totals.append((time.perf_counter() - t) * 1e3)
+        cpus.append((time.process_time() - c) * 1e3)
     m = statistics.median(totals)
-    print(f"RESULT torch dream_total size={size} octaves=4 steps=40 n={reps} median_ms={m:.1f} min_ms={min(totals):.1f} "
+    print(f"RESULT torch dream_total size={size} octaves=4 steps=40 n={reps} median_ms={m:.1f} cpu_ms={statistics.median(cpus):.1f} min_ms={min(totals):.1f} "
           f"per_step_ms={m / 40:.2f}", flush=True)
 
 
@@ -190,12 +192,14 @@ def perceptual(reps):
 
     for _ in range(2):
         step()
-    times = []
+    times, cpus = [], []
     for _ in range(reps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         step()
         times.append((time.perf_counter() - t) * 1e3)
-    print(f"RESULT torch perceptual size=128 batch=8 n={reps} median_ms={statistics.median(times):.2f} min_ms={min(times):.2f}", flush=True)
+        cpus.append((time.process_time() - c) * 1e3)
+    print(f"RESULT torch perceptual size=128 batch=8 n={reps} median_ms={statistics.median(times):.2f} min_ms={min(times):.2f} "
+          f"cpu_ms={statistics.median(cpus):.2f}", flush=True)
 
 
 def fid(images):
@@ -212,12 +216,14 @@ def fid(images):
 
     with torch.no_grad():
         forward_taps(net, x[:32], ["mixed5"])
-    times = []
+    times, cpus = [], []
     for _ in range(3):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         run()
         times.append((time.perf_counter() - t) * 1e3)
-    print(f"RESULT torch fid_features size=128 batch=32 images={images} n=3 median_ms={statistics.median(times):.1f} min_ms={min(times):.1f}", flush=True)
+        cpus.append((time.process_time() - c) * 1e3)
+    print(f"RESULT torch fid_features size=128 batch=32 images={images} n=3 median_ms={statistics.median(times):.1f} min_ms={min(times):.1f} "
+          f"cpu_ms={statistics.median(cpus):.1f}", flush=True)
 
 
 def shapes(size):

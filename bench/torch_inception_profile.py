@@ -69,12 +69,14 @@ def main():
     target = torch.rand(batch, 3, size, size, generator=g) if what == "perceptual" else None
     for _ in range(2):
         step(net, x, taps, backward, target)
-    times = []
+    times, cpus = [], []
     for _ in range(iters):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         step(net, x, taps, backward, target)
         times.append((time.perf_counter() - t) * 1e3)
-    print(f"TOTAL torch {what} size={size} batch={batch} ms={statistics.median(times):.2f} min_ms={min(times):.2f} n={iters}", flush=True)
+        cpus.append((time.process_time() - c) * 1e3)
+    print(f"TOTAL torch {what} size={size} batch={batch} ms={statistics.median(times):.2f} min_ms={min(times):.2f} "
+          f"cpu_ms={statistics.median(cpus):.2f} n={iters}", flush=True)
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:

@@ -61,11 +61,16 @@ pub fn bench_gatys(size: usize, steps: usize) {
     let style = test_picture(size, size, 2.0);
     let cfg = GatysConfig { steps: steps + 2, size, ..Default::default() };
     let mut times = Vec::with_capacity(steps + 2);
+    let mut cpus = Vec::with_capacity(steps + 2);
     let mut last = Instant::now();
+    let mut last_cpu = crate::inception::cpu_ms();
     let t0 = Instant::now();
     let mut final_loss = 0.0;
     gatys::stylize_with(&net, &content, &style, &cfg, &mut |p| {
         times.push(last.elapsed().as_secs_f64() * 1e3);
+        let c = crate::inception::cpu_ms();
+        cpus.push(c - last_cpu);
+        last_cpu = c;
         last = Instant::now();
         final_loss = p.losses.total;
     })
@@ -74,8 +79,9 @@ pub fn bench_gatys(size: usize, steps: usize) {
     let mut timed: Vec<f64> = times[2..].to_vec();
     let m = median(&mut timed);
     let total_200 = if steps >= 200 { timed.iter().take(200).sum::<f64>() / 1e3 } else { m * 200.0 / 1e3 };
+    let cpu = median(&mut cpus[2..].to_vec());
     println!(
-        "RESULT limner gatys_step size={size} n={} median_ms={m:.2} min_ms={:.2} total200_s={total_200:.1} extrapolated={} wall_s={wall:.1} loss={final_loss:.4}",
+        "RESULT limner gatys_step size={size} n={} median_ms={m:.2} min_ms={:.2} cpu_ms={cpu:.2} total200_s={total_200:.1} extrapolated={} wall_s={wall:.1} loss={final_loss:.4}",
         timed.len(),
         timed.iter().cloned().fold(f64::INFINITY, f64::min),
         steps < 200
@@ -89,16 +95,18 @@ pub fn bench_dream(size: usize, reps: usize) {
     let cfg = DreamConfig::default();
     // warm-up: one step on the smallest octave
     dream::dream_with(&net, &img, &DreamConfig { steps: 1, octaves: 1, ..cfg.clone() }, &mut |_| {}).expect("dream");
-    let mut totals = vec![];
+    let (mut totals, mut cpus) = (vec![], vec![]);
     for _ in 0..reps {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), crate::inception::cpu_ms());
         dream::dream_with(&net, &img, &cfg, &mut |_| {}).expect("dream");
         totals.push(t.elapsed().as_secs_f64() * 1e3);
+        cpus.push(crate::inception::cpu_ms() - c);
     }
     let steps = cfg.octaves * cfg.steps;
     let m = median(&mut totals);
+    let cpu = median(&mut cpus);
     println!(
-        "RESULT limner dream_total size={size} octaves={} steps={steps} n={reps} median_ms={m:.1} min_ms={:.1} per_step_ms={:.2}",
+        "RESULT limner dream_total size={size} octaves={} steps={steps} n={reps} median_ms={m:.1} cpu_ms={cpu:.1} min_ms={:.1} per_step_ms={:.2}",
         cfg.octaves,
         totals.iter().cloned().fold(f64::INFINITY, f64::min),
         m / steps as f64

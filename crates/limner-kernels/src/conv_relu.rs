@@ -3,14 +3,14 @@
 //! rectangular kernel (1×1, 3×3, 5×5, 1×7, 7×1), stride `s` in both directions, zero padding
 //! `(ph, pw)` on both sides, groups 1, dilation 1.
 //!
-//! Forward, square kernels (1×1, 3×3, 5×5): [`crate::cpu::conv_fwd`] (phase-split planes,
-//! row-tiled im2col + gemm; batch-parallel, or gemm-parallel below one sample per thread), then
-//! one bias + ReLU pass; it took less CPU time than the column tiles below in A/B runs
-//! (bench/NOTES.md, "InceptionV3 (issue 21)"; `LIMNER_CONV_RELU_TILES=1` forces the tiles).
-//! Non-square kernels (1×7, 7×1): the output of every sample is cut into column tiles (runs of
-//! output pixels); each tile is one rayon task: its im2col block in a per-thread scratch buffer,
-//! one single-threaded `gemm`, then bias + ReLU over the tile while it is in cache. With batch 1
-//! the tiles give the parallelism; with big batches the samples do. No weight gradient.
+//! Forward: [`crate::cpu::conv_fwd`] with the bias + ReLU fused in as its epilogue (phase-split
+//! planes, row-tiled im2col + gemm; batch-parallel with the epilogue on each sample's output
+//! right after its gemm, or gemm-parallel below one sample per thread). It took less CPU time
+//! than the column tiles below in A/B runs (bench/NOTES.md, "InceptionV3 (issue 21)").
+//! Column tiles (`LIMNER_CONV_RELU_TILES=1`, or `=rect` for the 1×7 / 7×1 ones only, for A/B
+//! runs): the output of every sample is cut into runs of output pixels; each tile is one rayon
+//! task: its im2col block in a per-thread scratch buffer, one single-threaded `gemm`, then
+//! bias + ReLU over the tile while it is in cache. No weight gradient.
 //!
 //! Backward (input only; the weights and the bias are constants in every use limner makes of
 //! the network): `dy · [y > 0]` (from the saved output), then the input gradient: for stride 1
@@ -34,7 +34,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu::{mm, out_vec, scratch};
+use crate::cpu::{mm, out_vec, scratch, Geom};
 use crate::{f32_data, flex_from, on_flex, profile, Switch};
 
 static FUSED: Switch = Switch::new("LIMNER_FAST_CONV_RELU");
@@ -48,59 +48,6 @@ pub fn fused_enabled() -> bool {
 /// Turns the fused conv + bias + ReLU on or off for the whole process.
 pub fn set_fused_enabled(on: bool) {
     FUSED.set(on);
-}
-
-/// Geometry of a conv with a rectangular kernel: `n` samples of `cin × h × w`, `cout` filters
-/// of `kh × kw`, stride `s`, zero padding `ph` rows above and below, `pw` columns left and right.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RectGeom {
-    pub n: usize,
-    pub cin: usize,
-    pub h: usize,
-    pub w: usize,
-    pub cout: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub s: usize,
-    pub ph: usize,
-    pub pw: usize,
-}
-
-impl RectGeom {
-    pub fn ho(&self) -> usize {
-        (self.h + 2 * self.ph - self.kh) / self.s + 1
-    }
-    pub fn wo(&self) -> usize {
-        (self.w + 2 * self.pw - self.kw) / self.s + 1
-    }
-    /// rows of the im2col matrix: `cin * kh * kw`
-    pub fn ckk(&self) -> usize {
-        self.cin * self.kh * self.kw
-    }
-    pub fn in_len(&self) -> usize {
-        self.cin * self.h * self.w
-    }
-    pub fn out_len(&self) -> usize {
-        self.cout * self.ho() * self.wo()
-    }
-    /// Multiply-adds of the forward pass.
-    pub fn macs(&self) -> usize {
-        self.n * self.out_len() * self.ckk()
-    }
-    fn pointwise(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.s == 1 && self.ph == 0 && self.pw == 0
-    }
-    fn pack(&self) -> [usize; 10] {
-        [self.n, self.cin, self.h, self.w, self.cout, self.kh, self.kw, self.s, self.ph, self.pw]
-    }
-    fn unpack(a: [usize; 10]) -> Self {
-        Self { n: a[0], cin: a[1], h: a[2], w: a[3], cout: a[4], kh: a[5], kw: a[6], s: a[7], ph: a[8], pw: a[9] }
-    }
-    /// A label for [`profile`]: `conv 1x7 fwd cin=160 cout=160 in=[14, 14] n=1`.
-    fn label(&self, what: &str) -> String {
-        let s = if self.s > 1 { format!("/{}", self.s) } else { String::new() };
-        format!("conv {}x{}{s} {what} cin={} cout={} in=[{}, {}] n={}", self.kh, self.kw, self.cin, self.cout, self.h, self.w, self.n)
-    }
 }
 
 /// A raw pointer the tasks of one kernel share; each task writes a disjoint part.
@@ -122,7 +69,7 @@ fn valid_cols(k: usize, pad: usize, s: usize, len: usize) -> (usize, usize) {
 /// `col[(ci, ky, kx), j - j0] = x[ci, oh*s + ky - ph, ow*s + kx - pw]` (0 in the padding);
 /// with `mb` (same layout as `xb`), `x` is read as `x · [m > 0]` (the ReLU mask of the
 /// backward pass, applied while gathering).
-fn im2col_cols(g: &RectGeom, xb: &[f32], mb: Option<&[f32]>, j0: usize, j1: usize, col: &mut [f32]) {
+fn im2col_cols(g: &Geom, xb: &[f32], mb: Option<&[f32]>, j0: usize, j1: usize, col: &mut [f32]) {
     let (wo, tn, hw_in) = (g.wo(), j1 - j0, g.h * g.w);
     for ci in 0..g.cin {
         let plane = &xb[ci * hw_in..(ci + 1) * hw_in];
@@ -180,11 +127,20 @@ fn mask(dy: &[f32], y: &[f32]) -> Vec<f32> {
     out
 }
 
-/// Square kernels through [`crate::cpu::conv_fwd`] (default); `LIMNER_CONV_RELU_TILES=1`
-/// sends them through the column tiles too, for A/B runs.
-fn square_via_cpu() -> bool {
-    static TILES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    !*TILES.get_or_init(|| std::env::var("LIMNER_CONV_RELU_TILES").is_ok_and(|v| v == "1"))
+/// Which forward kernels go through the column tiles instead of [`crate::cpu::conv_fwd`]
+/// (`LIMNER_CONV_RELU_TILES`: unset = none, `rect` = the non-square ones (1×7 / 7×1), `1` = all;
+/// for A/B runs).
+fn via_tiles(g: &Geom) -> bool {
+    static TILES: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    match TILES.get_or_init(|| match std::env::var("LIMNER_CONV_RELU_TILES").as_deref() {
+        Ok("1") => 2,
+        Ok("rect") => 1,
+        _ => 0,
+    }) {
+        2 => true,
+        1 => g.kh != g.kw || g.ph != g.pw,
+        _ => false,
+    }
 }
 
 /// `row = max(row + b, 0)` (ReLU only with `relu`, `+ b` only with a bias).
@@ -208,7 +164,7 @@ fn copy_masked(dst: &mut [f32], src: &[f32], m: &[f32]) {
 
 /// The adjoint of [`im2col_cols`] over all output pixels of one sample, for input channels
 /// `c0..c0 + dx.len() / (h*w)`: `dx[ci] (zeroed first) += col rows of ci`, in a fixed order.
-fn col2im_planes(g: &RectGeom, col: &[f32], c0: usize, dx: &mut [f32]) {
+fn col2im_planes(g: &Geom, col: &[f32], c0: usize, dx: &mut [f32]) {
     let (ho, wo, hw_in) = (g.ho(), g.wo(), g.h * g.w);
     let hw = ho * wo;
     dx.fill(0.0);
@@ -250,21 +206,21 @@ const TILE_FLOATS: usize = 128 * 1024;
 
 /// Column tiles per sample: enough for about two tasks per thread over the batch, tiles of at
 /// least 16 columns, each im2col block at most [`TILE_FLOATS`].
-fn tiles_per_sample(g: &RectGeom, hw: usize) -> usize {
+fn tiles_per_sample(g: &Geom, hw: usize) -> usize {
     let t = rayon::current_num_threads().max(1);
-    let by_cache = if g.pointwise() { 1 } else { hw.div_ceil((TILE_FLOATS / g.ckk().max(1)).max(16)) };
+    let by_cache = if g.is_pointwise() { 1 } else { hw.div_ceil((TILE_FLOATS / g.ckk().max(1)).max(16)) };
     let by_threads = if t > 1 { (2 * t).div_ceil(g.n.max(1)) } else { 1 };
     by_cache.max(by_threads).min(hw.div_ceil(16)).max(1)
 }
 
 /// `y = act(W * im2col(x) + bias)` for every sample; `w` `[cout, cin, kh, kw]` contiguous,
 /// `bias` `[cout]`, `relu` applies `max(0, ·)`.
-pub fn fwd(g: &RectGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+pub fn fwd(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
     fwd_masked(g, x, None, w, bias, relu)
 }
 
 /// [`fwd`] of `x · [mask > 0]` (`mask` the same shape as `x`), the mask applied while gathering.
-fn fwd_masked(g: &RectGeom, x: &[f32], mask: Option<&[f32]>, w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+fn fwd_masked(g: &Geom, x: &[f32], mask: Option<&[f32]>, w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
     let (hw, ckk, in_len, out_len) = (g.ho() * g.wo(), g.ckk(), g.in_len(), g.out_len());
     assert_eq!(x.len(), g.n * in_len, "conv input length");
     assert_eq!(w.len(), g.cout * ckk, "conv weight length");
@@ -274,19 +230,24 @@ fn fwd_masked(g: &RectGeom, x: &[f32], mask: Option<&[f32]>, w: &[f32], bias: Op
     if hw == 0 || g.n == 0 || g.cout == 0 {
         return out_vec(g.n * out_len);
     }
-    if mask.is_none() && g.kh == g.kw && g.ph == g.pw && square_via_cpu() {
-        // square kernels: `cpu::conv_fwd` (phase-split planes once per sample, row-tiled
-        // im2col; batch-parallel, or a parallel gemm below one sample per thread) took less
-        // time than the column tiles below (`perf stat -e task-clock`, FID batch 32: 3.8 vs
-        // 4.3 s; DeepDream's batch-1 backward: 87 vs 116 ms per step in
-        // bench/results/inception-profile.md), then one epilogue pass
-        let cg = crate::cpu::Geom { n: g.n, cin: g.cin, h: g.h, w: g.w, cout: g.cout, k: g.kh, s: g.s, p: g.ph };
-        let mut y = crate::cpu::conv_fwd(&cg, x, w);
-        if bias.is_some() || relu {
-            y.par_chunks_mut(hw).enumerate().for_each(|(pl, row)| epilogue(row, bias.map(|b| b[pl % g.cout]), relu));
+    if mask.is_none() && !via_tiles(g) {
+        // `cpu::conv_fwd` (phase-split planes once per sample, row-tiled im2col;
+        // batch-parallel, or a parallel gemm below one sample per thread) took less time than
+        // the column tiles below (`perf stat -e task-clock`, FID batch 32: 3.8 vs 4.3 s;
+        // DeepDream's batch-1 backward: 87 vs 116 ms per step in
+        // bench/results/inception-profile.md); the epilogue runs per sample inside it
+        if bias.is_none() && !relu {
+            return crate::cpu::conv_fwd(g, x, w);
         }
-        return y;
+        let epi = |o: usize, plane: &mut [f32]| epilogue(plane, bias.map(|b| b[o]), relu);
+        return crate::cpu::conv_fwd_epi(g, x, w, Some(&epi));
     }
+    fwd_tiles(g, x, mask, w, bias, relu)
+}
+
+/// The column-tile forward (see the module docs).
+fn fwd_tiles(g: &Geom, x: &[f32], mask: Option<&[f32]>, w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+    let (hw, ckk, in_len, out_len) = (g.ho() * g.wo(), g.ckk(), g.in_len(), g.out_len());
     let mut y = out_vec(g.n * out_len);
     let per = tiles_per_sample(g, hw);
     let (q, r) = (hw / per, hw % per);
@@ -302,7 +263,7 @@ fn fwd_masked(g: &RectGeom, x: &[f32], mask: Option<&[f32]>, w: &[f32], bias: Op
         // SAFETY: task (b, i) alone writes columns j0..j1 of every row of sample b.
         let dst = unsafe { yp.0.add(b * out_len + j0) };
         let acc = false;
-        if g.pointwise() && mb.is_none() {
+        if g.is_pointwise() && mb.is_none() {
             unsafe {
                 mm(g.cout, tn, g.cin, dst, hw as isize, acc, w.as_ptr(), 1, g.cin as isize, xb[j0..].as_ptr(), 1, hw as isize, gemm::Parallelism::None);
             }
@@ -323,36 +284,25 @@ fn fwd_masked(g: &RectGeom, x: &[f32], mask: Option<&[f32]>, w: &[f32], bias: Op
 }
 
 /// The input gradient of the conv `g` from `dy` (`[n, cout, ho, wo]`, already masked by the ReLU).
-pub fn xgrad(g: &RectGeom, dy: &[f32], w: &[f32]) -> Vec<f32> {
+pub fn xgrad(g: &Geom, dy: &[f32], w: &[f32]) -> Vec<f32> {
     xgrad_masked(g, dy, None, w)
 }
 
 /// The input gradient of `relu(conv + b)` from `dy` and the saved output `y`: [`xgrad`] of
 /// `dy · [y > 0]` (the mask in one pass, then the plain input gradient).
-pub fn xgrad_relu(g: &RectGeom, dy: &[f32], y: &[f32], w: &[f32]) -> Vec<f32> {
+pub fn xgrad_relu(g: &Geom, dy: &[f32], y: &[f32], w: &[f32]) -> Vec<f32> {
     assert_eq!(y.len(), dy.len(), "saved output length");
     xgrad_masked(g, dy, Some(y), w)
 }
 
-fn xgrad_masked(g: &RectGeom, dy: &[f32], y: Option<&[f32]>, w: &[f32]) -> Vec<f32> {
+fn xgrad_masked(g: &Geom, dy: &[f32], y: Option<&[f32]>, w: &[f32]) -> Vec<f32> {
     let (hw, ckk, in_len, out_len) = (g.ho() * g.wo(), g.ckk(), g.in_len(), g.out_len());
     assert_eq!(dy.len(), g.n * out_len, "conv output-gradient length");
     assert_eq!(w.len(), g.cout * ckk, "conv weight length");
     let (kh, kw) = (g.kh, g.kw);
     if g.s == 1 && g.ph < kh && g.pw < kw {
         // a forward conv of dy with wf[ci, co] = w[co, ci] flipped in both directions
-        let mut wf = vec![0.0f32; w.len()];
-        for co in 0..g.cout {
-            for ci in 0..g.cin {
-                let src = &w[(co * g.cin + ci) * kh * kw..][..kh * kw];
-                let dst = &mut wf[(ci * g.cout + co) * kh * kw..][..kh * kw];
-                for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
-                    *d = *s;
-                }
-            }
-        }
-        let gf = RectGeom { n: g.n, cin: g.cout, h: g.ho(), w: g.wo(), cout: g.cin, kh, kw, s: 1, ph: kh - 1 - g.ph, pw: kw - 1 - g.pw };
-        debug_assert_eq!((gf.ho(), gf.wo()), (g.h, g.w));
+        let (wf, gf) = crate::cpu::flipped(g, w);
         let masked = y.map(|y| mask(dy, y));
         return fwd(&gf, masked.as_deref().unwrap_or(dy), &wf, None, false);
     }
@@ -384,7 +334,7 @@ fn xgrad_masked(g: &RectGeom, dy: &[f32], y: Option<&[f32]>, w: &[f32]) -> Vec<f
     dx
 }
 
-/// The fused op. `geom` = [`RectGeom`] packed.
+/// The fused op. `geom` = [`Geom`] packed (`[n, cin, h, w, cout, kh, kw, s, ph, pw]`).
 #[backend_extension(Flex, Autodiff)]
 pub trait FastConvRelu: Backend {
     /// `relu(conv2d(x, weight) + bias)`; `x` `[n, cin, h, w]`, `weight` `[cout, cin, kh, kw]`,
@@ -392,14 +342,14 @@ pub trait FastConvRelu: Backend {
     fn fast_conv_bias_relu(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geom: [usize; 10]) -> FloatTensor<Self>;
 }
 
-fn fwd_flex(g: &RectGeom, x: &FlexTensor, w: &FlexTensor, b: &FlexTensor) -> FlexTensor {
-    let y = profile::time(|| g.label("fwd+bias+relu"), || fwd(g, &f32_data(x), &f32_data(w), Some(&f32_data(b)), true));
+fn fwd_flex(g: &Geom, x: &FlexTensor, w: &FlexTensor, b: &FlexTensor) -> FlexTensor {
+    let y = profile::time_flops(|| g.label("fwd+bias+relu"), g.flops(), || fwd(g, &f32_data(x), &f32_data(w), Some(&f32_data(b)), true));
     flex_from(y, [g.n, g.cout, g.ho(), g.wo()])
 }
 
 impl FastConvRelu for Flex {
     fn fast_conv_bias_relu(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, geom: [usize; 10]) -> FlexTensor {
-        fwd_flex(&RectGeom::unpack(geom), &x, &weight, &bias)
+        fwd_flex(&Geom::unpack(geom), &x, &weight, &bias)
     }
 }
 
@@ -416,9 +366,9 @@ impl Backward<Flex, 1> for ConvReluBackward {
         let dy = grads.consume::<Flex>(&ops.node);
         let (y, w, geom) = ops.state;
         let Some(node) = node_x else { return };
-        let g = RectGeom::unpack(geom);
+        let g = Geom::unpack(geom);
         let (yv, dyv) = (f32_data(&y), f32_data(&dy));
-        let dx = profile::time(|| g.label("bwd(input)+relu mask"), || xgrad_relu(&g, &dyv, &yv, &f32_data(&w)));
+        let dx = profile::time_flops(|| g.label("bwd(input)+relu mask"), g.flops(), || xgrad_relu(&g, &dyv, &yv, &f32_data(&w)));
         grads.register::<Flex>(node.id, flex_from(dx, [g.n, g.cin, g.h, g.w]));
     }
 }
@@ -429,7 +379,7 @@ impl<C: CheckpointStrategy> FastConvRelu for Autodiff<Flex, C> {
         // constants: `conv_bias_relu` checked that neither is tracked
         let (wp, _) = weight.into_parts();
         let (bp, _) = bias.into_parts();
-        let g = RectGeom::unpack(geom);
+        let g = Geom::unpack(geom);
         match ConvReluBackward.prepare::<C>([xn]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let y = fwd_flex(&g, &xp, &wp, &bp);
@@ -466,7 +416,7 @@ pub fn conv_bias_relu(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, stride: 
         let opts = ConvOptions::new([stride, stride], padding, [1, 1], 1);
         return crate::bias_relu(crate::conv2d(x, weight, None, opts), bias);
     }
-    let g = RectGeom { n, cin, h, w, cout, kh, kw, s: stride, ph: padding[0], pw: padding[1] };
+    let g = Geom { n, cin, h, w, cout, kh, kw, s: stride, ph: padding[0], pw: padding[1] };
     Tensor::from_dispatch(<burn::backend::Dispatch as FastConvRelu>::fast_conv_bias_relu(
         x.into_dispatch(),
         weight.into_dispatch(),
@@ -489,7 +439,7 @@ mod tests {
     }
 
     /// Plain loops in f64: the conv (no bias, no ReLU).
-    fn naive(g: &RectGeom, x: &[f32], w: &[f32]) -> Vec<f64> {
+    fn naive(g: &Geom, x: &[f32], w: &[f32]) -> Vec<f64> {
         let (ho, wo) = (g.ho(), g.wo());
         let mut y = vec![0.0; g.n * g.out_len()];
         for b in 0..g.n {
@@ -536,15 +486,17 @@ mod tests {
     fn fwd_matches_naive_with_bias_and_relu() {
         let mut seed = 7;
         for &(n, cin, h, w, cout, kh, kw, s, ph, pw) in &CASES {
-            let g = RectGeom { n, cin, h, w, cout, kh, kw, s, ph, pw };
+            let g = Geom { n, cin, h, w, cout, kh, kw, s, ph, pw };
             let x = rnd(g.n * g.in_len(), &mut seed);
             let wt = rnd(g.cout * g.ckk(), &mut seed);
             let b = rnd(g.cout, &mut seed);
-            let y = fwd(&g, &x, &wt, Some(&b), true);
             let hw = g.ho() * g.wo();
             let want: Vec<f64> = naive(&g, &x, &wt).iter().enumerate().map(|(i, v)| (v + b[(i / hw) % cout] as f64).max(0.0)).collect();
-            let err = y.iter().zip(&want).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
-            assert!(err < 1e-5, "{g:?}: {err}");
+            // the default path (cpu::conv_fwd with the fused epilogue) and the column tiles
+            for (path, y) in [("default", fwd(&g, &x, &wt, Some(&b), true)), ("tiles", fwd_tiles(&g, &x, None, &wt, Some(&b), true))] {
+                let err = y.iter().zip(&want).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+                assert!(err < 1e-5, "{path} {g:?}: {err}");
+            }
         }
     }
 
@@ -553,7 +505,7 @@ mod tests {
     fn xgrad_relu_is_xgrad_of_the_masked_gradient() {
         let mut seed = 5;
         for &(n, cin, h, w, cout, kh, kw, s, ph, pw) in &CASES {
-            let g = RectGeom { n, cin, h, w, cout, kh, kw, s, ph, pw };
+            let g = Geom { n, cin, h, w, cout, kh, kw, s, ph, pw };
             let wt = rnd(g.cout * g.ckk(), &mut seed);
             let dy = rnd(g.n * g.out_len(), &mut seed);
             let y = rnd(g.n * g.out_len(), &mut seed); // about half <= 0
@@ -567,9 +519,9 @@ mod tests {
     fn im2col_of_any_column_range_matches_the_whole() {
         let mut seed = 3;
         for g in [
-            RectGeom { n: 1, cin: 2, h: 4, w: 9, cout: 1, kh: 1, kw: 7, s: 1, ph: 0, pw: 3 },
-            RectGeom { n: 1, cin: 2, h: 9, w: 4, cout: 1, kh: 7, kw: 1, s: 1, ph: 3, pw: 0 },
-            RectGeom { n: 1, cin: 1, h: 7, w: 8, cout: 1, kh: 3, kw: 3, s: 2, ph: 1, pw: 1 },
+            Geom { n: 1, cin: 2, h: 4, w: 9, cout: 1, kh: 1, kw: 7, s: 1, ph: 0, pw: 3 },
+            Geom { n: 1, cin: 2, h: 9, w: 4, cout: 1, kh: 7, kw: 1, s: 1, ph: 3, pw: 0 },
+            Geom { n: 1, cin: 1, h: 7, w: 8, cout: 1, kh: 3, kw: 3, s: 2, ph: 1, pw: 1 },
         ] {
             let hw = g.ho() * g.wo();
             let x = rnd(g.in_len(), &mut seed);
@@ -593,7 +545,7 @@ mod tests {
     fn xgrad_is_the_adjoint() {
         let mut seed = 11;
         for &(n, cin, h, w, cout, kh, kw, s, ph, pw) in &CASES {
-            let g = RectGeom { n, cin, h, w, cout, kh, kw, s, ph, pw };
+            let g = Geom { n, cin, h, w, cout, kh, kw, s, ph, pw };
             let x = rnd(g.n * g.in_len(), &mut seed);
             let wt = rnd(g.cout * g.ckk(), &mut seed);
             let dy = rnd(g.n * g.out_len(), &mut seed);

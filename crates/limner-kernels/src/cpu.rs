@@ -2,7 +2,10 @@
 //! `x86-v4` feature burn already enables on the shared `gemm` crate), with the two backward
 //! passes written by hand.
 //!
-//! Geometry: square kernel `k`, stride `s`, symmetric zero padding `p`, dilation 1, groups 1.
+//! Geometry ([`Geom`]): a `kh × kw` kernel, the same stride `s` in both directions, zero
+//! padding `ph` rows above and below and `pw` columns left and right, dilation 1, groups 1.
+//! burn's conv extension ([`crate::conv2d`]) uses square kernels; the fused conv + bias +
+//! ReLU ([`crate::conv_bias_relu`]) any (InceptionV3's 1×7 / 7×1).
 //!
 //! Threading: one rayon task per contiguous chunk of samples, each running a single-threaded
 //! gemm (no nested parallelism, no per-tile scatter). When the batch is smaller than the pool,
@@ -17,6 +20,8 @@ use rayon::prelude::*;
 /// the number of threads).
 pub const WGRAD_CHUNKS: usize = 8;
 
+/// Geometry of a conv: `n` samples of `cin × h × w`, `cout` filters of `kh × kw`, stride `s`
+/// in both directions, zero padding `ph` rows above and below, `pw` columns left and right.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geom {
     pub n: usize,
@@ -24,21 +29,28 @@ pub struct Geom {
     pub h: usize,
     pub w: usize,
     pub cout: usize,
-    pub k: usize,
+    pub kh: usize,
+    pub kw: usize,
     pub s: usize,
-    pub p: usize,
+    pub ph: usize,
+    pub pw: usize,
 }
 
 impl Geom {
+    /// A square `k × k` kernel with padding `p` on every side.
+    #[allow(clippy::too_many_arguments)]
+    pub const fn square(n: usize, cin: usize, h: usize, w: usize, cout: usize, k: usize, s: usize, p: usize) -> Self {
+        Self { n, cin, h, w, cout, kh: k, kw: k, s, ph: p, pw: p }
+    }
     pub fn ho(&self) -> usize {
-        (self.h + 2 * self.p - self.k) / self.s + 1
+        (self.h + 2 * self.ph - self.kh) / self.s + 1
     }
     pub fn wo(&self) -> usize {
-        (self.w + 2 * self.p - self.k) / self.s + 1
+        (self.w + 2 * self.pw - self.kw) / self.s + 1
     }
-    /// rows of the im2col matrix: `cin * k * k`
+    /// rows of the im2col matrix: `cin * kh * kw`
     pub fn ckk(&self) -> usize {
-        self.cin * self.k * self.k
+        self.cin * self.kh * self.kw
     }
     pub fn in_len(&self) -> usize {
         self.cin * self.h * self.w
@@ -46,9 +58,28 @@ impl Geom {
     pub fn out_len(&self) -> usize {
         self.cout * self.ho() * self.wo()
     }
+    /// Multiply-adds of the forward pass (the same for the input gradient).
+    pub fn macs(&self) -> usize {
+        self.n * self.out_len() * self.ckk()
+    }
+    /// Floating-point operations of the forward pass: 2 per multiply-add.
+    pub fn flops(&self) -> f64 {
+        2.0 * self.macs() as f64
+    }
     /// 1x1, stride 1, no padding: the input plane already is the im2col matrix.
-    fn is_pointwise(&self) -> bool {
-        self.k == 1 && self.s == 1 && self.p == 0
+    pub(crate) fn is_pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.s == 1 && self.ph == 0 && self.pw == 0
+    }
+    pub(crate) fn pack(&self) -> [usize; 10] {
+        [self.n, self.cin, self.h, self.w, self.cout, self.kh, self.kw, self.s, self.ph, self.pw]
+    }
+    pub(crate) fn unpack(a: [usize; 10]) -> Self {
+        Self { n: a[0], cin: a[1], h: a[2], w: a[3], cout: a[4], kh: a[5], kw: a[6], s: a[7], ph: a[8], pw: a[9] }
+    }
+    /// A label for [`crate::profile`]: `conv 1x7 fwd cin=160 cout=160 in=[14, 14] n=1`.
+    pub(crate) fn label(&self, what: &str) -> String {
+        let s = if self.s > 1 { format!("/{}", self.s) } else { String::new() };
+        format!("conv {}x{}{s} {what} cin={} cout={} in=[{}, {}] n={}", self.kh, self.kw, self.cin, self.cout, self.h, self.w, self.n)
     }
 }
 
@@ -98,7 +129,9 @@ fn with_scratch<R>(na: usize, nb: usize, f: impl FnOnce(&mut [f32], &mut [f32]) 
 #[derive(Clone, Copy, Debug)]
 struct Phases {
     s: usize,
-    p: usize,
+    /// padding rows (above and below) and columns (left and right)
+    pr: usize,
+    pc: usize,
     h: usize,
     w: usize,
     hq: usize,
@@ -106,8 +139,12 @@ struct Phases {
 }
 
 impl Phases {
-    fn new(h: usize, w: usize, s: usize, p: usize) -> Self {
-        Self { s, p, h, w, hq: (h + 2 * p).div_ceil(s), wq: (w + 2 * p).div_ceil(s) }
+    fn new(h: usize, w: usize, s: usize, pr: usize, pc: usize) -> Self {
+        Self { s, pr, pc, h, w, hq: (h + 2 * pr).div_ceil(s), wq: (w + 2 * pc).div_ceil(s) }
+    }
+    /// The phase planes of the input of `g`.
+    fn of(g: &Geom) -> Self {
+        Self::new(g.h, g.w, g.s, g.ph, g.pw)
     }
     /// floats per input channel
     fn len(&self) -> usize {
@@ -121,16 +158,16 @@ impl Phases {
     }
     /// Fills `ph` (one channel, `self.len()`) from plane `x` (`h x w`).
     fn split(&self, x: &[f32], ph: &mut [f32]) {
-        let (s, p, wq) = (self.s, self.p, self.wq);
+        let (s, pr, p, wq) = (self.s, self.pr, self.pc, self.wq);
         if s == 1 {
-            ph[..p * wq].fill(0.0);
+            ph[..pr * wq].fill(0.0);
             for i in 0..self.h {
-                let row = &mut ph[(i + p) * wq..(i + p + 1) * wq];
+                let row = &mut ph[(i + pr) * wq..(i + pr + 1) * wq];
                 row[..p].fill(0.0);
                 row[p..p + self.w].copy_from_slice(&x[i * self.w..(i + 1) * self.w]);
                 row[p + self.w..].fill(0.0);
             }
-            ph[(self.h + p) * wq..].fill(0.0);
+            ph[(self.h + pr) * wq..].fill(0.0);
             return;
         }
         for rh in 0..s {
@@ -141,7 +178,7 @@ impl Phases {
                 let jhi = if self.w + p > rw { ((self.w + p - rw - 1) / s + 1).min(wq) } else { 0 }.max(jlo);
                 for i in 0..self.hq {
                     let row = &mut plane[i * wq..(i + 1) * wq];
-                    let ih = (i * s + rh) as isize - p as isize;
+                    let ih = (i * s + rh) as isize - pr as isize;
                     if ih < 0 || ih >= self.h as isize {
                         row.fill(0.0);
                         continue;
@@ -160,10 +197,10 @@ impl Phases {
     /// `x[i, j] (= or +=) ph[..]` for the unpadded region: the adjoint of [`split`] (the
     /// padding entries are dropped).
     fn merge(&self, ph: &[f32], x: &mut [f32], add: bool) {
-        let (s, p, wq) = (self.s, self.p, self.wq);
+        let (s, p, wq) = (self.s, self.pc, self.wq);
         for i in 0..self.h {
             let dst = &mut x[i * self.w..(i + 1) * self.w];
-            let ip = i + p;
+            let ip = i + self.pr;
             if s == 1 {
                 let src = &ph[ip * wq + p..][..self.w];
                 if add {
@@ -204,9 +241,9 @@ fn im2col_tile(g: &Geom, ps: &Phases, ph: &[f32], oh0: usize, oh1: usize, col: &
     let pl = ps.len();
     for ci in 0..g.cin {
         let src = &ph[ci * pl..(ci + 1) * pl];
-        for kh in 0..g.k {
-            for kw in 0..g.k {
-                let row = &mut col[((ci * g.k + kh) * g.k + kw) * tn..][..tn];
+        for kh in 0..g.kh {
+            for kw in 0..g.kw {
+                let row = &mut col[((ci * g.kh + kh) * g.kw + kw) * tn..][..tn];
                 for oh in oh0..oh1 {
                     let o = ps.tap(kh, kw, oh);
                     row[(oh - oh0) * wo..(oh - oh0 + 1) * wo].copy_from_slice(&src[o..o + wo]);
@@ -223,9 +260,9 @@ fn col2im_tile(g: &Geom, ps: &Phases, col: &[f32], oh0: usize, oh1: usize, ph: &
     let pl = ps.len();
     for ci in 0..g.cin {
         let dst = &mut ph[ci * pl..(ci + 1) * pl];
-        for kh in 0..g.k {
-            for kw in 0..g.k {
-                let row = &col[((ci * g.k + kh) * g.k + kw) * tn..][..tn];
+        for kh in 0..g.kh {
+            for kw in 0..g.kw {
+                let row = &col[((ci * g.kh + kh) * g.kw + kw) * tn..][..tn];
                 for oh in oh0..oh1 {
                     let o = ps.tap(kh, kw, oh);
                     for (d, v) in dst[o..o + wo].iter_mut().zip(&row[(oh - oh0) * wo..(oh - oh0 + 1) * wo]) {
@@ -342,7 +379,7 @@ fn pointwise_direct(m: usize, k: usize, hw: usize, wt: impl Fn(usize, usize) -> 
 /// forward pass and the weight gradient.
 fn for_each_col_tile(g: &Geom, xb: &[f32], ckk: usize, mut f: impl FnMut(usize, usize, &[f32])) {
     let (ho, wo) = (g.ho(), g.wo());
-    let ps = Phases::new(g.h, g.w, g.s, g.p);
+    let ps = Phases::of(g);
     let (pl, tr) = (ps.len(), tile_rows(g));
     scratch(g.cin * pl, ckk * tr * wo, |ph, col| {
         for ci in 0..g.cin {
@@ -386,41 +423,75 @@ fn fwd_sample(g: &Geom, xb: &[f32], w: &[f32], yb: &mut [f32], par: gemm::Parall
     });
 }
 
-/// Forward: `y[b] = W[cout, ckk] * im2col(x[b])`. `w` is `[cout, cin, k, k]` contiguous.
+/// Forward: `y[b] = W[cout, ckk] * im2col(x[b])`. `w` is `[cout, cin, kh, kw]` contiguous.
 pub fn conv_fwd(g: &Geom, x: &[f32], w: &[f32]) -> Vec<f32> {
-    let (in_len, out_len) = (g.in_len(), g.out_len());
+    conv_fwd_epi(g, x, w, None)
+}
+
+/// A pass over each output plane after the conv: `epi(output channel, plane)` (the fused
+/// bias + ReLU of [`crate::conv_bias_relu`]).
+pub(crate) type Epilogue<'a> = &'a (dyn Fn(usize, &mut [f32]) + Sync);
+
+/// [`conv_fwd`], then `epi` on every output plane: with batch parallelism right after each
+/// sample's gemm, while its output is still in cache (not as a second pass over the whole
+/// batch); below one sample per thread, as a parallel pass over the planes.
+pub(crate) fn conv_fwd_epi(g: &Geom, x: &[f32], w: &[f32], epi: Option<Epilogue>) -> Vec<f32> {
+    let (in_len, out_len, hw) = (g.in_len(), g.out_len(), g.ho() * g.wo());
     assert_eq!(x.len(), g.n * in_len);
     assert_eq!(w.len(), g.cout * g.ckk());
     let mut y = out_vec(g.n * out_len);
     per_sample_chunks(g.n, &mut y, out_len, |r, out, par| {
         for (i, b) in r.enumerate() {
-            fwd_sample(g, &x[b * in_len..(b + 1) * in_len], w, &mut out[i * out_len..(i + 1) * out_len], par);
+            let yb = &mut out[i * out_len..(i + 1) * out_len];
+            fwd_sample(g, &x[b * in_len..(b + 1) * in_len], w, yb, par);
+            if let (Some(epi), gemm::Parallelism::None) = (epi, par) {
+                if hw > 0 {
+                    yb.chunks_exact_mut(hw).enumerate().for_each(|(o, plane)| epi(o, plane));
+                }
+            }
         }
     });
+    let t = threads();
+    if let Some(epi) = epi {
+        // `per_sample_chunks` ran one call with a parallel gemm (batch below the pool size)
+        if g.n < t && t > 1 && hw > 0 {
+            y.par_chunks_mut(hw).enumerate().for_each(|(pl, plane)| epi(pl % g.cout, plane));
+        }
+    }
     y
+}
+
+/// The stride-1 input gradient of `g` as a forward conv: the kernel flipped in both directions
+/// with input and output channels swapped (`wf[ci, co, y, x] = w[co, ci, kh-1-y, kw-1-x]`),
+/// over `dy` with padding `(kh-1-ph, kw-1-pw)`; returns `(wf, its geometry)`.
+pub(crate) fn flipped(g: &Geom, w: &[f32]) -> (Vec<f32>, Geom) {
+    let (kh, kw) = (g.kh, g.kw);
+    assert_eq!(w.len(), g.cout * g.ckk(), "conv weight length");
+    let mut wf = vec![0.0f32; w.len()];
+    for co in 0..g.cout {
+        for ci in 0..g.cin {
+            let src = &w[(co * g.cin + ci) * kh * kw..][..kh * kw];
+            let dst = &mut wf[(ci * g.cout + co) * kh * kw..][..kh * kw];
+            for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                *d = *s;
+            }
+        }
+    }
+    let gf = Geom { n: g.n, cin: g.cout, h: g.ho(), w: g.wo(), cout: g.cin, kh, kw, s: 1, ph: kh - 1 - g.ph, pw: kw - 1 - g.pw };
+    debug_assert_eq!((gf.ho(), gf.wo()), (g.h, g.w));
+    (wf, gf)
 }
 
 /// Input gradient: `dx[b] = col2im(W^T * dy[b])`.
 pub fn conv_xgrad(g: &Geom, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let (ho, wo, ckk, in_len, out_len) = (g.ho(), g.wo(), g.ckk(), g.in_len(), g.out_len());
     let hw = ho * wo;
-    if g.s == 1 && g.k > 1 && g.p < g.k {
+    if g.s == 1 && g.kh * g.kw > 1 && g.ph < g.kh && g.pw < g.kw {
         // Stride 1: the input gradient is a forward conv of dy with the spatially flipped,
-        // in/out-swapped kernel and padding k-1-p. Its gemm has K = cout*k*k instead of
-        // cout and needs no col2im scatter (much better for few channels at high resolution).
-        let k = g.k;
-        let mut wf = vec![0.0f32; w.len()];
-        for co in 0..g.cout {
-            for ci in 0..g.cin {
-                for kh in 0..k {
-                    for kw in 0..k {
-                        wf[((ci * g.cout + co) * k + kh) * k + kw] = w[((co * g.cin + ci) * k + (k - 1 - kh)) * k + (k - 1 - kw)];
-                    }
-                }
-            }
-        }
-        let gf = Geom { n: g.n, cin: g.cout, h: g.ho(), w: g.wo(), cout: g.cin, k, s: 1, p: k - 1 - g.p };
-        debug_assert_eq!((gf.ho(), gf.wo()), (g.h, g.w));
+        // in/out-swapped kernel and padding (kh-1-ph, kw-1-pw). Its gemm has K = cout*kh*kw
+        // instead of cout and needs no col2im scatter (much better for few channels at high
+        // resolution).
+        let (wf, gf) = flipped(g, w);
         return conv_fwd(&gf, dy, &wf);
     }
     assert_eq!(dy.len(), g.n * out_len);
@@ -440,7 +511,7 @@ pub fn conv_xgrad(g: &Geom, dy: &[f32], w: &[f32]) -> Vec<f32> {
                 continue;
             }
             // col tile = W^T * dy[:, tile], scattered into zeroed phase planes, then merged
-            let ps = Phases::new(g.h, g.w, g.s, g.p);
+            let ps = Phases::of(g);
             let (pl, tr) = (ps.len(), tile_rows(g));
             scratch(g.cin * pl, ckk * tr * wo, |ph, col| {
                 ph.fill(0.0);
@@ -517,11 +588,11 @@ pub fn conv_wgrad(g: &Geom, x: &[f32], dy: &[f32]) -> Vec<f32> {
 pub fn dw_fwd(g: &Geom, x: &[f32], w: &[f32]) -> Vec<f32> {
     let c = g.cin;
     assert_eq!(g.cout, c);
-    let (ho, wo, kk) = (g.ho(), g.wo(), g.k * g.k);
+    let (ho, wo, kk) = (g.ho(), g.wo(), g.kh * g.kw);
     let (hw_in, hw) = (g.h * g.w, ho * wo);
     assert_eq!(x.len(), g.n * c * hw_in);
     assert_eq!(w.len(), c * kk);
-    let ps = Phases::new(g.h, g.w, g.s, g.p);
+    let ps = Phases::of(g);
     let mut y = out_vec(g.n * c * hw);
     per_sample_chunks(g.n * c, &mut y, hw, |r, out, _| {
         scratch(ps.len(), 0, |ph, _| {
@@ -531,9 +602,9 @@ pub fn dw_fwd(g: &Geom, x: &[f32], w: &[f32]) -> Vec<f32> {
                 let yp = &mut out[i * hw..(i + 1) * hw];
                 for oh in 0..ho {
                     let row = &mut yp[oh * wo..(oh + 1) * wo];
-                    for kh in 0..g.k {
-                        for kw in 0..g.k {
-                            let a = wc[kh * g.k + kw];
+                    for kh in 0..g.kh {
+                        for kw in 0..g.kw {
+                            let a = wc[kh * g.kw + kw];
                             let o = ps.tap(kh, kw, oh);
                             let src = &ph[o..o + wo];
                             if kh == 0 && kw == 0 {
@@ -558,11 +629,11 @@ pub fn dw_fwd(g: &Geom, x: &[f32], w: &[f32]) -> Vec<f32> {
 pub fn dw_xgrad(g: &Geom, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let c = g.cin;
     assert_eq!(g.cout, c);
-    let (ho, wo, kk) = (g.ho(), g.wo(), g.k * g.k);
+    let (ho, wo, kk) = (g.ho(), g.wo(), g.kh * g.kw);
     let (hw_in, hw) = (g.h * g.w, ho * wo);
     assert_eq!(dy.len(), g.n * c * hw);
     assert_eq!(w.len(), c * kk);
-    let ps = Phases::new(g.h, g.w, g.s, g.p);
+    let ps = Phases::of(g);
     let mut dx = out_vec(g.n * c * hw_in);
     per_sample_chunks(g.n * c, &mut dx, hw_in, |r, out, _| {
         scratch(ps.len(), 0, |ph, _| {
@@ -572,9 +643,9 @@ pub fn dw_xgrad(g: &Geom, dy: &[f32], w: &[f32]) -> Vec<f32> {
                 let dyp = &dy[pidx * hw..(pidx + 1) * hw];
                 for oh in 0..ho {
                     let src = &dyp[oh * wo..(oh + 1) * wo];
-                    for kh in 0..g.k {
-                        for kw in 0..g.k {
-                            let a = wc[kh * g.k + kw];
+                    for kh in 0..g.kh {
+                        for kw in 0..g.kw {
+                            let a = wc[kh * g.kw + kw];
                             let o = ps.tap(kh, kw, oh);
                             for (d, s) in ph[o..o + wo].iter_mut().zip(src) {
                                 *d += a * *s;
@@ -593,9 +664,9 @@ pub fn dw_xgrad(g: &Geom, dy: &[f32], w: &[f32]) -> Vec<f32> {
 /// a fixed order (per-tap row accumulators, then one ordered reduction).
 pub fn dw_wgrad(g: &Geom, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let c = g.cin;
-    let (ho, wo, kk) = (g.ho(), g.wo(), g.k * g.k);
+    let (ho, wo, kk) = (g.ho(), g.wo(), g.kh * g.kw);
     let (hw_in, hw) = (g.h * g.w, ho * wo);
-    let ps = Phases::new(g.h, g.w, g.s, g.p);
+    let ps = Phases::of(g);
     let mut dw = vec![0.0f32; c * kk];
     per_sample_chunks(c, &mut dw, kk, |r, out, _| {
         let mut ph = vec![0.0f32; ps.len()];
@@ -609,7 +680,7 @@ pub fn dw_wgrad(g: &Geom, x: &[f32], dy: &[f32]) -> Vec<f32> {
                 for oh in 0..ho {
                     let d = &dyp[oh * wo..(oh + 1) * wo];
                     for t in 0..kk {
-                        let o = ps.tap(t / g.k, t % g.k, oh);
+                        let o = ps.tap(t / g.kw, t % g.kw, oh);
                         for ((a, s), v) in acc[t * wo..(t + 1) * wo].iter_mut().zip(&ph[o..o + wo]).zip(d) {
                             *a += *s * *v;
                         }
@@ -638,15 +709,15 @@ mod tests {
                     for ow in 0..wo {
                         let mut acc = 0.0f64;
                         for c in 0..g.cin {
-                            for kh in 0..g.k {
-                                for kw in 0..g.k {
-                                    let ih = (oh * g.s + kh) as isize - g.p as isize;
-                                    let iw = (ow * g.s + kw) as isize - g.p as isize;
+                            for kh in 0..g.kh {
+                                for kw in 0..g.kw {
+                                    let ih = (oh * g.s + kh) as isize - g.ph as isize;
+                                    let iw = (ow * g.s + kw) as isize - g.pw as isize;
                                     if ih < 0 || iw < 0 || ih >= g.h as isize || iw >= g.w as isize {
                                         continue;
                                     }
                                     acc += x[((b * g.cin + c) * g.h + ih as usize) * g.w + iw as usize] as f64
-                                        * w[((o * g.cin + c) * g.k + kh) * g.k + kw] as f64;
+                                        * w[((o * g.cin + c) * g.kh + kh) * g.kw + kw] as f64;
                                 }
                             }
                         }
@@ -669,6 +740,7 @@ mod tests {
                 })
                 .collect()
         };
+        let mut geoms = vec![];
         for &(n, cin, h, w, cout, k, s, p) in &[
             (1, 3, 4, 4, 5, 3, 1, 1),
             (3, 2, 7, 5, 4, 3, 2, 0),
@@ -676,7 +748,13 @@ mod tests {
             (1, 4, 4, 4, 3, 1, 1, 0),
             (2, 3, 5, 6, 2, 3, 1, 2),
         ] {
-            let g = Geom { n, cin, h, w, cout, k, s, p };
+            geoms.push(Geom::square(n, cin, h, w, cout, k, s, p));
+        }
+        // rectangular kernels (InceptionV3's 1x7 / 7x1) and uneven padding
+        geoms.push(Geom { n: 2, cin: 3, h: 6, w: 7, cout: 4, kh: 1, kw: 7, s: 1, ph: 0, pw: 3 });
+        geoms.push(Geom { n: 1, cin: 4, h: 9, w: 5, cout: 3, kh: 7, kw: 1, s: 1, ph: 3, pw: 0 });
+        geoms.push(Geom { n: 1, cin: 2, h: 11, w: 10, cout: 3, kh: 3, kw: 5, s: 2, ph: 1, pw: 2 });
+        for g in geoms {
             let x = rnd(g.n * g.in_len());
             let wt = rnd(g.cout * g.ckk());
             let a = conv_fwd(&g, &x, &wt);

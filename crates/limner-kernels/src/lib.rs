@@ -133,7 +133,7 @@ pub trait FastConv: Backend {
 }
 
 fn geom_of(a: [usize; 9]) -> Geom {
-    Geom { n: a[0], cin: a[1], h: a[2], w: a[3], cout: a[4], k: a[5], s: a[6], p: a[7] }
+    Geom::square(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])
 }
 
 fn is_dw(a: &[usize; 9]) -> bool {
@@ -158,7 +158,7 @@ fn flex_from(v: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
 }
 
 fn fwd(a: &[usize; 9], x: &FlexTensor, w: &FlexTensor) -> FlexTensor {
-    profile::time(|| conv_label(a, "fwd"), || fwd_unprofiled(a, x, w))
+    profile::time_flops(|| conv_label(a, "fwd"), conv_flops(a), || fwd_unprofiled(a, x, w))
 }
 
 fn fwd_unprofiled(a: &[usize; 9], x: &FlexTensor, w: &FlexTensor) -> FlexTensor {
@@ -166,10 +166,10 @@ fn fwd_unprofiled(a: &[usize; 9], x: &FlexTensor, w: &FlexTensor) -> FlexTensor 
     if is_dw(a) && !dw_fwd_own() {
         // burn flex's own direct depthwise forward was as fast or faster than `cpu::dw_fwd`
         // in `limner-bench kernels` (see bench/NOTES.md); only its backward is replaced.
-        let o = ConvOptions::new([g.s, g.s], [g.p, g.p], [1, 1], g.cin);
+        let o = ConvOptions::new([g.s, g.s], [g.ph, g.pw], [1, 1], g.cin);
         return <Flex as ModuleOps<Flex>>::conv2d(x.clone(), w.clone(), None, o);
     }
-    if !is_dw(a) && g.k == 1 && g.s == 1 && g.p == 0 && g.cin <= cpu::SMALL_K && !dw_fwd_own() {
+    if !is_dw(a) && g.is_pointwise() && g.cin <= cpu::SMALL_K && !dw_fwd_own() {
         // 1x1 convs with few input channels (fromrgb 3->16, D skips 16->32 at 32²): burn
         // flex's 1x1 forward beat both gemm-per-sample and `cpu`'s direct loop here
         // (`limner-bench kernels`: 2.4 vs 5.7 ms, 2.3 vs 15 ms); see bench/NOTES.md.
@@ -187,15 +187,15 @@ fn dw_fwd_own() -> bool {
     *OWN.get_or_init(|| std::env::var("LIMNER_OWN_DWFWD").is_ok_and(|v| v == "1"))
 }
 fn xgrad(a: &[usize; 9], dy: &FlexTensor, w: &FlexTensor) -> FlexTensor {
-    profile::time(|| conv_label(a, "bwd(input)"), || xgrad_unprofiled(a, dy, w))
+    profile::time_flops(|| conv_label(a, "bwd(input)"), conv_flops(a), || xgrad_unprofiled(a, dy, w))
 }
 
 fn xgrad_unprofiled(a: &[usize; 9], dy: &FlexTensor, w: &FlexTensor) -> FlexTensor {
     let g = geom_of(*a);
-    if is_dw(a) && g.s == 1 && g.p < g.k && !dw_fwd_own() {
+    if is_dw(a) && g.s == 1 && g.ph < g.kh && !dw_fwd_own() {
         // stride-1 depthwise input gradient = depthwise forward conv of dy with the flipped
         // kernel and padding k-1-p: burn flex's direct depthwise forward (the FIR filters).
-        let k = g.k;
+        let k = g.kh; // square: the extension's geometry
         let wv = f32_data(w);
         let mut wf = vec![0.0f32; wv.len()];
         for c in 0..g.cin {
@@ -203,7 +203,7 @@ fn xgrad_unprofiled(a: &[usize; 9], dy: &FlexTensor, w: &FlexTensor) -> FlexTens
                 wf[c * k * k + t] = wv[c * k * k + (k * k - 1 - t)];
             }
         }
-        let o = ConvOptions::new([1, 1], [k - 1 - g.p, k - 1 - g.p], [1, 1], g.cin);
+        let o = ConvOptions::new([1, 1], [k - 1 - g.ph, k - 1 - g.ph], [1, 1], g.cin);
         return <Flex as ModuleOps<Flex>>::conv2d(dy.clone(), flex_from(wf, [g.cin, 1, k, k]), None, o);
     }
     let f = if is_dw(a) { cpu::dw_xgrad } else { cpu::conv_xgrad };
@@ -212,17 +212,21 @@ fn xgrad_unprofiled(a: &[usize; 9], dy: &FlexTensor, w: &FlexTensor) -> FlexTens
 fn wgrad(a: &[usize; 9], x: &FlexTensor, dy: &FlexTensor) -> FlexTensor {
     let g = geom_of(*a);
     if is_dw(a) {
-        flex_from(cpu::dw_wgrad(&g, &f32_data(x), &f32_data(dy)), [g.cout, 1, g.k, g.k])
+        flex_from(cpu::dw_wgrad(&g, &f32_data(x), &f32_data(dy)), [g.cout, 1, g.kh, g.kw])
     } else {
-        flex_from(cpu::conv_wgrad(&g, &f32_data(x), &f32_data(dy)), [g.cout, g.cin, g.k, g.k])
+        flex_from(cpu::conv_wgrad(&g, &f32_data(x), &f32_data(dy)), [g.cout, g.cin, g.kh, g.kw])
     }
 }
 
 /// A [`profile`] label for the conv `a`.
-fn conv_label(a: &[usize; 9], what: &str) -> String {
+/// Floating-point operations of the conv `a` (a depthwise conv: one input plane per output).
+fn conv_flops(a: &[usize; 9]) -> f64 {
     let g = geom_of(*a);
-    let s = if g.s > 1 { format!("/{}", g.s) } else { String::new() };
-    format!("conv {}x{}{s} {what} cin={} cout={} in=[{}, {}] n={}", g.k, g.k, g.cin, g.cout, g.h, g.w, g.n)
+    if is_dw(a) { g.flops() / g.cin as f64 } else { g.flops() }
+}
+
+fn conv_label(a: &[usize; 9], what: &str) -> String {
+    geom_of(*a).label(what)
 }
 
 impl FastConv for Flex {
@@ -655,7 +659,7 @@ pub fn bias_lrelu<const D: usize>(x: Tensor<D>, bias: Tensor<1>, alpha: f64, gai
 }
 
 /// Is this a flex device (plain or autodiff)?
-fn on_flex<const D: usize>(t: &Tensor<D>) -> bool {
+pub fn on_flex<const D: usize>(t: &Tensor<D>) -> bool {
     match t.device().as_dispatch() {
         DispatchDevice::Flex(_) => true,
         DispatchDevice::Autodiff(a) => matches!(a.clone().inner(), DispatchDevice::Flex(_)),

@@ -131,8 +131,32 @@ fn count(g: &PoolGeom, oh: usize, ow: usize, include_pad: bool) -> f32 {
     ((r1 - r0) * (c1 - c0)) as f32
 }
 
-/// Average pool forward.
+/// Planes per rayon task of the separable kernels: about 16 Ki input floats (one task per
+/// 6×6 plane of a batch-32 block C spent more time scheduling than summing).
+fn planes_per_task(plane: usize) -> usize {
+    (16 * 1024 / plane.max(1)).max(1)
+}
+
+/// Output positions `o` whose tap `t` reads input `o * s + t - p` inside `0..len`: `[lo, hi)`
+/// (stride 1 only).
+fn tap_range(t: usize, p: usize, len: usize, out: usize) -> (usize, usize) {
+    let lo = p.saturating_sub(t);
+    let hi = (len + p).saturating_sub(t).min(out);
+    (lo, hi.max(lo))
+}
+
+/// Average pool forward. Stride 1 (InceptionV3's "same" pools) is separable: the column sums
+/// of each window row, then the sum over the window's rows, each added in the same order as
+/// the general loop (so the values are the same), as contiguous vector adds.
 pub fn avg_fwd(g: &PoolGeom, x: &[f32], include_pad: bool) -> Vec<f32> {
+    if g.s == 1 {
+        return avg_fwd_s1(g, x, include_pad);
+    }
+    avg_fwd_loop(g, x, include_pad)
+}
+
+/// Average pool forward, any stride: one window at a time.
+fn avg_fwd_loop(g: &PoolGeom, x: &[f32], include_pad: bool) -> Vec<f32> {
     let (ho, wo, plane) = (g.ho(), g.wo(), g.h * g.w);
     let mut y = vec![0.0f32; g.planes * ho * wo];
     y.par_chunks_mut(ho * wo).enumerate().for_each(|(pl, yp)| {
@@ -146,6 +170,76 @@ pub fn avg_fwd(g: &PoolGeom, x: &[f32], include_pad: bool) -> Vec<f32> {
                     sum += xp[r * g.w + c0..r * g.w + c1].iter().sum::<f32>();
                 }
                 yp[oh * wo + ow] = sum / count(g, oh, ow, include_pad);
+            }
+        }
+    });
+    y
+}
+
+fn avg_fwd_s1(g: &PoolGeom, x: &[f32], include_pad: bool) -> Vec<f32> {
+    let (ho, wo, plane) = (g.ho(), g.wo(), g.h * g.w);
+    let out = ho * wo;
+    let cnt: Vec<f32> = (0..out).map(|i| count(g, i / wo, i % wo, include_pad)).collect();
+    let per = planes_per_task(plane);
+    let mut y = crate::cpu::out_vec(g.planes * out);
+    y.par_chunks_mut(out * per).zip(x.par_chunks(plane * per)).for_each(|(yc, xc)| {
+        // hs[r, ow]: the window's columns summed along input row r
+        let mut hs = vec![0.0f32; g.h * wo];
+        for (yp, xp) in yc.chunks_exact_mut(out).zip(xc.chunks_exact(plane)) {
+            for (hr, row) in hs.chunks_exact_mut(wo).zip(xp.chunks_exact(g.w)) {
+                hr.fill(0.0);
+                for t in 0..g.k {
+                    let (lo, hi) = tap_range(t, g.p, g.w, wo);
+                    for (d, v) in hr[lo..hi].iter_mut().zip(&row[lo + t - g.p..]) {
+                        *d += *v;
+                    }
+                }
+            }
+            yp.fill(0.0);
+            for t in 0..g.k {
+                let (lo, hi) = tap_range(t, g.p, g.h, ho);
+                for oh in lo..hi {
+                    let src = &hs[(oh + t - g.p) * wo..][..wo];
+                    for (d, v) in yp[oh * wo..][..wo].iter_mut().zip(src) {
+                        *d += *v;
+                    }
+                }
+            }
+            for (v, c) in yp.iter_mut().zip(&cnt) {
+                *v /= *c;
+            }
+        }
+    });
+    y
+}
+
+/// Max pool forward without the argmax (the plain device: nothing differentiates it).
+/// InceptionV3's 3×3 stride-2 valid pools are separable: the max of each window row's three
+/// columns, then of the window's three rows (the same values as [`max_fwd`]).
+pub fn max_fwd_values(g: &PoolGeom, x: &[f32]) -> Vec<f32> {
+    if !(g.k == 3 && g.p == 0) {
+        return max_fwd(g, x).0;
+    }
+    let (ho, wo, plane) = (g.ho(), g.wo(), g.h * g.w);
+    let out = ho * wo;
+    let per = planes_per_task(plane);
+    let mut y = crate::cpu::out_vec(g.planes * out);
+    y.par_chunks_mut(out * per).zip(x.par_chunks(plane * per)).for_each(|(yc, xc)| {
+        let rows = (ho - 1) * g.s + 3; // input rows any window reads
+        let mut hm = vec![0.0f32; rows * wo];
+        for (yp, xp) in yc.chunks_exact_mut(out).zip(xc.chunks_exact(plane)) {
+            for (hr, row) in hm.chunks_exact_mut(wo).zip(xp.chunks_exact(g.w)) {
+                for (ow, d) in hr.iter_mut().enumerate() {
+                    let c = &row[ow * g.s..][..3];
+                    *d = c[0].max(c[1]).max(c[2]);
+                }
+            }
+            for (oh, yr) in yp.chunks_exact_mut(wo).enumerate() {
+                let r = oh * g.s;
+                let (a, b, c) = (&hm[r * wo..][..wo], &hm[(r + 1) * wo..][..wo], &hm[(r + 2) * wo..][..wo]);
+                for (((d, a), b), c) in yr.iter_mut().zip(a).zip(b).zip(c) {
+                    *d = a.max(*b).max(*c);
+                }
             }
         }
     });
@@ -193,7 +287,7 @@ fn out_shape(g: &PoolGeom, nc: [usize; 2]) -> [usize; 4] {
 impl FastPool for Flex {
     fn fast_max_pool2d(x: FlexTensor, geom: [usize; 6], nc: [usize; 2]) -> FlexTensor {
         let g = PoolGeom::unpack(geom);
-        profile::time(|| label("max pool fwd", &g), || flex_from(max_fwd(&g, &f32_data(&x)).0, out_shape(&g, nc)))
+        profile::time(|| label("max pool fwd", &g), || flex_from(max_fwd_values(&g, &f32_data(&x)), out_shape(&g, nc)))
     }
     fn fast_avg_pool2d(x: FlexTensor, geom: [usize; 6], nc: [usize; 2], include_pad: usize) -> FlexTensor {
         let g = PoolGeom::unpack(geom);
@@ -295,4 +389,36 @@ pub fn avg_pool2d(x: Tensor<4>, options: AvgPoolOptions<2>) -> Tensor<4> {
     let (g, nc) = geom_for(&x, options.kernel_size[0], options.stride[0], p[0]);
     let include = usize::from(options.count_include_pad);
     Tensor::from_dispatch(<burn::backend::Dispatch as FastPool>::fast_avg_pool2d(x.into_dispatch(), g.pack(), nc, include))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rnd(n: usize, seed: &mut u32) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                *seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+                (*seed >> 8) as f32 / (1 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    /// The separable kernels give exactly the values of the window-at-a-time loops.
+    #[test]
+    fn separable_pools_equal_the_window_loops() {
+        let mut seed = 17;
+        for (planes, h, w, k, p) in [(3, 6, 6, 3, 1), (40, 13, 13, 3, 1), (2, 7, 5, 3, 1), (2, 9, 8, 5, 2), (1, 4, 9, 2, 0), (2, 5, 5, 3, 0)] {
+            let g = PoolGeom { planes, h, w, k, s: 1, p };
+            let x = rnd(planes * h * w, &mut seed);
+            for inc in [false, true] {
+                assert_eq!(avg_fwd_s1(&g, &x, inc), avg_fwd_loop(&g, &x, inc), "{g:?} include_pad={inc}");
+            }
+        }
+        for (planes, h, w, s) in [(5, 61, 61, 2), (3, 28, 28, 2), (2, 13, 13, 2), (2, 7, 10, 1), (1, 3, 3, 2)] {
+            let g = PoolGeom { planes, h, w, k: 3, s, p: 0 };
+            let x = rnd(planes * h * w, &mut seed);
+            assert_eq!(max_fwd_values(&g, &x), max_fwd(&g, &x).0, "{g:?}");
+        }
+    }
 }

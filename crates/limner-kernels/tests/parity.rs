@@ -125,7 +125,7 @@ fn plain_device_and_bias_and_determinism() {
     let r = vals(module::conv2d(x.clone(), w.clone(), Some(b), o));
     assert!(rel(&a, &r) < TOL);
     // weight gradient summed in a fixed order: bit-identical on repeat
-    let g = limner_kernels::Geom { n: 5, cin: 6, h: 9, w: 9, cout: 4, k: 3, s: 2, p: 1 };
+    let g = limner_kernels::Geom::square(5, 6, 9, 9, 4, 3, 2, 1);
     let xv = vals(x);
     let dy: Vec<f32> = (0..g.n * g.out_len()).map(|i| ((i * 7919) % 13) as f32 - 6.0).collect();
     let w1 = limner_kernels::cpu::conv_wgrad(&g, &xv, &dy);
@@ -186,7 +186,7 @@ fn depthwise_conv_transpose2d_matches_burn_forward_and_backward() {
 
 #[test]
 fn depthwise_is_deterministic() {
-    let g = limner_kernels::Geom { n: 5, cin: 6, h: 13, w: 11, cout: 6, k: 4, s: 2, p: 1 };
+    let g = limner_kernels::Geom::square(5, 6, 13, 11, 6, 4, 2, 1);
     let x: Vec<f32> = (0..g.n * g.in_len()).map(|i| ((i * 104729) % 17) as f32 * 0.37 - 3.0).collect();
     let dy: Vec<f32> = (0..g.n * g.cin * g.ho() * g.wo()).map(|i| ((i * 7919) % 13) as f32 - 6.0).collect();
     let w: Vec<f32> = (0..g.cin * 16).map(|i| (i % 5) as f32 * 0.1).collect();

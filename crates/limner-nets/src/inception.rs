@@ -19,7 +19,7 @@ use std::str::FromStr;
 use anyhow::{anyhow, bail, Context, Result};
 use burn::tensor::module::interpolate;
 use limner_kernels::{avg_pool2d, max_pool2d};
-use burn::tensor::ops::{AvgPoolOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 use limner_core::read_safetensors;
 
@@ -295,6 +295,23 @@ impl InceptionV3 {
         y
     }
 
+    /// The pool branch `conv2d_n(avg_pool(x))` (a 1×1 conv + bias + ReLU after the 3×3 average
+    /// pool) as `relu(avg_pool(W ∗ x) + b)`: the pool and the 1×1 conv are both linear and
+    /// act on different axes (space, channels), so they commute, and pooling after the conv
+    /// pools `cout` planes instead of `cin` (192 vs 768 in mixed4 / mixed5, 32 vs 192 in
+    /// mixed0). The values are the same up to float rounding.
+    fn pool_conv(&self, n: usize, x: Tensor<4>, taps: &Taps) -> Tensor<4> {
+        let c = &self.convs[n - 1];
+        let [_, _, kh, kw] = c.weight.dims();
+        if kh != 1 || kw != 1 || c.weight.is_tracked() || c.bias.is_tracked() {
+            return self.conv(n, avg_pool_same(x), taps);
+        }
+        let z = limner_kernels::conv2d(x, c.weight.clone(), None, ConvOptions::new([1, 1], [0, 0], [1, 1], 1));
+        let y = limner_kernels::bias_relu(avg_pool_same(z), c.bias.clone());
+        taps.record(Tap::Conv(n), &y);
+        y
+    }
+
     /// Maps [0, 1] RGB to the model's input range.
     fn scale_input(&self, x: Tensor<4>) -> Tensor<4> {
         if self.input_scale == 1.0 && self.input_offset == 0.0 {
@@ -322,7 +339,7 @@ impl InceptionV3 {
         let branch1x1 = c(0, x.clone()); //                         [N, 64, 13, 13]
         let branch5x5 = c(2, c(1, x.clone())); //                   [N, 48] -> [N, 64, 13, 13]
         let branch3x3dbl = c(5, c(4, c(3, x.clone()))); //          [N, 64] -> [N, 96] -> [N, 96, 13, 13]
-        let branch_pool = c(6, avg_pool_same(x)); //                [N, 32 | 64, 13, 13]
+        let branch_pool = self.pool_conv(first + 6, x, t); //       [N, 32 | 64, 13, 13]
         Tensor::cat(vec![branch1x1, branch5x5, branch3x3dbl, branch_pool], 1)
     }
 
@@ -341,7 +358,7 @@ impl InceptionV3 {
         let branch1x1 = c(0, x.clone()); //                                 [N, 192, 6, 6]
         let branch7x7 = c(3, c(2, c(1, x.clone()))); //                     1x1 c7, 1x7 c7, 7x1 192
         let branch7x7dbl = c(8, c(7, c(6, c(5, c(4, x.clone()))))); //      1x1, 7x1, 1x7, 7x1 c7, 1x7 192
-        let branch_pool = c(9, avg_pool_same(x)); //                        [N, 192, 6, 6]
+        let branch_pool = self.pool_conv(first + 9, x, t); //               [N, 192, 6, 6]
         Tensor::cat(vec![branch1x1, branch7x7, branch7x7dbl, branch_pool], 1)
     }
 
@@ -370,7 +387,7 @@ impl InceptionV3 {
         let branch3x3 = Tensor::cat(vec![c(2, b3.clone()), c(3, b3)], 1); // 1x3, 3x1 384 each (mixed9_0)
         let b3dbl = c(5, c(4, x.clone())); //                              1x1 448, 3x3 384
         let branch3x3dbl = Tensor::cat(vec![c(6, b3dbl.clone()), c(7, b3dbl)], 1); // 1x3, 3x1 384 each
-        let branch_pool = c(8, avg_pool_same(x)); //                      [N, 192]
+        let branch_pool = self.pool_conv(first + 8, x, t); //             [N, 192]
         Tensor::cat(vec![branch1x1, branch3x3, branch3x3dbl, branch_pool], 1)
     }
 
@@ -438,11 +455,30 @@ impl InceptionV3 {
         for start in (0..n).step_by(32) {
             let end = (start + 32).min(n);
             let x = resize(images.clone().slice([start..end]), FEATURE_SIZE);
-            let f = self.forward_to(x, Layer::Mixed5).mean_dim(3).mean_dim(2); // [b, 768, 1, 1]
-            let v: Vec<f32> = f.into_data().try_into_vec_as::<f32>().expect("f32");
+            let v = self.pooled_batch(x);
             out.extend(v.chunks_exact(FEATURE_DIM).map(|c| <[f32; FEATURE_DIM]>::try_from(c).unwrap()));
         }
         out
+    }
+
+    /// `mixed5` averaged over space for one batch, flat (`[b * 768]`). On flex with several
+    /// threads and at least 16 images, the two halves of the batch run side by side
+    /// (`rayon::join`): each thread keeps its own samples through the whole network, instead of
+    /// the two threads meeting at the end of each of the ~60 ops (a thread that the OS takes
+    /// away stalls every op it is part of). Every kernel computes each sample on its own, so the
+    /// values are the same as one pass over the whole batch.
+    fn pooled_batch(&self, x: Tensor<4>) -> Vec<f32> {
+        let run = |x: Tensor<4>| -> Vec<f32> {
+            let f = self.forward_to(x, Layer::Mixed5).mean_dim(3).mean_dim(2); // [b, 768, 1, 1]
+            f.into_data().try_into_vec_as::<f32>().expect("f32")
+        };
+        let b = x.dims()[0];
+        if b < 16 || rayon::current_num_threads() < 2 || !limner_kernels::on_flex(&x) {
+            return run(x);
+        }
+        let (mut first, second) = rayon::join(|| run(x.clone().slice([0..b / 2])), || run(x.clone().slice([b / 2..b])));
+        first.extend(second);
+        first
     }
 }
 

@@ -142,3 +142,25 @@ fn corrupt_weights_are_a_clear_error() {
     assert!(e.contains("not a valid safetensors"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A batch of 16 or more runs as two halves side by side (`rayon::join`); the features must
+/// be exactly those of the two halves run one after the other (below 16 images: one plain
+/// pass), in order, and close to each image run alone.
+#[test]
+fn pooled_features_of_a_split_batch_equal_single_images() {
+    let Some((weights, _)) = fetched_model() else { return };
+    let device = Device::flex();
+    let net = InceptionV3::load(&weights, &device).unwrap();
+    let n = 18;
+    let x = Tensor::<4>::from_data(TensorData::new(test_images(n, 128, 128), [n, 128, 128, 3]), &device).permute([0, 3, 1, 2]);
+    let batch = net.pooled_features(x.clone());
+    assert_eq!(batch.len(), n);
+    let mut halves = net.pooled_features(x.clone().slice([0..9]));
+    halves.extend(net.pooled_features(x.clone().slice([9..18])));
+    assert!(batch == halves, "the split batch differs from its halves run in turn");
+    for i in [0, 9, 17] {
+        let one = net.pooled_features(x.clone().slice([i..i + 1]));
+        let e = rel_err(&batch[i], &one[0]).0;
+        assert!(e < 1e-6, "image {i}: {e}");
+    }
+}
