@@ -232,9 +232,10 @@ pub struct SteerConfig {
     pub psi: f32,
     pub noise: f32,
     /// the layer groups the age direction moves (gender and smile move every style layer);
-    /// empty: every layer. Age moved in the coarse and middle layers only leaves the fine
-    /// layers (skin texture, colour) of the unsteered face, so the steered face stays the
-    /// same person more often (see bench/prompts.sh).
+    /// empty: every layer (the default). Measured on random-face, seeds 0-31: age in the
+    /// coarse and middle layers only keeps the person a little more often but makes fewer
+    /// faces old by the independent judge ("an old woman": 16/32 and 8/32 the same person,
+    /// against 22/32 and 6/32 in every layer); coarse alone 4/32 old, 24/32 the same person.
     pub age_layers: Vec<LayerGroup>,
 }
 
@@ -249,7 +250,7 @@ impl Default for SteerConfig {
             iterations: 6,
             psi: 0.7,
             noise: 1.0,
-            age_layers: vec![LayerGroup::Coarse, LayerGroup::Middle],
+            age_layers: vec![],
         }
     }
 }

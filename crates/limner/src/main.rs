@@ -293,7 +293,7 @@ struct GenerateArgs {
     directions: Option<PathBuf>,
     /// with --prompt: the layer groups the age direction moves (coarse, middle, fine, comma
     /// separated, or all); the fine layers left alone keep the unsteered face's skin and colour
-    #[arg(long, default_value = "coarse,middle")]
+    #[arg(long, default_value = "all")]
     age_layers: String,
     /// with --prompt: print the per-seed report as JSON
     #[arg(long)]
