@@ -12,6 +12,7 @@ use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
 use limner_faces::describe::{Attributes, FaceAnalyzer};
+use limner_faces::human::Judge;
 use limner_core::{parse_safetensors, safetensors_bytes, write_atomic, HostTensor, Precision, StateDict};
 use serde::{Deserialize, Serialize};
 
@@ -165,21 +166,39 @@ pub struct Labelled {
     /// seconds spent labelling (summed over resumed runs)
     #[serde(default)]
     pub seconds: f64,
+    /// the independent judge's (human-models') (P(male), age) per face, `None` where it found
+    /// no face; empty when labelled by face-api alone
+    #[serde(default)]
+    pub independent: Vec<Option<(f32, f32)>>,
+}
+
+/// The most the two judges' ages may differ for a face to count in the age fit, in years.
+pub const AGREE_YEARS: f32 = 10.0;
+
+/// Where the two judges agree on a face (same gender, ages within [`AGREE_YEARS`]): the age
+/// both read (their mean). `None`: they disagree, or the face has no independent reading.
+pub fn agreed_age(a: &Attributes, independent: Option<(f32, f32)>) -> Option<f32> {
+    let (male, age) = independent?;
+    ((a.male_probability > 0.5) == (male > 0.5) && (a.age - age).abs() <= AGREE_YEARS).then_some((a.age + age) / 2.0)
 }
 
 /// Generates the seeds' faces and labels them with [`read_faces`] (for limner's GANs the whole generated image is the face crop,
 /// as generated portraits are framed on the face; labelling on [`crate::prompt::reading`]'s
 /// aligned crop was tried and fitted no better: 67/65/60 % held-out accuracy on 3000 faces). `progress` is called with the number done.
-pub fn label(g: &dyn Model, fa: &FaceAnalyzer, seeds: &[u64], psi: f32, progress: &mut dyn FnMut(usize)) -> Labelled {
-    let (mut ws, mut attributes) = (vec![], vec![]);
+/// With `judge`, each face is also read by the independent judge ([`Labelled::independent`]).
+pub fn label(g: &dyn Model, fa: &FaceAnalyzer, judge: Option<&Judge>, seeds: &[u64], psi: f32, progress: &mut dyn FnMut(usize)) -> Labelled {
+    let (mut ws, mut attributes, mut independent) = (vec![], vec![], vec![]);
     for chunk in seeds.chunks(32) {
         let w = seed_w(g, chunk, psi);
         let imgs = render_w(g, &w, chunk, 1.0);
         attributes.extend(read_faces(g, fa, &imgs));
+        if let Some(j) = judge {
+            independent.extend(j.read(&imgs).into_iter().map(|r| r.map(|r| (r.male, r.age))));
+        }
         ws.extend(w);
         progress(chunk.len());
     }
-    Labelled { ws, attributes, seconds: 0.0 }
+    Labelled { ws, attributes, seconds: 0.0, independent }
 }
 
 /// L2-regularised logistic regression on standardised features by full-batch gradient
@@ -239,8 +258,17 @@ pub fn fit(l: &Labelled, extreme: f32, model: &str, command: &str, psi: f32, lab
     ensure!(extreme > 0.0 && extreme <= 0.5, "extreme fraction must be in (0, 0.5]");
     let w_dim = l.ws[0].len();
     let (mut infos, mut vectors): (Vec<DirectionInfo>, Vec<Vec<f32>>) = (vec![], vec![]);
+    let both = !l.independent.is_empty();
+    ensure!(!both || l.independent.len() == n, "{} independent readings for {n} labelled faces", l.independent.len());
     for (name, positive) in ATTRIBUTES {
-        let s: Vec<f32> = l.attributes.iter().map(|a| score(name, a)).collect();
+        // with both judges, age is fitted on the faces they agree on, scored by the mean of their ages
+        let (ws, s): (Vec<&Vec<f32>>, Vec<f32>) = if both && name == "age" {
+            l.ws.iter().zip(&l.attributes).zip(&l.independent).filter_map(|((w, a), &r)| Some((w, agreed_age(a, r)?))).unzip()
+        } else {
+            l.ws.iter().zip(l.attributes.iter().map(|a| score(name, a))).unzip()
+        };
+        let n = ws.len();
+        ensure!(n >= 50, "only {n} faces to fit `{name}` on (the judges agree on too few: label more)");
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by(|&i, &j| s[i].total_cmp(&s[j]));
         let median = s[order[n / 2]];
@@ -254,15 +282,15 @@ pub fn fit(l: &Labelled, extreme: f32, model: &str, command: &str, psi: f32, lab
         }
         let held = chosen.len() / 5;
         let (test, train) = chosen.split_at(held);
-        let model_fit = Logistic::fit(&train.iter().map(|&(i, _)| &l.ws[i]).collect::<Vec<_>>(), &train.iter().map(|&(_, t)| t).collect::<Vec<_>>());
-        let correct = test.iter().filter(|&&(i, t)| model_fit.predict(&l.ws[i]) == t).count();
+        let model_fit = Logistic::fit(&train.iter().map(|&(i, _)| ws[i]).collect::<Vec<_>>(), &train.iter().map(|&(_, t)| t).collect::<Vec<_>>());
+        let correct = test.iter().filter(|&&(i, t)| model_fit.predict(ws[i]) == t).count();
         let mut v = model_fit.normal();
         for u in &vectors {
             let c = dot(&v, u);
             v.iter_mut().zip(u).for_each(|(x, y)| *x -= c * y);
         }
         normalise(&mut v);
-        let proj: Vec<f32> = l.ws.iter().map(|w| dot(w, &v)).collect();
+        let proj: Vec<f32> = ws.iter().map(|w| dot(w, &v)).collect();
         let pm = proj.iter().sum::<f32>() / n as f32;
         let sigma = (proj.iter().map(|p| (p - pm).powi(2)).sum::<f32>() / n as f32).sqrt();
         if sigma <= 0.0 || !sigma.is_finite() {
@@ -282,7 +310,7 @@ pub fn fit(l: &Labelled, extreme: f32, model: &str, command: &str, psi: f32, lab
         vectors.push(v);
     }
     let mut d = Directions {
-        meta: DirectionsMeta { attributes: infos, w_dim, labelled: n, psi, model: model.into(), command: command.into(), label_seconds, max_cosine: 0.0 },
+        meta: DirectionsMeta { attributes: infos, w_dim, labelled: l.ws.len(), psi, model: model.into(), command: command.into(), label_seconds, max_cosine: 0.0 },
         vectors,
     };
     d.meta.max_cosine = d.max_cosine();
@@ -312,7 +340,7 @@ mod tests {
             at.push(Attributes::from_readings(40.0 + 20.0 * (w[0] + w[1]), male, 0.5 + 0.5 * w[2]));
             ws.push(w);
         }
-        let dirs = fit(&Labelled { ws, attributes: at, seconds: 0.0 }, 0.3, "synthetic", "test", 1.0, 0.0).unwrap();
+        let dirs = fit(&Labelled { ws, attributes: at, seconds: 0.0, independent: vec![] }, 0.3, "synthetic", "test", 1.0, 0.0).unwrap();
         assert!(dirs.max_cosine() < 1e-4, "not orthogonal: {}", dirs.max_cosine());
         assert!(dirs.vectors[0][0] > 0.95, "gender should be ~e0: {:?}", &dirs.vectors[0][..3]);
         // age after removing gender: ~e1
@@ -323,6 +351,11 @@ mod tests {
         }
         let back = Directions::from_bytes(&dirs.to_bytes().unwrap()).unwrap();
         assert_eq!(back, dirs);
+        // with both judges: age fitted only on the faces they agree on
+        assert_eq!(agreed_age(&Attributes::from_readings(40.0, 0.9, 0.5), Some((0.8, 48.0))), Some(44.0));
+        assert_eq!(agreed_age(&Attributes::from_readings(40.0, 0.9, 0.5), Some((0.2, 40.0))), None);
+        assert_eq!(agreed_age(&Attributes::from_readings(40.0, 0.9, 0.5), Some((0.9, 55.0))), None);
+        assert_eq!(agreed_age(&Attributes::from_readings(40.0, 0.9, 0.5), None), None);
         let moved = dirs.apply(&vec![0.0; d], &[(1, 2.0)]);
         assert!((dot(&moved, &dirs.vectors[1]) - 2.0 * dirs.meta.attributes[1].sigma).abs() < 1e-4);
     }

@@ -291,6 +291,10 @@ struct GenerateArgs {
     /// named directions file (default: the model's own, from `limner models directions`)
     #[arg(long)]
     directions: Option<PathBuf>,
+    /// with --prompt: the layer groups the age direction moves (coarse, middle, fine, comma
+    /// separated, or all); the fine layers left alone keep the unsteered face's skin and colour
+    #[arg(long, default_value = "all")]
+    age_layers: String,
     /// with --prompt: print the per-seed report as JSON
     #[arg(long)]
     json: bool,
@@ -766,6 +770,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
         slider_files: &a.sliders,
         prompt: a.prompt.as_deref(),
         directions: a.directions.as_deref(),
+        age_layers: &a.age_layers,
         out: a.out.as_deref(),
         grid: a.grid.as_deref(),
         json: a.json,

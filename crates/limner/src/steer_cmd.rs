@@ -43,6 +43,10 @@ pub struct DirectionsArgs {
     /// faces, another --extreme refits without relabelling (same --first-seed and --psi)
     #[arg(long)]
     pub labels: Option<PathBuf>,
+    /// also label every face with the independent judge (human-models) and fit age only on the
+    /// faces both judges agree on (same gender, ages within 10 years), on the mean of their ages
+    #[arg(long)]
+    pub both_judges: bool,
 }
 
 fn analyzer() -> Result<FaceAnalyzer> {
@@ -76,17 +80,26 @@ pub fn fit_directions(a: DirectionsArgs) -> Result<()> {
             println!("reusing {} labelled faces in {} (seeds from --first-seed on)", l.ws.len(), p.display());
             l
         }
-        None => directions::Labelled { ws: vec![], attributes: vec![], seconds: 0.0 },
+        None => directions::Labelled { ws: vec![], attributes: vec![], seconds: 0.0, independent: vec![] },
     };
+    if a.both_judges && l.independent.len() != l.ws.len() {
+        bail!("the labels in {} were made without the independent judge: label again without them (another --labels file) for --both-judges", a.labels.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
+    }
+    if !a.both_judges {
+        l.independent.clear();
+    }
     l.ws.truncate(a.count);
     l.attributes.truncate(a.count);
+    l.independent.truncate(a.count);
+    let judge = if a.both_judges { Some(limner_faces::human::Judge::fetched(&burn::tensor::Device::flex())?) } else { None };
     let pb = bar(a.count as u64, "labelling");
     pb.set_position(l.ws.len() as u64);
     for chunk in seeds[l.ws.len()..].chunks(64) {
         let t0 = Instant::now();
-        let more = directions::label(g.as_ref(), &fa, chunk, a.psi, &mut |_| {});
+        let more = directions::label(g.as_ref(), &fa, judge.as_ref(), chunk, a.psi, &mut |_| {});
         l.ws.extend(more.ws);
         l.attributes.extend(more.attributes);
+        l.independent.extend(more.independent);
         l.seconds += t0.elapsed().as_secs_f64();
         pb.set_position(l.ws.len() as u64);
         if pb.is_hidden() {
@@ -99,7 +112,15 @@ pub fn fit_directions(a: DirectionsArgs) -> Result<()> {
     }
     pb.finish_and_clear();
     let (labelled, secs) = (&l, l.seconds);
-    let command = format!("limner models directions --model {} --count {} --first-seed {} --psi {} --extreme {}", a.model, a.count, a.first_seed, a.psi, a.extreme);
+    let command = format!(
+        "limner models directions --model {} --count {} --first-seed {} --psi {} --extreme {}{}",
+        a.model,
+        a.count,
+        a.first_seed,
+        a.psi,
+        a.extreme,
+        if a.both_judges { " --both-judges" } else { "" }
+    );
     let d = directions::fit(labelled, a.extreme, &a.model, &command, a.psi, secs)?;
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -144,6 +165,8 @@ pub struct GenerateRequest<'a> {
     pub slider_files: &'a [PathBuf],
     pub prompt: Option<&'a str>,
     pub directions: Option<&'a Path>,
+    /// with a prompt: the layer groups age moves (`coarse,middle`, `all`)
+    pub age_layers: &'a str,
     pub out: Option<&'a Path>,
     pub grid: Option<&'a Path>,
     pub json: bool,
@@ -237,7 +260,7 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
         bail!("the directions are for w_dim {}, model `{}` has w_dim {}", d.meta.w_dim, r.model, g.w_dim());
     }
     let fa = analyzer()?;
-    let cfg = SteerConfig { psi: r.psi, noise: r.noise, ..Default::default() };
+    let cfg = SteerConfig { psi: r.psi, noise: r.noise, age_layers: prompt::parse_age_layers(r.age_layers)?, ..Default::default() };
     let pb = bar(0, "steering");
     let t0 = Instant::now();
     let steered = prompt::steer(g, d, &fa, r.seeds, &t, &cfg, &mut |done, total| {
@@ -276,9 +299,9 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
     let recipes: Vec<Recipe> = steered
         .iter()
         .map(|s| {
-            let ws = edit_model::WPlus::broadcast(&s.w, g.num_ws());
+            let ws = &s.w;
             let edit = Edit::Prompt { prompt: r.prompt.unwrap_or_default().to_string(), sliders: s.sliders.clone() };
-            Recipe::new(g, &ws, NoiseSpec { seed: s.seed, scale: r.noise }, Origin::Seed { seed: s.seed, psi: r.psi }, vec![edit])
+            Recipe::new(g, ws, NoiseSpec { seed: s.seed, scale: r.noise }, Origin::Seed { seed: s.seed, psi: r.psi }, vec![edit])
         })
         .collect();
     write_images(&images, &recipes, r.seeds, r.out, r.grid, r.guard)?;
