@@ -95,27 +95,23 @@ pub fn safetensors_bytes(
 
 /// The safetensors crate takes the metadata as a `HashMap`, so its keys come out in a random
 /// order and the same weights would hash differently from run to run (recipes name a model by
-/// its file's SHA-256). Rewrites the JSON header with every object's keys sorted; the tensor
-/// data and its offsets are unchanged.
+/// its file's SHA-256). Rewrites only the header's leading `"__metadata__"` object with its keys
+/// sorted; every other byte stays as the crate wrote it (so files with one metadata key are
+/// unchanged), and the header keeps its length, so the data's offsets hold.
 fn canonical_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
-    fn sort(v: &mut serde_json::Value) {
-        if let serde_json::Value::Object(o) = v {
-            o.sort_keys();
-            o.values_mut().for_each(sort);
-        }
-    }
+    const PREFIX: &[u8] = b"{\"__metadata__\":";
     let n = u64::from_le_bytes(bytes[..8].try_into()?) as usize;
-    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n])?;
-    sort(&mut header);
-    let mut text = serde_json::to_vec(&header)?;
-    // the data that follows starts 8-byte aligned, as the format asks
-    while text.len() % 8 != 0 {
-        text.push(b' ');
+    let header = &bytes[8..8 + n];
+    if !header.starts_with(PREFIX) {
+        return Ok(bytes);
     }
-    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - n);
-    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
-    out.extend_from_slice(&text);
-    out.extend_from_slice(&bytes[8 + n..]);
+    let mut stream = serde_json::Deserializer::from_slice(&header[PREFIX.len()..]).into_iter::<BTreeMap<String, String>>();
+    let meta = stream.next().context("safetensors header: no metadata object")??;
+    let end = PREFIX.len() + stream.byte_offset();
+    let sorted = serde_json::to_vec(&meta)?;
+    anyhow::ensure!(sorted.len() == end - PREFIX.len(), "safetensors header: the metadata changed length when sorted");
+    let mut out = bytes;
+    out[8 + PREFIX.len()..8 + end].copy_from_slice(&sorted);
     Ok(out)
 }
 
