@@ -658,24 +658,25 @@ mod tests {
         assert!(parse("").is_err());
     }
 
+    /// Gender, age and smile along the three axes of a 3-d `w`, with these (sigma, slope)s.
+    fn synthetic_directions(sigma_slope: [(f32, f32); 3]) -> Directions {
+        use crate::directions::{DirectionInfo, DirectionsMeta};
+        let names = ["gender", "age", "smile"];
+        let attributes = names
+            .iter()
+            .zip(sigma_slope)
+            .map(|(name, (sigma, slope))| DirectionInfo { name: (*name).into(), positive: String::new(), median: 0.0, held_out_accuracy: 1.0, held_out: 100, sigma, slope })
+            .collect();
+        Directions {
+            meta: DirectionsMeta { attributes, w_dim: 3, labelled: 100, psi: 0.7, model: "synthetic".into(), command: "test".into(), label_seconds: 0.0, max_cosine: 0.0 },
+            vectors: vec![vec![1.0, 0.0, 0.0], vec![0.0, 1.0, 0.0], vec![0.0, 0.0, 1.0]],
+        }
+    }
+
     /// Age moves only the rows it is given; gender every row.
     #[test]
     fn age_moves_only_its_layers() {
-        use crate::directions::{DirectionInfo, DirectionsMeta};
-        let info = |name: &str, sigma: f32| DirectionInfo { name: name.into(), positive: String::new(), median: 0.0, held_out_accuracy: 1.0, held_out: 100, sigma, slope: 1.0 };
-        let dirs = Directions {
-            meta: DirectionsMeta {
-                attributes: vec![info("gender", 1.0), info("age", 2.0), info("smile", 1.0)],
-                w_dim: 3,
-                labelled: 100,
-                psi: 0.7,
-                model: "synthetic".into(),
-                command: "test".into(),
-                label_seconds: 0.0,
-                max_cosine: 0.0,
-            },
-            vectors: vec![vec![1.0, 0.0, 0.0], vec![0.0, 1.0, 0.0], vec![0.0, 0.0, 1.0]],
-        };
+        let dirs = synthetic_directions([(1.0, 1.0), (2.0, 1.0), (1.0, 1.0)]);
         let p = steered_w(&dirs, &[0, 1, 2], &[0.0; 3], &[1.0, 1.5, 0.0], 4, &[0, 2]);
         assert_eq!(p.row(0), &[1.0, 3.0, 0.0]);
         assert_eq!(p.row(1), &[1.0, 0.0, 0.0]);
@@ -692,21 +693,7 @@ mod tests {
     /// every seed must end up meeting a compound target.
     #[test]
     fn secant_search_meets_compound_targets_on_a_synthetic_model() {
-        use crate::directions::{DirectionInfo, DirectionsMeta};
-        let info = |name: &str, slope: f32| DirectionInfo { name: name.into(), positive: String::new(), median: 0.0, held_out_accuracy: 1.0, held_out: 100, sigma: 1.0, slope };
-        let dirs = Directions {
-            meta: DirectionsMeta {
-                attributes: vec![info("gender", 1.5), info("age", 6.0), info("smile", 1.2)],
-                w_dim: 3,
-                labelled: 100,
-                psi: 0.7,
-                model: "synthetic".into(),
-                command: "test".into(),
-                label_seconds: 0.0,
-                max_cosine: 0.0,
-            },
-            vectors: vec![vec![1.0, 0.0, 0.0], vec![0.0, 1.0, 0.0], vec![0.0, 0.0, 1.0]],
-        };
+        let dirs = synthetic_directions([(1.0, 1.5), (1.0, 6.0), (1.0, 1.2)]);
         let seeds: Vec<u64> = (0..20).collect();
         // seed s starts at w = (-1 + s/10, -1.5, -1) and reacts with gain 0.5..1.5
         let base: Vec<[f32; 3]> = seeds.iter().map(|&s| [-1.0 + s as f32 / 10.0, -1.5, -1.0]).collect();

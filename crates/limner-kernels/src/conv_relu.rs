@@ -429,14 +429,7 @@ pub fn conv_bias_relu(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, stride: 
 mod tests {
     use super::*;
 
-    fn rnd(n: usize, seed: &mut u32) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                *seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
-                (*seed >> 8) as f32 / (1 << 24) as f32 - 0.5
-            })
-            .collect()
-    }
+    use crate::test_util::rnd;
 
     /// Plain loops in f64: the conv (no bias, no ReLU).
     fn naive(g: &Geom, x: &[f32], w: &[f32]) -> Vec<f64> {

@@ -33,6 +33,20 @@ pub mod mobile;
 pub mod pool;
 pub mod profile;
 
+/// What the kernels' unit tests share.
+#[cfg(test)]
+pub(crate) mod test_util {
+    /// `n` values in [-0.5, 0.5) from a tiny LCG (deterministic, no dependency).
+    pub fn rnd(n: usize, seed: &mut u32) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                *seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+                (*seed >> 8) as f32 / (1 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+}
+
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;

@@ -395,14 +395,7 @@ pub fn avg_pool2d(x: Tensor<4>, options: AvgPoolOptions<2>) -> Tensor<4> {
 mod tests {
     use super::*;
 
-    fn rnd(n: usize, seed: &mut u32) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                *seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
-                (*seed >> 8) as f32 / (1 << 24) as f32 - 0.5
-            })
-            .collect()
-    }
+    use crate::test_util::rnd;
 
     /// The separable kernels give exactly the values of the window-at-a-time loops.
     #[test]

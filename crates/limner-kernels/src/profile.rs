@@ -120,8 +120,9 @@ mod tests {
         let a = rows.iter().find(|r| r.label == "test op a").expect("row a");
         assert_eq!((a.calls, a.flops), (3, 6e6));
         assert!(a.ms >= 6.0, "{a:?}");
-        // sleeping takes no CPU time
-        assert!(a.cpu_ms < a.ms, "{a:?}");
+        // (its CPU time is the whole process's, which other tests running in parallel also
+        // spend, so nothing is asserted about it here beyond being a time)
+        assert!(a.cpu_ms.is_finite() && a.cpu_ms >= 0.0, "{a:?}");
         assert!(a.gflops_per_s() > 0.0 && a.gflops_per_s() <= 1.0, "{a:?}");
         let b = rows.iter().find(|r| r.label == "test op b").expect("row b");
         assert_eq!((b.calls, b.flops, b.gflops_per_s()), (1, 0.0, 0.0));
