@@ -18,16 +18,7 @@ const faceapi = require('@vladmandic/face-api/dist/face-api.node-wasm.js');
 const tf = faceapi.tf;
 const rect = (b) => ({ x: b.x, y: b.y, width: b.width, height: b.height });
 
-function readF32(p) {
-  const raw = fs.readFileSync(p);
-  return new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
-}
-
-async function write(outDir, name, t) {
-  const v = await t.data();
-  fs.writeFileSync(path.join(outDir, name + '.f32'), Buffer.from(v.buffer, v.byteOffset, v.byteLength));
-  return t.shape;
-}
+const { readF32, write } = require('./f32io');
 
 async function main() {
   const [jobPath, outDir] = process.argv.slice(2);

@@ -31,16 +31,7 @@ const H = require(path.join(__dirname, 'node_modules/@vladmandic/human/dist/huma
 
 const tf = H.tf || require('@tensorflow/tfjs-core');
 
-function readF32(p) {
-  const raw = fs.readFileSync(p);
-  return new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
-}
-
-async function write(outDir, name, t) {
-  const v = await t.data();
-  fs.writeFileSync(path.join(outDir, name + '.f32'), Buffer.from(v.buffer, v.byteOffset, v.byteLength));
-  return t.shape;
-}
+const { readF32, write } = require('./f32io');
 
 function serve(dir) {
   const server = http.createServer((req, res) => {

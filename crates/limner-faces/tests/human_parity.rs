@@ -24,20 +24,6 @@ use limner_faces::image::batch;
 use limner_faces::Image;
 use serde_json::{json, Value};
 
-/// `face` pasted at `(x, y)` into a `w`×`h` grey canvas.
-fn paste(face: &Image, w: usize, h: usize, x: usize, y: usize) -> Image {
-    let mut data = vec![90.0f32; w * h * 3];
-    for row in 0..face.height {
-        let dst = ((y + row) * w + x) * 3;
-        data[dst..dst + face.width * 3].copy_from_slice(&face.data[row * face.width * 3..(row + 1) * face.width * 3]);
-    }
-    Image { width: w, height: h, data }
-}
-
-fn num(v: &Value) -> f32 {
-    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}")) as f32
-}
-
 #[test]
 fn judge_matches_human_in_tfjs() {
     let Some(_) = limner_core::testing::fetched(limner_models::fetch::net_path("human-blazeface")) else { return };

@@ -36,20 +36,6 @@ fn stack_hwc(images: &[Image]) -> Vec<f32> {
     images.iter().flat_map(|i| i.data.iter().copied()).collect()
 }
 
-/// `face` pasted at `(x, y)` into a `w`×`h` grey canvas.
-fn paste(face: &Image, w: usize, h: usize, x: usize, y: usize) -> Image {
-    let mut data = vec![90.0f32; w * h * 3];
-    for row in 0..face.height {
-        let dst = ((y + row) * w + x) * 3;
-        data[dst..dst + face.width * 3].copy_from_slice(&face.data[row * face.width * 3..(row + 1) * face.width * 3]);
-    }
-    Image { width: w, height: h, data }
-}
-
-fn num(v: &Value) -> f32 {
-    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}")) as f32
-}
-
 #[test]
 fn networks_and_pipeline_match_face_api_in_tfjs() {
     let Some(()) = models() else { return };

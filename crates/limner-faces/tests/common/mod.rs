@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use limner_faces::Image;
+use serde_json::Value;
 
 /// `Some(())` when face-api is fetched; `None` (with a note) outside CI when it is not.
 pub fn models() -> Option<()> {
@@ -78,4 +79,18 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
     let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
     dot / (na * nb)
+}
+
+/// `face` pasted at `(x, y)` into a `w`×`h` grey canvas.
+pub fn paste(face: &Image, w: usize, h: usize, x: usize, y: usize) -> Image {
+    let mut data = vec![90.0f32; w * h * 3];
+    for row in 0..face.height {
+        let dst = ((y + row) * w + x) * 3;
+        data[dst..dst + face.width * 3].copy_from_slice(&face.data[row * face.width * 3..(row + 1) * face.width * 3]);
+    }
+    Image { width: w, height: h, data }
+}
+
+pub fn num(v: &Value) -> f32 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}")) as f32
 }
