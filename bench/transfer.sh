@@ -3,7 +3,9 @@
 # the 2 cores, and compare with training from scratch for the same wall-clock time.
 #
 #   bench/transfer.sh [--minutes 60] [--chunk 10] [--preset style-05] [--faces DIR] [--work DIR]
-#                     [--only transfer|scratch] [--held 500] [--score-n 500]
+#                     [--only transfer|scratch|none] [--held 500] [--score-n 500]
+#   bench/transfer.sh --kimg 40 --kimg-chunk 4 ...   (a budget in images, not minutes)
+#   bench/transfer.sh --rate 3                        (each run's speed on this machine, kimg/min)
 #
 # 1. The domain, made reproducibly: faces128 portraits (default /work/shared/data/faces128 or
 #    $LIMNER_FACES128) turned into paintings by `limner style --preset PRESET --size 128`:
@@ -15,6 +17,11 @@
 #    trains in CHUNK-minute pieces (`timeout --foreground -s INT`: Ctrl-C saves a checkpoint, `--resume`
 #    continues bit for bit), and after every piece its EMA generator is scored:
 #    `limner score RUN HELDOUT --n SCORE_N --first-seed 100000` (FID-like, InceptionV3 mixed5).
+#    With --kimg TOTAL --kimg-chunk K each piece trains K more kimg instead (`--kimg` is the
+#    run's target, the run stops there and `--resume` continues): the curve then does not depend
+#    on the machine's load, and the minutes column is the wall time it happened to take.
+#    --rate M trains each run for M minutes from its start in a scratch folder and prints its
+#    speed (kimg per minute; run it on a quiet machine), which converts kimg into quiet minutes.
 # 3. Prints kimg vs FID-like for both runs (and the starting model's score), also written to
 #    WORK/curves.csv and bench/results/transfer-latest.md; grids: WORK/run-*/grid-latest.png.
 #
@@ -30,6 +37,9 @@ PRESET=style-05  # keeps faces readable at 128 px; style-07 turns them into colo
 FACES="${LIMNER_FACES128:-/work/shared/data/faces128}"
 WORK="${LIMNER_TRANSFER_WORK:-$HOME/.cache/limner-transfer-bench}"
 ONLY=""
+KIMG=""
+KIMG_CHUNK=4
+RATE=""
 SCORE_N=500
 HELD_N=500
 while [ $# -gt 0 ]; do
@@ -40,9 +50,12 @@ while [ $# -gt 0 ]; do
         --faces) FACES="$2"; shift ;;
         --work) WORK="$2"; shift ;;
         --only) ONLY="$2"; shift ;;
+        --kimg) KIMG="$2"; shift ;;
+        --kimg-chunk) KIMG_CHUNK="$2"; shift ;;
+        --rate) RATE="$2"; shift ;;
         --score-n) SCORE_N="$2"; shift ;;
         --held) HELD_N="$2"; shift ;;
-        -h|--help) sed -n 2,24p "$0"; exit 0 ;;
+        -h|--help) sed -n 2,31p "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -84,9 +97,39 @@ if [ ! -s "$CURVES" ]; then
     echo "start,0,0,$(score default)" >> "$CURVES"
 fi
 ARCH=(--z-dim 512 --w-dim 512 --mapping-layers 8 --channel-base 2048 --channel-max 128)
+if [ -n "$RATE" ]; then
+    for name in transfer scratch; do
+        tmp="$(mktemp -d)"
+        [ "$name" = transfer ] && extra=(--init default --freeze-d 1) || extra=("${ARCH[@]}")
+        timeout --foreground -s INT "$((RATE * 60))" "$LIMNER" train --data "$DATA" --out "$tmp/run" --kimg 100000 --snap-kimg 1 \
+            --aug ada "${extra[@]}" >"$tmp/log" 2>&1 || true
+        # metrics.csv: kimg,step,seconds (per snapshot interval),...; the first row is kimg 0
+        awk -F, -v n="$name" -v m="$RATE" 'NR > 2 {k = $1; s += $3} END {
+            if (s > 0) printf "%s: %.3f kimg in %.0f s of training = %.4f kimg per minute; 60 minutes = %.1f kimg (%d cores, load %s)\n", n, k, s, k / s * 60, k / s * 3600, '"$(nproc)"', "'"$(cut -d' ' -f1-3 /proc/loadavg)"'" }' "$tmp/run/metrics.csv"
+        rm -rf "$tmp"
+    done | tee "$RESULTS/transfer-rate.md"
+    exit 0
+fi
 train_for() { # NAME MINUTES EXTRA...
     local name="$1" total="$2" out="$WORK/run-$PRESET-$HELD_N-$1" done_min=0 resume=() kimg; shift 2
     done_min=$(awk -F, -v r="$name" '$1==r {m=$2} END {print m+0}' "$CURVES")
+    if [ -n "$KIMG" ]; then
+        local done_k t0 s
+        done_k=$(awk -F, -v r="$name" '$1==r {k=$3} END {print k+0}' "$CURVES")
+        while awk -v a="$done_k" -v b="$KIMG" 'BEGIN {exit !(a + 1e-9 < b)}'; do
+            [ -s "$out/latest.safetensors" ] && resume=(--resume) || resume=("$@")
+            local target; target=$(awk -v a="$done_k" -v c="$KIMG_CHUNK" -v b="$KIMG" 'BEGIN {t = a + c; if (t > b) t = b; print t}')
+            echo "== $name: kimg $done_k..$target" >&2
+            t0=$(date +%s)
+            "$LIMNER" train --data "$DATA" --out "$out" --kimg "$target" --snap-kimg 1 --aug ada "${resume[@]}" >>"$WORK/$name.log" 2>&1
+            s=$(( $(date +%s) - t0 ))
+            done_min=$(awk -v a="$done_min" -v s="$s" 'BEGIN {printf "%.1f", a + s / 60}')
+            done_k=$(tail -1 "$out/metrics.csv" | cut -d, -f1)
+            echo "$name,$done_min,$done_k,$(score "$out")" >> "$CURVES"
+            tail -1 "$CURVES" >&2
+        done
+        return 0
+    fi
     while [ "$done_min" -lt "$total" ]; do
         [ -s "$out/latest.safetensors" ] && resume=(--resume) || resume=("$@")
         echo "== $name: minutes $done_min..$((done_min + CHUNK))" >&2
@@ -100,8 +143,8 @@ train_for() { # NAME MINUTES EXTRA...
         tail -1 "$CURVES" >&2
     done
 }
-[ "$ONLY" = scratch ] || train_for transfer "$MINUTES" --init default --freeze-d 1
-[ "$ONLY" = transfer ] || train_for scratch "$MINUTES" "${ARCH[@]}"
+[ "$ONLY" = scratch ] || [ "$ONLY" = none ] || train_for transfer "$MINUTES" --init default --freeze-d 1
+[ "$ONLY" = transfer ] || [ "$ONLY" = none ] || train_for scratch "$MINUTES" "${ARCH[@]}"
 
 # -- 3. the table --------------------------------------------------------------------------------
 {
