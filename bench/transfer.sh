@@ -3,7 +3,7 @@
 # the 2 cores, and compare with training from scratch for the same wall-clock time.
 #
 #   bench/transfer.sh [--minutes 60] [--chunk 10] [--preset style-05] [--faces DIR] [--work DIR]
-#                     [--only transfer|scratch|none] [--held 500] [--score-n 500]
+#                     [--only transfer|scratch|none] [--held 500] [--score-n 500] [--freeze-d 1]
 #   bench/transfer.sh --kimg 40 --kimg-chunk 4 ...   (a budget in images, not minutes)
 #   bench/transfer.sh --rate 3                        (each run's speed on this machine, kimg/min)
 #
@@ -40,6 +40,7 @@ ONLY=""
 KIMG=""
 KIMG_CHUNK=4
 RATE=""
+FREEZE_D=1
 SCORE_N=500
 HELD_N=500
 while [ $# -gt 0 ]; do
@@ -53,6 +54,7 @@ while [ $# -gt 0 ]; do
         --kimg) KIMG="$2"; shift ;;
         --kimg-chunk) KIMG_CHUNK="$2"; shift ;;
         --rate) RATE="$2"; shift ;;
+        --freeze-d) FREEZE_D="$2"; shift ;;
         --score-n) SCORE_N="$2"; shift ;;
         --held) HELD_N="$2"; shift ;;
         -h|--help) sed -n 2,31p "$0"; exit 0 ;;
@@ -100,7 +102,7 @@ ARCH=(--z-dim 512 --w-dim 512 --mapping-layers 8 --channel-base 2048 --channel-m
 if [ -n "$RATE" ]; then
     for name in transfer scratch; do
         tmp="$(mktemp -d)"
-        [ "$name" = transfer ] && extra=(--init default --freeze-d 1) || extra=("${ARCH[@]}")
+        [ "$name" = transfer ] && extra=(--init default --freeze-d "$FREEZE_D") || extra=("${ARCH[@]}")
         timeout --foreground -s INT "$((RATE * 60))" "$LIMNER" train --data "$DATA" --out "$tmp/run" --kimg 100000 --snap-kimg 1 \
             --aug ada "${extra[@]}" >"$tmp/log" 2>&1 || true
         # metrics.csv: kimg,step,seconds (per snapshot interval),...; the first row is kimg 0
@@ -143,7 +145,10 @@ train_for() { # NAME MINUTES EXTRA...
         tail -1 "$CURVES" >&2
     done
 }
-[ "$ONLY" = scratch ] || [ "$ONLY" = none ] || train_for transfer "$MINUTES" --init default --freeze-d 1
+# the transfer run's name says how many of D's blocks FreezeD kept (the default model ships no D,
+# so a frozen block keeps random weights)
+TRANSFER=transfer; [ "$FREEZE_D" = 1 ] || TRANSFER="transfer-freeze$FREEZE_D"
+[ "$ONLY" = scratch ] || [ "$ONLY" = none ] || train_for "$TRANSFER" "$MINUTES" --init default --freeze-d "$FREEZE_D"
 [ "$ONLY" = transfer ] || [ "$ONLY" = none ] || train_for scratch "$MINUTES" "${ARCH[@]}"
 
 # -- 3. the table --------------------------------------------------------------------------------
