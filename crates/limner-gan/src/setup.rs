@@ -162,6 +162,7 @@ pub fn new_trainer(run: NewRun, data: &dyn DataSource, device: &Device, note: &m
         ));
         t.g = init.g;
         t.g_ema = init.g_ema;
+        let pretrained_d = init.d.is_some();
         match init.d {
             Some(src) => {
                 t.d = src;
@@ -174,7 +175,15 @@ pub fn new_trainer(run: NewRun, data: &dyn DataSource, device: &Device, note: &m
         }
         if t.train.freeze_d > 0 {
             let frozen: Vec<String> = t.d.blocks.iter().take(t.train.freeze_d).map(|b| format!("b{}", b.resolution)).collect();
-            note(format!("FreezeD: D's blocks {} stay as they start", frozen.join(", ")));
+            if pretrained_d {
+                note(format!("FreezeD: D's blocks {} stay as they start", frozen.join(", ")));
+            } else {
+                note(format!(
+                    "FreezeD: D's blocks {} stay as they start, and {} brought no D, so they stay random (FreezeD is meant for a pretrained D; bring one with --init-discriminator, or --freeze-d 0 lets them learn)",
+                    frozen.join(", "),
+                    init.name
+                ));
+            }
         }
     }
     Ok(t)
