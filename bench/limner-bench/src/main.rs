@@ -115,15 +115,19 @@ fn main() {
         match w.as_str() {
             "modconv" => bench_modconv(&dev, &opts),
             "gen" => bench_gen(&dev, &opts),
-            "train-step" => bench_train(&dev, &opts),
-            "parts" => bench_parts(&dev, &opts),
+            "train-step" => bench_train(&dev, &opts, RES),
+            // issue 19: the 128px training step (GeneratorConfig / DiscriminatorConfig::
+            // limner_default(128), the default batch 32), and its sub-parts
+            "train-step128" => bench_train(&dev, &opts, 2 * RES),
+            "parts" => bench_parts(&dev, &opts, RES),
+            "parts128" => bench_parts(&dev, &opts, 2 * RES),
             "kernels" => bench_kernels(&dev, &opts),
             "ab" => bench_ab(&dev, &opts),
             "photoreal" => photoreal::bench_photoreal(&dev, opts.quick),
             "photoreal-stages" => photoreal::bench_photoreal_stages(&dev),
             "act" => bench_act(&opts),
             other => {
-                eprintln!("unknown measurement `{other}` (use all, train-step, gen, modconv, parts, kernels, ab, act, photoreal, art-gatys, art-dream)");
+                eprintln!("unknown measurement `{other}` (use all, train-step, train-step128, parts128, gen, modconv, parts, kernels, ab, act, photoreal, art-gatys, art-dream)");
                 std::process::exit(2);
             }
         }
@@ -140,17 +144,25 @@ fn loadavg() -> String {
 // ---------------------------------------------------------------- configs and FLOPs
 
 fn gcfg(name: &str) -> GeneratorConfig {
+    gcfg_res(name, RES)
+}
+
+fn gcfg_res(name: &str, res: usize) -> GeneratorConfig {
     match name {
-        "default" => GeneratorConfig::limner_default(RES),
+        "default" => GeneratorConfig::limner_default(res),
         // /work/shared/fixtures/stylegan2-ref/res64/config.json
-        "fixture" => GeneratorConfig { z_dim: 64, w_dim: 64, mapping_layers: 8, ..GeneratorConfig::limner_default(RES) },
+        "fixture" => GeneratorConfig { z_dim: 64, w_dim: 64, mapping_layers: 8, ..GeneratorConfig::limner_default(res) },
         _ => unreachable!(),
     }
 }
 
-fn dcfg(_name: &str) -> DiscriminatorConfig {
+fn dcfg(name: &str) -> DiscriminatorConfig {
+    dcfg_res(name, RES)
+}
+
+fn dcfg_res(_name: &str, res: usize) -> DiscriminatorConfig {
     // the res64 fixture D (channel_base 1024, channel_max 128, mbstd 4/1) equals limner's default D
-    DiscriminatorConfig::limner_default(RES)
+    DiscriminatorConfig::limner_default(res)
 }
 
 /// Multiply-adds of one generator forward, per image (mapping + synthesis).
@@ -351,12 +363,12 @@ fn bench_gen(dev: &Device, o: &Opts) {
     }
 }
 
-fn bench_train(dev: &Device, o: &Opts) {
+fn bench_train(dev: &Device, o: &Opts, res: usize) {
     let (warm, iters) = if o.quick { (1, 3) } else { (2, 6) };
-    let data = Synthetic::new(256, RES);
+    let data = Synthetic::new(256, res);
     for &cfg in &o.cfgs {
-        let (gc, dc) = (gcfg(cfg), dcfg(cfg));
-        let tags = format!("cfg={cfg} res={RES} batch={BATCH}");
+        let (gc, dc) = (gcfg_res(cfg, res), dcfg_res(cfg, res));
+        let tags = format!("cfg={cfg} res={res} batch={BATCH}");
         let mut med = [0.0f64; 2];
         for (vi, r1) in [false, true].into_iter().enumerate() {
             let tc = TrainConfig { batch: BATCH, r1_gamma: if r1 { 0.05 } else { 0.0 }, ..TrainConfig::default() };
@@ -389,16 +401,16 @@ fn bench_train(dev: &Device, o: &Opts) {
     }
 }
 
-/// Sub-parts of a training step (default config, batch 32), for the per-op picture.
-fn bench_parts(dev: &Device, o: &Opts) {
+/// Sub-parts of a training step (default config at `res`, batch 32), for the per-op picture.
+fn bench_parts(dev: &Device, o: &Opts, res: usize) {
     let (warm, iters) = if o.quick { (1, 3) } else { (1, 5) };
-    let (gc, dc) = (gcfg("default"), dcfg("default"));
+    let (gc, dc) = (gcfg_res("default", res), dcfg_res("default", res));
     let g = Generator::new(&gc, dev);
     let d = Discriminator::new(&dc, dev);
     let n = BATCH;
     let gfwd = 2.0 * g_macs(&gc) * n as f64 / 1e9;
     let dfwd = 2.0 * d_macs(&dc) * n as f64 / 1e9;
-    let tags = "cfg=default res=64 batch=32";
+    let tags = &format!("cfg=default res={res} batch={BATCH}");
 
     let z = randn([n, gc.z_dim], dev);
     let ts = time_it(dev, warm, iters, || {
@@ -406,7 +418,7 @@ fn bench_parts(dev: &Device, o: &Opts) {
     });
     report("part_g_fwd", tags, &ts, gfwd);
 
-    let x2 = randn([2 * n, 3, RES, RES], dev);
+    let x2 = randn([2 * n, 3, res, res], dev);
     let ts = time_it(dev, warm, iters, || {
         black_box(d.forward(x2.clone()));
     });
@@ -436,8 +448,8 @@ fn bench_parts(dev: &Device, o: &Opts) {
     // as in the G step (no conv/linear FLOPs)
     let aug = limner_gan::augment::DiffAugment::all();
     let mut rng = limner_core::noise_rng_for_seed(0);
-    let x1 = randn([n, 3, RES, RES], dev);
-    let g1 = randn([n, 3, RES, RES], dev).autodiff();
+    let x1 = randn([n, 3, res, res], dev);
+    let g1 = randn([n, 3, res, res], dev).autodiff();
     let ts = time_it(dev, warm, iters, || {
         let xa = x1.clone().autodiff().require_grad();
         let grads = (aug.apply(xa.clone(), &mut rng) * g1.clone()).sum().backward();
