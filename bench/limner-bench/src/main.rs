@@ -121,6 +121,9 @@ fn main() {
             "train-step128" => bench_train(&dev, &opts, 2 * RES),
             "parts" => bench_parts(&dev, &opts, RES),
             "parts128" => bench_parts(&dev, &opts, 2 * RES),
+            "profile128" => bench_profile_train(&dev, &opts, 2 * RES),
+            // same-process A/B of one switch at 128px: steps alternate between off and on
+            "ab128-sepfir" => bench_ab_switch(&dev, &opts, 2 * RES, "sepfir", limner_kernels::set_sep_fir_enabled),
             "kernels" => bench_kernels(&dev, &opts),
             "ab" => bench_ab(&dev, &opts),
             "photoreal" => photoreal::bench_photoreal(&dev, opts.quick),
@@ -399,6 +402,40 @@ fn bench_train(dev: &Device, o: &Opts, res: usize) {
             100.0 * gflops / PEAK_GFLOPS
         );
     }
+}
+
+/// limner-kernels' per-op profile (`limner_kernels::profile`) of training steps (default config
+/// at `res`, batch 32, no R1): `PROFILE` lines, largest wall time first, per step.
+fn bench_profile_train(dev: &Device, o: &Opts, res: usize) {
+    let steps = if o.quick { 1 } else { 3 };
+    let data = Synthetic::new(256, res);
+    let (gc, dc) = (gcfg_res("default", res), dcfg_res("default", res));
+    let tc = TrainConfig { batch: BATCH, r1_gamma: 0.0, ..TrainConfig::default() };
+    let mut t = Trainer::new(tc, &gc, &dc, dev).expect("trainer");
+    black_box(t.step(&data).expect("step"));
+    limner_kernels::profile::take();
+    limner_kernels::profile::set_enabled(true);
+    let t0 = Instant::now();
+    for _ in 0..steps {
+        black_box(t.step(&data).expect("step"));
+    }
+    let wall = t0.elapsed().as_secs_f64() * 1e3 / steps as f64;
+    limner_kernels::profile::set_enabled(false);
+    let rows = limner_kernels::profile::take();
+    let sum: f64 = rows.iter().map(|r| r.ms).sum::<f64>() / steps as f64;
+    for r in &rows {
+        let ms = r.ms / steps as f64;
+        if ms >= 1.0 {
+            println!(
+                "PROFILE limner train_step res={res} {:<60} calls={:>3} ms={ms:8.1} {:5.1}% gflop/s={:.1}",
+                r.label,
+                r.calls / steps as u64,
+                100.0 * ms / wall,
+                r.gflops_per_s()
+            );
+        }
+    }
+    println!("PROFILE limner train_step res={res} step wall ms={wall:.1}, in profiled kernels {sum:.1} ({:.1}%), loadavg {}", 100.0 * sum / wall, loadavg());
 }
 
 /// Sub-parts of a training step (default config at `res`, batch 32), for the per-op picture.
@@ -709,6 +746,42 @@ fn bench_ab(dev: &Device, o: &Opts) {
     }
     line += &format!(" cpu_ratio_no_act_over_fast={:.2}", median(&cpu[nv - 2]) / median(&cpu[nv - 1]));
     println!("{line}");
+}
+
+/// Same-process A/B of one limner-kernels switch on the training step (default config at
+/// `res`, batch 32, no R1): two trainers, steps alternating off / on, medians of wall and CPU ms.
+fn bench_ab_switch(dev: &Device, o: &Opts, res: usize, name: &str, set: fn(bool)) {
+    let iters = if o.quick { 3 } else { 7 };
+    let data = Synthetic::new(256, res);
+    let (gc, dc) = (gcfg_res("default", res), dcfg_res("default", res));
+    let tc = TrainConfig { batch: BATCH, r1_gamma: 0.0, ..TrainConfig::default() };
+    let mut t: Vec<Trainer> = (0..2).map(|_| Trainer::new(tc.clone(), &gc, &dc, dev).expect("trainer")).collect();
+    let (mut wall, mut cpu) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    for it in 0..iters + 1 {
+        for (v, tv) in t.iter_mut().enumerate() {
+            set(v == 1);
+            let (s, c0) = (Instant::now(), process_cpu_ms());
+            black_box(tv.step(&data).expect("step"));
+            dev.sync().unwrap();
+            if it > 0 {
+                wall[v].push(s.elapsed().as_secs_f64() * 1e3);
+                cpu[v].push(process_cpu_ms() - c0);
+            }
+        }
+    }
+    set(true);
+    println!(
+        "RESULT limner ab_{name} res={res} batch={BATCH} n={iters} off_ms={:.1} on_ms={:.1} speedup={:.3} off_cpu_ms={:.0} on_cpu_ms={:.0} cpu_speedup={:.3} off_all={:?} on_all={:?} loadavg={}",
+        median(&wall[0]),
+        median(&wall[1]),
+        median(&wall[0]) / median(&wall[1]),
+        median(&cpu[0]),
+        median(&cpu[1]),
+        median(&cpu[0]) / median(&cpu[1]),
+        wall[0].iter().map(|v| v.round()).collect::<Vec<_>>(),
+        wall[1].iter().map(|v| v.round()).collect::<Vec<_>>(),
+        loadavg().replace(' ', "/")
+    );
 }
 
 /// User + system CPU time of this process so far, ms (from /proc/self/stat; 0 elsewhere).
