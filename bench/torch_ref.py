@@ -652,16 +652,21 @@ def bench_train(quick, cfgs, res=RES):
             t = Trainer(gc, dc, r1_gamma=0.05 if r1 else 0.0)
             k = [0]
 
+            cpu = []
+
             def step():
                 if r1:  # make this step one of the lazy-R1 steps
                     t.step = 16 * k[0]
                     k[0] += 1
+                c0 = time.process_time()
                 t.train_step(data)
+                cpu.append(1e3 * (time.process_time() - c0))
             ts = time_it(warm, iters, step)
-            if r1:
-                report("train_step_r1", tags, ts, train_gflop(gc, dc, BATCH, 2.0))
-            else:
-                report("train_step_nor1", tags, ts, train_gflop(gc, dc, BATCH, 0.0))
+            name = "train_step_r1" if r1 else "train_step_nor1"
+            gf = train_gflop(gc, dc, BATCH, 2.0 if r1 else 0.0)
+            report(name, tags, ts, gf)
+            if res != RES:  # process CPU time per step, as limner-bench prints it
+                report(f"{name}_cpu", tags, cpu[warm:], gf)
             med.append(statistics.median(ts))
         am = (15 * med[0] + med[1]) / 16
         gf = train_gflop(gc, dc, BATCH, 2.0 / 16)

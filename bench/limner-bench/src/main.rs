@@ -377,13 +377,16 @@ fn bench_train(dev: &Device, o: &Opts, res: usize) {
             let tc = TrainConfig { batch: BATCH, r1_gamma: if r1 { 0.05 } else { 0.0 }, ..TrainConfig::default() };
             let mut t = Trainer::new(tc, &gc, &dc, dev).expect("trainer");
             let mut k = 0u64;
+            let mut cpu = Vec::new();
             let ts = time_it(dev, warm, iters, || {
                 if r1 {
                     // make this step one of the lazy-R1 steps (step % r1_interval == 0)
                     t.step = 16 * k;
                     k += 1;
                 }
+                let c0 = process_cpu_ms();
                 black_box(t.step(&data).expect("step"));
+                cpu.push(process_cpu_ms() - c0);
             });
             let (name, gf) = if r1 {
                 ("train_step_r1", train_gflop(&gc, &dc, BATCH, 2.0))
@@ -391,6 +394,11 @@ fn bench_train(dev: &Device, o: &Opts, res: usize) {
                 ("train_step_nor1", train_gflop(&gc, &dc, BATCH, 0.0))
             };
             report(name, &tags, &ts, gf);
+            if res != RES {
+                // process CPU time per step (all threads): less disturbed by other processes
+                // than wall time on a shared machine (GFLOP/s columns: per CPU-second)
+                report(&format!("{name}_cpu"), &tags, &cpu[warm..], gf);
+            }
             med[vi] = median(&ts);
         }
         // amortised over one R1 interval: 15 plain steps + 1 step with R1
