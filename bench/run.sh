@@ -44,10 +44,11 @@ else
 fi
 
 RAW="$RESULTS/latest_raw.txt"
-# LIMNER_BENCH_GROUPS="train-step parts": only these measurement groups; LIMNER_BENCH_APPEND=1:
+# LIMNER_BENCH_GROUPS="train-step parts": only these measurement groups (also train-step128:
+# the 128px step, issue 19; parts128); LIMNER_BENCH_APPEND=1:
 # append to the raw log instead of starting it afresh (re-measured rows replace earlier ones
 # in the table), e.g. to redo a group that another process disturbed.
-MEASURE="${LIMNER_BENCH_GROUPS:-modconv gen train-step parts}"
+MEASURE="${LIMNER_BENCH_GROUPS:-modconv gen train-step train-step128 parts}"
 [ "${LIMNER_BENCH_APPEND:-0}" = 1 ] || : > "$RAW"
 {
     echo "# date: $(date -u '+%Y-%m-%d %H:%M UTC')"

@@ -12,7 +12,7 @@ and depthwise convolutions for every FIR up/down-sampling.
 Before timing, the port loads the res64 fixture weights (state-dict names must match
 exactly) and checks its outputs against io_f64.safetensors.
 
-Usage: torch_ref.py [all|check|modconv|gen|train-step|parts|profile]... [--quick] [--cfg default|fixture|both]
+Usage: torch_ref.py [all|check|modconv|gen|train-step|train-step128|parts|parts128|profile|profile128]... [--quick] [--cfg default|fixture|both]
 Prints `RESULT torch <name> key=value ...` lines, the same as `limner-bench` with `limner`.
 PyTorch is a benchmark-only dependency of limner.
 """
@@ -641,27 +641,32 @@ def bench_gen(quick, cfgs):
                 report("gen", f"cfg={cfg} res={res} batch={b} images={images}", time_it(warm, iters, run), gf)
 
 
-def bench_train(quick, cfgs):
+def bench_train(quick, cfgs, res=RES):
     warm, iters = (1, 3) if quick else (2, 6)
-    data = Synthetic(256, RES)
+    data = Synthetic(256, res)
     for cfg in cfgs:
-        gc, dc = gcfg(cfg), dcfg(cfg)
-        tags = f"cfg={cfg} res={RES} batch={BATCH}"
+        gc, dc = dict(gcfg(cfg), res=res), dict(dcfg(cfg), res=res)
+        tags = f"cfg={cfg} res={res} batch={BATCH}"
         med = []
         for r1 in [False, True]:
             t = Trainer(gc, dc, r1_gamma=0.05 if r1 else 0.0)
             k = [0]
 
+            cpu = []
+
             def step():
                 if r1:  # make this step one of the lazy-R1 steps
                     t.step = 16 * k[0]
                     k[0] += 1
+                c0 = time.process_time()
                 t.train_step(data)
+                cpu.append(1e3 * (time.process_time() - c0))
             ts = time_it(warm, iters, step)
-            if r1:
-                report("train_step_r1", tags, ts, train_gflop(gc, dc, BATCH, 2.0))
-            else:
-                report("train_step_nor1", tags, ts, train_gflop(gc, dc, BATCH, 0.0))
+            name = "train_step_r1" if r1 else "train_step_nor1"
+            gf = train_gflop(gc, dc, BATCH, 2.0 if r1 else 0.0)
+            report(name, tags, ts, gf)
+            if res != RES:  # process CPU time per step, as limner-bench prints it
+                report(f"{name}_cpu", tags, cpu[warm:], gf)
             med.append(statistics.median(ts))
         am = (15 * med[0] + med[1]) / 16
         gf = train_gflop(gc, dc, BATCH, 2.0 / 16)
@@ -670,15 +675,15 @@ def bench_train(quick, cfgs):
               f"gflops={gflops:.2f} pct_peak={100 * gflops / PEAK_GFLOPS:.2f}", flush=True)
 
 
-def bench_parts(quick):
+def bench_parts(quick, res=RES):
     warm, iters = (1, 3) if quick else (1, 5)
-    gc, dc = gcfg("default"), dcfg("default")
+    gc, dc = dict(gcfg("default"), res=res), dict(dcfg("default"), res=res)
     G, D = Generator(gc), Discriminator(dc)
     n = BATCH
     gfwd, dfwd = 2 * g_macs(gc) * n / 1e9, 2 * d_macs(dc) * n / 1e9
-    tags = "cfg=default res=64 batch=32"
+    tags = f"cfg=default res={res} batch={BATCH}"
     z = torch.randn(n, gc["z_dim"])
-    x2 = torch.randn(2 * n, 3, RES, RES)
+    x2 = torch.randn(2 * n, 3, res, res)
 
     def gfwd_f():
         with torch.no_grad():
@@ -705,7 +710,7 @@ def bench_parts(quick):
     report("part_g_step_fwd_bwd", tags, time_it(warm, iters, gstep), 3 * (gfwd + dfwd))
 
     rng = np.random.default_rng(0)
-    x1, g1 = torch.randn(n, 3, RES, RES), torch.randn(n, 3, RES, RES)
+    x1, g1 = torch.randn(n, 3, res, res), torch.randn(n, 3, res, res)
 
     def augment():
         xa = x1.clone().requires_grad_(True)
@@ -713,11 +718,11 @@ def bench_parts(quick):
     report("part_augment_fwd_bwd", tags, time_it(warm, iters, augment), 0.0)
 
 
-def profile(quick):
+def profile(quick, res=RES):
     """Top ops by self CPU time over training steps (default config, no R1)."""
     from torch.profiler import ProfilerActivity, profile as tprof
-    t = Trainer(gcfg("default"), dcfg("default"), r1_gamma=0.0)
-    data = Synthetic(256, RES)
+    t = Trainer(dict(gcfg("default"), res=res), dict(dcfg("default"), res=res), r1_gamma=0.0)
+    data = Synthetic(256, res)
     t.train_step(data)
     steps = 1 if quick else 2
     with tprof(activities=[ProfilerActivity.CPU]) as prof:
@@ -725,7 +730,7 @@ def profile(quick):
             t.train_step(data)
     ka = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in ka)
-    print(f"# PROFILE torch train_step cfg=default nor1, {steps} step(s), self CPU time by op (top 15):")
+    print(f"# PROFILE torch train_step cfg=default res={res} nor1, {steps} step(s), self CPU time by op (top 15):")
     for e in ka[:15]:
         print(f"# PROFILE {e.key:<40} {e.self_cpu_time_total / 1e3 / steps:9.1f} ms/step "
               f"{100 * e.self_cpu_time_total / total:5.1f}%  calls/step={e.count // steps}")
@@ -753,10 +758,16 @@ def main(argv):
             bench_gen(quick, cfgs)
         elif w == "train-step":
             bench_train(quick, cfgs)
+        elif w == "train-step128":  # issue 19: the 128px step, limner_default(128), batch 32
+            bench_train(quick, cfgs, 2 * RES)
         elif w == "parts":
             bench_parts(quick)
+        elif w == "parts128":
+            bench_parts(quick, 2 * RES)
         elif w == "profile":
             profile(quick)
+        elif w == "profile128":
+            profile(quick, 2 * RES)
         else:
             sys.exit(f"unknown measurement {w}")
     print(f"# torch_ref done, loadavg at end: {' '.join(open('/proc/loadavg').read().split()[:3])}", flush=True)

@@ -115,15 +115,22 @@ fn main() {
         match w.as_str() {
             "modconv" => bench_modconv(&dev, &opts),
             "gen" => bench_gen(&dev, &opts),
-            "train-step" => bench_train(&dev, &opts),
-            "parts" => bench_parts(&dev, &opts),
+            "train-step" => bench_train(&dev, &opts, RES),
+            // issue 19: the 128px training step (GeneratorConfig / DiscriminatorConfig::
+            // limner_default(128), the default batch 32), and its sub-parts
+            "train-step128" => bench_train(&dev, &opts, 2 * RES),
+            "parts" => bench_parts(&dev, &opts, RES),
+            "parts128" => bench_parts(&dev, &opts, 2 * RES),
+            "profile128" => bench_profile_train(&dev, &opts, 2 * RES),
+            // same-process A/B of one switch at 128px: steps alternate between off and on
+            "ab128-sepfir" => bench_ab_switch(&dev, &opts, 2 * RES, "sepfir", limner_kernels::set_sep_fir_enabled),
             "kernels" => bench_kernels(&dev, &opts),
             "ab" => bench_ab(&dev, &opts),
             "photoreal" => photoreal::bench_photoreal(&dev, opts.quick),
             "photoreal-stages" => photoreal::bench_photoreal_stages(&dev),
             "act" => bench_act(&opts),
             other => {
-                eprintln!("unknown measurement `{other}` (use all, train-step, gen, modconv, parts, kernels, ab, act, photoreal, art-gatys, art-dream)");
+                eprintln!("unknown measurement `{other}` (use all, train-step, train-step128, parts128, gen, modconv, parts, kernels, ab, act, photoreal, art-gatys, art-dream)");
                 std::process::exit(2);
             }
         }
@@ -140,17 +147,25 @@ fn loadavg() -> String {
 // ---------------------------------------------------------------- configs and FLOPs
 
 fn gcfg(name: &str) -> GeneratorConfig {
+    gcfg_res(name, RES)
+}
+
+fn gcfg_res(name: &str, res: usize) -> GeneratorConfig {
     match name {
-        "default" => GeneratorConfig::limner_default(RES),
+        "default" => GeneratorConfig::limner_default(res),
         // /work/shared/fixtures/stylegan2-ref/res64/config.json
-        "fixture" => GeneratorConfig { z_dim: 64, w_dim: 64, mapping_layers: 8, ..GeneratorConfig::limner_default(RES) },
+        "fixture" => GeneratorConfig { z_dim: 64, w_dim: 64, mapping_layers: 8, ..GeneratorConfig::limner_default(res) },
         _ => unreachable!(),
     }
 }
 
-fn dcfg(_name: &str) -> DiscriminatorConfig {
+fn dcfg(name: &str) -> DiscriminatorConfig {
+    dcfg_res(name, RES)
+}
+
+fn dcfg_res(_name: &str, res: usize) -> DiscriminatorConfig {
     // the res64 fixture D (channel_base 1024, channel_max 128, mbstd 4/1) equals limner's default D
-    DiscriminatorConfig::limner_default(RES)
+    DiscriminatorConfig::limner_default(res)
 }
 
 /// Multiply-adds of one generator forward, per image (mapping + synthesis).
@@ -351,24 +366,27 @@ fn bench_gen(dev: &Device, o: &Opts) {
     }
 }
 
-fn bench_train(dev: &Device, o: &Opts) {
+fn bench_train(dev: &Device, o: &Opts, res: usize) {
     let (warm, iters) = if o.quick { (1, 3) } else { (2, 6) };
-    let data = Synthetic::new(256, RES);
+    let data = Synthetic::new(256, res);
     for &cfg in &o.cfgs {
-        let (gc, dc) = (gcfg(cfg), dcfg(cfg));
-        let tags = format!("cfg={cfg} res={RES} batch={BATCH}");
+        let (gc, dc) = (gcfg_res(cfg, res), dcfg_res(cfg, res));
+        let tags = format!("cfg={cfg} res={res} batch={BATCH}");
         let mut med = [0.0f64; 2];
         for (vi, r1) in [false, true].into_iter().enumerate() {
             let tc = TrainConfig { batch: BATCH, r1_gamma: if r1 { 0.05 } else { 0.0 }, ..TrainConfig::default() };
             let mut t = Trainer::new(tc, &gc, &dc, dev).expect("trainer");
             let mut k = 0u64;
+            let mut cpu = Vec::new();
             let ts = time_it(dev, warm, iters, || {
                 if r1 {
                     // make this step one of the lazy-R1 steps (step % r1_interval == 0)
                     t.step = 16 * k;
                     k += 1;
                 }
+                let c0 = process_cpu_ms();
                 black_box(t.step(&data).expect("step"));
+                cpu.push(process_cpu_ms() - c0);
             });
             let (name, gf) = if r1 {
                 ("train_step_r1", train_gflop(&gc, &dc, BATCH, 2.0))
@@ -376,6 +394,11 @@ fn bench_train(dev: &Device, o: &Opts) {
                 ("train_step_nor1", train_gflop(&gc, &dc, BATCH, 0.0))
             };
             report(name, &tags, &ts, gf);
+            if res != RES {
+                // process CPU time per step (all threads): less disturbed by other processes
+                // than wall time on a shared machine (GFLOP/s columns: per CPU-second)
+                report(&format!("{name}_cpu"), &tags, &cpu[warm..], gf);
+            }
             med[vi] = median(&ts);
         }
         // amortised over one R1 interval: 15 plain steps + 1 step with R1
@@ -389,16 +412,50 @@ fn bench_train(dev: &Device, o: &Opts) {
     }
 }
 
-/// Sub-parts of a training step (default config, batch 32), for the per-op picture.
-fn bench_parts(dev: &Device, o: &Opts) {
+/// limner-kernels' per-op profile (`limner_kernels::profile`) of training steps (default config
+/// at `res`, batch 32, no R1): `PROFILE` lines, largest wall time first, per step.
+fn bench_profile_train(dev: &Device, o: &Opts, res: usize) {
+    let steps = if o.quick { 1 } else { 3 };
+    let data = Synthetic::new(256, res);
+    let (gc, dc) = (gcfg_res("default", res), dcfg_res("default", res));
+    let tc = TrainConfig { batch: BATCH, r1_gamma: 0.0, ..TrainConfig::default() };
+    let mut t = Trainer::new(tc, &gc, &dc, dev).expect("trainer");
+    black_box(t.step(&data).expect("step"));
+    limner_kernels::profile::take();
+    limner_kernels::profile::set_enabled(true);
+    let t0 = Instant::now();
+    for _ in 0..steps {
+        black_box(t.step(&data).expect("step"));
+    }
+    let wall = t0.elapsed().as_secs_f64() * 1e3 / steps as f64;
+    limner_kernels::profile::set_enabled(false);
+    let rows = limner_kernels::profile::take();
+    let sum: f64 = rows.iter().map(|r| r.ms).sum::<f64>() / steps as f64;
+    for r in &rows {
+        let ms = r.ms / steps as f64;
+        if ms >= 1.0 {
+            println!(
+                "PROFILE limner train_step res={res} {:<60} calls={:>3} ms={ms:8.1} {:5.1}% gflop/s={:.1}",
+                r.label,
+                r.calls / steps as u64,
+                100.0 * ms / wall,
+                r.gflops_per_s()
+            );
+        }
+    }
+    println!("PROFILE limner train_step res={res} step wall ms={wall:.1}, in profiled kernels {sum:.1} ({:.1}%), loadavg {}", 100.0 * sum / wall, loadavg());
+}
+
+/// Sub-parts of a training step (default config at `res`, batch 32), for the per-op picture.
+fn bench_parts(dev: &Device, o: &Opts, res: usize) {
     let (warm, iters) = if o.quick { (1, 3) } else { (1, 5) };
-    let (gc, dc) = (gcfg("default"), dcfg("default"));
+    let (gc, dc) = (gcfg_res("default", res), dcfg_res("default", res));
     let g = Generator::new(&gc, dev);
     let d = Discriminator::new(&dc, dev);
     let n = BATCH;
     let gfwd = 2.0 * g_macs(&gc) * n as f64 / 1e9;
     let dfwd = 2.0 * d_macs(&dc) * n as f64 / 1e9;
-    let tags = "cfg=default res=64 batch=32";
+    let tags = &format!("cfg=default res={res} batch={BATCH}");
 
     let z = randn([n, gc.z_dim], dev);
     let ts = time_it(dev, warm, iters, || {
@@ -406,7 +463,7 @@ fn bench_parts(dev: &Device, o: &Opts) {
     });
     report("part_g_fwd", tags, &ts, gfwd);
 
-    let x2 = randn([2 * n, 3, RES, RES], dev);
+    let x2 = randn([2 * n, 3, res, res], dev);
     let ts = time_it(dev, warm, iters, || {
         black_box(d.forward(x2.clone()));
     });
@@ -436,8 +493,8 @@ fn bench_parts(dev: &Device, o: &Opts) {
     // as in the G step (no conv/linear FLOPs)
     let aug = limner_gan::augment::DiffAugment::all();
     let mut rng = limner_core::noise_rng_for_seed(0);
-    let x1 = randn([n, 3, RES, RES], dev);
-    let g1 = randn([n, 3, RES, RES], dev).autodiff();
+    let x1 = randn([n, 3, res, res], dev);
+    let g1 = randn([n, 3, res, res], dev).autodiff();
     let ts = time_it(dev, warm, iters, || {
         let xa = x1.clone().autodiff().require_grad();
         let grads = (aug.apply(xa.clone(), &mut rng) * g1.clone()).sum().backward();
@@ -697,6 +754,42 @@ fn bench_ab(dev: &Device, o: &Opts) {
     }
     line += &format!(" cpu_ratio_no_act_over_fast={:.2}", median(&cpu[nv - 2]) / median(&cpu[nv - 1]));
     println!("{line}");
+}
+
+/// Same-process A/B of one limner-kernels switch on the training step (default config at
+/// `res`, batch 32, no R1): two trainers, steps alternating off / on, medians of wall and CPU ms.
+fn bench_ab_switch(dev: &Device, o: &Opts, res: usize, name: &str, set: fn(bool)) {
+    let iters = if o.quick { 3 } else { 7 };
+    let data = Synthetic::new(256, res);
+    let (gc, dc) = (gcfg_res("default", res), dcfg_res("default", res));
+    let tc = TrainConfig { batch: BATCH, r1_gamma: 0.0, ..TrainConfig::default() };
+    let mut t: Vec<Trainer> = (0..2).map(|_| Trainer::new(tc.clone(), &gc, &dc, dev).expect("trainer")).collect();
+    let (mut wall, mut cpu) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    for it in 0..iters + 1 {
+        for (v, tv) in t.iter_mut().enumerate() {
+            set(v == 1);
+            let (s, c0) = (Instant::now(), process_cpu_ms());
+            black_box(tv.step(&data).expect("step"));
+            dev.sync().unwrap();
+            if it > 0 {
+                wall[v].push(s.elapsed().as_secs_f64() * 1e3);
+                cpu[v].push(process_cpu_ms() - c0);
+            }
+        }
+    }
+    set(true);
+    println!(
+        "RESULT limner ab_{name} res={res} batch={BATCH} n={iters} off_ms={:.1} on_ms={:.1} speedup={:.3} off_cpu_ms={:.0} on_cpu_ms={:.0} cpu_speedup={:.3} off_all={:?} on_all={:?} loadavg={}",
+        median(&wall[0]),
+        median(&wall[1]),
+        median(&wall[0]) / median(&wall[1]),
+        median(&cpu[0]),
+        median(&cpu[1]),
+        median(&cpu[0]) / median(&cpu[1]),
+        wall[0].iter().map(|v| v.round()).collect::<Vec<_>>(),
+        wall[1].iter().map(|v| v.round()).collect::<Vec<_>>(),
+        loadavg().replace(' ', "/")
+    );
 }
 
 /// User + system CPU time of this process so far, ms (from /proc/self/stat; 0 elsewhere).

@@ -695,6 +695,216 @@ pub fn dw_wgrad(g: &Geom, x: &[f32], dy: &[f32]) -> Vec<f32> {
     dw
 }
 
+// ------------------------------------------------------------------ separable depthwise FIR
+//
+// StyleGAN2's resampling filters are one rank-1 kernel `outer([1,3,3,1], [1,3,3,1]) / 64 * gain`
+// for every channel. A depthwise conv with such a kernel is a horizontal then a vertical 1-D
+// pass: 2k instead of k² multiply-adds per output, and each pass is a few contiguous axpys
+// over rows (phase-split rows for stride 2). At 128px (8-16 channels on 64-128² maps) the
+// FIR convs and their adjoints were ~18% of a training step on the direct 2-D kernels.
+
+/// The 1-D factors `(fy, fx)` of a depthwise weight `[c, 1, k, k]` when every channel holds
+/// the same kernel and it is rank 1, `w[a, b] = fy[a] * fx[b]` to within `1e-6` of its largest
+/// tap (the FIR filters); `None` otherwise (the caller then uses the 2-D kernels).
+pub fn separable_factors(w: &[f32], c: usize, k: usize) -> Option<(Vec<f32>, Vec<f32>)> {
+    let kk = k * k;
+    if c == 0 || k < 2 || w.len() != c * kk {
+        return None;
+    }
+    let w0 = &w[..kk];
+    if w.chunks_exact(kk).any(|wc| wc != w0) {
+        return None;
+    }
+    let (mut at, mut m) = (0, 0.0f32);
+    for (t, v) in w0.iter().enumerate() {
+        if v.abs() > m.abs() {
+            (at, m) = (t, *v);
+        }
+    }
+    if m == 0.0 || !m.is_finite() {
+        return None;
+    }
+    let (a0, b0) = (at / k, at % k);
+    let fy: Vec<f32> = (0..k).map(|a| w0[a * k + b0] / m).collect();
+    let fx: Vec<f32> = w0[a0 * k..(a0 + 1) * k].to_vec();
+    let tol = 1e-6 * m.abs();
+    let ok = (0..kk).all(|t| (fy[t / k] * fx[t % k] - w0[t]).abs() <= tol);
+    ok.then_some((fy, fx))
+}
+
+/// `dst (+)= a * src`, elementwise.
+#[inline(always)]
+fn axpy(dst: &mut [f32], a: f32, src: &[f32], first: bool) {
+    if first {
+        for (d, v) in dst.iter_mut().zip(src) {
+            *d = a * *v;
+        }
+    } else {
+        for (d, v) in dst.iter_mut().zip(src) {
+            *d += a * *v;
+        }
+    }
+}
+
+/// Geometry of one padded, phase-split row: `wq` entries per phase, `s` phases; padded
+/// position `j` (0..w + 2p) lives at `(j % s) * wq + j / s`.
+fn sep_row_len(g: &Geom) -> usize {
+    (g.w + 2 * g.pw).div_ceil(g.s)
+}
+
+/// Writes `src` (one unpadded row) into the phase-split padded `row` at offset `p`.
+#[inline(always)]
+fn sep_split_row(src: &[f32], row: &mut [f32], p: usize, s: usize, wq: usize) {
+    match s {
+        1 => row[p..p + src.len()].copy_from_slice(src),
+        2 => {
+            let (even, odd) = row.split_at_mut(wq);
+            for (col, v) in src.iter().enumerate() {
+                let j = col + p;
+                if j & 1 == 0 { even[j >> 1] = *v } else { odd[j >> 1] = *v }
+            }
+        }
+        _ => {
+            for (col, v) in src.iter().enumerate() {
+                let j = col + p;
+                row[(j % s) * wq + j / s] = *v;
+            }
+        }
+    }
+}
+
+/// The inverse of [`sep_split_row`]: `dst[col] = row[padded position col + p]`.
+#[inline(always)]
+fn sep_merge_row(row: &[f32], dst: &mut [f32], p: usize, s: usize, wq: usize) {
+    match s {
+        1 => dst.copy_from_slice(&row[p..p + dst.len()]),
+        2 => {
+            let (even, odd) = row.split_at(wq);
+            for (col, d) in dst.iter_mut().enumerate() {
+                let j = col + p;
+                *d = if j & 1 == 0 { even[j >> 1] } else { odd[j >> 1] };
+            }
+        }
+        _ => {
+            for (col, d) in dst.iter_mut().enumerate() {
+                let j = col + p;
+                *d = row[(j % s) * wq + j / s];
+            }
+        }
+    }
+}
+
+/// One plane of [`dw_fwd_sep`]; `row` must hold zeros outside `p..p + w` (padded positions).
+#[inline(always)]
+fn sep_fwd_plane(g: &Geom, fy: &[f32], fx: &[f32], xp: &[f32], yp: &mut [f32], hb: &mut [f32], row: &mut [f32]) {
+    let (s, p, h, w, ho, wo, wq) = (g.s, g.ph, g.h, g.w, g.ho(), g.wo(), sep_row_len(g));
+    // horizontal: hb[r][j] = sum_b fx[b] * xpad[r][j * s + b]
+    for rr in 0..h {
+        sep_split_row(&xp[rr * w..(rr + 1) * w], row, p, s, wq);
+        let dst = &mut hb[rr * wo..(rr + 1) * wo];
+        for (b, &f) in fx.iter().enumerate() {
+            let o = (b % s) * wq + b / s;
+            axpy(dst, f, &row[o..o + wo], b == 0);
+        }
+    }
+    // vertical: y[i][j] = sum_a fy[a] * hb[i * s + a - p][j] (rows outside are 0)
+    for oi in 0..ho {
+        let dst = &mut yp[oi * wo..(oi + 1) * wo];
+        let mut first = true;
+        for (a, &f) in fy.iter().enumerate() {
+            let Some(rr) = (oi * s + a).checked_sub(p).filter(|&rr| rr < h) else { continue };
+            axpy(dst, f, &hb[rr * wo..(rr + 1) * wo], first);
+            first = false;
+        }
+        if first {
+            dst.fill(0.0);
+        }
+    }
+}
+
+/// One plane of [`dw_xgrad_sep`].
+#[inline(always)]
+fn sep_xgrad_plane(g: &Geom, fy: &[f32], fx: &[f32], dyp: &[f32], dxp: &mut [f32], hb: &mut [f32], row: &mut [f32]) {
+    let (s, p, h, w, ho, wo, wq) = (g.s, g.ph, g.h, g.w, g.ho(), g.wo(), sep_row_len(g));
+    // vertical adjoint: hb[i * s + a - p] += fy[a] * dy[i]
+    hb.fill(0.0);
+    for oi in 0..ho {
+        let src = &dyp[oi * wo..(oi + 1) * wo];
+        for (a, &f) in fy.iter().enumerate() {
+            let Some(rr) = (oi * s + a).checked_sub(p).filter(|&rr| rr < h) else { continue };
+            axpy(&mut hb[rr * wo..(rr + 1) * wo], f, src, false);
+        }
+    }
+    // horizontal adjoint: xpad[r][j * s + b] += fx[b] * hb[r][j], then crop the padding
+    for rr in 0..h {
+        row.fill(0.0);
+        let src = &hb[rr * wo..(rr + 1) * wo];
+        for (b, &f) in fx.iter().enumerate() {
+            let o = (b % s) * wq + b / s;
+            axpy(&mut row[o..o + wo], f, src, false);
+        }
+        sep_merge_row(row, &mut dxp[rr * w..(rr + 1) * w], p, s, wq);
+    }
+}
+
+/// The plane loops compiled for AVX2 (8-wide) where the CPU has it, baseline SSE2 otherwise.
+/// Same operations in the same order either way (no FMA contraction): identical results.
+macro_rules! sep_dispatch {
+    ($name:ident, $avx2:ident, $body:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn $avx2(g: &Geom, fy: &[f32], fx: &[f32], a: &[f32], b: &mut [f32], hb: &mut [f32], row: &mut [f32]) {
+            $body(g, fy, fx, a, b, hb, row)
+        }
+        fn $name(g: &Geom, fy: &[f32], fx: &[f32], a: &[f32], b: &mut [f32], hb: &mut [f32], row: &mut [f32]) {
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked above)
+                return unsafe { $avx2(g, fy, fx, a, b, hb, row) };
+            }
+            $body(g, fy, fx, a, b, hb, row)
+        }
+    };
+}
+sep_dispatch!(sep_fwd_plane_dispatch, sep_fwd_plane_avx2, sep_fwd_plane);
+sep_dispatch!(sep_xgrad_plane_dispatch, sep_xgrad_plane_avx2, sep_xgrad_plane);
+
+/// Depthwise forward with the separable kernel `fy ⊗ fx` (see [`separable_factors`]): the
+/// same result as [`dw_fwd`] up to rounding; each output summed in a fixed order.
+pub fn dw_fwd_sep(g: &Geom, x: &[f32], fy: &[f32], fx: &[f32]) -> Vec<f32> {
+    let (c, k) = (g.cin, g.kh);
+    assert!(g.cout == c && g.kw == k && g.pw == g.ph && fy.len() == k && fx.len() == k);
+    let (hw_in, hw, wq) = (g.h * g.w, g.ho() * g.wo(), sep_row_len(g));
+    assert_eq!(x.len(), g.n * c * hw_in);
+    let mut y = out_vec(g.n * c * hw);
+    per_sample_chunks(g.n * c, &mut y, hw, |r, out, _| {
+        scratch(g.h * g.wo(), g.s * wq, |hb, row| {
+            row.fill(0.0); // the padding stays zero: only positions p..p + w are written
+            for (i, pidx) in r.enumerate() {
+                sep_fwd_plane_dispatch(g, fy, fx, &x[pidx * hw_in..(pidx + 1) * hw_in], &mut out[i * hw..(i + 1) * hw], hb, row);
+            }
+        })
+    });
+    y
+}
+
+/// The adjoint of [`dw_fwd_sep`] (the depthwise input gradient / transposed conv).
+pub fn dw_xgrad_sep(g: &Geom, dy: &[f32], fy: &[f32], fx: &[f32]) -> Vec<f32> {
+    let (c, k) = (g.cin, g.kh);
+    assert!(g.cout == c && g.kw == k && g.pw == g.ph && fy.len() == k && fx.len() == k);
+    let (hw_in, hw, wq) = (g.h * g.w, g.ho() * g.wo(), sep_row_len(g));
+    assert_eq!(dy.len(), g.n * c * hw);
+    let mut dx = out_vec(g.n * c * hw_in);
+    per_sample_chunks(g.n * c, &mut dx, hw_in, |r, out, _| {
+        scratch(g.h * g.wo(), g.s * wq, |hb, row| {
+            for (i, pidx) in r.enumerate() {
+                sep_xgrad_plane_dispatch(g, fy, fx, &dy[pidx * hw..(pidx + 1) * hw], &mut out[i * hw_in..(i + 1) * hw_in], hb, row);
+            }
+        })
+    });
+    dx
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

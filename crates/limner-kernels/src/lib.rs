@@ -100,6 +100,28 @@ impl Switch {
 static ENABLED: Switch = Switch::new("LIMNER_FAST_CONV");
 static DW_ENABLED: Switch = Switch::new("LIMNER_FAST_DWCONV");
 static ACT_ENABLED: Switch = Switch::new("LIMNER_FAST_BIAS_ACT");
+static SEP_ENABLED: Switch = Switch::new("LIMNER_SEP_FIR");
+
+/// Whether depthwise convs whose kernel is one rank-1 filter for every channel (the FIR
+/// filters) run as two 1-D passes ([`cpu::dw_fwd_sep`] / [`cpu::dw_xgrad_sep`]); default on,
+/// `LIMNER_SEP_FIR=0` turns it off (they then use the 2-D depthwise kernels).
+pub fn sep_fir_enabled() -> bool {
+    SEP_ENABLED.get()
+}
+
+/// Turns the separable FIR path on or off for the whole process.
+pub fn set_sep_fir_enabled(on: bool) {
+    SEP_ENABLED.set(on);
+}
+
+/// The 1-D factors of the depthwise conv `a`'s weight when the separable path applies.
+fn sep_factors(a: &[usize; 9], w: &FlexTensor) -> Option<(Vec<f32>, Vec<f32>)> {
+    if !is_dw(a) || !sep_fir_enabled() {
+        return None;
+    }
+    let g = geom_of(*a);
+    cpu::separable_factors(&f32_data(w), g.cin, g.kh)
+}
 
 /// Whether the fast path is used (default on; `LIMNER_FAST_CONV=0` turns it off).
 pub fn enabled() -> bool {
@@ -177,6 +199,9 @@ fn fwd(a: &[usize; 9], x: &FlexTensor, w: &FlexTensor) -> FlexTensor {
 
 fn fwd_unprofiled(a: &[usize; 9], x: &FlexTensor, w: &FlexTensor) -> FlexTensor {
     let g = geom_of(*a);
+    if let Some((fy, fx)) = sep_factors(a, w) {
+        return flex_from(cpu::dw_fwd_sep(&g, &f32_data(x), &fy, &fx), [g.n, g.cout, g.ho(), g.wo()]);
+    }
     if is_dw(a) && !dw_fwd_own() {
         // burn flex's own direct depthwise forward was as fast or faster than `cpu::dw_fwd`
         // in `limner-bench kernels` (see bench/NOTES.md); only its backward is replaced.
@@ -206,6 +231,9 @@ fn xgrad(a: &[usize; 9], dy: &FlexTensor, w: &FlexTensor) -> FlexTensor {
 
 fn xgrad_unprofiled(a: &[usize; 9], dy: &FlexTensor, w: &FlexTensor) -> FlexTensor {
     let g = geom_of(*a);
+    if let Some((fy, fx)) = sep_factors(a, w) {
+        return flex_from(cpu::dw_xgrad_sep(&g, &f32_data(dy), &fy, &fx), [g.n, g.cin, g.h, g.w]);
+    }
     if is_dw(a) && g.s == 1 && g.ph < g.kh && !dw_fwd_own() {
         // stride-1 depthwise input gradient = depthwise forward conv of dy with the flipped
         // kernel and padding k-1-p: burn flex's direct depthwise forward (the FIR filters).
@@ -224,6 +252,10 @@ fn xgrad_unprofiled(a: &[usize; 9], dy: &FlexTensor, w: &FlexTensor) -> FlexTens
     flex_from(f(&g, &f32_data(dy), &f32_data(w)), [g.n, g.cin, g.h, g.w])
 }
 fn wgrad(a: &[usize; 9], x: &FlexTensor, dy: &FlexTensor) -> FlexTensor {
+    profile::time_flops(|| conv_label(a, "bwd(weight)"), conv_flops(a), || wgrad_unprofiled(a, x, dy))
+}
+
+fn wgrad_unprofiled(a: &[usize; 9], x: &FlexTensor, dy: &FlexTensor) -> FlexTensor {
     let g = geom_of(*a);
     if is_dw(a) {
         flex_from(cpu::dw_wgrad(&g, &f32_data(x), &f32_data(dy)), [g.cout, 1, g.kh, g.kw])

@@ -36,6 +36,16 @@ where
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let x = randn(xs, &mut rng, &dev);
     let w = randn(ws, &mut rng, &dev);
+    check_with(x, w, fast, plain, seed)
+}
+
+/// [`check`] on given `x` and `w` (on the autodiff flex device).
+fn check_with<F, G>(x: Tensor<4>, w: Tensor<4>, fast: F, plain: G, seed: u64) -> [f64; 3]
+where
+    F: Fn(Tensor<4>, Tensor<4>) -> Tensor<4>,
+    G: Fn(Tensor<4>, Tensor<4>) -> Tensor<4>,
+{
+    let dev = x.device();
     let run = |f: &dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>, rng: &mut ChaCha8Rng| {
         let x = x.clone().require_grad();
         let w = w.clone().require_grad();
@@ -181,6 +191,78 @@ fn depthwise_conv_transpose2d_matches_burn_forward_and_backward() {
         );
         println!("depthwise conv_transpose2d n={n} c={c} {h}x{w} k={k} s={s} p={p} po={po}: rel err y {:.2e} dx {:.2e} dw {:.2e}", e[0], e[1], e[2]);
         assert!(e.iter().all(|&v| v < TOL), "depthwise conv_transpose2d case {i}: {e:?}");
+    }
+}
+
+/// `outer(fy, fx) * gain` for each of `c` channels: a depthwise weight `[c, 1, k, k]`.
+fn rank1_weight(fy: &[f32], fx: &[f32], gain: f32, c: usize) -> Vec<f32> {
+    let one: Vec<f32> = fy.iter().flat_map(|a| fx.iter().map(move |b| a * b * gain)).collect();
+    (0..c).flat_map(|_| one.iter().copied()).collect()
+}
+
+#[test]
+fn separable_fir_matches_burn_forward_and_backward() {
+    let fir = [1.0f32, 3.0, 3.0, 1.0];
+    // the FIR filters (gain 1 and 4) and an asymmetric rank-1 kernel (catches a flipped tap)
+    let kernels: [(&[f32], &[f32], f32); 3] = [(&fir, &fir, 1.0 / 64.0), (&fir, &fir, 4.0 / 64.0), (&[0.5, -1.0, 2.0, 0.25], &[1.5, 0.2, -0.7, 1.0], 1.0)];
+    // the separable path is taken for exactly these: one rank-1 kernel shared by all channels
+    for &(fy, fx, gain) in &kernels {
+        assert!(limner_kernels::cpu::separable_factors(&rank1_weight(fy, fx, gain, 5), 5, 4).is_some());
+    }
+    let mut two = rank1_weight(&fir, &fir, 1.0, 2);
+    two[16] = 2.0; // channel 1 differs
+    assert!(limner_kernels::cpu::separable_factors(&two, 2, 4).is_none());
+    let mut rank2 = rank1_weight(&fir, &fir, 1.0, 1);
+    rank2[5] += 0.5;
+    assert!(limner_kernels::cpu::separable_factors(&rank2, 1, 4).is_none());
+    assert!(limner_kernels::cpu::separable_factors(&[0.0; 16], 1, 4).is_none());
+
+    let dev = Device::flex().autodiff();
+    // conv2d (n, c, h, w, stride, pad): D conv1's FIR (pad 2), downsample2d (stride 2, pad 1),
+    // G's FIR after the up conv (pad 1); batch 1, 3 channels, 4x4, odd and non-square maps
+    let convs = [(1, 3, 4, 4, 1, 2), (2, 8, 33, 33, 1, 2), (2, 5, 9, 9, 2, 1), (1, 3, 4, 4, 2, 1), (2, 4, 17, 17, 1, 1), (2, 3, 13, 7, 2, 1), (3, 2, 10, 11, 2, 2)];
+    // conv_transpose2d (n, c, h, w, stride, pad, pad_out): upsample2d and friends
+    let transposed = [(1, 3, 4, 4, 2, 1, 0), (2, 16, 8, 8, 2, 1, 0), (2, 5, 5, 7, 2, 1, 1), (2, 3, 6, 6, 1, 1, 0)];
+    for (ki, &(fy, fx, gain)) in kernels.iter().enumerate() {
+        for (i, &(n, c, h, w, s, p)) in convs.iter().enumerate() {
+            let mut rng = ChaCha8Rng::seed_from_u64(500 + i as u64);
+            let x = randn([n, c, h, w], &mut rng, &dev);
+            let wt = Tensor::from_data(TensorData::new(rank1_weight(fy, fx, gain, c), [c, 1, 4, 4]), &dev);
+            let opts = ConvOptions::new([s, s], [p, p], [1, 1], c);
+            let o2 = opts.clone();
+            let e = check_with(x, wt, move |x, w| limner_kernels::conv2d(x, w, None, opts.clone()), move |x, w| module::conv2d(x, w, None, o2.clone()), 600 + i as u64);
+            println!("separable conv2d kernel {ki} n={n} c={c} {h}x{w} s={s} p={p}: rel err y {:.2e} dx {:.2e} dw {:.2e}", e[0], e[1], e[2]);
+            assert!(e.iter().all(|&v| v < TOL), "separable conv2d kernel {ki} case {i}: {e:?}");
+        }
+        for (i, &(n, c, h, w, s, p, po)) in transposed.iter().enumerate() {
+            let mut rng = ChaCha8Rng::seed_from_u64(700 + i as u64);
+            let x = randn([n, c, h, w], &mut rng, &dev);
+            let wt = Tensor::from_data(TensorData::new(rank1_weight(fy, fx, gain, c), [c, 1, 4, 4]), &dev);
+            let opts = ConvTransposeOptions::new([s, s], [p, p], [po, po], [1, 1], c);
+            let o2 = opts.clone();
+            let e = check_with(x, wt, move |x, w| limner_kernels::conv_transpose2d(x, w, None, opts.clone()), move |x, w| module::conv_transpose2d(x, w, None, o2.clone()), 800 + i as u64);
+            println!("separable conv_transpose2d kernel {ki} n={n} c={c} {h}x{w} s={s} p={p} po={po}: rel err y {:.2e} dx {:.2e} dw {:.2e}", e[0], e[1], e[2]);
+            assert!(e.iter().all(|&v| v < TOL), "separable conv_transpose2d kernel {ki} case {i}: {e:?}");
+        }
+    }
+}
+
+#[test]
+fn separable_fir_is_deterministic_and_matches_the_2d_kernels() {
+    let fir = [1.0f32, 3.0, 3.0, 1.0];
+    for g in [limner_kernels::Geom::square(5, 6, 13, 11, 6, 4, 2, 1), limner_kernels::Geom::square(3, 4, 9, 9, 4, 4, 1, 2)] {
+        let w = rank1_weight(&fir, &fir, 1.0 / 64.0, g.cin);
+        let (fy, fx) = limner_kernels::cpu::separable_factors(&w, g.cin, 4).expect("rank 1");
+        let x: Vec<f32> = (0..g.n * g.in_len()).map(|i| ((i * 104729) % 17) as f32 * 0.37 - 3.0).collect();
+        let dy: Vec<f32> = (0..g.n * g.cin * g.ho() * g.wo()).map(|i| ((i * 7919) % 13) as f32 - 6.0).collect();
+        let y = limner_kernels::cpu::dw_fwd_sep(&g, &x, &fy, &fx);
+        let dx = limner_kernels::cpu::dw_xgrad_sep(&g, &dy, &fy, &fx);
+        assert!(rel(&y, &limner_kernels::cpu::dw_fwd(&g, &x, &w)) < TOL);
+        assert!(rel(&dx, &limner_kernels::cpu::dw_xgrad(&g, &dy, &w)) < TOL);
+        for _ in 0..3 {
+            assert_eq!(y, limner_kernels::cpu::dw_fwd_sep(&g, &x, &fy, &fx));
+            assert_eq!(dx, limner_kernels::cpu::dw_xgrad_sep(&g, &dy, &fy, &fx));
+        }
     }
 }
 
