@@ -244,7 +244,8 @@ fn fwd_masked(g: &Geom, x: &[f32], mask: Option<&[f32]>, w: &[f32], bias: Option
         return out_vec(g.n * out_len);
     }
     let t = rayon::current_num_threads().max(1);
-    if mask.is_none() && !via_tiles(g) && g.n < t && !g.is_pointwise() && row_tiles_enabled() {
+    // (a single row tile keeps the parallel gemm)
+    if mask.is_none() && !via_tiles(g) && g.n < t && !g.is_pointwise() && g.ho() > tile_rows(g) && row_tiles_enabled() {
         return fwd_row_tiles(g, x, w, bias, relu);
     }
     if mask.is_none() && !via_tiles(g) {
