@@ -6,7 +6,10 @@
 //! Forward: [`crate::cpu::conv_fwd`] with the bias + ReLU fused in as its epilogue (phase-split
 //! planes, row-tiled im2col + gemm; batch-parallel with the epilogue on each sample's output
 //! right after its gemm, or gemm-parallel below one sample per thread). It took less CPU time
-//! than the column tiles below in A/B runs (bench/NOTES.md, "InceptionV3 (issue 21)").
+//! than the column tiles below in A/B runs (bench/NOTES.md, "InceptionV3 (issue 21)"). Below one
+//! sample per thread (batch 1: Gatys, DeepDream, projection) its row tiles run side by side
+//! instead, each a single-threaded gemm ([`fwd_row_tiles`], bit-identical;
+//! `LIMNER_CONV_RELU_ROW_TILES=0` for the previous path).
 //! Column tiles (`LIMNER_CONV_RELU_TILES=1`, or `=rect` for the 1×7 / 7×1 ones only, for A/B
 //! runs): the output of every sample is cut into runs of output pixels; each tile is one rayon
 //! task: its im2col block in a per-thread scratch buffer, one single-threaded `gemm`, then
