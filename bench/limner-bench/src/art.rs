@@ -112,3 +112,62 @@ pub fn bench_dream(size: usize, reps: usize) {
         m / steps as f64
     );
 }
+
+/// Same-process A/B of the batch-1 row tiles (`limner_kernels::conv_relu::set_row_tiles_enabled`):
+/// `art-ab gatys [SIZE] [N]` switches them on and off before every Gatys step (2 warm-up steps,
+/// then N steps each way, interleaved); `art-ab dream [SIZE] [N]` alternates whole DeepDream runs
+/// (N each way, after a warm-up). Both halves see the same load, so their ratio is steadier than
+/// that of two runs minutes apart. Prints `RESULT limner <gatys|dream>_ab on_ms=.. off_ms=..
+/// on_cpu_ms=.. off_cpu_ms=.. ratio=.. cpu_ratio=..` (medians; ratio = on / off).
+pub fn bench_ab(what: &str, size: usize, n: usize) {
+    use limner_kernels::conv_relu::set_row_tiles_enabled;
+    let net = load();
+    let (mut on, mut off): ((Vec<f64>, Vec<f64>), (Vec<f64>, Vec<f64>)) = Default::default();
+    match what {
+        "gatys" => {
+            let content = test_picture(size, size, 0.0);
+            let style = test_picture(size, size, 2.0);
+            let cfg = GatysConfig { steps: 2 + 2 * n, size, ..Default::default() };
+            let (mut last, mut last_cpu, mut step) = (Instant::now(), crate::inception::cpu_ms(), 0usize);
+            set_row_tiles_enabled(true);
+            gatys::stylize_with(&net, &content, &style, &cfg, &mut |_| {
+                let (t, c) = (last.elapsed().as_secs_f64() * 1e3, crate::inception::cpu_ms() - last_cpu);
+                // step `step` ran with the switch set after step - 1: on for even steps
+                if step >= 2 {
+                    let side = if step % 2 == 0 { &mut on } else { &mut off };
+                    side.0.push(t);
+                    side.1.push(c);
+                }
+                step += 1;
+                set_row_tiles_enabled(step % 2 == 0);
+                (last, last_cpu) = (Instant::now(), crate::inception::cpu_ms());
+            })
+            .expect("gatys");
+        }
+        "dream" => {
+            let img = test_picture(size, size, 1.0);
+            let cfg = DreamConfig::default();
+            dream::dream_with(&net, &img, &DreamConfig { steps: 1, octaves: 1, ..cfg.clone() }, &mut |_| {}).expect("dream");
+            for i in 0..2 * n {
+                set_row_tiles_enabled(i % 2 == 0);
+                let (t, c) = (Instant::now(), crate::inception::cpu_ms());
+                dream::dream_with(&net, &img, &cfg, &mut |_| {}).expect("dream");
+                let side = if i % 2 == 0 { &mut on } else { &mut off };
+                side.0.push(t.elapsed().as_secs_f64() * 1e3);
+                side.1.push(crate::inception::cpu_ms() - c);
+            }
+        }
+        other => {
+            eprintln!("unknown A/B `{other}` (gatys, dream)");
+            std::process::exit(2)
+        }
+    }
+    set_row_tiles_enabled(true);
+    let (a, b, ac, bc) = (median(&mut on.0), median(&mut off.0), median(&mut on.1), median(&mut off.1));
+    println!(
+        "RESULT limner {what}_ab size={size} n={} on_ms={a:.2} off_ms={b:.2} on_cpu_ms={ac:.2} off_cpu_ms={bc:.2} ratio={:.3} cpu_ratio={:.3}",
+        on.0.len(),
+        a / b,
+        ac / bc
+    );
+}

@@ -11,6 +11,7 @@
 //!
 //! `art-gatys [SIZE] [STEPS]` and `art-dream [SIZE] [REPS]` (not part of `all`; `bench/art.sh`
 //! runs them): Gatys style transfer and DeepDream on limner's InceptionV3, see `art.rs`.
+//! `art-ab gatys|dream [SIZE] [N]`: the batch-1 row tiles on vs off in one process (`art.rs`).
 //!
 //! `pickle-gen PKL IO [REPS]` (not part of `all`; `bench/pickle.sh` runs it): an official
 //! StyleGAN2-ADA pickle imported and generating, see `pickle.rs`.
@@ -94,8 +95,12 @@ fn main() {
             "art-dream" => art::bench_dream(num(1, 256), num(2, 3)),
             "art-perceptual" => inception::bench_perceptual(num(1, 10)),
             "art-fid" => inception::bench_fid(num(1, 1000)),
+            "art-ab" => {
+                let which = what.get(1).cloned().unwrap_or_else(|| "gatys".into());
+                art::bench_ab(&which, num(2, 256), num(3, if which == "dream" { 3 } else { 10 }))
+            }
             other => {
-                eprintln!("unknown measurement `{other}` (art-gatys, art-dream, art-perceptual, art-fid)");
+                eprintln!("unknown measurement `{other}` (art-gatys, art-dream, art-perceptual, art-fid, art-ab)");
                 std::process::exit(2);
             }
         }

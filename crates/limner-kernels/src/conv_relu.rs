@@ -6,7 +6,10 @@
 //! Forward: [`crate::cpu::conv_fwd`] with the bias + ReLU fused in as its epilogue (phase-split
 //! planes, row-tiled im2col + gemm; batch-parallel with the epilogue on each sample's output
 //! right after its gemm, or gemm-parallel below one sample per thread). It took less CPU time
-//! than the column tiles below in A/B runs (bench/NOTES.md, "InceptionV3 (issue 21)").
+//! than the column tiles below in A/B runs (bench/NOTES.md, "InceptionV3 (issue 21)"). Below one
+//! sample per thread (batch 1: Gatys, DeepDream, projection) its row tiles run side by side
+//! instead, each a single-threaded gemm ([`fwd_row_tiles`], bit-identical;
+//! `LIMNER_CONV_RELU_ROW_TILES=0` for the previous path).
 //! Column tiles (`LIMNER_CONV_RELU_TILES=1`, or `=rect` for the 1×7 / 7×1 ones only, for A/B
 //! runs): the output of every sample is cut into runs of output pixels; each tile is one rayon
 //! task: its im2col block in a per-thread scratch buffer, one single-threaded `gemm`, then
@@ -34,10 +37,23 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu::{mm, out_vec, scratch, Geom};
+use crate::cpu::{im2col_tile, mm, out_vec, scratch, tile_rows, Geom, Phases};
 use crate::{f32_data, flex_from, on_flex, profile, Switch};
 
 static FUSED: Switch = Switch::new("LIMNER_FAST_CONV_RELU");
+static ROW_TILES: Switch = Switch::new("LIMNER_CONV_RELU_ROW_TILES");
+
+/// Whether convs with fewer samples than threads (batch 1: Gatys, DeepDream, projection) run
+/// their row tiles in parallel ([`fwd_row_tiles`]; default on, `LIMNER_CONV_RELU_ROW_TILES=0`
+/// for the previous path: one tile after the other, each a 2-thread gemm).
+pub fn row_tiles_enabled() -> bool {
+    ROW_TILES.get()
+}
+
+/// Turns [`row_tiles_enabled`] on or off for the whole process (same-process A/B runs).
+pub fn set_row_tiles_enabled(on: bool) {
+    ROW_TILES.set(on);
+}
 
 /// Whether [`conv_bias_relu`] uses the fused op (default on; `LIMNER_FAST_CONV_RELU=0` turns it
 /// off; [`crate::enabled`] off turns it off too).
@@ -230,6 +246,11 @@ fn fwd_masked(g: &Geom, x: &[f32], mask: Option<&[f32]>, w: &[f32], bias: Option
     if hw == 0 || g.n == 0 || g.cout == 0 {
         return out_vec(g.n * out_len);
     }
+    let t = rayon::current_num_threads().max(1);
+    // (a single row tile keeps the parallel gemm)
+    if mask.is_none() && !via_tiles(g) && g.n < t && !g.is_pointwise() && g.ho() > tile_rows(g) && row_tiles_enabled() {
+        return fwd_row_tiles(g, x, w, bias, relu);
+    }
     if mask.is_none() && !via_tiles(g) {
         // `cpu::conv_fwd` (phase-split planes once per sample, row-tiled im2col;
         // batch-parallel, or a parallel gemm below one sample per thread) took less time than
@@ -243,6 +264,48 @@ fn fwd_masked(g: &Geom, x: &[f32], mask: Option<&[f32]>, w: &[f32], bias: Option
         return crate::cpu::conv_fwd_epi(g, x, w, Some(&epi));
     }
     fwd_tiles(g, x, mask, w, bias, relu)
+}
+
+/// The forward for fewer samples than threads (batch 1), one sample after the other: the
+/// phase-split planes of the sample, parallel over input channels, then the im2col row tiles
+/// of [`crate::cpu::conv_fwd`] (the same tiles, so the same gemm shapes and the same sums, bit
+/// for bit) as parallel tasks, each a single-threaded gemm followed by bias + ReLU on the tile
+/// while it is in cache. Before, the tiles ran one after the other with the gemm itself split
+/// across the threads: at batch 1 the tiles are small (one to a few output rows; e.g. 70
+/// columns for conv2d_5's input gradient, K = 1728), too small for two threads to share one
+/// gemm well, and the im2col gathers and the phase split ran on one thread.
+fn fwd_row_tiles(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+    let (ho, wo, ckk, in_len, out_len) = (g.ho(), g.wo(), g.ckk(), g.in_len(), g.out_len());
+    let (hw, hw_in) = (ho * wo, g.h * g.w);
+    let ps = Phases::of(g);
+    let (pl, tr) = (ps.len(), tile_rows(g));
+    let tiles: Vec<usize> = (0..ho).step_by(tr).collect();
+    let mut y = out_vec(g.n * out_len);
+    let mut planes = out_vec(g.cin * pl);
+    for b in 0..g.n {
+        let xb = &x[b * in_len..(b + 1) * in_len];
+        planes.par_chunks_mut(pl).enumerate().for_each(|(ci, p)| ps.split(&xb[ci * hw_in..(ci + 1) * hw_in], p));
+        let yp = SharedMut(y[b * out_len..].as_mut_ptr());
+        let planes = &planes;
+        tiles.par_iter().with_max_len(1).for_each(|&oh0| {
+            let yp = yp;
+            let oh1 = (oh0 + tr).min(ho);
+            let tn = (oh1 - oh0) * wo;
+            // SAFETY: the task of rows oh0..oh1 alone writes columns oh0*wo..oh1*wo of every
+            // output plane of sample b
+            let dst = unsafe { yp.0.add(oh0 * wo) };
+            scratch(0, ckk * tn, |_, col| {
+                im2col_tile(g, &ps, planes, oh0, oh1, col);
+                unsafe { mm(g.cout, tn, ckk, dst, hw as isize, false, w.as_ptr(), 1, ckk as isize, col.as_ptr(), 1, tn as isize, gemm::Parallelism::None) };
+            });
+            if bias.is_some() || relu {
+                for o in 0..g.cout {
+                    epilogue(unsafe { std::slice::from_raw_parts_mut(dst.add(o * hw), tn) }, bias.map(|b| b[o]), relu);
+                }
+            }
+        });
+    }
+    y
 }
 
 /// The column-tile forward (see the module docs).

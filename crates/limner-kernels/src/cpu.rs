@@ -127,7 +127,7 @@ fn with_scratch<R>(na: usize, nb: usize, f: impl FnOnce(&mut [f32], &mut [f32]) 
 /// `ph[(kh % s, kw % s)][oh + kh / s][kw / s ..][.. wo]`: im2col, depthwise convs and their
 /// adjoints become contiguous copies / axpys without bounds checks.
 #[derive(Clone, Copy, Debug)]
-struct Phases {
+pub(crate) struct Phases {
     s: usize,
     /// padding rows (above and below) and columns (left and right)
     pr: usize,
@@ -143,11 +143,11 @@ impl Phases {
         Self { s, pr, pc, h, w, hq: (h + 2 * pr).div_ceil(s), wq: (w + 2 * pc).div_ceil(s) }
     }
     /// The phase planes of the input of `g`.
-    fn of(g: &Geom) -> Self {
+    pub(crate) fn of(g: &Geom) -> Self {
         Self::new(g.h, g.w, g.s, g.ph, g.pw)
     }
     /// floats per input channel
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.s * self.s * self.hq * self.wq
     }
     /// offset of row `r` of the phase plane for tap `(kh, kw)` plus column `kw / s`
@@ -157,7 +157,7 @@ impl Phases {
         (((kh % s) * s + (kw % s)) * self.hq + r + kh / s) * self.wq + kw / s
     }
     /// Fills `ph` (one channel, `self.len()`) from plane `x` (`h x w`).
-    fn split(&self, x: &[f32], ph: &mut [f32]) {
+    pub(crate) fn split(&self, x: &[f32], ph: &mut [f32]) {
         let (s, pr, p, wq) = (self.s, self.pr, self.pc, self.wq);
         if s == 1 {
             ph[..pr * wq].fill(0.0);
@@ -235,7 +235,7 @@ impl Phases {
 
 /// im2col of output rows `oh0..oh1` from the phase planes of all input channels:
 /// `col[(ci, kh, kw), (oh - oh0, ow)] = x[ci, oh*s + kh - p, ow*s + kw - p]`.
-fn im2col_tile(g: &Geom, ps: &Phases, ph: &[f32], oh0: usize, oh1: usize, col: &mut [f32]) {
+pub(crate) fn im2col_tile(g: &Geom, ps: &Phases, ph: &[f32], oh0: usize, oh1: usize, col: &mut [f32]) {
     let wo = g.wo();
     let tn = (oh1 - oh0) * wo;
     let pl = ps.len();
@@ -275,7 +275,7 @@ fn col2im_tile(g: &Geom, ps: &Phases, col: &[f32], oh0: usize, oh1: usize, ph: &
 }
 
 /// Output rows per im2col tile: keeps a `ckk x tile` block around 512 KiB (in L2).
-fn tile_rows(g: &Geom) -> usize {
+pub(crate) fn tile_rows(g: &Geom) -> usize {
     let wo = g.wo().max(1);
     let cols = (128 * 1024 / g.ckk().max(1)).max(wo);
     (cols / wo).clamp(1, g.ho().max(1))
