@@ -4,7 +4,7 @@
 //! with bounded steps. Only what the face networks can measure is understood; anything
 //! else is an error that lists the words the prompt understands.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use limner_faces::describe::{Attributes, Face, FaceAnalyzer};
@@ -30,6 +30,10 @@ pub struct Targets {
     pub age: Option<AgeRange>,
     /// `Some(true)`: smiling; `Some(false)`: not smiling
     pub smiling: Option<bool>,
+    /// another expression, by face-api's label (`surprised`, `angry`, `sad`, `neutral`: see
+    /// [`EXPRESSIONS_STEERED`]), steered along the direction of that name
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression: Option<&'static str>,
 }
 
 const GENDER_WORDS: [(&str, bool); 12] = [
@@ -58,23 +62,49 @@ const AGE_WORDS: [(&str, f32, f32); 10] = [
     ("elderly", 50.0, 120.0),
     ("senior", 50.0, 120.0),
 ];
-const SMILE_WORDS: [(&str, bool); 8] =
-    [("smiling", true), ("smile", true), ("smiles", true), ("happy", true), ("grinning", true), ("neutral", false), ("serious", false), ("unsmiling", false)];
+const SMILE_WORDS: [(&str, bool); 7] =
+    [("smiling", true), ("smile", true), ("smiles", true), ("happy", true), ("grinning", true), ("serious", false), ("unsmiling", false)];
+/// Expressions other than smiling that a prompt can ask for: face-api's label (also the name of
+/// the direction steered along, [`crate::directions::EXPRESSION_DIRECTIONS`]), the independent
+/// emotion network's label for it, and the words that ask for it.
+pub const EXPRESSIONS_STEERED: [(&str, &str, &[&str]); 4] = [
+    ("surprised", "surprise", &["surprised", "astonished", "amazed", "shocked"]),
+    ("angry", "angry", &["angry", "furious", "annoyed", "cross"]),
+    ("sad", "sad", &["sad", "unhappy", "sorrowful", "gloomy"]),
+    ("neutral", "neutral", &["neutral", "expressionless", "deadpan"]),
+];
 const FILLER: [&str; 20] = [
     "a", "an", "the", "of", "with", "and", "person", "face", "portrait", "photo", "picture", "who", "is", "looking", "aged", "age", "years", "year", "old-looking", "in",
 ];
-/// Expressions the independent emotion network judges but no direction here steers yet.
-const UNSTEERED_EXPRESSIONS: [&str; 9] = ["surprised", "surprise", "angry", "sad", "fearful", "scared", "afraid", "disgusted", "crying"];
-/// Words that are understood as asking for something no model here can measure.
-const UNMEASURABLE: [&str; 10] = ["glasses", "beard", "moustache", "mustache", "hat", "bald", "blonde", "hair", "makeup", "earrings"];
+/// Expressions both emotion networks can read but no prompt steers: why, per word.
+const UNSTEERED_EXPRESSIONS: [(&str, &str); 6] = [
+    ("fearful", "fear"),
+    ("scared", "fear"),
+    ("afraid", "fear"),
+    ("disgusted", "disgust"),
+    ("crying", "crying, which neither emotion network has a label for (the nearest is sad)"),
+    ("laughing", "laughing, which neither emotion network tells from smiling (ask for smiling)"),
+];
+/// Things people ask for that no network here can judge, and the words that ask for them.
+const UNMEASURABLE: [(&str, &[&str]); 6] = [
+    ("glasses", &["glasses", "spectacles", "sunglasses", "eyeglasses"]),
+    ("facial hair", &["beard", "bearded", "moustache", "mustache", "stubble"]),
+    ("hair colour or style", &["hair", "blonde", "blond", "brunette", "redhead", "red-haired", "bald", "curly", "grey-haired", "gray-haired"]),
+    ("headwear", &["hat", "cap", "headscarf"]),
+    ("makeup or jewellery", &["makeup", "lipstick", "earrings"]),
+    ("skin tone or ethnicity", &["black", "white", "asian", "african", "caucasian", "latino", "indian", "pale", "tanned"]),
+];
+/// Why none of them can be judged here.
+const UNMEASURABLE_WHY: &str = "no network limner runs reads it: face-api gives age, gender, 7 expressions and an identity descriptor, human-models' converted networks age, gender and the same 7 emotions; an unjudged word would be steered blind and could not be checked";
 
 /// Every word a prompt understands, for error messages.
 pub fn vocabulary() -> String {
     let g: Vec<&str> = GENDER_WORDS.iter().map(|w| w.0).collect();
     let a: Vec<&str> = AGE_WORDS.iter().map(|w| w.0).collect();
-    let s: Vec<&str> = SMILE_WORDS.iter().map(|w| w.0).collect();
+    let mut s: Vec<&str> = SMILE_WORDS.iter().map(|w| w.0).collect();
+    s.extend(EXPRESSIONS_STEERED.iter().flat_map(|e| e.2.iter().copied()));
     format!(
-        "gender: {}; age: {}, middle-aged, a number (\"40\", \"40-year-old\", \"40s\", \"in his 40s\"); expression: {}; ignored: {}",
+        "gender: {}; age: {}, middle-aged, a number (\"40\", \"40-year-old\", \"40s\", \"in his 40s\"); expression: {} (and \"not smiling\"); ignored: {}",
         g.join(", "),
         a.join(", "),
         s.join(", "),
@@ -124,17 +154,28 @@ pub fn parse(prompt: &str) -> Result<Targets> {
             set_age(&mut t, r, w)?;
         } else if let Some(&(_, s)) = SMILE_WORDS.iter().find(|s| s.0 == w) {
             t.smiling = Some(s != neg);
+        } else if let Some(&(label, _, _)) = EXPRESSIONS_STEERED.iter().find(|e| e.2.contains(&w)) {
+            if neg {
+                bail!("`not {w}`: a prompt can ask for an expression but not for its absence (except \"not smiling\")");
+            }
+            if t.expression.is_some_and(|e| e != label) {
+                bail!("the prompt asks for two expressions ({} and `{w}`)", t.expression.unwrap_or_default());
+            }
+            t.expression = Some(label);
         } else if FILLER.contains(&w) {
-        } else if UNSTEERED_EXPRESSIONS.contains(&w) {
-            unknown.push(format!("`{w}` (human-models' emotion network can judge it, but limner has no direction to steer it yet)"));
-        } else if UNMEASURABLE.contains(&w) {
-            unknown.push(format!("`{w}` (no network here judges it: face-api and human-models read only gender, age and expression)"));
+        } else if let Some((_, what)) = UNSTEERED_EXPRESSIONS.iter().find(|e| e.0 == w) {
+            unknown.push(format!("`{w}` (both emotion networks read {what}, but limner fits no direction to steer it: prompts steer smiling, surprised, angry, sad and neutral)"));
+        } else if let Some((what, _)) = UNMEASURABLE.iter().find(|u| u.1.contains(&w)) {
+            unknown.push(format!("`{w}` ({what}: {UNMEASURABLE_WHY})"));
         } else {
             unknown.push(format!("`{w}`"));
         }
     }
     if !unknown.is_empty() {
         bail!("the prompt has words it does not understand: {}. It understands {}", unknown.join(", "), vocabulary());
+    }
+    if t.expression.is_some() && t.smiling == Some(true) {
+        bail!("the prompt asks for two expressions (smiling and {})", t.expression.unwrap_or_default());
     }
     if t == Targets::default() {
         bail!("the prompt asks for nothing measurable; it understands {}", vocabulary());
@@ -193,17 +234,29 @@ fn gaps(t: &Targets, a: &Attributes) -> [(f32, f32); 3] {
         None => (0.0, 0.0),
     };
     let (e, p) = a.expression();
-    let smile = match t.smiling {
-        Some(true) => (if e == "happy" && p >= 0.55 { 0.0 } else { (0.6 - a.expressions[1]).max(0.01) }, 1.0),
-        Some(false) => (if e == "happy" && p >= 0.5 { a.expressions[1] } else { 0.0 }, -1.0),
-        None => (0.0, 0.0),
+    let smile = match (t.expression, t.smiling) {
+        // another expression: the most likely at 55 % (the description says it from 50 %)
+        (Some(x), _) => (if e == x && p >= 0.55 { 0.0 } else { (0.6 - a.expressions[expression_index(x)]).max(0.01) }, 1.0),
+        (None, Some(true)) => (if e == "happy" && p >= 0.55 { 0.0 } else { (0.6 - a.expressions[1]).max(0.01) }, 1.0),
+        (None, Some(false)) => (if e == "happy" && p >= 0.5 { a.expressions[1] } else { 0.0 }, -1.0),
+        (None, None) => (0.0, 0.0),
     };
     [gender, age, smile]
 }
 
+/// face-api's index of an expression label ([`limner_faces::expression::EXPRESSIONS`]).
+fn expression_index(label: &str) -> usize {
+    limner_faces::expression::EXPRESSIONS.iter().position(|e| *e == label).expect("a face-api expression label")
+}
+
+/// The direction the third slider moves along: the asked expression's, else smile's.
+pub fn expression_direction(t: &Targets) -> &'static str {
+    t.expression.unwrap_or("smile")
+}
+
 /// Whether a reading meets the targets as the one-line description would say it: "man" or
 /// "woman" (≥ 70 %), "about N" inside the age range, "smiling" (happy the most likely at
-/// ≥ 50 %) or not.
+/// ≥ 50 %) or not, another asked expression the most likely at ≥ 50 %.
 pub fn satisfied(t: &Targets, a: &Attributes) -> bool {
     let (g, gp) = a.gender();
     let (e, ep) = a.expression();
@@ -211,6 +264,7 @@ pub fn satisfied(t: &Targets, a: &Attributes) -> bool {
     t.male.is_none_or(|m| gp >= 0.7 && (g == "male") == m)
         && t.age.is_none_or(|r| (r.min..=r.max).contains(&a.age.round().max(1.0)))
         && t.smiling.is_none_or(|s| s == smiling)
+        && t.expression.is_none_or(|x| e == x && ep >= 0.5)
 }
 
 /// Settings of the search.
@@ -237,6 +291,9 @@ pub struct SteerConfig {
     /// faces old by the independent judge ("an old woman": 16/32 and 8/32 the same person,
     /// against 22/32 and 6/32 in every layer); coarse alone 4/32 old, 24/32 the same person.
     pub age_layers: Vec<LayerGroup>,
+    /// with an age asked: the largest face-api identity distance a steered face may keep from
+    /// its unsteered self (see [`keep_identity`]); `None`: no cap
+    pub identity_cap: Option<f32>,
 }
 
 impl Default for SteerConfig {
@@ -251,6 +308,7 @@ impl Default for SteerConfig {
             psi: 0.7,
             noise: 1.0,
             age_layers: vec![],
+            identity_cap: None,
         }
     }
 }
@@ -268,10 +326,27 @@ pub fn parse_age_layers(s: &str) -> Result<Vec<LayerGroup>> {
     })
 }
 
+/// `--identity-cap`: `off` or a face-api identity distance in (0, 2].
+pub fn parse_identity_cap(s: &str) -> Result<Option<f32>> {
+    if s.trim() == "off" {
+        return Ok(None);
+    }
+    match s.trim().parse::<f32>() {
+        Ok(d) if d > 0.0 && d <= 2.0 => Ok(Some(d)),
+        _ => bail!("--identity-cap `{s}`: give a face-api identity distance in (0, 2] (0.6: the same person) or `off`"),
+    }
+}
+
 /// The style rows the age direction moves: `cfg.age_layers`' rows, or every row when none is
 /// named (or the model has no rows in them).
 pub fn age_rows(g: &dyn Model, cfg: &SteerConfig) -> Vec<usize> {
-    let mut rows: Vec<usize> = cfg.age_layers.iter().flat_map(|&l| group_rows(g, l)).collect();
+    rows_of(g, &cfg.age_layers)
+}
+
+/// The style rows of layer groups, or every row when none is named (or the model has no rows
+/// in them).
+fn rows_of(g: &dyn Model, groups: &[LayerGroup]) -> Vec<usize> {
+    let mut rows: Vec<usize> = groups.iter().flat_map(|&l| group_rows(g, l)).collect();
     rows.sort_unstable();
     rows.dedup();
     if rows.is_empty() {
@@ -312,6 +387,9 @@ pub struct Steered {
     /// the steered face's `w+` (age moves only [`age_rows`]), for its recipe
     #[serde(skip)]
     pub w: WPlus,
+    /// the layer groups age moved in for this seed (empty: as configured), when
+    /// [`keep_identity`] narrowed them
+    pub age_layers: Vec<LayerGroup>,
 }
 
 fn total_gap(g: &[(f32, f32); 3]) -> f32 {
@@ -323,9 +401,28 @@ fn total_gap(g: &[(f32, f32); 3]) -> f32 {
 /// is unmet, all step sizes are tried at once (one batch over seeds × steps) and the
 /// smallest step that meets that target without undoing the others is kept, else the step
 /// that closes most of the total gap.
-pub fn steer(g: &dyn Model, dirs: &Directions, fa: &FaceAnalyzer, seeds: &[u64], t: &Targets, cfg: &SteerConfig, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<Steered>> {
-    let names = ["gender", "age", "smile"];
-    let idx: Vec<usize> = names.iter().map(|n| dirs.index(n)).collect::<Result<_>>()?;
+/// With `cfg.identity_cap` and an age asked, `identity` (face-api with descriptors) then
+/// checks every steered face against its unsteered self ([`keep_identity`]).
+#[allow(clippy::too_many_arguments)]
+pub fn steer(
+    g: &dyn Model,
+    dirs: &Directions,
+    fa: &FaceAnalyzer,
+    identity: Option<&FaceAnalyzer>,
+    seeds: &[u64],
+    t: &Targets,
+    cfg: &SteerConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<Steered>> {
+    let names = ["gender", "age", expression_direction(t)];
+    let idx: Vec<usize> = names
+        .iter()
+        .map(|n| {
+            dirs.index(n).with_context(|| {
+                format!("these directions cannot steer `{n}`: fit them with `limner models directions --model {} --expressions` (or pass --directions FILE)", dirs.meta.model)
+            })
+        })
+        .collect::<Result<_>>()?;
     let base = seed_w(g, seeds, cfg.psi);
     let mut sliders = vec![[0.0f32; 3]; seeds.len()];
     let rows = age_rows(g, cfg);
@@ -340,8 +437,20 @@ pub fn steer(g: &dyn Model, dirs: &Directions, fa: &FaceAnalyzer, seeds: &[u64],
     let mut current = eval(&(0..seeds.len()).map(|s| (s, [0.0; 3])).collect::<Vec<_>>());
     if idx.iter().all(|&i| dirs.meta.attributes[i].slope > 0.0) {
         let mut out = steer_secant(&eval, dirs, &idx, seeds, t, cfg, current, progress);
+        if let (Some(cap), Some(id), Some(_)) = (cfg.identity_cap, identity, t.age) {
+            let render = |c: &[(usize, [f32; 3], Vec<usize>)]| -> Vec<(Image, Attributes)> {
+                let ws: Vec<WPlus> = c.iter().map(|(s, v, rows)| steered_w(dirs, &idx, &base[*s], v, g.num_ws(), rows)).collect();
+                let sd: Vec<u64> = c.iter().map(|(s, _, _)| seeds[*s]).collect();
+                let imgs = g.render(&ws, &sd, cfg.noise);
+                let at = read_faces(g, id, &imgs);
+                imgs.into_iter().zip(at).collect()
+            };
+            let masks: Vec<(Vec<LayerGroup>, Vec<usize>)> = IDENTITY_MASKS.iter().map(|m| (m.to_vec(), rows_of(g, m))).collect();
+            keep_identity(&render, &masks, id, t, cap, &mut out);
+        }
         for (s, st) in out.iter_mut().enumerate() {
-            st.w = ws_of(s, &[st.sliders[0].1, st.sliders[1].1, st.sliders[2].1]);
+            let rows = if st.age_layers.is_empty() { rows.clone() } else { rows_of(g, &st.age_layers) };
+            st.w = steered_w(dirs, &idx, &base[s], &[st.sliders[0].1, st.sliders[1].1, st.sliders[2].1], g.num_ws(), &rows);
         }
         return Ok(out);
     }
@@ -400,8 +509,81 @@ pub fn steer(g: &dyn Model, dirs: &Directions, fa: &FaceAnalyzer, seeds: &[u64],
             image,
             initial,
             w: ws_of(s, &sliders[s]),
+            age_layers: vec![],
         })
         .collect())
+}
+
+/// The layer groups [`keep_identity`] tries age in, narrowest last, with the multiples of the
+/// age slider the search reached that it tries in each (a narrower group needs more).
+const IDENTITY_MASKS: [&[LayerGroup]; 3] = [&[LayerGroup::Coarse, LayerGroup::Middle, LayerGroup::Fine], &[LayerGroup::Coarse, LayerGroup::Middle], &[LayerGroup::Coarse]];
+const IDENTITY_FACTORS: [&[f32]; 3] = [&[0.8, 0.6, 0.4], &[1.25, 1.0, 0.75, 0.5], &[2.0, 1.5, 1.0]];
+
+/// face-api's identity distance between two readings' descriptors; `None` without one.
+fn identity_distance(a: &Attributes, b: &Attributes) -> Option<f32> {
+    let (a, b) = (a.descriptor.as_ref()?, b.descriptor.as_ref()?);
+    Some(a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f32>().sqrt())
+}
+
+/// The identity cap on age: every steered face whose face-api identity distance to its
+/// unsteered self is `cap` or more is tried again with age in fewer layer groups
+/// ([`IDENTITY_MASKS`]: all, coarse + middle, coarse) and at several multiples of its age
+/// slider ([`IDENTITY_FACTORS`]), one batch over all such seeds; of the tries that stay under
+/// `cap` and still meet the other targets, the one nearest the asked age by face-api (then the
+/// nearest person) replaces it. A seed with no such try keeps its face (as asked, another
+/// person). `render` renders (seed index, sliders, age rows) and reads with descriptors;
+/// `masks` are [`IDENTITY_MASKS`] with their rows.
+fn keep_identity(
+    render: &dyn Fn(&[(usize, [f32; 3], Vec<usize>)]) -> Vec<(Image, Attributes)>,
+    masks: &[(Vec<LayerGroup>, Vec<usize>)],
+    id: &FaceAnalyzer,
+    t: &Targets,
+    cap: f32,
+    out: &mut [Steered],
+) {
+    let read = |imgs: Vec<Image>| -> Vec<Attributes> { describe_reading(id, &imgs) };
+    let before = read(out.iter().map(|s| s.initial.clone()).collect());
+    let after = read(out.iter().map(|s| s.image.clone()).collect());
+    let mut tries = vec![];
+    for (s, st) in out.iter().enumerate() {
+        if identity_distance(&after[s], &before[s]).is_none_or(|d| d < cap) {
+            continue;
+        }
+        let v = [st.sliders[0].1, st.sliders[1].1, st.sliders[2].1];
+        for ((_, rows), factors) in masks.iter().zip(IDENTITY_FACTORS) {
+            for f in factors {
+                tries.push((s, [v[0], v[1] * f, v[2]], rows.clone()));
+            }
+        }
+    }
+    if tries.is_empty() {
+        return;
+    }
+    let results = render(&tries);
+    let mut best: Vec<Option<(f32, f32, usize)>> = vec![None; out.len()];
+    for (i, ((s, _, _), (_, a))) in tries.iter().zip(&results).enumerate() {
+        let Some(d) = identity_distance(a, &before[*s]) else { continue };
+        let gp = gaps(t, a);
+        if d >= cap || gp[0].0 > 0.0 || gp[2].0 > 0.0 {
+            continue;
+        }
+        if best[*s].is_none_or(|(ga, db, _)| (gp[1].0, d) < (ga, db)) {
+            best[*s] = Some((gp[1].0, d, i));
+        }
+    }
+    for (s, b) in best.into_iter().enumerate() {
+        let Some((_, _, i)) = b else { continue };
+        let (_, v, rows) = &tries[i];
+        let mask = masks.iter().find(|m| &m.1 == rows).map(|m| m.0.clone()).unwrap_or_default();
+        let (image, mut steering) = results[i].clone();
+        steering.descriptor = None;
+        let st = &mut out[s];
+        st.sliders[1].1 = v[1];
+        st.steering_met = satisfied(t, &steering);
+        st.steering = steering;
+        st.image = image;
+        st.age_layers = mask;
+    }
 }
 
 /// Where the secant search aims for each attribute (a score as [`crate::directions::score`]
@@ -416,7 +598,7 @@ fn aims(t: &Targets) -> [Option<f32>; 3] {
             // chosen per reading in `steer_secant`
             r.min + 3.0f32.min((r.max - r.min) / 2.0)
         }),
-        t.smiling.map(|s| if s { logit(0.8) } else { logit(0.2) }),
+        t.expression.map(|_| logit(0.8)).or(t.smiling.map(|s| if s { logit(0.8) } else { logit(0.2) })),
     ]
 }
 
@@ -438,7 +620,7 @@ fn steer_secant(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Vec<Steered> {
     use crate::directions::score;
-    let names = ["gender", "age", "smile"];
+    let names = ["gender", "age", expression_direction(t)];
     let aim = aims(t);
     let global: Vec<f32> = idx.iter().map(|&i| dirs.meta.attributes[i].slope).collect();
     let n = seeds.len();
@@ -516,6 +698,7 @@ fn steer_secant(
             image,
             initial,
             w: WPlus::broadcast(&[], 0),
+            age_layers: vec![],
         })
         .collect()
 }
@@ -597,12 +780,14 @@ pub fn judge(fa: &FaceAnalyzer, t: &Targets, images: &[Image]) -> Vec<Judged> {
 /// Whether the independent reading (human-models, [`limner_faces::human`]) meets the targets,
 /// read the way human says it: gender by FaceRes (male when P(male) > 0.5), age the expected
 /// value over its 100 bins (rounded) inside the range, smiling when the emotion network's most
-/// likely label is `happy` (and not smiling otherwise).
+/// likely label is `happy` (and not smiling otherwise), another asked expression when it is the
+/// emotion network's most likely label.
 pub fn satisfied_independent(t: &Targets, r: &Reading) -> bool {
-    let smiling = r.top_emotion().0 == "happy";
+    let top = r.top_emotion().0;
     t.male.is_none_or(|m| r.is_male() == m)
         && t.age.is_none_or(|a| (a.min..=a.max).contains(&r.age.round().max(1.0)))
-        && t.smiling.is_none_or(|s| s == smiling)
+        && t.smiling.is_none_or(|s| s == (top == "happy"))
+        && t.expression.is_none_or(|x| EXPRESSIONS_STEERED.iter().any(|e| e.0 == x && e.1 == top))
 }
 
 /// The independent judge's reading of each image (upscaled to [`JUDGE_SIZE`] as [`judge`]
