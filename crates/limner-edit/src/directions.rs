@@ -36,14 +36,20 @@ pub fn logit(p: f32) -> f32 {
 }
 
 /// The score an attribute is fitted on (label: above the median score) and steered by:
-/// the logit of P(male), the apparent age, the logit of P(happy).
+/// the logit of P(male), the apparent age, the logit of P(happy); for another expression the
+/// logit of its probability, clamped at 1e-12.
 pub fn score(name: &str, a: &Attributes) -> f32 {
     match name {
         "gender" => logit(a.male_probability),
         "age" => a.age,
         "smile" => logit(a.expressions[1]),
+        // face-api reads most generated portraits as happy at 0.9999, the other expressions at
+        // 1e-5 and below: clamped at 1e-4 as the logits above, most faces would tie at the bottom
         other => match limner_faces::expression::EXPRESSIONS.iter().position(|e| *e == other) {
-            Some(i) => logit(a.expressions[i]),
+            Some(i) => {
+                let p = a.expressions[i].clamp(1e-12, 1.0 - 1e-6);
+                (p / (1.0 - p)).ln()
+            }
             None => panic!("no attribute `{other}`"),
         },
     }
@@ -392,6 +398,31 @@ mod tests {
         assert_eq!(agreed_age(&Attributes::from_readings(40.0, 0.9, 0.5), Some((0.2, 40.0))), None);
         assert_eq!(agreed_age(&Attributes::from_readings(40.0, 0.9, 0.5), Some((0.9, 55.0))), None);
         assert_eq!(agreed_age(&Attributes::from_readings(40.0, 0.9, 0.5), None), None);
+        // expressions on top: surprised on w3 + w0 (correlated with gender), the others on w4
+        let mut l = Labelled { ws: vec![], attributes: vec![], seconds: 0.0, independent: vec![] };
+        for _ in 0..600 {
+            let w: Vec<f32> = (0..d).map(|_| rnd()).collect();
+            let mut a = Attributes::from_readings(40.0, 0.5, 0.5);
+            a.expressions = [0.0; 7];
+            let sig = |x: f32| 1.0 / (1.0 + (-x).exp());
+            a.expressions[6] = 1e-6 * (30.0 * (w[3] + w[0])).exp();
+            for i in [0, 2, 3, 4, 5] {
+                a.expressions[i] = 0.1 * sig(10.0 * w[4]);
+            }
+            l.ws.push(w);
+            l.attributes.push(a);
+        }
+        let e = fit_expressions(&dirs, &l, 0.3, "expr").unwrap();
+        assert_eq!(&e.vectors[..3], &dirs.vectors[..], "the base directions are kept as they were");
+        assert_eq!(e.meta.attributes.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["gender", "age", "smile", "neutral", "sad", "angry", "fearful", "disgusted", "surprised"]);
+        let s = &e.vectors[e.index("surprised").unwrap()];
+        assert!(dot(s, &e.vectors[0]).abs() < 1e-4 && dot(s, &e.vectors[1]).abs() < 1e-4, "not orthogonal to gender and age");
+        assert!(s[3] > 0.9, "surprised should be ~e3 once gender is taken out: {:?}", &s[..5]);
+        assert!(e.meta.attributes[8].slope > 0.0 && e.meta.attributes[8].held_out_accuracy > 0.9, "{:?}", e.meta.attributes[8]);
+        assert!(e.vectors[e.index("sad").unwrap()][4] > 0.9);
+        assert!(e.meta.command.ends_with("; expressions: expr"));
+        // refitting on the result replaces the expression directions, not adds more
+        assert_eq!(fit_expressions(&e, &l, 0.3, "again").unwrap().vectors.len(), 9);
         let moved = dirs.apply(&vec![0.0; d], &[(1, 2.0)]);
         assert!((dot(&moved, &dirs.vectors[1]) - 2.0 * dirs.meta.attributes[1].sigma).abs() < 1e-4);
     }

@@ -95,7 +95,7 @@ const UNMEASURABLE: [(&str, &[&str]); 6] = [
     ("skin tone or ethnicity", &["black", "white", "asian", "african", "caucasian", "latino", "indian", "pale", "tanned"]),
 ];
 /// Why none of them can be judged here.
-const UNMEASURABLE_WHY: &str = "no network limner runs reads it: face-api gives age, gender, 7 expressions and an identity descriptor, human-models' converted networks age, gender and the same 7 emotions; an unjudged word would be steered blind and could not be checked";
+const UNMEASURABLE_WHY: &str = "face-api reads age, gender, 7 expressions and an identity descriptor, human-models' converted networks age, gender and the same 7 emotions, so it would be steered blind and could not be checked";
 
 /// Every word a prompt understands, for error messages.
 pub fn vocabulary() -> String {
@@ -166,7 +166,7 @@ pub fn parse(prompt: &str) -> Result<Targets> {
         } else if let Some((_, what)) = UNSTEERED_EXPRESSIONS.iter().find(|e| e.0 == w) {
             unknown.push(format!("`{w}` (both emotion networks read {what}, but limner fits no direction to steer it: prompts steer smiling, surprised, angry, sad and neutral)"));
         } else if let Some((what, _)) = UNMEASURABLE.iter().find(|u| u.1.contains(&w)) {
-            unknown.push(format!("`{w}` ({what}: {UNMEASURABLE_WHY})"));
+            unknown.push(format!("`{w}` (no network limner runs judges {what}: {UNMEASURABLE_WHY})"));
         } else {
             unknown.push(format!("`{w}`"));
         }
@@ -446,7 +446,7 @@ pub fn steer(
                 imgs.into_iter().zip(at).collect()
             };
             let masks: Vec<(Vec<LayerGroup>, Vec<usize>)> = IDENTITY_MASKS.iter().map(|m| (m.to_vec(), rows_of(g, m))).collect();
-            keep_identity(&render, &masks, id, t, cap, &mut out);
+            keep_identity(&render, &|imgs| describe_reading(id, &imgs), &masks, t, cap, &mut out);
         }
         for (s, st) in out.iter_mut().enumerate() {
             let rows = if st.age_layers.is_empty() { rows.clone() } else { rows_of(g, &st.age_layers) };
@@ -531,17 +531,16 @@ fn identity_distance(a: &Attributes, b: &Attributes) -> Option<f32> {
 /// slider ([`IDENTITY_FACTORS`]), one batch over all such seeds; of the tries that stay under
 /// `cap` and still meet the other targets, the one nearest the asked age by face-api (then the
 /// nearest person) replaces it. A seed with no such try keeps its face (as asked, another
-/// person). `render` renders (seed index, sliders, age rows) and reads with descriptors;
-/// `masks` are [`IDENTITY_MASKS`] with their rows.
+/// person). `render` renders (seed index, sliders, age rows) and reads with descriptors, as
+/// `read` reads images; `masks` are [`IDENTITY_MASKS`] with their rows.
 fn keep_identity(
     render: &dyn Fn(&[(usize, [f32; 3], Vec<usize>)]) -> Vec<(Image, Attributes)>,
+    read: &dyn Fn(Vec<Image>) -> Vec<Attributes>,
     masks: &[(Vec<LayerGroup>, Vec<usize>)],
-    id: &FaceAnalyzer,
     t: &Targets,
     cap: f32,
     out: &mut [Steered],
 ) {
-    let read = |imgs: Vec<Image>| -> Vec<Attributes> { describe_reading(id, &imgs) };
     let before = read(out.iter().map(|s| s.initial.clone()).collect());
     let after = read(out.iter().map(|s| s.image.clone()).collect());
     let mut tries = vec![];
@@ -827,14 +826,27 @@ mod tests {
         assert_eq!(t, Targets { male: Some(false), age: Some(AgeRange { min: 25.0, max: 35.0 }), smiling: Some(false) });
         assert_eq!(parse("a man in his 40s").unwrap().age, Some(AgeRange { min: 40.0, max: 49.0 }));
         assert_eq!(parse("young woman").unwrap().male, Some(false));
+        let t = parse("a surprised old woman").unwrap();
+        assert_eq!((t.expression, t.male, t.smiling), (Some("surprised"), Some(false), None));
+        assert_eq!(parse("an Angry man").unwrap().expression, Some("angry"));
+        assert_eq!(parse("a sad face").unwrap().expression, Some("sad"));
+        assert_eq!(parse("a neutral woman").unwrap().expression, Some("neutral"));
+        assert_eq!(expression_direction(&parse("a shocked man").unwrap()), "surprised");
+        assert_eq!(expression_direction(&parse("a smiling man").unwrap()), "smile");
+        assert_eq!(parse("a sad woman, not smiling").unwrap().smiling, Some(false));
+        assert!(parse("a smiling sad man").unwrap_err().to_string().contains("two expressions"));
+        assert!(parse("a sad angry man").unwrap_err().to_string().contains("two expressions"));
+        assert!(parse("a man, not sad").unwrap_err().to_string().contains("not for its absence"));
     }
 
     #[test]
     fn unknown_words_are_errors_that_list_the_vocabulary() {
         let e = parse("an old man with glasses").unwrap_err().to_string();
-        assert!(e.contains("`glasses` (no network here judges it: face-api and human-models read only gender, age and expression)") && e.contains("elderly") && e.contains("smiling"), "{e}");
-        let e = parse("a surprised woman").unwrap_err().to_string();
-        assert!(e.contains("`surprised` (human-models' emotion network can judge it, but limner has no direction to steer it yet)"), "{e}");
+        assert!(e.contains("`glasses` (no network limner runs judges glasses: face-api reads age, gender, 7 expressions") && e.contains("elderly") && e.contains("smiling") && e.contains("surprised"), "{e}");
+        let e = parse("a bearded blonde man").unwrap_err().to_string();
+        assert!(e.contains("`bearded` (no network limner runs judges facial hair") && e.contains("`blonde` (no network limner runs judges hair colour or style"), "{e}");
+        let e = parse("a fearful woman").unwrap_err().to_string();
+        assert!(e.contains("`fearful` (both emotion networks read fear, but limner fits no direction to steer it"), "{e}");
         let e = parse("a purple dragon").unwrap_err().to_string();
         assert!(e.contains("`purple`") && e.contains("`dragon`"), "{e}");
         assert!(parse("a man and a woman").is_err());
@@ -934,6 +946,14 @@ mod tests {
         assert!(!satisfied_independent(&parse("a neutral man").unwrap(), &r));
         let r = Reading { age: 49.4, ..r };
         assert!(!satisfied_independent(&parse("an old man").unwrap(), &r));
+        // human's label for surprised is "surprise"
+        let mut emotions = [0.0; 7];
+        emotions[5] = 0.3;
+        emotions[3] = 0.25;
+        let r = Reading { emotions, ..r };
+        assert!(satisfied_independent(&parse("a surprised man").unwrap(), &r));
+        assert!(!satisfied_independent(&parse("an angry man").unwrap(), &r));
+        assert!(!satisfied_independent(&parse("a smiling man").unwrap(), &r));
     }
 
     #[test]
@@ -948,5 +968,78 @@ mod tests {
         assert!(!satisfied(&parse("a neutral old man").unwrap(), &a));
         assert!(!satisfied(&parse("old woman").unwrap(), &a));
         assert_eq!(gaps(&parse("young").unwrap(), &a)[1].1, -1.0);
+        // another expression: face-api's most likely at 50 % for the description, 55 % for the search
+        let mut e = [0.0; 7];
+        e[6] = 0.52;
+        e[1] = 0.48;
+        let a = Attributes { expressions: e, ..a };
+        assert_eq!(a.sentence(), "a surprised-looking man, about 61");
+        assert!(satisfied(&parse("a surprised man").unwrap(), &a) && !satisfied(&parse("a sad man").unwrap(), &a));
+        assert!(gaps(&parse("a surprised man").unwrap(), &a)[2].0 > 0.0);
+    }
+
+    /// The identity cap on a synthetic model: an image is (seed, age slider, age rows) and its
+    /// reading's age grows with the slider times the rows moved, its identity descriptor with
+    /// the slider times the fine rows moved (rows 2 and 3 of 4). Faces over the cap come back
+    /// under it, as old as the cap allows; faces under it are left alone.
+    #[test]
+    fn identity_cap_trades_layers_and_strength_for_the_person() {
+        let masks: Vec<(Vec<LayerGroup>, Vec<usize>)> = vec![
+            (vec![LayerGroup::Coarse, LayerGroup::Middle, LayerGroup::Fine], vec![0, 1, 2, 3]),
+            (vec![LayerGroup::Coarse, LayerGroup::Middle], vec![0, 1, 2]),
+            (vec![LayerGroup::Coarse], vec![0, 1]),
+        ];
+        let read_one = |d: &[f32]| {
+            let (v, rows) = (d[1], d[2] as usize);
+            let fine = rows.saturating_sub(2) as f32;
+            let mut a = Attributes::from_readings(30.0 + 3.0 * v * rows as f32, 0.1, 0.9);
+            a.descriptor = Some(vec![0.1 * v * fine, 0.0]);
+            a
+        };
+        let image = |s: usize, v: f32, rows: usize| Image { width: 1, height: 1, data: vec![s as f32, v, rows as f32] };
+        let render = |c: &[(usize, [f32; 3], Vec<usize>)]| -> Vec<(Image, Attributes)> {
+            c.iter().map(|(s, v, rows)| {
+                let im = image(*s, v[1], rows.len());
+                let a = read_one(&im.data);
+                (im, a)
+            }).collect()
+        };
+        let read = |imgs: Vec<Image>| -> Vec<Attributes> { imgs.iter().map(|im| read_one(&im.data)).collect() };
+        let t = parse("an old woman").unwrap();
+        // seed 0 at age slider 4 in all 4 rows: age 78, identity 0.8; seed 1 at 1: age 42, identity 0.2
+        let mut out: Vec<Steered> = [4.0f32, 1.0]
+            .iter()
+            .enumerate()
+            .map(|(s, &v)| {
+                let a = read_one(&[s as f32, v, 4.0]);
+                Steered {
+                    seed: s as u64,
+                    sliders: vec![("gender".into(), 0.0), ("age".into(), v), ("smile".into(), 0.0)],
+                    steering_met: satisfied(&t, &a),
+                    steering: a,
+                    image: image(s, v, 4),
+                    initial: image(s, 0.0, 4),
+                    w: WPlus::broadcast(&[], 0),
+                    age_layers: vec![],
+                }
+            })
+            .collect();
+        keep_identity(&render, &read, &masks, &t, 0.6, &mut out);
+        // seed 0: all rows at 0.6 x 4 = 2.4 reads identity 0.48 (age 58.8); coarse + middle at 1.25 x 4 = 5
+        // reads 0.5 (age 75); coarse at 2 x 4 = 8 and 1.5 x 4 = 6 read 0 (ages 78, 66): of the tries
+        // face-api reads in the steering range (65+), the nearest person (the first of a tie) wins
+        assert_eq!(out[0].age_layers, vec![LayerGroup::Coarse]);
+        assert_eq!(out[0].sliders[1].1, 8.0);
+        assert_eq!(out[0].steering.age, 78.0);
+        assert!(out[0].steering.descriptor.is_none() && out[0].steering_met);
+        assert_eq!(out[0].image.data, vec![0.0, 8.0, 2.0]);
+        // seed 1 was under the cap: untouched
+        assert!(out[1].age_layers.is_empty() && out[1].sliders[1].1 == 1.0);
+        // a cap nothing meets leaves the face as it was
+        let mut out2 = out.clone();
+        out2[0] = Steered { image: image(0, 4.0, 4), age_layers: vec![], sliders: vec![("gender".into(), 0.0), ("age".into(), 4.0), ("smile".into(), 0.0)], ..out[0].clone() };
+        keep_identity(&render, &read, &masks[..1], &t, 0.01, &mut out2);
+        assert_eq!(out2[0].sliders[1].1, 4.0);
+        assert!(out2[0].age_layers.is_empty());
     }
 }
