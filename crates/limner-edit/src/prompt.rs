@@ -164,7 +164,7 @@ pub fn parse(prompt: &str) -> Result<Targets> {
             t.expression = Some(label);
         } else if FILLER.contains(&w) {
         } else if let Some((_, what)) = UNSTEERED_EXPRESSIONS.iter().find(|e| e.0 == w) {
-            unknown.push(format!("`{w}` (both emotion networks read {what}, but limner fits no direction to steer it: prompts steer smiling, surprised, angry, sad and neutral)"));
+            unknown.push(format!("`{w}` (both emotion networks read {what}, but face-api reads it on almost none of the portraits the directions were fitted on, so prompts do not steer it: they steer smiling, surprised, angry, sad and neutral)"));
         } else if let Some((what, _)) = UNMEASURABLE.iter().find(|u| u.1.contains(&w)) {
             unknown.push(format!("`{w}` (no network limner runs judges {what}: {UNMEASURABLE_WHY})"));
         } else {
@@ -846,7 +846,7 @@ mod tests {
         let e = parse("a bearded blonde man").unwrap_err().to_string();
         assert!(e.contains("`bearded` (no network limner runs judges facial hair") && e.contains("`blonde` (no network limner runs judges hair colour or style"), "{e}");
         let e = parse("a fearful woman").unwrap_err().to_string();
-        assert!(e.contains("`fearful` (both emotion networks read fear, but limner fits no direction to steer it"), "{e}");
+        assert!(e.contains("`fearful` (both emotion networks read fear, but face-api reads it on almost none of the portraits"), "{e}");
         let e = parse("a purple dragon").unwrap_err().to_string();
         assert!(e.contains("`purple`") && e.contains("`dragon`"), "{e}");
         assert!(parse("a man and a woman").is_err());
