@@ -77,16 +77,10 @@ const FILLER: [&str; 20] = [
     "a", "an", "the", "of", "with", "and", "person", "face", "portrait", "photo", "picture", "who", "is", "looking", "aged", "age", "years", "year", "old-looking", "in",
 ];
 /// Expressions both emotion networks can read but no prompt steers: why, per word.
-const UNSTEERED_EXPRESSIONS: [(&str, &str); 6] = [
-    ("fearful", "fear"),
-    ("scared", "fear"),
-    ("afraid", "fear"),
-    ("disgusted", "disgust"),
-    ("crying", "crying, which neither emotion network has a label for (the nearest is sad)"),
-    ("laughing", "laughing, which neither emotion network tells from smiling (ask for smiling)"),
-];
+const UNSTEERED_EXPRESSIONS: [(&str, &str); 4] = [("fearful", "fear"), ("scared", "fear"), ("afraid", "fear"), ("disgusted", "disgust")];
 /// Things people ask for that no network here can judge, and the words that ask for them.
-const UNMEASURABLE: [(&str, &[&str]); 6] = [
+const UNMEASURABLE: [(&str, &[&str]); 7] = [
+    ("crying or laughing (the emotion networks' nearest labels are sad and happy)", &["crying", "tearful", "laughing"]),
     ("glasses", &["glasses", "spectacles", "sunglasses", "eyeglasses"]),
     ("facial hair", &["beard", "bearded", "moustache", "mustache", "stubble"]),
     ("hair colour or style", &["hair", "blonde", "blond", "brunette", "redhead", "red-haired", "bald", "curly", "grey-haired", "gray-haired"]),
