@@ -815,9 +815,9 @@ mod tests {
     #[test]
     fn parses_what_it_can_measure() {
         let t = parse("a smiling old man").unwrap();
-        assert_eq!(t, Targets { male: Some(true), age: Some(AgeRange { min: 50.0, max: 120.0 }), smiling: Some(true) });
+        assert_eq!(t, Targets { male: Some(true), age: Some(AgeRange { min: 50.0, max: 120.0 }), smiling: Some(true), expression: None });
         let t = parse("A 30-year-old woman, not smiling").unwrap();
-        assert_eq!(t, Targets { male: Some(false), age: Some(AgeRange { min: 25.0, max: 35.0 }), smiling: Some(false) });
+        assert_eq!(t, Targets { male: Some(false), age: Some(AgeRange { min: 25.0, max: 35.0 }), smiling: Some(false), expression: None });
         assert_eq!(parse("a man in his 40s").unwrap().age, Some(AgeRange { min: 40.0, max: 49.0 }));
         assert_eq!(parse("young woman").unwrap().male, Some(false));
         let t = parse("a surprised old woman").unwrap();
