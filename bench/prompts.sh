@@ -31,7 +31,7 @@ N=$(( ${SEEDS#*-} - ${SEEDS%-*} + 1 ))
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
-# model | size | prompt
+# model | size | prompt | extra generate options (shown beside the prompt)
 RUNS=(
     "random-face|256|a man"
     "random-face|256|a woman"
@@ -40,6 +40,12 @@ RUNS=(
     "random-face|256|a smiling woman"
     "random-face|256|a smiling old man"
     "random-face|256|a young woman, not smiling"
+    "random-face|256|an old woman|--identity-cap 0.6"
+    "random-face|256|a smiling old man|--identity-cap 0.6"
+    "random-face|256|a neutral face"
+    "random-face|256|an angry face"
+    "random-face|256|a sad face"
+    "random-face|256|a surprised face"
     "default||a man"
     "default||a woman"
 )
@@ -53,20 +59,22 @@ mkdir -p "$HERE/results"
     echo "|---|---|---:|---:|---:|---:|---:|---:|"
 } > "$TMP/table.md"
 for run in "${RUNS[@]}"; do
-    IFS='|' read -r model size prompt <<< "$run"
+    IFS='|' read -r model size prompt extra <<< "$run"
     args=(generate --model "$model" --prompt "$prompt" --seeds "$SEEDS" --psi 0.7 --json)
     if [ -n "$size" ]; then args+=(--size "$size"); fi
+    # shellcheck disable=SC2206 # extra is a few plain options
+    if [ -n "$extra" ]; then args+=($extra); fi
     label="$model${size:+ ${size}px}"
     echo "running: limner ${args[*]}" >&2
     t0=$(date +%s)
     "$BIN" "${args[@]}" > "$TMP/run.json"
     secs=$(( $(date +%s) - t0 ))
-    jq -r --arg m "$label" --arg n "$N" --arg s "$secs" '
-        "| \($m) | \(.prompt) | \(.met_independent)/\($n) | \(.met_independent_before)/\($n) | \(.met)/\($n) (unsteered \(.met_before)/\($n)) | \(.done)/\($n) | \(.same_person // "-")/\(.identity_compared // "-") | \($s) |"
+    jq -r --arg m "$label" --arg n "$N" --arg s "$secs" --arg x "${extra:+ ($extra)}" '
+        "| \($m) | \(.prompt)\($x) | \(.met_independent)/\($n) | \(.met_independent_before)/\($n) | \(.met)/\($n) (unsteered \(.met_before)/\($n)) | \(.done)/\($n) | \(.same_person // "-")/\(.identity_compared // "-") | \($s) |"
     ' "$TMP/run.json" >> "$TMP/table.md"
     if [ -n "${LIMNER_PROMPTS_RAW:-}" ]; then
         mkdir -p "$LIMNER_PROMPTS_RAW"
-        cp "$TMP/run.json" "$LIMNER_PROMPTS_RAW/$(echo "$label $prompt" | tr -c 'a-z0-9' '_').json"
+        cp "$TMP/run.json" "$LIMNER_PROMPTS_RAW/$(echo "$label $prompt $extra" | tr -c 'a-z0-9' '_').json"
     fi
 done
 cp "$TMP/table.md" "$OUT"

@@ -22,6 +22,13 @@ use crate::model::{read_faces, render_w, seed_w, Model};
 /// side means.
 pub const ATTRIBUTES: [(&str, &str); 3] = [("gender", "more male"), ("age", "older"), ("smile", "more smiling")];
 
+/// face-api's other six expressions, each with a direction (named by its label) when the
+/// directions are fitted with `--expressions` ([`fit_expressions`]): orthogonal to gender and
+/// age, not to smile or to each other (moving towards "surprised" is mostly moving away from
+/// the smile face-api reads on most generated portraits).
+pub const EXPRESSION_DIRECTIONS: [(&str, &str); 6] =
+    [("neutral", "more neutral"), ("sad", "sadder"), ("angry", "angrier"), ("fearful", "more fearful"), ("disgusted", "more disgusted"), ("surprised", "more surprised")];
+
 /// `ln(p / (1 − p))`, with p clamped to [1e-4, 1 − 1e-4].
 pub fn logit(p: f32) -> f32 {
     let p = p.clamp(1e-4, 1.0 - 1e-4);
@@ -29,13 +36,22 @@ pub fn logit(p: f32) -> f32 {
 }
 
 /// The score an attribute is fitted on (label: above the median score) and steered by:
-/// the logit of P(male), the apparent age, the logit of P(happy).
+/// the logit of P(male), the apparent age, the logit of P(happy); for another expression the
+/// logit of its probability, clamped at 1e-12.
 pub fn score(name: &str, a: &Attributes) -> f32 {
     match name {
         "gender" => logit(a.male_probability),
         "age" => a.age,
         "smile" => logit(a.expressions[1]),
-        other => panic!("no attribute `{other}`"),
+        // face-api reads most generated portraits as happy at 0.9999, the other expressions at
+        // 1e-5 and below: clamped at 1e-4 as the logits above, most faces would tie at the bottom
+        other => match limner_faces::expression::EXPRESSIONS.iter().position(|e| *e == other) {
+            Some(i) => {
+                let p = a.expressions[i].clamp(1e-12, 1.0 - 1e-6);
+                (p / (1.0 - p)).ln()
+            }
+            None => panic!("no attribute `{other}`"),
+        },
     }
 }
 
@@ -267,52 +283,78 @@ pub fn fit(l: &Labelled, extreme: f32, model: &str, command: &str, psi: f32, lab
         } else {
             l.ws.iter().zip(l.attributes.iter().map(|a| score(name, a))).unzip()
         };
-        let n = ws.len();
-        ensure!(n >= 50, "only {n} faces to fit `{name}` on (the judges agree on too few: label more)");
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&i, &j| s[i].total_cmp(&s[j]));
-        let median = s[order[n / 2]];
-        let k = ((n as f32 * extreme) as usize).max(10);
-        let mut chosen: Vec<(usize, bool)> = order[..k].iter().map(|&i| (i, false)).chain(order[n - k..].iter().map(|&i| (i, true))).collect();
-        // deterministic shuffle (a fixed LCG) so the held-out fifth has both classes
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        for i in (1..chosen.len()).rev() {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            chosen.swap(i, (state >> 33) as usize % (i + 1));
-        }
-        let held = chosen.len() / 5;
-        let (test, train) = chosen.split_at(held);
-        let model_fit = Logistic::fit(&train.iter().map(|&(i, _)| ws[i]).collect::<Vec<_>>(), &train.iter().map(|&(_, t)| t).collect::<Vec<_>>());
-        let correct = test.iter().filter(|&&(i, t)| model_fit.predict(ws[i]) == t).count();
-        let mut v = model_fit.normal();
-        for u in &vectors {
-            let c = dot(&v, u);
-            v.iter_mut().zip(u).for_each(|(x, y)| *x -= c * y);
-        }
-        normalise(&mut v);
-        let proj: Vec<f32> = ws.iter().map(|w| dot(w, &v)).collect();
-        let pm = proj.iter().sum::<f32>() / n as f32;
-        let sigma = (proj.iter().map(|p| (p - pm).powi(2)).sum::<f32>() / n as f32).sqrt();
-        if sigma <= 0.0 || !sigma.is_finite() {
-            bail!("direction `{name}` is degenerate (the labelled faces do not vary along it)");
-        }
-        let sm = s.iter().sum::<f32>() / n as f32;
-        let slope = proj.iter().zip(&s).map(|(p, x)| (p - pm) * (x - sm)).sum::<f32>() / n as f32 / sigma;
-        infos.push(DirectionInfo {
-            name: name.into(),
-            positive: positive.into(),
-            median,
-            held_out_accuracy: correct as f32 / held.max(1) as f32,
-            held_out: held,
-            sigma,
-            slope,
-        });
+        let (info, v) = fit_one(&ws, &s, extreme, &vectors, name, positive)?;
+        infos.push(info);
         vectors.push(v);
     }
     let mut d = Directions {
         meta: DirectionsMeta { attributes: infos, w_dim, labelled: l.ws.len(), psi, model: model.into(), command: command.into(), label_seconds, max_cosine: 0.0 },
         vectors,
     };
+    d.meta.max_cosine = d.max_cosine();
+    Ok(d)
+}
+
+/// One direction: logistic regression on the faces whose score `s` lies in the lowest or
+/// highest `extreme` fraction, shuffled deterministically, four fifths to fit and one fifth
+/// held out; its normal made orthogonal to the unit vectors `against`.
+fn fit_one(ws: &[&Vec<f32>], s: &[f32], extreme: f32, against: &[Vec<f32>], name: &str, positive: &str) -> Result<(DirectionInfo, Vec<f32>)> {
+    let n = ws.len();
+    ensure!(n >= 50, "only {n} faces to fit `{name}` on (the judges agree on too few: label more)");
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&i, &j| s[i].total_cmp(&s[j]));
+    let median = s[order[n / 2]];
+    let k = ((n as f32 * extreme) as usize).max(10);
+    let mut chosen: Vec<(usize, bool)> = order[..k].iter().map(|&i| (i, false)).chain(order[n - k..].iter().map(|&i| (i, true))).collect();
+    // deterministic shuffle (a fixed LCG) so the held-out fifth has both classes
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for i in (1..chosen.len()).rev() {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        chosen.swap(i, (state >> 33) as usize % (i + 1));
+    }
+    let held = chosen.len() / 5;
+    let (test, train) = chosen.split_at(held);
+    let model_fit = Logistic::fit(&train.iter().map(|&(i, _)| ws[i]).collect::<Vec<_>>(), &train.iter().map(|&(_, t)| t).collect::<Vec<_>>());
+    let correct = test.iter().filter(|&&(i, t)| model_fit.predict(ws[i]) == t).count();
+    let mut v = model_fit.normal();
+    for u in against {
+        let c = dot(&v, u);
+        v.iter_mut().zip(u).for_each(|(x, y)| *x -= c * y);
+    }
+    normalise(&mut v);
+    let proj: Vec<f32> = ws.iter().map(|w| dot(w, &v)).collect();
+    let pm = proj.iter().sum::<f32>() / n as f32;
+    let sigma = (proj.iter().map(|p| (p - pm).powi(2)).sum::<f32>() / n as f32).sqrt();
+    if sigma <= 0.0 || !sigma.is_finite() {
+        bail!("direction `{name}` is degenerate (the labelled faces do not vary along it)");
+    }
+    let sm = s.iter().sum::<f32>() / n as f32;
+    let slope = proj.iter().zip(s).map(|(p, x)| (p - pm) * (x - sm)).sum::<f32>() / n as f32 / sigma;
+let info = DirectionInfo { name: name.into(), positive: positive.into(), median, held_out_accuracy: correct as f32 / held.max(1) as f32, held_out: held, sigma, slope };
+Ok((info, v))
+}
+
+/// `base` (gender, age and smile, as [`fit`] makes them or as shipped) with a direction for each
+/// of [`EXPRESSION_DIRECTIONS`] fitted on `l` (score: the logit of face-api's probability of
+/// that expression), orthogonal to `base`'s gender and age; `command` is recorded after
+/// `base`'s own.
+pub fn fit_expressions(base: &Directions, l: &Labelled, extreme: f32, command: &str) -> Result<Directions> {
+    ensure!(l.ws.len() >= 50, "{} labelled faces are too few to fit directions (use at least a few hundred)", l.ws.len());
+    ensure!(l.ws[0].len() == base.meta.w_dim, "the labelled w's have {} values, the directions {}", l.ws[0].len(), base.meta.w_dim);
+    let against = vec![base.vectors[base.index("gender")?].clone(), base.vectors[base.index("age")?].clone()];
+    let mut d = base.clone();
+    for (name, positive) in EXPRESSION_DIRECTIONS {
+        if let Ok(i) = d.index(name) {
+            d.meta.attributes.remove(i);
+            d.vectors.remove(i);
+        }
+        let ws: Vec<&Vec<f32>> = l.ws.iter().collect();
+        let s: Vec<f32> = l.attributes.iter().map(|a| score(name, a)).collect();
+        let (info, v) = fit_one(&ws, &s, extreme, &against, name, positive)?;
+        d.meta.attributes.push(info);
+        d.vectors.push(v);
+    }
+    d.meta.command = format!("{}; expressions: {command}", base.meta.command);
     d.meta.max_cosine = d.max_cosine();
     Ok(d)
 }
@@ -356,6 +398,31 @@ mod tests {
         assert_eq!(agreed_age(&Attributes::from_readings(40.0, 0.9, 0.5), Some((0.2, 40.0))), None);
         assert_eq!(agreed_age(&Attributes::from_readings(40.0, 0.9, 0.5), Some((0.9, 55.0))), None);
         assert_eq!(agreed_age(&Attributes::from_readings(40.0, 0.9, 0.5), None), None);
+        // expressions on top: surprised on w3 + w0 (correlated with gender), the others on w4
+        let mut l = Labelled { ws: vec![], attributes: vec![], seconds: 0.0, independent: vec![] };
+        for _ in 0..600 {
+            let w: Vec<f32> = (0..d).map(|_| rnd()).collect();
+            let mut a = Attributes::from_readings(40.0, 0.5, 0.5);
+            a.expressions = [0.0; 7];
+            let sig = |x: f32| 1.0 / (1.0 + (-x).exp());
+            a.expressions[6] = 1e-6 * (30.0 * (w[3] + w[0])).exp();
+            for i in [0, 2, 3, 4, 5] {
+                a.expressions[i] = 0.1 * sig(10.0 * w[4]);
+            }
+            l.ws.push(w);
+            l.attributes.push(a);
+        }
+        let e = fit_expressions(&dirs, &l, 0.3, "expr").unwrap();
+        assert_eq!(&e.vectors[..3], &dirs.vectors[..], "the base directions are kept as they were");
+        assert_eq!(e.meta.attributes.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["gender", "age", "smile", "neutral", "sad", "angry", "fearful", "disgusted", "surprised"]);
+        let s = &e.vectors[e.index("surprised").unwrap()];
+        assert!(dot(s, &e.vectors[0]).abs() < 1e-4 && dot(s, &e.vectors[1]).abs() < 1e-4, "not orthogonal to gender and age");
+        assert!(s[3] > 0.9, "surprised should be ~e3 once gender is taken out: {:?}", &s[..5]);
+        assert!(e.meta.attributes[8].slope > 0.0 && e.meta.attributes[8].held_out_accuracy > 0.9, "{:?}", e.meta.attributes[8]);
+        assert!(e.vectors[e.index("sad").unwrap()][4] > 0.9);
+        assert!(e.meta.command.ends_with("; expressions: expr"));
+        // refitting on the result replaces the expression directions, not adds more
+        assert_eq!(fit_expressions(&e, &l, 0.3, "again").unwrap().vectors.len(), 9);
         let moved = dirs.apply(&vec![0.0; d], &[(1, 2.0)]);
         assert!((dot(&moved, &dirs.vectors[1]) - 2.0 * dirs.meta.attributes[1].sigma).abs() < 1e-4);
     }

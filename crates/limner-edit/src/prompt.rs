@@ -4,7 +4,7 @@
 //! with bounded steps. Only what the face networks can measure is understood; anything
 //! else is an error that lists the words the prompt understands.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use limner_faces::describe::{Attributes, Face, FaceAnalyzer};
@@ -30,6 +30,10 @@ pub struct Targets {
     pub age: Option<AgeRange>,
     /// `Some(true)`: smiling; `Some(false)`: not smiling
     pub smiling: Option<bool>,
+    /// another expression, by face-api's label (`surprised`, `angry`, `sad`, `neutral`: see
+    /// [`EXPRESSIONS_STEERED`]), steered along the direction of that name
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression: Option<&'static str>,
 }
 
 const GENDER_WORDS: [(&str, bool); 12] = [
@@ -58,23 +62,43 @@ const AGE_WORDS: [(&str, f32, f32); 10] = [
     ("elderly", 50.0, 120.0),
     ("senior", 50.0, 120.0),
 ];
-const SMILE_WORDS: [(&str, bool); 8] =
-    [("smiling", true), ("smile", true), ("smiles", true), ("happy", true), ("grinning", true), ("neutral", false), ("serious", false), ("unsmiling", false)];
+const SMILE_WORDS: [(&str, bool); 7] =
+    [("smiling", true), ("smile", true), ("smiles", true), ("happy", true), ("grinning", true), ("serious", false), ("unsmiling", false)];
+/// Expressions other than smiling that a prompt can ask for: face-api's label (also the name of
+/// the direction steered along, [`crate::directions::EXPRESSION_DIRECTIONS`]), the independent
+/// emotion network's label for it, and the words that ask for it.
+pub const EXPRESSIONS_STEERED: [(&str, &str, &[&str]); 4] = [
+    ("surprised", "surprise", &["surprised", "astonished", "amazed", "shocked"]),
+    ("angry", "angry", &["angry", "furious", "annoyed", "cross"]),
+    ("sad", "sad", &["sad", "unhappy", "sorrowful", "gloomy"]),
+    ("neutral", "neutral", &["neutral", "expressionless", "deadpan"]),
+];
 const FILLER: [&str; 20] = [
     "a", "an", "the", "of", "with", "and", "person", "face", "portrait", "photo", "picture", "who", "is", "looking", "aged", "age", "years", "year", "old-looking", "in",
 ];
-/// Expressions the independent emotion network judges but no direction here steers yet.
-const UNSTEERED_EXPRESSIONS: [&str; 9] = ["surprised", "surprise", "angry", "sad", "fearful", "scared", "afraid", "disgusted", "crying"];
-/// Words that are understood as asking for something no model here can measure.
-const UNMEASURABLE: [&str; 10] = ["glasses", "beard", "moustache", "mustache", "hat", "bald", "blonde", "hair", "makeup", "earrings"];
+/// Expressions both emotion networks can read but no prompt steers: why, per word.
+const UNSTEERED_EXPRESSIONS: [(&str, &str); 4] = [("fearful", "fear"), ("scared", "fear"), ("afraid", "fear"), ("disgusted", "disgust")];
+/// Things people ask for that no network here can judge, and the words that ask for them.
+const UNMEASURABLE: [(&str, &[&str]); 7] = [
+    ("crying or laughing (the emotion networks' nearest labels are sad and happy)", &["crying", "tearful", "laughing"]),
+    ("glasses", &["glasses", "spectacles", "sunglasses", "eyeglasses"]),
+    ("facial hair", &["beard", "bearded", "moustache", "mustache", "stubble"]),
+    ("hair colour or style", &["hair", "blonde", "blond", "brunette", "redhead", "red-haired", "bald", "curly", "grey-haired", "gray-haired"]),
+    ("headwear", &["hat", "cap", "headscarf"]),
+    ("makeup or jewellery", &["makeup", "lipstick", "earrings"]),
+    ("skin tone or ethnicity", &["black", "white", "asian", "african", "caucasian", "latino", "indian", "pale", "tanned"]),
+];
+/// Why none of them can be judged here.
+const UNMEASURABLE_WHY: &str = "face-api reads age, gender, 7 expressions and an identity descriptor, human-models' converted networks age, gender and the same 7 emotions, so it would be steered blind and could not be checked";
 
 /// Every word a prompt understands, for error messages.
 pub fn vocabulary() -> String {
     let g: Vec<&str> = GENDER_WORDS.iter().map(|w| w.0).collect();
     let a: Vec<&str> = AGE_WORDS.iter().map(|w| w.0).collect();
-    let s: Vec<&str> = SMILE_WORDS.iter().map(|w| w.0).collect();
+    let mut s: Vec<&str> = SMILE_WORDS.iter().map(|w| w.0).collect();
+    s.extend(EXPRESSIONS_STEERED.iter().flat_map(|e| e.2.iter().copied()));
     format!(
-        "gender: {}; age: {}, middle-aged, a number (\"40\", \"40-year-old\", \"40s\", \"in his 40s\"); expression: {}; ignored: {}",
+        "gender: {}; age: {}, middle-aged, a number (\"40\", \"40-year-old\", \"40s\", \"in his 40s\"); expression: {} (and \"not smiling\"); ignored: {}",
         g.join(", "),
         a.join(", "),
         s.join(", "),
@@ -124,17 +148,28 @@ pub fn parse(prompt: &str) -> Result<Targets> {
             set_age(&mut t, r, w)?;
         } else if let Some(&(_, s)) = SMILE_WORDS.iter().find(|s| s.0 == w) {
             t.smiling = Some(s != neg);
+        } else if let Some(&(label, _, _)) = EXPRESSIONS_STEERED.iter().find(|e| e.2.contains(&w)) {
+            if neg {
+                bail!("`not {w}`: a prompt can ask for an expression but not for its absence (except \"not smiling\")");
+            }
+            if t.expression.is_some_and(|e| e != label) {
+                bail!("the prompt asks for two expressions ({} and `{w}`)", t.expression.unwrap_or_default());
+            }
+            t.expression = Some(label);
         } else if FILLER.contains(&w) {
-        } else if UNSTEERED_EXPRESSIONS.contains(&w) {
-            unknown.push(format!("`{w}` (human-models' emotion network can judge it, but limner has no direction to steer it yet)"));
-        } else if UNMEASURABLE.contains(&w) {
-            unknown.push(format!("`{w}` (no network here judges it: face-api and human-models read only gender, age and expression)"));
+        } else if let Some((_, what)) = UNSTEERED_EXPRESSIONS.iter().find(|e| e.0 == w) {
+            unknown.push(format!("`{w}` (both emotion networks read {what}, but face-api reads it on almost none of the portraits the directions were fitted on, so prompts do not steer it: they steer smiling, surprised, angry, sad and neutral)"));
+        } else if let Some((what, _)) = UNMEASURABLE.iter().find(|u| u.1.contains(&w)) {
+            unknown.push(format!("`{w}` (no network limner runs judges {what}: {UNMEASURABLE_WHY})"));
         } else {
             unknown.push(format!("`{w}`"));
         }
     }
     if !unknown.is_empty() {
         bail!("the prompt has words it does not understand: {}. It understands {}", unknown.join(", "), vocabulary());
+    }
+    if t.expression.is_some() && t.smiling == Some(true) {
+        bail!("the prompt asks for two expressions (smiling and {})", t.expression.unwrap_or_default());
     }
     if t == Targets::default() {
         bail!("the prompt asks for nothing measurable; it understands {}", vocabulary());
@@ -193,17 +228,29 @@ fn gaps(t: &Targets, a: &Attributes) -> [(f32, f32); 3] {
         None => (0.0, 0.0),
     };
     let (e, p) = a.expression();
-    let smile = match t.smiling {
-        Some(true) => (if e == "happy" && p >= 0.55 { 0.0 } else { (0.6 - a.expressions[1]).max(0.01) }, 1.0),
-        Some(false) => (if e == "happy" && p >= 0.5 { a.expressions[1] } else { 0.0 }, -1.0),
-        None => (0.0, 0.0),
+    let smile = match (t.expression, t.smiling) {
+        // another expression: the most likely at 55 % (the description says it from 50 %)
+        (Some(x), _) => (if e == x && p >= 0.55 { 0.0 } else { (0.6 - a.expressions[expression_index(x)]).max(0.01) }, 1.0),
+        (None, Some(true)) => (if e == "happy" && p >= 0.55 { 0.0 } else { (0.6 - a.expressions[1]).max(0.01) }, 1.0),
+        (None, Some(false)) => (if e == "happy" && p >= 0.5 { a.expressions[1] } else { 0.0 }, -1.0),
+        (None, None) => (0.0, 0.0),
     };
     [gender, age, smile]
 }
 
+/// face-api's index of an expression label ([`limner_faces::expression::EXPRESSIONS`]).
+fn expression_index(label: &str) -> usize {
+    limner_faces::expression::EXPRESSIONS.iter().position(|e| *e == label).expect("a face-api expression label")
+}
+
+/// The direction the third slider moves along: the asked expression's, else smile's.
+pub fn expression_direction(t: &Targets) -> &'static str {
+    t.expression.unwrap_or("smile")
+}
+
 /// Whether a reading meets the targets as the one-line description would say it: "man" or
 /// "woman" (≥ 70 %), "about N" inside the age range, "smiling" (happy the most likely at
-/// ≥ 50 %) or not.
+/// ≥ 50 %) or not, another asked expression the most likely at ≥ 50 %.
 pub fn satisfied(t: &Targets, a: &Attributes) -> bool {
     let (g, gp) = a.gender();
     let (e, ep) = a.expression();
@@ -211,6 +258,7 @@ pub fn satisfied(t: &Targets, a: &Attributes) -> bool {
     t.male.is_none_or(|m| gp >= 0.7 && (g == "male") == m)
         && t.age.is_none_or(|r| (r.min..=r.max).contains(&a.age.round().max(1.0)))
         && t.smiling.is_none_or(|s| s == smiling)
+        && t.expression.is_none_or(|x| e == x && ep >= 0.5)
 }
 
 /// Settings of the search.
@@ -237,6 +285,9 @@ pub struct SteerConfig {
     /// faces old by the independent judge ("an old woman": 16/32 and 8/32 the same person,
     /// against 22/32 and 6/32 in every layer); coarse alone 4/32 old, 24/32 the same person.
     pub age_layers: Vec<LayerGroup>,
+    /// with an age asked: the largest face-api identity distance a steered face may keep from
+    /// its unsteered self (see [`keep_identity`]); `None`: no cap
+    pub identity_cap: Option<f32>,
 }
 
 impl Default for SteerConfig {
@@ -251,6 +302,7 @@ impl Default for SteerConfig {
             psi: 0.7,
             noise: 1.0,
             age_layers: vec![],
+            identity_cap: None,
         }
     }
 }
@@ -268,10 +320,27 @@ pub fn parse_age_layers(s: &str) -> Result<Vec<LayerGroup>> {
     })
 }
 
+/// `--identity-cap`: `off` or a face-api identity distance in (0, 2].
+pub fn parse_identity_cap(s: &str) -> Result<Option<f32>> {
+    if s.trim() == "off" {
+        return Ok(None);
+    }
+    match s.trim().parse::<f32>() {
+        Ok(d) if d > 0.0 && d <= 2.0 => Ok(Some(d)),
+        _ => bail!("--identity-cap `{s}`: give a face-api identity distance in (0, 2] (0.6: the same person) or `off`"),
+    }
+}
+
 /// The style rows the age direction moves: `cfg.age_layers`' rows, or every row when none is
 /// named (or the model has no rows in them).
 pub fn age_rows(g: &dyn Model, cfg: &SteerConfig) -> Vec<usize> {
-    let mut rows: Vec<usize> = cfg.age_layers.iter().flat_map(|&l| group_rows(g, l)).collect();
+    rows_of(g, &cfg.age_layers)
+}
+
+/// The style rows of layer groups, or every row when none is named (or the model has no rows
+/// in them).
+fn rows_of(g: &dyn Model, groups: &[LayerGroup]) -> Vec<usize> {
+    let mut rows: Vec<usize> = groups.iter().flat_map(|&l| group_rows(g, l)).collect();
     rows.sort_unstable();
     rows.dedup();
     if rows.is_empty() {
@@ -312,6 +381,9 @@ pub struct Steered {
     /// the steered face's `w+` (age moves only [`age_rows`]), for its recipe
     #[serde(skip)]
     pub w: WPlus,
+    /// the layer groups age moved in for this seed (empty: as configured), when
+    /// [`keep_identity`] narrowed them
+    pub age_layers: Vec<LayerGroup>,
 }
 
 fn total_gap(g: &[(f32, f32); 3]) -> f32 {
@@ -323,9 +395,28 @@ fn total_gap(g: &[(f32, f32); 3]) -> f32 {
 /// is unmet, all step sizes are tried at once (one batch over seeds × steps) and the
 /// smallest step that meets that target without undoing the others is kept, else the step
 /// that closes most of the total gap.
-pub fn steer(g: &dyn Model, dirs: &Directions, fa: &FaceAnalyzer, seeds: &[u64], t: &Targets, cfg: &SteerConfig, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<Steered>> {
-    let names = ["gender", "age", "smile"];
-    let idx: Vec<usize> = names.iter().map(|n| dirs.index(n)).collect::<Result<_>>()?;
+/// With `cfg.identity_cap` and an age asked, `identity` (face-api with descriptors) then
+/// checks every steered face against its unsteered self ([`keep_identity`]).
+#[allow(clippy::too_many_arguments)]
+pub fn steer(
+    g: &dyn Model,
+    dirs: &Directions,
+    fa: &FaceAnalyzer,
+    identity: Option<&FaceAnalyzer>,
+    seeds: &[u64],
+    t: &Targets,
+    cfg: &SteerConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<Steered>> {
+    let names = ["gender", "age", expression_direction(t)];
+    let idx: Vec<usize> = names
+        .iter()
+        .map(|n| {
+            dirs.index(n).with_context(|| {
+                format!("these directions cannot steer `{n}`: fit them with `limner models directions --model {} --expressions` (or pass --directions FILE)", dirs.meta.model)
+            })
+        })
+        .collect::<Result<_>>()?;
     let base = seed_w(g, seeds, cfg.psi);
     let mut sliders = vec![[0.0f32; 3]; seeds.len()];
     let rows = age_rows(g, cfg);
@@ -340,8 +431,20 @@ pub fn steer(g: &dyn Model, dirs: &Directions, fa: &FaceAnalyzer, seeds: &[u64],
     let mut current = eval(&(0..seeds.len()).map(|s| (s, [0.0; 3])).collect::<Vec<_>>());
     if idx.iter().all(|&i| dirs.meta.attributes[i].slope > 0.0) {
         let mut out = steer_secant(&eval, dirs, &idx, seeds, t, cfg, current, progress);
+        if let (Some(cap), Some(id), Some(_)) = (cfg.identity_cap, identity, t.age) {
+            let render = |c: &[(usize, [f32; 3], Vec<usize>)]| -> Vec<(Image, Attributes)> {
+                let ws: Vec<WPlus> = c.iter().map(|(s, v, rows)| steered_w(dirs, &idx, &base[*s], v, g.num_ws(), rows)).collect();
+                let sd: Vec<u64> = c.iter().map(|(s, _, _)| seeds[*s]).collect();
+                let imgs = g.render(&ws, &sd, cfg.noise);
+                let at = read_faces(g, id, &imgs);
+                imgs.into_iter().zip(at).collect()
+            };
+            let masks: Vec<(Vec<LayerGroup>, Vec<usize>)> = IDENTITY_MASKS.iter().map(|m| (m.to_vec(), rows_of(g, m))).collect();
+            keep_identity(&render, &|imgs| describe_reading(id, &imgs), &masks, t, cap, &mut out);
+        }
         for (s, st) in out.iter_mut().enumerate() {
-            st.w = ws_of(s, &[st.sliders[0].1, st.sliders[1].1, st.sliders[2].1]);
+            let rows = if st.age_layers.is_empty() { rows.clone() } else { rows_of(g, &st.age_layers) };
+            st.w = steered_w(dirs, &idx, &base[s], &[st.sliders[0].1, st.sliders[1].1, st.sliders[2].1], g.num_ws(), &rows);
         }
         return Ok(out);
     }
@@ -400,8 +503,80 @@ pub fn steer(g: &dyn Model, dirs: &Directions, fa: &FaceAnalyzer, seeds: &[u64],
             image,
             initial,
             w: ws_of(s, &sliders[s]),
+            age_layers: vec![],
         })
         .collect())
+}
+
+/// The layer groups [`keep_identity`] tries age in, narrowest last, with the multiples of the
+/// age slider the search reached that it tries in each (a narrower group needs more).
+const IDENTITY_MASKS: [&[LayerGroup]; 3] = [&[LayerGroup::Coarse, LayerGroup::Middle, LayerGroup::Fine], &[LayerGroup::Coarse, LayerGroup::Middle], &[LayerGroup::Coarse]];
+const IDENTITY_FACTORS: [&[f32]; 3] = [&[0.8, 0.6, 0.4], &[1.25, 1.0, 0.75, 0.5], &[2.0, 1.5, 1.0]];
+
+/// face-api's identity distance between two readings' descriptors; `None` without one.
+fn identity_distance(a: &Attributes, b: &Attributes) -> Option<f32> {
+    let (a, b) = (a.descriptor.as_ref()?, b.descriptor.as_ref()?);
+    Some(a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f32>().sqrt())
+}
+
+/// The identity cap on age: every steered face whose face-api identity distance to its
+/// unsteered self is `cap` or more is tried again with age in fewer layer groups
+/// ([`IDENTITY_MASKS`]: all, coarse + middle, coarse) and at several multiples of its age
+/// slider ([`IDENTITY_FACTORS`]), one batch over all such seeds; of the tries that stay under
+/// `cap` and still meet the other targets, the one nearest the asked age by face-api (then the
+/// nearest person) replaces it. A seed with no such try keeps its face (as asked, another
+/// person). `render` renders (seed index, sliders, age rows) and reads with descriptors, as
+/// `read` reads images; `masks` are [`IDENTITY_MASKS`] with their rows.
+fn keep_identity(
+    render: &dyn Fn(&[(usize, [f32; 3], Vec<usize>)]) -> Vec<(Image, Attributes)>,
+    read: &dyn Fn(Vec<Image>) -> Vec<Attributes>,
+    masks: &[(Vec<LayerGroup>, Vec<usize>)],
+    t: &Targets,
+    cap: f32,
+    out: &mut [Steered],
+) {
+    let before = read(out.iter().map(|s| s.initial.clone()).collect());
+    let after = read(out.iter().map(|s| s.image.clone()).collect());
+    let mut tries = vec![];
+    for (s, st) in out.iter().enumerate() {
+        if identity_distance(&after[s], &before[s]).is_none_or(|d| d < cap) {
+            continue;
+        }
+        let v = [st.sliders[0].1, st.sliders[1].1, st.sliders[2].1];
+        for ((_, rows), factors) in masks.iter().zip(IDENTITY_FACTORS) {
+            for f in factors {
+                tries.push((s, [v[0], v[1] * f, v[2]], rows.clone()));
+            }
+        }
+    }
+    if tries.is_empty() {
+        return;
+    }
+    let results = render(&tries);
+    let mut best: Vec<Option<(f32, f32, usize)>> = vec![None; out.len()];
+    for (i, ((s, _, _), (_, a))) in tries.iter().zip(&results).enumerate() {
+        let Some(d) = identity_distance(a, &before[*s]) else { continue };
+        let gp = gaps(t, a);
+        if d >= cap || gp[0].0 > 0.0 || gp[2].0 > 0.0 {
+            continue;
+        }
+        if best[*s].is_none_or(|(ga, db, _)| (gp[1].0, d) < (ga, db)) {
+            best[*s] = Some((gp[1].0, d, i));
+        }
+    }
+    for (s, b) in best.into_iter().enumerate() {
+        let Some((_, _, i)) = b else { continue };
+        let (_, v, rows) = &tries[i];
+        let mask = masks.iter().find(|m| &m.1 == rows).map(|m| m.0.clone()).unwrap_or_default();
+        let (image, mut steering) = results[i].clone();
+        steering.descriptor = None;
+        let st = &mut out[s];
+        st.sliders[1].1 = v[1];
+        st.steering_met = satisfied(t, &steering);
+        st.steering = steering;
+        st.image = image;
+        st.age_layers = mask;
+    }
 }
 
 /// Where the secant search aims for each attribute (a score as [`crate::directions::score`]
@@ -416,7 +591,7 @@ fn aims(t: &Targets) -> [Option<f32>; 3] {
             // chosen per reading in `steer_secant`
             r.min + 3.0f32.min((r.max - r.min) / 2.0)
         }),
-        t.smiling.map(|s| if s { logit(0.8) } else { logit(0.2) }),
+        t.expression.map(|_| logit(0.8)).or(t.smiling.map(|s| if s { logit(0.8) } else { logit(0.2) })),
     ]
 }
 
@@ -438,7 +613,7 @@ fn steer_secant(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Vec<Steered> {
     use crate::directions::score;
-    let names = ["gender", "age", "smile"];
+    let names = ["gender", "age", expression_direction(t)];
     let aim = aims(t);
     let global: Vec<f32> = idx.iter().map(|&i| dirs.meta.attributes[i].slope).collect();
     let n = seeds.len();
@@ -516,6 +691,7 @@ fn steer_secant(
             image,
             initial,
             w: WPlus::broadcast(&[], 0),
+            age_layers: vec![],
         })
         .collect()
 }
@@ -597,12 +773,14 @@ pub fn judge(fa: &FaceAnalyzer, t: &Targets, images: &[Image]) -> Vec<Judged> {
 /// Whether the independent reading (human-models, [`limner_faces::human`]) meets the targets,
 /// read the way human says it: gender by FaceRes (male when P(male) > 0.5), age the expected
 /// value over its 100 bins (rounded) inside the range, smiling when the emotion network's most
-/// likely label is `happy` (and not smiling otherwise).
+/// likely label is `happy` (and not smiling otherwise), another asked expression when it is the
+/// emotion network's most likely label.
 pub fn satisfied_independent(t: &Targets, r: &Reading) -> bool {
-    let smiling = r.top_emotion().0 == "happy";
+    let top = r.top_emotion().0;
     t.male.is_none_or(|m| r.is_male() == m)
         && t.age.is_none_or(|a| (a.min..=a.max).contains(&r.age.round().max(1.0)))
-        && t.smiling.is_none_or(|s| s == smiling)
+        && t.smiling.is_none_or(|s| s == (top == "happy"))
+        && t.expression.is_none_or(|x| EXPRESSIONS_STEERED.iter().any(|e| e.0 == x && e.1 == top))
 }
 
 /// The independent judge's reading of each image (upscaled to [`JUDGE_SIZE`] as [`judge`]
@@ -637,19 +815,32 @@ mod tests {
     #[test]
     fn parses_what_it_can_measure() {
         let t = parse("a smiling old man").unwrap();
-        assert_eq!(t, Targets { male: Some(true), age: Some(AgeRange { min: 50.0, max: 120.0 }), smiling: Some(true) });
+        assert_eq!(t, Targets { male: Some(true), age: Some(AgeRange { min: 50.0, max: 120.0 }), smiling: Some(true), expression: None });
         let t = parse("A 30-year-old woman, not smiling").unwrap();
-        assert_eq!(t, Targets { male: Some(false), age: Some(AgeRange { min: 25.0, max: 35.0 }), smiling: Some(false) });
+        assert_eq!(t, Targets { male: Some(false), age: Some(AgeRange { min: 25.0, max: 35.0 }), smiling: Some(false), expression: None });
         assert_eq!(parse("a man in his 40s").unwrap().age, Some(AgeRange { min: 40.0, max: 49.0 }));
         assert_eq!(parse("young woman").unwrap().male, Some(false));
+        let t = parse("a surprised old woman").unwrap();
+        assert_eq!((t.expression, t.male, t.smiling), (Some("surprised"), Some(false), None));
+        assert_eq!(parse("an Angry man").unwrap().expression, Some("angry"));
+        assert_eq!(parse("a sad face").unwrap().expression, Some("sad"));
+        assert_eq!(parse("a neutral woman").unwrap().expression, Some("neutral"));
+        assert_eq!(expression_direction(&parse("a shocked man").unwrap()), "surprised");
+        assert_eq!(expression_direction(&parse("a smiling man").unwrap()), "smile");
+        assert_eq!(parse("a sad woman, not smiling").unwrap().smiling, Some(false));
+        assert!(parse("a smiling sad man").unwrap_err().to_string().contains("two expressions"));
+        assert!(parse("a sad angry man").unwrap_err().to_string().contains("two expressions"));
+        assert!(parse("a man, not sad").unwrap_err().to_string().contains("not for its absence"));
     }
 
     #[test]
     fn unknown_words_are_errors_that_list_the_vocabulary() {
         let e = parse("an old man with glasses").unwrap_err().to_string();
-        assert!(e.contains("`glasses` (no network here judges it: face-api and human-models read only gender, age and expression)") && e.contains("elderly") && e.contains("smiling"), "{e}");
-        let e = parse("a surprised woman").unwrap_err().to_string();
-        assert!(e.contains("`surprised` (human-models' emotion network can judge it, but limner has no direction to steer it yet)"), "{e}");
+        assert!(e.contains("`glasses` (no network limner runs judges glasses: face-api reads age, gender, 7 expressions") && e.contains("elderly") && e.contains("smiling") && e.contains("surprised"), "{e}");
+        let e = parse("a bearded blonde man").unwrap_err().to_string();
+        assert!(e.contains("`bearded` (no network limner runs judges facial hair") && e.contains("`blonde` (no network limner runs judges hair colour or style"), "{e}");
+        let e = parse("a fearful woman").unwrap_err().to_string();
+        assert!(e.contains("`fearful` (both emotion networks read fear, but face-api reads it on almost none of the portraits"), "{e}");
         let e = parse("a purple dragon").unwrap_err().to_string();
         assert!(e.contains("`purple`") && e.contains("`dragon`"), "{e}");
         assert!(parse("a man and a woman").is_err());
@@ -749,6 +940,14 @@ mod tests {
         assert!(!satisfied_independent(&parse("a neutral man").unwrap(), &r));
         let r = Reading { age: 49.4, ..r };
         assert!(!satisfied_independent(&parse("an old man").unwrap(), &r));
+        // human's label for surprised is "surprise"
+        let mut emotions = [0.0; 7];
+        emotions[5] = 0.3;
+        emotions[3] = 0.25;
+        let r = Reading { emotions, ..r };
+        assert!(satisfied_independent(&parse("a surprised man").unwrap(), &r));
+        assert!(!satisfied_independent(&parse("an angry man").unwrap(), &r));
+        assert!(!satisfied_independent(&parse("a smiling man").unwrap(), &r));
     }
 
     #[test]
@@ -763,5 +962,78 @@ mod tests {
         assert!(!satisfied(&parse("a neutral old man").unwrap(), &a));
         assert!(!satisfied(&parse("old woman").unwrap(), &a));
         assert_eq!(gaps(&parse("young").unwrap(), &a)[1].1, -1.0);
+        // another expression: face-api's most likely at 50 % for the description, 55 % for the search
+        let mut e = [0.0; 7];
+        e[6] = 0.52;
+        e[1] = 0.48;
+        let a = Attributes { expressions: e, ..a };
+        assert_eq!(a.sentence(), "a surprised-looking man, about 61");
+        assert!(satisfied(&parse("a surprised man").unwrap(), &a) && !satisfied(&parse("a sad man").unwrap(), &a));
+        assert!(gaps(&parse("a surprised man").unwrap(), &a)[2].0 > 0.0);
+    }
+
+    /// The identity cap on a synthetic model: an image is (seed, age slider, age rows) and its
+    /// reading's age grows with the slider times the rows moved, its identity descriptor with
+    /// the slider times the fine rows moved (rows 2 and 3 of 4). Faces over the cap come back
+    /// under it, as old as the cap allows; faces under it are left alone.
+    #[test]
+    fn identity_cap_trades_layers_and_strength_for_the_person() {
+        let masks: Vec<(Vec<LayerGroup>, Vec<usize>)> = vec![
+            (vec![LayerGroup::Coarse, LayerGroup::Middle, LayerGroup::Fine], vec![0, 1, 2, 3]),
+            (vec![LayerGroup::Coarse, LayerGroup::Middle], vec![0, 1, 2]),
+            (vec![LayerGroup::Coarse], vec![0, 1]),
+        ];
+        let read_one = |d: &[f32]| {
+            let (v, rows) = (d[1], d[2] as usize);
+            let fine = rows.saturating_sub(2) as f32;
+            let mut a = Attributes::from_readings(30.0 + 3.0 * v * rows as f32, 0.1, 0.9);
+            a.descriptor = Some(vec![0.1 * v * fine, 0.0]);
+            a
+        };
+        let image = |s: usize, v: f32, rows: usize| Image { width: 1, height: 1, data: vec![s as f32, v, rows as f32] };
+        let render = |c: &[(usize, [f32; 3], Vec<usize>)]| -> Vec<(Image, Attributes)> {
+            c.iter().map(|(s, v, rows)| {
+                let im = image(*s, v[1], rows.len());
+                let a = read_one(&im.data);
+                (im, a)
+            }).collect()
+        };
+        let read = |imgs: Vec<Image>| -> Vec<Attributes> { imgs.iter().map(|im| read_one(&im.data)).collect() };
+        let t = parse("an old woman").unwrap();
+        // seed 0 at age slider 4 in all 4 rows: age 78, identity 0.8; seed 1 at 1: age 42, identity 0.2
+        let mut out: Vec<Steered> = [4.0f32, 1.0]
+            .iter()
+            .enumerate()
+            .map(|(s, &v)| {
+                let a = read_one(&[s as f32, v, 4.0]);
+                Steered {
+                    seed: s as u64,
+                    sliders: vec![("gender".into(), 0.0), ("age".into(), v), ("smile".into(), 0.0)],
+                    steering_met: satisfied(&t, &a),
+                    steering: a,
+                    image: image(s, v, 4),
+                    initial: image(s, 0.0, 4),
+                    w: WPlus::broadcast(&[], 0),
+                    age_layers: vec![],
+                }
+            })
+            .collect();
+        keep_identity(&render, &read, &masks, &t, 0.6, &mut out);
+        // seed 0: all rows at 0.6 x 4 = 2.4 reads identity 0.48 (age 58.8); coarse + middle at 1.25 x 4 = 5
+        // reads 0.5 (age 75); coarse at 2 x 4 = 8 and 1.5 x 4 = 6 read 0 (ages 78, 66): of the tries
+        // face-api reads in the steering range (65+), the nearest person (the first of a tie) wins
+        assert_eq!(out[0].age_layers, vec![LayerGroup::Coarse]);
+        assert_eq!(out[0].sliders[1].1, 8.0);
+        assert_eq!(out[0].steering.age, 78.0);
+        assert!(out[0].steering.descriptor.is_none() && out[0].steering_met);
+        assert_eq!(out[0].image.data, vec![0.0, 8.0, 2.0]);
+        // seed 1 was under the cap: untouched
+        assert!(out[1].age_layers.is_empty() && out[1].sliders[1].1 == 1.0);
+        // a cap nothing meets leaves the face as it was
+        let mut out2 = out.clone();
+        out2[0] = Steered { image: image(0, 4.0, 4), age_layers: vec![], sliders: vec![("gender".into(), 0.0), ("age".into(), 4.0), ("smile".into(), 0.0)], ..out[0].clone() };
+        keep_identity(&render, &read, &masks[..1], &t, 0.01, &mut out2);
+        assert_eq!(out2[0].sliders[1].1, 4.0);
+        assert!(out2[0].age_layers.is_empty());
     }
 }

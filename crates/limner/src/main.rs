@@ -285,7 +285,7 @@ struct GenerateArgs {
     /// slider files made by `limner models sliders --out` (repeatable)
     #[arg(long)]
     sliders: Vec<PathBuf>,
-    /// steer each seed until the face models read it as described, e.g. "a smiling old man" (gender, age, smiling)
+    /// steer each seed until the face models read it as described, e.g. "a smiling old man" (gender, age, smiling or another expression)
     #[arg(long)]
     prompt: Option<String>,
     /// named directions file (default: the model's own, from `limner models directions`)
@@ -295,6 +295,11 @@ struct GenerateArgs {
     /// separated, or all); the fine layers left alone keep the unsteered face's skin and colour
     #[arg(long, default_value = "all")]
     age_layers: String,
+    /// with --prompt asking an age: the largest face-api identity distance a steered face may
+    /// keep from its unsteered self (faces past it are retried with age in fewer layers and
+    /// smaller steps), or `off`
+    #[arg(long, default_value = "off")]
+    identity_cap: String,
     /// with --prompt: print the per-seed report as JSON
     #[arg(long)]
     json: bool,
@@ -771,6 +776,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
         prompt: a.prompt.as_deref(),
         directions: a.directions.as_deref(),
         age_layers: &a.age_layers,
+        identity_cap: &a.identity_cap,
         out: a.out.as_deref(),
         grid: a.grid.as_deref(),
         json: a.json,

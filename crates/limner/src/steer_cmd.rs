@@ -47,6 +47,14 @@ pub struct DirectionsArgs {
     /// faces both judges agree on (same gender, ages within 10 years), on the mean of their ages
     #[arg(long)]
     pub both_judges: bool,
+    /// also fit a direction for each of face-api's other expressions (neutral, sad, angry,
+    /// fearful, disgusted, surprised; orthogonal to gender and age), which `--prompt` steers
+    #[arg(long)]
+    pub expressions: bool,
+    /// with --expressions: keep gender, age and smile from this directions file (e.g. the
+    /// shipped `models/random-face/directions.safetensors`) instead of fitting them again
+    #[arg(long, requires = "expressions")]
+    pub base: Option<PathBuf>,
 }
 
 fn analyzer() -> Result<FaceAnalyzer> {
@@ -69,6 +77,8 @@ pub fn fit_directions(a: DirectionsArgs) -> Result<()> {
         Some(p) => p.clone(),
         None => limner_models::directions_path(&a.model)?,
     };
+    // a bad --base fails before the labelling
+    let base = a.base.as_ref().map(|b| Directions::load(b)).transpose()?;
     // random-face is labelled at 256 px (box-downsampled from 1024), read as `describe` reads photos
     let g = open_model(&a.model, (a.model == limner_photoreal::MODEL_NAME).then_some(STEER_SIZE))?;
     let fa = analyzer()?;
@@ -113,15 +123,20 @@ pub fn fit_directions(a: DirectionsArgs) -> Result<()> {
     pb.finish_and_clear();
     let (labelled, secs) = (&l, l.seconds);
     let command = format!(
-        "limner models directions --model {} --count {} --first-seed {} --psi {} --extreme {}{}",
+        "limner models directions --model {} --count {} --first-seed {} --psi {} --extreme {}{}{}",
         a.model,
         a.count,
         a.first_seed,
         a.psi,
         a.extreme,
-        if a.both_judges { " --both-judges" } else { "" }
+        if a.both_judges { " --both-judges" } else { "" },
+        if a.expressions { " --expressions" } else { "" }
     );
-    let d = directions::fit(labelled, a.extreme, &a.model, &command, a.psi, secs)?;
+    let d = match base {
+        Some(b) => b,
+        None => directions::fit(labelled, a.extreme, &a.model, &command, a.psi, secs)?,
+    };
+    let d = if a.expressions { directions::fit_expressions(&d, labelled, a.extreme, &command)? } else { d };
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -167,6 +182,8 @@ pub struct GenerateRequest<'a> {
     pub directions: Option<&'a Path>,
     /// with a prompt: the layer groups age moves (`coarse,middle`, `all`)
     pub age_layers: &'a str,
+    /// with a prompt asking an age: `off` or the identity cap ([`prompt::parse_identity_cap`])
+    pub identity_cap: &'a str,
     pub out: Option<&'a Path>,
     pub grid: Option<&'a Path>,
     pub json: bool,
@@ -260,17 +277,24 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
         bail!("the directions are for w_dim {}, model `{}` has w_dim {}", d.meta.w_dim, r.model, g.w_dim());
     }
     let fa = analyzer()?;
-    let cfg = SteerConfig { psi: r.psi, noise: r.noise, age_layers: prompt::parse_age_layers(r.age_layers)?, ..Default::default() };
+    let cfg = SteerConfig {
+        psi: r.psi,
+        noise: r.noise,
+        age_layers: prompt::parse_age_layers(r.age_layers)?,
+        identity_cap: prompt::parse_identity_cap(r.identity_cap)?,
+        ..Default::default()
+    };
+    // face-api with identity descriptors: the identity cap and the report's identity distances
+    let fa_id = FaceAnalyzer::load_fetched(FaceAnalyzerConfig { descriptors: true, ..Default::default() }, &Device::flex())?;
     let pb = bar(0, "steering");
     let t0 = Instant::now();
-    let steered = prompt::steer(g, d, &fa, r.seeds, &t, &cfg, &mut |done, total| {
+    let steered = prompt::steer(g, d, &fa, Some(&fa_id), r.seeds, &t, &cfg, &mut |done, total| {
         pb.set_length(total as u64);
         pb.set_position(done as u64);
     })?;
     pb.finish_and_clear();
     let images: Vec<Image> = steered.iter().map(|s| s.image.clone()).collect();
     // describe's pipeline, with face-api's identity descriptors (is the steered face the same person?)
-    let fa_id = FaceAnalyzer::load_fetched(FaceAnalyzerConfig { descriptors: true, ..Default::default() }, &Device::flex())?;
     let judged = prompt::judge(&fa_id, &t, &images);
     // the unsteered faces, for the mouth-geometry comparison
     let before: Vec<Image> = steered.iter().map(|s| s.initial.clone()).collect();
@@ -325,7 +349,7 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
                 serde_json::json!({
                     "done": d, "independent": reading(r), "independent_before": reading(rb), "identity_distance": id,
                     "met_independent": r.as_ref().is_some_and(|r| r.1), "met_independent_before": rb.as_ref().is_some_and(|r| r.1),
-                    "seed": s.seed, "sliders": s.sliders, "steering_reading": s.steering.sentence(), "steering_met": s.steering_met,
+                    "seed": s.seed, "sliders": s.sliders, "age_layers": s.age_layers, "steering_reading": s.steering.sentence(), "steering_met": s.steering_met,
                     "description": j.description, "met": j.met, "age": j.face.as_ref().map(|f| f.age),
                     "male_probability": j.face.as_ref().map(|f| f.male_probability),
                     "happy": j.face.as_ref().map(|f| f.expressions[1]),

@@ -21,7 +21,8 @@ fn unknown_words_fail_with_the_vocabulary() {
     let o = limner(&["generate", "--prompt", "an old man with glasses and a hat", "--seeds", "0-3"]);
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("`glasses` (no network here judges it: face-api and human-models read only gender, age and expression)") && e.contains("`hat`"), "{e}");
+    assert!(e.contains("`glasses` (no network limner runs judges glasses: face-api reads age, gender, 7 expressions") && e.contains("`hat` (no network limner runs judges headwear"), "{e}");
+    assert!(e.contains("surprised") && e.contains("neutral"), "the error should list the expressions it steers: {e}");
     assert!(e.contains("middle-aged") && e.contains("smiling") && e.contains("woman"), "the error should list what is understood: {e}");
     let o = limner(&["generate", "--prompt", "a man and a woman", "--seeds", "0"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("both genders"));

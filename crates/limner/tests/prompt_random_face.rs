@@ -5,7 +5,9 @@
 //!
 //! The same runs are also judged by the independent judge (human-models' FaceRes and emotion
 //! network, never used to steer): the gender prompts must be read as asked by it on at least
-//! 24/32 seeds and on more seeds than the same seeds unsteered.
+//! 24/32 seeds and on more seeds than the same seeds unsteered; "a neutral face" (steered along
+//! the shipped neutral expression direction) on at least 16/32 and on 8 more than unsteered
+//! (measured: 20/32 against 6/32; face-api reads 31/32 back).
 //!
 //! Needs `limner models fetch --only face-api`, `--only random-face` and `--only human-models`:
 //! under CI=true a missing model fails the test; elsewhere it is skipped with a note.
@@ -87,6 +89,11 @@ fn random_face_prompts_are_described_back_on_80_percent_of_32_seeds() {
         if prompt != "a smiling old man" && (r.independent < 24 || r.independent <= r.independent_unsteered) {
             failures.push(format!("{prompt:?}: independent judge {}/32, unsteered {}/32", r.independent, r.independent_unsteered));
         }
+    }
+    // an expression beyond smiling, judged by the independent emotion network
+    let r = prompt_rate("a neutral face");
+    if r.independent < 16 || r.independent < r.independent_unsteered + 8 || r.met < 26 {
+        failures.push(format!("\"a neutral face\": independent judge {}/32, unsteered {}/32, face-api {}/32", r.independent, r.independent_unsteered, r.met));
     }
     assert!(failures.is_empty(), "below the bar: {}", failures.join(", "));
 }
