@@ -3,7 +3,7 @@
 # limner-pickle, run on burn flex) vs NVIDIA's own code (PyTorch, force_fp32), same pickle,
 # same machine, one image per call, interleaved rounds.
 #
-#   STYLEGAN2_ADA_PYTORCH=/path/to/stylegan2-ada-pytorch bench/pickle.sh [--res "256 1024"] [--rounds 2] [--reps 3]
+#   STYLEGAN2_ADA_PYTORCH=/path/to/stylegan2-ada-pytorch bench/pickle.sh [--res "256 1024"] [--rounds 2] [--reps 3] [--no-build]
 #
 # The generators are the FFHQ configuration of train.py (z = w = 512, 8 mapping layers,
 # channel_base 32768, channel_max 512, num_fp16_res 4, conv_clamp 256) with random weights,
@@ -17,11 +17,13 @@ ROOT="$(cd "$HERE/.." && pwd)"
 RESES="256 1024"
 ROUNDS=2
 REPS=3
+BUILD=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --res) RESES="$2"; shift ;;
         --rounds) ROUNDS="$2"; shift ;;
         --reps) REPS="$2"; shift ;;
+        --no-build) BUILD=0 ;;
         -h|--help) sed -n 2,13p "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -30,8 +32,10 @@ done
 OFFICIAL="${STYLEGAN2_ADA_PYTORCH:?set STYLEGAN2_ADA_PYTORCH to a checkout of NVlabs/stylegan2-ada-pytorch}"
 
 source "$HERE/common.sh"
-echo "== building limner-bench (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)" >&2
-(cd "$ROOT" && cargo build --release -p limner-bench >&2)
+if [ "$BUILD" = 1 ]; then
+    echo "== building limner-bench (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)" >&2
+    (cd "$ROOT" && cargo build --release -p limner-bench >&2)
+fi
 ensure_torch_venv requests scipy
 CACHE="$HOME/.cache/limner-pickle-bench"
 mkdir -p "$CACHE"
