@@ -80,23 +80,11 @@ impl Image {
     pub fn crop_and_resize(&self, [y1, x1, y2, x2]: [f32; 4], width: usize, height: usize) -> Image {
         let (ih, iw) = ((self.height - 1) as f64, (self.width - 1) as f64);
         let (y1, x1, y2, x2) = (y1 as f64, x1 as f64, y2 as f64, x2 as f64);
-        let hs = if height > 1 { (y2 - y1) * ih / (height - 1) as f64 } else { 0.0 };
-        let ws = if width > 1 { (x2 - x1) * iw / (width - 1) as f64 } else { 0.0 };
         let mut data = vec![0.0f32; width * height * 3];
         for y in 0..height {
-            let fy = if height > 1 { y1 * ih + y as f64 * hs } else { 0.5 * (y1 + y2) * ih };
-            if fy < 0.0 || fy > ih {
-                continue;
-            }
-            let (top, bottom) = (fy.floor() as usize, fy.ceil() as usize);
-            let dy = (fy - top as f64) as f32;
+            let Some((top, bottom, dy)) = crop_sample(y, height, y1, y2, ih) else { continue };
             for x in 0..width {
-                let fx = if width > 1 { x1 * iw + x as f64 * ws } else { 0.5 * (x1 + x2) * iw };
-                if fx < 0.0 || fx > iw {
-                    continue;
-                }
-                let (left, right) = (fx.floor() as usize, fx.ceil() as usize);
-                let dx = (fx - left as f64) as f32;
+                let Some((left, right, dx)) = crop_sample(x, width, x1, x2, iw) else { continue };
                 for c in 0..3 {
                     let t = self.px(left, top, c) + (self.px(right, top, c) - self.px(left, top, c)) * dx;
                     let b = self.px(left, bottom, c) + (self.px(right, bottom, c) - self.px(left, bottom, c)) * dx;
@@ -227,4 +215,16 @@ mod tests {
         assert_eq!(c.data[1], 2.0);
         assert!(im.crop(5.0, 0.0, 2.0, 2.0).is_none());
     }
+}
+
+/// TF's `cropAndResize` along one axis: output index `i` of `n` between the normalised box edges
+/// `a1..a2` of an axis whose last pixel is `last`; the two neighbouring pixels and the weight of
+/// the second, or `None` outside the image (that output stays 0).
+fn crop_sample(i: usize, n: usize, a1: f64, a2: f64, last: f64) -> Option<(usize, usize, f32)> {
+    let f = if n > 1 { a1 * last + i as f64 * ((a2 - a1) * last / (n - 1) as f64) } else { 0.5 * (a1 + a2) * last };
+    if f < 0.0 || f > last {
+        return None;
+    }
+    let lo = f.floor() as usize;
+    Some((lo, f.ceil() as usize, (f - lo as f64) as f32))
 }
