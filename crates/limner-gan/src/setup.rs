@@ -147,12 +147,29 @@ pub fn new_trainer(run: NewRun, data: &dyn DataSource, device: &Device, note: &m
     }
     if let Some(p) = init_generator {
         let (src, _) = load_generator_file(p, device)?;
-        if src.config != t.g.config {
-            bail!("{} is a {:?} generator; this run is {:?} (match --z-dim/--w-dim/--channel-* and the data's resolution)", p.display(), src.config, t.g.config);
+        let grown = GeneratorConfig { img_resolution: src.config.img_resolution * 2, ..src.config.clone() };
+        if src.config == t.g.config {
+            t.g = src.clone();
+            t.g_ema = src;
+            note(format!("G and its EMA start from {}", p.display()));
+        } else if grown == t.g.config {
+            let fresh = t.g.synthesis.blocks.last().map(|b| b.name()).unwrap_or_default();
+            t.g = grow_generator(&src, t.g.clone());
+            t.g_ema = t.g.clone();
+            note(format!(
+                "G and its EMA grow {}: its {} px blocks start as trained, the new {fresh} starts with a zero toRGB, so the first image is the {} px one upsampled",
+                p.display(),
+                src.config.img_resolution,
+                src.config.img_resolution
+            ));
+        } else {
+            bail!(
+                "{} is a {:?} generator; this run is {:?} (match --z-dim/--w-dim/--channel-* and the data's resolution, or train at twice its resolution to grow it)",
+                p.display(),
+                src.config,
+                t.g.config
+            );
         }
-        t.g = src.clone();
-        t.g_ema = src;
-        note(format!("G and its EMA start from {}", p.display()));
     }
     if let Some(init) = init {
         let (gc, dc) = (&init.g.config, &d);
@@ -216,4 +233,22 @@ pub fn write_run_json(out: &Path, command: &str, data: &Path, images: usize, t: 
         "train": t.train, "generator": t.g.config, "discriminator": t.d.config,
     });
     limner_core::write_atomic(&out.join("run.json"), serde_json::to_string_pretty(&run_json)?.as_bytes())
+}
+
+/// Progressive growing of a trained generator by one octave: `fresh` is a freshly initialised
+/// generator at twice `src`'s resolution with otherwise the same config. Its mapping network
+/// and every block `src` has are replaced by `src`'s, and the new top block's toRGB weight is
+/// zeroed, so the grown generator's image is exactly `src`'s image upsampled (skip
+/// architecture: `img = upsample(img_prev) + torgb(x)`) until training moves it.
+pub fn grow_generator(src: &Generator, mut fresh: Generator) -> Generator {
+    assert_eq!(fresh.config.img_resolution, src.config.img_resolution * 2, "grow_generator grows by exactly one octave");
+    fresh.mapping.fcs = src.mapping.fcs.clone();
+    fresh.mapping.w_avg = src.mapping.w_avg.clone();
+    let n = src.synthesis.blocks.len();
+    for (dst, b) in fresh.synthesis.blocks.iter_mut().zip(&src.synthesis.blocks) {
+        *dst = b.clone();
+    }
+    let top = &mut fresh.synthesis.blocks[n];
+    top.torgb.weight = top.torgb.weight.zeros_like();
+    fresh
 }

@@ -103,6 +103,44 @@ fn a_starting_generator_must_match_the_run() {
 }
 
 #[test]
+fn a_starting_generator_at_half_the_resolution_grows_and_renders_its_image_upsampled() {
+    use burn::tensor::{Distribution, Tensor};
+    use limner_gan::layers::{upsample2d, NoiseMode};
+    let device = Device::flex();
+    let data = common::Discs::new(8, 32, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let (g16, d16) = tiny(16);
+    let mut src = Trainer::new(TrainConfig { seed: 5, ..Default::default() }, &g16, &d16, &device).unwrap();
+    let file = dir.path().join("g16.safetensors");
+    limner_gan::generate::save_generator(&file, &mut src.g, &Default::default(), limner_core::Precision::F32).unwrap();
+    let (g32, d32) = tiny(32);
+    let run = NewRun { generator: g32, discriminator: d32, init_generator: Some(&file), ..new_run(TrainConfig::default(), None) };
+    let mut notes = vec![];
+    let t = new_trainer(run, &data, &device, &mut |n| notes.push(n)).unwrap();
+    assert!(notes.iter().any(|n| n.contains("grow") && n.contains("b32")), "{notes:?}");
+    assert_eq!(t.g.config.img_resolution, 32);
+    assert_eq!(t.g.num_ws(), src.g.num_ws() + 2);
+    let top = t.g.synthesis.blocks.last().unwrap();
+    assert_eq!(top.resolution, 32);
+    assert_eq!(top.torgb.weight.clone().abs().max().into_scalar::<f32>(), 0.0);
+    // same seed, same person: the grown G's image is the source's image upsampled
+    let z: Tensor<2> = Tensor::random([3, 32], Distribution::Normal(0.0, 1.0), &device);
+    let small = src.g.forward(z.clone(), 1.0, &mut NoiseMode::None); // [3, 3, 16, 16]
+    for g in [&t.g, &t.g_ema] {
+        let big = g.forward(z.clone(), 1.0, &mut NoiseMode::None); // [3, 3, 32, 32]
+        assert_eq!(big.dims(), [3, 3, 32, 32]);
+        let diff: f32 = (big - upsample2d(small.clone())).abs().max().into_scalar();
+        assert!(diff < 1e-5, "grown image differs from the upsampled source by {diff}");
+    }
+    // two octaves is refused, naming the file
+    let (g64, d64) = tiny(64);
+    let data64 = common::Discs::new(8, 64, 1);
+    let run = NewRun { generator: g64, discriminator: d64, init_generator: Some(&file), ..new_run(TrainConfig::default(), None) };
+    let e = new_trainer(run, &data64, &device, &mut |_| {}).err().unwrap().to_string();
+    assert!(e.contains("g16.safetensors") && e.contains("twice its resolution"), "{e}");
+}
+
+#[test]
 fn resuming_applies_the_overrides_and_checks_them() {
     let device = Device::flex();
     let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@ use anyhow::Result;
 use burn::tensor::Device;
 use clap::Args;
 use limner_core::progress::bar;
-use limner_nets::features::features_of;
+use limner_nets::features::stats_of;
 use limner_nets::fid::{fid_like, kid};
 use limner_nets::{InceptionV3, FEATURE_SIZE};
 
@@ -59,17 +59,23 @@ pub fn score(a: ScoreArgs) -> Result<()> {
     let net = InceptionV3::load_fetched(&device)?;
     let features = |spec: &str| {
         let pb = bar(a.n as u64, &format!("features of {spec}"));
-        let f = features_of(&net, spec, a.n, a.psi, a.first_seed, &device, &mut |k| pb.inc(k as u64));
+        let f = stats_of(&net, spec, a.n, a.psi, a.first_seed, &device, &mut |k| pb.inc(k as u64));
         pb.finish_and_clear();
         f
     };
-    let (fa, fb) = (features(&a.a)?, features(&a.b)?);
-    let fd = fid_like(&fa, &fb)?;
+    let (sa, sb) = (features(&a.a)?, features(&a.b)?);
+    let (fa, fb) = (&sa.features, &sb.features);
+    let fd = fid_like(fa, fb)?;
     // Subsets of the whole set would all be equal (zero spread): draw half-size subsets when n < 2000.
     let subset = 1000.min(fa.len().min(fb.len()) / 2).max(2);
-    let k = kid(&fa, &fb, a.kid_subsets, subset, 0)?;
+    let k = kid(fa, fb, a.kid_subsets, subset, 0)?;
     println!("FID-like (InceptionV3 mixed5 pooled, {FEATURE_SIZE}px; not the published pool3 FID): {fd:.3}");
     println!("KID (mixed5 pooled, {} subsets of {}): {:.5} ± {:.5} (standard deviation over the subsets)", k.subsets, k.subset_size, k.mean, k.std);
+    let (ha, hb) = (sa.mean_sharpness(), sb.mean_sharpness());
+    println!(
+        "sharpness (mean Laplacian energy at {FEATURE_SIZE}px, first set / second): {:.3} ({ha:.5} vs {hb:.5})",
+        ha / hb.max(1e-12)
+    );
     println!("images: {} vs {}", fa.len(), fb.len());
     Ok(())
 }
