@@ -11,7 +11,10 @@
 //!
 //! `art-gatys [SIZE] [STEPS]` and `art-dream [SIZE] [REPS]` (not part of `all`; `bench/art.sh`
 //! runs them): Gatys style transfer and DeepDream on limner's InceptionV3, see `art.rs`.
-//! `art-ab gatys|dream [SIZE] [N]`: the batch-1 row tiles on vs off in one process (`art.rs`).
+//! `art-ab gatys|dream [SIZE] [N]`: the batch-1 row tiles on vs off in one process; `art-ab perceptual
+//! [SIZE] [N]`: the fused perceptual distance + branch-free ReLU mask on vs off (`art.rs`).
+//!
+//! `peak [--gflops]`: this machine's fp32 peak, measured (`peak.rs`); every `pct_peak` divides by it.
 //!
 //! `pickle-gen PKL IO [REPS]` (not part of `all`; `bench/pickle.sh` runs it): an official
 //! StyleGAN2-ADA pickle imported and generating, see `pickle.rs`.
