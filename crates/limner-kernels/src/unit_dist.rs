@@ -56,7 +56,7 @@ unsafe impl Sync for SharedMut {}
 
 /// Pixels per block: all `c` channels of a block hold about 32 Ki floats per tensor.
 fn block_pixels(c: usize, hw: usize) -> usize {
-    (32 * 1024 / c.max(1)).clamp(16, hw.max(1))
+    (32 * 1024 / c.max(1)).max(16).min(hw.max(1))
 }
 
 /// The blocks `(sample, first pixel, end pixel)` of `[n, c, hw]`.
