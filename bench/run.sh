@@ -68,6 +68,11 @@ resume() { [ -n "$PAUSE_PID" ] && kill -CONT "$PAUSE_PID" 2>/dev/null || true; }
 trap resume EXIT
 [ -n "$PAUSE_PID" ] && echo "# paused pid $PAUSE_PID during each measurement group" | tee -a "$RAW"
 
+# the fp32 peak both sides' pct_peak divide by: measured once here (limner-bench peak: FMA
+# chains in the widest vector unit this CPU has, per second of each thread's own CPU time)
+export LIMNER_PEAK_GFLOPS="${LIMNER_PEAK_GFLOPS:-$("$BIN" peak --gflops)}"
+echo "# fp32 peak for pct_peak: $LIMNER_PEAK_GFLOPS GFLOP/s ($("$BIN" peak 2>/dev/null | grep 'peak machine' | sed 's/^RESULT limner //'))" | tee -a "$RAW"
+
 # the port must reproduce the fixture before anything is timed
 "${TORCH_ENV[@]}" "$PY" "$HERE/torch_ref.py" check $QUICK | tee -a "$RAW"
 for what in $MEASURE; do

@@ -31,7 +31,25 @@ import torch.nn.functional as F
 
 torch.set_num_threads(2)
 
-PEAK_GFLOPS = 294.0  # 2 cores x 2 FMA units x 16 fp32 lanes x 2 FLOP x ~2.3 GHz
+
+
+def _peak_gflops():
+    """This machine's fp32 peak, GFLOP/s: LIMNER_PEAK_GFLOPS (bench/run.sh measures it once with
+    `limner-bench peak --gflops` and gives both sides the same number), else limner-bench's own
+    measurement (FMA chains in the widest vector unit detected at run time), else NaN."""
+    v = os.environ.get("LIMNER_PEAK_GFLOPS")
+    if not v:
+        import subprocess
+        target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/limner-target"))
+        try:
+            v = subprocess.run([os.path.join(target, "release", "limner-bench"), "peak", "--gflops"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return float("nan")
+    return float(v)
+
+
+PEAK_GFLOPS = _peak_gflops()
 RES = 64
 BATCH = 32
 SQRT2 = math.sqrt(2.0)

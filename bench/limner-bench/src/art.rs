@@ -119,6 +119,9 @@ pub fn bench_dream(size: usize, reps: usize) {
 /// (N each way, after a warm-up). Both halves see the same load, so their ratio is steadier than
 /// that of two runs minutes apart. Prints `RESULT limner <gatys|dream>_ab on_ms=.. off_ms=..
 /// on_cpu_ms=.. off_cpu_ms=.. ratio=.. cpu_ratio=..` (medians; ratio = on / off).
+/// `art-ab perceptual [SIZE ignored] [N]` alternates single perceptual-distance forward + backward
+/// calls (batch 8, 128 px) with round 4's switches (`LIMNER_FAST_PERCEPTUAL`,
+/// `LIMNER_BRANCH_FREE_MASK`) on and off (the row tiles stay on: batch 8 does not use them).
 pub fn bench_ab(what: &str, size: usize, n: usize) {
     use limner_kernels::conv_relu::set_row_tiles_enabled;
     let net = load();
@@ -157,15 +160,37 @@ pub fn bench_ab(what: &str, size: usize, n: usize) {
                 side.1.push(crate::inception::cpu_ms() - c);
             }
         }
+        "perceptual" => {
+            // this round's perceptual-distance changes (the fused distance and the branch-free
+            // ReLU mask) on vs off, alternating single forward + backward calls (batch 8, 128 px)
+            let set = |on: bool| {
+                limner_kernels::unit_dist::set_fused_enabled(on);
+                limner_kernels::bias_relu::set_branch_free_mask(on);
+            };
+            let step = crate::inception::perceptual_step(net);
+            for _ in 0..2 {
+                step();
+            }
+            for i in 0..2 * n {
+                set(i % 2 == 0);
+                let (t, c) = (Instant::now(), crate::inception::cpu_ms());
+                step();
+                let side = if i % 2 == 0 { &mut on } else { &mut off };
+                side.0.push(t.elapsed().as_secs_f64() * 1e3);
+                side.1.push(crate::inception::cpu_ms() - c);
+            }
+            set(true);
+        }
         other => {
-            eprintln!("unknown A/B `{other}` (gatys, dream)");
+            eprintln!("unknown A/B `{other}` (gatys, dream, perceptual)");
             std::process::exit(2)
         }
     }
     set_row_tiles_enabled(true);
     let (a, b, ac, bc) = (median(&mut on.0), median(&mut off.0), median(&mut on.1), median(&mut off.1));
     println!(
-        "RESULT limner {what}_ab size={size} n={} on_ms={a:.2} off_ms={b:.2} on_cpu_ms={ac:.2} off_cpu_ms={bc:.2} ratio={:.3} cpu_ratio={:.3}",
+        "RESULT limner {what}_ab size={} n={} on_ms={a:.2} off_ms={b:.2} on_cpu_ms={ac:.2} off_cpu_ms={bc:.2} ratio={:.3} cpu_ratio={:.3}",
+        if what == "perceptual" { 128 } else { size },
         on.0.len(),
         a / b,
         ac / bc

@@ -134,18 +134,24 @@ pub fn bench_profile(name: &str, iters: usize) {
     println!("PROFILE limner {name} other (burn ops: cat, slices, gradient sums, loss, copies) ms={:.3}", (wall - sum).max(0.0));
 }
 
-/// The perceptual distance forward + backward at batch 8, 128 px (the default taps).
-pub fn bench_perceptual(reps: usize) {
+/// One perceptual-distance forward + backward (the default taps, batch 8, 128 px, fixed
+/// pseudo-random images) on `net`: what `art-perceptual` times.
+pub fn perceptual_step(net: InceptionV3) -> impl Fn() -> f32 {
     let dev = Device::flex();
-    let p = InceptionPerceptual::new(load(), &DEFAULT_TAPS, 128).expect("perceptual");
+    let p = InceptionPerceptual::new(net, &DEFAULT_TAPS, 128).expect("perceptual");
     let fake = rand_images([8, 3, 128, 128], 3, -1.0, 1.0);
     let target = rand_images([8, 3, 128, 128], 4, -1.0, 1.0);
-    let step = || {
+    move || {
         let f = Tensor::<4>::from_data(fake.clone(), &dev).autodiff().require_grad();
         let d = p.distance(f.clone(), Tensor::from_data(target.clone(), &dev));
         let g = d.backward();
         f.grad(&g).unwrap().abs().sum().into_scalar::<f32>()
-    };
+    }
+}
+
+/// The perceptual distance forward + backward at batch 8, 128 px (the default taps).
+pub fn bench_perceptual(reps: usize) {
+    let step = perceptual_step(load());
     for _ in 0..2 {
         step();
     }
@@ -181,74 +187,4 @@ pub fn bench_fid(images: usize) {
         median(&mut times),
         median(&mut cpus)
     );
-}
-
-/// The fp32 peak of this machine, measured: every thread runs independent AVX-512 FMA chains
-/// (12 accumulators of 16 lanes, enough to cover the FMA latency on 2 pipes), 2 FLOP per lane.
-/// `limner-bench peak` prints, for 1 thread and for all rayon threads, GFLOP/s over the wall
-/// time and per second of each thread's own CPU time (`CLOCK_THREAD_CPUTIME_ID`: not lowered
-/// when other processes take the core away), and the clock that implies at 64 FLOP per cycle
-/// per core (2 FMA units × 16 lanes × 2 FLOP: a full-width AVX-512 core).
-pub fn bench_peak() {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if !std::is_x86_feature_detected!("avx512f") {
-            println!("RESULT limner peak avx512f=false (not measured)");
-            return;
-        }
-        #[target_feature(enable = "avx512f")]
-        unsafe fn chains(iters: usize) -> f32 {
-            use std::arch::x86_64::*;
-            let a = _mm512_set1_ps(0.999_999);
-            let b = _mm512_set1_ps(1e-7);
-            let mut acc = [_mm512_set1_ps(1.0); 12];
-            for _ in 0..iters {
-                for v in acc.iter_mut() {
-                    *v = _mm512_fmadd_ps(*v, a, b);
-                }
-            }
-            let mut s = _mm512_setzero_ps();
-            for v in acc {
-                s = _mm512_add_ps(s, v);
-            }
-            _mm512_reduce_add_ps(s)
-        }
-        fn thread_cpu_s() -> f64 {
-            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // SAFETY: plain out-parameter
-            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-            ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-        }
-        let iters = 50_000_000usize;
-        let flops = (iters * 12 * 16 * 2) as f64;
-        for threads in [1, rayon_threads()] {
-            let (mut best_wall, mut best_cpu) = (0.0f64, 0.0f64);
-            for _ in 0..3 {
-                let t0 = Instant::now();
-                let hs: Vec<_> = (0..threads)
-                    .map(|_| {
-                        std::thread::spawn(move || {
-                            let c0 = thread_cpu_s();
-                            let s = unsafe { chains(iters) };
-                            (s, thread_cpu_s() - c0)
-                        })
-                    })
-                    .collect();
-                let rs: Vec<(f32, f64)> = hs.into_iter().map(|h| h.join().unwrap()).collect();
-                std::hint::black_box(rs.iter().map(|r| r.0).sum::<f32>());
-                best_wall = best_wall.max(threads as f64 * flops / t0.elapsed().as_secs_f64() / 1e9);
-                // per thread: FLOP per second of its own CPU time
-                let per_cpu = rs.iter().map(|r| flops / r.1 / 1e9).fold(f64::INFINITY, f64::min);
-                best_cpu = best_cpu.max(per_cpu);
-            }
-            println!(
-                "RESULT limner peak threads={threads} gflops={best_wall:.1} gflops_per_thread_cpu_s={best_cpu:.1} clock_ghz={:.2} (best of 3, AVX-512 FMA chains; clock = per-CPU-second rate / 64 FLOP per cycle)",
-                best_cpu / 64.0
-            );
-        }
-    }
-}
-
-fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }

@@ -11,7 +11,10 @@
 //!
 //! `art-gatys [SIZE] [STEPS]` and `art-dream [SIZE] [REPS]` (not part of `all`; `bench/art.sh`
 //! runs them): Gatys style transfer and DeepDream on limner's InceptionV3, see `art.rs`.
-//! `art-ab gatys|dream [SIZE] [N]`: the batch-1 row tiles on vs off in one process (`art.rs`).
+//! `art-ab gatys|dream [SIZE] [N]`: the batch-1 row tiles on vs off in one process; `art-ab perceptual
+//! [SIZE] [N]`: the fused perceptual distance + branch-free ReLU mask on vs off (`art.rs`).
+//!
+//! `peak [--gflops]`: this machine's fp32 peak, measured (`peak.rs`); every `pct_peak` divides by it.
 //!
 //! `pickle-gen PKL IO [REPS]` (not part of `all`; `bench/pickle.sh` runs it): an official
 //! StyleGAN2-ADA pickle imported and generating, see `pickle.rs`.
@@ -25,6 +28,7 @@
 
 mod art;
 mod inception;
+mod peak;
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -38,8 +42,11 @@ use limner_gan::params::Params;
 use limner_gan::train::{DataSource, TrainConfig, Trainer};
 use limner_gan::{Discriminator, DiscriminatorConfig, Generator, GeneratorConfig};
 
-/// fp32 peak of the benchmark machine: 2 cores x 2 FMA units x 16 lanes x 2 FLOP x ~2.3 GHz.
-const PEAK_GFLOPS: f64 = 294.0;
+/// fp32 peak of this machine, GFLOP/s: measured once per process (`peak::machine_peak`: FMA
+/// chains in the widest vector unit detected at run time) unless `LIMNER_PEAK_GFLOPS` is set.
+fn peak_gflops() -> f64 {
+    peak::machine_peak().0
+}
 const RES: usize = 64;
 const BATCH: usize = 32;
 
@@ -68,7 +75,7 @@ fn main() {
         what = vec!["modconv".into(), "gen".into(), "train-step".into(), "parts".into()];
     }
     if what.first().is_some_and(|w| w == "peak") {
-        inception::bench_peak();
+        peak::bench_peak(args.iter().any(|a| a == "--gflops"));
         return;
     }
     if what.first().is_some_and(|w| w == "inception-profile") {
@@ -259,7 +266,7 @@ fn report(name: &str, tags: &str, ts: &[f64], gflop: f64) {
     println!(
         "RESULT limner {name} {tags} n={} median_ms={m:.2} min_ms={min:.2} gflop={gflop:.4} gflops={gflops:.2} pct_peak={:.2}",
         ts.len(),
-        100.0 * gflops / PEAK_GFLOPS
+        100.0 * gflops / peak_gflops()
     );
 }
 
@@ -412,7 +419,7 @@ fn bench_train(dev: &Device, o: &Opts, res: usize) {
         let gflops = gf / (am / 1e3);
         println!(
             "RESULT limner train_step {tags} n=derived median_ms={am:.2} min_ms={am:.2} gflop={gf:.4} gflops={gflops:.2} pct_peak={:.2}",
-            100.0 * gflops / PEAK_GFLOPS
+            100.0 * gflops / peak_gflops()
         );
     }
 }

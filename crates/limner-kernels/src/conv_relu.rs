@@ -37,6 +37,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
 
+use crate::bias_relu::copy_masked;
 use crate::cpu::{im2col_tile, mm, out_vec, scratch, tile_rows, Geom, Phases};
 use crate::{f32_data, flex_from, on_flex, profile, Switch};
 
@@ -170,13 +171,6 @@ fn epilogue(row: &mut [f32], b: Option<f32>, relu: bool) {
     }
 }
 
-/// `dst = src · [m > 0]`.
-#[inline]
-fn copy_masked(dst: &mut [f32], src: &[f32], m: &[f32]) {
-    for ((d, s), m) in dst.iter_mut().zip(src).zip(m) {
-        *d = if *m > 0.0 { *s } else { 0.0 };
-    }
-}
 
 /// The adjoint of [`im2col_cols`] over all output pixels of one sample, for input channels
 /// `c0..c0 + dx.len() / (h*w)`: `dx[ci] (zeroed first) += col rows of ci`, in a fixed order.

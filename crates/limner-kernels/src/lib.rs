@@ -32,6 +32,7 @@ pub mod cpu;
 pub mod mobile;
 pub mod pool;
 pub mod profile;
+pub mod unit_dist;
 
 /// What the kernels' unit tests share.
 #[cfg(test)]
@@ -66,6 +67,7 @@ pub use cpu::Geom;
 pub use bias_relu::bias_relu;
 pub use conv_relu::conv_bias_relu;
 pub use pool::{avg_pool2d, max_pool2d};
+pub use unit_dist::unit_channel_distance;
 
 /// A run-time switch read once from an environment variable (`VAR=0` turns it off) and
 /// settable from code, for A/B comparisons.

@@ -71,20 +71,23 @@ pub fn max_fwd(g: &PoolGeom, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
             if g.p == 0 && g.k == 3 {
                 // InceptionV3's pools: every window lies inside; three rows, three taps each
                 let (a, b, c) = (&xp[r0 * g.w..][..g.w], &xp[(r0 + 1) * g.w..][..g.w], &xp[(r0 + 2) * g.w..][..g.w]);
+                // selects instead of branches (the same first maximum in row-major order: the
+                // winner of a window is a coin flip per cell, and the mispredicted branches took
+                // most of this loop's time at batch 8)
                 for ow in 0..wo {
                     let c0 = ow * g.s;
-                    let (mut best, mut at) = (a[c0], r0 * g.w + c0);
+                    let (mut best, mut at) = (a[c0], (r0 * g.w + c0) as u32);
                     for (dr, row) in [a, b, c].into_iter().enumerate() {
+                        let base = ((r0 + dr) * g.w + c0) as u32;
                         for dc in 0..3 {
                             let v = row[c0 + dc];
-                            if v > best {
-                                best = v;
-                                at = (r0 + dr) * g.w + c0 + dc;
-                            }
+                            let gt = v > best;
+                            at = if gt { base + dc as u32 } else { at };
+                            best = if gt { v } else { best };
                         }
                     }
                     yr[ow] = best;
-                    ir[ow] = at as u32;
+                    ir[ow] = at;
                 }
                 continue;
             }

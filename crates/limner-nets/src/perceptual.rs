@@ -51,11 +51,6 @@ impl InceptionPerceptual {
     }
 }
 
-/// Each pixel's feature vector divided by its length over the channels.
-fn unit_channels(f: Tensor<4>) -> Tensor<4> {
-    let norm = f.clone().square().sum_dim(1).add_scalar(1e-10).sqrt(); // [N, 1, H, W]
-    f / norm
-}
 
 impl PerceptualDistance for InceptionPerceptual {
     fn distance(&self, fake: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
@@ -63,7 +58,9 @@ impl PerceptualDistance for InceptionPerceptual {
         let have = self.net.forward_taps(self.prepare(target), &self.taps); // constants
         let mut total: Option<Tensor<1>> = None;
         for (f, t) in want.into_iter().zip(have) {
-            let d = (unit_channels(f) - unit_channels(t).autodiff()).square().sum_dim(1).mean(); // [1]
+            // mean over pixels of Σ_c (f / |f| - t / |t|)², |x| = sqrt(Σ_c x² + 1e-10): one fused
+            // op with its own backward on the CPU (`LIMNER_FAST_PERCEPTUAL=0`: burn's ops)
+            let d = limner_kernels::unit_channel_distance(f, t.autodiff()); // [1]
             total = Some(match total {
                 Some(acc) => acc + d,
                 None => d,
