@@ -161,7 +161,7 @@ read -r -a EXTRA <<< "$TRAIN_ARGS"
 
 # -- 3. the table --------------------------------------------------------------------------------
 {
-    echo "# transfer vs scratch on $PRESET paintings ($(date -u +%F), $(nproc) cores)"
+    echo "# transfer vs scratch on $PRESET paintings ($(date -u +%F), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) when the table was written)"
     echo
     echo "| run | minutes | kimg | FID-like vs $HELD_N held-out paintings (N = $SCORE_N) |"
     echo "|---|---|---|---|"
