@@ -6,6 +6,8 @@
 #                     [--only transfer|scratch|none] [--held 500] [--score-n 500] [--freeze-d 1]
 #   bench/transfer.sh --kimg 40 --kimg-chunk 4 ...   (a budget in images, not minutes)
 #   bench/transfer.sh --rate 3                        (each run's speed on this machine, kimg/min)
+#   bench/transfer.sh --only transfer --name NAME --train-args "--ema-kimg 1 ..." (a variant of the
+#                     transfer run, named NAME in the curves; LIMNER_BIN=PATH runs that binary, no build)
 #
 # 1. The domain, made reproducibly: faces128 portraits (default /work/shared/data/faces128 or
 #    $LIMNER_FACES128) turned into paintings by `limner style --preset PRESET --size 128`:
@@ -41,6 +43,8 @@ KIMG=""
 KIMG_CHUNK=4
 RATE=""
 FREEZE_D=1
+NAME=""
+TRAIN_ARGS=""
 SCORE_N=500
 HELD_N=500
 while [ $# -gt 0 ]; do
@@ -55,18 +59,20 @@ while [ $# -gt 0 ]; do
         --kimg-chunk) KIMG_CHUNK="$2"; shift ;;
         --rate) RATE="$2"; shift ;;
         --freeze-d) FREEZE_D="$2"; shift ;;
+        --name) NAME="$2"; shift ;;
+        --train-args) TRAIN_ARGS="$2"; shift ;;
         --score-n) SCORE_N="$2"; shift ;;
         --held) HELD_N="$2"; shift ;;
-        -h|--help) sed -n 2,31p "$0"; exit 0 ;;
+        -h|--help) sed -n 2,33p "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/limner-target}"
-LIMNER="$CARGO_TARGET_DIR/release/limner"
+LIMNER="${LIMNER_BIN:-$CARGO_TARGET_DIR/release/limner}"
 RESULTS="$HERE/results"
 mkdir -p "$RESULTS" "$WORK"
-(cd "$ROOT" && cargo build --release -p limner >&2)
+[ -n "${LIMNER_BIN:-}" ] || (cd "$ROOT" && cargo build --release -p limner >&2)
 
 # -- 1. the domain ---------------------------------------------------------------------------
 [ -d "$FACES" ] || { echo "no faces128 folder at $FACES (give --faces DIR)" >&2; exit 1; }
@@ -148,12 +154,14 @@ train_for() { # NAME MINUTES EXTRA...
 # the transfer run's name says how many of D's blocks FreezeD kept (the default model ships no D,
 # so a frozen block keeps random weights)
 TRANSFER=transfer; [ "$FREEZE_D" = 1 ] || TRANSFER="transfer-freeze$FREEZE_D"
-[ "$ONLY" = scratch ] || [ "$ONLY" = none ] || train_for "$TRANSFER" "$MINUTES" --init default --freeze-d "$FREEZE_D"
+[ -z "$NAME" ] || TRANSFER="$NAME"
+read -r -a EXTRA <<< "$TRAIN_ARGS"
+[ "$ONLY" = scratch ] || [ "$ONLY" = none ] || train_for "$TRANSFER" "$MINUTES" --init default --freeze-d "$FREEZE_D" "${EXTRA[@]}"
 [ "$ONLY" = transfer ] || [ "$ONLY" = none ] || train_for scratch "$MINUTES" "${ARCH[@]}"
 
 # -- 3. the table --------------------------------------------------------------------------------
 {
-    echo "# transfer vs scratch on $PRESET paintings ($(date -u +%F), $(nproc) cores)"
+    echo "# transfer vs scratch on $PRESET paintings ($(date -u +%F), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) when the table was written)"
     echo
     echo "| run | minutes | kimg | FID-like vs $HELD_N held-out paintings (N = $SCORE_N) |"
     echo "|---|---|---|---|"

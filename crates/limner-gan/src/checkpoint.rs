@@ -25,7 +25,11 @@ impl Trainer {
     /// Everything needed to resume, as safetensors bytes.
     pub fn checkpoint_bytes(&mut self) -> Result<Vec<u8>> {
         let mut sd = StateDict::new();
-        for (prefix, part) in [("G", state_dict(&mut self.g, false)), ("D", state_dict(&mut self.d, false)), ("G_ema", state_dict(&mut self.g_ema, false))] {
+        let mut parts = vec![("G", state_dict(&mut self.g, false)), ("D", state_dict(&mut self.d, false)), ("G_ema", state_dict(&mut self.g_ema, false))];
+        if let Some(src) = &mut self.source {
+            parts.push(("G_source", state_dict(src, false)));
+        }
+        for (prefix, part) in parts {
             for (k, v) in part {
                 sd.insert(format!("{prefix}.{k}"), v);
             }
@@ -77,6 +81,12 @@ impl Trainer {
         load_state_dict(&mut t.g, &split("G"), device).with_context(|| format!("{}: generator", path.display()))?;
         load_state_dict(&mut t.d, &split("D"), device).with_context(|| format!("{}: discriminator", path.display()))?;
         load_state_dict(&mut t.g_ema, &split("G_ema"), device).with_context(|| format!("{}: EMA generator", path.display()))?;
+        let source = split("G_source");
+        if !source.is_empty() {
+            let mut src = t.g.clone();
+            load_state_dict(&mut src, &source, device).with_context(|| format!("{}: source generator", path.display()))?;
+            t.source = Some(src);
+        }
         t.adam_g = Adam::import("adam_G", &sd, state.adam_g_t, device);
         t.adam_d = Adam::import("adam_D", &sd, state.adam_d_t, device);
         t.step = state.step;

@@ -238,6 +238,19 @@ impl SynthesisNetwork {
     /// As [`forward`](Self::forward), reporting every module's output to `trace` under the
     /// official module names (`G.synthesis.bR.convK`, `.torgb`, `.x`, `.img`).
     pub fn forward_traced(&self, ws: Tensor<3>, noise: &mut NoiseMode, trace: &mut Trace) -> Tensor<4> {
+        self.forward_inner(ws, noise, trace, None)
+    }
+
+    /// As [`forward`](Self::forward), also returning every block's feature output `x`
+    /// (`[N, C, R, R]`, b4 first), as tensors that keep their autodiff graph (the
+    /// cross-domain consistency loss, [`crate::cdc`], compares them).
+    pub fn forward_features(&self, ws: Tensor<3>, noise: &mut NoiseMode) -> (Tensor<4>, Vec<Tensor<4>>) {
+        let mut feats = Vec::with_capacity(self.blocks.len());
+        let img = self.forward_inner(ws, noise, &mut None, Some(&mut feats));
+        (img, feats)
+    }
+
+    fn forward_inner(&self, ws: Tensor<3>, noise: &mut NoiseMode, trace: &mut Trace, mut feats: Option<&mut Vec<Tensor<4>>>) -> Tensor<4> {
         let [n, nw, _] = ws.dims();
         assert_eq!(nw, self.num_ws, "synthesis expects {} ws, got {nw}", self.num_ws);
         let mut x: Option<Tensor<4>> = None; // features so far
@@ -248,6 +261,9 @@ impl SynthesisNetwork {
             let block_ws = ws.clone().narrow(1, k, block.num_conv() + 1); // [N, num_conv + 1, w_dim]
             let (h, y) = block.forward(x.take(), img.take(), block_ws, noise, trace);
             assert_shape(&h, [n, block.channels(), block.resolution, block.resolution], &block.name());
+            if let Some(f) = feats.as_deref_mut() {
+                f.push(h.clone());
+            }
             x = Some(h);
             img = Some(y);
             k += block.num_conv();

@@ -2,6 +2,7 @@
 
 pub mod ada;
 pub mod augment;
+pub mod cdc;
 pub mod checkpoint;
 pub mod config;
 pub mod discriminator;

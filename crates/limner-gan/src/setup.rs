@@ -126,6 +126,9 @@ pub fn new_trainer(run: NewRun, data: &dyn DataSource, device: &Device, note: &m
             None => DiscriminatorConfig { channel_base: g.channel_base, channel_max: g.channel_max, ..DiscriminatorConfig::limner_default(res) },
         };
     }
+    if train.cdc > 0.0 && init.is_none() {
+        bail!("CDC (--cdc) keeps a pretrained generator's variety while it adapts: it needs a source to start from (--init)");
+    }
     if let Some(t) = teacher {
         (g.z_dim, g.w_dim, g.mapping_layers) = t.mapping_dims();
         train.freeze_mapping = true;
@@ -177,6 +180,10 @@ pub fn new_trainer(run: NewRun, data: &dyn DataSource, device: &Device, note: &m
             "transfer: G and its EMA start from {} ({} px, z {} w {}, {} mapping layers, channel_base {} channel_max {})",
             init.name, gc.img_resolution, gc.z_dim, gc.w_dim, gc.mapping_layers, gc.channel_base, gc.channel_max
         ));
+        if t.train.cdc > 0.0 {
+            t.source = Some(init.g_ema.clone());
+            note(format!("CDC: the batch's pairwise feature similarities are kept close to {}'s (weight {})", init.name, t.train.cdc));
+        }
         t.g = init.g;
         t.g_ema = init.g_ema;
         let pretrained_d = init.d.is_some();
@@ -189,6 +196,13 @@ pub fn new_trainer(run: NewRun, data: &dyn DataSource, device: &Device, note: &m
                 "transfer: {} has no discriminator, so D starts from random weights (channel_base {} channel_max {}; seed {}): G keeps what it knows, but D must first learn to tell faces apart, so expect the first few kimg to move G less purposefully",
                 init.name, dc.channel_base, dc.channel_max, t.train.seed
             )),
+        }
+        let mut frozen_g: Vec<String> = t.g.synthesis.blocks.iter().take(t.train.freeze_g).map(|b| format!("b{}", b.resolution)).collect();
+        if t.train.freeze_mapping {
+            frozen_g.insert(0, "the mapping network".into());
+        }
+        if !frozen_g.is_empty() {
+            note(format!("G keeps {} as they start", frozen_g.join(", ")));
         }
         if t.train.freeze_d > 0 {
             let frozen: Vec<String> = t.d.blocks.iter().take(t.train.freeze_d).map(|b| format!("b{}", b.resolution)).collect();

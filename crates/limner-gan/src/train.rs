@@ -88,6 +88,18 @@ pub struct TrainConfig {
     /// InceptionV3's early convs).
     #[serde(default)]
     pub perceptual: f64,
+    /// Weight of the cross-domain consistency loss ([`crate::cdc`], Ojha et al. 2021; 0 = off):
+    /// the G step also keeps the pairwise similarities of the batch's block features close to
+    /// those of the frozen source generator ([`Trainer::source`]) on the same latents and
+    /// noise, so an adapting generator keeps the source's variety instead of collapsing
+    /// towards one template. Needs a source (transfer learning).
+    #[serde(default)]
+    pub cdc: f64,
+    /// Keep the first this many synthesis blocks of G (from `b4` up: the coarse layout, pose and
+    /// shape) as they start; the finer blocks, their ToRGBs and the mapping train (see
+    /// `freeze_mapping`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub freeze_g: usize,
 }
 
 fn one() -> f64 {
@@ -111,6 +123,17 @@ impl TrainConfig {
         }
         if self.perceptual > 0.0 && self.distill_l1 <= 0.0 {
             bail!("the perceptual distance is a distillation loss: it needs --distill (distill_l1 > 0)");
+        }
+        if !(self.cdc.is_finite() && self.cdc >= 0.0) {
+            bail!("the CDC weight must be a number >= 0, not {}", self.cdc);
+        }
+        if self.cdc > 0.0 {
+            if self.distill_l1 > 0.0 {
+                bail!("CDC (--cdc) keeps a source generator's variety while adapting it; it does not combine with paired distillation (--distill)");
+            }
+            if self.batch < 3 {
+                bail!("CDC (--cdc) compares each sample of a batch with the others: it needs a batch of at least 3, not {}", self.batch);
+            }
         }
         if let Some(ada) = &self.ada {
             ada.validate()?;
@@ -145,6 +168,8 @@ impl Default for TrainConfig {
             noise_off: false,
             adversarial: 1.0,
             perceptual: 0.0,
+            cdc: 0.0,
+            freeze_g: 0,
         }
     }
 }
@@ -177,6 +202,8 @@ pub struct StepStats {
     /// perceptual distance to the teacher's images (with `TrainConfig::perceptual` only)
     pub perceptual: Option<f32>,
     pub r1: Option<f32>,
+    /// the cross-domain consistency loss (with `TrainConfig::cdc` only)
+    pub cdc: Option<f32>,
     /// the ADA augmentation probability this step used (ADA only)
     pub augment_p: Option<f64>,
     /// `E[sign(D(real))]` of the interval that ended with this step (ADA only)
@@ -205,6 +232,9 @@ pub struct Trainer {
     /// The network behind `TrainConfig::perceptual` (not saved with the run: attach it again
     /// after [`Trainer::load`]).
     pub perceptual_net: Option<Box<dyn PerceptualDistance>>,
+    /// The frozen source generator of a transfer run (the pretrained G_ema it started from),
+    /// which the CDC loss compares against; in the checkpoint as `G_source`.
+    pub source: Option<Generator>,
 }
 
 impl Trainer {
@@ -215,6 +245,10 @@ impl Trainer {
         let d_blocks = crate::config::block_resolutions(dcfg.img_resolution).len() - 1;
         if train.freeze_d > d_blocks {
             bail!("--freeze-d {}: a {}px discriminator has only {d_blocks} blocks", train.freeze_d, dcfg.img_resolution);
+        }
+        let g_blocks = gcfg.block_resolutions().len();
+        if train.freeze_g >= g_blocks {
+            bail!("--freeze-g {}: a {}px generator has {g_blocks} synthesis blocks, and at least the last must train", train.freeze_g, gcfg.img_resolution);
         }
         // initial weights come from the run seed alone (no global RNG state)
         let mut init = crate::layers::Init::new(train.seed.wrapping_add(0x5EED), device);
@@ -237,6 +271,7 @@ impl Trainer {
             order: vec![],
             device: device.clone(),
             perceptual_net: None,
+            source: None,
         })
     }
 
@@ -286,22 +321,27 @@ impl Trainer {
         tensor_from(randn_host(&mut self.rng, n * zd), [n, zd], &self.device)
     }
 
-    /// ws for a batch with style mixing (one cutoff per batch, as in the official code).
-    fn mapped_ws(&mut self, g: &Generator, n: usize) -> (Tensor<3>, Tensor<2>) {
+    /// ws for a batch with style mixing (one cutoff per batch, as in the official code); with
+    /// `source`, also that generator's ws for the same latents and mixing (no gradient).
+    fn mapped_ws(&mut self, g: &Generator, n: usize, source: Option<&Generator>) -> (Tensor<3>, Tensor<2>, Option<Tensor<3>>) {
         let z = self.latents(n);
-        let w = g.mapping.forward_w(z);
-        let ws = g.mapping.broadcast_truncate(w.clone(), 1.0, None);
         let num_ws = g.num_ws();
         let mix = self.rng.random::<f64>() < self.train.style_mixing;
         let cutoff = self.rng.random_range(1..num_ws);
         let z2 = self.latents(n);
-        if !mix {
-            return (ws, w);
-        }
-        let ws2 = g.mapping.forward(z2, 1.0, None);
-        let wd = g.config.w_dim;
-        let ws = Tensor::cat(vec![ws.slice([0..n, 0..cutoff, 0..wd]), ws2.slice([0..n, cutoff..num_ws, 0..wd])], 1);
-        (ws, w)
+        let mixed = |g: &Generator, z: Tensor<2>, z2: Tensor<2>| {
+            let w = g.mapping.forward_w(z);
+            let ws = g.mapping.broadcast_truncate(w.clone(), 1.0, None);
+            if !mix {
+                return (ws, w);
+            }
+            let ws2 = g.mapping.forward(z2, 1.0, None);
+            let wd = g.config.w_dim;
+            (Tensor::cat(vec![ws.slice([0..n, 0..cutoff, 0..wd]), ws2.slice([0..n, cutoff..num_ws, 0..wd])], 1), w)
+        };
+        let source_ws = source.map(|s| mixed(s, z.clone(), z2.clone()).0);
+        let (ws, w) = mixed(g, z, z2);
+        (ws, w, source_ws)
     }
 
     /// One training step: D on a real and a fake batch (plus R1 when due), then G, then the
@@ -334,10 +374,10 @@ impl Trainer {
                 stats.ada_rt = self.ada.adjust(ada, n);
             }
         }
-        let (l1, perceptual) = (stats.distill.unwrap_or(0.0), stats.perceptual.unwrap_or(0.0));
-        if ![stats.loss_g, stats.loss_d, l1, perceptual].iter().all(|v| v.is_finite()) {
+        let (l1, perceptual, cdc) = (stats.distill.unwrap_or(0.0), stats.perceptual.unwrap_or(0.0), stats.cdc.unwrap_or(0.0));
+        if ![stats.loss_g, stats.loss_d, l1, perceptual, cdc].iter().all(|v| v.is_finite()) {
             bail!(
-                "training diverged at step {} (loss G {}, loss D {}, distill L1 {l1}, perceptual {perceptual}); resume from the last checkpoint with a lower learning rate",
+                "training diverged at step {} (loss G {}, loss D {}, distill L1 {l1}, perceptual {perceptual}, CDC {cdc}); resume from the last checkpoint with a lower learning rate",
                 self.step, stats.loss_g, stats.loss_d
             );
         }
@@ -357,7 +397,7 @@ impl Trainer {
         data.fill_batch(idx, flips, &mut buf);
         let real = tensor_from(buf, [n, 3, res, res], &dev); // [N, 3, R, R]
         let g_plain = self.g.clone();
-        let (ws, _) = self.mapped_ws(&g_plain, n);
+        let (ws, _, _) = self.mapped_ws(&g_plain, n, None);
         let fake = {
             let mut noise = NoiseMode::Random { rng: &mut self.rng, scale: 1.0 };
             g_plain.synthesis.forward(ws, &mut noise) // [N, 3, R, R], no tape
@@ -411,7 +451,12 @@ impl Trainer {
     fn g_step(&mut self, data: &dyn DataSource, idx: &[usize], stats: &mut StepStats) -> Result<()> {
         let (n, res, dev) = (idx.len(), self.g.config.img_resolution, self.device.clone());
         let mut g_ad = lift(&self.g, true);
-        let (ws, w, target) = if self.train.distill_l1 > 0.0 {
+        let source = if self.train.cdc > 0.0 {
+            Some(self.source.take().context("the run has a CDC weight but no source generator to compare with (CDC is for transfer learning: start with --init)")?)
+        } else {
+            None
+        };
+        let (ws, w, target, source_ws) = if self.train.distill_l1 > 0.0 {
             let seeds = idx
                 .iter()
                 .map(|&i| data.pair_seed(i))
@@ -423,15 +468,28 @@ impl Trainer {
             let ws = g_ad.mapping.broadcast_truncate(w.clone(), 1.0, None); // [N, num_ws, w_dim]
             let mut buf = Vec::new();
             data.fill_batch(idx, &vec![false; n], &mut buf); // unflipped: the teacher's exact images
-            (ws, w, Some(tensor_from(buf, [n, 3, res, res], &dev)))
+            (ws, w, Some(tensor_from(buf, [n, 3, res, res], &dev)), None)
         } else {
-            let (ws, w) = self.mapped_ws(&g_ad, n);
-            (ws, w, None)
+            let (ws, w, source_ws) = self.mapped_ws(&g_ad, n, source.as_ref());
+            (ws, w, None, source_ws)
         };
-        let fake = {
+        // the source renders the same ws' latents with the same noise: a copy of the RNG
+        // replays the draws the adapted G makes
+        let mut source_rng = self.rng.clone();
+        let (fake, feats) = {
             let mut noise = NoiseMode::Random { rng: &mut self.rng, scale: 1.0 };
-            g_ad.synthesis.forward(ws, &mut noise) // [N, 3, R, R]
+            g_ad.synthesis.forward_features(ws, &mut noise) // [N, 3, R, R], each block's [N, C, r, r]
         };
+        let cdc = match (&source, source_ws) {
+            (Some(src), Some(sws)) => {
+                let mut noise = NoiseMode::Random { rng: &mut source_rng, scale: 1.0 };
+                let (_, src_feats) = src.synthesis.forward_features(sws, &mut noise);
+                Some(crate::cdc::cdc_loss(&src_feats, &feats))
+            }
+            _ => None,
+        };
+        drop(feats);
+        self.source = source;
         let mut loss_g = if self.adversarial() {
             let d_const = lift(&self.d, false);
             let logits = d_const.forward(self.augment(fake.clone())); // [N, 1]
@@ -441,6 +499,10 @@ impl Trainer {
         } else {
             Tensor::zeros([1], &fake.device())
         };
+        if let Some(c) = cdc {
+            stats.cdc = Some(c.clone().into_scalar::<f32>());
+            loss_g = loss_g + c.mul_scalar(self.train.cdc);
+        }
         if let Some(target) = target {
             if self.train.perceptual > 0.0 {
                 let net = self.perceptual_net.as_ref().context("the run has a perceptual loss weight but no perceptual network is attached")?;
@@ -461,6 +523,8 @@ impl Trainer {
         if self.train.noise_off {
             gg.retain(|name, _| !name.ends_with("noise_strength"));
         }
+        let frozen: Vec<String> = self.g.config.block_resolutions().iter().take(self.train.freeze_g).map(|r| format!("synthesis.b{r}.")).collect();
+        gg.retain(|name, _| !frozen.iter().any(|f| name.starts_with(f)));
         self.adam_g.step(&mut self.g, &gg, self.train.g_lr, self.train.beta1, self.train.beta2);
         if !self.train.freeze_mapping {
             self.g.mapping.update_w_avg(&w);

@@ -191,6 +191,17 @@ struct TrainArgs {
     /// FreezeD: keep the first N discriminator blocks (highest resolutions) as they start
     #[arg(long, default_value_t = 0)]
     freeze_d: usize,
+    /// with --init: weight of the cross-domain consistency loss (CDC, Ojha et al. 2021), which
+    /// keeps the batch's pairwise feature similarities close to the source model's so the
+    /// adapted model keeps its variety (0 = off)
+    #[arg(long, default_value_t = 0.0)]
+    cdc: f64,
+    /// keep G's first N synthesis blocks (b4, b8, ...: layout, pose, shape) as they start
+    #[arg(long, default_value_t = 0)]
+    freeze_g: usize,
+    /// keep G's mapping network (and w_avg) as it starts
+    #[arg(long)]
+    freeze_mapping: bool,
     #[arg(long, default_value_t = 0.9)]
     style_mixing: f64,
     #[arg(long)]
@@ -588,6 +599,9 @@ fn losses(s: &limner_gan::train::StepStats) -> String {
     if let Some(p) = s.augment_p {
         out += &format!("  p {p:.3}");
     }
+    if let Some(c) = s.cdc {
+        out += &format!("  CDC {c:.4}");
+    }
     out
 }
 
@@ -655,6 +669,9 @@ fn train(a: TrainArgs) -> Result<()> {
             diffaugment,
             ada,
             freeze_d: a.freeze_d,
+            cdc: a.cdc,
+            freeze_g: a.freeze_g,
+            freeze_mapping: a.freeze_mapping,
             xflip: !a.no_xflip,
             seed: a.seed,
             distill_l1: a.distill,
