@@ -44,7 +44,9 @@ fn cdc_is_zero_for_the_same_relations_and_positive_for_a_collapsed_batch() {
         })
         .collect();
     let c = scalar(cdc_loss(&layers, &collapsed));
-    assert!(c > 0.05, "a collapsed batch costs {c}");
+    // near-zero cosine similarities already give a near-flat softmax, so the collapse costs
+    // ~0.015 here: far above the 1e-5 of a mere rescaling
+    assert!(c > 1e-3, "a collapsed batch costs {c}");
     // half-way between the two costs less than the collapse
     let half: Vec<Tensor<4>> = layers.iter().zip(&collapsed).map(|(a, b)| (a.clone() + b.clone()).mul_scalar(0.5)).collect();
     let h = scalar(cdc_loss(&layers, &half));
@@ -56,7 +58,8 @@ fn cdc_is_zero_for_the_same_relations_and_positive_for_a_collapsed_batch() {
     let grads = loss.backward();
     let g = adapted.grad(&grads).expect("a gradient on the adapted features");
     assert!(to_vec(&g).iter().any(|v| *v != 0.0));
-    let stepped = collapsed[0].clone() - g.mul_scalar(0.05 / to_vec(&g).iter().map(|v| v.abs()).fold(0.0, f32::max));
+    let gmax = to_vec(&g).iter().map(|v| v.abs()).fold(0.0, f32::max);
+    let stepped = collapsed[0].clone() - g.mul_scalar(0.05 / gmax);
     let after = scalar(cdc_loss(&layers[..1], &[stepped]));
     assert!(after < before, "a gradient step moved the loss from {before} to {after}");
 }

@@ -55,7 +55,7 @@ impl SetStats {
 /// size says how much sharper or softer it is (1.0 = as sharp).
 pub fn laplacian_energy(x: &Tensor<4>) -> Vec<f32> {
     let [n, c, h, w] = x.dims();
-    let v: Vec<f32> = x.clone().into_data().convert::<f32>().into_vec().expect("f32 image data");
+    let v: Vec<f32> = x.clone().into_data().try_into_vec_as::<f32>().expect("f32 image data");
     (0..n)
         .map(|i| {
             let grey = |y: usize, xx: usize| (0..c).map(|ch| v[((i * c + ch) * h + y) * w + xx]).sum::<f32>() / c as f32;
