@@ -58,7 +58,9 @@ pub fn laplacian_energy(x: &Tensor<4>) -> Vec<f32> {
     let v: Vec<f32> = x.clone().into_data().try_into_vec_as::<f32>().expect("f32 image data");
     (0..n)
         .map(|i| {
-            let grey = |y: usize, xx: usize| (0..c).map(|ch| v[((i * c + ch) * h + y) * w + xx]).sum::<f32>() / c as f32;
+            let img = &v[i * c * h * w..(i + 1) * c * h * w];
+            let g: Vec<f32> = (0..h * w).map(|p| (0..c).map(|ch| img[ch * h * w + p]).sum::<f32>() / c as f32).collect();
+            let grey = |y: usize, xx: usize| g[y * w + xx];
             let mut sum = 0.0f64;
             for y in 1..h.saturating_sub(1) {
                 for xx in 1..w.saturating_sub(1) {
