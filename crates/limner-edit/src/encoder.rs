@@ -252,11 +252,14 @@ pub struct TrainOptions {
     pub psi: (f32, f32),
     /// save the checkpoint every this many steps
     pub checkpoint_every: u64,
+    /// start from this encoder's weights (e.g. one trained for another model of the same w
+    /// space) instead of a fresh net; Adam and the step count start afresh
+    pub init: Option<PathBuf>,
 }
 
 impl Default for TrainOptions {
     fn default() -> Self {
-        Self { steps: 2000, batch: 16, lr: 0.001, psi: (0.4, 1.0), checkpoint_every: 25 }
+        Self { steps: 2000, batch: 16, lr: 0.001, psi: (0.4, 1.0), checkpoint_every: 25, init: None }
     }
 }
 
@@ -325,6 +328,17 @@ pub fn train(m: &dyn Model, out: &Path, resume: bool, o: &TrainOptions, progress
         e.check_model(m, &ck.display().to_string())?;
         let adam = Adam::import("adam", &sd, e.steps, &device);
         (e.net, adam, e.steps)
+    } else if let Some(init) = &o.init {
+        let e = Encoder::load(init, &device)?;
+        ensure!(
+            e.net.w_dim() == m.w_dim(),
+            "--init {}: that encoder guesses {}-wide w's, model `{}` has {}",
+            init.display(),
+            e.net.w_dim(),
+            m.id().name,
+            m.w_dim()
+        );
+        (e.net, Adam::default(), 0)
     } else {
         (EncoderNet::new(&m.w_avg(), &w_spread(m), 1, &device), Adam::default(), 0)
     };

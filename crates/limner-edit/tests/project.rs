@@ -88,6 +88,12 @@ mod encoder {
         let o2 = TrainOptions { steps: 152, ..o };
         let e2 = encoder::train(m, &out, true, &o2, &mut |_, _| {}).unwrap();
         assert_eq!(e2.steps, 152);
+        // `init`: a new run starts from those weights (a fresh net would score `before`)
+        let o3 = TrainOptions { steps: 1, batch: 2, lr: 1e-7, init: Some(out.clone()), ..Default::default() };
+        let e3 = encoder::train(m, &dir.path().join("init.safetensors"), false, &o3, &mut |_, _| {}).unwrap();
+        assert_eq!(e3.steps, 1);
+        let (x3, _) = encoder::w_loss(m, &e3.net, &held, o3.psi);
+        assert!((x3 - after).abs() < 0.05 * after && x3 < 0.9 * before, "started from the trained encoder: {x3} (trained {after}, fresh {before})");
     }
 
     /// The encoder's guess (the shipped or cached one when there is one, else one trained here)

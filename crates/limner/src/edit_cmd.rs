@@ -340,6 +340,10 @@ pub struct EncoderArgs {
     /// continue from the checkpoint beside --out
     #[arg(long)]
     pub resume: bool,
+    /// start from this encoder file's weights (e.g. the encoder of an earlier model in the same
+    /// w space) instead of a fresh net
+    #[arg(long, conflicts_with = "resume")]
+    pub init: Option<PathBuf>,
 }
 
 pub fn encoder(a: EncoderArgs) -> Result<()> {
@@ -351,7 +355,7 @@ pub fn encoder(a: EncoderArgs) -> Result<()> {
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let o = TrainOptions { steps: a.steps, batch: a.batch, ..Default::default() };
+    let o = TrainOptions { steps: a.steps, batch: a.batch, init: a.init.clone(), ..Default::default() };
     let held: Vec<u64> = (0..64).map(|i| 1_000_000 + i).collect();
     let pb = bar(a.steps, "training the encoder");
     let t0 = Instant::now();
