@@ -9,7 +9,7 @@ use std::path::Path;
 fn generate(dir: &Path, name: &str, seeds: &str) -> String {
     let out = dir.join(name);
     // psi 1 on the default's own training seeds: a few are near copies of its training images
-    // (seed 2 is, in inception space), which the default's embedded index would refuse
+    // (seed 38 is, in inception space), which the default's embedded index would refuse
     ok(&["generate", "--seeds", seeds, "--psi", "1", "--out", out.to_str().unwrap(), "--allow-near-copy"]);
     out.to_str().unwrap().to_string()
 }
@@ -126,7 +126,7 @@ fn generate_refuses_near_copies_of_an_indexed_training_set() {
 }
 
 /// `limner animate` checks every frame against the model's training index (the default's is
-/// embedded): psi 1 seed 2 is a near copy of its training image `seed00000002.png`, so an
+/// embedded): psi 1 seed 38 is a near copy of its training image `seed00000038.png`, so an
 /// animation starting there is refused (nothing written, the frame shown beside the training
 /// thumbnail) unless `--allow-near-copy`, which its label records; other seeds pass with the
 /// closest distances per space in the label.
@@ -141,11 +141,11 @@ fn animate_refuses_a_near_copy_frame_unless_allowed_and_records_it() {
     let dir = tempfile::tempdir().unwrap();
     let gif = dir.path().join("a.gif");
     let g = gif.to_str().unwrap();
-    let e = fails(&["animate", "--through", "2,100000", "--psi", "1", "--frames", "4", "--out", g]);
-    assert!(e.contains("near copy") && e.contains("frame000") && e.contains("seed00000002") && e.contains("--allow-near-copy"), "{e}");
+    let e = fails(&["animate", "--through", "38,100000", "--psi", "1", "--frames", "4", "--out", g]);
+    assert!(e.contains("near copy") && e.contains("frame000") && e.contains("seed00000038") && e.contains("--allow-near-copy"), "{e}");
     assert!(!gif.exists() && !gif.with_extension("json").exists(), "a refused animation writes nothing");
     assert!(dir.path().join("near-copy-frame000.png").is_file());
-    ok(&["animate", "--through", "2,100000", "--psi", "1", "--frames", "4", "--out", g, "--allow-near-copy"]);
+    ok(&["animate", "--through", "38,100000", "--psi", "1", "--frames", "4", "--out", g, "--allow-near-copy"]);
     let label = ok(&["inspect", g]);
     assert!(label.contains("nearest training images: ") && label.contains("frame 0") && label.contains("written anyway, the user allowed it"), "{label}");
     let j: serde_json::Value = serde_json::from_str(&ok(&["inspect", "--json", g])).unwrap();

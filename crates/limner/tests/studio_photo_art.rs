@@ -454,8 +454,8 @@ fn nearest(bytes: &[u8]) -> Value {
 
 /// The copy check on the studio's kept faces and exports (issue 18 §3), with the default model's
 /// embedded training index: a new face is kept and exported with its nearest training distances
-/// in the label (the same pixels as shown); psi 1 seed 2, a near copy of its training image
-/// `seed00000002.png`, is refused (409, the reason, the pair side by side, nothing kept) unless
+/// in the label (the same pixels as shown); psi 1 seed 38, a near copy of its training image
+/// `seed00000038.png`, is refused (409, the reason, the pair side by side, nothing kept) unless
 /// the request sets `allow_near_copy`, which the kept file and its export record.
 #[test]
 fn kept_and_exported_faces_carry_nearest_training_distances_and_near_copies_need_an_override() {
@@ -492,17 +492,17 @@ fn kept_and_exported_faces_carry_nearest_training_distances_and_near_copies_need
     }
 
     // a near copy: refused, with the reason and the pair; nothing kept
-    let r = keep(2, 1.0, None);
+    let r = keep(38, 1.0, None);
     assert_eq!(r.status, 409, "{}", r.text());
     let j = r.json();
     let msg = j["error"].as_str().unwrap();
-    assert!(msg.contains("near copy") && msg.contains("seed00000002") && msg.contains("allow_near_copy"), "{msg}");
+    assert!(msg.contains("near copy") && msg.contains("seed00000038") && msg.contains("allow_near_copy"), "{msg}");
     assert!(j["side_by_side"].as_str().unwrap().starts_with("data:image/png;base64,"), "{j}");
     let pair = png_of(&j["side_by_side"]);
     assert_eq!(decode_png(&pair).dimensions(), (196, 96));
     assert_eq!(get(&s.url("/api/images")).json().as_array().unwrap().len(), 1, "the refused face was not kept");
     // the override: kept, and recorded in its file and its export
-    let r = keep(2, 1.0, Some(true));
+    let r = keep(38, 1.0, Some(true));
     assert_eq!(r.status, 201, "{}", r.text());
     let r = r.json();
     let nt = nearest(&get(&s.url(r["url"].as_str().unwrap())).body);
