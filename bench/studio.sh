@@ -12,7 +12,11 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/limner-target}"
 cd "$ROOT"
-cargo build --release -q -p limner -p limner-bench --bin limner --bin studio-load
+# --no-build: use the binaries already in $CARGO_TARGET_DIR (e.g. from `cargo build --release --workspace --all-targets`)
+BUILD=1; ARGS=()
+for a in "$@"; do if [ "$a" = --no-build ]; then BUILD=0; else ARGS+=("$a"); fi; done
+set -- ${ARGS[@]+"${ARGS[@]}"}
+[ "$BUILD" = 0 ] || cargo build --release -q -p limner -p limner-bench --bin limner --bin studio-load
 ulimit -n 4096 2>/dev/null || true
 {
   echo "# limner studio load benchmark"

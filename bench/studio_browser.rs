@@ -7,7 +7,7 @@
 //! and measures in the page, with the page's own code doing the work:
 //! - **slider**: from a slider's `input` event to the new image on screen (its `<img>` loaded
 //!   and decoded, in the animation frame that paints it): the Sliders view on a kept face (a
-//!   SeFa slider; POST /api/slide), and Meet's psi slider (GET /api/face), at 64 px (the default
+//!   SeFa slider; POST /api/slide), and Meet's psi slider (GET /api/face), at 128 px (the default
 //!   model) and at 256 px (random-face, when fetched);
 //! - **refresh**: a page reload to its new face on screen (from the navigation's start: the
 //!   page's `limner:face` mark, set once the face is decoded), and the New face button.
@@ -206,17 +206,17 @@ fn main() -> Result<()> {
             refresh.push(sample(&v)?);
         }
     }
-    rows.push(Row { case: "refresh → new face (64 px, default)".into(), goal: Some(150.0), samples: refresh });
+    rows.push(Row { case: "refresh → new face (128 px, default)".into(), goal: Some(150.0), samples: refresh });
 
-    // --- New face button, psi slider (Meet, 64 px)
+    // --- New face button, psi slider (Meet, default)
     b.wait_for("document.querySelector('#model').dataset.state === 'loaded'", "the model list");
     let new_face = input_js("#face", "#new", "input.click()", "#timing");
-    rows.push(Row { case: "New face button → face (64 px, default)".into(), goal: Some(150.0), samples: measure(&mut b, a.warmup, |_| new_face.clone(), n)? });
+    rows.push(Row { case: "New face button → face (128 px, default)".into(), goal: Some(150.0), samples: measure(&mut b, a.warmup, |_| new_face.clone(), n)? });
     let psi = values(-1.0, 2.0, 0.05, a.warmup + n, 0.7);
-    rows.push(Row { case: "Meet psi slider → face (64 px, default)".into(), goal: Some(100.0), samples: measure(&mut b, a.warmup, |i| input_js("#face", "#psi", &set_range(&psi[i]), "#timing"), n)? });
+    rows.push(Row { case: "Meet psi slider → face (128 px, default)".into(), goal: Some(100.0), samples: measure(&mut b, a.warmup, |i| input_js("#face", "#psi", &set_range(&psi[i]), "#timing"), n)? });
 
-    // --- Sliders view (64 px): a kept face, a SeFa slider
-    let id64 = keep(&srv, json!({"model": "default", "seed": 401, "psi": 0.7}))?;
+    // --- Sliders view (default): a kept face, a SeFa slider
+    let id64 = keep(&srv, json!({"model": "default", "seed": 100401, "psi": 0.7}))?;
     let slide_case = |b: &mut cdp::Browser, id: i64, what: &str| -> Result<Row> {
         // (a query makes it a new document, so the page lists the kept faces afresh)
         b.navigate(&srv.url(&format!("/?face={id}#sliders")));
@@ -227,7 +227,7 @@ fn main() -> Result<()> {
         let samples = measure(b, a.warmup, |i| input_js("#slide-face", "#slider-list input[data-slider=\"sefa:coarse:0\"]", &set_range(&vals[i]), "#slide-timing"), n)?;
         Ok(Row { case: what.into(), goal: Some(if what.contains("256") { 250.0 } else { 100.0 }), samples })
     };
-    rows.push(slide_case(&mut b, id64, "Sliders: SeFa slider → face (64 px, default)")?);
+    rows.push(slide_case(&mut b, id64, "Sliders: SeFa slider → face (128 px, default)")?);
 
     if has_rf {
         // --- 256 px, random-face: Sliders view and Meet's psi

@@ -285,22 +285,23 @@ fn train_transfer_with_ada() {
     let s = |p: &str| t.join(p).to_string_lossy().to_string();
     std::fs::create_dir_all(t.join("mine")).unwrap();
     for i in 0..12u32 {
-        write_png(&t.join(format!("mine/{i:02}.png")), 64, 64, |x, y| {
-            let inside = (x as i32 - 32).pow(2) + (y as i32 - 30).pow(2) < 300 + (i as i32 * 40);
-            if inside { [200, (150 + i * 7) as u8, 120] } else { [(x * 3) as u8, (60 + i * 5) as u8, (y * 3) as u8] }
+        // the default model's size (128 px)
+        write_png(&t.join(format!("mine/{i:02}.png")), 128, 128, |x, y| {
+            let inside = (x as i32 - 64).pow(2) + (y as i32 - 60).pow(2) < 1200 + (i as i32 * 160);
+            if inside { [200, (150 + i * 7) as u8, 120] } else { [(x * 3 / 2) as u8, (60 + i * 5) as u8, (y * 3 / 2) as u8] }
         });
     }
-    ok(&["dataset", "build", &s("mine"), "--res", "64", "--out", &s("mine.limner"), "--near-dup", "0"]);
+    ok(&["dataset", "build", &s("mine"), "--res", "128", "--out", &s("mine.limner"), "--near-dup", "0"]);
     ok(&["dataset", "build", &s("mine"), "--res", "32", "--out", &s("mine32.limner"), "--near-dup", "0"]);
     let err = fails(&["train", "--data", &s("mine32.limner"), "--out", &s("r32"), "--init", "default", "--aug", "ada"]);
-    assert!(err.contains("64×64") && err.contains("--res 64"), "{err}");
+    assert!(err.contains("128×128") && err.contains("--res 128"), "{err}");
     let err = fails(&["train", "--data", &s("mine.limner"), "--out", &s("rx"), "--aug", "ada", "--diffaugment", "color"]);
     assert!(err.contains("--aug ada"), "{err}");
 
     let run = s("run");
     let args = ["train", "--data", &s("mine.limner"), "--out", &run, "--init", "default", "--aug", "ada", "--augment-p", "0.25", "--ada-interval", "1", "--ada-kimg", "0.1", "--freeze-d", "1", "--batch", "4", "--kimg", "0.008", "--snap-kimg", "0.004"];
     let out = ok(&args);
-    assert!(out.contains("has no discriminator") && out.contains("FreezeD: D's blocks b64"), "{out}");
+    assert!(out.contains("has no discriminator") && out.contains("FreezeD: D's blocks b128"), "{out}");
     let metrics = std::fs::read_to_string(t.join("run/metrics.csv")).unwrap();
     assert!(metrics.lines().next().unwrap().ends_with(",augment_p"), "{metrics}");
     let last: Vec<&str> = metrics.lines().last().unwrap().split(',').collect();

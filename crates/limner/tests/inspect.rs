@@ -146,7 +146,7 @@ fn animations_recipes_and_renders_carry_the_label() {
         let j = inspect_json(&dir.path().join(name));
         assert_eq!(j["limner_label"], true, "{name}: {j:#}");
         assert_eq!(j["model_check"], "matches", "{name}: {j:#}");
-        assert_eq!((j["width"].as_u64(), j["height"].as_u64()), (Some(64), Some(64)), "{name}");
+        assert_eq!((j["width"].as_u64(), j["height"].as_u64()), (Some(128), Some(128)), "{name}: the default model's size");
         let recipe: serde_json::Value = serde_json::from_str(j["label"]["recipe"].as_str().unwrap()).unwrap();
         assert_eq!((recipe["command"].as_str(), recipe["frames"].as_u64()), (Some("animate"), Some(3)));
         match Command::new("exiftool").args(["-j", "-G1", "-n", "-a", "-validate", "-all"]).arg(dir.path().join(name)).output() {

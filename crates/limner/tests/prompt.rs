@@ -57,7 +57,7 @@ fn names_gender(description: &str, male: bool) -> bool {
 /// Runs a gender prompt on seeds 0-31; every face described back as asked must be described
 /// with the asked gender's noun.
 fn prompt_rate(prompt: &str, male: bool) -> Rate {
-    let o = limner(&["generate", "--prompt", prompt, "--seeds", "0-31", "--json"]);
+    let o = limner(&["generate", "--prompt", prompt, "--seeds", "100000-100031", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let seeds = v["seeds"].as_array().unwrap();
@@ -103,16 +103,15 @@ fn gender_nouns_are_matched_as_words() {
     assert!(!names_gender("a person, about 25", true) && !names_gender("a person, about 25", false));
 }
 
-/// Measured on this default model (64 px, attempt 4: distilled from random-face, sharing its w
-/// space and so its named directions), seeds 0-31: "a man" 22/32, "a woman" 29/32, "a young
-/// man" 19/32, "an old woman" 2/32, "a smiling old man" 3/32 (the soft 64 px faces read young).
-/// With directions fitted on its own renders instead, "a man" fell to 3/32. Unsteered, face-api
-/// reads nearly all of these faces as women (measured: "a man" met on 1/32 unsteered seeds, "a
-/// woman" on 28/32), so a count alone proves nothing for "a woman": each prompt must be met on
-/// more seeds than the same seeds unsteered and on at least 16/32, lose none of the seeds that
-/// were already as asked, and move the mean P(male) the asked way (measured: "a man" 0.159 ->
-/// 0.705; "a woman" 0.162 -> 0.143, only seed 1 needing a move, from "a smiling man" to "a
-/// smiling woman").
+/// Measured on this default model (128 px, attempt 5: distilled from random-face, sharing its
+/// w space and so its named directions) on seeds 100000-100031 (its training seeds are 0-7713,
+/// and a few of those are refused as near copies of their teacher images): "a man" 26/32 by the
+/// steering judge (unsteered 4/32), 27/32 by the independent one (unsteered 8/32); "a woman"
+/// 25/32 (unsteered 23/32), independent 26/32 (24/32); "a young man" 22/32. Unsteered, most of
+/// these faces read as women, so a count alone proves nothing for "a woman": each prompt must be
+/// met on more seeds than the same seeds unsteered and on at least 16/32, lose none of the seeds
+/// that were already as asked, and move the mean P(male) the asked way (measured: "a man" 0.240
+/// -> 0.775; "a woman" 0.240 -> 0.199).
 #[test]
 fn prompt_a_man_or_a_woman_is_described_back_more_often_than_unsteered() {
     if !face_api_fetched() {
@@ -127,7 +126,7 @@ fn prompt_a_man_or_a_woman_is_described_back_more_often_than_unsteered() {
         let (steered, unsteered) = r.male;
         assert!(if male { steered > unsteered + 0.3 } else { steered < unsteered }, "{prompt:?}: mean P(male) {steered:.3}, unsteered {unsteered:.3}");
         // the independent judge (never used to steer), against the same seeds unsteered: "a man"
-        // measured 25/32 vs 3/32; "a woman" 30/32 vs 29/32 (these faces already read as women)
+        // measured 27/32 vs 8/32; "a woman" 26/32 vs 24/32 (most of these faces already read as women)
         if male {
             assert!(r.independent >= 16 && r.independent > r.independent_unsteered + 8, "{prompt:?}: independent judge {}/32, unsteered {}/32", r.independent, r.independent_unsteered);
         } else {
