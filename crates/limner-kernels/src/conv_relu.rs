@@ -240,6 +240,9 @@ fn fwd_masked(g: &Geom, x: &[f32], mask: Option<&[f32]>, w: &[f32], bias: Option
     if hw == 0 || g.n == 0 || g.cout == 0 {
         return out_vec(g.n * out_len);
     }
+    if crate::direct::enabled() && crate::direct::applies(g) {
+        return crate::direct::fwd(g, x, mask, w, bias, relu);
+    }
     let t = rayon::current_num_threads().max(1);
     // (a single row tile keeps the parallel gemm)
     if mask.is_none() && !via_tiles(g) && g.n < t && !g.is_pointwise() && g.ho() > tile_rows(g) && row_tiles_enabled() {
@@ -360,6 +363,10 @@ fn xgrad_masked(g: &Geom, dy: &[f32], y: Option<&[f32]>, w: &[f32]) -> Vec<f32> 
     if g.s == 1 && g.ph < kh && g.pw < kw {
         // a forward conv of dy with wf[ci, co] = w[co, ci] flipped in both directions
         let (wf, gf) = crate::cpu::flipped(g, w);
+        if crate::direct::enabled() && crate::direct::applies(&gf) {
+            // the mask applied while copying the planes: no masked copy of dy
+            return crate::direct::fwd(&gf, dy, y, &wf, None, false);
+        }
         let masked = y.map(|y| mask(dy, y));
         return fwd(&gf, masked.as_deref().unwrap_or(dy), &wf, None, false);
     }
