@@ -370,6 +370,9 @@ fn xgrad_masked(g: &Geom, dy: &[f32], y: Option<&[f32]>, w: &[f32]) -> Vec<f32> 
         let masked = y.map(|y| mask(dy, y));
         return fwd(&gf, masked.as_deref().unwrap_or(dy), &wf, None, false);
     }
+    if g.s > 1 && crate::direct::enabled() {
+        return crate::direct::xgrad_strided(g, dy, y, w);
+    }
     let masked = y.map(|y| mask(dy, y));
     let dy = masked.as_deref().unwrap_or(dy);
     // col = Wᵀ · dy[b] (lhs element (r, o) at w[o * ckk + r]), then col2im per input channel

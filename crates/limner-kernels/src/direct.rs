@@ -305,3 +305,62 @@ pub fn fwd(g: &Geom, x: &[f32], mask: Option<&[f32]>, w: &[f32], bias: Option<&[
     }
     y
 }
+
+/// The input gradient of a stride-`s` conv (`s > 1`) from `dy` (`[n, cout, ho, wo]`; times
+/// `[mask > 0]` with a mask, `mask` the shape of `dy`), as `s²` stride-1 direct convs, one per
+/// phase `(rh, rw)` of the padded input: the input pixel at padded position `(i' s + rh,
+/// j' s + rw)` is read by the taps `ky = a s + rh`, `kx = b s + rw` of output pixel
+/// `(i' - a, j' - b)`, so that phase of `dx` is the stride-1 conv of `dy` (padding `ka - 1`,
+/// `kb - 1`) with the flipped sub-kernel `wf[ci, co, y, x] = w[co, ci, (ka-1-y) s + rh,
+/// (kb-1-x) s + rw]` (`ka × kb` taps); its output is then written to the interleaved input
+/// positions. Replaces `Wᵀ · dy` + a strided col2im scatter. Input pixels that no output reads
+/// get 0. Call only when [`enabled`] holds.
+pub fn xgrad_strided(g: &Geom, dy: &[f32], mask: Option<&[f32]>, w: &[f32]) -> Vec<f32> {
+    let (s, in_len, ckk) = (g.s, g.in_len(), g.ckk());
+    assert!(s > 1, "xgrad_strided: stride 1");
+    assert_eq!(dy.len(), g.n * g.out_len(), "conv output-gradient length");
+    assert_eq!(w.len(), g.cout * ckk, "conv weight length");
+    let (ho, wo) = (g.ho(), g.wo());
+    let mut dx = vec![0.0f32; g.n * in_len];
+    if ho == 0 || wo == 0 || g.n == 0 {
+        return dx;
+    }
+    for rh in 0..s.min(g.kh) {
+        for rw in 0..s.min(g.kw) {
+            let (ka, kb) = ((g.kh - rh).div_ceil(s), (g.kw - rw).div_ceil(s));
+            let gp = Geom { n: g.n, cin: g.cout, h: ho, w: wo, cout: g.cin, kh: ka, kw: kb, s: 1, ph: ka - 1, pw: kb - 1 };
+            let mut wf = vec![0.0f32; g.cin * g.cout * ka * kb];
+            for ci in 0..g.cin {
+                for co in 0..g.cout {
+                    for y in 0..ka {
+                        for x in 0..kb {
+                            let (ky, kx) = ((ka - 1 - y) * s + rh, (kb - 1 - x) * s + rw);
+                            wf[((ci * g.cout + co) * ka + y) * kb + x] = w[co * ckk + (ci * g.kh + ky) * g.kw + kx];
+                        }
+                    }
+                }
+            }
+            let part = fwd(&gp, dy, mask, &wf, None, false);
+            let (hp, wp) = (gp.ho(), gp.wo());
+            // rows i' of this phase whose input row i' s + rh - ph lies in 0..h (likewise columns)
+            let first = |r: usize, p: usize| if p > r { (p - r).div_ceil(s) } else { 0 };
+            let (i0, j0) = (first(rh, g.ph), first(rw, g.pw));
+            let (i1, j1) = (hp.min((g.h + g.ph).saturating_sub(rh).div_ceil(s)), wp.min((g.w + g.pw).saturating_sub(rw).div_ceil(s)));
+            if i0 >= i1 || j0 >= j1 {
+                continue;
+            }
+            dx.par_chunks_mut(g.h * g.w).zip(part.par_chunks(hp * wp)).for_each(|(d, src)| {
+                for i in i0..i1 {
+                    let ih = i * s + rh - g.ph;
+                    let srow = &src[i * wp..(i + 1) * wp];
+                    let drow = &mut d[ih * g.w..(ih + 1) * g.w];
+                    let c0 = j0 * s + rw - g.pw;
+                    for (dv, v) in drow[c0..].iter_mut().step_by(s).zip(&srow[j0..j1]) {
+                        *dv = *v;
+                    }
+                }
+            });
+        }
+    }
+    dx
+}
