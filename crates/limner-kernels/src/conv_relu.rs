@@ -370,11 +370,16 @@ fn xgrad_masked(g: &Geom, dy: &[f32], y: Option<&[f32]>, w: &[f32]) -> Vec<f32> 
         let masked = y.map(|y| mask(dy, y));
         return fwd(&gf, masked.as_deref().unwrap_or(dy), &wf, None, false);
     }
-    if g.s > 1 && crate::direct::enabled() {
-        return crate::direct::xgrad_strided(g, dy, y, w);
-    }
     let masked = y.map(|y| mask(dy, y));
     let dy = masked.as_deref().unwrap_or(dy);
+    if g.cin <= 4 && crate::direct::enabled() {
+        // the RGB stem (conv2d_1, 3x3 stride 2 onto 3 channels): the GAN's input gradient,
+        // `Wᵀ · dy` per tile of output rows in a reused scratch, scattered into phase planes
+        // with contiguous adds, then merged; below, a fresh `ckk × hw` column buffer per
+        // sample and a strided scatter parallel over only 3 channels ran at 15-19 GFLOP per
+        // CPU-s (bench/NOTES.md, round 5)
+        return crate::cpu::conv_xgrad(g, dy, w);
+    }
     // col = Wᵀ · dy[b] (lhs element (r, o) at w[o * ckk + r]), then col2im per input channel
     let mut dx = out_vec(g.n * in_len);
     let t = rayon::current_num_threads().max(1);

