@@ -3,6 +3,12 @@
 //! rectangular kernel (1×1, 3×3, 5×5, 1×7, 7×1), stride `s` in both directions, zero padding
 //! `(ph, pw)` on both sides, groups 1, dilation 1.
 //!
+//! Direct conv first: with AVX2 + FMA, every stride-1 conv that is not 1×1 (and whose padded
+//! rows waste at most a sixth, [`crate::direct::applies`]) runs through [`crate::direct`], forward
+//! and input gradient, the ReLU mask applied while copying the input planes; the paths below are
+//! then used for the others (1×1, stride 2, small maps with wide padding) and for all of them
+//! with `LIMNER_DIRECT_CONV=0` (needed too for the `LIMNER_CONV_RELU_TILES` / row-tile A/B runs).
+//!
 //! Forward: [`crate::cpu::conv_fwd`] with the bias + ReLU fused in as its epilogue (phase-split
 //! planes, row-tiled im2col + gemm; batch-parallel with the epilogue on each sample's output
 //! right after its gemm, or gemm-parallel below one sample per thread). It took less CPU time
