@@ -8,7 +8,8 @@
 # Each side: the median un-profiled iteration (TOTAL), then N profiled iterations (limner:
 # LIMNER_PROFILE timing of every limner-kernels call; "other" = wall time outside them, i.e.
 # burn's own ops; PyTorch: torch.profiler self CPU time per aten op). Also runs each limner
-# workload with LIMNER_FAST_CONV_RELU=0 (the previous conv path) for the before/after column.
+# workload with LIMNER_FAST_CONV_RELU=0 (the previous conv path) for the before/after column,
+# and with LIMNER_DIRECT_CONV=0 (the fused convs through im2col + gemm instead of the direct conv).
 # Writes bench/results/inception-profile_raw.txt and the tables in inception-profile.md.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -36,6 +37,7 @@ RAW="$RESULTS/inception-profile_raw.txt"
     for w in gatys dream perceptual fid; do
         "$BIN" inception-profile "$w" "$ITERS"
         LIMNER_FAST_CONV_RELU=0 "$BIN" inception-profile "$w" "$ITERS" | sed -n 1p | sed 's/^TOTAL limner/TOTAL limner-before/'
+        LIMNER_DIRECT_CONV=0 "$BIN" inception-profile "$w" "$ITERS" | sed -n 1p | sed 's/^TOTAL limner/TOTAL limner-gemm/'
         env OMP_WAIT_POLICY=PASSIVE "$PY" "$HERE/torch_inception_profile.py" "$w" "$ITERS" 2>&1 | grep -E '^(TOTAL|PROFILE)'
     done
     echo "# loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)"

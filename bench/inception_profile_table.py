@@ -91,7 +91,8 @@ def main(raw_path, out_path):
                     ("fid", "128 px, batch 32, mixed5, forward")]:
         L += ["", f"## {w}: {what}", ""]
         L.append(f"Wall time per iteration (median, un-profiled): limner **{tot.get(('limner', w))} ms**, limner with the "
-                 f"previous conv path (`LIMNER_FAST_CONV_RELU=0`) {tot.get(('limner-before', w))} ms, PyTorch **{tot.get(('torch', w))} ms**. "
+                 f"previous conv path (`LIMNER_FAST_CONV_RELU=0`) {tot.get(('limner-before', w))} ms, "
+                 f"with im2col + gemm instead of the direct conv (`LIMNER_DIRECT_CONV=0`) {tot.get(('limner-gemm', w))} ms, PyTorch **{tot.get(('torch', w))} ms**. "
                  f"Process CPU time per iteration (all threads): limner {tcpu.get(('limner', w), '?')} ms, PyTorch {tcpu.get(('torch', w), '?')} ms.")
         L += ["", "| op kind | limner ms | PyTorch ms |", "|---|---:|---:|"]
         a, b = agg[("limner", w)], agg[("torch", w)]

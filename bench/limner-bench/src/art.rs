@@ -122,8 +122,24 @@ pub fn bench_dream(size: usize, reps: usize) {
 /// `art-ab perceptual [SIZE ignored] [N]` alternates single perceptual-distance forward + backward
 /// calls (batch 8, 128 px) with round 4's switches (`LIMNER_FAST_PERCEPTUAL`,
 /// `LIMNER_BRANCH_FREE_MASK`) on and off (the row tiles stay on: batch 8 does not use them).
+/// `art-ab direct-gatys|direct-dream|direct-perceptual ...` flips the direct conv instead
+/// (`limner_kernels::direct`, `LIMNER_DIRECT_CONV`; on = direct, off = im2col + gemm) in the
+/// same way; the other switches stay at their defaults.
 pub fn bench_ab(what: &str, size: usize, n: usize) {
     use limner_kernels::conv_relu::set_row_tiles_enabled;
+    let label = what;
+    let (what, direct) = match what.strip_prefix("direct-") {
+        Some(w) => (w, true),
+        None => (what, false),
+    };
+    let toggle = |on: bool| match (direct, what) {
+        (true, _) => limner_kernels::direct::set_enabled(on),
+        (false, "perceptual") => {
+            limner_kernels::unit_dist::set_fused_enabled(on);
+            limner_kernels::bias_relu::set_branch_free_mask(on);
+        }
+        (false, _) => set_row_tiles_enabled(on),
+    };
     let net = load();
     let (mut on, mut off): ((Vec<f64>, Vec<f64>), (Vec<f64>, Vec<f64>)) = Default::default();
     match what {
@@ -132,7 +148,7 @@ pub fn bench_ab(what: &str, size: usize, n: usize) {
             let style = test_picture(size, size, 2.0);
             let cfg = GatysConfig { steps: 2 + 2 * n, size, ..Default::default() };
             let (mut last, mut last_cpu, mut step) = (Instant::now(), crate::inception::cpu_ms(), 0usize);
-            set_row_tiles_enabled(true);
+            toggle(true);
             gatys::stylize_with(&net, &content, &style, &cfg, &mut |_| {
                 let (t, c) = (last.elapsed().as_secs_f64() * 1e3, crate::inception::cpu_ms() - last_cpu);
                 // step `step` ran with the switch set after step - 1: on for even steps
@@ -142,7 +158,7 @@ pub fn bench_ab(what: &str, size: usize, n: usize) {
                     side.1.push(c);
                 }
                 step += 1;
-                set_row_tiles_enabled(step % 2 == 0);
+                toggle(step % 2 == 0);
                 (last, last_cpu) = (Instant::now(), crate::inception::cpu_ms());
             })
             .expect("gatys");
@@ -152,7 +168,7 @@ pub fn bench_ab(what: &str, size: usize, n: usize) {
             let cfg = DreamConfig::default();
             dream::dream_with(&net, &img, &DreamConfig { steps: 1, octaves: 1, ..cfg.clone() }, &mut |_| {}).expect("dream");
             for i in 0..2 * n {
-                set_row_tiles_enabled(i % 2 == 0);
+                toggle(i % 2 == 0);
                 let (t, c) = (Instant::now(), crate::inception::cpu_ms());
                 dream::dream_with(&net, &img, &cfg, &mut |_| {}).expect("dream");
                 let side = if i % 2 == 0 { &mut on } else { &mut off };
@@ -163,33 +179,28 @@ pub fn bench_ab(what: &str, size: usize, n: usize) {
         "perceptual" => {
             // this round's perceptual-distance changes (the fused distance and the branch-free
             // ReLU mask) on vs off, alternating single forward + backward calls (batch 8, 128 px)
-            let set = |on: bool| {
-                limner_kernels::unit_dist::set_fused_enabled(on);
-                limner_kernels::bias_relu::set_branch_free_mask(on);
-            };
             let step = crate::inception::perceptual_step(net);
             for _ in 0..2 {
                 step();
             }
             for i in 0..2 * n {
-                set(i % 2 == 0);
+                toggle(i % 2 == 0);
                 let (t, c) = (Instant::now(), crate::inception::cpu_ms());
                 step();
                 let side = if i % 2 == 0 { &mut on } else { &mut off };
                 side.0.push(t.elapsed().as_secs_f64() * 1e3);
                 side.1.push(crate::inception::cpu_ms() - c);
             }
-            set(true);
         }
         other => {
-            eprintln!("unknown A/B `{other}` (gatys, dream, perceptual)");
+            eprintln!("unknown A/B `{other}` (gatys, dream, perceptual; each also as direct-...)");
             std::process::exit(2)
         }
     }
-    set_row_tiles_enabled(true);
+    toggle(true);
     let (a, b, ac, bc) = (median(&mut on.0), median(&mut off.0), median(&mut on.1), median(&mut off.1));
     println!(
-        "RESULT limner {what}_ab size={} n={} on_ms={a:.2} off_ms={b:.2} on_cpu_ms={ac:.2} off_cpu_ms={bc:.2} ratio={:.3} cpu_ratio={:.3}",
+        "RESULT limner {label}_ab size={} n={} on_ms={a:.2} off_ms={b:.2} on_cpu_ms={ac:.2} off_cpu_ms={bc:.2} ratio={:.3} cpu_ratio={:.3}",
         if what == "perceptual" { 128 } else { size },
         on.0.len(),
         a / b,

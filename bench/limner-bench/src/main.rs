@@ -12,7 +12,8 @@
 //! `art-gatys [SIZE] [STEPS]` and `art-dream [SIZE] [REPS]` (not part of `all`; `bench/art.sh`
 //! runs them): Gatys style transfer and DeepDream on limner's InceptionV3, see `art.rs`.
 //! `art-ab gatys|dream [SIZE] [N]`: the batch-1 row tiles on vs off in one process; `art-ab perceptual
-//! [SIZE] [N]`: the fused perceptual distance + branch-free ReLU mask on vs off (`art.rs`).
+//! [SIZE] [N]`: the fused perceptual distance + branch-free ReLU mask on vs off (`art.rs`);
+//! `art-ab direct-gatys|direct-dream|direct-perceptual ...`: the direct conv on vs off.
 //!
 //! `peak [--gflops]`: this machine's fp32 peak, measured (`peak.rs`); every `pct_peak` divides by it.
 //!
@@ -104,7 +105,7 @@ fn main() {
             "art-fid" => inception::bench_fid(num(1, 1000)),
             "art-ab" => {
                 let which = what.get(1).cloned().unwrap_or_else(|| "gatys".into());
-                art::bench_ab(&which, num(2, 256), num(3, if which == "dream" { 3 } else { 10 }))
+                art::bench_ab(&which, num(2, 256), num(3, if which.ends_with("dream") { 3 } else { 10 }))
             }
             other => {
                 eprintln!("unknown measurement `{other}` (art-gatys, art-dream, art-perceptual, art-fid, art-ab)");

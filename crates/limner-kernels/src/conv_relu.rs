@@ -3,6 +3,12 @@
 //! rectangular kernel (1×1, 3×3, 5×5, 1×7, 7×1), stride `s` in both directions, zero padding
 //! `(ph, pw)` on both sides, groups 1, dilation 1.
 //!
+//! Direct conv first: with AVX2 + FMA, every stride-1 conv that is not 1×1 (and whose padded
+//! rows waste at most a sixth, [`crate::direct::applies`]) runs through [`crate::direct`], forward
+//! and input gradient, the ReLU mask applied while copying the input planes; the paths below are
+//! then used for the others (1×1, stride 2, small maps with wide padding) and for all of them
+//! with `LIMNER_DIRECT_CONV=0` (needed too for the `LIMNER_CONV_RELU_TILES` / row-tile A/B runs).
+//!
 //! Forward: [`crate::cpu::conv_fwd`] with the bias + ReLU fused in as its epilogue (phase-split
 //! planes, row-tiled im2col + gemm; batch-parallel with the epilogue on each sample's output
 //! right after its gemm, or gemm-parallel below one sample per thread). It took less CPU time
@@ -240,6 +246,9 @@ fn fwd_masked(g: &Geom, x: &[f32], mask: Option<&[f32]>, w: &[f32], bias: Option
     if hw == 0 || g.n == 0 || g.cout == 0 {
         return out_vec(g.n * out_len);
     }
+    if crate::direct::enabled() && crate::direct::applies(g) {
+        return crate::direct::fwd(g, x, mask, w, bias, relu);
+    }
     let t = rayon::current_num_threads().max(1);
     // (a single row tile keeps the parallel gemm)
     if mask.is_none() && !via_tiles(g) && g.n < t && !g.is_pointwise() && g.ho() > tile_rows(g) && row_tiles_enabled() {
@@ -360,11 +369,23 @@ fn xgrad_masked(g: &Geom, dy: &[f32], y: Option<&[f32]>, w: &[f32]) -> Vec<f32> 
     if g.s == 1 && g.ph < kh && g.pw < kw {
         // a forward conv of dy with wf[ci, co] = w[co, ci] flipped in both directions
         let (wf, gf) = crate::cpu::flipped(g, w);
+        if crate::direct::enabled() && crate::direct::applies(&gf) {
+            // the mask applied while copying the planes: no masked copy of dy
+            return crate::direct::fwd(&gf, dy, y, &wf, None, false);
+        }
         let masked = y.map(|y| mask(dy, y));
         return fwd(&gf, masked.as_deref().unwrap_or(dy), &wf, None, false);
     }
     let masked = y.map(|y| mask(dy, y));
     let dy = masked.as_deref().unwrap_or(dy);
+    if g.cin <= 4 && crate::direct::enabled() {
+        // the RGB stem (conv2d_1, 3x3 stride 2 onto 3 channels): the GAN's input gradient,
+        // `Wᵀ · dy` per tile of output rows in a reused scratch, scattered into phase planes
+        // with contiguous adds, then merged; below, a fresh `ckk × hw` column buffer per
+        // sample and a strided scatter parallel over only 3 channels ran at 15-19 GFLOP per
+        // CPU-s (bench/NOTES.md, round 5)
+        return crate::cpu::conv_xgrad(g, dy, w);
+    }
     // col = Wᵀ · dy[b] (lhs element (r, o) at w[o * ckk + r]), then col2im per input channel
     let mut dx = out_vec(g.n * in_len);
     let t = rayon::current_num_threads().max(1);

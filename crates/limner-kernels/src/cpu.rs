@@ -150,9 +150,13 @@ impl Phases {
     pub(crate) fn len(&self) -> usize {
         self.s * self.s * self.hq * self.wq
     }
+    /// columns of each phase plane
+    pub(crate) fn wq(&self) -> usize {
+        self.wq
+    }
     /// offset of row `r` of the phase plane for tap `(kh, kw)` plus column `kw / s`
     #[inline]
-    fn tap(&self, kh: usize, kw: usize, r: usize) -> usize {
+    pub(crate) fn tap(&self, kh: usize, kw: usize, r: usize) -> usize {
         let s = self.s;
         (((kh % s) * s + (kw % s)) * self.hq + r + kh / s) * self.wq + kw / s
     }

@@ -29,6 +29,7 @@ pub mod alloc;
 pub mod bias_relu;
 pub mod conv_relu;
 pub mod cpu;
+pub mod direct;
 pub mod mobile;
 pub mod pool;
 pub mod profile;

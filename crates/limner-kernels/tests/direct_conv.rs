@@ -1,0 +1,191 @@
+//! The direct conv (`limner_kernels::direct`, the default for the fused conv + bias + ReLU on
+//! AVX2 + FMA machines) against f64 loops and against the im2col + gemm path it replaces
+//! (`direct::set_enabled(false)`): forward with bias + ReLU, plain forward, and the input
+//! gradient with the ReLU mask (stride 1: a forward conv of the masked gradient with the
+//! flipped kernel, the mask applied while copying the planes). Every kernel shape InceptionV3
+//! uses at small maps, stride 2, output-channel counts that are not a multiple of 4, batch 1
+//! (superblocks as tasks) and batches of at least one sample per thread; results do not depend
+//! on the thread count (bit for bit).
+//!
+//! Error measure: |y - y_f64| / Σ_k |w_k x_k| (the size of the terms summed, so that a sum that
+//! cancels does not make the bound meaningless); bound 1e-6.
+
+use limner_kernels::conv_relu::{fwd, xgrad_relu};
+use limner_kernels::cpu::Geom;
+use limner_kernels::direct;
+
+fn rnd(n: usize, seed: &mut u32) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            *seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+            (*seed >> 8) as f32 / (1 << 24) as f32 - 0.5
+        })
+        .collect()
+}
+
+/// f64 loops: (conv, Σ|terms|) per output element, no bias.
+fn naive(g: &Geom, x: &[f32], w: &[f32]) -> (Vec<f64>, Vec<f64>) {
+    let (ho, wo) = (g.ho(), g.wo());
+    let mut y = vec![0.0; g.n * g.out_len()];
+    let mut mag = vec![0.0; g.n * g.out_len()];
+    for b in 0..g.n {
+        for o in 0..g.cout {
+            for oh in 0..ho {
+                for ow in 0..wo {
+                    let (mut acc, mut m) = (0.0f64, 0.0f64);
+                    for c in 0..g.cin {
+                        for ky in 0..g.kh {
+                            for kx in 0..g.kw {
+                                let ih = (oh * g.s + ky) as isize - g.ph as isize;
+                                let iw = (ow * g.s + kx) as isize - g.pw as isize;
+                                if ih < 0 || iw < 0 || ih >= g.h as isize || iw >= g.w as isize {
+                                    continue;
+                                }
+                                let t = x[((b * g.cin + c) * g.h + ih as usize) * g.w + iw as usize] as f64
+                                    * w[((o * g.cin + c) * g.kh + ky) * g.kw + kx] as f64;
+                                acc += t;
+                                m += t.abs();
+                            }
+                        }
+                    }
+                    let i = ((b * g.cout + o) * ho + oh) * wo + ow;
+                    (y[i], mag[i]) = (acc, m);
+                }
+            }
+        }
+    }
+    (y, mag)
+}
+
+/// f64 input gradient: `dx[ci, ih, iw] = Σ dy[co, oh, ow] w[co, ci, ky, kx]` over the taps that
+/// read `(ih, iw)`; with Σ|terms|.
+fn naive_xgrad(g: &Geom, dy: &[f32], w: &[f32]) -> (Vec<f64>, Vec<f64>) {
+    let (ho, wo) = (g.ho(), g.wo());
+    let mut dx = vec![0.0; g.n * g.in_len()];
+    let mut mag = vec![0.0; g.n * g.in_len()];
+    for b in 0..g.n {
+        for o in 0..g.cout {
+            for oh in 0..ho {
+                for ow in 0..wo {
+                    let d = dy[((b * g.cout + o) * ho + oh) * wo + ow] as f64;
+                    for c in 0..g.cin {
+                        for ky in 0..g.kh {
+                            for kx in 0..g.kw {
+                                let ih = (oh * g.s + ky) as isize - g.ph as isize;
+                                let iw = (ow * g.s + kx) as isize - g.pw as isize;
+                                if ih < 0 || iw < 0 || ih >= g.h as isize || iw >= g.w as isize {
+                                    continue;
+                                }
+                                let i = ((b * g.cin + c) * g.h + ih as usize) * g.w + iw as usize;
+                                let t = d * w[((o * g.cin + c) * g.kh + ky) * g.kw + kx] as f64;
+                                dx[i] += t;
+                                mag[i] += t.abs();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (dx, mag)
+}
+
+/// max over elements of |a - want| / (mag + tiny)
+fn worst(a: &[f32], want: &[f64], mag: &[f64]) -> f64 {
+    assert_eq!(a.len(), want.len());
+    a.iter().zip(want).zip(mag).map(|((a, w), m)| (*a as f64 - w).abs() / (m + 1e-30)).fold(0.0, f64::max)
+}
+
+/// The tests switch the direct path on and off for the whole process: one at a time.
+static SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn geoms() -> Vec<Geom> {
+    vec![
+        Geom::square(1, 3, 41, 41, 32, 3, 2, 0),    // conv2d_1: RGB, stride 2
+        Geom::square(3, 3, 21, 20, 32, 3, 2, 0),    // the same, batch 3
+        Geom::square(1, 32, 29, 29, 32, 3, 1, 0),   // conv2d_2
+        Geom::square(4, 32, 19, 19, 64, 3, 1, 1),   // conv2d_3, batch 4
+        Geom::square(2, 64, 15, 15, 80, 1, 1, 0),   // conv2d_4: 1x1
+        Geom::square(1, 80, 16, 16, 192, 3, 1, 0),  // conv2d_5 (input gradient: K = 1728)
+        Geom::square(3, 48, 13, 13, 64, 5, 1, 2),   // mixed 5x5
+        Geom::square(1, 96, 13, 13, 96, 3, 1, 1),   // mixed 3x3
+        Geom::square(2, 40, 15, 15, 38, 3, 2, 0),   // stride 2, cout not a multiple of 4
+        Geom::square(5, 7, 9, 11, 5, 3, 1, 1),      // odd everything, batch 5
+        Geom { n: 1, cin: 12, h: 9, w: 40, cout: 10, kh: 1, kw: 7, s: 1, ph: 0, pw: 3 },
+        Geom { n: 2, cin: 12, h: 30, w: 30, cout: 6, kh: 7, kw: 1, s: 1, ph: 3, pw: 0 },
+        Geom::square(1, 2, 1, 30, 3, 1, 1, 0),      // one row
+    ]
+}
+
+#[test]
+fn direct_conv_matches_f64_loops_and_the_gemm_path() {
+    let _one = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(direct::enabled(), "this machine lacks AVX2 + FMA or LIMNER_DIRECT_CONV=0: the test needs the direct path");
+    let mut seed = 23;
+    let (mut worst_y, mut worst_dx, mut worst_gemm) = (0.0f64, 0.0f64, 0.0f64);
+    let mut covered = 0;
+    for g in geoms() {
+        let x = rnd(g.n * g.in_len(), &mut seed);
+        let w = rnd(g.cout * g.ckk(), &mut seed);
+        let b = rnd(g.cout, &mut seed);
+        let dy = rnd(g.n * g.out_len(), &mut seed);
+        let applies = direct::applies(&g);
+        covered += usize::from(applies);
+        let run = |on: bool| {
+            direct::set_enabled(on);
+            let plain = fwd(&g, &x, &w, None, false);
+            let y = fwd(&g, &x, &w, Some(&b), true);
+            let dx = xgrad_relu(&g, &dy, &y, &w);
+            direct::set_enabled(true);
+            (plain, y, dx)
+        };
+        let (d, old) = (run(true), run(false));
+        let (want, mag) = naive(&g, &x, &w);
+        let e = worst(&d.0, &want, &mag);
+        assert!(e < 1e-6, "{g:?}: plain forward {e:e}");
+        worst_y = worst_y.max(e);
+        // bias + ReLU: the same elements (bias added once, in f32, like the gemm path)
+        let hw = g.ho() * g.wo();
+        for (i, (v, p)) in d.1.iter().zip(&d.0).enumerate().filter(|_| applies) {
+            assert_eq!(*v, (*p + b[(i / hw) % g.cout]).max(0.0), "{g:?}: epilogue at {i}");
+        }
+        assert!(d.1.iter().any(|v| *v > 0.0) && d.1.iter().any(|v| *v == 0.0), "{g:?}: ReLU neither clips nor passes");
+        // the input gradient of the masked dy (mask from the direct forward's output, the same
+        // for both paths up to rounding: use the direct one's mask for both references)
+        let masked: Vec<f32> = dy.iter().zip(&d.1).map(|(d, y)| if *y > 0.0 { *d } else { 0.0 }).collect();
+        let (want_dx, mag_dx) = naive_xgrad(&g, &masked, &w);
+        let e = worst(&d.2, &want_dx, &mag_dx);
+        assert!(e < 1e-6, "{g:?}: input gradient {e:e}");
+        worst_dx = worst_dx.max(e);
+        // against the gemm path (forward only: its ReLU mask may differ where y rounds to 0)
+        let e = worst(&d.0, &old.0.iter().map(|v| *v as f64).collect::<Vec<_>>(), &mag);
+        assert!(e < 2e-6, "{g:?}: direct vs gemm {e:e}");
+        worst_gemm = worst_gemm.max(e);
+    }
+    assert!(covered >= 6, "only {covered} geometries take the direct path");
+    println!("worst relative error: forward {worst_y:e}, input gradient {worst_dx:e}, direct vs gemm {worst_gemm:e}");
+}
+
+#[test]
+fn direct_conv_does_not_depend_on_the_thread_count() {
+    let _one = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let mut seed = 41;
+    for g in geoms() {
+        let x = rnd(g.n * g.in_len(), &mut seed);
+        let w = rnd(g.cout * g.ckk(), &mut seed);
+        let b = rnd(g.cout, &mut seed);
+        let dy = rnd(g.n * g.out_len(), &mut seed);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let y = direct::fwd(&g, &x, None, &w, Some(&b), true);
+                let dx = xgrad_relu(&g, &dy, &y, &w);
+                (y, dx)
+            })
+        };
+        let one = run(1);
+        for t in [2, 3, 8] {
+            assert_eq!(run(t), one, "{g:?}: {t} threads");
+        }
+    }
+}
