@@ -71,7 +71,7 @@ fn init_default_starts_from_the_default_models_weights() {
     assert_eq!(generate_seeds(&t.g, &seeds, &opts), want, "G's first-step output is not the default's");
     assert_eq!(generate_seeds(&t.g_ema, &seeds, &opts), want, "G_ema's output is not the default's");
     assert!(notes.iter().any(|n| n.contains("has no discriminator") && n.contains("random weights")), "{notes:?}");
-    assert!(notes.iter().any(|n| n.contains("FreezeD") && n.contains("b64, b32")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("FreezeD") && n.contains("b128, b64")), "{notes:?}");
     let s = t.step(&data).unwrap();
     assert_eq!(s.augment_p, Some(0.0));
     assert!(s.loss_g.is_finite() && s.loss_d.is_finite());
@@ -81,7 +81,7 @@ fn init_default_starts_from_the_default_models_weights() {
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("64×64") && e.contains("32×32") && e.contains("--res 64"), "{e}");
+    assert!(e.contains("128×128") && e.contains("32×32") && e.contains("--res 128"), "{e}");
     let e = limner_models::init_networks("random-face", None, &device).err().unwrap().to_string();
     assert!(e.contains("does not train"), "{e}");
 }
