@@ -22,6 +22,7 @@ pub mod model;
 pub mod project;
 pub mod prompt;
 pub mod recipe;
+pub mod refine;
 pub mod sliders;
 
 pub use model::{open, LayerGroup, Model, ModelId, WPlus};
