@@ -284,14 +284,7 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
         noise: r.noise,
         age_layers: prompt::parse_age_layers(r.age_layers)?,
         identity_cap: prompt::parse_identity_cap(r.identity_cap)?,
-        refine: (r.refine_age > 0).then(|| {
-            let mut c = limner_edit::refine::RefineConfig { steps: r.refine_age, ..Default::default() };
-            if let Ok(v) = std::env::var("LIMNER_REFINE_HP") {
-                let v: Vec<f32> = v.split(',').map(|x| x.parse().unwrap()).collect();
-                (c.lr, c.identity_weight, c.identity_margin, c.prior, c.stop_below, c.lock_age) = (v[0], v[1], v[2], v[3], v[4], v[5] > 0.0);
-            }
-            c
-        }),
+        refine: (r.refine_age > 0).then(|| limner_edit::refine::RefineConfig { steps: r.refine_age, ..Default::default() }),
         ..Default::default()
     };
     // face-api with identity descriptors: the identity cap and the report's identity distances
