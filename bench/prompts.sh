@@ -42,6 +42,8 @@ RUNS=(
     "random-face|256|a young woman, not smiling"
     "random-face|256|an old woman|--identity-cap 0.6"
     "random-face|256|a smiling old man|--identity-cap 0.6"
+    "random-face|256|an old woman|--refine-age 10"
+    "random-face|256|a smiling old man|--refine-age 10"
     "random-face|256|a neutral face"
     "random-face|256|an angry face"
     "random-face|256|a sad face"

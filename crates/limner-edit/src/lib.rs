@@ -5,6 +5,8 @@
 //!   opens any model by name (`default`, `random-face`, a run folder, a file);
 //! - [`directions`]: named sliders (gender, age, smile) fitted InterFaceGAN-style;
 //! - [`prompt`]: steering to "a smiling old man" with the named sliders;
+//! - [`refine`]: a steered face's `w+` refined by gradient (face-api's age against its
+//!   identity distance to the unsteered face);
 //! - [`sliders`]: one slider type for named and unlabelled (SeFa, GANSpace) directions, one
 //!   `--slider` syntax;
 //! - [`recipe`]: the small versioned JSON that makes any image again;
@@ -22,6 +24,7 @@ pub mod model;
 pub mod project;
 pub mod prompt;
 pub mod recipe;
+pub mod refine;
 pub mod sliders;
 
 pub use model::{open, LayerGroup, Model, ModelId, WPlus};

@@ -288,7 +288,14 @@ pub struct SteerConfig {
     /// with an age asked: the largest face-api identity distance a steered face may keep from
     /// its unsteered self (see [`keep_identity`]); `None`: no cap
     pub identity_cap: Option<f32>,
+    /// with an age asked: refine every seed the linear search left at a face-api identity
+    /// distance of [`REFINE_ABOVE`] or more by gradient ([`crate::refine`]) before the cap's
+    /// re-renders; `None`: off
+    pub refine: Option<crate::refine::RefineConfig>,
 }
+
+/// The identity distance from which [`steer`] refines a seed (with `refine` on).
+pub const REFINE_ABOVE: f32 = 0.55;
 
 impl Default for SteerConfig {
     fn default() -> Self {
@@ -303,6 +310,7 @@ impl Default for SteerConfig {
             noise: 1.0,
             age_layers: vec![],
             identity_cap: None,
+            refine: None,
         }
     }
 }
@@ -384,6 +392,18 @@ pub struct Steered {
     /// the layer groups age moved in for this seed (empty: as configured), when
     /// [`keep_identity`] narrowed them
     pub age_layers: Vec<LayerGroup>,
+    /// the gradient refinement's trace (face-api's in-graph age and identity distance per
+    /// step) and the step kept, when it moved this seed's `w+` ([`crate::refine`])
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refined: Option<RefinedReport>,
+}
+
+/// What [`crate::refine`] did to one seed, for the JSON report.
+#[derive(Clone, Debug, Serialize)]
+pub struct RefinedReport {
+    pub kept: usize,
+    pub start_identity: f32,
+    pub trace: Vec<crate::refine::RefineStep>,
 }
 
 fn total_gap(g: &[(f32, f32); 3]) -> f32 {
@@ -431,6 +451,12 @@ pub fn steer(
     let mut current = eval(&(0..seeds.len()).map(|s| (s, [0.0; 3])).collect::<Vec<_>>());
     if idx.iter().all(|&i| dirs.meta.attributes[i].slope > 0.0) {
         let mut out = steer_secant(&eval, dirs, &idx, seeds, t, cfg, current, progress);
+        for (s, st) in out.iter_mut().enumerate() {
+            st.w = steered_w(dirs, &idx, &base[s], &[st.sliders[0].1, st.sliders[1].1, st.sliders[2].1], g.num_ws(), &rows);
+        }
+        if let (Some(rc), Some(id), Some(_)) = (&cfg.refine, identity, t.age) {
+            refine_seeds(g, fa, id, t, cfg, rc, &dirs.vectors[idx[1]], &mut out)?;
+        }
         if let (Some(cap), Some(id), Some(_)) = (cfg.identity_cap, identity, t.age) {
             let render = |c: &[(usize, [f32; 3], Vec<usize>)]| -> Vec<(Image, Attributes)> {
                 let ws: Vec<WPlus> = c.iter().map(|(s, v, rows)| steered_w(dirs, &idx, &base[*s], v, g.num_ws(), rows)).collect();
@@ -443,8 +469,9 @@ pub fn steer(
             keep_identity(&render, &|imgs| describe_reading(id, &imgs), &masks, t, cap, &mut out);
         }
         for (s, st) in out.iter_mut().enumerate() {
-            let rows = if st.age_layers.is_empty() { rows.clone() } else { rows_of(g, &st.age_layers) };
-            st.w = steered_w(dirs, &idx, &base[s], &[st.sliders[0].1, st.sliders[1].1, st.sliders[2].1], g.num_ws(), &rows);
+            if !st.age_layers.is_empty() {
+                st.w = steered_w(dirs, &idx, &base[s], &[st.sliders[0].1, st.sliders[1].1, st.sliders[2].1], g.num_ws(), &rows_of(g, &st.age_layers));
+            }
         }
         return Ok(out);
     }
@@ -504,6 +531,7 @@ pub fn steer(
             initial,
             w: ws_of(s, &sliders[s]),
             age_layers: vec![],
+            refined: None,
         })
         .collect())
 }
@@ -576,7 +604,74 @@ fn keep_identity(
         st.steering = steering;
         st.image = image;
         st.age_layers = mask;
+        st.refined = None;
     }
+}
+
+/// The gradient refinement of [`steer`] (`cfg.refine`): every seed whose face-api identity
+/// distance to its unsteered self (`identity`'s descriptors, as the report measures it) is
+/// [`REFINE_ABOVE`] or more is refined from the `w+` the search reached ([`crate::refine`]);
+/// the result replaces it when face-api (the steering reading) still reads the targets met, or
+/// when the start did not meet them either.
+#[allow(clippy::too_many_arguments)]
+fn refine_seeds(g: &dyn Model, fa: &FaceAnalyzer, identity: &FaceAnalyzer, t: &Targets, cfg: &SteerConfig, rc: &crate::refine::RefineConfig, age: &[f32], out: &mut [Steered]) -> Result<()> {
+    use crate::refine::{refine, RefineTarget};
+    let Some(r) = t.age.map(steering_range) else { return Ok(()) };
+    let up = |im: &Image| if im.width < JUDGE_SIZE { im.resize_bilinear(JUDGE_SIZE, JUDGE_SIZE) } else { im.clone() };
+    let before = identity.analyze(&out.iter().map(|s| up(&s.initial)).collect::<Vec<_>>());
+    let after = identity.analyze(&out.iter().map(|s| up(&s.image)).collect::<Vec<_>>());
+    let todo: Vec<usize> = (0..out.len())
+        .filter(|&s| {
+            let (Some(b), Some(a)) = (before[s].first(), after[s].first()) else { return false };
+            identity_distance(&a.attributes, &b.attributes).is_some_and(|d| d >= REFINE_ABOVE)
+        })
+        .collect();
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let dm = g.differentiable()?;
+    let fa_ad = FaceAnalyzer::load_fetched(limner_faces::FaceAnalyzerConfig { descriptors: true, ..Default::default() }, &dm.device())?;
+    for s in todo {
+        let (b, a) = (&before[s][0], &after[s][0]);
+        let start_identity = identity_distance(&a.attributes, &b.attributes).expect("checked");
+        let st = &out[s];
+        let big = up(&st.image);
+        let f = st.image.width as f32 / big.width as f32;
+        let scale = |q: limner_faces::describe::Rect| limner_faces::describe::Rect { x: q.x * f, y: q.y * f, width: q.width * f, height: q.height * f };
+        let Some((_, _, cw, ch)) = big.crop_rect(a.rect.x, a.rect.y, a.rect.width, a.rect.height) else { continue };
+        let sign = if st.steering.age.round() > r.max { -1.0 } else { 1.0 };
+        let target = RefineTarget {
+            age_aim: if sign > 0.0 { r.min + 3.0f32.min((r.max - r.min) / 2.0) } else { r.max - 3.0f32.min((r.max - r.min) / 2.0) },
+            age_sign: sign,
+            age_met: if sign > 0.0 { r.min } else { r.max },
+            male: t.male,
+            expression: match (t.expression, t.smiling) {
+                (Some(x), _) => Some((expression_index(x), false)),
+                (None, Some(sm)) => Some((1, !sm)),
+                (None, None) => None,
+            },
+            descriptor: b.attributes.descriptor.clone().expect("descriptors on"),
+            attribute_rect: scale(a.aligned),
+            identity_rect: scale(limner_faces::describe::dlib_rect(&a.landmarks, (cw, ch))),
+            locked: rc.lock_age.then(|| age.to_vec()),
+        };
+        let res = refine(dm.as_ref(), &fa_ad, st.seed, cfg.noise, &st.w, &target, rc)?;
+        if res.kept == 0 {
+            continue;
+        }
+        let image = g.render(std::slice::from_ref(&res.w), &[st.seed], cfg.noise).pop().expect("one");
+        let steering = describe_reading(fa, std::slice::from_ref(&image)).pop().expect("one");
+        let met = satisfied(t, &steering);
+        let st = &mut out[s];
+        if met || !st.steering_met {
+            st.steering_met = met;
+            st.steering = steering;
+            st.image = image;
+            st.w = res.w;
+            st.refined = Some(RefinedReport { kept: res.kept, start_identity, trace: res.trace });
+        }
+    }
+    Ok(())
 }
 
 /// Where the secant search aims for each attribute (a score as [`crate::directions::score`]
@@ -692,6 +787,7 @@ fn steer_secant(
             initial,
             w: WPlus::broadcast(&[], 0),
             age_layers: vec![],
+            refined: None,
         })
         .collect()
 }
@@ -1015,6 +1111,7 @@ mod tests {
                     initial: image(s, 0.0, 4),
                     w: WPlus::broadcast(&[], 0),
                     age_layers: vec![],
+                    refined: None,
                 }
             })
             .collect();

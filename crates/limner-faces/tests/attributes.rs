@@ -47,3 +47,43 @@ fn attribute_tensors_match_the_pipeline_and_carry_gradients() {
     eprintln!("|d(age + happy)/d(pixels)| = {norm:.3e} over {} values", g.len());
     assert!(g.iter().all(|v| v.is_finite()) && norm > 0.0, "no gradient reached the images");
 }
+
+/// The identity network on the autodiff device (what `limner_edit::refine` steers with): the
+/// same descriptors as on the plain device, and a gradient of the identity distance to another
+/// face that agrees with a central finite difference along it (±0.02 grey levels rms per pixel)
+/// within 5 %.
+#[test]
+fn identity_distance_gradient_matches_finite_differences() {
+    let Some(()) = models() else { return };
+    let device = Device::flex();
+    let f = faces(2);
+    let crops: Vec<Image> = f.iter().map(|im| im.face_input(150)).collect();
+    let plain = limner_faces::recognition::FaceRecognitionNet::load_fetched(&device).unwrap();
+    let ad = device.clone().autodiff();
+    let net = limner_faces::recognition::FaceRecognitionNet::load_fetched(&ad).unwrap();
+    let want = plain.descriptors(batch(&crops, &device));
+    let got = net.descriptors(batch(&crops, &ad));
+    for (w, g) in want.iter().zip(&got) {
+        assert!(w.iter().zip(g).all(|(a, b)| (a - b).abs() < 1e-5), "autodiff descriptors differ");
+    }
+    let target = limner_core::tensor_from(want[1].to_vec(), [1, 128], &ad);
+    let dist = |x: burn::tensor::Tensor<4>| (net.forward(x) - target.clone()).square().sum().sqrt();
+    let x = batch(&crops[..1], &ad).require_grad();
+    let d0 = dist(x.clone());
+    let grads = d0.backward();
+    let g = to_vec(&x.grad(&grads).expect("a gradient for the pixels"));
+    let norm = g.iter().map(|v| v * v).sum::<f32>().sqrt();
+    assert!(norm > 0.0 && g.iter().all(|v| v.is_finite()), "no gradient reached the pixels");
+    // step along the gradient: rms grey levels per pixel
+    let shifted = |sgn: f32, h: f32| {
+        let base = batch(&crops[..1], &device);
+        let dir = limner_core::tensor_from(g.clone(), base.dims(), &device); // NCHW, as the gradient
+        to_vec(&(plain.forward(base + dir.mul_scalar(sgn * h)) - limner_core::tensor_from(want[1].to_vec(), [1, 128], &device)).square().sum().sqrt())[0]
+    };
+    // 0.02 grey levels: ReLU kinks make larger steps read lower (2 levels: a quarter of it)
+    let h = 0.02 * (g.len() as f32).sqrt() / norm;
+    let numeric = (shifted(1.0, h) - shifted(-1.0, h)) / (2.0 * h);
+    let analytic = norm; // the derivative along g / |g| is |g|; along g it is |g|²
+    eprintln!("identity distance {:.4}: d/dx along the gradient {:.4e} (finite difference) vs {:.4e} (autodiff, |g|)", to_vec(&d0)[0], numeric / norm, analytic);
+    assert!(((numeric / norm) - analytic).abs() < 0.05 * analytic, "finite difference {:.4e} vs autodiff {analytic:.4e}", numeric / norm);
+}

@@ -311,6 +311,10 @@ struct GenerateArgs {
     /// smaller steps), or `off`
     #[arg(long, default_value = "off")]
     identity_cap: String,
+    /// with --prompt asking an age: refine each seed the linear search left another person
+    /// (face-api identity distance ≥ 0.55) by gradient for this many steps (0: off)
+    #[arg(long, default_value_t = 0)]
+    refine_age: usize,
     /// with --prompt: print the per-seed report as JSON
     #[arg(long)]
     json: bool,
@@ -794,6 +798,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
         directions: a.directions.as_deref(),
         age_layers: &a.age_layers,
         identity_cap: &a.identity_cap,
+        refine_age: a.refine_age,
         out: a.out.as_deref(),
         grid: a.grid.as_deref(),
         json: a.json,

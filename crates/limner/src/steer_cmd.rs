@@ -184,6 +184,8 @@ pub struct GenerateRequest<'a> {
     pub age_layers: &'a str,
     /// with a prompt asking an age: `off` or the identity cap ([`prompt::parse_identity_cap`])
     pub identity_cap: &'a str,
+    /// with a prompt asking an age: Adam steps of the gradient refinement (0: off)
+    pub refine_age: usize,
     pub out: Option<&'a Path>,
     pub grid: Option<&'a Path>,
     pub json: bool,
@@ -282,6 +284,7 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
         noise: r.noise,
         age_layers: prompt::parse_age_layers(r.age_layers)?,
         identity_cap: prompt::parse_identity_cap(r.identity_cap)?,
+        refine: (r.refine_age > 0).then(|| limner_edit::refine::RefineConfig { steps: r.refine_age, ..Default::default() }),
         ..Default::default()
     };
     // face-api with identity descriptors: the identity cap and the report's identity distances
@@ -349,7 +352,7 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
                 serde_json::json!({
                     "done": d, "independent": reading(r), "independent_before": reading(rb), "identity_distance": id,
                     "met_independent": r.as_ref().is_some_and(|r| r.1), "met_independent_before": rb.as_ref().is_some_and(|r| r.1),
-                    "seed": s.seed, "sliders": s.sliders, "age_layers": s.age_layers, "steering_reading": s.steering.sentence(), "steering_met": s.steering_met,
+                    "seed": s.seed, "sliders": s.sliders, "age_layers": s.age_layers, "refined": s.refined, "steering_reading": s.steering.sentence(), "steering_met": s.steering_met,
                     "description": j.description, "met": j.met, "age": j.face.as_ref().map(|f| f.age),
                     "male_probability": j.face.as_ref().map(|f| f.male_probability),
                     "happy": j.face.as_ref().map(|f| f.expressions[1]),

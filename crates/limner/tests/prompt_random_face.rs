@@ -112,3 +112,28 @@ fn random_face_sliders_respect_size() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("power of two"), "{}", String::from_utf8_lossy(&o.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--refine-age`: seeds the linear search left another person (face-api identity distance ≥
+/// 0.55 to the unsteered face) are refined by gradient. On seeds 0-1 ("an old woman", 256 px,
+/// both over 0.6 unrefined) every refined seed must come back under 0.6 and nearer than it
+/// started, still read old by face-api (the steering network), and, by the independent judge
+/// (FaceRes, never used to steer), at least 10 years older than the same seed unsteered.
+#[test]
+fn refined_age_keeps_the_person_and_ages_by_the_independent_judge() {
+    if !fetched() {
+        return;
+    }
+    let o = limner(&["generate", "--model", "random-face", "--size", "256", "--prompt", "an old woman", "--seeds", "0-1", "--json", "--refine-age", "10"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for s in v["seeds"].as_array().unwrap() {
+        let r = &s["refined"];
+        assert!(r.is_object(), "seed {} was not refined: {s}", s["seed"]);
+        let (start, now) = (r["start_identity"].as_f64().unwrap(), s["identity_distance"].as_f64().unwrap());
+        let (fr, fr0) = (s["independent"]["age"].as_f64().unwrap(), s["independent_before"]["age"].as_f64().unwrap());
+        eprintln!("seed {}: identity {start:.3} → {now:.3}; FaceRes age {fr0:.1} unsteered → {fr:.1}; face-api {}", s["seed"], s["description"]);
+        assert!(start >= 0.6 && now < 0.6 && now < start, "seed {}: identity {start} → {now}", s["seed"]);
+        assert!(s["met"].as_bool().unwrap(), "seed {}: face-api no longer reads it as asked: {}", s["seed"], s["description"]);
+        assert!(fr >= fr0 + 10.0, "seed {}: the independent judge reads {fr:.1}, unsteered {fr0:.1}", s["seed"]);
+    }
+}
