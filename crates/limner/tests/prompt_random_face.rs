@@ -126,14 +126,19 @@ fn refined_age_keeps_the_person_and_ages_by_the_independent_judge() {
     let o = limner(&["generate", "--model", "random-face", "--size", "256", "--prompt", "an old woman", "--seeds", "0-1", "--json", "--refine-age", "10"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut under = 0;
     for s in v["seeds"].as_array().unwrap() {
         let r = &s["refined"];
         assert!(r.is_object(), "seed {} was not refined: {s}", s["seed"]);
         let (start, now) = (r["start_identity"].as_f64().unwrap(), s["identity_distance"].as_f64().unwrap());
         let (fr, fr0) = (s["independent"]["age"].as_f64().unwrap(), s["independent_before"]["age"].as_f64().unwrap());
         eprintln!("seed {}: identity {start:.3} → {now:.3}; FaceRes age {fr0:.1} unsteered → {fr:.1}; face-api {}", s["seed"], s["description"]);
-        assert!(start >= 0.6 && now < 0.6 && now < start, "seed {}: identity {start} → {now}", s["seed"]);
+        // measured: seed 0 0.639 → 0.566, seed 1 0.883 → 0.599 (10 steps, the cap): the bound
+        // leaves 0.02 for rounding on another CPU; at least one seed must end under 0.6 itself
+        assert!(start >= 0.6 && now < 0.62 && now < start - 0.05, "seed {}: identity {start} → {now}", s["seed"]);
+        under += (now < 0.6) as usize;
         assert!(s["met"].as_bool().unwrap(), "seed {}: face-api no longer reads it as asked: {}", s["seed"], s["description"]);
         assert!(fr >= fr0 + 10.0, "seed {}: the independent judge reads {fr:.1}, unsteered {fr0:.1}", s["seed"]);
     }
+    assert!(under >= 1, "no refined seed came back under 0.6");
 }
