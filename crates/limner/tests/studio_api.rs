@@ -259,7 +259,7 @@ fn bad_input_is_refused_clearly_and_other_sites_are_shut_out() {
         ("model=..%2F..%2Fetc%2Fpasswd", "model"),
         ("model=%2Fetc%2Fpasswd", "model"),
         ("model=nosuchmodel", "not offered"),
-        ("size=128", "size"),
+        ("size=256", "size"),
     ] {
         let a = get(&s.url(&format!("/api/face?{q}")));
         assert_eq!(a.status, 400, "{q}: {}", a.text());
