@@ -124,21 +124,33 @@ pub fn bench_dream(size: usize, reps: usize) {
 /// `LIMNER_BRANCH_FREE_MASK`) on and off (the row tiles stay on: batch 8 does not use them).
 /// `art-ab direct-gatys|direct-dream|direct-perceptual ...` flips the direct conv instead
 /// (`limner_kernels::direct`, `LIMNER_DIRECT_CONV`; on = direct, off = im2col + gemm) in the
-/// same way; the other switches stay at their defaults.
+/// same way; the other switches stay at their defaults. `art-ab wide-...` flips the direct conv's
+/// AVX-512 micro-kernel (`LIMNER_DIRECT_AVX512`; on = AVX-512, off = AVX2; needs AVX-512F),
+/// `art-ab gemm512-...` compares the direct conv with AVX-512 (on) and the im2col + gemm path
+/// (off). `fid` (with any prefix) alternates forward passes of 32 images at 128 px to `mixed5`,
+/// the FID-like features' batch.
 pub fn bench_ab(what: &str, size: usize, n: usize) {
     use limner_kernels::conv_relu::set_row_tiles_enabled;
     let label = what;
-    let (what, direct) = match what.strip_prefix("direct-") {
-        Some(w) => (w, true),
-        None => (what, false),
+    let (what, mode) = match what.split_once('-') {
+        Some((m @ ("direct" | "wide" | "gemm512"), w)) => (w, m),
+        _ => (what, ""),
     };
-    let toggle = |on: bool| match (direct, what) {
-        (true, _) => limner_kernels::direct::set_enabled(on),
-        (false, "perceptual") => {
+    if mode == "wide" || mode == "gemm512" {
+        limner_kernels::direct::set_avx512(true);
+        if !limner_kernels::direct::uses_avx512() {
+            eprintln!("`{label}` needs a CPU with AVX-512F");
+            std::process::exit(2)
+        }
+    }
+    let toggle = |on: bool| match (mode, what) {
+        ("direct" | "gemm512", _) => limner_kernels::direct::set_enabled(on),
+        ("wide", _) => limner_kernels::direct::set_avx512(on),
+        (_, "perceptual") => {
             limner_kernels::unit_dist::set_fused_enabled(on);
             limner_kernels::bias_relu::set_branch_free_mask(on);
         }
-        (false, _) => set_row_tiles_enabled(on),
+        _ => set_row_tiles_enabled(on),
     };
     let net = load();
     let (mut on, mut off): ((Vec<f64>, Vec<f64>), (Vec<f64>, Vec<f64>)) = Default::default();
@@ -192,8 +204,21 @@ pub fn bench_ab(what: &str, size: usize, n: usize) {
                 side.1.push(crate::inception::cpu_ms() - c);
             }
         }
+        "fid" => {
+            let dev = net.device();
+            let x = burn::tensor::Tensor::<4>::from_data(crate::inception::rand_images([32, 3, 128, 128], 5, 0.0, 1.0), &dev);
+            let _ = net.pooled_features(x.clone());
+            for i in 0..2 * n {
+                toggle(i % 2 == 0);
+                let (t, c) = (Instant::now(), crate::inception::cpu_ms());
+                let _ = net.pooled_features(x.clone());
+                let side = if i % 2 == 0 { &mut on } else { &mut off };
+                side.0.push(t.elapsed().as_secs_f64() * 1e3);
+                side.1.push(crate::inception::cpu_ms() - c);
+            }
+        }
         other => {
-            eprintln!("unknown A/B `{other}` (gatys, dream, perceptual; each also as direct-...)");
+            eprintln!("unknown A/B `{other}` (gatys, dream, perceptual, fid; each also as direct-..., wide-..., gemm512-...)");
             std::process::exit(2)
         }
     }
@@ -201,7 +226,7 @@ pub fn bench_ab(what: &str, size: usize, n: usize) {
     let (a, b, ac, bc) = (median(&mut on.0), median(&mut off.0), median(&mut on.1), median(&mut off.1));
     println!(
         "RESULT limner {label}_ab size={} n={} on_ms={a:.2} off_ms={b:.2} on_cpu_ms={ac:.2} off_cpu_ms={bc:.2} ratio={:.3} cpu_ratio={:.3}",
-        if what == "perceptual" { 128 } else { size },
+        if what == "perceptual" || what == "fid" { 128 } else { size },
         on.0.len(),
         a / b,
         ac / bc

@@ -36,7 +36,7 @@ pub fn cpu_ms() -> f64 {
 }
 
 /// Deterministic pseudo-random values in [lo, hi).
-fn rand_images(shape: [usize; 4], seed: u32, lo: f32, hi: f32) -> TensorData {
+pub fn rand_images(shape: [usize; 4], seed: u32, lo: f32, hi: f32) -> TensorData {
     let n: usize = shape.iter().product();
     let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
     let v: Vec<f32> = (0..n)

@@ -20,6 +20,13 @@
 //! in a fixed order: results do not depend on the thread count. They differ from the gemm path
 //! only by float rounding (another summation order; tests: `tests/direct_conv.rs`).
 //!
+//! On CPUs with AVX-512F the micro-tile is 48 pixels (3 zmm vectors, [`micro512`]) and two
+//! blocks of 4 output channels share each pass over the input ([`micro512x8`]: 24 accumulators,
+//! 11 loads per 24 FMAs); every output element is still the same sequential sum, so the results
+//! are bit-identical to the AVX2 kernel's (`LIMNER_DIRECT_AVX512=0` keeps the AVX2 kernel for
+//! A/B runs). Without them the direct path ran at the AVX2 kernel's half width and lost to the
+//! gemm crate's AVX-512 kernels on such CPUs (bench/NOTES.md, round 6).
+//!
 //! `LIMNER_DIRECT_CONV=0` (or [`set_enabled`]`(false)`) restores the im2col + gemm path for
 //! same-process A/B runs; it also switches the RGB stem's stride-2 input gradient back (see
 //! `conv_relu`). Without AVX2 + FMA the gemm path is used.
@@ -30,11 +37,14 @@ use crate::cpu::{out_vec, scratch, Geom, Phases};
 use crate::Switch;
 
 static DIRECT: Switch = Switch::new("LIMNER_DIRECT_CONV");
+static DIRECT512: Switch = Switch::new("LIMNER_DIRECT_AVX512");
 
 /// Output channels per micro-tile.
 const MR: usize = 4;
-/// Output pixels (flat, padded-width) per micro-tile: 3 AVX2 vectors.
+/// Output pixels (flat, padded-width) per micro-tile with AVX2: 3 vectors of 8.
 const NB: usize = 24;
+/// Output pixels per micro-tile with AVX-512: 3 vectors of 16.
+const NB512: usize = 48;
 /// Micro-tiles of pixels per superblock at most (a task's unit of work).
 const MAX_BLOCKS: usize = 8;
 
@@ -49,6 +59,32 @@ fn available() -> bool {
     {
         false
     }
+}
+
+/// Whether this CPU has AVX-512F (checked once).
+fn available512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *V.get_or_init(|| std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether the direct path uses the AVX-512 micro-kernel (48 pixels per micro-tile): on CPUs
+/// with AVX-512F unless `LIMNER_DIRECT_AVX512=0` (or [`set_avx512`]`(false)`), which keeps the
+/// AVX2 kernel (24 pixels) for same-process A/B runs. Both compute every output element as the
+/// same sequential sum over `k`, so the results are bit-identical.
+pub fn uses_avx512() -> bool {
+    DIRECT512.get() && available512()
+}
+
+/// Turns the AVX-512 micro-kernel on or off for the whole process (same-process A/B runs).
+pub fn set_avx512(on: bool) {
+    DIRECT512.set(on);
 }
 
 /// Whether the direct path is on (default; `LIMNER_DIRECT_CONV=0` turns it off) and the CPU
@@ -78,7 +114,7 @@ pub fn applies(g: &Geom) -> bool {
 /// Floats per input channel in the plane buffer: the phase planes and a zero tail that covers
 /// the reads of the last micro-tile (see the module docs).
 fn chan_stride(ps: &Phases, g: &Geom) -> usize {
-    ps.len() + NB + g.kw + g.kh
+    ps.len() + NB512 + g.kw + g.kh
 }
 
 /// `wp[cb][k][r] = w[cb * MR + r][k]` (0 for the padding channels).
@@ -133,29 +169,53 @@ struct Plan<'a> {
     relu: bool,
     /// flat output length `ho * wq`
     l: usize,
+    /// pixels per micro-tile: [`NB512`] with the AVX-512 kernel, else [`NB`]
+    nb: usize,
 }
 
 impl Plan<'_> {
-    /// Computes flat output indices `j0..j0 + jn` (`jn` a multiple of [`NB`]) of one sample
+    /// Computes flat output indices `j0..j0 + jn` (`jn` a multiple of `nb`) of one sample
     /// from its planes into `tmp` (`[cout padded, jn]`), then writes the valid pixels to `yb`
     /// (`[cout, ho, wo]`) with bias and ReLU.
     fn superblock(&self, planes: &[f32], j0: usize, jn: usize, tmp: &mut [f32], yb: *mut f32) {
         let g = &self.g;
         let ckk = g.ckk();
         let cobs = g.cout.div_ceil(MR);
-        debug_assert!(jn % NB == 0 && tmp.len() >= cobs * MR * jn);
+        let nb = self.nb;
+        debug_assert!(jn % nb == 0 && tmp.len() >= cobs * MR * jn);
         debug_assert!(planes.len() >= g.cin * self.cs);
-        for cb in 0..cobs {
+        let mut cb = 0;
+        while cb < cobs {
             let wk = &self.wp[cb * ckk * MR..(cb + 1) * ckk * MR];
-            for p in (0..jn).step_by(NB) {
-                // SAFETY: every read `offs[k] + j0 + p + 0..24` stays inside `planes` (the
+            if nb == NB512 && cb + 1 < cobs {
+                // two blocks of 4 output channels per pass over the input (see `micro512x8`)
+                let wk2 = &self.wp[(cb + 1) * ckk * MR..(cb + 2) * ckk * MR];
+                for p in (0..jn).step_by(nb) {
+                    // SAFETY: as below, for rows `cb*MR..cb*MR+8` of `tmp`
+                    #[cfg(target_arch = "x86_64")]
+                    unsafe {
+                        micro512x8(planes.as_ptr().add(j0 + p), &self.offs, wk.as_ptr(), wk2.as_ptr(), tmp.as_mut_ptr().add(cb * MR * jn + p), jn)
+                    };
+                }
+                cb += 2;
+                continue;
+            }
+            for p in (0..jn).step_by(nb) {
+                // SAFETY: every read `offs[k] + j0 + p + 0..nb` stays inside `planes` (the
                 // zero tail of each channel covers the padded flat range; see `chan_stride`),
-                // and the writes are rows `cb*MR..cb*MR+4`, columns `p..p+24` of `tmp`.
+                // and the writes are rows `cb*MR..cb*MR+4`, columns `p..p+nb` of `tmp`. The
+                // AVX-512 kernel runs only when `uses_avx512` found AVX-512F.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    micro(planes.as_ptr().add(j0 + p), &self.offs, wk.as_ptr(), tmp.as_mut_ptr().add(cb * MR * jn + p), jn)
+                    let (xp, op) = (planes.as_ptr().add(j0 + p), tmp.as_mut_ptr().add(cb * MR * jn + p));
+                    if nb == NB512 {
+                        micro512(xp, &self.offs, wk.as_ptr(), op, jn)
+                    } else {
+                        micro(xp, &self.offs, wk.as_ptr(), op, jn)
+                    }
                 };
             }
+            cb += 1;
         }
         let (ho, wo, wq) = (g.ho(), g.wo(), self.ps.wq());
         let hw = ho * wo;
@@ -248,6 +308,144 @@ unsafe fn micro(x: *const f32, offs: &[usize], wk: *const f32, out: *mut f32, ld
     }
 }
 
+/// [`micro`] with AVX-512: `out[r][0..48] = Σ_k wk[k][r] · x[offs[k]..][0..48]` for `r < 4`,
+/// the same sums in the same order (bit-identical to two [`micro`] calls). Registers: zmm0-11
+/// the 4 × 3 accumulators, zmm12-14 the 48 input floats, zmm15-18 the 4 broadcast weights: a
+/// step is 7 loads and 12 FMAs. (Broadcasting inside each FMA, `{1to16}`, makes it 15 loads for
+/// 12 FMAs: load-bound; on a 2-core Xeon that version was 1.09× the gemm path's time for the
+/// FID-like batch, this one 0.99×, and 0.78× the AVX2 kernel's.)
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn micro512(x: *const f32, offs: &[usize], wk: *const f32, out: *mut f32, ld: usize) {
+    use std::arch::x86_64::*;
+    let z = _mm512_setzero_ps();
+    let (mut a00, mut a01, mut a02) = (z, z, z);
+    let (mut a10, mut a11, mut a12) = (z, z, z);
+    let (mut a20, mut a21, mut a22) = (z, z, z);
+    let (mut a30, mut a31, mut a32) = (z, z, z);
+    if !offs.is_empty() {
+        std::arch::asm!(
+            "2:",
+            "mov {o}, qword ptr [{offs}]",
+            "vmovups zmm12, zmmword ptr [{x} + 4*{o}]",
+            "vmovups zmm13, zmmword ptr [{x} + 4*{o} + 64]",
+            "vmovups zmm14, zmmword ptr [{x} + 4*{o} + 128]",
+            "vbroadcastss zmm15, dword ptr [{w}]",
+            "vbroadcastss zmm16, dword ptr [{w} + 4]",
+            "vbroadcastss zmm17, dword ptr [{w} + 8]",
+            "vbroadcastss zmm18, dword ptr [{w} + 12]",
+            "vfmadd231ps zmm0, zmm15, zmm12",
+            "vfmadd231ps zmm1, zmm15, zmm13",
+            "vfmadd231ps zmm2, zmm15, zmm14",
+            "vfmadd231ps zmm3, zmm16, zmm12",
+            "vfmadd231ps zmm4, zmm16, zmm13",
+            "vfmadd231ps zmm5, zmm16, zmm14",
+            "vfmadd231ps zmm6, zmm17, zmm12",
+            "vfmadd231ps zmm7, zmm17, zmm13",
+            "vfmadd231ps zmm8, zmm17, zmm14",
+            "vfmadd231ps zmm9, zmm18, zmm12",
+            "vfmadd231ps zmm10, zmm18, zmm13",
+            "vfmadd231ps zmm11, zmm18, zmm14",
+            "add {offs}, 8",
+            "add {w}, 16",
+            "dec {k}",
+            "jnz 2b",
+            x = in(reg) x,
+            offs = inout(reg) offs.as_ptr() => _,
+            w = inout(reg) wk => _,
+            k = inout(reg) offs.len() => _,
+            o = out(reg) _,
+            inout("zmm0") a00, inout("zmm1") a01, inout("zmm2") a02,
+            inout("zmm3") a10, inout("zmm4") a11, inout("zmm5") a12,
+            inout("zmm6") a20, inout("zmm7") a21, inout("zmm8") a22,
+            inout("zmm9") a30, inout("zmm10") a31, inout("zmm11") a32,
+            out("zmm12") _, out("zmm13") _, out("zmm14") _,
+            out("zmm15") _, out("zmm16") _, out("zmm17") _, out("zmm18") _,
+            options(readonly, nostack),
+        );
+    }
+    for (r, [v0, v1, v2]) in [[a00, a01, a02], [a10, a11, a12], [a20, a21, a22], [a30, a31, a32]].into_iter().enumerate() {
+        let o = out.add(r * ld);
+        _mm512_storeu_ps(o, v0);
+        _mm512_storeu_ps(o.add(16), v1);
+        _mm512_storeu_ps(o.add(32), v2);
+    }
+}
+
+/// Two [`micro512`] tiles at once: output channels `4 * cb .. 4 * cb + 8` (weights `wk` for the
+/// first four, `wk2` for the next four, as packed), the same 48 pixels. The 3 input vectors are
+/// loaded once for 24 FMAs (11 loads per 24 FMAs instead of 7 per 12): the sums, and so the
+/// results, are those of two [`micro512`] calls, bit for bit. Registers: zmm0-23 the 8 × 3
+/// accumulators, zmm24-26 the input, zmm27-30 the broadcast weights.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn micro512x8(x: *const f32, offs: &[usize], wk: *const f32, wk2: *const f32, out: *mut f32, ld: usize) {
+    use std::arch::x86_64::*;
+    let mut a = [_mm512_setzero_ps(); 24];
+    if !offs.is_empty() {
+        std::arch::asm!(
+            "2:",
+            "mov {o}, qword ptr [{offs}]",
+            "vmovups zmm24, zmmword ptr [{x} + 4*{o}]",
+            "vmovups zmm25, zmmword ptr [{x} + 4*{o} + 64]",
+            "vmovups zmm26, zmmword ptr [{x} + 4*{o} + 128]",
+            "vbroadcastss zmm27, dword ptr [{w}]",
+            "vbroadcastss zmm28, dword ptr [{w} + 4]",
+            "vbroadcastss zmm29, dword ptr [{w} + 8]",
+            "vbroadcastss zmm30, dword ptr [{w} + 12]",
+            "vfmadd231ps zmm0, zmm27, zmm24",
+            "vfmadd231ps zmm1, zmm27, zmm25",
+            "vfmadd231ps zmm2, zmm27, zmm26",
+            "vfmadd231ps zmm3, zmm28, zmm24",
+            "vfmadd231ps zmm4, zmm28, zmm25",
+            "vfmadd231ps zmm5, zmm28, zmm26",
+            "vfmadd231ps zmm6, zmm29, zmm24",
+            "vfmadd231ps zmm7, zmm29, zmm25",
+            "vfmadd231ps zmm8, zmm29, zmm26",
+            "vfmadd231ps zmm9, zmm30, zmm24",
+            "vfmadd231ps zmm10, zmm30, zmm25",
+            "vfmadd231ps zmm11, zmm30, zmm26",
+            "vbroadcastss zmm27, dword ptr [{v}]",
+            "vbroadcastss zmm28, dword ptr [{v} + 4]",
+            "vbroadcastss zmm29, dword ptr [{v} + 8]",
+            "vbroadcastss zmm30, dword ptr [{v} + 12]",
+            "vfmadd231ps zmm12, zmm27, zmm24",
+            "vfmadd231ps zmm13, zmm27, zmm25",
+            "vfmadd231ps zmm14, zmm27, zmm26",
+            "vfmadd231ps zmm15, zmm28, zmm24",
+            "vfmadd231ps zmm16, zmm28, zmm25",
+            "vfmadd231ps zmm17, zmm28, zmm26",
+            "vfmadd231ps zmm18, zmm29, zmm24",
+            "vfmadd231ps zmm19, zmm29, zmm25",
+            "vfmadd231ps zmm20, zmm29, zmm26",
+            "vfmadd231ps zmm21, zmm30, zmm24",
+            "vfmadd231ps zmm22, zmm30, zmm25",
+            "vfmadd231ps zmm23, zmm30, zmm26",
+            "add {offs}, 8",
+            "add {w}, 16",
+            "add {v}, 16",
+            "dec {k}",
+            "jnz 2b",
+            x = in(reg) x,
+            offs = inout(reg) offs.as_ptr() => _,
+            w = inout(reg) wk => _,
+            v = inout(reg) wk2 => _,
+            k = inout(reg) offs.len() => _,
+            o = out(reg) _,
+            inout("zmm0") a[0], inout("zmm1") a[1], inout("zmm2") a[2], inout("zmm3") a[3], inout("zmm4") a[4], inout("zmm5") a[5], inout("zmm6") a[6], inout("zmm7") a[7], inout("zmm8") a[8], inout("zmm9") a[9], inout("zmm10") a[10], inout("zmm11") a[11], inout("zmm12") a[12], inout("zmm13") a[13], inout("zmm14") a[14], inout("zmm15") a[15], inout("zmm16") a[16], inout("zmm17") a[17], inout("zmm18") a[18], inout("zmm19") a[19], inout("zmm20") a[20], inout("zmm21") a[21], inout("zmm22") a[22], inout("zmm23") a[23],
+            out("zmm24") _, out("zmm25") _, out("zmm26") _,
+            out("zmm27") _, out("zmm28") _, out("zmm29") _, out("zmm30") _,
+            options(readonly, nostack),
+        );
+    }
+    for r in 0..8 {
+        let o = out.add(r * ld);
+        _mm512_storeu_ps(o, a[3 * r]);
+        _mm512_storeu_ps(o.add(16), a[3 * r + 1]);
+        _mm512_storeu_ps(o.add(32), a[3 * r + 2]);
+    }
+}
+
 /// A raw output pointer the tasks share; each writes disjoint pixels.
 #[derive(Clone, Copy)]
 struct Out(*mut f32);
@@ -275,13 +473,14 @@ pub fn fwd(g: &Geom, x: &[f32], mask: Option<&[f32]>, w: &[f32], bias: Option<&[
     let ps = Phases::of(g);
     let cs = chan_stride(&ps, g);
     let l = g.ho() * ps.wq();
-    let lpad = l.div_ceil(NB) * NB;
-    let plan = Plan { g: *g, ps, cs, offs: tap_offsets(g, &ps, cs), wp: pack_weights(g, w), bias, relu, l };
+    let nb = if uses_avx512() { NB512 } else { NB };
+    let lpad = l.div_ceil(nb) * nb;
+    let plan = Plan { g: *g, ps, cs, offs: tap_offsets(g, &ps, cs), wp: pack_weights(g, w), bias, relu, l, nb };
     let rows = g.cout.div_ceil(MR) * MR;
     let t = rayon::current_num_threads().max(1);
     let yp = Out(y.as_mut_ptr());
     if g.n >= t && t > 1 {
-        let sb = NB * MAX_BLOCKS;
+        let sb = nb * MAX_BLOCKS;
         (0..g.n).into_par_iter().with_max_len(1).for_each(|b| {
             let yp = yp;
             let xb = &x[b * in_len..(b + 1) * in_len];
@@ -304,9 +503,9 @@ pub fn fwd(g: &Geom, x: &[f32], mask: Option<&[f32]>, w: &[f32], bias: Option<&[
         return y;
     }
     // below one sample per thread: superblocks of one sample as tasks, about 4 per thread
-    let blocks = lpad / NB;
+    let blocks = lpad / nb;
     let per = blocks.div_ceil(4 * t).clamp(1, MAX_BLOCKS);
-    let starts: Vec<usize> = (0..blocks).step_by(per).map(|b| b * NB).collect();
+    let starts: Vec<usize> = (0..blocks).step_by(per).map(|b| b * nb).collect();
     let mut planes = out_vec(g.cin * cs);
     for b in 0..g.n {
         let xb = &x[b * in_len..(b + 1) * in_len];
@@ -321,7 +520,7 @@ pub fn fwd(g: &Geom, x: &[f32], mask: Option<&[f32]>, w: &[f32], bias: Option<&[
         let plan = &plan;
         starts.par_iter().with_max_len(1).for_each(|&j0| {
             let yp = yp;
-            let jn = (per * NB).min(lpad - j0);
+            let jn = (per * nb).min(lpad - j0);
             scratch(rows * jn, 0, |tmp, _| {
                 // SAFETY: superblocks of sample b do not overlap
                 plan.superblock(planes, j0, jn, tmp, unsafe { yp.0.add(b * out_len) })

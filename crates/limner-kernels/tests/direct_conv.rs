@@ -189,3 +189,39 @@ fn direct_conv_does_not_depend_on_the_thread_count() {
         }
     }
 }
+
+/// The AVX-512 micro-kernel (48 pixels per tile) computes the same sums in the same order as
+/// the AVX2 one (24 pixels): the outputs are bit-identical, forward and input gradient. On a
+/// CPU without AVX-512F the switch cannot turn it on.
+#[test]
+fn avx512_kernel_is_bit_identical_to_the_avx2_kernel() {
+    let _one = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    direct::set_avx512(true);
+    #[cfg(target_arch = "x86_64")]
+    if !std::is_x86_feature_detected!("avx512f") {
+        assert!(!direct::uses_avx512(), "the AVX-512 kernel claimed on a CPU without AVX-512F");
+        println!("this CPU has no AVX-512F: only the AVX2 kernel runs here");
+        return;
+    }
+    assert!(direct::uses_avx512());
+    let mut seed = 77;
+    let mut compared = 0;
+    for g in geoms().into_iter().filter(direct::applies) {
+        let x = rnd(g.n * g.in_len(), &mut seed);
+        let w = rnd(g.cout * g.ckk(), &mut seed);
+        let b = rnd(g.cout, &mut seed);
+        let dy = rnd(g.n * g.out_len(), &mut seed);
+        let run = |wide: bool| {
+            direct::set_avx512(wide);
+            let y = direct::fwd(&g, &x, None, &w, Some(&b), true);
+            let dx = xgrad_relu(&g, &dy, &y, &w);
+            direct::set_avx512(true);
+            (y, dx)
+        };
+        let (wide, narrow) = (run(true), run(false));
+        assert!(wide.0.iter().any(|v| *v > 0.0), "{g:?}: empty output");
+        assert_eq!(wide, narrow, "{g:?}: AVX-512 vs AVX2 kernel");
+        compared += 1;
+    }
+    assert!(compared >= 6, "only {compared} geometries compared");
+}
