@@ -27,6 +27,19 @@ pub fn bench_pickle_gen(pkl: &str, io: &str, reps: usize) {
         std::hint::black_box(run(z));
         times.push(t0.elapsed().as_secs_f64());
     }
+    // LIMNER_PROFILE=1: one more call with every limner-kernels op timed (not in the times above)
+    if limner_kernels::profile::enabled() {
+        limner_kernels::profile::take();
+        let t0 = Instant::now();
+        std::hint::black_box(run(z.data.clone()));
+        let wall = t0.elapsed().as_secs_f64() * 1e3;
+        let rows = limner_kernels::profile::take();
+        for r in rows.iter().filter(|r| r.ms >= 0.5 * wall / 100.0) {
+            println!("PROFILE limner pickle-gen {:<70} calls={:>3} ms={:8.1} {:5.1}% gflop/s={:.1} per-cpu-s={:.1}", r.label, r.calls, r.ms, 100.0 * r.ms / wall, r.gflops_per_s(), r.gflops_per_cpu_s());
+        }
+        let sum: f64 = rows.iter().map(|r| r.ms).sum();
+        println!("PROFILE limner pickle-gen call wall ms={wall:.1}, in profiled kernels {sum:.1}");
+    }
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
     let median = sorted[sorted.len() / 2];

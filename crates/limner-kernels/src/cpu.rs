@@ -428,7 +428,14 @@ fn fwd_sample(g: &Geom, xb: &[f32], w: &[f32], yb: &mut [f32], par: gemm::Parall
 }
 
 /// Forward: `y[b] = W[cout, ckk] * im2col(x[b])`. `w` is `[cout, cin, kh, kw]` contiguous.
+///
+/// Stride-1 convs that are not 1×1 go through the direct conv ([`crate::direct`]) when it is on
+/// and applies (StyleGAN2's modulated 3×3 convs, their input gradients); `LIMNER_DIRECT_CONV=0`
+/// keeps them on im2col + gemm.
 pub fn conv_fwd(g: &Geom, x: &[f32], w: &[f32]) -> Vec<f32> {
+    if crate::direct::enabled() && crate::direct::applies(g) {
+        return crate::direct::fwd(g, x, None, w, None, false);
+    }
     conv_fwd_epi(g, x, w, None)
 }
 
@@ -500,6 +507,11 @@ pub fn conv_xgrad(g: &Geom, dy: &[f32], w: &[f32]) -> Vec<f32> {
     }
     assert_eq!(dy.len(), g.n * out_len);
     assert_eq!(w.len(), g.cout * ckk);
+    // the phases pay a weight rearrangement per call: on maps of dy under 16 × 16 (StyleGAN2's
+    // 4 → 9 and 8 → 17 up-convs at 512 channels) it cost more than it saved (measured 2.3×)
+    if g.s == 2 && g.kh * g.kw > 1 && g.ph < g.kh && g.pw < g.kw && g.cin >= 16 && ho * wo >= 256 && crate::direct::enabled() {
+        return xgrad_s2_phases(g, dy, w);
+    }
     let mut dx = out_vec(g.n * in_len);
     per_sample_chunks(g.n, &mut dx, in_len, |r, out, par| {
         for (i, b) in r.enumerate() {
@@ -533,6 +545,70 @@ pub fn conv_xgrad(g: &Geom, dy: &[f32], w: &[f32]) -> Vec<f32> {
             });
         }
     });
+    dx
+}
+
+/// The input gradient of a stride-2 conv (a transposed conv: StyleGAN2's upsampling modulated
+/// conv, the discriminator's downsampling convs' backward) as four stride-1 forward convs of
+/// `dy`, one per output phase (sub-pixel decomposition). Output pixel `(ih, iw)` with
+/// `q = (ih + ph) mod 2`, `r = (iw + pw) mod 2` only meets the taps `ky ≡ q`, `kx ≡ r (mod 2)`:
+/// with `A = ⌈(kh − q) / 2⌉` and `B = ⌈(kw − r) / 2⌉` of them,
+/// `dx[ci, ih, iw] = Σ_{co, a < A, b < B} w[co, ci, q + 2a, r + 2b] · dy[co, m − a, l − b]` where
+/// `m = (ih + ph − q) / 2`, `l = (iw + pw − r) / 2`: a stride-1 conv of `dy` with the kernel
+/// flipped and padding `(A − 1, B − 1)`, whose output `(m, l)` is scattered to `(ih, iw)`. Each
+/// phase goes through [`conv_fwd`] (the direct conv where it applies, gemm for the 1×1 phase),
+/// so there is no col2im scatter-add; the sums run in another order than the gemm + col2im
+/// path's (float rounding only; `LIMNER_DIRECT_CONV=0` restores that path).
+fn xgrad_s2_phases(g: &Geom, dy: &[f32], w: &[f32]) -> Vec<f32> {
+    let (ho, wo, h, wd) = (g.ho(), g.wo(), g.h, g.w);
+    let (kh, kw) = (g.kh, g.kw);
+    let mut dx = out_vec(g.n * g.in_len());
+    if g.n == 0 || g.in_len() == 0 || ho == 0 || wo == 0 {
+        dx.fill(0.0);
+        return dx;
+    }
+    // every pixel of dx belongs to exactly one phase; phases with no taps (and pixels whose
+    // dy rows all lie outside dy) stay 0
+    dx.fill(0.0);
+    for q in 0..2 {
+        for r in 0..2 {
+            let (a_n, b_n) = ((kh + 1 - q.min(kh)) / 2, (kw + 1 - r.min(kw)) / 2);
+            if a_n == 0 || b_n == 0 {
+                continue;
+            }
+            let gp = Geom { n: g.n, cin: g.cout, h: ho, w: wo, cout: g.cin, kh: a_n, kw: b_n, s: 1, ph: a_n - 1, pw: b_n - 1 };
+            let mut wf = vec![0.0f32; g.cin * g.cout * a_n * b_n];
+            for ci in 0..g.cin {
+                for co in 0..g.cout {
+                    for a2 in 0..a_n {
+                        for b2 in 0..b_n {
+                            let (ky, kx) = (q + 2 * (a_n - 1 - a2), r + 2 * (b_n - 1 - b2));
+                            wf[((ci * g.cout + co) * a_n + a2) * b_n + b2] = w[((co * g.cin + ci) * kh + ky) * kw + kx];
+                        }
+                    }
+                }
+            }
+            let yp = conv_fwd(&gp, dy, &wf);
+            let (mh, lw) = (gp.ho(), gp.wo());
+            // rows m with 0 <= 2m + q - ph < h, columns l likewise
+            let m0 = (g.ph.saturating_sub(q)).div_ceil(2);
+            let l0 = (g.pw.saturating_sub(r)).div_ceil(2);
+            dx.par_chunks_mut(h * wd).enumerate().for_each(|(plane, dst)| {
+                let src = &yp[plane * mh * lw..(plane + 1) * mh * lw];
+                let mut m = m0;
+                while m < mh && 2 * m + q < h + g.ph {
+                    let ih = 2 * m + q - g.ph;
+                    let (srow, drow) = (&src[m * lw..(m + 1) * lw], &mut dst[ih * wd..(ih + 1) * wd]);
+                    let mut l = l0;
+                    while l < lw && 2 * l + r < wd + g.pw {
+                        drow[2 * l + r - g.pw] = srow[l];
+                        l += 1;
+                    }
+                    m += 1;
+                }
+            });
+        }
+    }
     dx
 }
 
