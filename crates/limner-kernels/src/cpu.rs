@@ -562,14 +562,13 @@ pub fn conv_xgrad(g: &Geom, dy: &[f32], w: &[f32]) -> Vec<f32> {
 fn xgrad_s2_phases(g: &Geom, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let (ho, wo, h, wd) = (g.ho(), g.wo(), g.h, g.w);
     let (kh, kw) = (g.kh, g.kw);
-    let mut dx = out_vec(g.n * g.in_len());
-    if g.n == 0 || g.in_len() == 0 || ho == 0 || wo == 0 {
-        dx.fill(0.0);
-        return dx;
-    }
     // every pixel of dx belongs to exactly one phase; phases with no taps (and pixels whose
     // dy rows all lie outside dy) stay 0
+    let mut dx = out_vec(g.n * g.in_len());
     dx.fill(0.0);
+    if g.n == 0 || g.in_len() == 0 || ho == 0 || wo == 0 {
+        return dx;
+    }
     for q in 0..2 {
         for r in 0..2 {
             let (a_n, b_n) = ((kh + 1 - q.min(kh)) / 2, (kw + 1 - r.min(kw)) / 2);

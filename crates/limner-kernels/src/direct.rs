@@ -20,9 +20,9 @@
 //! in a fixed order: results do not depend on the thread count. They differ from the gemm path
 //! only by float rounding (another summation order; tests: `tests/direct_conv.rs`).
 //!
-//! On CPUs with AVX-512F the micro-tile is 48 pixels (3 zmm vectors, [`micro512`]) and two
-//! blocks of 4 output channels share each pass over the input ([`micro512x8`]: 24 accumulators,
-//! 11 loads per 24 FMAs); every output element is still the same sequential sum, so the results
+//! On CPUs with AVX-512F the micro-tile is 48 pixels (3 zmm vectors) and two blocks of 4 output
+//! channels share each pass over the input ([`micro512x8`]: 24 accumulators, 11 loads per 24
+//! FMAs; the channel blocks are padded to an even number); every output element is still the same sequential sum, so the results
 //! are bit-identical to the AVX2 kernel's (`LIMNER_DIRECT_AVX512=0` keeps the AVX2 kernel for
 //! A/B runs). Without them the direct path ran at the AVX2 kernel's half width and lost to the
 //! gemm crate's AVX-512 kernels on such CPUs (bench/NOTES.md, round 6).
@@ -117,10 +117,18 @@ fn chan_stride(ps: &Phases, g: &Geom) -> usize {
     ps.len() + NB512 + g.kw + g.kh
 }
 
-/// `wp[cb][k][r] = w[cb * MR + r][k]` (0 for the padding channels).
-fn pack_weights(g: &Geom, w: &[f32]) -> Vec<f32> {
-    let ckk = g.ckk();
+/// Blocks of [`MR`] output channels: with the AVX-512 kernel (`nb` = [`NB512`]) an even number,
+/// since [`micro512x8`] computes two blocks at a time (the padding channels have zero weights
+/// and are never written out).
+fn channel_blocks(g: &Geom, nb: usize) -> usize {
     let cobs = g.cout.div_ceil(MR);
+    if nb == NB512 { cobs.next_multiple_of(2) } else { cobs }
+}
+
+/// `wp[cb][k][r] = w[cb * MR + r][k]` (0 for the padding channels).
+fn pack_weights(g: &Geom, w: &[f32], nb: usize) -> Vec<f32> {
+    let ckk = g.ckk();
+    let cobs = channel_blocks(g, nb);
     let mut wp = vec![0.0f32; cobs * ckk * MR];
     for co in 0..g.cout {
         let (cb, r) = (co / MR, co % MR);
@@ -180,42 +188,34 @@ impl Plan<'_> {
     fn superblock(&self, planes: &[f32], j0: usize, jn: usize, tmp: &mut [f32], yb: *mut f32) {
         let g = &self.g;
         let ckk = g.ckk();
-        let cobs = g.cout.div_ceil(MR);
         let nb = self.nb;
+        let cobs = channel_blocks(g, nb);
         debug_assert!(jn % nb == 0 && tmp.len() >= cobs * MR * jn);
         debug_assert!(planes.len() >= g.cin * self.cs);
-        let mut cb = 0;
-        while cb < cobs {
-            let wk = &self.wp[cb * ckk * MR..(cb + 1) * ckk * MR];
-            if nb == NB512 && cb + 1 < cobs {
-                // two blocks of 4 output channels per pass over the input (see `micro512x8`)
-                let wk2 = &self.wp[(cb + 1) * ckk * MR..(cb + 2) * ckk * MR];
+        // SAFETY (both kernels): every read `offs[k] + j0 + p + 0..nb` stays inside `planes` (the
+        // zero tail of each channel covers the padded flat range; see `chan_stride`), and the
+        // writes are rows `cb*MR..` (4 rows, or 8 for the AVX-512 kernel, which runs only when
+        // `uses_avx512` found AVX-512F and `cobs` is even), columns `p..p+nb` of `tmp`.
+        if nb == NB512 {
+            for cb in (0..cobs).step_by(2) {
+                let wk = &self.wp[cb * ckk * MR..(cb + 2) * ckk * MR];
                 for p in (0..jn).step_by(nb) {
-                    // SAFETY: as below, for rows `cb*MR..cb*MR+8` of `tmp`
                     #[cfg(target_arch = "x86_64")]
                     unsafe {
-                        micro512x8(planes.as_ptr().add(j0 + p), &self.offs, wk.as_ptr(), wk2.as_ptr(), tmp.as_mut_ptr().add(cb * MR * jn + p), jn)
+                        micro512x8(planes.as_ptr().add(j0 + p), &self.offs, wk.as_ptr(), wk[ckk * MR..].as_ptr(), tmp.as_mut_ptr().add(cb * MR * jn + p), jn)
                     };
                 }
-                cb += 2;
-                continue;
             }
-            for p in (0..jn).step_by(nb) {
-                // SAFETY: every read `offs[k] + j0 + p + 0..nb` stays inside `planes` (the
-                // zero tail of each channel covers the padded flat range; see `chan_stride`),
-                // and the writes are rows `cb*MR..cb*MR+4`, columns `p..p+nb` of `tmp`. The
-                // AVX-512 kernel runs only when `uses_avx512` found AVX-512F.
-                #[cfg(target_arch = "x86_64")]
-                unsafe {
-                    let (xp, op) = (planes.as_ptr().add(j0 + p), tmp.as_mut_ptr().add(cb * MR * jn + p));
-                    if nb == NB512 {
-                        micro512(xp, &self.offs, wk.as_ptr(), op, jn)
-                    } else {
-                        micro(xp, &self.offs, wk.as_ptr(), op, jn)
-                    }
-                };
+        } else {
+            for cb in 0..cobs {
+                let wk = &self.wp[cb * ckk * MR..(cb + 1) * ckk * MR];
+                for p in (0..jn).step_by(nb) {
+                    #[cfg(target_arch = "x86_64")]
+                    unsafe {
+                        micro(planes.as_ptr().add(j0 + p), &self.offs, wk.as_ptr(), tmp.as_mut_ptr().add(cb * MR * jn + p), jn)
+                    };
+                }
             }
-            cb += 1;
         }
         let (ho, wo, wq) = (g.ho(), g.wo(), self.ps.wq());
         let hw = ho * wo;
@@ -308,74 +308,13 @@ unsafe fn micro(x: *const f32, offs: &[usize], wk: *const f32, out: *mut f32, ld
     }
 }
 
-/// [`micro`] with AVX-512: `out[r][0..48] = Σ_k wk[k][r] · x[offs[k]..][0..48]` for `r < 4`,
-/// the same sums in the same order (bit-identical to two [`micro`] calls). Registers: zmm0-11
-/// the 4 × 3 accumulators, zmm12-14 the 48 input floats, zmm15-18 the 4 broadcast weights: a
-/// step is 7 loads and 12 FMAs. (Broadcasting inside each FMA, `{1to16}`, makes it 15 loads for
-/// 12 FMAs: load-bound; on a 2-core Xeon that version was 1.09× the gemm path's time for the
-/// FID-like batch, this one 0.99×, and 0.78× the AVX2 kernel's.)
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
-unsafe fn micro512(x: *const f32, offs: &[usize], wk: *const f32, out: *mut f32, ld: usize) {
-    use std::arch::x86_64::*;
-    let z = _mm512_setzero_ps();
-    let (mut a00, mut a01, mut a02) = (z, z, z);
-    let (mut a10, mut a11, mut a12) = (z, z, z);
-    let (mut a20, mut a21, mut a22) = (z, z, z);
-    let (mut a30, mut a31, mut a32) = (z, z, z);
-    if !offs.is_empty() {
-        std::arch::asm!(
-            "2:",
-            "mov {o}, qword ptr [{offs}]",
-            "vmovups zmm12, zmmword ptr [{x} + 4*{o}]",
-            "vmovups zmm13, zmmword ptr [{x} + 4*{o} + 64]",
-            "vmovups zmm14, zmmword ptr [{x} + 4*{o} + 128]",
-            "vbroadcastss zmm15, dword ptr [{w}]",
-            "vbroadcastss zmm16, dword ptr [{w} + 4]",
-            "vbroadcastss zmm17, dword ptr [{w} + 8]",
-            "vbroadcastss zmm18, dword ptr [{w} + 12]",
-            "vfmadd231ps zmm0, zmm15, zmm12",
-            "vfmadd231ps zmm1, zmm15, zmm13",
-            "vfmadd231ps zmm2, zmm15, zmm14",
-            "vfmadd231ps zmm3, zmm16, zmm12",
-            "vfmadd231ps zmm4, zmm16, zmm13",
-            "vfmadd231ps zmm5, zmm16, zmm14",
-            "vfmadd231ps zmm6, zmm17, zmm12",
-            "vfmadd231ps zmm7, zmm17, zmm13",
-            "vfmadd231ps zmm8, zmm17, zmm14",
-            "vfmadd231ps zmm9, zmm18, zmm12",
-            "vfmadd231ps zmm10, zmm18, zmm13",
-            "vfmadd231ps zmm11, zmm18, zmm14",
-            "add {offs}, 8",
-            "add {w}, 16",
-            "dec {k}",
-            "jnz 2b",
-            x = in(reg) x,
-            offs = inout(reg) offs.as_ptr() => _,
-            w = inout(reg) wk => _,
-            k = inout(reg) offs.len() => _,
-            o = out(reg) _,
-            inout("zmm0") a00, inout("zmm1") a01, inout("zmm2") a02,
-            inout("zmm3") a10, inout("zmm4") a11, inout("zmm5") a12,
-            inout("zmm6") a20, inout("zmm7") a21, inout("zmm8") a22,
-            inout("zmm9") a30, inout("zmm10") a31, inout("zmm11") a32,
-            out("zmm12") _, out("zmm13") _, out("zmm14") _,
-            out("zmm15") _, out("zmm16") _, out("zmm17") _, out("zmm18") _,
-            options(readonly, nostack),
-        );
-    }
-    for (r, [v0, v1, v2]) in [[a00, a01, a02], [a10, a11, a12], [a20, a21, a22], [a30, a31, a32]].into_iter().enumerate() {
-        let o = out.add(r * ld);
-        _mm512_storeu_ps(o, v0);
-        _mm512_storeu_ps(o.add(16), v1);
-        _mm512_storeu_ps(o.add(32), v2);
-    }
-}
-
-/// Two [`micro512`] tiles at once: output channels `4 * cb .. 4 * cb + 8` (weights `wk` for the
-/// first four, `wk2` for the next four, as packed), the same 48 pixels. The 3 input vectors are
-/// loaded once for 24 FMAs (11 loads per 24 FMAs instead of 7 per 12): the sums, and so the
-/// results, are those of two [`micro512`] calls, bit for bit. Registers: zmm0-23 the 8 × 3
+/// [`micro`] with AVX-512, two blocks at once: `out[r][0..48] = Σ_k wk[k][r] · x[offs[k]..][0..48]`
+/// for output channels `4 * cb .. 4 * cb + 8` (weights `wk` for the first four, `wk2` for the
+/// next four, as packed), `k` in order: the same sums in the same order as [`micro`], so the
+/// results are bit-identical. The 3 input vectors are loaded once for 24 FMAs, the 4 weights of
+/// a block broadcast into registers: 11 loads per 24 FMAs. (A 4-channel version broadcasting
+/// inside each FMA, `{1to16}`: 15 loads per 12 FMAs, load-bound, 1.09× the gemm path's time on
+/// the FID-like batch; with register broadcasts, 7 per 12: 0.99×; this one 0.91×.) Registers: zmm0-23 the 8 × 3
 /// accumulators, zmm24-26 the input, zmm27-30 the broadcast weights.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
@@ -475,8 +414,8 @@ pub fn fwd(g: &Geom, x: &[f32], mask: Option<&[f32]>, w: &[f32], bias: Option<&[
     let l = g.ho() * ps.wq();
     let nb = if uses_avx512() { NB512 } else { NB };
     let lpad = l.div_ceil(nb) * nb;
-    let plan = Plan { g: *g, ps, cs, offs: tap_offsets(g, &ps, cs), wp: pack_weights(g, w), bias, relu, l, nb };
-    let rows = g.cout.div_ceil(MR) * MR;
+    let plan = Plan { g: *g, ps, cs, offs: tap_offsets(g, &ps, cs), wp: pack_weights(g, w, nb), bias, relu, l, nb };
+    let rows = channel_blocks(g, nb) * MR;
     let t = rayon::current_num_threads().max(1);
     let yp = Out(y.as_mut_ptr());
     if g.n >= t && t > 1 {
