@@ -151,8 +151,8 @@ train_for() { # NAME MINUTES EXTRA...
         tail -1 "$CURVES" >&2
     done
 }
-# the transfer run's name says how many of D's blocks FreezeD kept (the default model ships no D,
-# so a frozen block keeps random weights)
+# the transfer run's name says how many of D's blocks FreezeD kept (the default model ships the D
+# trained beside it, so a frozen block keeps what that D learnt about faces)
 TRANSFER=transfer; [ "$FREEZE_D" = 1 ] || TRANSFER="transfer-freeze$FREEZE_D"
 [ -z "$NAME" ] || TRANSFER="$NAME"
 read -r -a EXTRA <<< "$TRAIN_ARGS"

@@ -106,6 +106,34 @@ pub fn load_discriminator(path: &Path, cfg: &DiscriminatorConfig, device: &Devic
     Ok(d)
 }
 
+/// The metadata key under which a discriminator file carries its limner config.
+pub const DISCRIMINATOR_META: &str = "limner_discriminator";
+
+/// A discriminator file's bytes (official state-dict names, its config as
+/// [`DISCRIMINATOR_META`] metadata, as [`save_discriminator`] writes it); `label` names the
+/// source in errors.
+pub fn load_discriminator_bytes(bytes: &[u8], label: &str, device: &Device) -> Result<Discriminator> {
+    let (sd, meta) = limner_core::parse_safetensors(bytes).with_context(|| format!("{label} is not a safetensors file"))?;
+    let cfg: DiscriminatorConfig = serde_json::from_str(meta.get(DISCRIMINATOR_META).with_context(|| {
+        format!("{label} has no `{DISCRIMINATOR_META}` metadata: write it with `limner models import PKL --discriminator FILE` or `limner models freeze`")
+    })?)
+    .with_context(|| format!("{label}: bad discriminator metadata"))?;
+    check_filters(&sd)?;
+    let mut d = Discriminator::new(&cfg, device);
+    load_state_dict(&mut d, &sd, device).with_context(|| format!("loading {label}"))?;
+    Ok(d)
+}
+
+/// Writes `d` as [`load_discriminator_bytes`] reads it (atomically).
+pub fn save_discriminator(path: &Path, d: &mut Discriminator, precision: limner_core::Precision) -> Result<()> {
+    let sd = crate::params::state_dict(d, false);
+    let meta = BTreeMap::from([(DISCRIMINATOR_META.to_string(), serde_json::to_string(&d.config)?)]);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    limner_core::write_safetensors(path, &sd, &meta, precision)
+}
+
 /// One row of [`compare_intermediates`]: a module, its largest absolute difference from the
 /// reference, and the largest reference value (for scale).
 #[derive(Clone, Debug)]

@@ -54,15 +54,14 @@ impl InitNetworks {
 
     /// Adds a discriminator file: official state-dict names with the limner config as
     /// `limner_discriminator` metadata, as `limner models import --discriminator` writes it.
-    pub fn with_discriminator_file(mut self, path: &Path, device: &Device) -> Result<Self> {
+    pub fn with_discriminator_file(self, path: &Path, device: &Device) -> Result<Self> {
         let bytes = std::fs::read(path).with_context(|| format!("cannot read discriminator {}", path.display()))?;
-        let (_, meta) = limner_core::parse_safetensors(&bytes).with_context(|| format!("{} is not a safetensors file", path.display()))?;
-        let cfg: DiscriminatorConfig = serde_json::from_str(
-            meta.get("limner_discriminator")
-                .with_context(|| format!("{} has no `limner_discriminator` metadata: write it with `limner models import PKL --discriminator FILE`", path.display()))?,
-        )
-        .with_context(|| format!("{}: bad discriminator metadata", path.display()))?;
-        self.d = Some(crate::import::load_discriminator(path, &cfg, device)?);
+        self.with_discriminator_bytes(&bytes, &path.display().to_string(), device)
+    }
+
+    /// Adds a discriminator from a file's bytes (`label` names it in errors).
+    pub fn with_discriminator_bytes(mut self, bytes: &[u8], label: &str, device: &Device) -> Result<Self> {
+        self.d = Some(crate::import::load_discriminator_bytes(bytes, label, device)?);
         Ok(self)
     }
 }

@@ -106,8 +106,13 @@ pub fn load(name: Option<&str>, device: &Device) -> Result<(Generator, Generator
     }
 }
 
+/// The discriminator trained beside the default generator (f16, official names, written by
+/// [`freeze`] from the same checkpoint), so `limner train --init default` starts with a D that
+/// already knows faces.
+pub static DEFAULT_DISCRIMINATOR: Option<&[u8]> = Some(include_bytes!("../../../models/default/discriminator.safetensors"));
+
 /// The pretrained networks `limner train --init NAME` starts from: `default` (the embedded
-/// model: its EMA generator, no discriminator), a run folder (its checkpoint's G, G_ema and D),
+/// model: its EMA generator and [`DEFAULT_DISCRIMINATOR`]), a run folder (its checkpoint's G, G_ema and D),
 /// a checkpoint or generator file, or an imported model's name; `discriminator` adds a D file
 /// written by `limner models import PKL --discriminator FILE`.
 pub fn init_networks(name: &str, discriminator: Option<&Path>, device: &Device) -> Result<limner_gan::setup::InitNetworks> {
@@ -117,7 +122,11 @@ pub fn init_networks(name: &str, discriminator: Option<&Path>, device: &Device) 
     }
     let run_ckpt = Path::new(name).join(CHECKPOINT_FILE);
     let init = if name == DEFAULT_NAME {
-        InitNetworks::generator(name, load_default(device)?.0)
+        let init = InitNetworks::generator(name, load_default(device)?.0);
+        match (DEFAULT_DISCRIMINATOR, discriminator) {
+            (Some(d), None) => init.with_discriminator_bytes(d, "the default model's discriminator", device)?,
+            _ => init,
+        }
     } else if run_ckpt.is_file() {
         InitNetworks::checkpoint(name, &run_ckpt, device)?
     } else {
@@ -186,12 +195,7 @@ pub fn import_pickle(src: &Path, network: &str, out: &str, discriminator: Option
     let mut p = limner_gan::import::load_generator_pickle(src, network, device)?;
     if let Some(dpath) = discriminator {
         let mut d = limner_gan::import::load_discriminator_pickle(src, device)?;
-        let sd = limner_gan::params::state_dict(&mut d, false);
-        let meta = std::collections::BTreeMap::from([("limner_discriminator".to_string(), serde_json::to_string(&d.config)?)]);
-        if let Some(dir) = dpath.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        limner_core::write_safetensors(dpath, &sd, &meta, limner_core::Precision::F32)?;
+        limner_gan::import::save_discriminator(dpath, &mut d, limner_core::Precision::F32)?;
     }
     let name = src.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let mut notes = format!("imported from {name} ({network}, stored {}", p.stored_dtypes.join("+"));
@@ -352,6 +356,8 @@ pub struct Frozen {
     pub resolution: usize,
     /// the file's size
     pub bytes: u64,
+    /// the run's discriminator, in half precision (when the source was a training checkpoint)
+    pub discriminator: Option<PathBuf>,
 }
 
 /// Packages a training run (its folder, i.e. `latest.safetensors`, or a checkpoint/generator
@@ -377,5 +383,17 @@ pub fn freeze(run: &Path, out: &Path, notes: Option<String>, device: &Device) ->
     save_image_rgb(&out.join("grid.png"), w, h, &px, &prov.with_recipe_field("seeds", seeds.clone().into()))?;
     save_seed_images(&rgb[..REFERENCE_SEEDS.len()], res as u32, &REFERENCE_SEEDS, Some(&out.join("reference")), None, &prov)?;
     let bytes = std::fs::metadata(&file).with_context(|| format!("cannot read {}", file.display()))?.len();
-    Ok(Frozen { file, kimg: info.kimg, resolution: res, bytes })
+    // a training checkpoint also holds D: keep it beside G, for transfer (`train --init`)
+    let is_checkpoint = limner_core::parse_safetensors(&std::fs::read(&src).with_context(|| format!("cannot read {}", src.display()))?)
+        .map(|(_, m)| m.contains_key(limner_gan::checkpoint::CHECKPOINT_KEY))
+        .unwrap_or(false);
+    let discriminator = if is_checkpoint {
+        let mut t = limner_gan::train::Trainer::load(&src, device)?;
+        let dfile = out.join("discriminator.safetensors");
+        limner_gan::import::save_discriminator(&dfile, &mut t.d, limner_core::Precision::F16)?;
+        Some(dfile)
+    } else {
+        None
+    };
+    Ok(Frozen { file, kimg: info.kimg, resolution: res, bytes, discriminator })
 }

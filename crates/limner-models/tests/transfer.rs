@@ -70,7 +70,11 @@ fn init_default_starts_from_the_default_models_weights() {
     let want = generate_seeds(&default, &seeds, &opts);
     assert_eq!(generate_seeds(&t.g, &seeds, &opts), want, "G's first-step output is not the default's");
     assert_eq!(generate_seeds(&t.g_ema, &seeds, &opts), want, "G_ema's output is not the default's");
-    assert!(notes.iter().any(|n| n.contains("has no discriminator") && n.contains("random weights")), "{notes:?}");
+    // D is the one trained beside the default generator, shipped with it (f16)
+    assert!(notes.iter().any(|n| n.contains("D starts from default's discriminator")), "{notes:?}");
+    let mut shipped = limner_gan::import::load_discriminator_bytes(limner_models::DEFAULT_DISCRIMINATOR.unwrap(), "shipped D", &device).unwrap();
+    assert_eq!(state_dict(&mut t.d, false), state_dict(&mut shipped, false), "D is not the default's shipped discriminator");
+    assert_eq!(t.d.config.img_resolution, default.config.img_resolution);
     assert!(notes.iter().any(|n| n.contains("FreezeD") && n.contains("b128, b64")), "{notes:?}");
     let s = t.step(&data).unwrap();
     assert_eq!(s.augment_p, Some(0.0));

@@ -820,6 +820,10 @@ fn freeze(run: &Path, out: &Path, notes: Option<String>, heldout: Option<&str>) 
     let device = Device::flex();
     let f = limner_models::freeze(run, out, notes, &device)?;
     println!("froze {:.1} kimg, {}px, {:.2} MB -> {}", f.kimg.unwrap_or(0.0), f.resolution, f.bytes as f64 / 1e6, f.file.display());
+    if let Some(d) = &f.discriminator {
+        let mb = std::fs::metadata(d).map(|m| m.len() as f64 / 1e6).unwrap_or(0.0);
+        println!("kept its discriminator ({mb:.2} MB, for `train --init`) -> {}", d.display());
+    }
     let run_dir = if run.is_dir() { run } else { run.parent().unwrap_or(Path::new(".")) };
     model_card(run_dir, out, &f.file, f.kimg, heldout, &device)
 }

@@ -227,8 +227,12 @@ fn train_and_freeze_write_the_model_card_and_the_training_index() {
     std::fs::write(t.join("frozen/MODEL_CARD.md"), "# blobs\n\nHand-written notes stay.\n").unwrap();
     for _ in 0..2 {
         let text = ok(&["models", "freeze", "--run", &r, "--out", &s("frozen")]);
-        assert!(text.contains("model card: "), "{text}");
+        assert!(text.contains("model card: ") && text.contains("kept its discriminator"), "{text}");
     }
+    // the run's D is kept beside G (half precision), and a transfer run can start from both
+    let dfile = s("frozen/discriminator.safetensors");
+    let text = ok(&["train", "--data", &d, "--out", &s("again"), "--init", &s("frozen/generator.safetensors"), "--init-discriminator", &dfile, "--kimg", "0.008", "--snap-kimg", "0.008", "--batch", "8"]);
+    assert!(text.contains("D starts from") && !text.contains("random weights"), "{text}");
     let card: serde_json::Value = serde_json::from_slice(&std::fs::read(t.join("frozen/model-card.json")).unwrap()).unwrap();
     assert_eq!(card["weights_bytes"], std::fs::metadata(t.join("frozen/generator.safetensors")).unwrap().len());
     assert!(card["weights_bytes"].as_u64().unwrap() < weights, "half precision: {card}");

@@ -301,7 +301,7 @@ fn train_transfer_with_ada() {
     let run = s("run");
     let args = ["train", "--data", &s("mine.limner"), "--out", &run, "--init", "default", "--aug", "ada", "--augment-p", "0.25", "--ada-interval", "1", "--ada-kimg", "0.1", "--freeze-d", "1", "--batch", "4", "--kimg", "0.008", "--snap-kimg", "0.004"];
     let out = ok(&args);
-    assert!(out.contains("has no discriminator") && out.contains("FreezeD: D's blocks b128"), "{out}");
+    assert!(out.contains("D starts from default's discriminator") && out.contains("FreezeD: D's blocks b128"), "{out}");
     let metrics = std::fs::read_to_string(t.join("run/metrics.csv")).unwrap();
     assert!(metrics.lines().next().unwrap().ends_with(",augment_p"), "{metrics}");
     let last: Vec<&str> = metrics.lines().last().unwrap().split(',').collect();

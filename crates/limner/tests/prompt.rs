@@ -103,15 +103,15 @@ fn gender_nouns_are_matched_as_words() {
     assert!(!names_gender("a person, about 25", true) && !names_gender("a person, about 25", false));
 }
 
-/// Measured on this default model (128 px, attempt 5: distilled from random-face, sharing its
+/// Measured on this default model (128 px, attempt 6: distilled from random-face, sharing its
 /// w space and so its named directions) on seeds 100000-100031 (its training seeds are 0-7713,
 /// and a few of those are refused as near copies of their teacher images): "a man" 26/32 by the
-/// steering judge (unsteered 4/32), 27/32 by the independent one (unsteered 8/32); "a woman"
-/// 25/32 (unsteered 23/32), independent 26/32 (24/32); "a young man" 22/32. Unsteered, most of
-/// these faces read as women, so a count alone proves nothing for "a woman": each prompt must be
+/// steering judge (unsteered 11/32), 27/32 by the independent one (unsteered 11/32); "a woman"
+/// 19/32 (unsteered 15/32), independent 26/32 (21/32); "a young man" 25/32. Unsteered, many of
+/// these faces read as women, so a count alone proves little for "a woman": each prompt must be
 /// met on more seeds than the same seeds unsteered and on at least 16/32, lose none of the seeds
-/// that were already as asked, and move the mean P(male) the asked way (measured: "a man" 0.240
-/// -> 0.775; "a woman" 0.240 -> 0.199).
+/// that were already as asked, and move the mean P(male) the asked way (measured: "a man" 0.423
+/// -> 0.812; "a woman" 0.423 -> 0.302).
 #[test]
 fn prompt_a_man_or_a_woman_is_described_back_more_often_than_unsteered() {
     if !face_api_fetched() {
@@ -126,7 +126,7 @@ fn prompt_a_man_or_a_woman_is_described_back_more_often_than_unsteered() {
         let (steered, unsteered) = r.male;
         assert!(if male { steered > unsteered + 0.3 } else { steered < unsteered }, "{prompt:?}: mean P(male) {steered:.3}, unsteered {unsteered:.3}");
         // the independent judge (never used to steer), against the same seeds unsteered: "a man"
-        // measured 27/32 vs 8/32; "a woman" 26/32 vs 24/32 (most of these faces already read as women)
+        // measured 27/32 vs 11/32; "a woman" 26/32 vs 21/32 (many of these faces already read as women)
         if male {
             assert!(r.independent >= 16 && r.independent > r.independent_unsteered + 8, "{prompt:?}: independent judge {}/32, unsteered {}/32", r.independent, r.independent_unsteered);
         } else {
