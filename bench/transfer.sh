@@ -12,7 +12,8 @@
 # 1. The domain, made reproducibly: faces128 portraits (default /work/shared/data/faces128 or
 #    $LIMNER_FACES128) turned into paintings by `limner style --preset PRESET --size 128`:
 #    the first 100 files whose index does not end in 0 for training (packed at the default
-#    model's 64 px), the first 500 whose index ends in 0 held out. Cached in WORK.
+#    model's resolution, `limner models list`: 128 px since session 11), the first 500 whose
+#    index ends in 0 held out. Cached in WORK.
 # 2. Two runs for MINUTES each, both with ADA (target 0.6) on the same architecture as the
 #    embedded default (z = w = 512, 8 mapping layers, channel_base 2048, channel_max 128):
 #    `--init default --freeze-d 1` (transfer) and from random weights (scratch). Each run
@@ -92,8 +93,11 @@ style_all() { # DEST FILE...
 echo "== painting ${#TRAIN[@]} training and ${#HELD[@]} held-out faces with $PRESET (cached in $PAINT)" >&2
 style_all "$PAINT/train" "${TRAIN[@]}"
 style_all "$HELDOUT" "${HELD[@]}"
-DATA="$PAINT/train64.limner"
-[ -s "$DATA" ] || "$LIMNER" dataset build "$PAINT/train" --res 64 --out "$DATA" >&2
+# the default model's resolution (--init refuses a dataset at another one)
+RES=$("$LIMNER" models list 2>/dev/null | awk '$1 == "default" {for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+px$/) {sub("px", "", $i); print $i; exit}}')
+[ -n "$RES" ] || { echo "cannot read the default model's resolution from \`limner models list\`" >&2; exit 1; }
+DATA="$PAINT/train$RES.limner"
+[ -s "$DATA" ] || "$LIMNER" dataset build "$PAINT/train" --res "$RES" --out "$DATA" >&2
 
 # -- 2. the runs -------------------------------------------------------------------------------
 CURVES="$WORK/curves-$PRESET-$HELD_N.csv"

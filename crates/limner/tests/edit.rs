@@ -98,7 +98,8 @@ fn animate_writes_decodable_gif_and_apng_whose_ends_are_the_keyframes() {
     ok(&["generate", "--seeds", "5", "--slider", "smile=+1", "--out", &s("keys")]);
     let key = s("keys/seed0005.json");
     ok(&["generate", "--seeds", "12", "--out", &s("keys")]);
-    let through = format!("12,seed:7,{key}");
+    // (seed 7 as the middle key makes a frame the copy check refuses: near training image 7131)
+    let through = format!("12,seed:8,{key}");
     let out = ok(&["animate", "--through", &through, "--frames", "9", "--out", &s("morph.png")]);
     assert!(out.contains("9 frames"), "{out}");
     ok(&["animate", "--through", &through, "--frames", "9", "--out", &s("morph.gif")]);
