@@ -21,6 +21,15 @@ use crate::train::{TrainConfig, Trainer};
 /// The metadata key holding a checkpoint's [`CheckpointState`] (JSON).
 pub const CHECKPOINT_KEY: &str = "limner_checkpoint";
 
+/// Whether safetensors `bytes` are a training checkpoint (G, G_ema, D and the training state)
+/// rather than a generator file; reads the header only.
+pub fn is_checkpoint(bytes: &[u8]) -> bool {
+    safetensors::SafeTensors::read_metadata(bytes)
+        .ok()
+        .and_then(|(_, m)| m.metadata().as_ref().map(|m| m.contains_key(CHECKPOINT_KEY)))
+        .unwrap_or(false)
+}
+
 impl Trainer {
     /// Everything needed to resume, as safetensors bytes.
     pub fn checkpoint_bytes(&mut self) -> Result<Vec<u8>> {

@@ -100,9 +100,14 @@ pub fn load_generator(path: &Path, cfg: Option<&GeneratorConfig>, device: &Devic
 /// Loads an official discriminator state dict.
 pub fn load_discriminator(path: &Path, cfg: &DiscriminatorConfig, device: &Device) -> Result<Discriminator> {
     let (sd, _) = read_safetensors(path)?;
-    check_filters(&sd)?;
+    discriminator_from(&sd, cfg, &path.display().to_string(), device)
+}
+
+/// A discriminator of `cfg` with the weights of `sd` (official names; `label` names the source).
+fn discriminator_from(sd: &StateDict, cfg: &DiscriminatorConfig, label: &str, device: &Device) -> Result<Discriminator> {
+    check_filters(sd)?;
     let mut d = Discriminator::new(cfg, device);
-    load_state_dict(&mut d, &sd, device).with_context(|| format!("loading {}", path.display()))?;
+    load_state_dict(&mut d, sd, device).with_context(|| format!("loading {label}"))?;
     Ok(d)
 }
 
@@ -118,10 +123,7 @@ pub fn load_discriminator_bytes(bytes: &[u8], label: &str, device: &Device) -> R
         format!("{label} has no `{DISCRIMINATOR_META}` metadata: write it with `limner models import PKL --discriminator FILE` or `limner models freeze`")
     })?)
     .with_context(|| format!("{label}: bad discriminator metadata"))?;
-    check_filters(&sd)?;
-    let mut d = Discriminator::new(&cfg, device);
-    load_state_dict(&mut d, &sd, device).with_context(|| format!("loading {label}"))?;
-    Ok(d)
+    discriminator_from(&sd, &cfg, label, device)
 }
 
 /// Writes `d` as [`load_discriminator_bytes`] reads it (atomically).

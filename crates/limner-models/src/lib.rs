@@ -132,8 +132,7 @@ pub fn init_networks(name: &str, discriminator: Option<&Path>, device: &Device) 
     } else {
         let p = resolve(name)?.expect("only `default` resolves to the embedded model");
         let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
-        let is_checkpoint = limner_core::parse_safetensors(&bytes).map(|(_, m)| m.contains_key(limner_gan::checkpoint::CHECKPOINT_KEY)).unwrap_or(false);
-        if is_checkpoint {
+        if limner_gan::checkpoint::is_checkpoint(&bytes) {
             InitNetworks::checkpoint(name, &p, device)?
         } else {
             InitNetworks::generator(name, load_generator_bytes(&bytes, device).with_context(|| format!("cannot load model {}", p.display()))?.0)
@@ -384,9 +383,7 @@ pub fn freeze(run: &Path, out: &Path, notes: Option<String>, device: &Device) ->
     save_seed_images(&rgb[..REFERENCE_SEEDS.len()], res as u32, &REFERENCE_SEEDS, Some(&out.join("reference")), None, &prov)?;
     let bytes = std::fs::metadata(&file).with_context(|| format!("cannot read {}", file.display()))?.len();
     // a training checkpoint also holds D: keep it beside G, for transfer (`train --init`)
-    let is_checkpoint = limner_core::parse_safetensors(&std::fs::read(&src).with_context(|| format!("cannot read {}", src.display()))?)
-        .map(|(_, m)| m.contains_key(limner_gan::checkpoint::CHECKPOINT_KEY))
-        .unwrap_or(false);
+    let is_checkpoint = limner_gan::checkpoint::is_checkpoint(&std::fs::read(&src).with_context(|| format!("cannot read {}", src.display()))?);
     let discriminator = if is_checkpoint {
         let mut t = limner_gan::train::Trainer::load(&src, device)?;
         let dfile = out.join("discriminator.safetensors");
