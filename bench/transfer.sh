@@ -8,6 +8,8 @@
 #   bench/transfer.sh --rate 3                        (each run's speed on this machine, kimg/min)
 #   bench/transfer.sh --only transfer --name NAME --train-args "--ema-kimg 1 ..." (a variant of the
 #                     transfer run, named NAME in the curves; LIMNER_BIN=PATH runs that binary, no build)
+#   bench/transfer.sh --init models/default/generator.safetensors --freeze-d 0 ...  (what the
+#                     transfer run starts from: default `default`, the embedded model with its D)
 #
 # 1. The domain, made reproducibly: faces128 portraits (default /work/shared/data/faces128 or
 #    $LIMNER_FACES128) turned into paintings by `limner style --preset PRESET --size 128`:
@@ -16,7 +18,7 @@
 #    index ends in 0 held out. Cached in WORK.
 # 2. Two runs for MINUTES each, both with ADA (target 0.6) on the same architecture as the
 #    embedded default (z = w = 512, 8 mapping layers, channel_base 2048, channel_max 128):
-#    `--init default --freeze-d 1` (transfer) and from random weights (scratch). Each run
+#    `--init INIT --freeze-d FREEZE_D` (transfer; default `--init default --freeze-d 1`) and from random weights (scratch). Each run
 #    trains in CHUNK-minute pieces (`timeout --foreground -s INT`: Ctrl-C saves a checkpoint, `--resume`
 #    continues bit for bit), and after every piece its EMA generator is scored:
 #    `limner score RUN HELDOUT --n SCORE_N --first-seed 100000` (FID-like, InceptionV3 mixed5).
@@ -44,6 +46,7 @@ KIMG=""
 KIMG_CHUNK=4
 RATE=""
 FREEZE_D=1
+INIT=default
 NAME=""
 TRAIN_ARGS=""
 SCORE_N=500
@@ -60,11 +63,12 @@ while [ $# -gt 0 ]; do
         --kimg-chunk) KIMG_CHUNK="$2"; shift ;;
         --rate) RATE="$2"; shift ;;
         --freeze-d) FREEZE_D="$2"; shift ;;
+        --init) INIT="$2"; shift ;;
         --name) NAME="$2"; shift ;;
         --train-args) TRAIN_ARGS="$2"; shift ;;
         --score-n) SCORE_N="$2"; shift ;;
         --held) HELD_N="$2"; shift ;;
-        -h|--help) sed -n 2,33p "$0"; exit 0 ;;
+        -h|--help) sed -n 2,35p "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -112,7 +116,7 @@ ARCH=(--z-dim 512 --w-dim 512 --mapping-layers 8 --channel-base 2048 --channel-m
 if [ -n "$RATE" ]; then
     for name in transfer scratch; do
         tmp="$(mktemp -d)"
-        [ "$name" = transfer ] && extra=(--init default --freeze-d "$FREEZE_D") || extra=("${ARCH[@]}")
+        [ "$name" = transfer ] && extra=(--init "$INIT" --freeze-d "$FREEZE_D") || extra=("${ARCH[@]}")
         timeout --foreground -s INT "$((RATE * 60))" "$LIMNER" train --data "$DATA" --out "$tmp/run" --kimg 100000 --snap-kimg 1 \
             --aug ada "${extra[@]}" >"$tmp/log" 2>&1 || true
         # metrics.csv: kimg,step,seconds (per snapshot interval),...; the first row is kimg 0
@@ -160,7 +164,7 @@ train_for() { # NAME MINUTES EXTRA...
 TRANSFER=transfer; [ "$FREEZE_D" = 1 ] || TRANSFER="transfer-freeze$FREEZE_D"
 [ -z "$NAME" ] || TRANSFER="$NAME"
 read -r -a EXTRA <<< "$TRAIN_ARGS"
-[ "$ONLY" = scratch ] || [ "$ONLY" = none ] || train_for "$TRANSFER" "$MINUTES" --init default --freeze-d "$FREEZE_D" "${EXTRA[@]}"
+[ "$ONLY" = scratch ] || [ "$ONLY" = none ] || train_for "$TRANSFER" "$MINUTES" --init "$INIT" --freeze-d "$FREEZE_D" "${EXTRA[@]}"
 [ "$ONLY" = transfer ] || [ "$ONLY" = none ] || train_for scratch "$MINUTES" "${ARCH[@]}"
 
 # -- 3. the table --------------------------------------------------------------------------------

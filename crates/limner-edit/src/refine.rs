@@ -4,7 +4,8 @@
 //! search ([`crate::prompt`]) left a seed and minimises
 //!
 //! - a hinge on face-api's age: `max(0, aim − age) / 10` for an older face (`age − aim` for a
-//!   younger one), the aim inside the asked band ([`crate::prompt::steering_range`]);
+//!   younger one), the aim inside the asked band ([`crate::prompt::steering_range`]) or
+//!   given ([`RefineConfig::age_aim`], `--refine-aim`);
 //! - `identity_weight · max(0, d − identity_margin)`, `d` face-api's identity distance
 //!   (128-d descriptor, Euclidean) to the unsteered face;
 //! - hinges that keep the other asked targets (gender at P ≥ 0.85, the asked expression's
@@ -55,11 +56,15 @@ pub struct RefineConfig {
     /// keep the age direction's component of `w+` where the linear search put it
     /// ([`RefineTarget::locked`])
     pub lock_age: bool,
+    /// face-api age the refinement pulls an older (younger) face to, met from 3 years short
+    /// of it; `None`: 3 years inside the asked band's steering range
+    /// ([`crate::prompt::steering_range`]), as the linear search aims, met from the range's edge
+    pub age_aim: Option<f32>,
 }
 
 impl Default for RefineConfig {
     fn default() -> Self {
-        Self { steps: 10, lr: 0.01, identity_weight: 10.0, identity_margin: 0.56, prior: 1.0, stop_below: 0.59, lock_age: true }
+        Self { steps: 10, lr: 0.01, identity_weight: 10.0, identity_margin: 0.56, prior: 1.0, stop_below: 0.59, lock_age: true, age_aim: None }
     }
 }
 

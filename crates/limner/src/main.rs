@@ -315,6 +315,11 @@ struct GenerateArgs {
     /// (face-api identity distance ≥ 0.55) by gradient for this many steps (0: off)
     #[arg(long, default_value_t = 0)]
     refine_age: usize,
+    /// with --refine-age: the face-api age (years) the refinement pulls an older or younger
+    /// face to, met from 3 years short of it (default: 3 years inside the asked band's
+    /// steering range, 68 for "old", met from 65)
+    #[arg(long, value_name = "YEARS")]
+    refine_aim: Option<f32>,
     /// with --prompt: print the per-seed report as JSON
     #[arg(long)]
     json: bool,
@@ -799,6 +804,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
         age_layers: &a.age_layers,
         identity_cap: &a.identity_cap,
         refine_age: a.refine_age,
+        refine_aim: a.refine_aim,
         out: a.out.as_deref(),
         grid: a.grid.as_deref(),
         json: a.json,

@@ -186,6 +186,8 @@ pub struct GenerateRequest<'a> {
     pub identity_cap: &'a str,
     /// with a prompt asking an age: Adam steps of the gradient refinement (0: off)
     pub refine_age: usize,
+    /// with `refine_age`: the face-api age the refinement aims at (`None`: the band's default)
+    pub refine_aim: Option<f32>,
     pub out: Option<&'a Path>,
     pub grid: Option<&'a Path>,
     pub json: bool,
@@ -278,13 +280,21 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
     if g.w_dim() != d.meta.w_dim {
         bail!("the directions are for w_dim {}, model `{}` has w_dim {}", d.meta.w_dim, r.model, g.w_dim());
     }
+    if let Some(aim) = r.refine_aim {
+        if r.refine_age == 0 {
+            bail!("--refine-aim sets where --refine-age pulls a face's age: add --refine-age N (e.g. 10)");
+        }
+        if !(aim.is_finite() && (1.0..=100.0).contains(&aim)) {
+            bail!("--refine-aim {aim}: give an age in years between 1 and 100");
+        }
+    }
     let fa = analyzer()?;
     let cfg = SteerConfig {
         psi: r.psi,
         noise: r.noise,
         age_layers: prompt::parse_age_layers(r.age_layers)?,
         identity_cap: prompt::parse_identity_cap(r.identity_cap)?,
-        refine: (r.refine_age > 0).then(|| limner_edit::refine::RefineConfig { steps: r.refine_age, ..Default::default() }),
+        refine: (r.refine_age > 0).then(|| limner_edit::refine::RefineConfig { steps: r.refine_age, age_aim: r.refine_aim, ..Default::default() }),
         ..Default::default()
     };
     // face-api with identity descriptors: the identity cap and the report's identity distances

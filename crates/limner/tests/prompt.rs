@@ -30,6 +30,20 @@ fn unknown_words_fail_with_the_vocabulary() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("gender, age, smile"), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// `--refine-aim` only means something with `--refine-age`, and only as an age in years:
+/// both are refused before any network loads, naming what to add or give.
+#[test]
+fn refine_aim_needs_refine_age_and_an_age() {
+    let o = limner(&["generate", "--prompt", "an old woman", "--seeds", "0", "--refine-aim", "80"]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("add --refine-age N"), "{e}");
+    for bad in ["0", "140", "NaN"] {
+        let o = limner(&["generate", "--prompt", "an old woman", "--seeds", "0", "--refine-age", "5", "--refine-aim", bad]);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && e.contains("between 1 and 100"), "--refine-aim {bad}: {e}");
+    }
+}
+
 /// What a prompt run on seeds 0-31 measured.
 struct Rate {
     /// steered faces described back as asked
