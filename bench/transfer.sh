@@ -113,10 +113,11 @@ if [ ! -s "$CURVES" ]; then
     echo "start,0,0,$(score default)" >> "$CURVES"
 fi
 ARCH=(--z-dim 512 --w-dim 512 --mapping-layers 8 --channel-base 2048 --channel-max 128)
+read -r -a EXTRA <<< "$TRAIN_ARGS"
 if [ -n "$RATE" ]; then
     for name in transfer scratch; do
         tmp="$(mktemp -d)"
-        [ "$name" = transfer ] && extra=(--init "$INIT" --freeze-d "$FREEZE_D") || extra=("${ARCH[@]}")
+        [ "$name" = transfer ] && extra=(--init "$INIT" --freeze-d "$FREEZE_D" "${EXTRA[@]}") || extra=("${ARCH[@]}")
         timeout --foreground -s INT "$((RATE * 60))" "$LIMNER" train --data "$DATA" --out "$tmp/run" --kimg 100000 --snap-kimg 1 \
             --aug ada "${extra[@]}" >"$tmp/log" 2>&1 || true
         # metrics.csv: kimg,step,seconds (per snapshot interval),...; the first row is kimg 0
@@ -163,7 +164,6 @@ train_for() { # NAME MINUTES EXTRA...
 # trained beside it, so a frozen block keeps what that D learnt about faces)
 TRANSFER=transfer; [ "$FREEZE_D" = 1 ] || TRANSFER="transfer-freeze$FREEZE_D"
 [ -z "$NAME" ] || TRANSFER="$NAME"
-read -r -a EXTRA <<< "$TRAIN_ARGS"
 [ "$ONLY" = scratch ] || [ "$ONLY" = none ] || train_for "$TRANSFER" "$MINUTES" --init "$INIT" --freeze-d "$FREEZE_D" "${EXTRA[@]}"
 [ "$ONLY" = transfer ] || [ "$ONLY" = none ] || train_for scratch "$MINUTES" "${ARCH[@]}"
 

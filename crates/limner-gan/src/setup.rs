@@ -87,6 +87,9 @@ pub struct ResumeOverrides {
     pub noise_off: bool,
     pub adversarial: Option<f64>,
     pub perceptual: Option<f64>,
+    /// G's and D's Adam learning rates from now on (the optimisers' moments are kept)
+    pub g_lr: Option<f64>,
+    pub d_lr: Option<f64>,
 }
 
 /// The run folder's checkpoint, checked against the user's intent: `resume` needs one, a new
@@ -228,10 +231,15 @@ pub fn resume_trainer(ckpt: &Path, o: &ResumeOverrides, device: &Device, note: &
         note(format!("noise inputs switched off from {:.1} kimg on", t.kimg()));
     }
     let kimg = t.kimg();
-    for (name, given, weight) in [("adversarial", o.adversarial, &mut t.train.adversarial), ("perceptual", o.perceptual, &mut t.train.perceptual)] {
-        if let Some(w) = given.filter(|w| w != weight) {
-            *weight = w;
-            note(format!("{name} weight {w} from {kimg:.1} kimg on"));
+    for (name, given, value) in [
+        ("adversarial weight", o.adversarial, &mut t.train.adversarial),
+        ("perceptual weight", o.perceptual, &mut t.train.perceptual),
+        ("G learning rate", o.g_lr, &mut t.train.g_lr),
+        ("D learning rate", o.d_lr, &mut t.train.d_lr),
+    ] {
+        if let Some(w) = given.filter(|w| w != value) {
+            *value = w;
+            note(format!("{name} {w} from {kimg:.1} kimg on"));
         }
     }
     t.train.validate().with_context(|| format!("resuming {}", ckpt.display()))?;

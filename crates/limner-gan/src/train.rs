@@ -118,6 +118,11 @@ impl TrainConfig {
         if self.batch == 0 {
             bail!("batch must be at least 1");
         }
+        for (name, lr) in [("G", self.g_lr), ("D", self.d_lr)] {
+            if !(lr.is_finite() && lr > 0.0) {
+                bail!("{name}'s learning rate must be a number > 0, not {lr}");
+            }
+        }
         if self.adversarial <= 0.0 && self.distill_l1 <= 0.0 {
             bail!("nothing to train: the adversarial weight is 0 and there is no distillation loss");
         }

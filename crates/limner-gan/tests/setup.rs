@@ -148,10 +148,19 @@ fn resuming_applies_the_overrides_and_checks_them() {
     let (g, d) = tiny(16);
     Trainer::new(TrainConfig::default(), &g, &d, &device).unwrap().save(&ckpt).unwrap();
     let mut notes = vec![];
-    let o = ResumeOverrides { noise_off: true, adversarial: Some(0.5), perceptual: None };
+    let o = ResumeOverrides { noise_off: true, adversarial: Some(0.5), g_lr: Some(0.0005), ..Default::default() };
     let t = resume_trainer(&ckpt, &o, &device, &mut |n| notes.push(n)).unwrap();
     assert!(t.train.noise_off && t.train.adversarial == 0.5);
+    // a learning rate given on resume replaces the run's; the one not given stays
+    assert!(t.train.g_lr == 0.0005 && t.train.d_lr == TrainConfig::default().d_lr, "{:?}", (t.train.g_lr, t.train.d_lr));
     assert!(notes.iter().any(|n| n.contains("adversarial weight 0.5")) && notes.iter().any(|n| n.contains("noise inputs switched off")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("G learning rate 0.0005 from 0.0 kimg on")) && !notes.iter().any(|n| n.contains("D learning rate")), "{notes:?}");
+    // a learning rate that is not a positive number is refused
+    for bad in [0.0, -1.0, f64::NAN] {
+        let o = ResumeOverrides { d_lr: Some(bad), ..Default::default() };
+        let e = format!("{:#}", resume_trainer(&ckpt, &o, &device, &mut |_| {}).err().unwrap());
+        assert!(e.contains("D's learning rate must be a number > 0"), "{bad}: {e}");
+    }
     // an override that leaves nothing to train is refused, naming the checkpoint
     let o = ResumeOverrides { adversarial: Some(0.0), ..Default::default() };
     let e = format!("{:#}", resume_trainer(&ckpt, &o, &device, &mut |_| {}).err().unwrap());

@@ -143,10 +143,13 @@ struct TrainArgs {
     snap_kimg: f64,
     #[arg(long, default_value_t = 32)]
     batch: usize,
-    #[arg(long, default_value_t = 0.0025)]
-    g_lr: f64,
-    #[arg(long, default_value_t = 0.0025)]
-    d_lr: f64,
+    /// G's Adam learning rate (default 0.0025); given with --resume, it changes the run's
+    /// rate from here on (e.g. lower it for the last kimg of a transfer)
+    #[arg(long)]
+    g_lr: Option<f64>,
+    /// D's Adam learning rate (default 0.0025); with --resume, as --g-lr
+    #[arg(long)]
+    d_lr: Option<f64>,
     /// EMA half-life in kimg
     #[arg(long, default_value_t = 10.0)]
     ema_kimg: f64,
@@ -623,7 +626,7 @@ fn train(a: TrainArgs) -> Result<()> {
         if a.init.is_some() {
             bail!("--init starts a new run from a pretrained model; --resume continues {} from its checkpoint: give one of them", a.out.display());
         }
-        let overrides = setup::ResumeOverrides { noise_off: a.noise_off, adversarial: a.adversarial, perceptual: a.perceptual };
+        let overrides = setup::ResumeOverrides { noise_off: a.noise_off, adversarial: a.adversarial, perceptual: a.perceptual, g_lr: a.g_lr, d_lr: a.d_lr };
         setup::resume_trainer(&ckpt, &overrides, &device, note)?
     } else {
         let res = data.resolution();
@@ -669,8 +672,8 @@ fn train(a: TrainArgs) -> Result<()> {
         };
         let train = TrainConfig {
             batch: a.batch,
-            g_lr: a.g_lr,
-            d_lr: a.d_lr,
+            g_lr: a.g_lr.unwrap_or(0.0025),
+            d_lr: a.d_lr.unwrap_or(0.0025),
             ema_kimg: a.ema_kimg,
             ema_rampup: (ema_rampup > 0.0).then_some(ema_rampup),
             r1_gamma: a.r1_gamma,
