@@ -640,18 +640,14 @@ fn refine_seeds(g: &dyn Model, fa: &FaceAnalyzer, identity: &FaceAnalyzer, t: &T
         let scale = |q: limner_faces::describe::Rect| limner_faces::describe::Rect { x: q.x * f, y: q.y * f, width: q.width * f, height: q.height * f };
         let Some((_, _, cw, ch)) = big.crop_rect(a.rect.x, a.rect.y, a.rect.width, a.rect.height) else { continue };
         let sign = if st.steering.age.round() > r.max { -1.0 } else { 1.0 };
+        // the default aim is 3 years inside the band's steering range and counts as met from
+        // its edge; a given aim counts as met from 3 years short of it (never outside the range)
+        let edge = if sign > 0.0 { r.min } else { r.max };
+        let inset = 3.0f32.min((r.max - r.min) / 2.0);
         let target = RefineTarget {
-            // the default aim is 3 years inside the band's steering range and counts as met
-            // from its edge; a given aim counts as met from 3 years short of it (never
-            // outside the range)
-            age_aim: rc.age_aim.unwrap_or(if sign > 0.0 { r.min + 3.0f32.min((r.max - r.min) / 2.0) } else { r.max - 3.0f32.min((r.max - r.min) / 2.0) }),
+            age_aim: rc.age_aim.unwrap_or(edge + sign * inset),
             age_sign: sign,
-            age_met: match (rc.age_aim, sign > 0.0) {
-                (Some(aim), true) => (aim - 3.0).max(r.min),
-                (Some(aim), false) => (aim + 3.0).min(r.max),
-                (None, true) => r.min,
-                (None, false) => r.max,
-            },
+            age_met: rc.age_aim.map_or(edge, |aim| if sign > 0.0 { (aim - 3.0).max(edge) } else { (aim + 3.0).min(edge) }),
             male: t.male,
             expression: match (t.expression, t.smiling) {
                 (Some(x), _) => Some((expression_index(x), false)),

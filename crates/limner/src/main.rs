@@ -670,10 +670,12 @@ fn train(a: TrainArgs) -> Result<()> {
             Some(name) => Some(limner_models::init_networks(name, a.init_discriminator.as_deref(), &device)?),
             None => None,
         };
+        // options that may also change on --resume are Options here; unset, they take the defaults
+        let defaults = TrainConfig::default();
         let train = TrainConfig {
             batch: a.batch,
-            g_lr: a.g_lr.unwrap_or(0.0025),
-            d_lr: a.d_lr.unwrap_or(0.0025),
+            g_lr: a.g_lr.unwrap_or(defaults.g_lr),
+            d_lr: a.d_lr.unwrap_or(defaults.d_lr),
             ema_kimg: a.ema_kimg,
             ema_rampup: (ema_rampup > 0.0).then_some(ema_rampup),
             r1_gamma: a.r1_gamma,
@@ -688,10 +690,10 @@ fn train(a: TrainArgs) -> Result<()> {
             seed: a.seed,
             distill_l1: a.distill,
             noise_off: a.noise_off,
-            adversarial: a.adversarial.unwrap_or(1.0),
-            perceptual: a.perceptual.unwrap_or(0.0),
+            adversarial: a.adversarial.unwrap_or(defaults.adversarial),
+            perceptual: a.perceptual.unwrap_or(defaults.perceptual),
             beta1: a.beta1,
-            ..Default::default()
+            ..defaults
         };
         let run = setup::NewRun {
             generator,
