@@ -13,7 +13,10 @@ pub fn bench_pickle_gen(pkl: &str, io: &str, reps: usize) {
     let t0 = Instant::now();
     let p = limner_gan::import::load_generator_pickle(std::path::Path::new(pkl), "G_ema", &dev).unwrap_or_else(|e| panic!("{e:#}"));
     let load_s = t0.elapsed().as_secs_f64();
-    let g = &p.generator;
+    // as every generating model is (`limner_edit::model::StyleGan2::new`)
+    let mut g = p.generator;
+    g.prepare_inference();
+    let g = &g;
     let (io, _) = read_safetensors(std::path::Path::new(io)).unwrap_or_else(|e| panic!("{e:#}"));
     let z = &io["z"];
     let run = |z: Vec<f32>| to_vec(&g.forward(tensor_from(z, [1, g.config.z_dim], &dev), 1.0, &mut NoiseMode::Const));

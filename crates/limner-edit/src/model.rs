@@ -272,7 +272,10 @@ pub struct StyleGan2 {
 }
 
 impl StyleGan2 {
-    pub fn new(g: Generator, id: ModelId) -> Self {
+    /// The model over `g`, prepared for calls that keep its weights
+    /// ([`Generator::prepare_inference`]).
+    pub fn new(mut g: Generator, id: ModelId) -> Self {
+        g.prepare_inference();
         Self { g, id }
     }
 }
@@ -343,7 +346,7 @@ impl Model for StyleGan2 {
         Framing::WholeImage
     }
     fn differentiable(&self) -> Result<Box<dyn Model>> {
-        Ok(Box::new(StyleGan2 { g: limner_gan::optim::lift(&self.g, false), id: self.id.clone() }))
+        Ok(Box::new(StyleGan2::new(limner_gan::optim::lift(&self.g, false), self.id.clone())))
     }
 }
 

@@ -315,6 +315,19 @@ impl Generator {
     pub fn num_ws(&self) -> usize {
         self.synthesis.num_ws
     }
+
+    /// Precomputes what depends on the weights alone (each modulated conv's `Σ_k W²`,
+    /// [`SynthesisLayer::cache_demod`]) for a generator whose weights will not change: every
+    /// model that generates, edits or projects ((`limner_edit::model::StyleGan2`)). The images are
+    /// bit-identical; any later visit of the parameters drops the caches.
+    pub fn prepare_inference(&mut self) {
+        for b in &mut self.synthesis.blocks {
+            if let Some(c) = b.conv0.as_mut() {
+                c.cache_demod();
+            }
+            b.conv1.cache_demod();
+        }
+    }
 }
 
 impl Params for Generator {

@@ -150,3 +150,37 @@ fn demodulation_keeps_unit_variance() {
         assert!((0.85..1.15).contains(&std), "style scale {style_scale}: std {std}");
     }
 }
+
+/// `Generator::prepare_inference` keeps each modulated conv's `Σ_k W²`: the images stay bit for
+/// bit the same, and any visit of the parameters (here one that changes the weights, as loading
+/// or an optimizer step does) drops the caches, so the changed weights are used.
+#[test]
+fn prepared_generator_is_bit_identical_and_a_parameter_visit_drops_the_cache() {
+    use limner_gan::params::{ParamKind, ParamVisitor, Params};
+    use limner_gan::Generator;
+    let device = Device::flex();
+    let cfg = limner_gan::config::tiny(32).0;
+    let mut g = Generator::new(&cfg, &device);
+    let z = tensor_from((0..2 * cfg.z_dim).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect(), [2, cfg.z_dim], &device);
+    let plain = to_vec(&g.forward(z.clone(), 0.7, &mut NoiseMode::Const));
+    g.prepare_inference();
+    assert!(g.synthesis.blocks.iter().all(|b| b.conv1.demod_sq.is_some()));
+    let cached = to_vec(&g.forward(z.clone(), 0.7, &mut NoiseMode::Const));
+    assert!(plain == cached, "the cached demodulation changed the image");
+    struct Scale;
+    impl ParamVisitor for Scale {
+        fn visit<const D: usize>(&mut self, name: &str, t: &mut Tensor<D>, _: ParamKind) {
+            if name.ends_with("conv1.weight") {
+                *t = t.clone().mul_scalar(1.5) + 0.01;
+            }
+        }
+    }
+    g.visit_params("", &mut Scale);
+    assert!(g.synthesis.blocks.iter().all(|b| b.conv1.demod_sq.is_none()), "a parameter visit kept a cache");
+    let changed = to_vec(&g.forward(z.clone(), 0.7, &mut NoiseMode::Const));
+    let mut fresh = g.clone();
+    fresh.prepare_inference();
+    let fresh = to_vec(&fresh.forward(z, 0.7, &mut NoiseMode::Const));
+    assert!(changed != plain, "the weights' change did not show");
+    assert!(changed == fresh, "the changed weights with a fresh cache give another image");
+}

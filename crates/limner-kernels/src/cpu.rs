@@ -507,6 +507,10 @@ pub fn conv_xgrad(g: &Geom, dy: &[f32], w: &[f32]) -> Vec<f32> {
     }
     assert_eq!(dy.len(), g.n * out_len);
     assert_eq!(w.len(), g.cout * ckk);
+    if crate::upconv::applies(g) {
+        // 3×3 stride 2 (StyleGAN2's up-convs): all four phases in one pass
+        return crate::upconv::xgrad(g, dy, crate::upconv::Weights::contiguous(g, w));
+    }
     // the phases pay a weight rearrangement per call: on maps of dy under 16 × 16 (StyleGAN2's
     // 4 → 9 and 8 → 17 up-convs at 512 channels) it cost more than it saved (measured 2.3×)
     if g.s == 2 && g.kh * g.kw > 1 && g.ph < g.kh && g.pw < g.kw && g.cin >= 16 && ho * wo >= 256 && crate::direct::enabled() {

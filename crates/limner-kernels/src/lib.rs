@@ -29,6 +29,7 @@ pub mod alloc;
 pub mod bias_relu;
 pub mod conv_relu;
 pub mod cpu;
+pub mod upconv;
 pub mod direct;
 pub mod mobile;
 pub mod pool;
@@ -234,6 +235,14 @@ fn xgrad(a: &[usize; 9], dy: &FlexTensor, w: &FlexTensor) -> FlexTensor {
 
 fn xgrad_unprofiled(a: &[usize; 9], dy: &FlexTensor, w: &FlexTensor) -> FlexTensor {
     let g = geom_of(*a);
+    if !is_dw(a) && upconv::applies(&g) {
+        // StyleGAN2's up-conv passes its [out, in, 3, 3] weight swapped: read it in place
+        let st = w.layout().strides();
+        if st.len() == 4 && st[3] == 1 && st[2] == 3 && st[0] >= 0 && st[1] >= 0 {
+            let wt = upconv::Weights { data: w.storage::<f32>(), offset: w.layout().start_offset(), co_stride: st[0] as usize, ci_stride: st[1] as usize };
+            return flex_from(upconv::xgrad(&g, &f32_data(dy), wt), [g.n, g.cin, g.h, g.w]);
+        }
+    }
     if let Some((fy, fx)) = sep_factors(a, w) {
         return flex_from(cpu::dw_xgrad_sep(&g, &f32_data(dy), &fy, &fx), [g.n, g.cin, g.h, g.w]);
     }

@@ -228,7 +228,8 @@ fn avx512_kernel_is_bit_identical_to_the_avx2_kernel() {
 
 /// The input gradient of stride-2 convs (StyleGAN2's upsampling conv, the discriminator's
 /// downsampling convs) as four stride-1 phase convs (`cpu::conv_xgrad` with the direct conv
-/// on) against f64 loops and against the gemm + col2im path, for kernels 3×3, 4×4, 2×3 and
+/// on; its 3×3 geometries with padding 0 or 1 go through `upconv` on AVX-512 machines, tested
+/// below) against f64 loops and against the gemm + col2im path, for kernels 3×3, 4×4, 2×3 and
 /// 1×3, paddings 0–2, odd and even sizes, batch 1 and 3, and rows / columns dy never reaches.
 #[test]
 fn stride2_input_gradient_by_phases_matches_f64_loops_and_col2im() {
@@ -271,4 +272,58 @@ fn stride2_input_gradient_by_phases_matches_f64_loops_and_col2im() {
     // the two paths sum in different orders: identical bits everywhere would mean the phase
     // path never ran
     assert!(differ >= 4, "only {differ} geometries differ from the col2im path");
+}
+
+/// The 3×3 stride-2 transposed conv with all four phases in one pass (`upconv`, on AVX-512
+/// machines: StyleGAN2's up-convs) against f64 loops and the gemm + col2im path: maps from
+/// 1×1 to 33×33 of dy (one micro-tile, where the weights are read in place, and many, where
+/// they are packed), odd and even channel counts, paddings 0 and 1 (mixed too), batch 1
+/// (superblocks × channel pairs as tasks) and batches of at least one sample per thread; every
+/// pixel written (none is left from the allocation), and bit for bit the same on 1 and 3 threads.
+#[test]
+fn upconv_matches_f64_loops_and_does_not_depend_on_the_thread_count() {
+    let _one = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    use limner_kernels::cpu::conv_xgrad;
+    use limner_kernels::upconv;
+    direct::set_enabled(true);
+    if !direct::uses_avx512() {
+        eprintln!("no AVX-512F here: upconv does not run (the phase path does, tested above)");
+        return;
+    }
+    let geoms = [
+        Geom::square(1, 16, 9, 9, 24, 3, 2, 0),   // dy 4x4: one micro-tile, weights in place
+        Geom::square(1, 15, 9, 9, 8, 3, 2, 0),    // odd cin: packed
+        Geom::square(1, 4, 3, 3, 6, 3, 2, 0),     // dy 1x1
+        Geom::square(2, 10, 17, 17, 12, 3, 2, 0), // batch 2 (one sample per thread on 2 cores)
+        Geom::square(1, 6, 33, 31, 5, 3, 2, 1),   // padding 1, odd sizes
+        Geom::square(3, 8, 8, 8, 4, 3, 2, 1),     // padding 1, even size: last row and column get no dy
+        Geom { n: 1, cin: 9, h: 67, w: 66, cout: 16, kh: 3, kw: 3, s: 2, ph: 0, pw: 1 },
+    ];
+    let mut seed = 7;
+    for g in geoms {
+        assert!(upconv::applies(&g), "{g:?}");
+        let dy = rnd(g.n * g.out_len(), &mut seed);
+        let w = rnd(g.cout * g.ckk(), &mut seed);
+        // fill the allocator's free memory with NaN first: a pixel left unwritten would show
+        drop(vec![f32::NAN; 4 * g.n * g.in_len()]);
+        let got = conv_xgrad(&g, &dy, &w);
+        let (want, mag) = naive_xgrad(&g, &dy, &w);
+        let e = worst(&got, &want, &mag);
+        assert!(e < 1e-6, "{g:?}: upconv vs f64 {e:e}");
+        assert!(got.iter().all(|v| v.is_finite()), "{g:?}: a pixel left unwritten");
+        for (i, m) in mag.iter().enumerate() {
+            if *m == 0.0 {
+                assert_eq!(got[i], 0.0, "{g:?}: pixel {i} unreached but {}", got[i]);
+            }
+        }
+        direct::set_enabled(false);
+        let col2im = conv_xgrad(&g, &dy, &w);
+        direct::set_enabled(true);
+        assert!(worst(&col2im, &want, &mag) < 1e-6);
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let again = pool.install(|| conv_xgrad(&g, &dy, &w));
+            assert!(again == got, "{g:?}: {threads} threads give other bits");
+        }
+    }
 }

@@ -123,6 +123,28 @@ fn conv_transpose2d_matches_burn_forward_and_backward() {
     }
 }
 
+/// StyleGAN2's up-conv: the layer's `[out, in, 3, 3]` weight handed over swapped
+/// (`swap_dims(0, 1)`, a strided view the 3×3 stride-2 path reads in place on AVX-512 machines),
+/// one micro-tile (weights in place) and several (packed), batch 1 and 2.
+#[test]
+fn swapped_weight_up_conv_matches_burn_forward_and_backward() {
+    // (n, cin of the transposed conv, h, w, cout)
+    let cases = [(1, 64, 4, 4, 32), (1, 32, 16, 16, 48), (2, 16, 8, 8, 24), (1, 24, 1, 1, 8), (1, 12, 9, 7, 6)];
+    for (i, &(n, cin, h, w, cout)) in cases.iter().enumerate() {
+        let opts = ConvTransposeOptions::new([2, 2], [0, 0], [0, 0], [1, 1], 1);
+        let o2 = opts.clone();
+        let e = check(
+            [n, cin, h, w],
+            [cout, cin, 3, 3],
+            move |x, w| limner_kernels::conv_transpose2d(x, w.swap_dims(0, 1), None, opts.clone()),
+            move |x, w| module::conv_transpose2d(x, w.swap_dims(0, 1), None, o2.clone()),
+            300 + i as u64,
+        );
+        println!("up-conv, swapped weight n={n} cin={cin} {h}x{w} cout={cout}: rel err y {:.2e} dx {:.2e} dw {:.2e}", e[0], e[1], e[2]);
+        assert!(e.iter().all(|&v| v < TOL), "swapped up-conv case {i}: {e:?}");
+    }
+}
+
 #[test]
 fn plain_device_and_bias_and_determinism() {
     let dev = Device::flex();
