@@ -377,6 +377,18 @@ unsafe fn micro512x8(x: *const f32, offs: &[usize], wk: *const f32, wk2: *const 
             options(readonly, nostack),
         );
     }
+    store8x48(&a, out, ld);
+}
+
+/// Stores the 8 × 3 accumulators of a micro-tile of 8 rows and 48 pixels (row `r`: vectors
+/// `3r .. 3r + 3`) at `out + r · ld` (also [`crate::upconv`]'s kernel).
+///
+/// # Safety
+/// `out + r · ld + 0..48` must be writable for `r < 8`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn store8x48(a: &[std::arch::x86_64::__m512; 24], out: *mut f32, ld: usize) {
+    use std::arch::x86_64::*;
     for r in 0..8 {
         let o = out.add(r * ld);
         _mm512_storeu_ps(o, a[3 * r]);

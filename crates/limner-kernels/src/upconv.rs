@@ -350,10 +350,5 @@ unsafe fn micro(x: *const f32, cs: usize, wq: usize, k: usize, wk: *const f32, w
             options(readonly, nostack),
         );
     }
-    for r in 0..8 {
-        let o = out.add(r * ld);
-        _mm512_storeu_ps(o, a[3 * r]);
-        _mm512_storeu_ps(o.add(16), a[3 * r + 1]);
-        _mm512_storeu_ps(o.add(32), a[3 * r + 2]);
-    }
+    crate::direct::store8x48(&a, out, ld);
 }

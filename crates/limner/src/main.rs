@@ -323,6 +323,10 @@ struct GenerateArgs {
     /// steering range, 68 for "old", met from 65)
     #[arg(long, value_name = "YEARS")]
     refine_aim: Option<f32>,
+    /// with --prompt asking for a smile: the smile slider (sigma) every seed starts from before
+    /// the search (face-api reads most portraits happy already; 0: the seed's own smile)
+    #[arg(long, value_name = "SIGMA", default_value_t = limner_edit::prompt::SMILE_FLOOR)]
+    smile_floor: f32,
     /// with --prompt: print the per-seed report as JSON
     #[arg(long)]
     json: bool,
@@ -810,6 +814,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
         identity_cap: &a.identity_cap,
         refine_age: a.refine_age,
         refine_aim: a.refine_aim,
+        smile_floor: a.smile_floor,
         out: a.out.as_deref(),
         grid: a.grid.as_deref(),
         json: a.json,

@@ -188,6 +188,8 @@ pub struct GenerateRequest<'a> {
     pub refine_age: usize,
     /// with `refine_age`: the face-api age the refinement aims at (`None`: the band's default)
     pub refine_aim: Option<f32>,
+    /// with a prompt asking for a smile: the smile slider every seed starts from
+    pub smile_floor: f32,
     pub out: Option<&'a Path>,
     pub grid: Option<&'a Path>,
     pub json: bool,
@@ -288,6 +290,9 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
             bail!("--refine-aim {aim}: give an age in years between 1 and 100");
         }
     }
+    if !(r.smile_floor.is_finite() && (0.0..=8.0).contains(&r.smile_floor)) {
+        bail!("--smile-floor {}: give a smile slider between 0 and 8 (sigma; 0 keeps each seed's own smile)", r.smile_floor);
+    }
     let fa = analyzer()?;
     let cfg = SteerConfig {
         psi: r.psi,
@@ -295,6 +300,7 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
         age_layers: prompt::parse_age_layers(r.age_layers)?,
         identity_cap: prompt::parse_identity_cap(r.identity_cap)?,
         refine: (r.refine_age > 0).then(|| limner_edit::refine::RefineConfig { steps: r.refine_age, age_aim: r.refine_aim, ..Default::default() }),
+        smile_floor: r.smile_floor,
         ..Default::default()
     };
     // face-api with identity descriptors: the identity cap and the report's identity distances

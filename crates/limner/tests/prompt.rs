@@ -44,6 +44,18 @@ fn refine_aim_needs_refine_age_and_an_age() {
     }
 }
 
+/// `--smile-floor` is a smile slider in sigma between 0 and 8: anything else is refused
+/// before any network loads.
+#[test]
+fn smile_floor_must_be_a_slider_value() {
+    for bad in ["-1", "9", "NaN"] {
+        let arg = format!("--smile-floor={bad}");
+        let o = limner(&["generate", "--prompt", "a smiling man", "--seeds", "0", &arg]);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && e.contains("between 0 and 8"), "--smile-floor {bad}: {e}");
+    }
+}
+
 /// What a prompt run on seeds 0-31 measured.
 struct Rate {
     /// steered faces described back as asked

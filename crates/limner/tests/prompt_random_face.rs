@@ -35,12 +35,16 @@ struct Rate {
     independent_unsteered: u64,
     /// as asked by both
     done: u64,
+    /// read happy by the independent emotion network (its top label)
+    happy: u64,
 }
 
-/// Runs a prompt on seeds 0-31 at 256 px.
-fn prompt_rate(prompt: &str) -> Rate {
+/// Runs a prompt on seeds 0-31 at 256 px (with `extra` options).
+fn prompt_rate(prompt: &str, extra: &[&str]) -> Rate {
     let t0 = std::time::Instant::now();
-    let o = limner(&["generate", "--model", "random-face", "--size", "256", "--prompt", prompt, "--seeds", "0-31", "--json"]);
+    let mut args = vec!["generate", "--model", "random-face", "--size", "256", "--prompt", prompt, "--seeds", "0-31", "--json"];
+    args.extend_from_slice(extra);
+    let o = limner(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let seeds = v["seeds"].as_array().unwrap();
@@ -57,17 +61,19 @@ fn prompt_rate(prompt: &str) -> Rate {
         independent: count("met_independent"),
         independent_unsteered: count("met_independent_before"),
         done: count("done"),
+        happy: seeds.iter().filter(|s| s["independent"]["emotion"] == "happy").count() as u64,
     };
     assert_eq!(r.independent, v["met_independent"].as_u64().unwrap());
     assert_eq!(r.done, v["done"].as_u64().unwrap());
     assert!(seeds.iter().all(|s| !s["done"].as_bool().unwrap() || (s["met"].as_bool().unwrap() && s["met_independent"].as_bool().unwrap())), "a seed counted done without both readings");
     eprintln!(
-        "{prompt:?}: face-api {}/32 (detector found {}/32); independent judge {}/32, unsteered {}/32; done {}/32; {:.0} s",
+        "{prompt:?} {extra:?}: face-api {}/32 (detector found {}/32); independent judge {}/32, unsteered {}/32; done {}/32; happy by the independent emotion network {}/32; {:.0} s",
         r.met,
         r.found,
         r.independent,
         r.independent_unsteered,
         r.done,
+        r.happy,
         t0.elapsed().as_secs_f64()
     );
     r
@@ -79,19 +85,31 @@ fn random_face_prompts_are_described_back_on_80_percent_of_32_seeds() {
         return;
     }
     let mut failures = vec![];
+    let mut floor = None;
     for prompt in ["a man", "a woman", "a smiling old man"] {
-        let r = prompt_rate(prompt);
+        let r = prompt_rate(prompt, &[]);
         assert!(r.found >= 30, "{prompt:?}: the detector found a face in only {}/32 images", r.found);
         if r.met < 26 {
             failures.push(format!("{prompt:?}: face-api {}/32", r.met));
         }
         // the independent judge: gender holds, measured against the same seeds unsteered
-        if prompt != "a smiling old man" && (r.independent < 24 || r.independent <= r.independent_unsteered) {
+        if prompt == "a smiling old man" {
+            floor = Some(r);
+            continue;
+        }
+        if r.independent < 24 || r.independent <= r.independent_unsteered {
             failures.push(format!("{prompt:?}: independent judge {}/32, unsteered {}/32", r.independent, r.independent_unsteered));
         }
     }
+    // the smile floor: face-api reads these faces happy either way; the independent emotion
+    // network reads more of them happy, and more seeds as asked, from the floor (measured
+    // 29 vs 17 happy, 24 vs 12 as asked, at the default floor of 3)
+    let (floor, none) = (floor.expect("run above"), prompt_rate("a smiling old man", &["--smile-floor", "0"]));
+    if floor.happy < none.happy + 3 || floor.independent <= none.independent {
+        failures.push(format!("\"a smiling old man\": with the smile floor {} happy, {} as asked by the independent judge; without {} and {}", floor.happy, floor.independent, none.happy, none.independent));
+    }
     // an expression beyond smiling, judged by the independent emotion network
-    let r = prompt_rate("a neutral face");
+    let r = prompt_rate("a neutral face", &[]);
     if r.independent < 16 || r.independent < r.independent_unsteered + 8 || r.met < 26 {
         failures.push(format!("\"a neutral face\": independent judge {}/32, unsteered {}/32, face-api {}/32", r.independent, r.independent_unsteered, r.met));
     }
