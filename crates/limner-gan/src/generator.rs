@@ -318,7 +318,7 @@ impl Generator {
 
     /// Precomputes what depends on the weights alone (each modulated conv's `Σ_k W²`,
     /// [`SynthesisLayer::cache_demod`]) for a generator whose weights will not change: every
-    /// model that generates, edits or projects ((`limner_edit::model::StyleGan2`)). The images are
+    /// model that generates, edits or projects (`limner_edit::model::StyleGan2`). The images are
     /// bit-identical; any later visit of the parameters drops the caches.
     pub fn prepare_inference(&mut self) {
         for b in &mut self.synthesis.blocks {

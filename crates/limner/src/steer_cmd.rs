@@ -290,8 +290,10 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
             bail!("--refine-aim {aim}: give an age in years between 1 and 100");
         }
     }
-    if !(r.smile_floor.is_finite() && (0.0..=8.0).contains(&r.smile_floor)) {
-        bail!("--smile-floor {}: give a smile slider between 0 and 8 (sigma; 0 keeps each seed's own smile)", r.smile_floor);
+    // the floor is a slider value: inside the search's reach
+    let reach = SteerConfig::default().reach;
+    if !(r.smile_floor.is_finite() && (0.0..=reach).contains(&r.smile_floor)) {
+        bail!("--smile-floor {}: give a smile slider between 0 and {reach} (sigma; 0 keeps each seed's own smile)", r.smile_floor);
     }
     let fa = analyzer()?;
     let cfg = SteerConfig {
