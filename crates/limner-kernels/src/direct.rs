@@ -399,7 +399,7 @@ pub(crate) unsafe fn store8x48(a: &[std::arch::x86_64::__m512; 24], out: *mut f3
 
 /// A raw output pointer the tasks share; each writes disjoint pixels.
 #[derive(Clone, Copy)]
-struct Out(*mut f32);
+pub(crate) struct Out(pub(crate) *mut f32);
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 

@@ -23,6 +23,7 @@
 use rayon::prelude::*;
 
 use crate::cpu::{out_vec, scratch, Geom};
+use crate::direct::Out;
 
 /// Flat output pixels per micro-tile (3 zmm vectors).
 const NB: usize = 48;
@@ -91,11 +92,6 @@ struct Plan<'a> {
     w: Weights<'a>,
     wp: Option<Vec<f32>>,
 }
-
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
 
 impl<'a> Plan<'a> {
     fn of(g: &Geom, w: Weights<'a>) -> Self {
