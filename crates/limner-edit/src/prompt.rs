@@ -647,20 +647,18 @@ fn refine_seeds(g: &dyn Model, fa: &FaceAnalyzer, identity: &FaceAnalyzer, t: &T
     }
     let dm = g.differentiable()?;
     let fa_ad = FaceAnalyzer::load_fetched(limner_faces::FaceAnalyzerConfig { descriptors: true, ..Default::default() }, &dm.device())?;
-    for s in todo {
-        let (b, a) = (&before[s][0], &after[s][0]);
-        let start_identity = identity_distance(&a.attributes, &b.attributes).expect("checked");
-        let st = &out[s];
-        let big = up(&st.image);
-        let f = st.image.width as f32 / big.width as f32;
+    // the crops of a seed's face as face-api finds it in `image` (`a`, its detection there)
+    let target_of = |image: &Image, a: &limner_faces::Face, b: &limner_faces::Face, st: &Steered| -> Option<RefineTarget> {
+        let big = up(image);
+        let f = image.width as f32 / big.width as f32;
         let scale = |q: limner_faces::describe::Rect| limner_faces::describe::Rect { x: q.x * f, y: q.y * f, width: q.width * f, height: q.height * f };
-        let Some((_, _, cw, ch)) = big.crop_rect(a.rect.x, a.rect.y, a.rect.width, a.rect.height) else { continue };
+        let (_, _, cw, ch) = big.crop_rect(a.rect.x, a.rect.y, a.rect.width, a.rect.height)?;
         let sign = if st.steering.age.round() > r.max { -1.0 } else { 1.0 };
         // the default aim is 3 years inside the band's steering range and counts as met from
         // its edge; a given aim counts as met from 3 years short of it (never outside the range)
         let edge = if sign > 0.0 { r.min } else { r.max };
         let inset = 3.0f32.min((r.max - r.min) / 2.0);
-        let target = RefineTarget {
+        Some(RefineTarget {
             age_aim: rc.age_aim.unwrap_or(edge + sign * inset),
             age_sign: sign,
             age_met: rc.age_aim.map_or(edge, |aim| if sign > 0.0 { (aim - 3.0).max(edge) } else { (aim + 3.0).min(edge) }),
@@ -674,12 +672,46 @@ fn refine_seeds(g: &dyn Model, fa: &FaceAnalyzer, identity: &FaceAnalyzer, t: &T
             attribute_rect: scale(a.aligned),
             identity_rect: scale(limner_faces::describe::dlib_rect(&a.landmarks, (cw, ch))),
             locked: rc.lock_age.then(|| age.to_vec()),
-        };
-        let res = refine(dm.as_ref(), &fa_ad, st.seed, cfg.noise, &st.w, &target, rc)?;
+        })
+    };
+    for s in todo {
+        let b = &before[s][0];
+        let start_identity = identity_distance(&after[s][0].attributes, &b.attributes).expect("checked");
+        let Some(target) = target_of(&out[s].image, &after[s][0], b, &out[s]) else { continue };
+        let st = &out[s];
+        let mut res = refine(dm.as_ref(), &fa_ad, st.seed, cfg.noise, &st.w, &target, rc)?;
         if res.kept == 0 {
             continue;
         }
-        let image = g.render(std::slice::from_ref(&res.w), &[st.seed], cfg.noise).pop().expect("one");
+        let mut image = g.render(std::slice::from_ref(&res.w), &[st.seed], cfg.noise).pop().expect("one");
+        // the in-graph distance is measured on the start image's crops; face-api finds the
+        // refined face a little elsewhere, and the report measures it there: where that reads
+        // another person still, refine once more on the crops found in the refined face
+        let find = |im: &Image| -> Option<(limner_faces::Face, f32)> {
+            let found = identity.analyze(std::slice::from_ref(&up(im))).pop()?.into_iter().next()?;
+            let d = identity_distance(&found.attributes, &b.attributes)?;
+            Some((found, d))
+        };
+        let mut now = find(&image);
+        for _ in 1..rc.passes {
+            let Some((found, d)) = now.take() else { break };
+            if d < limner_faces::recognition::SAME_PERSON {
+                break;
+            }
+            let Some(target) = target_of(&image, &found, b, &out[s]) else { break };
+            let again = refine(dm.as_ref(), &fa_ad, st.seed, cfg.noise, &res.w, &target, rc)?;
+            if again.kept == 0 {
+                break;
+            }
+            let next = g.render(std::slice::from_ref(&again.w), &[st.seed], cfg.noise).pop().expect("one");
+            // kept only where the report's measurement agrees that it is nearer
+            let Some((f2, d2)) = find(&next).filter(|(_, d2)| *d2 < d) else { break };
+            res.kept = res.trace.len() + again.kept;
+            res.trace.extend(again.trace);
+            res.w = again.w;
+            image = next;
+            now = Some((f2, d2));
+        }
         let steering = describe_reading(fa, std::slice::from_ref(&image)).pop().expect("one");
         let met = satisfied(t, &steering);
         let st = &mut out[s];

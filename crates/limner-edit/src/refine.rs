@@ -10,7 +10,18 @@
 //!   (128-d descriptor, Euclidean) to the unsteered face;
 //! - hinges that keep the other asked targets (gender at P ≥ 0.85, the asked expression's
 //!   probability at ≥ 0.7), and `prior · mean((w+ − start)²)`, which keeps `w+` near the
-//!   point the linear search reached (where the generator makes faces).
+//!   point the linear search reached (where the generator makes faces);
+//! - with [`RefineConfig::head_scale`]: the same age hinge on face-api's reading of the face's
+//!   box enlarged about its centre (hair, neck and the head's outline in view, as people and
+//!   the independent judge's 1.4× box see a face; the aligned box is the inner face only);
+//! - with [`RefineConfig::gender_floor`]: a hinge on the asked gender's log-odds on every crop
+//!   read (face-api's probability is flat at 0.97+, where FaceRes read many aged women male);
+//! - with [`RefineConfig::expression_hold`]: a hinge keeping the asked expression's log-odds
+//!   (from the expression network's logits) where the search left them, so restoring the person
+//!   does not take the smile back (its probability, 0.99+ on most portraits, gave no handle).
+//!
+//! With [`RefineConfig::passes`] > 1, a seed that the report's measurement (face-api finding the
+//! refined face again) still reads as another person is refined again on the crops found there.
 //!
 //! The attribute readings are the mean over the crop and its mirror image; the gradient's
 //! component along the age direction is removed in every row ([`RefineConfig::lock_age`]), so
@@ -60,11 +71,26 @@ pub struct RefineConfig {
     /// of it; `None`: 3 years inside the asked band's steering range
     /// ([`crate::prompt::steering_range`]), as the linear search aims, met from the range's edge
     pub age_aim: Option<f32>,
+    /// also read face-api's age on the aligned box enlarged by this factor about its centre
+    /// (hair, neck and the head's outline in view, as a person and the independent judge's
+    /// 1.4× BlazeFace box see them) and hold that reading to the aim too; `None`: off
+    pub head_scale: Option<f32>,
+    /// with a (non-negated) expression asked: weight of a hinge keeping face-api's log-odds of
+    /// it at least where the search left it (the probability itself saturates at 0.99+ on most
+    /// portraits, so its hinge does not stop the person's restoration from undoing a smile); 0: off
+    pub expression_hold: f32,
+    /// refinement passes per seed: after each, face-api finds the refined face again and, where
+    /// its identity distance (as the report measures it, on the crops found there) is still 0.6
+    /// or more, the next pass refines from there on those crops (1: the start image's crops only)
+    pub passes: usize,
+    /// with a gender asked: also hold face-api's log-odds of it at `logit(floor)` or more on
+    /// every crop read (aligned, and head with `head_scale`); `None`: only the P ≥ 0.85 hinge
+    pub gender_floor: Option<f32>,
 }
 
 impl Default for RefineConfig {
     fn default() -> Self {
-        Self { steps: 10, lr: 0.01, identity_weight: 10.0, identity_margin: 0.56, prior: 1.0, stop_below: 0.59, lock_age: true, age_aim: None }
+        Self { steps: 10, lr: 0.01, identity_weight: 10.0, identity_margin: 0.56, prior: 1.0, stop_below: 0.59, lock_age: true, age_aim: None, head_scale: Some(1.5), expression_hold: 1.0, passes: 2, gender_floor: Some(0.97) }
     }
 }
 
@@ -96,6 +122,9 @@ pub struct RefineTarget {
 #[derive(Clone, Copy, Debug, serde::Serialize)]
 pub struct RefineStep {
     pub age: f32,
+    /// face-api's age on the head crop ([`RefineConfig::head_scale`])
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_age: Option<f32>,
     pub identity: f32,
     pub loss: f32,
 }
@@ -157,23 +186,68 @@ pub fn apply_crop(x: Tensor<4>, rows: &[f32], cols: &[f32], out: usize) -> Tenso
     y.swap_dims(2, 3) //                                                               [N, C, out, out]
 }
 
-/// The differentiable reading of rendered images `[1, 3, S, S]` in [-1, 1]: (age `[1]`, P(male)
-/// `[1]`, expressions `[1, 7]`, identity distance to `t.descriptor` `[1]`).
-fn read(fa: &FaceAnalyzer, img: Tensor<4>, t: &RefineTarget, crops: &Crops) -> (Tensor<1>, Tensor<1>, Tensor<2>, Tensor<1>) {
+/// One step's in-graph reading of a rendered image (see [`read`]).
+struct Reading {
+    /// `[1]` face-api's age on the aligned crop (mean with its mirror image)
+    age: Tensor<1>,
+    /// `[1]` face-api's age on the head crop ([`RefineConfig::head_scale`]), when on
+    head_age: Option<Tensor<1>>,
+    /// `[1]` P(male), aligned crop
+    male: Tensor<1>,
+    /// `[1]` P(male) on the head crop, when on
+    head_male: Option<Tensor<1>>,
+    /// `[1, 7]` expression probabilities and logits, aligned crop
+    expressions: Tensor<2>,
+    expression_logits: Tensor<2>,
+    /// `[1]` identity distance to the target's descriptor
+    identity: Tensor<1>,
+}
+
+/// The differentiable reading of rendered images `[1, 3, S, S]` in [-1, 1].
+fn read(fa: &FaceAnalyzer, img: Tensor<4>, t: &RefineTarget, crops: &Crops) -> Reading {
     let device = img.device();
     let x = img.add_scalar(1.0).mul_scalar(127.5).clamp(0.0, 255.0); // [1, 3, S, S] 0..255
     // the crop and its mirror image in one batch, their readings averaged: a reading that only
     // one of them gives is not a face that looks older
-    let face = apply_crop(x.clone(), &crops.attr.0, &crops.attr.1, limner_faces::describe::FACE_SIZE);
-    let mirror = apply_crop(x.clone(), &crops.attr.0, &crops.mirror, limner_faces::describe::FACE_SIZE);
-    let a = fa.attribute_tensors(Tensor::cat(vec![face, mirror], 0));
-    let a = limner_faces::describe::AttributeTensors { age: a.age.mean().reshape([1]), male: a.male.mean().reshape([1]), expressions: a.expressions.mean_dim(0) };
+    let size = limner_faces::describe::FACE_SIZE;
+    let mut inputs = vec![apply_crop(x.clone(), &crops.attr.0, &crops.attr.1, size), apply_crop(x.clone(), &crops.attr.0, &crops.mirror, size)];
+    if let Some((rows, cols, mirror)) = &crops.head {
+        inputs.push(apply_crop(x.clone(), rows, cols, size));
+        inputs.push(apply_crop(x.clone(), rows, mirror, size));
+    }
+    let a = fa.attribute_tensors(Tensor::cat(inputs, 0)); // [2 or 4] readings
+    let pair = |v: Tensor<1>, i: usize| v.slice_dim(0, i..i + 2).mean(); // [1]
     let rec = fa.recognition.as_ref().expect("checked by refine");
     let id = apply_crop(x, &crops.id.0, &crops.id.1, limner_faces::recognition::INPUT_SIZE);
     let d = rec.forward(id); // [1, 128]
     let target: Tensor<2> = tensor_from(t.descriptor.clone(), [1, t.descriptor.len()], &device);
-    let dist = (d - target).square().sum_dim(1).add_scalar(1e-8).sqrt().reshape([1]);
-    (a.age, a.male, a.expressions, dist)
+    let identity = (d - target).square().sum_dim(1).add_scalar(1e-8).sqrt().reshape([1]);
+    Reading {
+        age: pair(a.age.clone(), 0),
+        head_age: crops.head.as_ref().map(|_| pair(a.age, 2)),
+        head_male: crops.head.as_ref().map(|_| pair(a.male.clone(), 2)),
+        male: pair(a.male, 0),
+        expressions: a.expressions.slice_dim(0, 0..2).mean_dim(0),
+        expression_logits: a.expression_logits.slice_dim(0, 0..2).mean_dim(0),
+        identity,
+    }
+}
+
+/// `r` scaled by `f` about its centre.
+fn enlarge(r: Rect, f: f32) -> Rect {
+    let (cx, cy) = (r.x + r.width / 2.0, r.y + r.height / 2.0);
+    Rect { x: cx - r.width * f / 2.0, y: cy - r.height * f / 2.0, width: r.width * f, height: r.height * f }
+}
+
+/// `[1, 7]` logits → `[1]` the margin of expression `k` over the others: `z_k − log Σ_{j≠k} e^{z_j}`
+/// (the log-odds of its probability, which does not saturate as the probability does).
+fn expression_margin(z: Tensor<2>, k: usize) -> Tensor<1> {
+    let zk = z.clone().slice_dim(1, k..k + 1).reshape([1]);
+    let others: Vec<Tensor<2>> = (0..limner_faces::expression::EXPRESSIONS.len()).filter(|&j| j != k).map(|j| z.clone().slice_dim(1, j..j + 1)).collect();
+    let o = Tensor::cat(others, 1); // [1, 6]
+    let m = o.clone().max_dim(1).detach(); // [1, 1]
+    let lse = (o - m.clone()).exp().sum_dim(1).log().add(m).reshape([1]);
+    zk - lse
 }
 
 struct Crops {
@@ -181,6 +255,8 @@ struct Crops {
     /// `attr.1` with its output columns reversed (the crop mirrored left to right)
     mirror: Vec<f32>,
     id: (Vec<f32>, Vec<f32>),
+    /// the head crop's rows, columns and mirrored columns ([`RefineConfig::head_scale`])
+    head: Option<(Vec<f32>, Vec<f32>, Vec<f32>)>,
 }
 
 /// Refines one seed's `start` `w+` (see the module). `dm`: the model's differentiable copy;
@@ -199,6 +275,14 @@ pub fn refine(dm: &dyn Model, fa: &FaceAnalyzer, seed: u64, noise: f32, start: &
         attr,
         mirror,
         id: crop_matrices(s, s, t.identity_rect, limner_faces::recognition::INPUT_SIZE).context("the face's identity box lies outside the image")?,
+        head: match cfg.head_scale {
+            Some(f) => {
+                let (rows, cols) = crop_matrices(s, s, enlarge(t.attribute_rect, f), limner_faces::describe::FACE_SIZE).context("the face's head box lies outside the image")?;
+                let mirror = cols.chunks(s).rev().flatten().copied().collect();
+                Some((rows, cols, mirror))
+            }
+            None => None,
+        },
     };
     let (rows, dim) = (start.rows, start.dim);
     let n = rows * dim;
@@ -208,21 +292,36 @@ pub fn refine(dm: &dyn Model, fa: &FaceAnalyzer, seed: u64, noise: f32, start: &
     let mut trace = vec![];
     let mut states: Vec<Vec<f32>> = vec![];
     let mut met: Vec<bool> = vec![];
+    let mut hold: Option<f32> = None;
     for step in 0..=cfg.steps {
         let p = tensor_from(params.clone(), [1, n], &device).require_grad();
         let img = dm.synthesize(p.clone().reshape([1, rows, dim]), &[seed], noise);
-        let (age, male, expr, dist) = read(fa, img, t, &crops);
-        let age_loss = relu((age.clone().neg().add_scalar(t.age_aim)).mul_scalar(t.age_sign)).div_scalar(10.0);
-        let id_loss = relu(dist.clone().sub_scalar(cfg.identity_margin)).mul_scalar(cfg.identity_weight);
-        let mut loss = age_loss + id_loss;
+        let r = read(fa, img, t, &crops);
+        let hinge_age = |age: Tensor<1>| relu((age.neg().add_scalar(t.age_aim)).mul_scalar(t.age_sign)).div_scalar(10.0);
+        let mut loss = hinge_age(r.age.clone()) + relu(r.identity.clone().sub_scalar(cfg.identity_margin)).mul_scalar(cfg.identity_weight);
+        let head = r.head_age.as_ref().map(|h| to_vec(h)[0]);
+        if let Some(h) = r.head_age.clone() {
+            loss = loss + hinge_age(h);
+        }
         let mut others_met = true;
         if let Some(m) = t.male {
-            let p_asked = if m { male.clone() } else { male.clone().neg().add_scalar(1.0) };
+            let p_asked = if m { r.male.clone() } else { r.male.clone().neg().add_scalar(1.0) };
             others_met &= to_vec(&p_asked)[0] >= 0.75;
             loss = loss + relu(p_asked.neg().add_scalar(0.85)).mul_scalar(2.0);
+            if let Some(floor) = cfg.gender_floor {
+                // the asked gender's log-odds at least logit(floor), on every crop read: the
+                // probability's own hinge is flat once face-api is sure
+                let lf = (floor / (1.0 - floor)).ln();
+                let asked = |p: Tensor<1>| if m { p } else { p.neg().add_scalar(1.0) };
+                for p in std::iter::once(r.male.clone()).chain(r.head_male.clone()) {
+                    let q = asked(p).clamp(1e-6, 1.0 - 1e-6);
+                    let logodds = q.clone().log() - q.neg().add_scalar(1.0).log();
+                    loss = loss + relu(logodds.neg().add_scalar(lf)).mul_scalar(0.5);
+                }
+            }
         }
         if let Some((k, negate)) = t.expression {
-            let pk = expr.slice_dim(1, k..k + 1).reshape([1]);
+            let pk = r.expressions.clone().slice_dim(1, k..k + 1).reshape([1]);
             let v = to_vec(&pk)[0];
             if negate {
                 others_met &= v < 0.5;
@@ -230,15 +329,24 @@ pub fn refine(dm: &dyn Model, fa: &FaceAnalyzer, seed: u64, noise: f32, start: &
             } else {
                 others_met &= v >= 0.55;
                 loss = loss + relu(pk.neg().add_scalar(0.7)).mul_scalar(2.0);
+                if cfg.expression_hold > 0.0 {
+                    // the expression at least as strong (in log-odds) as the search left it
+                    let m = expression_margin(r.expression_logits.clone(), k);
+                    let mv = to_vec(&m)[0];
+                    let m0 = *hold.get_or_insert(mv);
+                    others_met &= mv >= m0 - 1.0;
+                    loss = loss + relu(m.neg().add_scalar(m0)).mul_scalar(cfg.expression_hold);
+                }
             }
         }
-        let (a, d) = (to_vec(&age)[0], to_vec(&dist)[0]);
+        let (a, d) = (to_vec(&r.age)[0], to_vec(&r.identity)[0]);
         let prior: f32 = cfg.prior * params.iter().zip(&start.data).map(|(x, y)| (x - y) * (x - y)).sum::<f32>() / n as f32;
         let l = to_vec(&loss)[0] + prior;
         ensure!(l.is_finite(), "the age refinement diverged at step {step} (loss {l})");
-        trace.push(RefineStep { age: a, identity: d, loss: l });
+        trace.push(RefineStep { age: a, head_age: head, identity: d, loss: l });
         states.push(params.clone());
-        met.push(others_met && (a - t.age_met) * t.age_sign >= 0.0);
+        let age_met = |a: f32| (a - t.age_met) * t.age_sign >= 0.0;
+        met.push(others_met && age_met(a) && head.is_none_or(age_met));
         // done early: the targets met and the person kept with a margin
         if step == cfg.steps || (met[step] && d < cfg.stop_below) {
             break;
@@ -305,5 +413,24 @@ mod tests {
             }
         }
         assert!(crop_matrices(40, 36, Rect { x: 50.0, y: 0.0, width: 10.0, height: 10.0 }, 16).is_none());
+    }
+
+    /// The expression margin is the log-odds of the softmax probability, and stays finite and
+    /// ordered where the probability has saturated to 1 in f32.
+    #[test]
+    fn expression_margin_is_the_log_odds_and_does_not_saturate() {
+        let device = Device::flex();
+        let z = [1.5f32, 30.0, -2.0, 0.25, 4.0, -7.0, 3.0];
+        for k in [1, 4] {
+            let got = to_vec(&expression_margin(tensor_from(z.to_vec(), [1, 7], &device), k))[0] as f64;
+            let e: Vec<f64> = z.iter().map(|&v| (v as f64).exp()).collect();
+            let p = e[k] / e.iter().sum::<f64>();
+            let want = (p / (1.0 - p)).ln();
+            assert!((got - want).abs() < 1e-4, "k {k}: {got} vs {want}");
+        }
+        let m = |top: f32| to_vec(&expression_margin(tensor_from(vec![0.0, top, 0.0, 0.0, 0.0, 0.0, 0.0], [1, 7], &device), 1))[0];
+        assert!(m(25.0) > m(20.0) + 4.9, "{} {}", m(25.0), m(20.0));
+        let r = enlarge(Rect { x: 10.0, y: 20.0, width: 40.0, height: 30.0 }, 1.5);
+        assert_eq!((r.x, r.y, r.width, r.height), (0.0, 12.5, 60.0, 45.0));
     }
 }

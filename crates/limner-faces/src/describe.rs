@@ -9,6 +9,7 @@
 //! probability, 7 expressions, a 128-d identity embedding. Nothing else is inferred.
 
 use anyhow::Result;
+use burn::tensor::activation::softmax;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor};
@@ -363,6 +364,8 @@ pub struct AttributeTensors {
     pub male: Tensor<1>,
     /// `[N, 7]` expression probabilities in [`EXPRESSIONS`] order
     pub expressions: Tensor<2>,
+    /// `[N, 7]` their logits (before the softmax)
+    pub expression_logits: Tensor<2>,
 }
 
 impl FaceAnalyzer {
@@ -378,10 +381,11 @@ impl FaceAnalyzer {
         } else {
             interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size([FACE_SIZE, FACE_SIZE])) // [N, 3, 112, 112]
         };
-        let expressions = self.expression.forward(x.clone()); // [N, 7]
-        let (age, gender) = self.age_gender.forward(x); //       [N], [N, 2]
+        let expression_logits = self.expression.logits(x.clone()); // [N, 7]
+        let expressions = softmax(expression_logits.clone(), 1); //   [N, 7]
+        let (age, gender) = self.age_gender.forward(x); //            [N], [N, 2]
         let n = gender.dims()[0];
-        AttributeTensors { age, male: gender.slice_dim(1, 0..1).reshape([n]), expressions }
+        AttributeTensors { age, male: gender.slice_dim(1, 0..1).reshape([n]), expressions, expression_logits }
     }
 }
 

@@ -42,8 +42,14 @@ impl FaceExpressionNet {
 
     /// `[N, 3, 112, 112]` RGB 0..255 → `[N, 7]` probabilities in [`EXPRESSIONS`] order.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        softmax(self.logits(x), 1) // [N, 7]
+    }
+
+    /// `[N, 3, 112, 112]` RGB 0..255 → `[N, 7]` logits (before the softmax), in
+    /// [`EXPRESSIONS`] order: unlike the probabilities they do not saturate.
+    pub fn logits(&self, x: Tensor<4>) -> Tensor<2> {
         let f = self.extractor.forward(x); // [N, 256]
-        softmax(self.fc.forward(f), 1) //     [N, 7]
+        self.fc.forward(f) //                 [N, 7]
     }
 
     /// Probabilities per input.

@@ -323,6 +323,24 @@ struct GenerateArgs {
     /// steering range, 68 for "old", met from 65)
     #[arg(long, value_name = "YEARS")]
     refine_aim: Option<f32>,
+    /// with --refine-age: also read face-api's age (and gender) on the face's box enlarged by
+    /// SCALE about its centre (hair and the head's outline in view) and hold those readings
+    /// to the targets too, or `off`
+    #[arg(long, value_name = "SCALE", default_value = "1.5")]
+    refine_head: String,
+    /// with --refine-age and a smile (or another expression) asked: weight of a term keeping
+    /// face-api's log-odds of it where the search left it while the person is restored (0: off)
+    #[arg(long, value_name = "WEIGHT", default_value_t = 1.0)]
+    refine_hold: f32,
+    /// with --refine-age: refinement passes per seed; a further pass runs where face-api,
+    /// finding the refined face again, still reads another person (identity distance ≥ 0.6),
+    /// and is kept only where that distance comes down
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    refine_passes: usize,
+    /// with --refine-age and a gender asked: hold face-api's probability of it at P or more on
+    /// every crop the refinement reads, by its log-odds (which do not saturate), or `off`
+    #[arg(long, value_name = "P", default_value = "0.97")]
+    refine_gender: String,
     /// with --prompt asking for a smile: the smile slider (sigma) every seed starts from before
     /// the search (face-api reads most portraits happy already; 0: the seed's own smile)
     #[arg(long, value_name = "SIGMA", default_value_t = limner_edit::prompt::SMILE_FLOOR)]
@@ -814,6 +832,10 @@ fn generate(a: GenerateArgs) -> Result<()> {
         identity_cap: &a.identity_cap,
         refine_age: a.refine_age,
         refine_aim: a.refine_aim,
+        refine_head: &a.refine_head,
+        refine_hold: a.refine_hold,
+        refine_passes: a.refine_passes,
+        refine_gender: &a.refine_gender,
         smile_floor: a.smile_floor,
         out: a.out.as_deref(),
         grid: a.grid.as_deref(),

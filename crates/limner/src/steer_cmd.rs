@@ -188,6 +188,14 @@ pub struct GenerateRequest<'a> {
     pub refine_age: usize,
     /// with `refine_age`: the face-api age the refinement aims at (`None`: the band's default)
     pub refine_aim: Option<f32>,
+    /// with `refine_age`: the head crop's scale ([`limner_edit::refine::RefineConfig::head_scale`])
+    pub refine_head: &'a str,
+    /// with `refine_age`: [`limner_edit::refine::RefineConfig::expression_hold`]
+    pub refine_hold: f32,
+    /// with `refine_age`: [`limner_edit::refine::RefineConfig::passes`]
+    pub refine_passes: usize,
+    /// with `refine_age`: [`limner_edit::refine::RefineConfig::gender_floor`]
+    pub refine_gender: &'a str,
     /// with a prompt asking for a smile: the smile slider every seed starts from
     pub smile_floor: f32,
     pub out: Option<&'a Path>,
@@ -290,6 +298,23 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
             bail!("--refine-aim {aim}: give an age in years between 1 and 100");
         }
     }
+    let off_or = |flag: &str, v: &str, ok: &dyn Fn(f32) -> bool, want: &str| -> Result<Option<f32>> {
+        match v.trim() {
+            "off" => Ok(None),
+            t => match t.parse::<f32>() {
+                Ok(x) if x.is_finite() && ok(x) => Ok(Some(x)),
+                _ => bail!("{flag} `{v}`: give {want}, or `off`"),
+            },
+        }
+    };
+    let refine_head = off_or("--refine-head", r.refine_head, &|f| (1.0..=3.0).contains(&f), "the head box's scale over the face's box, from 1 to 3 (e.g. 1.5)")?;
+    let refine_gender = off_or("--refine-gender", r.refine_gender, &|p| (0.5..1.0).contains(&p), "a probability from 0.5 to under 1 (e.g. 0.97)")?;
+    if !(1..=4).contains(&r.refine_passes) {
+        bail!("--refine-passes {}: give 1 to 4 passes", r.refine_passes);
+    }
+    if !(r.refine_hold.is_finite() && (0.0..=100.0).contains(&r.refine_hold)) {
+        bail!("--refine-hold {}: give a weight from 0 (off) to 100 (e.g. 1)", r.refine_hold);
+    }
     // the floor is a slider value: inside the search's reach
     let reach = SteerConfig::default().reach;
     if !(r.smile_floor.is_finite() && (0.0..=reach).contains(&r.smile_floor)) {
@@ -301,7 +326,15 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
         noise: r.noise,
         age_layers: prompt::parse_age_layers(r.age_layers)?,
         identity_cap: prompt::parse_identity_cap(r.identity_cap)?,
-        refine: (r.refine_age > 0).then(|| limner_edit::refine::RefineConfig { steps: r.refine_age, age_aim: r.refine_aim, ..Default::default() }),
+        refine: (r.refine_age > 0).then(|| limner_edit::refine::RefineConfig {
+            steps: r.refine_age,
+            age_aim: r.refine_aim,
+            head_scale: refine_head,
+            expression_hold: r.refine_hold,
+            passes: r.refine_passes,
+            gender_floor: refine_gender,
+            ..Default::default()
+        }),
         smile_floor: r.smile_floor,
         ..Default::default()
     };

@@ -44,6 +44,25 @@ fn refine_aim_needs_refine_age_and_an_age() {
     }
 }
 
+/// The refinement's options are refused outside their ranges, naming what to give, before
+/// any network loads.
+#[test]
+fn refine_options_are_checked() {
+    for (flag, bad, says) in [
+        ("--refine-head", "5", "from 1 to 3"),
+        ("--refine-head", "wide", "or `off`"),
+        ("--refine-gender", "1", "under 1"),
+        ("--refine-gender", "NaN", "or `off`"),
+        ("--refine-passes", "0", "1 to 4 passes"),
+        ("--refine-hold", "-1", "from 0 (off) to 100"),
+    ] {
+        let arg = format!("{flag}={bad}");
+        let o = limner(&["generate", "--prompt", "an old woman", "--seeds", "0", "--refine-age", "5", &arg]);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && e.contains(says), "{flag} {bad}: {e}");
+    }
+}
+
 /// `--smile-floor` is a smile slider in sigma between 0 and 8: anything else is refused
 /// before any network loads.
 #[test]
