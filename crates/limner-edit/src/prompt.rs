@@ -628,7 +628,9 @@ fn keep_identity(
 /// distance to its unsteered self (`identity`'s descriptors, as the report measures it) is
 /// [`REFINE_ABOVE`] or more is refined from the `w+` the search reached ([`crate::refine`]);
 /// the result replaces it when face-api (the steering reading) still reads the targets met, or
-/// when the start did not meet them either.
+/// when the start did not meet them either. With `rc.passes` > 1, a seed that face-api, finding
+/// the refined face again, still reads as another person is refined again on the crops found
+/// there, and that pass is kept only where the distance comes down.
 #[allow(clippy::too_many_arguments)]
 fn refine_seeds(g: &dyn Model, fa: &FaceAnalyzer, identity: &FaceAnalyzer, t: &Targets, cfg: &SteerConfig, rc: &crate::refine::RefineConfig, age: &[f32], out: &mut [Steered]) -> Result<()> {
     use crate::refine::{refine, RefineTarget};
@@ -692,7 +694,7 @@ fn refine_seeds(g: &dyn Model, fa: &FaceAnalyzer, identity: &FaceAnalyzer, t: &T
             let d = identity_distance(&found.attributes, &b.attributes)?;
             Some((found, d))
         };
-        let mut now = find(&image);
+        let mut now = if rc.passes > 1 { find(&image) } else { None };
         for _ in 1..rc.passes {
             let Some((found, d)) = now.take() else { break };
             if d < limner_faces::recognition::SAME_PERSON {
