@@ -346,12 +346,18 @@ pub fn parse_age_layers(s: &str) -> Result<Vec<LayerGroup>> {
 
 /// `--identity-cap`: `off` or a face-api identity distance in (0, 2].
 pub fn parse_identity_cap(s: &str) -> Result<Option<f32>> {
+    parse_off_or("--identity-cap", s, |d| d > 0.0 && d <= 2.0, "a face-api identity distance in (0, 2] (0.6: the same person)")
+}
+
+/// A flag's value that is a number for which `ok` holds, or `off` (`None`); anything else is an
+/// error naming the flag, the value and what to give (`want`).
+pub fn parse_off_or(flag: &str, s: &str, ok: impl Fn(f32) -> bool, want: &str) -> Result<Option<f32>> {
     if s.trim() == "off" {
         return Ok(None);
     }
     match s.trim().parse::<f32>() {
-        Ok(d) if d > 0.0 && d <= 2.0 => Ok(Some(d)),
-        _ => bail!("--identity-cap `{s}`: give a face-api identity distance in (0, 2] (0.6: the same person) or `off`"),
+        Ok(x) if x.is_finite() && ok(x) => Ok(Some(x)),
+        _ => bail!("{flag} `{s}`: give {want} or `off`"),
     }
 }
 

@@ -250,6 +250,12 @@ fn expression_margin(z: Tensor<2>, k: usize) -> Tensor<1> {
     zk - lse
 }
 
+/// A `[out, size]` column matrix ([`crop_matrices`]) with its output columns reversed: the crop
+/// mirrored left to right.
+fn mirrored(cols: &[f32], size: usize) -> Vec<f32> {
+    cols.chunks(size).rev().flatten().copied().collect()
+}
+
 struct Crops {
     attr: (Vec<f32>, Vec<f32>),
     /// `attr.1` with its output columns reversed (the crop mirrored left to right)
@@ -270,7 +276,7 @@ pub fn refine(dm: &dyn Model, fa: &FaceAnalyzer, seed: u64, noise: f32, start: &
     let device: Device = dm.device();
     let s = dm.size();
     let attr = crop_matrices(s, s, t.attribute_rect, limner_faces::describe::FACE_SIZE).context("the face's box lies outside the image")?;
-    let mirror: Vec<f32> = attr.1.chunks(s).rev().flatten().copied().collect();
+    let mirror = mirrored(&attr.1, s);
     let crops = Crops {
         attr,
         mirror,
@@ -278,7 +284,7 @@ pub fn refine(dm: &dyn Model, fa: &FaceAnalyzer, seed: u64, noise: f32, start: &
         head: match cfg.head_scale {
             Some(f) => {
                 let (rows, cols) = crop_matrices(s, s, enlarge(t.attribute_rect, f), limner_faces::describe::FACE_SIZE).context("the face's head box lies outside the image")?;
-                let mirror = cols.chunks(s).rev().flatten().copied().collect();
+                let mirror = mirrored(&cols, s);
                 Some((rows, cols, mirror))
             }
             None => None,

@@ -298,17 +298,8 @@ pub fn generate(r: GenerateRequest) -> Result<()> {
             bail!("--refine-aim {aim}: give an age in years between 1 and 100");
         }
     }
-    let off_or = |flag: &str, v: &str, ok: &dyn Fn(f32) -> bool, want: &str| -> Result<Option<f32>> {
-        match v.trim() {
-            "off" => Ok(None),
-            t => match t.parse::<f32>() {
-                Ok(x) if x.is_finite() && ok(x) => Ok(Some(x)),
-                _ => bail!("{flag} `{v}`: give {want}, or `off`"),
-            },
-        }
-    };
-    let refine_head = off_or("--refine-head", r.refine_head, &|f| (1.0..=3.0).contains(&f), "the head box's scale over the face's box, from 1 to 3 (e.g. 1.5)")?;
-    let refine_gender = off_or("--refine-gender", r.refine_gender, &|p| (0.5..1.0).contains(&p), "a probability from 0.5 to under 1 (e.g. 0.97)")?;
+    let refine_head = prompt::parse_off_or("--refine-head", r.refine_head, |f| (1.0..=3.0).contains(&f), "the head box's scale over the face's box, from 1 to 3 (e.g. 1.5)")?;
+    let refine_gender = prompt::parse_off_or("--refine-gender", r.refine_gender, |p| (0.5..1.0).contains(&p), "a probability from 0.5 to under 1 (e.g. 0.97)")?;
     if !(1..=4).contains(&r.refine_passes) {
         bail!("--refine-passes {}: give 1 to 4 passes", r.refine_passes);
     }
